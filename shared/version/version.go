@@ -1,0 +1,15 @@
+// Package version holds the Flotilla release and protocol versions shared by
+// the hub and the agent.
+package version
+
+// Version is the release version, set at build time with
+// -ldflags "-X github.com/flotilla-cd/flotilla/shared/version.Version=v0.1.0".
+var Version = "v0.1.0-dev"
+
+// ProtocolVersion is the minor version of the agent protocol
+// (shared/api/v1alpha1). A hub serves agents whose protocol version is within
+// one of its own.
+const ProtocolVersion uint32 = 1
+
+// Capabilities are the optional protocol features this build understands.
+var Capabilities = []string{"bundle-gzip", "renew", "commands", "drift-diff"}
