@@ -1,0 +1,192 @@
+package agentapi
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	_ "google.golang.org/grpc/encoding/gzip" // lets agents compress status
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/flotilla-cd/flotilla/hub/internal/fleet"
+	"github.com/flotilla-cd/flotilla/hub/internal/pki"
+	"github.com/flotilla-cd/flotilla/hub/internal/store"
+	apiv1alpha1 "github.com/flotilla-cd/flotilla/shared/api/v1alpha1"
+	"github.com/flotilla-cd/flotilla/shared/identity"
+)
+
+// Options configure the server.
+type Options struct {
+	// CertTTL is the lifetime of agent client certificates; default 24h.
+	CertTTL time.Duration
+	// Hooks observe the protocol (metrics, history); any may be nil.
+	Hooks Hooks
+}
+
+// Hooks are called as agents talk to the hub.
+type Hooks struct {
+	// Status is called after an agent's status was recorded.
+	Status func(cluster string, prev, cur *apiv1alpha1.AppStatus)
+	// Sent is called after a desired state was pushed to an agent.
+	Sent func(cluster string, ds *apiv1alpha1.DesiredState)
+	// CommandResult is called for every command result from an agent.
+	CommandResult func(cluster string, r *apiv1alpha1.CommandResult)
+}
+
+// Server implements apiv1alpha1.AgentServiceServer.
+type Server struct {
+	apiv1alpha1.UnimplementedAgentServiceServer
+	opts  Options
+	ca    *pki.CA
+	store store.Store
+	fleet *fleet.Fleet
+	log   hclog.Logger
+	now   func() time.Time
+}
+
+var _ apiv1alpha1.AgentServiceServer = (*Server)(nil)
+
+// New returns a Server.
+func New(ca *pki.CA, st store.Store, fl *fleet.Fleet, opts Options, log hclog.Logger) *Server {
+	if opts.CertTTL <= 0 {
+		opts.CertTTL = 24 * time.Hour
+	}
+	return &Server{opts: opts, ca: ca, store: st, fleet: fl, log: log, now: time.Now}
+}
+
+// MaxMessageBytes bounds one gRPC message either way. Bundles carry
+// gzip-compressed objects, so this is far more than MaxBundleBytes needs.
+const MaxMessageBytes = 512 << 20
+
+// TLSConfig returns the server's TLS configuration: TLS 1.3 only, the given
+// serving certificate, client certificates verified against the hub CA when
+// offered (Enroll runs without one; Connect requires one).
+func TLSConfig(ca *pki.CA, serving tls.Certificate) *tls.Config {
+	return &tls.Config{
+		MinVersion:   tls.VersionTLS13,
+		Certificates: []tls.Certificate{serving},
+		ClientAuth:   tls.VerifyClientCertIfGiven,
+		ClientCAs:    ca.Pool(),
+	}
+}
+
+// GRPCServer builds the gRPC server with TLS, keepalives and message limits,
+// and registers s on it.
+func (s *Server) GRPCServer(tlsCfg *tls.Config) *grpc.Server {
+	gs := grpc.NewServer(
+		grpc.Creds(credentials.NewTLS(tlsCfg)),
+		grpc.MaxRecvMsgSize(64<<20),
+		grpc.MaxSendMsgSize(MaxMessageBytes),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+	)
+	apiv1alpha1.RegisterAgentServiceServer(gs, s)
+	return gs
+}
+
+// Enroll implements the one-time enrolment.
+func (s *Server) Enroll(ctx context.Context, req *apiv1alpha1.EnrollRequest) (*apiv1alpha1.EnrollResponse, error) {
+	log := s.log.With("cluster", req.GetCluster(), "peer", peerAddr(ctx))
+	if req.GetCluster() == "" || req.GetToken() == "" {
+		return nil, status.Error(codes.InvalidArgument, "cluster and token are required")
+	}
+	now := s.now()
+	if err := s.store.ConsumeJoinToken(ctx, req.GetCluster(), req.GetToken(), now); err != nil {
+		log.Warn("enrolment refused", "error", err)
+		switch {
+		case errors.Is(err, store.ErrTokenExpired):
+			return nil, status.Error(codes.Unauthenticated, "join token expired; create a new one with `flotilla cluster token`")
+		case errors.Is(err, store.ErrTokenUsed):
+			return nil, status.Error(codes.Unauthenticated, "join token already used; create a new one with `flotilla cluster token`")
+		case errors.Is(err, store.ErrTokenInvalid), errors.Is(err, store.ErrNotFound):
+			return nil, status.Error(codes.Unauthenticated, "join token invalid for this cluster")
+		}
+		return nil, status.Errorf(codes.Internal, "check join token: %v", err)
+	}
+	certPEM, notAfter, serial, err := s.ca.SignClient(req.GetCsrPem(), req.GetCluster(), s.opts.CertTTL, now)
+	if err != nil {
+		log.Warn("enrolment refused", "error", err)
+		return nil, status.Errorf(codes.InvalidArgument, "sign: %v", err)
+	}
+	err = s.store.UpdateCluster(ctx, req.GetCluster(), func(c *store.Cluster) error {
+		c.CertSerial, c.CertNotAfter, c.EnrolledAt, c.Revoked = serial, notAfter, now, false
+		c.AgentVersion = req.GetAgentVersion()
+		return nil
+	})
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "record enrolment: %v", err)
+	}
+	// A re-enrolment supersedes the old identity at once.
+	s.fleet.Close(req.GetCluster(), fleet.ErrSuperseded)
+	log.Info("cluster enrolled", "serial", serial, "not_after", notAfter)
+	return &apiv1alpha1.EnrollResponse{CertificatePem: certPEM, CaPem: s.ca.CertPEM(), NotAfter: timestamppb.New(notAfter)}, nil
+}
+
+// authenticate returns the cluster the stream's verified client certificate
+// names, refusing superseded, revoked, expired and unknown identities.
+func (s *Server) authenticate(ctx context.Context) (string, error) {
+	p, ok := peer.FromContext(ctx)
+	if !ok {
+		return "", status.Error(codes.Unauthenticated, "no peer")
+	}
+	ti, ok := p.AuthInfo.(credentials.TLSInfo)
+	if !ok || len(ti.State.VerifiedChains) == 0 || len(ti.State.VerifiedChains[0]) == 0 {
+		return "", status.Error(codes.Unauthenticated, "a client certificate issued by this hub is required; enrol the agent first")
+	}
+	leaf := ti.State.VerifiedChains[0][0]
+	cluster := leaf.Subject.CommonName
+	if len(leaf.Subject.Organization) != 1 || leaf.Subject.Organization[0] != identity.ClusterOrganization || cluster == "" {
+		return "", status.Error(codes.PermissionDenied, "certificate is not a cluster identity")
+	}
+	c, err := s.store.GetCluster(ctx, cluster)
+	if errors.Is(err, store.ErrNotFound) {
+		return "", status.Errorf(codes.PermissionDenied, "cluster %q is not registered", cluster)
+	}
+	if err != nil {
+		return "", status.Errorf(codes.Internal, "look up cluster: %v", err)
+	}
+	switch {
+	case c.Revoked:
+		return "", status.Errorf(codes.PermissionDenied, "cluster %q identity is revoked", cluster)
+	case c.CertSerial != leaf.SerialNumber.Text(16):
+		return "", status.Errorf(codes.PermissionDenied, "certificate of cluster %q was superseded by a newer enrolment", cluster)
+	}
+	return cluster, nil
+}
+
+func peerAddr(ctx context.Context) string {
+	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+		return p.Addr.String()
+	}
+	return ""
+}
+
+// Serve serves on lis until ctx ends, then stops gracefully (in-flight
+// streams are closed; agents reconnect to the next hub).
+func Serve(ctx context.Context, gs *grpc.Server, lis net.Listener) error {
+	errc := make(chan error, 1)
+	go func() { errc <- gs.Serve(lis) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("grpc serve: %w", err)
+	case <-ctx.Done():
+		done := make(chan struct{})
+		go func() { gs.GracefulStop(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			gs.Stop()
+		}
+		return nil
+	}
+}

@@ -1,0 +1,260 @@
+package fleet
+
+import (
+	"context"
+	"errors"
+	"maps"
+	"sync"
+	"time"
+
+	apiv1alpha1 "github.com/flotilla-cd/flotilla/shared/api/v1alpha1"
+)
+
+// ErrNotConnected is returned when a command is sent to a cluster with no
+// connected agent.
+var ErrNotConnected = errors.New("agent not connected")
+
+// ErrSuperseded ends a session replaced by a newer one or closed because its
+// cluster was removed or re-enrolled.
+var ErrSuperseded = errors.New("session superseded")
+
+// Desired is the desired state of one cluster: app name → bundle. A nil
+// bundle means "the app targets this cluster but its bundle is unknown right
+// now" (a render or git error): the agent keeps what it holds and the app is
+// never removed because of the error.
+type Desired map[string]*apiv1alpha1.Bundle
+
+// Fleet is safe for concurrent use.
+type Fleet struct {
+	mu       sync.Mutex
+	ready    chan struct{} // closed once the first desired state is known
+	isReady  bool
+	desired  map[string]Desired
+	sessions map[string]*Session
+	status   map[string]map[string]*apiv1alpha1.AppStatus // cluster → app → status
+	seen     map[string]time.Time
+	watchers map[chan struct{}]struct{}
+	now      func() time.Time
+}
+
+// New returns an empty fleet that is not ready.
+func New() *Fleet {
+	return &Fleet{
+		ready:    make(chan struct{}),
+		desired:  map[string]Desired{},
+		sessions: map[string]*Session{},
+		status:   map[string]map[string]*apiv1alpha1.AppStatus{},
+		seen:     map[string]time.Time{},
+		watchers: map[chan struct{}]struct{}{},
+		now:      time.Now,
+	}
+}
+
+// SetAll replaces the desired state of every cluster at once, marks the
+// fleet ready and wakes the sessions whose state changed. Clusters missing
+// from all have nothing desired.
+func (f *Fleet) SetAll(all map[string]Desired) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	old := f.desired
+	f.desired = all
+	for cluster, s := range f.sessions {
+		if !sameDigests(old[cluster], all[cluster]) {
+			s.wake()
+		}
+	}
+	if !f.isReady {
+		f.isReady = true
+		close(f.ready)
+		for _, s := range f.sessions {
+			s.wake()
+		}
+	}
+	f.broadcast()
+}
+
+// DesiredOf returns a copy of cluster's desired state.
+func (f *Fleet) DesiredOf(cluster string) Desired {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return maps.Clone(f.desired[cluster])
+}
+
+func sameDigests(a, b Desired) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for app, ba := range a {
+		bb, ok := b[app]
+		if !ok || digestOf(ba) != digestOf(bb) {
+			return false
+		}
+	}
+	return true
+}
+
+func digestOf(b *apiv1alpha1.Bundle) string {
+	if b == nil {
+		return ""
+	}
+	return b.GetDigest()
+}
+
+// Attach opens a session for cluster whose agent holds held (app → digest).
+// An older session of the same cluster is closed with ErrSuperseded.
+func (f *Fleet) Attach(cluster string, held map[string]string) *Session {
+	ctx, cancel := context.WithCancelCause(context.Background())
+	s := &Session{
+		fleet:   f,
+		cluster: cluster,
+		sent:    maps.Clone(held),
+		wakeC:   make(chan struct{}, 1),
+		ctx:     ctx,
+		cancel:  cancel,
+		cmds:    make(chan *apiv1alpha1.Command, 64),
+	}
+	if s.sent == nil {
+		s.sent = map[string]string{}
+	}
+	f.mu.Lock()
+	if old := f.sessions[cluster]; old != nil {
+		old.cancel(ErrSuperseded)
+	}
+	f.sessions[cluster] = s
+	f.seen[cluster] = f.now()
+	f.broadcast()
+	f.mu.Unlock()
+	s.wake()
+	return s
+}
+
+// Close ends cluster's session, if any, with cause (for example after the
+// cluster was removed or re-enrolled).
+func (f *Fleet) Close(cluster string, cause error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if s := f.sessions[cluster]; s != nil {
+		s.cancel(cause)
+		delete(f.sessions, cluster)
+	}
+}
+
+// Forget drops everything known about cluster (it was removed).
+func (f *Fleet) Forget(cluster string) {
+	f.mu.Lock()
+	delete(f.status, cluster)
+	delete(f.seen, cluster)
+	f.mu.Unlock()
+	f.Close(cluster, ErrSuperseded)
+}
+
+func (f *Fleet) detach(s *Session) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.sessions[s.cluster] == s {
+		delete(f.sessions, s.cluster)
+		f.seen[s.cluster] = f.now()
+		f.broadcast()
+	}
+}
+
+// Connected reports whether cluster has a live session, and when it was last
+// seen.
+func (f *Fleet) Connected(cluster string) (bool, time.Time) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	_, ok := f.sessions[cluster]
+	return ok, f.seen[cluster]
+}
+
+// ConnectedCount returns the number of live sessions.
+func (f *Fleet) ConnectedCount() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.sessions)
+}
+
+// SendCommand queues cmd for cluster's agent.
+func (f *Fleet) SendCommand(cluster string, cmd *apiv1alpha1.Command) error {
+	f.mu.Lock()
+	s := f.sessions[cluster]
+	f.mu.Unlock()
+	if s == nil {
+		return ErrNotConnected
+	}
+	select {
+	case s.cmds <- cmd:
+		return nil
+	case <-s.ctx.Done():
+		return ErrNotConnected
+	}
+}
+
+// Report records an app status sent by cluster's agent. It returns the
+// previous status (nil if none).
+func (f *Fleet) Report(cluster string, st *apiv1alpha1.AppStatus) *apiv1alpha1.AppStatus {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	m := f.status[cluster]
+	if m == nil {
+		m = map[string]*apiv1alpha1.AppStatus{}
+		f.status[cluster] = m
+	}
+	prev := m[st.GetApp()]
+	if st.GetRemoved() {
+		delete(m, st.GetApp())
+	} else {
+		m[st.GetApp()] = st
+	}
+	f.seen[cluster] = f.now()
+	f.broadcast()
+	return prev
+}
+
+// Restore seeds statuses read from the store at start-up.
+func (f *Fleet) Restore(cluster string, sts []*apiv1alpha1.AppStatus) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	m := f.status[cluster]
+	if m == nil {
+		m = map[string]*apiv1alpha1.AppStatus{}
+		f.status[cluster] = m
+	}
+	for _, st := range sts {
+		m[st.GetApp()] = st
+	}
+}
+
+// Status returns cluster → app → status, a snapshot.
+func (f *Fleet) Status() map[string]map[string]*apiv1alpha1.AppStatus {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make(map[string]map[string]*apiv1alpha1.AppStatus, len(f.status))
+	for c, m := range f.status {
+		out[c] = maps.Clone(m)
+	}
+	return out
+}
+
+// Watch returns a channel signalled (coalesced) after every change of
+// desired state, status or connection; cancel stops it.
+func (f *Fleet) Watch() (<-chan struct{}, func()) {
+	ch := make(chan struct{}, 1)
+	f.mu.Lock()
+	f.watchers[ch] = struct{}{}
+	f.mu.Unlock()
+	return ch, func() {
+		f.mu.Lock()
+		delete(f.watchers, ch)
+		f.mu.Unlock()
+	}
+}
+
+func (f *Fleet) broadcast() {
+	for ch := range f.watchers {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+}

@@ -1,0 +1,299 @@
+package gitsource
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/hashicorp/go-hclog"
+)
+
+// Options configure a Manager.
+type Options struct {
+	// Dir holds the mirrors and checkouts.
+	Dir string
+	// PollInterval between ref listings of each repo; default 30s. Each poll
+	// waits a further random jitter of up to 10% of the interval.
+	PollInterval time.Duration
+	// Credentials used for every repo.
+	Credentials Credentials
+	// OnPoll, when set, is called after every poll of a repo (metrics).
+	OnPoll func(repoURL string, d time.Duration, err error)
+}
+
+// Manager tracks repositories. It is safe for concurrent use.
+type Manager struct {
+	opts Options
+	log  hclog.Logger
+
+	mu      sync.Mutex
+	mirrors map[string]*mirror
+	kick    map[string]chan struct{} // per repo, buffered 1: poll now
+	added   chan string              // repos added while Run is running
+
+	checkoutMu sync.Mutex
+	checkouts  map[string]*sync.Once
+
+	changes chan struct{}
+}
+
+// New returns a Manager. Call Run to start polling.
+func New(opts Options, log hclog.Logger) *Manager {
+	if opts.PollInterval <= 0 {
+		opts.PollInterval = 30 * time.Second
+	}
+	return &Manager{
+		opts:      opts,
+		log:       log,
+		mirrors:   map[string]*mirror{},
+		kick:      map[string]chan struct{}{},
+		added:     make(chan string, 64),
+		checkouts: map[string]*sync.Once{},
+		changes:   make(chan struct{}, 1),
+	}
+}
+
+// Changes is signalled (coalesced) whenever a tracked repo's refs moved or
+// its reachability changed.
+func (m *Manager) Changes() <-chan struct{} { return m.changes }
+
+func (m *Manager) notify() {
+	select {
+	case m.changes <- struct{}{}:
+	default:
+	}
+}
+
+// Track starts following repoURL and fetches it once before returning, so
+// that Resolve can answer at once. Tracking an already tracked repo is cheap.
+func (m *Manager) Track(ctx context.Context, repoURL string) error {
+	m.mu.Lock()
+	mr, ok := m.mirrors[repoURL]
+	if !ok {
+		auth, err := m.opts.Credentials.authFor(repoURL)
+		if err != nil {
+			m.mu.Unlock()
+			return err
+		}
+		mr, err = openMirror(m.opts.Dir, repoURL, auth)
+		if err != nil {
+			m.mu.Unlock()
+			return err
+		}
+		m.mirrors[repoURL] = mr
+		m.kick[repoURL] = make(chan struct{}, 1)
+		select {
+		case m.added <- repoURL:
+		default:
+		}
+	}
+	m.mu.Unlock()
+	if ok {
+		mr.mu.Lock()
+		fetched, err := mr.refs != "", mr.lastErr
+		mr.mu.Unlock()
+		if fetched || err != nil {
+			return err
+		}
+	}
+	_, err := m.poll(ctx, mr)
+	return err
+}
+
+// Refresh asks for an immediate poll of repoURL (a webhook arrived). It
+// reports whether the repo is tracked. Matching ignores a trailing ".git" and
+// the scheme's letter case.
+func (m *Manager) Refresh(repoURL string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	hit := false
+	for url, ch := range m.kick {
+		if SameRepo(url, repoURL) {
+			hit = true
+			select {
+			case ch <- struct{}{}:
+			default:
+			}
+		}
+	}
+	return hit
+}
+
+// Repos lists the tracked repository URLs.
+func (m *Manager) Repos() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]string, 0, len(m.mirrors))
+	for u := range m.mirrors {
+		out = append(out, u)
+	}
+	return out
+}
+
+func (m *Manager) mirror(repoURL string) (*mirror, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	mr, ok := m.mirrors[repoURL]
+	if !ok {
+		return nil, fmt.Errorf("repo %s is not tracked", repoURL)
+	}
+	return mr, nil
+}
+
+// Resolve returns the commit that rev (branch, tag or SHA) names in repoURL
+// at the last fetch. When the last fetch failed, the error says so, and the
+// caller keeps its last good state.
+func (m *Manager) Resolve(repoURL, rev string) (string, error) {
+	mr, err := m.mirror(repoURL)
+	if err != nil {
+		return "", err
+	}
+	mr.mu.Lock()
+	lastErr := mr.lastErr
+	mr.mu.Unlock()
+	if lastErr != nil {
+		return "", lastErr
+	}
+	h, err := mr.resolve(rev)
+	if err != nil {
+		return "", err
+	}
+	return h.String(), nil
+}
+
+// TreeID returns the git object id of path at commit: two commits with the
+// same TreeID for a path have identical content under it.
+func (m *Manager) TreeID(repoURL, commit, path string) (string, error) {
+	mr, err := m.mirror(repoURL)
+	if err != nil {
+		return "", err
+	}
+	return mr.treeID(plumbing.NewHash(commit), path)
+}
+
+// Checkout returns a folder holding the files of commit. Checkouts are
+// shared and must not be modified; concurrent calls for one commit write it
+// once.
+func (m *Manager) Checkout(repoURL, commit string) (string, error) {
+	mr, err := m.mirror(repoURL)
+	if err != nil {
+		return "", err
+	}
+	dir := filepath.Join(m.opts.Dir, "checkouts", filepath.Base(mr.dir), commit)
+	if _, err := os.Stat(dir); err == nil {
+		return dir, nil
+	}
+	m.checkoutMu.Lock()
+	once, ok := m.checkouts[dir]
+	if !ok {
+		once = new(sync.Once)
+		m.checkouts[dir] = once
+	}
+	m.checkoutMu.Unlock()
+	var cerr error
+	once.Do(func() { cerr = mr.checkout(plumbing.NewHash(commit), dir) })
+	if cerr != nil {
+		m.checkoutMu.Lock()
+		delete(m.checkouts, dir)
+		m.checkoutMu.Unlock()
+		return "", cerr
+	}
+	if _, err := os.Stat(dir); err != nil {
+		return "", fmt.Errorf("checkout %s of %s: %w", commit, repoURL, err)
+	}
+	return dir, nil
+}
+
+// Prune removes checkouts of repoURL other than keep.
+func (m *Manager) Prune(repoURL string, keep map[string]bool) {
+	mr, err := m.mirror(repoURL)
+	if err != nil {
+		return
+	}
+	base := filepath.Join(m.opts.Dir, "checkouts", filepath.Base(mr.dir))
+	entries, _ := os.ReadDir(base)
+	for _, e := range entries {
+		if keep[e.Name()] {
+			continue
+		}
+		dir := filepath.Join(base, e.Name())
+		m.checkoutMu.Lock()
+		delete(m.checkouts, dir)
+		m.checkoutMu.Unlock()
+		_ = os.RemoveAll(dir)
+	}
+}
+
+func (m *Manager) poll(ctx context.Context, mr *mirror) (bool, error) {
+	start := time.Now()
+	mr.mu.Lock()
+	hadErr := mr.lastErr != nil
+	mr.mu.Unlock()
+	changed, err := mr.sync(ctx)
+	if m.opts.OnPoll != nil {
+		m.opts.OnPoll(mr.url, time.Since(start), err)
+	}
+	switch {
+	case err != nil:
+		m.log.Warn("repo unreachable", "repo", mr.url, "error", err)
+		if !hadErr {
+			m.notify()
+		}
+	case changed || hadErr:
+		m.log.Info("repo moved", "repo", mr.url, "duration", time.Since(start))
+		m.notify()
+	}
+	return changed, err
+}
+
+// Run polls every tracked repo on its own jittered timer until ctx ends.
+func (m *Manager) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	started := map[string]bool{}
+	start := func() {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		for url, mr := range m.mirrors {
+			if started[url] {
+				continue
+			}
+			started[url] = true
+			wg.Add(1)
+			go func(mr *mirror, kick <-chan struct{}) {
+				defer wg.Done()
+				m.pollLoop(ctx, mr, kick)
+			}(mr, m.kick[url])
+		}
+	}
+	start()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-m.added:
+			start()
+		}
+	}
+}
+
+func (m *Manager) pollLoop(ctx context.Context, mr *mirror, kick <-chan struct{}) {
+	for {
+		wait := m.opts.PollInterval + time.Duration(rand.Int64N(int64(m.opts.PollInterval)/10+1))
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-kick:
+			t.Stop()
+		case <-t.C:
+		}
+		_, _ = m.poll(ctx, mr)
+	}
+}

@@ -1,0 +1,174 @@
+// Package pki is the hub's certificate authority. It issues the hub's serving
+// certificate and the short-lived client certificates that identify agents
+// (CommonName = cluster name), from certificate requests whose keys never
+// leave the clusters.
+package pki
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"math/big"
+	"net"
+	"time"
+
+	"github.com/flotilla-cd/flotilla/shared/identity"
+)
+
+// CAValidity is how long a new CA is valid.
+const CAValidity = 10 * 365 * 24 * time.Hour
+
+// ErrBadCSR is returned for a certificate request that cannot be signed.
+var ErrBadCSR = errors.New("invalid certificate request")
+
+// CA signs certificates. It is safe for concurrent use.
+type CA struct {
+	cert    *x509.Certificate
+	key     crypto.Signer
+	certPEM []byte
+	keyPEM  []byte
+}
+
+// NewCA creates a self-signed ECDSA P-256 CA valid from now.
+func NewCA(now time.Time) (*CA, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("generate CA key: %w", err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          randSerial(),
+		Subject:               pkix.Name{CommonName: "flotilla-hub-ca", Organization: []string{"flotilla"}},
+		NotBefore:             now.Add(-time.Hour),
+		NotAfter:              now.Add(CAValidity),
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature | x509.KeyUsageCRLSign,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		return nil, fmt.Errorf("self-sign CA: %w", err)
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return nil, fmt.Errorf("encode CA key: %w", err)
+	}
+	return ParseCA(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}))
+}
+
+// ParseCA loads a CA from PEM certificate and PKCS#8 key.
+func ParseCA(certPEM, keyPEM []byte) (*CA, error) {
+	cert, err := identity.FirstCert(certPEM)
+	if err != nil {
+		return nil, fmt.Errorf("CA certificate: %w", err)
+	}
+	blk, _ := pem.Decode(keyPEM)
+	if blk == nil {
+		return nil, errors.New("CA key: no PEM block")
+	}
+	k, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("CA key: %w", err)
+	}
+	signer, ok := k.(crypto.Signer)
+	if !ok {
+		return nil, errors.New("CA key: not a signing key")
+	}
+	return &CA{cert: cert, key: signer, certPEM: certPEM, keyPEM: keyPEM}, nil
+}
+
+// CertPEM returns the CA certificate in PEM.
+func (ca *CA) CertPEM() []byte { return ca.certPEM }
+
+// KeyPEM returns the CA private key in PEM.
+func (ca *CA) KeyPEM() []byte { return ca.keyPEM }
+
+// Pool returns a pool holding only this CA.
+func (ca *CA) Pool() *x509.CertPool {
+	p := x509.NewCertPool()
+	p.AddCert(ca.cert)
+	return p
+}
+
+// Hash returns the CA pin, see identity.CAHash.
+func (ca *CA) Hash() string {
+	h, _ := identity.CAHash(ca.certPEM)
+	return h
+}
+
+// SignClient signs csrPEM as the client certificate of cluster, valid for
+// ttl from now. The request's own subject is ignored: the identity is always
+// the cluster the caller authorized. It returns the certificate PEM, its
+// expiry and its serial number (hex).
+func (ca *CA) SignClient(csrPEM []byte, cluster string, ttl time.Duration, now time.Time) ([]byte, time.Time, string, error) {
+	blk, _ := pem.Decode(csrPEM)
+	if blk == nil || blk.Type != "CERTIFICATE REQUEST" {
+		return nil, time.Time{}, "", fmt.Errorf("%w: no PEM CERTIFICATE REQUEST", ErrBadCSR)
+	}
+	csr, err := x509.ParseCertificateRequest(blk.Bytes)
+	if err != nil {
+		return nil, time.Time{}, "", fmt.Errorf("%w: %v", ErrBadCSR, err)
+	}
+	if err := csr.CheckSignature(); err != nil {
+		return nil, time.Time{}, "", fmt.Errorf("%w: signature: %v", ErrBadCSR, err)
+	}
+	serial := randSerial()
+	notAfter := now.Add(ttl)
+	tmpl := &x509.Certificate{
+		SerialNumber: serial,
+		Subject:      pkix.Name{CommonName: cluster, Organization: []string{identity.ClusterOrganization}},
+		NotBefore:    now.Add(-5 * time.Minute),
+		NotAfter:     notAfter,
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, csr.PublicKey, ca.key)
+	if err != nil {
+		return nil, time.Time{}, "", fmt.Errorf("sign client certificate for %s: %w", cluster, err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), notAfter, serial.Text(16), nil
+}
+
+// ServingCert issues a serving certificate for hosts (DNS names or IPs),
+// valid for a year from now.
+func (ca *CA) ServingCert(hosts []string, now time.Time) (tls.Certificate, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("generate serving key: %w", err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: randSerial(),
+		Subject:      pkix.Name{CommonName: "flotilla-hub"},
+		NotBefore:    now.Add(-time.Hour),
+		NotAfter:     now.Add(365 * 24 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	for _, h := range hosts {
+		if ip := net.ParseIP(h); ip != nil {
+			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
+		} else if h != "" {
+			tmpl.DNSNames = append(tmpl.DNSNames, h)
+		}
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, key.Public(), ca.key)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("sign serving certificate: %w", err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der, ca.cert.Raw}, PrivateKey: key}, nil
+}
+
+func randSerial() *big.Int {
+	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+	if err != nil {
+		panic(fmt.Sprintf("crypto/rand: %v", err))
+	}
+	return n
+}
