@@ -1,0 +1,193 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"io"
+	"time"
+
+	apiv1alpha1 "github.com/flotilla-cd/flotilla/shared/api/v1alpha1"
+)
+
+// Errors callers branch on. Every error the store returns that means one of
+// these wraps it, so test with errors.Is.
+var (
+	// ErrNotFound: the named cluster, token, history entry or CA does not exist.
+	ErrNotFound = errors.New("not found")
+	// ErrTokenInvalid: the token is malformed, unknown, superseded or belongs
+	// to another cluster. It deliberately does not say which.
+	ErrTokenInvalid = errors.New("token invalid")
+	// ErrTokenExpired: the join token matched but is past its expiry.
+	ErrTokenExpired = errors.New("token expired")
+	// ErrTokenUsed: the join token matched but was already consumed.
+	ErrTokenUsed = errors.New("token already used")
+	// ErrConflict: the object already exists (CreateCluster, CreateAPIToken
+	// with a taken name) or an update tried to change an identity field.
+	ErrConflict = errors.New("conflict")
+	// ErrInvalid: an argument cannot be stored (empty or NUL-containing name,
+	// unknown role, nil status).
+	ErrInvalid = errors.New("invalid argument")
+	// ErrBadCursor: Page.After is not a cursor this store handed out.
+	ErrBadCursor = errors.New("bad page cursor")
+)
+
+// API token roles.
+const (
+	RoleAdmin    = "admin"
+	RoleReadOnly = "readonly"
+)
+
+// History results.
+const (
+	ResultSucceeded = "Succeeded"
+	ResultFailed    = "Failed"
+)
+
+// Page limits. A Page with Limit <= 0 gets DefaultPageLimit; larger limits
+// are cut to MaxPageLimit.
+const (
+	DefaultPageLimit = 100
+	MaxPageLimit     = 1000
+)
+
+// Cluster is a cluster known to the hub: its labels and its enrolled identity.
+type Cluster struct {
+	Name      string            `json:"name"`
+	Labels    map[string]string `json:"labels,omitempty"`
+	CreatedAt time.Time         `json:"createdAt,omitzero"`
+	// CertSerial is the serial of the cluster's current client certificate;
+	// any other certificate for this cluster is superseded and refused.
+	CertSerial   string    `json:"certSerial,omitempty"`
+	CertNotAfter time.Time `json:"certNotAfter,omitzero"`
+	EnrolledAt   time.Time `json:"enrolledAt,omitzero"`
+	LastSeen     time.Time `json:"lastSeen,omitzero"`
+	AgentVersion string    `json:"agentVersion,omitempty"`
+	Revoked      bool      `json:"revoked,omitempty"`
+}
+
+// JoinToken is the stored form of a one-time enrolment token. Only the
+// SHA-256 hash (hex) of the raw token is kept. A cluster has at most one.
+type JoinToken struct {
+	Cluster   string    `json:"cluster"`
+	Hash      string    `json:"hash"`
+	ExpiresAt time.Time `json:"expiresAt,omitzero"`
+	// UsedAt is set once the token was consumed.
+	UsedAt time.Time `json:"usedAt,omitzero"`
+}
+
+// APIToken is the stored form of a bearer token for the HTTP API. Only the
+// SHA-256 hash (hex) of the raw token is kept; the raw token is shown once.
+type APIToken struct {
+	ID        string    `json:"id"`
+	Name      string    `json:"name"`
+	Hash      string    `json:"hash"`
+	Role      string    `json:"role"` // RoleAdmin or RoleReadOnly
+	CreatedAt time.Time `json:"createdAt,omitzero"`
+}
+
+// HistoryEntry records one sync of one (app, cluster).
+type HistoryEntry struct {
+	ID          uint64    `json:"id"`
+	App         string    `json:"app"`
+	Cluster     string    `json:"cluster"`
+	Revision    string    `json:"revision,omitempty"`
+	Digest      string    `json:"digest,omitempty"`
+	StartedAt   time.Time `json:"startedAt,omitzero"`
+	FinishedAt  time.Time `json:"finishedAt,omitzero"`
+	InitiatedBy string    `json:"initiatedBy,omitempty"`
+	Result      string    `json:"result,omitempty"` // ResultSucceeded or ResultFailed
+	Message     string    `json:"message,omitempty"`
+}
+
+// AuditEntry records one call that changed something.
+type AuditEntry struct {
+	ID     uint64    `json:"id"`
+	Time   time.Time `json:"time,omitzero"`
+	Actor  string    `json:"actor,omitempty"`
+	Action string    `json:"action,omitempty"`
+	Target string    `json:"target,omitempty"`
+	Detail string    `json:"detail,omitempty"`
+}
+
+// StatusRecord is one (app, cluster) status as ListStatus returns it.
+type StatusRecord struct {
+	Cluster string
+	Status  *apiv1alpha1.AppStatus
+}
+
+// Page selects one page of a list. After is the cursor a previous call
+// returned ("" for the first page); the list calls return "" as the next
+// cursor after the last page.
+type Page struct {
+	After string
+	Limit int
+}
+
+// Store is the hub's durable state. Every method that returns without error
+// has committed its change to stable storage.
+type Store interface {
+	// CreateCluster stores a new cluster; ErrConflict if the name is taken.
+	CreateCluster(ctx context.Context, c Cluster) error
+	// PutCluster creates or replaces a cluster.
+	PutCluster(ctx context.Context, c Cluster) error
+	GetCluster(ctx context.Context, name string) (Cluster, error)
+	// ListClusters lists clusters in name order.
+	ListClusters(ctx context.Context, p Page) ([]Cluster, string, error)
+	// DeleteCluster deletes the cluster, its join token and its statuses.
+	// Its sync history stays.
+	DeleteCluster(ctx context.Context, name string) error
+	// UpdateCluster reads the cluster, calls fn and writes the result in one
+	// transaction. An error from fn aborts without writing and is returned.
+	UpdateCluster(ctx context.Context, name string, fn func(*Cluster) error) error
+
+	// CreateJoinToken makes a random join token for an existing cluster,
+	// valid for ttl from now, and returns it raw. It supersedes any earlier
+	// token of that cluster.
+	CreateJoinToken(ctx context.Context, cluster string, ttl time.Duration, now time.Time) (string, error)
+	// ConsumeJoinToken checks raw against the cluster's token and marks it
+	// used, atomically: of concurrent calls with the same token one succeeds.
+	ConsumeJoinToken(ctx context.Context, cluster, raw string, now time.Time) error
+	// GetJoinToken returns the stored form (hash, expiry, use) of the
+	// cluster's join token; ErrNotFound if it has none.
+	GetJoinToken(ctx context.Context, cluster string) (JoinToken, error)
+
+	// GetCA returns the hub CA; ErrNotFound when none was stored yet.
+	GetCA(ctx context.Context) (certPEM, keyPEM []byte, err error)
+	PutCA(ctx context.Context, certPEM, keyPEM []byte) error
+
+	// CreateAPIToken makes a bearer token with a unique name and returns it
+	// raw along with its stored form.
+	CreateAPIToken(ctx context.Context, name, role string, now time.Time) (string, APIToken, error)
+	// LookupAPIToken returns the token raw authenticates; ErrTokenInvalid otherwise.
+	LookupAPIToken(ctx context.Context, raw string) (APIToken, error)
+	// ListAPITokens lists tokens in ID order.
+	ListAPITokens(ctx context.Context, p Page) ([]APIToken, string, error)
+	DeleteAPIToken(ctx context.Context, id string) error
+
+	// PutStatus stores the status of st.App on cluster. Concurrent calls
+	// share one transaction (and one fsync). ErrNotFound if the cluster
+	// does not exist.
+	PutStatus(ctx context.Context, cluster string, st *apiv1alpha1.AppStatus) error
+	DeleteStatus(ctx context.Context, cluster, app string) error
+	// ListStatus lists the statuses of one cluster, or of all when cluster
+	// is "", ordered by cluster then app.
+	ListStatus(ctx context.Context, cluster string) ([]StatusRecord, error)
+
+	// AppendHistory stores e with a new ID (e.ID is ignored) and returns
+	// the ID. IDs grow with time.
+	AppendHistory(ctx context.Context, e HistoryEntry) (uint64, error)
+	GetHistory(ctx context.Context, id uint64) (HistoryEntry, error)
+	// ListHistory lists entries newest first, filtered by app and cluster
+	// when they are not "".
+	ListHistory(ctx context.Context, app, cluster string, p Page) ([]HistoryEntry, string, error)
+
+	// AppendAudit stores e with a new ID (e.ID is ignored).
+	AppendAudit(ctx context.Context, e AuditEntry) error
+	// ListAudit lists entries newest first.
+	ListAudit(ctx context.Context, p Page) ([]AuditEntry, string, error)
+
+	// Backup writes a consistent snapshot of the whole store to w while the
+	// store stays in use. The snapshot is itself a store file.
+	Backup(ctx context.Context, w io.Writer) error
+	Close() error
+}
