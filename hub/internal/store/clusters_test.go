@@ -10,8 +10,6 @@ import (
 	apiv1alpha1 "github.com/flotilla-cd/flotilla/shared/api/v1alpha1"
 )
 
-var errorsIs = errors.Is
-
 func TestClusters(t *testing.T) {
 	eu := Cluster{Name: "prod-eu-1", Labels: map[string]string{"env": "prod", "region": "eu"}, CreatedAt: t0}
 	us := Cluster{Name: "prod-us-1", Labels: map[string]string{"env": "prod"}, CreatedAt: t0}

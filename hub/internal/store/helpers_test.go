@@ -1,6 +1,7 @@
 package store
 
 import (
+	"errors"
 	"path/filepath"
 	"testing"
 	"time"
@@ -32,7 +33,7 @@ func errIs(t *testing.T, what string, err, want error) {
 	switch {
 	case want == nil && err != nil:
 		t.Fatalf("%s: unexpected error %v", what, err)
-	case want != nil && !errorsIs(err, want):
+	case want != nil && !errors.Is(err, want):
 		t.Fatalf("%s: error %v, want %v", what, err, want)
 	}
 }
