@@ -103,7 +103,10 @@ func TestHistoryErrors(t *testing.T) {
 			_, _, err := s.ListHistory(t.Context(), "", "", Page{After: encodeCursor([]byte("abc"))})
 			return err
 		}, ErrBadCursor},
-		{"audit cursor wrong length", func() error { _, _, err := s.ListAudit(t.Context(), Page{After: encodeCursor([]byte("abc"))}); return err }, ErrBadCursor},
+		{"audit cursor wrong length", func() error {
+			_, _, err := s.ListAudit(t.Context(), Page{After: encodeCursor([]byte("abc"))})
+			return err
+		}, ErrBadCursor},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { errIs(t, tt.name, tt.op(), tt.wantErr) })

@@ -268,3 +268,75 @@ func TestCA(t *testing.T) {
 		}
 	}
 }
+
+// TestTokenCompareTiming: a wrong token costs the same whether it differs
+// from the right one in its first or its last character, so the time of a
+// refusal tells nothing about how close a guess was. (The comparison is of
+// SHA-256 hashes with subtle.ConstantTimeCompare; this checks the whole path.)
+func TestTokenCompareTiming(t *testing.T) {
+	if testing.Short() {
+		t.Skip("timing")
+	}
+	s := openTest(t)
+	ctx := t.Context()
+	if err := s.CreateCluster(ctx, Cluster{Name: "a"}); err != nil {
+		t.Fatal(err)
+	}
+	join, err := s.CreateJoinToken(ctx, "a", time.Hour, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	api, _, err := s.CreateAPIToken(ctx, "admin", RoleAdmin, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	flip := func(s string, i int) string {
+		b := []byte(s)
+		b[i] ^= 1
+		return string(b)
+	}
+	secretStart := strings.LastIndex(api, "_") + 1
+	paths := []struct {
+		name        string
+		first, last func() error
+	}{
+		{
+			name:  "join token",
+			first: func() error { return s.ConsumeJoinToken(ctx, "a", flip(join, 0), t0) },
+			last:  func() error { return s.ConsumeJoinToken(ctx, "a", flip(join, len(join)-1), t0) },
+		},
+		{
+			name:  "api token",
+			first: func() error { _, err := s.LookupAPIToken(ctx, flip(api, secretStart)); return err },
+			last:  func() error { _, err := s.LookupAPIToken(ctx, flip(api, len(api)-1)); return err },
+		},
+	}
+	for _, p := range paths {
+		t.Run(p.name, func(t *testing.T) {
+			const samples = 3000
+			var first, last []time.Duration
+			for range samples { // interleaved, so drift hits both alike
+				for _, c := range []struct {
+					fn  func() error
+					out *[]time.Duration
+				}{{p.first, &first}, {p.last, &last}} {
+					start := time.Now()
+					err := c.fn()
+					*c.out = append(*c.out, time.Since(start))
+					if !errors.Is(err, ErrTokenInvalid) {
+						t.Fatalf("wrong token: err %v, want ErrTokenInvalid", err)
+					}
+				}
+			}
+			median := func(d []time.Duration) time.Duration {
+				sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
+				return d[len(d)/2]
+			}
+			mf, ml := median(first), median(last)
+			t.Logf("median refusal: first char wrong %v, last char wrong %v", mf, ml)
+			if ratio := float64(mf) / float64(ml); ratio < 0.67 || ratio > 1.5 {
+				t.Errorf("refusal time depends on where the token differs: %v vs %v", mf, ml)
+			}
+		})
+	}
+}
