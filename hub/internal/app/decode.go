@@ -1,0 +1,223 @@
+package app
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"sigs.k8s.io/yaml"
+)
+
+// ErrInvalid is wrapped by every error about an invalid definition.
+var ErrInvalid = errors.New("invalid definition")
+
+// document is one YAML document of a file.
+type document struct {
+	file  string
+	index int // 1-based, counting documents with content
+	line  int // 1-based line where the document starts
+	raw   []byte
+}
+
+// where names the document in messages.
+func (d document) where() string {
+	return fmt.Sprintf("%s: document %d (line %d)", d.file, d.index, d.line)
+}
+
+// splitDocuments splits a YAML stream at lines starting with "---", keeping
+// track of where each document starts. Documents holding only comments and
+// whitespace are dropped and not counted.
+func splitDocuments(file string, data []byte) []document {
+	var docs []document
+	var cur bytes.Buffer
+	start, line := 1, 0
+	flush := func() {
+		if hasContent(cur.Bytes()) {
+			docs = append(docs, document{file: file, index: len(docs) + 1, line: start, raw: bytes.Clone(cur.Bytes())})
+		}
+		cur.Reset()
+	}
+	for rest := data; len(rest) > 0; {
+		line++
+		l := rest
+		if i := bytes.IndexByte(rest, '\n'); i >= 0 {
+			l, rest = rest[:i+1], rest[i+1:]
+		} else {
+			rest = nil
+		}
+		if isSeparator(l) {
+			flush()
+			start = line + 1
+			continue
+		}
+		if cur.Len() == 0 && !hasContent(l) {
+			start = line + 1
+		}
+		cur.Write(l)
+	}
+	flush()
+	return docs
+}
+
+func isSeparator(l []byte) bool {
+	l = bytes.TrimRight(l, "\r\n")
+	if !bytes.HasPrefix(l, []byte("---")) {
+		return false
+	}
+	rest := l[3:]
+	return len(rest) == 0 || rest[0] == ' ' || rest[0] == '\t'
+}
+
+func hasContent(b []byte) bool {
+	for _, l := range bytes.Split(b, []byte("\n")) {
+		t := bytes.TrimSpace(l)
+		if len(t) > 0 && t[0] != '#' {
+			return true
+		}
+	}
+	return false
+}
+
+// header is what every document has.
+type header struct {
+	APIVersion string `json:"apiVersion"`
+	Kind       string `json:"kind"`
+	Metadata   struct {
+		Name      string            `json:"name"`
+		Namespace string            `json:"namespace,omitempty"`
+		Labels    map[string]string `json:"labels,omitempty"`
+	} `json:"metadata"`
+}
+
+// Decode reads the definitions in one file: a YAML stream (or JSON) of
+// flotilla.dev/v1alpha1 Application and Cluster, and argoproj.io/v1alpha1
+// Application, ApplicationSet and AppProject (the latter ignored with a
+// warning). Any other kind is an error naming the file and document.
+// Applications are validated (see Validate); ApplicationSets are checked
+// and returned unexpanded.
+func Decode(file string, data []byte) (Definitions, error) {
+	var defs Definitions
+	for _, doc := range splitDocuments(file, data) {
+		js, err := yaml.YAMLToJSON(doc.raw)
+		if err != nil {
+			return Definitions{}, fmt.Errorf("%s: %w: %v", doc.where(), ErrInvalid, err)
+		}
+		var m map[string]any
+		if err := json.Unmarshal(js, &m); err != nil {
+			return Definitions{}, fmt.Errorf("%s: %w: not an object: %v", doc.where(), ErrInvalid, err)
+		}
+		var h header
+		if err := json.Unmarshal(js, &h); err != nil {
+			return Definitions{}, fmt.Errorf("%s: %w: %v", doc.where(), ErrInvalid, fieldError(err))
+		}
+		if err := decodeDocument(&defs, doc, h, js, m); err != nil {
+			return Definitions{}, err
+		}
+	}
+	return defs, nil
+}
+
+func decodeDocument(defs *Definitions, doc document, h header, js []byte, m map[string]any) error {
+	what := fmt.Sprintf("%s %s", h.Kind, h.Metadata.Name)
+	if h.Metadata.Name == "" {
+		return fmt.Errorf("%s: %s: %w: metadata.name is missing", doc.where(), h.Kind, ErrInvalid)
+	}
+	switch {
+	case h.APIVersion == APIVersion && h.Kind == KindApp:
+		var obj struct {
+			Spec Spec `json:"spec"`
+		}
+		if err := decodeStrict(js, m, &obj, []string{"apiVersion", "kind", "metadata", "spec"}); err != nil {
+			return fmt.Errorf("%s: %s: %w", doc.file, what, err)
+		}
+		a := &Application{Name: h.Metadata.Name, Spec: obj.Spec, File: doc.file}
+		if err := Validate(a); err != nil {
+			return err
+		}
+		defs.Apps = append(defs.Apps, a)
+	case h.APIVersion == APIVersion && h.Kind == KindCluster:
+		var obj struct {
+			Spec struct {
+				Labels map[string]string `json:"labels,omitempty"`
+			} `json:"spec"`
+		}
+		if err := decodeStrict(js, m, &obj, []string{"apiVersion", "kind", "metadata", "spec"}); err != nil {
+			return fmt.Errorf("%s: %s: %w", doc.file, what, err)
+		}
+		c := ClusterDecl{Name: h.Metadata.Name, File: doc.file, Labels: map[string]string{}}
+		for k, v := range h.Metadata.Labels {
+			c.Labels[k] = v
+		}
+		for k, v := range obj.Spec.Labels {
+			c.Labels[k] = v
+		}
+		if err := validateCluster(c); err != nil {
+			return fmt.Errorf("%s: %s: %w", doc.file, what, err)
+		}
+		defs.Clusters = append(defs.Clusters, c)
+	case h.APIVersion == ArgoAPIVersion && h.Kind == KindApp:
+		a, warns, err := convertArgoApp(doc.file, m)
+		defs.Warnings = append(defs.Warnings, warns...)
+		if err != nil {
+			return err
+		}
+		if a == nil { // skipped with a warning
+			return nil
+		}
+		if err := Validate(a); err != nil {
+			return err
+		}
+		defs.Apps = append(defs.Apps, a)
+	case h.APIVersion == ArgoAPIVersion && h.Kind == KindAppSet:
+		s, warns, err := decodeAppSet(doc.file, h.Metadata.Name, m)
+		defs.Warnings = append(defs.Warnings, warns...)
+		if err != nil {
+			return err
+		}
+		defs.AppSets = append(defs.AppSets, s)
+	case h.APIVersion == ArgoAPIVersion && h.Kind == KindAppProject:
+		defs.Warnings = append(defs.Warnings, fmt.Sprintf("%s: %s: Argo CD projects are not supported; ignored", doc.file, what))
+	case strings.HasPrefix(h.APIVersion, Group+"/") || strings.HasPrefix(h.APIVersion, "argoproj.io/"):
+		return fmt.Errorf("%s: %w: unknown kind %s %s (known: %s Application, Cluster; %s Application, ApplicationSet, AppProject)", doc.where(), ErrInvalid, h.APIVersion, h.Kind, APIVersion, ArgoAPIVersion)
+	default:
+		return fmt.Errorf("%s: %w: unknown kind %q apiVersion %q (name %q); a definitions folder holds only Application, ApplicationSet and Cluster", doc.where(), ErrInvalid, h.Kind, h.APIVersion, h.Metadata.Name)
+	}
+	return nil
+}
+
+// decodeStrict decodes js into out and refuses fields out does not have,
+// naming each by its path. top lists the allowed top-level fields besides
+// those of out.
+func decodeStrict(js []byte, m map[string]any, out any, top []string) error {
+	if err := json.Unmarshal(js, out); err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalid, fieldError(err))
+	}
+	var unknown []string
+	for k, v := range m {
+		switch {
+		case k == "spec":
+			unknown = append(unknown, unknownFields(v, specTypeOf(out), "spec")...)
+		case k == "status":
+			// written by controllers; never desired state
+		case !slices.Contains(top, k):
+			unknown = append(unknown, k)
+		}
+	}
+	if len(unknown) > 0 {
+		slices.Sort(unknown)
+		return fmt.Errorf("%w: unknown field %s", ErrInvalid, strings.Join(unknown, ", "))
+	}
+	return nil
+}
+
+// fieldError makes JSON decoding errors name the field path.
+func fieldError(err error) error {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) && te.Field != "" {
+		return fmt.Errorf("%s: cannot use a %s as %s", te.Field, te.Value, te.Type)
+	}
+	return err
+}

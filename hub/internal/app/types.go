@@ -1,0 +1,211 @@
+package app
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// API group, version and kinds of Flotilla's own definitions.
+const (
+	Group          = "flotilla.dev"
+	Version        = "v1alpha1"
+	APIVersion     = Group + "/" + Version
+	KindApp        = "Application"
+	KindCluster    = "Cluster"
+	ArgoAPIVersion = "argoproj.io/v1alpha1"
+	KindAppSet     = "ApplicationSet"
+	KindAppProject = "AppProject"
+)
+
+// Application is one application: what to render and which clusters get it.
+type Application struct {
+	Name string `json:"name"`
+	Spec Spec   `json:"spec"`
+	// File is where the application was defined, relative to the folder
+	// it was loaded from (or as given to Decode).
+	File string `json:"file"`
+}
+
+// Spec is an application's desired state.
+type Spec struct {
+	Source            Source             `json:"source"`
+	Destination       Destination        `json:"destination"`
+	ClusterOverrides  []ClusterOverride  `json:"clusterOverrides,omitempty"`
+	SyncPolicy        SyncPolicy         `json:"syncPolicy,omitempty"`
+	IgnoreDifferences []IgnoreDifference `json:"ignoreDifferences,omitempty"`
+}
+
+// Source says where the manifests come from and how they are rendered. At
+// most one of Directory, Helm and Kustomize is set; with none set, the kind
+// is detected from the files at Path (Chart.yaml: Helm; kustomization.yaml,
+// kustomization.yml or Kustomization: Kustomize; otherwise a directory).
+type Source struct {
+	RepoURL string `json:"repoURL"`
+	// TargetRevision is a branch, tag or commit; empty means HEAD.
+	TargetRevision string `json:"targetRevision,omitempty"`
+	// Path is relative to the repository root; empty means the root.
+	Path      string     `json:"path,omitempty"`
+	Directory *Directory `json:"directory,omitempty"`
+	Helm      *Helm      `json:"helm,omitempty"`
+	Kustomize *Kustomize `json:"kustomize,omitempty"`
+}
+
+// Directory renders the YAML and JSON files of a folder.
+type Directory struct {
+	Recurse bool `json:"recurse,omitempty"`
+	// Include and Exclude are globs matched against the path relative to
+	// Source.Path, Argo CD style: '*' also crosses '/', '{a,b}' is an
+	// alternative, '?' and '[...]' as usual.
+	Include string `json:"include,omitempty"`
+	Exclude string `json:"exclude,omitempty"`
+}
+
+// Helm renders a chart stored in the repository, as `helm template` does.
+type Helm struct {
+	// ValueFiles are relative to the chart folder and must stay inside the
+	// repository.
+	ValueFiles []string `json:"valueFiles,omitempty"`
+	// Values is a YAML document merged over the value files.
+	Values string `json:"values,omitempty"`
+	// ValuesObject is merged over Values.
+	ValuesObject map[string]any `json:"valuesObject,omitempty"`
+	// ReleaseName defaults to the application name.
+	ReleaseName string          `json:"releaseName,omitempty"`
+	Parameters  []HelmParameter `json:"parameters,omitempty"`
+	// SkipCRDs leaves out the chart's crds/ folder.
+	SkipCRDs bool `json:"skipCrds,omitempty"`
+	// Namespace overrides the release namespace (default: the destination
+	// namespace).
+	Namespace string `json:"namespace,omitempty"`
+}
+
+// HelmParameter is a --set (or --set-string with ForceString) value, applied
+// after all values.
+type HelmParameter struct {
+	Name        string `json:"name"`
+	Value       string `json:"value"`
+	ForceString bool   `json:"forceString,omitempty"`
+}
+
+// Kustomize changes a kustomization before it is built, as Argo CD's
+// `kustomize edit` does: prefix, suffix and namespace replace the
+// kustomization's own, images and replicas are set by name, labels and
+// annotations are added, patches and components appended.
+type Kustomize struct {
+	NamePrefix        string             `json:"namePrefix,omitempty"`
+	NameSuffix        string             `json:"nameSuffix,omitempty"`
+	Namespace         string             `json:"namespace,omitempty"`
+	Images            []string           `json:"images,omitempty"`
+	CommonLabels      map[string]string  `json:"commonLabels,omitempty"`
+	CommonAnnotations map[string]string  `json:"commonAnnotations,omitempty"`
+	Replicas          []KustomizeReplica `json:"replicas,omitempty"`
+	Patches           []KustomizePatch   `json:"patches,omitempty"`
+	Components        []string           `json:"components,omitempty"`
+}
+
+// KustomizeReplica sets the replica count of the workload named Name.
+type KustomizeReplica struct {
+	Name  string `json:"name"`
+	Count int64  `json:"count"`
+}
+
+// KustomizePatch is a kustomize patch (inline or a file in the repository).
+type KustomizePatch struct {
+	Path    string          `json:"path,omitempty"`
+	Patch   string          `json:"patch,omitempty"`
+	Target  *PatchTarget    `json:"target,omitempty"`
+	Options map[string]bool `json:"options,omitempty"`
+}
+
+// PatchTarget selects the objects a KustomizePatch applies to.
+type PatchTarget struct {
+	Group              string `json:"group,omitempty"`
+	Version            string `json:"version,omitempty"`
+	Kind               string `json:"kind,omitempty"`
+	Name               string `json:"name,omitempty"`
+	Namespace          string `json:"namespace,omitempty"`
+	LabelSelector      string `json:"labelSelector,omitempty"`
+	AnnotationSelector string `json:"annotationSelector,omitempty"`
+}
+
+// Destination says which clusters get the application and its default
+// namespace. A cluster is a target when it is named in Clusters or its
+// labels match ClusterSelector (an empty selector {} matches every cluster).
+type Destination struct {
+	Namespace       string                `json:"namespace,omitempty"`
+	Clusters        []string              `json:"clusters,omitempty"`
+	ClusterSelector *metav1.LabelSelector `json:"clusterSelector,omitempty"`
+}
+
+// ClusterOverride changes the source for the clusters it matches (by name
+// or selector). The first matching override wins; see target.Effective.
+type ClusterOverride struct {
+	ClusterSelector *metav1.LabelSelector `json:"clusterSelector,omitempty"`
+	Clusters        []string              `json:"clusters,omitempty"`
+	Path            string                `json:"path,omitempty"`
+	TargetRevision  string                `json:"targetRevision,omitempty"`
+	Helm            *Helm                 `json:"helm,omitempty"`
+	Kustomize       *Kustomize            `json:"kustomize,omitempty"`
+	Directory       *Directory            `json:"directory,omitempty"`
+}
+
+// SyncPolicy is Argo CD's sync policy.
+type SyncPolicy struct {
+	Automated   *Automated `json:"automated,omitempty"`
+	SyncOptions []string   `json:"syncOptions,omitempty"`
+	Retry       *Retry     `json:"retry,omitempty"`
+}
+
+// Automated enables automatic sync; Prune deletes objects that left git and
+// SelfHeal reverts out-of-band changes.
+type Automated struct {
+	Prune    bool `json:"prune,omitempty"`
+	SelfHeal bool `json:"selfHeal,omitempty"`
+}
+
+// Retry bounds retries of a failed sync.
+type Retry struct {
+	Limit   int64    `json:"limit,omitempty"`
+	Backoff *Backoff `json:"backoff,omitempty"`
+}
+
+// Backoff is the retry backoff; durations are Go durations ("5s", "3m").
+type Backoff struct {
+	Duration    string `json:"duration,omitempty"`
+	Factor      *int64 `json:"factor,omitempty"`
+	MaxDuration string `json:"maxDuration,omitempty"`
+}
+
+// IgnoreDifference leaves fields of matching objects out of drift detection.
+type IgnoreDifference struct {
+	Group                 string   `json:"group,omitempty"`
+	Kind                  string   `json:"kind"`
+	Name                  string   `json:"name,omitempty"`
+	Namespace             string   `json:"namespace,omitempty"`
+	JSONPointers          []string `json:"jsonPointers,omitempty"`
+	ManagedFieldsManagers []string `json:"managedFieldsManagers,omitempty"`
+}
+
+// Cluster is a cluster as targeting sees it: a name and labels.
+// target.Cluster is the same type.
+type Cluster struct {
+	Name   string            `json:"name"`
+	Labels map[string]string `json:"labels,omitempty"`
+}
+
+// ClusterDecl is a `kind: Cluster` declaration found in git. Its labels are
+// metadata.labels with spec.labels merged over them.
+type ClusterDecl struct {
+	Name   string            `json:"name"`
+	Labels map[string]string `json:"labels,omitempty"`
+	File   string            `json:"file"`
+}
+
+// Definitions is what a file or folder of definitions holds. Warnings name
+// the file, document and field of everything that was accepted but not
+// fully honoured.
+type Definitions struct {
+	Apps     []*Application `json:"apps,omitempty"`
+	AppSets  []*AppSet      `json:"appSets,omitempty"`
+	Clusters []ClusterDecl  `json:"clusters,omitempty"`
+	Warnings []string       `json:"warnings,omitempty"`
+}

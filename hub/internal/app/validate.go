@@ -1,0 +1,226 @@
+package app
+
+import (
+	"fmt"
+	"path"
+	"strings"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/validation"
+)
+
+// Validate checks an application. Errors wrap ErrInvalid and read
+// "<file>: Application <name>: <field>: <problem>".
+func Validate(a *Application) error {
+	if err := validateApp(a); err != nil {
+		return fmt.Errorf("%s: Application %s: %w", a.File, a.Name, err)
+	}
+	return nil
+}
+
+func validateApp(a *Application) error {
+	if err := validName(a.Name); err != nil {
+		return fmt.Errorf("%w: metadata.name: %v", ErrInvalid, err)
+	}
+	s := a.Spec
+	if s.Source.RepoURL == "" {
+		return fmt.Errorf("%w: spec.source.repoURL is missing", ErrInvalid)
+	}
+	if err := ValidatePath(s.Source.Path); err != nil {
+		return fmt.Errorf("%w: spec.source.path: %v", ErrInvalid, err)
+	}
+	if err := validateKinds("spec.source", s.Source.Directory, s.Source.Helm, s.Source.Kustomize); err != nil {
+		return err
+	}
+	if err := validateParts("spec.source", s.Source.Directory, s.Source.Helm, s.Source.Kustomize); err != nil {
+		return err
+	}
+	d := s.Destination
+	if len(d.Clusters) == 0 && d.ClusterSelector == nil {
+		return fmt.Errorf("%w: spec.destination: no clusters and no clusterSelector", ErrInvalid)
+	}
+	if err := validateTargeting("spec.destination", d.Clusters, d.ClusterSelector); err != nil {
+		return err
+	}
+	if d.Namespace != "" {
+		if errs := validation.IsDNS1123Label(d.Namespace); len(errs) > 0 {
+			return fmt.Errorf("%w: spec.destination.namespace %q: %s", ErrInvalid, d.Namespace, strings.Join(errs, "; "))
+		}
+	}
+	for i, o := range s.ClusterOverrides {
+		f := fmt.Sprintf("spec.clusterOverrides[%d]", i)
+		if len(o.Clusters) == 0 && o.ClusterSelector == nil {
+			return fmt.Errorf("%w: %s: no clusters and no clusterSelector", ErrInvalid, f)
+		}
+		if err := validateTargeting(f, o.Clusters, o.ClusterSelector); err != nil {
+			return err
+		}
+		if err := ValidatePath(o.Path); err != nil {
+			return fmt.Errorf("%w: %s.path: %v", ErrInvalid, f, err)
+		}
+		if err := validateKinds(f, o.Directory, o.Helm, o.Kustomize); err != nil {
+			return err
+		}
+		if err := validateKinds(f+" over spec.source", first(o.Directory, s.Source.Directory), first(o.Helm, s.Source.Helm), first(o.Kustomize, s.Source.Kustomize)); err != nil {
+			return err
+		}
+		if err := validateParts(f, o.Directory, o.Helm, o.Kustomize); err != nil {
+			return err
+		}
+	}
+	if err := validateSyncPolicy(s.SyncPolicy); err != nil {
+		return err
+	}
+	for i, ig := range s.IgnoreDifferences {
+		f := fmt.Sprintf("spec.ignoreDifferences[%d]", i)
+		if ig.Kind == "" {
+			return fmt.Errorf("%w: %s.kind is missing", ErrInvalid, f)
+		}
+		if len(ig.JSONPointers) == 0 && len(ig.ManagedFieldsManagers) == 0 {
+			return fmt.Errorf("%w: %s: neither jsonPointers nor managedFieldsManagers", ErrInvalid, f)
+		}
+		for j, p := range ig.JSONPointers {
+			if !strings.HasPrefix(p, "/") {
+				return fmt.Errorf("%w: %s.jsonPointers[%d] %q: a JSON pointer starts with /", ErrInvalid, f, j, p)
+			}
+		}
+	}
+	return nil
+}
+
+func first[T any](a, b *T) *T {
+	if a != nil {
+		return a
+	}
+	return b
+}
+
+// ValidatePath checks a source path: relative, clean of "..", and not
+// leaving the repository. Template actions are allowed; the templated path
+// is checked again per cluster.
+func ValidatePath(p string) error {
+	if p == "" {
+		return nil
+	}
+	if path.IsAbs(p) || strings.HasPrefix(p, "\\") {
+		return fmt.Errorf("%q is absolute; paths are relative to the repository root", p)
+	}
+	if c := path.Clean(p); c == ".." || strings.HasPrefix(c, "../") {
+		return fmt.Errorf("%q leaves the repository", p)
+	}
+	return nil
+}
+
+func validName(n string) error {
+	if errs := validation.IsDNS1123Subdomain(n); len(errs) > 0 {
+		return fmt.Errorf("%q: %s", n, strings.Join(errs, "; "))
+	}
+	return nil
+}
+
+func validateKinds(field string, d *Directory, h *Helm, k *Kustomize) error {
+	n := 0
+	for _, set := range []bool{d != nil, h != nil, k != nil} {
+		if set {
+			n++
+		}
+	}
+	if n > 1 {
+		return fmt.Errorf("%w: %s: set only one of directory, helm and kustomize", ErrInvalid, field)
+	}
+	return nil
+}
+
+func validateParts(field string, d *Directory, h *Helm, k *Kustomize) error {
+	if d != nil {
+		for name, g := range map[string]string{"include": d.Include, "exclude": d.Exclude} {
+			if _, err := CompileGlob(g); err != nil {
+				return fmt.Errorf("%w: %s.directory.%s: %v", ErrInvalid, field, name, err)
+			}
+		}
+	}
+	if h != nil {
+		for i, p := range h.Parameters {
+			if p.Name == "" {
+				return fmt.Errorf("%w: %s.helm.parameters[%d].name is missing", ErrInvalid, field, i)
+			}
+		}
+		for i, f := range h.ValueFiles {
+			if f == "" {
+				return fmt.Errorf("%w: %s.helm.valueFiles[%d] is empty", ErrInvalid, field, i)
+			}
+		}
+	}
+	if k != nil {
+		for i, img := range k.Images {
+			if strings.TrimSpace(img) == "" {
+				return fmt.Errorf("%w: %s.kustomize.images[%d] is empty", ErrInvalid, field, i)
+			}
+		}
+		for i, r := range k.Replicas {
+			if r.Name == "" || r.Count < 0 {
+				return fmt.Errorf("%w: %s.kustomize.replicas[%d]: needs a name and a count >= 0", ErrInvalid, field, i)
+			}
+		}
+		for i, p := range k.Patches {
+			if (p.Path == "") == (p.Patch == "") {
+				return fmt.Errorf("%w: %s.kustomize.patches[%d]: set exactly one of path and patch", ErrInvalid, field, i)
+			}
+		}
+	}
+	return nil
+}
+
+func validateTargeting(field string, clusters []string, sel *metav1.LabelSelector) error {
+	for i, c := range clusters {
+		if err := validName(c); err != nil {
+			return fmt.Errorf("%w: %s.clusters[%d]: %v", ErrInvalid, field, i, err)
+		}
+	}
+	if sel != nil {
+		if _, err := metav1.LabelSelectorAsSelector(sel); err != nil {
+			return fmt.Errorf("%w: %s.clusterSelector: %v", ErrInvalid, field, err)
+		}
+	}
+	return nil
+}
+
+func validateSyncPolicy(p SyncPolicy) error {
+	for i, o := range p.SyncOptions {
+		if k, _, ok := strings.Cut(o, "="); !ok || k == "" {
+			return fmt.Errorf("%w: spec.syncPolicy.syncOptions[%d] %q: expected Name=value", ErrInvalid, i, o)
+		}
+	}
+	if p.Retry == nil || p.Retry.Backoff == nil {
+		return nil
+	}
+	b := p.Retry.Backoff
+	for name, d := range map[string]string{"duration": b.Duration, "maxDuration": b.MaxDuration} {
+		if d == "" {
+			continue
+		}
+		if _, err := time.ParseDuration(d); err != nil {
+			return fmt.Errorf("%w: spec.syncPolicy.retry.backoff.%s: %v", ErrInvalid, name, err)
+		}
+	}
+	if b.Factor != nil && *b.Factor < 1 {
+		return fmt.Errorf("%w: spec.syncPolicy.retry.backoff.factor %d: must be at least 1", ErrInvalid, *b.Factor)
+	}
+	return nil
+}
+
+func validateCluster(c ClusterDecl) error {
+	if err := validName(c.Name); err != nil {
+		return fmt.Errorf("%w: metadata.name: %v", ErrInvalid, err)
+	}
+	for k, v := range c.Labels {
+		if errs := validation.IsQualifiedName(k); len(errs) > 0 {
+			return fmt.Errorf("%w: label %q: %s", ErrInvalid, k, strings.Join(errs, "; "))
+		}
+		if errs := validation.IsValidLabelValue(v); len(errs) > 0 {
+			return fmt.Errorf("%w: label %s=%q: %s", ErrInvalid, k, v, strings.Join(errs, "; "))
+		}
+	}
+	return nil
+}

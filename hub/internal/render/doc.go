@@ -1,0 +1,12 @@
+// Package render turns an application's effective source, in a checked-out
+// repository, into Kubernetes objects: plain directories of YAML and JSON,
+// Kustomize (sigs.k8s.io/kustomize/api) and Helm charts kept in the
+// repository (helm.sh/helm/v3, template only). Nothing is read outside the
+// repository root, nothing is fetched from the network and no program is
+// executed.
+//
+// A Renderer caches results by a caller-given key (see CacheKey): identical
+// inputs render once, also when asked for concurrently, however many
+// clusters receive them. Returned objects are shared between callers and
+// must be treated as read-only.
+package render
