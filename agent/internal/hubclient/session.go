@@ -1,0 +1,184 @@
+package hubclient
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/flotilla-cd/flotilla/agent/internal/identity"
+	apiv1alpha1 "github.com/flotilla-cd/flotilla/shared/api/v1alpha1"
+	"github.com/flotilla-cd/flotilla/shared/version"
+)
+
+// session runs one stream from dial to its end.
+func (c *Client) session(ctx context.Context) sessionResult {
+	id, err := c.identity(ctx)
+	if err != nil {
+		return sessionResult{err: err}
+	}
+	conn, err := c.dial(id)
+	if err != nil {
+		return sessionResult{err: err}
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stream, err := apiv1alpha1.NewAgentServiceClient(conn).Connect(ctx)
+	if err != nil {
+		return sessionResult{err: err}
+	}
+	err = stream.Send(&apiv1alpha1.AgentMessage{Msg: &apiv1alpha1.AgentMessage_Hello{Hello: &apiv1alpha1.Hello{
+		ProtocolVersion: version.ProtocolVersion,
+		AgentVersion:    version.Version,
+		Capabilities:    version.Capabilities,
+		BundleDigests:   c.engine.Held(),
+	}}})
+	if err != nil {
+		return sessionResult{err: fmt.Errorf("send hello: %w", err)}
+	}
+	first, err := stream.Recv()
+	if err != nil {
+		return sessionResult{err: err}
+	}
+	w := first.GetWelcome()
+	if w == nil {
+		return sessionResult{err: errors.New("hub did not answer with a Welcome")}
+	}
+	c.log.Info("connected to hub", "hub", c.opts.HubAddr, "hub_version", w.GetHubVersion(), "cluster", w.GetCluster())
+	if c.opts.OnConnected != nil {
+		c.opts.OnConnected(true)
+	}
+
+	out := make(chan *apiv1alpha1.AgentMessage, 16)
+	recvErr := make(chan error, 1)
+	go func() { recvErr <- c.receive(ctx, stream, out) }()
+
+	sent := map[string]*apiv1alpha1.AppStatus{} // the hub may have lost what was sent before
+	renewAt := c.renewTime(id)
+	renewTimer := time.NewTimer(time.Until(renewAt))
+	defer renewTimer.Stop()
+	flush := func() error {
+		for _, st := range c.engine.Statuses() {
+			if prev, ok := sent[st.GetApp()]; ok && sameStatus(prev, st) {
+				continue
+			}
+			if err := stream.Send(&apiv1alpha1.AgentMessage{Msg: &apiv1alpha1.AgentMessage_Status{Status: st}}); err != nil {
+				return err
+			}
+			sent[st.GetApp()] = st
+		}
+		return nil
+	}
+	if err := flush(); err != nil {
+		return sessionResult{welcomed: true, err: err}
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return sessionResult{welcomed: true, err: ctx.Err()}
+		case err := <-recvErr:
+			return sessionResult{welcomed: true, err: err}
+		case <-c.engine.Updates():
+			if err := flush(); err != nil {
+				return sessionResult{welcomed: true, err: err}
+			}
+		case m := <-out:
+			if err := stream.Send(m); err != nil {
+				return sessionResult{welcomed: true, err: err}
+			}
+		case <-renewTimer.C:
+			if err := c.startRenew(ctx, stream); err != nil {
+				return sessionResult{welcomed: true, err: err}
+			}
+			renewTimer.Reset(time.Minute) // retried until the hub answers
+		}
+	}
+}
+
+// renewTime is when the current certificate should be renewed.
+func (c *Client) renewTime(id *identity.Identity) time.Time {
+	nb, na, err := id.NotAfter()
+	if err != nil {
+		return time.Now()
+	}
+	life := na.Sub(nb)
+	return na.Add(-time.Duration(float64(life) * c.opts.RenewBefore))
+}
+
+func (c *Client) startRenew(ctx context.Context, stream apiv1alpha1.AgentService_ConnectClient) error {
+	id, err := c.identity(ctx)
+	if err != nil {
+		return err
+	}
+	keyPEM, csrPEM, err := identity.NewKey(id.Cluster)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	c.renewKey = keyPEM
+	c.mu.Unlock()
+	c.log.Info("renewing certificate")
+	return stream.Send(&apiv1alpha1.AgentMessage{Msg: &apiv1alpha1.AgentMessage_Renew{Renew: &apiv1alpha1.RenewRequest{CsrPem: csrPEM}}})
+}
+
+// receive handles hub messages until the stream ends.
+func (c *Client) receive(ctx context.Context, stream apiv1alpha1.AgentService_ConnectClient, out chan<- *apiv1alpha1.AgentMessage) error {
+	for {
+		m, err := stream.Recv()
+		if err != nil {
+			return err
+		}
+		switch msg := m.GetMsg().(type) {
+		case *apiv1alpha1.HubMessage_Desired:
+			ds := msg.Desired
+			if err := c.engine.Accept(ctx, ds.GetBundles(), ds.GetRemovedApps()); err != nil {
+				// Not accepted: reconnect, so the next Hello asks again.
+				return fmt.Errorf("accept desired state: %w", err)
+			}
+			c.log.Debug("desired state accepted", "bundles", len(ds.GetBundles()), "removed", len(ds.GetRemovedApps()))
+		case *apiv1alpha1.HubMessage_Command:
+			cmd := msg.Command
+			go func() {
+				res := c.engine.Do(ctx, cmd)
+				select {
+				case out <- &apiv1alpha1.AgentMessage{Msg: &apiv1alpha1.AgentMessage_CommandResult{CommandResult: res}}:
+				case <-ctx.Done():
+				}
+			}()
+		case *apiv1alpha1.HubMessage_Renew:
+			if err := c.finishRenew(ctx, msg.Renew); err != nil {
+				c.log.Error("certificate renewal failed", "error", err)
+			}
+		}
+	}
+}
+
+func (c *Client) finishRenew(ctx context.Context, r *apiv1alpha1.RenewResponse) error {
+	c.mu.Lock()
+	key := c.renewKey
+	old := c.id
+	c.renewKey = nil
+	c.mu.Unlock()
+	if key == nil || old == nil {
+		return errors.New("renewal answer without a pending request")
+	}
+	id := &identity.Identity{Cluster: old.Cluster, KeyPEM: key, CertPEM: r.GetCertificatePem(), CAPEM: old.CAPEM}
+	if _, err := id.TLSCertificate(); err != nil {
+		return err
+	}
+	if err := c.setIdentity(ctx, id); err != nil {
+		return err
+	}
+	c.log.Info("certificate renewed", "not_after", r.GetNotAfter().AsTime())
+	return nil
+}
+
+func sameStatus(a, b *apiv1alpha1.AppStatus) bool {
+	// observed_at changes on every observation and is not a change.
+	ac, bc := proto.Clone(a).(*apiv1alpha1.AppStatus), proto.Clone(b).(*apiv1alpha1.AppStatus)
+	ac.ObservedAt, bc.ObservedAt = nil, nil
+	return proto.Equal(ac, bc)
+}

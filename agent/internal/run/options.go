@@ -1,0 +1,73 @@
+package run
+
+import (
+	"errors"
+	"os"
+
+	"github.com/spf13/pflag"
+)
+
+// Options configure the agent. Every flag can also be set from
+// FLOTILLA_<FLAG>, so the join token can come from a Secret.
+type Options struct {
+	Hub        string
+	ServerName string
+	Cluster    string
+	JoinToken  string
+	CAHash     string
+	CAFile     string
+
+	Kubeconfig     string
+	Namespace      string
+	IdentityDir    string
+	IdentitySecret string
+
+	MetricsListen string
+	LogLevel      string
+	LogJSON       bool
+}
+
+// DefaultOptions returns the defaults, in one place.
+func DefaultOptions() Options {
+	return Options{
+		Namespace:      "flotilla-system",
+		IdentitySecret: "flotilla-agent-identity",
+		MetricsListen:  ":8081",
+		LogLevel:       "info",
+	}
+}
+
+// BindFlags registers the options on fs.
+func (o *Options) BindFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&o.Hub, "hub", o.Hub, "host:port of the hub's agent endpoint")
+	fs.StringVar(&o.ServerName, "server-name", o.ServerName, "name to verify in the hub's certificate (default: the host of --hub)")
+	fs.StringVar(&o.Cluster, "cluster", o.Cluster, "this cluster's name, as registered with `flotilla cluster add`")
+	fs.StringVar(&o.JoinToken, "join-token", o.JoinToken, "one-time join token; needed only until the agent has enrolled")
+	fs.StringVar(&o.CAHash, "ca-hash", o.CAHash, "sha256 pin of the hub CA, as printed by `flotilla cluster add`")
+	fs.StringVar(&o.CAFile, "ca-file", o.CAFile, "trust this hub CA certificate file instead of a pin")
+	fs.StringVar(&o.Kubeconfig, "kubeconfig", o.Kubeconfig, "kubeconfig of the cluster to manage (default: in-cluster config)")
+	fs.StringVar(&o.Namespace, "namespace", o.Namespace, "namespace of the agent's own state (inventories, bundles, identity)")
+	fs.StringVar(&o.IdentityDir, "identity-dir", o.IdentityDir, "keep the identity in this folder instead of a Secret")
+	fs.StringVar(&o.IdentitySecret, "identity-secret", o.IdentitySecret, "name of the Secret that holds the identity")
+	fs.StringVar(&o.MetricsListen, "metrics-listen", o.MetricsListen, "address of /metrics and /healthz (empty disables)")
+	fs.StringVar(&o.LogLevel, "log-level", o.LogLevel, "trace, debug, info, warn or error")
+	fs.BoolVar(&o.LogJSON, "log-json", o.LogJSON, "log in JSON")
+}
+
+// Validate checks the options.
+func (o *Options) Validate() error {
+	var errs []error
+	if o.Hub == "" {
+		errs = append(errs, errors.New("--hub is required"))
+	}
+	if o.Cluster == "" {
+		errs = append(errs, errors.New("--cluster is required"))
+	}
+	if o.Kubeconfig == "" && os.Getenv("KUBERNETES_SERVICE_HOST") == "" {
+		errs = append(errs, errors.New("--kubeconfig is required outside a cluster"))
+	}
+	if o.Namespace == "" {
+		errs = append(errs, errors.New("--namespace is required"))
+	}
+	return errors.Join(errs...)
+}

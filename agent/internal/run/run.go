@@ -1,0 +1,174 @@
+package run
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/flotilla-cd/flotilla/agent/internal/engine"
+	"github.com/flotilla-cd/flotilla/agent/internal/hubclient"
+	"github.com/flotilla-cd/flotilla/agent/internal/identity"
+	"github.com/flotilla-cd/flotilla/shared/version"
+)
+
+// Run starts the agent and runs until ctx ends.
+func Run(ctx context.Context, o Options, log hclog.Logger) error {
+	if err := o.Validate(); err != nil {
+		return err
+	}
+	cfg, err := restConfig(o.Kubeconfig)
+	if err != nil {
+		return err
+	}
+	cfg.QPS, cfg.Burst = 200, 400
+	cfg.UserAgent = "flotilla-agent/" + version.Version
+
+	var ids identity.Store = identity.DirStore{Dir: o.IdentityDir}
+	if o.IdentityDir == "" {
+		cs, err := kubernetes.NewForConfig(cfg)
+		if err != nil {
+			return err
+		}
+		ids = identity.SecretStore{Client: cs, Namespace: o.Namespace, Name: o.IdentitySecret}
+	}
+
+	eng, err := engine.New(cfg, engine.Options{Namespace: o.Namespace, Cluster: o.Cluster}, log.Named("engine"))
+	if err != nil {
+		return err
+	}
+	// The persisted bundles are enforced before, and without, the hub.
+	if err := eng.Load(ctx); err != nil {
+		return fmt.Errorf("load persisted state: %w", err)
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errc := make(chan error, 3)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := eng.Run(ctx); err != nil {
+			errc <- fmt.Errorf("engine: %w", err)
+			cancel()
+		}
+	}()
+
+	connected := prometheus.NewGauge(prometheus.GaugeOpts{Name: "flotilla_agent_connected", Help: "1 while the stream to the hub is open."})
+	prometheus.MustRegister(connected)
+	if o.MetricsListen != "" {
+		lis, err := net.Listen("tcp", o.MetricsListen)
+		if err != nil {
+			return fmt.Errorf("metrics listener: %w", err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", promhttp.Handler())
+		mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+		mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		go func() {
+			<-ctx.Done()
+			_ = srv.Close()
+		}()
+		go func() { _ = srv.Serve(lis) }()
+		log.Info("metrics listening", "addr", lis.Addr().String())
+	}
+
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := ensureIdentity(ctx, o, ids, log); err != nil {
+			errc <- err
+			cancel()
+			return
+		}
+		c := hubclient.New(hubclient.Options{
+			HubAddr: o.Hub, ServerName: o.ServerName,
+			OnConnected: func(up bool) {
+				if up {
+					connected.Set(1)
+				} else {
+					connected.Set(0)
+				}
+			},
+		}, ids, eng, log.Named("hub"))
+		_ = c.Run(ctx)
+	}()
+	wg.Wait()
+	close(errc)
+	return <-errc
+}
+
+// ensureIdentity enrols when no identity is stored yet (or the stored one is
+// for another cluster) and a join token is given. Enrolment is retried with
+// backoff while the hub cannot be reached; a refused token ends the agent.
+func ensureIdentity(ctx context.Context, o Options, ids identity.Store, log hclog.Logger) error {
+	id, err := ids.Load(ctx)
+	if err == nil && id.Cluster == o.Cluster {
+		return nil
+	}
+	if err != nil && !errors.Is(err, identity.ErrNotFound) {
+		return err
+	}
+	if o.JoinToken == "" {
+		return fmt.Errorf("cluster %s is not enrolled: pass --join-token (from `flotilla cluster add %s`)", o.Cluster, o.Cluster)
+	}
+	var caPEM []byte
+	if o.CAFile != "" {
+		if caPEM, err = os.ReadFile(o.CAFile); err != nil {
+			return fmt.Errorf("--ca-file: %w", err)
+		}
+	}
+	wait := 500 * time.Millisecond
+	for {
+		id, err = identity.Enroll(ctx, identity.EnrollOptions{
+			HubAddr: o.Hub, ServerName: o.ServerName, Cluster: o.Cluster, Token: o.JoinToken,
+			CAHash: o.CAHash, CAPEM: caPEM, AgentVersion: version.Version,
+		})
+		if err == nil {
+			break
+		}
+		if permanent(err) {
+			return err
+		}
+		log.Warn("enrolment failed; retrying", "error", err, "retry_in", wait)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+		wait = min(wait*2, 30*time.Second)
+	}
+	if err := ids.Save(ctx, id); err != nil {
+		return err
+	}
+	log.Info("enrolled", "cluster", o.Cluster)
+	return nil
+}
+
+func restConfig(kubeconfig string) (*rest.Config, error) {
+	if kubeconfig != "" {
+		cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+		if err != nil {
+			return nil, fmt.Errorf("kubeconfig %s: %w", kubeconfig, err)
+		}
+		return cfg, nil
+	}
+	cfg, err := rest.InClusterConfig()
+	if err != nil {
+		return nil, fmt.Errorf("in-cluster config: %w", err)
+	}
+	return cfg, nil
+}

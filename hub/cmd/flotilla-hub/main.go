@@ -1,0 +1,51 @@
+// Command flotilla-hub is the Flotilla hub: it follows config repos, renders
+// each cluster's desired state and serves it to agents.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/spf13/pflag"
+
+	"github.com/flotilla-cd/flotilla/hub/internal/server"
+	"github.com/flotilla-cd/flotilla/shared/envflag"
+	"github.com/flotilla-cd/flotilla/shared/version"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:])
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "flotilla-hub:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string) error {
+	o := server.DefaultOptions()
+	fs := pflag.NewFlagSet("flotilla-hub", pflag.ContinueOnError)
+	o.BindFlags(fs)
+	showVersion := fs.Bool("version", false, "print the version and exit")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	if err := envflag.Apply(fs, "FLOTILLA"); err != nil {
+		return err
+	}
+	if *showVersion {
+		fmt.Println(version.Version)
+		return nil
+	}
+	log := hclog.New(&hclog.LoggerOptions{Name: "hub", Level: hclog.LevelFromString(o.LogLevel), JSONFormat: o.LogJSON})
+	return server.Run(ctx, o, log)
+}

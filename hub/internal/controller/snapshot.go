@@ -1,0 +1,50 @@
+package controller
+
+import (
+	"time"
+
+	"github.com/flotilla-cd/flotilla/hub/internal/app"
+)
+
+// Snapshot is what the last reconcile computed, for the API and UI.
+type Snapshot struct {
+	At time.Time `json:"at"`
+	// Error is set when the definitions could not be loaded; the previous
+	// desired state stays in force.
+	Error    string         `json:"error,omitempty"`
+	Warnings []string       `json:"warnings,omitempty"`
+	Apps     []AppState     `json:"apps"`
+	Clusters []ClusterState `json:"clusters"`
+}
+
+// AppState is one application as the hub sees it.
+type AppState struct {
+	Name string   `json:"name"`
+	File string   `json:"file,omitempty"`
+	Spec app.Spec `json:"spec"`
+	// Revision is the commit the app's main source resolved to.
+	Revision string `json:"revision,omitempty"`
+	// Error is an app-wide problem (invalid policy, unreachable repo).
+	Error   string        `json:"error,omitempty"`
+	Targets []TargetState `json:"targets"`
+}
+
+// TargetState is one (app, cluster).
+type TargetState struct {
+	Cluster  string `json:"cluster"`
+	Digest   string `json:"digest,omitempty"`
+	Revision string `json:"revision,omitempty"`
+	Path     string `json:"path,omitempty"`
+	Objects  int    `json:"objects"`
+	// Error is the render, git or conflict error of this (app, cluster);
+	// Digest then names the last good bundle still in force, if any.
+	Error string `json:"error,omitempty"`
+	// Pinned is the revision a rollback pinned this target to.
+	Pinned string `json:"pinned,omitempty"`
+}
+
+// ClusterState is a cluster with its effective labels.
+type ClusterState struct {
+	Name   string            `json:"name"`
+	Labels map[string]string `json:"labels,omitempty"`
+}

@@ -1,0 +1,186 @@
+package httpapi
+
+import (
+	"fmt"
+	"maps"
+	"net/http"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/flotilla-cd/flotilla/hub/internal/fleet"
+	"github.com/flotilla-cd/flotilla/hub/internal/store"
+)
+
+// ClusterView is a cluster as the API shows it.
+type ClusterView struct {
+	Name         string            `json:"name"`
+	Labels       map[string]string `json:"labels,omitempty"`
+	Connected    bool              `json:"connected"`
+	LastSeen     time.Time         `json:"lastSeen,omitzero"`
+	AgentVersion string            `json:"agentVersion,omitempty"`
+	Enrolled     bool              `json:"enrolled"`
+	CertNotAfter time.Time         `json:"certNotAfter,omitzero"`
+	CreatedAt    time.Time         `json:"createdAt,omitzero"`
+}
+
+func (a *API) view(c store.Cluster) ClusterView {
+	conn, seen := a.d.Fleet.Connected(c.Name)
+	if seen.Before(c.LastSeen) {
+		seen = c.LastSeen
+	}
+	return ClusterView{
+		Name: c.Name, Labels: c.Labels, Connected: conn, LastSeen: seen, AgentVersion: c.AgentVersion,
+		Enrolled: c.CertSerial != "" && !c.Revoked, CertNotAfter: c.CertNotAfter, CreatedAt: c.CreatedAt,
+	}
+}
+
+func (a *API) listClusters(w http.ResponseWriter, r *http.Request) {
+	cs, next, err := a.d.Store.ListClusters(r.Context(), pageOf(r))
+	if err != nil {
+		storeError(w, err, "cluster")
+		return
+	}
+	out := ListResponse[ClusterView]{Items: []ClusterView{}, Next: next}
+	for _, c := range cs {
+		out.Items = append(out.Items, a.view(c))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (a *API) getCluster(w http.ResponseWriter, r *http.Request) {
+	c, err := a.d.Store.GetCluster(r.Context(), r.PathValue("name"))
+	if err != nil {
+		storeError(w, err, fmt.Sprintf("cluster %q", r.PathValue("name")))
+		return
+	}
+	writeJSON(w, http.StatusOK, a.view(c))
+}
+
+// AddClusterRequest registers a cluster.
+type AddClusterRequest struct {
+	Name   string            `json:"name"`
+	Labels map[string]string `json:"labels,omitempty"`
+}
+
+// JoinResponse carries what an agent needs to enrol, once.
+type JoinResponse struct {
+	Cluster   string    `json:"cluster"`
+	Token     string    `json:"token"`
+	ExpiresAt time.Time `json:"expiresAt"`
+	HubAddr   string    `json:"hubAddr"`
+	CAHash    string    `json:"caHash"`
+	// Command is the agent command line that enrols and connects.
+	Command string `json:"command"`
+}
+
+var nameRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
+
+func (a *API) addCluster(w http.ResponseWriter, r *http.Request) {
+	var req AddClusterRequest
+	if err := decodeBody(r, &req); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if !nameRE.MatchString(req.Name) {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("cluster name %q: must be a DNS label (lower case letters, digits and '-', at most 63)", req.Name))
+		return
+	}
+	err := a.d.Store.CreateCluster(r.Context(), store.Cluster{Name: req.Name, Labels: req.Labels, CreatedAt: a.now()})
+	if err != nil {
+		storeError(w, err, fmt.Sprintf("cluster %q", req.Name))
+		return
+	}
+	a.audit(r, "cluster.add", req.Name, labelString(req.Labels))
+	a.d.Controller.Trigger()
+	a.writeJoin(w, r, req.Name, http.StatusCreated)
+}
+
+func (a *API) newToken(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	if _, err := a.d.Store.GetCluster(r.Context(), name); err != nil {
+		storeError(w, err, fmt.Sprintf("cluster %q", name))
+		return
+	}
+	a.audit(r, "cluster.token", name, "")
+	a.writeJoin(w, r, name, http.StatusOK)
+}
+
+func (a *API) writeJoin(w http.ResponseWriter, r *http.Request, name string, code int) {
+	now := a.now()
+	tok, err := a.d.Store.CreateJoinToken(r.Context(), name, a.d.TokenTTL, now)
+	if err != nil {
+		storeError(w, err, fmt.Sprintf("cluster %q", name))
+		return
+	}
+	addr, hash := a.d.JoinInfo()
+	writeJSON(w, code, JoinResponse{
+		Cluster: name, Token: tok, ExpiresAt: now.Add(a.d.TokenTTL), HubAddr: addr, CAHash: hash,
+		Command: fmt.Sprintf("flotilla-agent --hub %s --cluster %s --join-token %s --ca-hash %s", addr, name, tok, hash),
+	})
+}
+
+func (a *API) removeCluster(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	if err := a.d.Store.DeleteCluster(r.Context(), name); err != nil {
+		storeError(w, err, fmt.Sprintf("cluster %q", name))
+		return
+	}
+	a.d.Fleet.Forget(name) // closes its open stream at once
+	a.audit(r, "cluster.remove", name, "")
+	a.d.Controller.Trigger()
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// LabelRequest sets (value non-empty) or removes (value "") labels.
+type LabelRequest struct {
+	Labels map[string]string `json:"labels"`
+}
+
+func (a *API) labelCluster(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	var req LabelRequest
+	if err := decodeBody(r, &req); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	var out store.Cluster
+	err := a.d.Store.UpdateCluster(r.Context(), name, func(c *store.Cluster) error {
+		if c.Labels == nil {
+			c.Labels = map[string]string{}
+		}
+		for k, v := range req.Labels {
+			if v == "" {
+				delete(c.Labels, k)
+			} else {
+				c.Labels[k] = v
+			}
+		}
+		out = *c
+		out.Labels = maps.Clone(c.Labels)
+		return nil
+	})
+	if err != nil {
+		storeError(w, err, fmt.Sprintf("cluster %q", name))
+		return
+	}
+	a.audit(r, "cluster.label", name, labelString(req.Labels))
+	a.d.Controller.Trigger()
+	writeJSON(w, http.StatusOK, a.view(out))
+}
+
+func labelString(l map[string]string) string {
+	keys := make([]string, 0, len(l))
+	for k := range l {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = k + "=" + l[k]
+	}
+	return strings.Join(parts, ",")
+}
+
+var _ = fleet.ErrNotConnected

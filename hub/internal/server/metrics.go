@@ -1,0 +1,80 @@
+package server
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/flotilla-cd/flotilla/hub/internal/controller"
+	"github.com/flotilla-cd/flotilla/hub/internal/fleet"
+	"github.com/flotilla-cd/flotilla/hub/internal/httpapi"
+)
+
+// metrics are the hub's Prometheus metrics.
+type metrics struct {
+	reg         *prometheus.Registry
+	pushes      *prometheus.CounterVec
+	gitPoll     *prometheus.HistogramVec
+	reconcile   prometheus.Histogram
+	renders     prometheus.Counter
+	statusCount prometheus.Counter
+}
+
+func newMetrics(fl *fleet.Fleet, ctrl func() *controller.Controller) *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		pushes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "flotilla_hub_bundle_pushes_total", Help: "Bundles pushed to agents.",
+		}, []string{"cluster"}),
+		gitPoll: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "flotilla_hub_git_poll_duration_seconds", Help: "Time to list refs and fetch one repository.",
+			Buckets: prometheus.ExponentialBuckets(0.005, 2, 14),
+		}, []string{"result"}),
+		reconcile: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "flotilla_hub_reconcile_duration_seconds", Help: "Time to compute every cluster's desired state (renders included).",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16),
+		}),
+		renders: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "flotilla_hub_renders_total", Help: "Bundles built from a render that was not cached.",
+		}),
+		statusCount: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "flotilla_hub_status_reports_total", Help: "Status reports received from agents.",
+		}),
+	}
+	m.reg.MustRegister(m.pushes, m.gitPoll, m.reconcile, m.renders, m.statusCount,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "flotilla_hub_connected_agents", Help: "Agents with an open stream.",
+		}, func() float64 { return float64(fl.ConnectedCount()) }),
+		&appCollector{fl: fl, ctrl: ctrl},
+	)
+	return m
+}
+
+// appCollector exports per-(app, cluster) sync and health as gauges.
+type appCollector struct {
+	fl   *fleet.Fleet
+	ctrl func() *controller.Controller
+}
+
+var (
+	appSyncDesc   = prometheus.NewDesc("flotilla_app_sync_status", "1 for the current sync status of an app on a cluster.", []string{"app", "cluster", "status"}, nil)
+	appHealthDesc = prometheus.NewDesc("flotilla_app_health_status", "1 for the current health of an app on a cluster.", []string{"app", "cluster", "status"}, nil)
+)
+
+func (c *appCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- appSyncDesc
+	ch <- appHealthDesc
+}
+
+func (c *appCollector) Collect(ch chan<- prometheus.Metric) {
+	ctl := c.ctrl()
+	if ctl == nil {
+		return
+	}
+	for _, v := range httpapi.Views(ctl.Snapshot(), c.fl, false) {
+		for _, cv := range v.Clusters {
+			ch <- prometheus.MustNewConstMetric(appSyncDesc, prometheus.GaugeValue, 1, v.Name, cv.Cluster, cv.Sync)
+			ch <- prometheus.MustNewConstMetric(appHealthDesc, prometheus.GaugeValue, 1, v.Name, cv.Cluster, cv.Health)
+		}
+	}
+}

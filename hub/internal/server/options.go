@@ -1,0 +1,94 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/spf13/pflag"
+)
+
+// Options configure the hub. Every flag can also be set from FLOTILLA_<FLAG>.
+type Options struct {
+	StateDir      string
+	AgentListen   string
+	HTTPListen    string
+	AdvertiseAddr string
+	TLSSANs       []string
+
+	AppsDir      string
+	AppsRepo     string
+	AppsPath     string
+	AppsRevision string
+
+	PollInterval time.Duration
+	Resync       time.Duration
+
+	GitUsername       string
+	GitTokenFile      string
+	GitSSHKeyFile     string
+	GitKnownHosts     string
+	WebhookSecretFile string
+
+	CertTTL  time.Duration
+	TokenTTL time.Duration
+	LogLevel string
+	LogJSON  bool
+}
+
+// DefaultOptions returns the defaults, in one place.
+func DefaultOptions() Options {
+	return Options{
+		StateDir:     "/var/lib/flotilla",
+		AgentListen:  ":8443",
+		HTTPListen:   ":8080",
+		AppsRevision: "HEAD",
+		PollInterval: 30 * time.Second,
+		Resync:       30 * time.Second,
+		CertTTL:      24 * time.Hour,
+		TokenTTL:     24 * time.Hour,
+		LogLevel:     "info",
+	}
+}
+
+// BindFlags registers the options on fs.
+func (o *Options) BindFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&o.StateDir, "state-dir", o.StateDir, "folder for the state store, CA and git mirrors")
+	fs.StringVar(&o.AgentListen, "agent-listen", o.AgentListen, "address of the agent gRPC endpoint (mTLS)")
+	fs.StringVar(&o.HTTPListen, "http-listen", o.HTTPListen, "address of the HTTP API, UI, webhooks and metrics")
+	fs.StringVar(&o.AdvertiseAddr, "advertise-addr", o.AdvertiseAddr, "host:port agents dial, printed in join commands (default: the agent listen address)")
+	fs.StringSliceVar(&o.TLSSANs, "tls-san", o.TLSSANs, "extra DNS names or IPs for the hub's serving certificate")
+	fs.StringVar(&o.AppsDir, "apps-dir", o.AppsDir, "local folder of Application definitions")
+	fs.StringVar(&o.AppsRepo, "apps-repo", o.AppsRepo, "git repository of Application definitions (app of apps)")
+	fs.StringVar(&o.AppsPath, "apps-path", o.AppsPath, "folder within --apps-repo")
+	fs.StringVar(&o.AppsRevision, "apps-revision", o.AppsRevision, "branch, tag or commit of --apps-repo")
+	fs.DurationVar(&o.PollInterval, "poll-interval", o.PollInterval, "how often each repo's refs are listed (plus up to 10% jitter)")
+	fs.DurationVar(&o.Resync, "resync", o.Resync, "how often everything is re-evaluated without a git change")
+	fs.StringVar(&o.GitUsername, "git-username", o.GitUsername, "username for HTTPS git credentials (default git)")
+	fs.StringVar(&o.GitTokenFile, "git-token-file", o.GitTokenFile, "file holding an HTTPS token or password for git")
+	fs.StringVar(&o.GitSSHKeyFile, "git-ssh-key-file", o.GitSSHKeyFile, "file holding an SSH private key for git")
+	fs.StringVar(&o.GitKnownHosts, "git-known-hosts", o.GitKnownHosts, "known_hosts file for SSH git")
+	fs.StringVar(&o.WebhookSecretFile, "webhook-secret-file", o.WebhookSecretFile, "file holding the shared secret of git webhooks")
+	fs.DurationVar(&o.CertTTL, "cert-ttl", o.CertTTL, "lifetime of agent client certificates (renewed at 2/3)")
+	fs.DurationVar(&o.TokenTTL, "join-token-ttl", o.TokenTTL, "lifetime of join tokens")
+	fs.StringVar(&o.LogLevel, "log-level", o.LogLevel, "trace, debug, info, warn or error")
+	fs.BoolVar(&o.LogJSON, "log-json", o.LogJSON, "log in JSON")
+}
+
+// Validate checks the options.
+func (o *Options) Validate() error {
+	var errs []error
+	if o.StateDir == "" {
+		errs = append(errs, errors.New("--state-dir is required"))
+	}
+	if o.AppsDir == "" && o.AppsRepo == "" {
+		errs = append(errs, errors.New("one of --apps-dir or --apps-repo is required"))
+	}
+	if o.PollInterval < time.Second {
+		errs = append(errs, fmt.Errorf("--poll-interval %s: must be at least 1s", o.PollInterval))
+	}
+	if o.CertTTL < 2*time.Minute {
+		errs = append(errs, fmt.Errorf("--cert-ttl %s: must be at least 2m", o.CertTTL))
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,269 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/flotilla-cd/flotilla/hub/internal/agentapi"
+	"github.com/flotilla-cd/flotilla/hub/internal/controller"
+	"github.com/flotilla-cd/flotilla/hub/internal/fleet"
+	"github.com/flotilla-cd/flotilla/hub/internal/gitsource"
+	"github.com/flotilla-cd/flotilla/hub/internal/httpapi"
+	"github.com/flotilla-cd/flotilla/hub/internal/pki"
+	"github.com/flotilla-cd/flotilla/hub/internal/render"
+	"github.com/flotilla-cd/flotilla/hub/internal/store"
+	apiv1alpha1 "github.com/flotilla-cd/flotilla/shared/api/v1alpha1"
+)
+
+// AdminTokenFile is where the first admin token is written (mode 0600) in
+// the state dir, once, on the first start.
+const AdminTokenFile = "admin-token"
+
+// Run starts the hub and serves until ctx ends.
+func Run(ctx context.Context, o Options, log hclog.Logger) error {
+	if err := o.Validate(); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(o.StateDir, 0o700); err != nil {
+		return fmt.Errorf("state dir: %w", err)
+	}
+	st, err := store.Open(filepath.Join(o.StateDir, "hub.db"), log.Named("store"))
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	ca, err := loadCA(ctx, st)
+	if err != nil {
+		return err
+	}
+	if err := ensureAdminToken(ctx, st, o.StateDir, log); err != nil {
+		return err
+	}
+
+	agentLis, err := net.Listen("tcp", o.AgentListen)
+	if err != nil {
+		return fmt.Errorf("agent listener: %w", err)
+	}
+	httpLis, err := net.Listen("tcp", o.HTTPListen)
+	if err != nil {
+		agentLis.Close()
+		return fmt.Errorf("http listener: %w", err)
+	}
+	advertise := o.AdvertiseAddr
+	if advertise == "" {
+		advertise = defaultAdvertise(agentLis.Addr().(*net.TCPAddr))
+	}
+	serving, err := ca.ServingCert(servingHosts(o, advertise), time.Now())
+	if err != nil {
+		return err
+	}
+
+	fl := fleet.New()
+	restoreStatus(ctx, st, fl, log)
+	var ctrl *controller.Controller
+	m := newMetrics(fl, func() *controller.Controller { return ctrl })
+
+	git := gitsource.New(gitsource.Options{
+		Dir:          filepath.Join(o.StateDir, "git"),
+		PollInterval: o.PollInterval,
+		Credentials: gitsource.Credentials{
+			Username: o.GitUsername, TokenFile: o.GitTokenFile, SSHKeyFile: o.GitSSHKeyFile, SSHKnownHostsFile: o.GitKnownHosts,
+		},
+		OnPoll: func(_ string, d time.Duration, err error) {
+			res := "ok"
+			if err != nil {
+				res = "error"
+			}
+			m.gitPoll.WithLabelValues(res).Observe(d.Seconds())
+		},
+	}, log.Named("git"))
+	renderer := render.New(render.Options{})
+	ctrl = controller.New(controller.Options{
+		AppsDir: o.AppsDir, AppsRepo: o.AppsRepo, AppsPath: o.AppsPath, AppsRevision: o.AppsRevision, Resync: o.Resync,
+		OnReconcile: func(d time.Duration, renders int, _ error) {
+			m.reconcile.Observe(d.Seconds())
+			m.renders.Add(float64(renders))
+		},
+	}, git, renderer, fl, st, log.Named("controller"))
+
+	agents := agentapi.New(ca, st, fl, agentapi.Options{CertTTL: o.CertTTL, Hooks: agentapi.Hooks{
+		Sent: func(cluster string, ds *apiv1alpha1.DesiredState) {
+			m.pushes.WithLabelValues(cluster).Add(float64(len(ds.GetBundles())))
+		},
+		Status: func(cluster string, prev, cur *apiv1alpha1.AppStatus) {
+			m.statusCount.Inc()
+			recordHistory(ctx, st, cluster, prev, cur, log)
+		},
+	}}, log.Named("agents"))
+	gs := agents.GRPCServer(agentapi.TLSConfig(ca, serving))
+
+	var secret []byte
+	if o.WebhookSecretFile != "" {
+		b, err := os.ReadFile(o.WebhookSecretFile)
+		if err != nil {
+			return fmt.Errorf("webhook secret: %w", err)
+		}
+		secret = []byte(strings.TrimSpace(string(b)))
+	}
+	api := httpapi.New(httpapi.Deps{
+		Store: st, Fleet: fl, Controller: ctrl, Git: git,
+		JoinInfo:      func() (string, string) { return advertise, ca.Hash() },
+		TokenTTL:      o.TokenTTL,
+		WebhookSecret: secret,
+		Metrics:       promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}),
+		Ready: func() error {
+			if ctrl.Snapshot().At.IsZero() {
+				return errors.New("first reconcile not done")
+			}
+			return nil
+		},
+		Log: log.Named("http"),
+	})
+	httpSrv := &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second}
+
+	log.Info("hub started", "agent_addr", agentLis.Addr().String(), "http_addr", httpLis.Addr().String(),
+		"advertise", advertise, "ca_hash", ca.Hash(), "state_dir", o.StateDir)
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errc := make(chan error, 4)
+	run := func(name string, f func() error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f(); err != nil {
+				errc <- fmt.Errorf("%s: %w", name, err)
+				cancel()
+			}
+		}()
+	}
+	run("git", func() error { return git.Run(ctx) })
+	run("controller", func() error { return ctrl.Run(ctx) })
+	run("agent endpoint", func() error { return agentapi.Serve(ctx, gs, agentLis) })
+	run("http", func() error {
+		go func() {
+			<-ctx.Done()
+			sctx, c := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer c()
+			_ = httpSrv.Shutdown(sctx)
+		}()
+		if err := httpSrv.Serve(httpLis); !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	})
+	wg.Wait()
+	close(errc)
+	log.Info("hub stopped")
+	return <-errc
+}
+
+func loadCA(ctx context.Context, st store.Store) (*pki.CA, error) {
+	certPEM, keyPEM, err := st.GetCA(ctx)
+	if errors.Is(err, store.ErrNotFound) {
+		ca, err := pki.NewCA(time.Now())
+		if err != nil {
+			return nil, err
+		}
+		if err := st.PutCA(ctx, ca.CertPEM(), ca.KeyPEM()); err != nil {
+			return nil, err
+		}
+		return ca, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return pki.ParseCA(certPEM, keyPEM)
+}
+
+// ensureAdminToken creates the first admin token on the first start and
+// shows it once: in the log and in the state dir's admin-token file.
+func ensureAdminToken(ctx context.Context, st store.Store, dir string, log hclog.Logger) error {
+	toks, _, err := st.ListAPITokens(ctx, store.Page{Limit: 1})
+	if err != nil {
+		return err
+	}
+	if len(toks) > 0 {
+		return nil
+	}
+	raw, _, err := st.CreateAPIToken(ctx, "admin", store.RoleAdmin, time.Now())
+	if err != nil {
+		return err
+	}
+	p := filepath.Join(dir, AdminTokenFile)
+	if err := os.WriteFile(p, []byte(raw+"\n"), 0o600); err != nil {
+		return fmt.Errorf("write admin token: %w", err)
+	}
+	log.Info("created the admin API token; it is shown once", "file", p)
+	return nil
+}
+
+func restoreStatus(ctx context.Context, st store.Store, fl *fleet.Fleet, log hclog.Logger) {
+	recs, err := st.ListStatus(ctx, "")
+	if err != nil {
+		log.Warn("restore status", "error", err)
+		return
+	}
+	byCluster := map[string][]*apiv1alpha1.AppStatus{}
+	for _, r := range recs {
+		byCluster[r.Cluster] = append(byCluster[r.Cluster], r.Status)
+	}
+	for c, sts := range byCluster {
+		fl.Restore(c, sts)
+	}
+}
+
+// recordHistory appends a history entry when an agent reports a finished
+// operation it had not reported before.
+func recordHistory(ctx context.Context, st store.Store, cluster string, prev, cur *apiv1alpha1.AppStatus, log hclog.Logger) {
+	op := cur.GetLastOperation()
+	if op == nil || op.GetFinishedAt() == nil {
+		return
+	}
+	if pop := prev.GetLastOperation(); pop != nil && pop.GetFinishedAt().AsTime().Equal(op.GetFinishedAt().AsTime()) && pop.GetDigest() == op.GetDigest() {
+		return
+	}
+	res := store.ResultSucceeded
+	if op.GetPhase() == apiv1alpha1.Operation_PHASE_FAILED {
+		res = store.ResultFailed
+	}
+	_, err := st.AppendHistory(ctx, store.HistoryEntry{
+		App: cur.GetApp(), Cluster: cluster, Revision: op.GetRevision(), Digest: op.GetDigest(),
+		StartedAt: op.GetStartedAt().AsTime(), FinishedAt: op.GetFinishedAt().AsTime(),
+		InitiatedBy: op.GetInitiatedBy(), Result: res, Message: op.GetMessage(),
+	})
+	if err != nil {
+		log.Warn("append history", "cluster", cluster, "app", cur.GetApp(), "error", err)
+	}
+}
+
+func defaultAdvertise(a *net.TCPAddr) string {
+	if a.IP == nil || a.IP.IsUnspecified() {
+		return net.JoinHostPort("127.0.0.1", fmt.Sprint(a.Port))
+	}
+	return a.String()
+}
+
+func servingHosts(o Options, advertise string) []string {
+	hosts := []string{"localhost", "127.0.0.1", "::1", "flotilla-hub", "flotilla-hub.flotilla-system", "flotilla-hub.flotilla-system.svc"}
+	if h, err := os.Hostname(); err == nil {
+		hosts = append(hosts, h)
+	}
+	if h, _, err := net.SplitHostPort(advertise); err == nil {
+		hosts = append(hosts, h)
+	}
+	return append(hosts, o.TLSSANs...)
+}
