@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# build.sh BIN_DIR builds the test control-plane binaries (etcd, kube-apiserver,
+# kube-controller-manager, kube-scheduler, kwok) from this tools module into
+# BIN_DIR, but only those that are missing there. Versions are pinned by
+# e2e/tools/go.mod; the flags below must stay as they are so that the Go build
+# cache of earlier builds is reused.
+set -euo pipefail
+
+if [[ $# -ne 1 ]]; then
+	echo "usage: $0 BIN_DIR" >&2
+	exit 2
+fi
+
+tools_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+mkdir -p "$1"
+bin_dir="$(cd "$1" && pwd)"
+
+# binary name -> package path (relative to the tools module)
+declare -A pkgs=(
+	[etcd]=./cmd/etcd
+	[kube-apiserver]=k8s.io/kubernetes/cmd/kube-apiserver
+	[kube-controller-manager]=k8s.io/kubernetes/cmd/kube-controller-manager
+	[kube-scheduler]=k8s.io/kubernetes/cmd/kube-scheduler
+	[kwok]=sigs.k8s.io/kwok/cmd/kwok
+)
+order=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok)
+
+missing=()
+names=()
+for name in "${order[@]}"; do
+	if [[ ! -x "$bin_dir/$name" ]]; then
+		missing+=("${pkgs[$name]}")
+		names+=("$name")
+	fi
+done
+
+if [[ ${#missing[@]} -eq 0 ]]; then
+	echo "build.sh: all control-plane binaries present in $bin_dir"
+	exit 0
+fi
+
+echo "build.sh: building ${names[*]} into $bin_dir"
+echo "build.sh: the first build takes about 20 min on 2 cores (later builds reuse the Go build cache)"
+
+cd "$tools_dir"
+go build -o "$bin_dir/" -ldflags "-s -w -X k8s.io/component-base/version.gitVersion=v1.36.1 -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=36 -X k8s.io/component-base/version.gitTreeState=clean" "${missing[@]}"
+
+echo "build.sh: done: ${names[*]}"
