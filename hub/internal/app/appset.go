@@ -64,7 +64,7 @@ type argoAppSetSpec struct {
 func decodeAppSet(file, name string, m map[string]any) (*AppSet, []string, error) {
 	n := &notes{prefix: fmt.Sprintf("%s: ApplicationSet %s", file, name)}
 	fail := func(format string, args ...any) (*AppSet, []string, error) {
-		return nil, n.list, fmt.Errorf("%s: %w: %s", n.prefix, ErrInvalid, fmt.Sprintf(format, args...))
+		return nil, n.list, fmt.Errorf("%s: %w", n.prefix, invalidf("%s", fmt.Sprintf(format, args...)))
 	}
 	js, _ := json.Marshal(m["spec"])
 	var spec argoAppSetSpec
@@ -195,13 +195,13 @@ func (s *AppSet) Expand(clusters []Cluster) ([]*Application, error) {
 				return nil, fmt.Errorf("%s: generated %w", where, trimFile(err, s.File))
 			}
 			if a == nil {
-				return nil, fmt.Errorf("%s: generated Application %s: %w: %s", where, nameOf(doc), ErrInvalid, lastOf(warns))
+				return nil, fmt.Errorf("%s: generated Application %s: %w", where, nameOf(doc), invalidf("%s", lastOf(warns)))
 			}
 			if err := Validate(a); err != nil {
 				return nil, fmt.Errorf("%s: generated %w", where, trimFile(err, s.File))
 			}
 			if prev, dup := seen[a.Name]; dup {
-				return nil, fmt.Errorf("%s: %w: Application %s generated twice (%s and generators[%d] item %d)", where, ErrInvalid, a.Name, prev, gi, pi)
+				return nil, fmt.Errorf("%s: %w", where, invalidf("Application %s generated twice (%s and generators[%d] item %d)", a.Name, prev, gi, pi))
 			}
 			seen[a.Name] = fmt.Sprintf("generators[%d] item %d", gi, pi)
 			out = append(out, a)

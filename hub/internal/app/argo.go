@@ -149,11 +149,11 @@ func (n *notes) add(field, format string, args ...any) {
 func convertArgoApp(file string, m map[string]any) (*Application, []string, error) {
 	js, err := json.Marshal(m)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%s: %w: %v", file, ErrInvalid, err)
+		return nil, nil, fmt.Errorf("%s: %w", file, invalidf("%v", err))
 	}
 	var in argoApplication
 	if err := json.Unmarshal(js, &in); err != nil {
-		return nil, nil, fmt.Errorf("%s: Application %s: %w: %v", file, nameOf(m), ErrInvalid, fieldError(err))
+		return nil, nil, fmt.Errorf("%s: Application %s: %w", file, nameOf(m), invalidf("%v", fieldError(err)))
 	}
 	n := &notes{prefix: fmt.Sprintf("%s: Application %s", file, in.Metadata.Name)}
 	for k := range m {
@@ -192,18 +192,18 @@ func convertArgoSpec(n *notes, in argoSpec, out *Spec) (bool, error) {
 		n.add("spec.revisionHistoryLimit", "not supported; ignored")
 	}
 	if in.SourceHydrator != nil {
-		return false, fmt.Errorf("%w: spec.sourceHydrator: source hydration is not supported", ErrInvalid)
+		return false, invalidf("spec.sourceHydrator: source hydration is not supported")
 	}
 	src, field := in.Source, "spec.source"
 	switch {
 	case src != nil && len(in.Sources) > 0:
-		return false, fmt.Errorf("%w: spec: set source or sources, not both", ErrInvalid)
+		return false, invalidf("spec: set source or sources, not both")
 	case len(in.Sources) == 1:
 		src, field = &in.Sources[0], "spec.sources[0]"
 	case len(in.Sources) > 1:
-		return false, fmt.Errorf("%w: spec.sources: multiple sources are not supported (%d given); use one source", ErrInvalid, len(in.Sources))
+		return false, invalidf("spec.sources: multiple sources are not supported (%d given); use one source", len(in.Sources))
 	case src == nil:
-		return false, fmt.Errorf("%w: spec.source is missing", ErrInvalid)
+		return false, invalidf("spec.source is missing")
 	}
 	s, err := convertArgoSource(n, field, *src)
 	if err != nil {
@@ -229,7 +229,7 @@ func convertArgoSpec(n *notes, in argoSpec, out *Spec) (bool, error) {
 		n.add("spec.destination", "server %s%s names no Flotilla cluster: a cluster must be named; set spec.destination.name to the cluster's name; application skipped", d.Server, hint)
 		return false, nil
 	default:
-		return false, fmt.Errorf("%w: spec.destination: no name (the cluster) given", ErrInvalid)
+		return false, invalidf("spec.destination: no name (the cluster) given")
 	}
 
 	if p := in.SyncPolicy; p != nil {
@@ -270,9 +270,9 @@ func convertArgoSpec(n *notes, in argoSpec, out *Spec) (bool, error) {
 func convertArgoSource(n *notes, field string, in argoSource) (Source, error) {
 	switch {
 	case in.Chart != "":
-		return Source{}, fmt.Errorf("%w: %s.chart: charts from Helm repositories are not supported; keep the chart in git and use path", ErrInvalid, field)
+		return Source{}, invalidf("%s.chart: charts from Helm repositories are not supported; keep the chart in git and use path", field)
 	case in.Plugin != nil:
-		return Source{}, fmt.Errorf("%w: %s.plugin: config management plugins are not supported", ErrInvalid, field)
+		return Source{}, invalidf("%s.plugin: config management plugins are not supported", field)
 	}
 	if in.Ref != "" {
 		n.add(field+".ref", "only used by multiple sources; ignored")
@@ -283,17 +283,17 @@ func convertArgoSource(n *notes, field string, in argoSource) (Source, error) {
 	out := Source{RepoURL: in.RepoURL, TargetRevision: in.TargetRevision, Path: in.Path}
 	if d := in.Directory; d != nil {
 		if d.Jsonnet != nil && !isEmpty(d.Jsonnet) {
-			return Source{}, fmt.Errorf("%w: %s.directory.jsonnet: Jsonnet is not supported", ErrInvalid, field)
+			return Source{}, invalidf("%s.directory.jsonnet: Jsonnet is not supported", field)
 		}
 		out.Directory = &Directory{Recurse: d.Recurse, Include: d.Include, Exclude: d.Exclude}
 	}
 	if h := in.Helm; h != nil {
 		f := field + ".helm"
 		if h.FileParameters != nil {
-			return Source{}, fmt.Errorf("%w: %s.fileParameters: not supported", ErrInvalid, f)
+			return Source{}, invalidf("%s.fileParameters: not supported", f)
 		}
 		if h.Version != "" && h.Version != "v3" {
-			return Source{}, fmt.Errorf("%w: %s.version %q: only Helm v3 is supported", ErrInvalid, f, h.Version)
+			return Source{}, invalidf("%s.version %q: only Helm v3 is supported", f, h.Version)
 		}
 		for name, v := range map[string]any{"passCredentials": h.PassCredentials, "ignoreMissingValueFiles": h.IgnoreMissingValueFiles, "kubeVersion": h.KubeVersion, "apiVersions": h.APIVersions, "skipTests": h.SkipTests, "skipSchemaValidation": h.SkipSchemaValidation} {
 			if v != nil && !isEmpty(v) {

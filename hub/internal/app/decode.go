@@ -101,17 +101,18 @@ type header struct {
 func Decode(file string, data []byte) (Definitions, error) {
 	var defs Definitions
 	for _, doc := range splitDocuments(file, data) {
-		js, err := yaml.YAMLToJSON(doc.raw)
+		// Leading newlines make YAML errors report lines of the file.
+		js, err := yaml.YAMLToJSON(append(bytes.Repeat([]byte("\n"), doc.line-1), doc.raw...))
 		if err != nil {
-			return Definitions{}, fmt.Errorf("%s: %w: %v", doc.where(), ErrInvalid, err)
+			return Definitions{}, fmt.Errorf("%s: %w", doc.where(), invalidf("%v", err))
 		}
 		var m map[string]any
 		if err := json.Unmarshal(js, &m); err != nil {
-			return Definitions{}, fmt.Errorf("%s: %w: not an object: %v", doc.where(), ErrInvalid, err)
+			return Definitions{}, fmt.Errorf("%s: %w", doc.where(), invalidf("not an object: %v", err))
 		}
 		var h header
 		if err := json.Unmarshal(js, &h); err != nil {
-			return Definitions{}, fmt.Errorf("%s: %w: %v", doc.where(), ErrInvalid, fieldError(err))
+			return Definitions{}, fmt.Errorf("%s: %w", doc.where(), invalidf("%v", fieldError(err)))
 		}
 		if err := decodeDocument(&defs, doc, h, js, m); err != nil {
 			return Definitions{}, err
@@ -123,7 +124,7 @@ func Decode(file string, data []byte) (Definitions, error) {
 func decodeDocument(defs *Definitions, doc document, h header, js []byte, m map[string]any) error {
 	what := fmt.Sprintf("%s %s", h.Kind, h.Metadata.Name)
 	if h.Metadata.Name == "" {
-		return fmt.Errorf("%s: %s: %w: metadata.name is missing", doc.where(), h.Kind, ErrInvalid)
+		return fmt.Errorf("%s: %s: %w", doc.where(), h.Kind, invalidf("metadata.name is missing"))
 	}
 	switch {
 	case h.APIVersion == APIVersion && h.Kind == KindApp:
@@ -181,9 +182,9 @@ func decodeDocument(defs *Definitions, doc document, h header, js []byte, m map[
 	case h.APIVersion == ArgoAPIVersion && h.Kind == KindAppProject:
 		defs.Warnings = append(defs.Warnings, fmt.Sprintf("%s: %s: Argo CD projects are not supported; ignored", doc.file, what))
 	case strings.HasPrefix(h.APIVersion, Group+"/") || strings.HasPrefix(h.APIVersion, "argoproj.io/"):
-		return fmt.Errorf("%s: %w: unknown kind %s %s (known: %s Application, Cluster; %s Application, ApplicationSet, AppProject)", doc.where(), ErrInvalid, h.APIVersion, h.Kind, APIVersion, ArgoAPIVersion)
+		return fmt.Errorf("%s: %w", doc.where(), invalidf("unknown kind %s %s (known: %s Application, Cluster; %s Application, ApplicationSet, AppProject)", h.APIVersion, h.Kind, APIVersion, ArgoAPIVersion))
 	default:
-		return fmt.Errorf("%s: %w: unknown kind %q apiVersion %q (name %q); a definitions folder holds only Application, ApplicationSet and Cluster", doc.where(), ErrInvalid, h.Kind, h.APIVersion, h.Metadata.Name)
+		return fmt.Errorf("%s: %w", doc.where(), invalidf("unknown kind %q apiVersion %q (name %q); a definitions folder holds only Application, ApplicationSet and Cluster", h.Kind, h.APIVersion, h.Metadata.Name))
 	}
 	return nil
 }
@@ -193,7 +194,7 @@ func decodeDocument(defs *Definitions, doc document, h header, js []byte, m map[
 // those of out.
 func decodeStrict(js []byte, m map[string]any, out any, top []string) error {
 	if err := json.Unmarshal(js, out); err != nil {
-		return fmt.Errorf("%w: %v", ErrInvalid, fieldError(err))
+		return invalidf("%v", fieldError(err))
 	}
 	var unknown []string
 	for k, v := range m {
@@ -208,7 +209,7 @@ func decodeStrict(js []byte, m map[string]any, out any, top []string) error {
 	}
 	if len(unknown) > 0 {
 		slices.Sort(unknown)
-		return fmt.Errorf("%w: unknown field %s", ErrInvalid, strings.Join(unknown, ", "))
+		return invalidf("unknown field %s", strings.Join(unknown, ", "))
 	}
 	return nil
 }
@@ -220,4 +221,15 @@ func fieldError(err error) error {
 		return fmt.Errorf("%s: cannot use a %s as %s", te.Field, te.Value, te.Type)
 	}
 	return err
+}
+
+// invalidError is an ErrInvalid whose message is only the problem, so that
+// messages read "<file>: <object>: <field>: <problem>".
+type invalidError struct{ msg string }
+
+func (e *invalidError) Error() string        { return e.msg }
+func (e *invalidError) Is(target error) bool { return target == ErrInvalid }
+
+func invalidf(format string, args ...any) error {
+	return &invalidError{msg: fmt.Sprintf(format, args...)}
 }

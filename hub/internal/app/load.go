@@ -62,21 +62,21 @@ func (d *Definitions) checkUnique() error {
 	apps := map[string]string{}
 	for _, a := range d.Apps {
 		if prev, ok := apps[a.Name]; ok {
-			return fmt.Errorf("%w: Application %s is defined twice: in %s and in %s", ErrInvalid, a.Name, prev, a.File)
+			return invalidf("Application %s is defined twice: in %s and in %s", a.Name, prev, a.File)
 		}
 		apps[a.Name] = a.File
 	}
 	sets := map[string]string{}
 	for _, s := range d.AppSets {
 		if prev, ok := sets[s.Name]; ok {
-			return fmt.Errorf("%w: ApplicationSet %s is defined twice: in %s and in %s", ErrInvalid, s.Name, prev, s.File)
+			return invalidf("ApplicationSet %s is defined twice: in %s and in %s", s.Name, prev, s.File)
 		}
 		sets[s.Name] = s.File
 	}
 	clusters := map[string]string{}
 	for _, c := range d.Clusters {
 		if prev, ok := clusters[c.Name]; ok {
-			return fmt.Errorf("%w: Cluster %s is declared twice: in %s and in %s", ErrInvalid, c.Name, prev, c.File)
+			return invalidf("Cluster %s is declared twice: in %s and in %s", c.Name, prev, c.File)
 		}
 		clusters[c.Name] = c.File
 	}
@@ -104,7 +104,7 @@ func (d *Definitions) Resolve(clusters []Cluster) ([]*Application, error) {
 		var clash error
 		for _, a := range apps {
 			if prev, ok := owner[a.Name]; ok {
-				clash = fmt.Errorf("%s: ApplicationSet %s: %w: generated Application %s is already defined in %s", s.File, s.Name, ErrInvalid, a.Name, prev)
+				clash = fmt.Errorf("%s: ApplicationSet %s: %w", s.File, s.Name, invalidf("generated Application %s is already defined in %s", a.Name, prev))
 				break
 			}
 		}

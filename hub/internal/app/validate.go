@@ -21,14 +21,14 @@ func Validate(a *Application) error {
 
 func validateApp(a *Application) error {
 	if err := validName(a.Name); err != nil {
-		return fmt.Errorf("%w: metadata.name: %v", ErrInvalid, err)
+		return invalidf("metadata.name: %v", err)
 	}
 	s := a.Spec
 	if s.Source.RepoURL == "" {
-		return fmt.Errorf("%w: spec.source.repoURL is missing", ErrInvalid)
+		return invalidf("spec.source.repoURL is missing")
 	}
 	if err := ValidatePath(s.Source.Path); err != nil {
-		return fmt.Errorf("%w: spec.source.path: %v", ErrInvalid, err)
+		return invalidf("spec.source.path: %v", err)
 	}
 	if err := validateKinds("spec.source", s.Source.Directory, s.Source.Helm, s.Source.Kustomize); err != nil {
 		return err
@@ -38,26 +38,26 @@ func validateApp(a *Application) error {
 	}
 	d := s.Destination
 	if len(d.Clusters) == 0 && d.ClusterSelector == nil {
-		return fmt.Errorf("%w: spec.destination: no clusters and no clusterSelector", ErrInvalid)
+		return invalidf("spec.destination: no clusters and no clusterSelector")
 	}
 	if err := validateTargeting("spec.destination", d.Clusters, d.ClusterSelector); err != nil {
 		return err
 	}
 	if d.Namespace != "" {
 		if errs := validation.IsDNS1123Label(d.Namespace); len(errs) > 0 {
-			return fmt.Errorf("%w: spec.destination.namespace %q: %s", ErrInvalid, d.Namespace, strings.Join(errs, "; "))
+			return invalidf("spec.destination.namespace %q: %s", d.Namespace, strings.Join(errs, "; "))
 		}
 	}
 	for i, o := range s.ClusterOverrides {
 		f := fmt.Sprintf("spec.clusterOverrides[%d]", i)
 		if len(o.Clusters) == 0 && o.ClusterSelector == nil {
-			return fmt.Errorf("%w: %s: no clusters and no clusterSelector", ErrInvalid, f)
+			return invalidf("%s: no clusters and no clusterSelector", f)
 		}
 		if err := validateTargeting(f, o.Clusters, o.ClusterSelector); err != nil {
 			return err
 		}
 		if err := ValidatePath(o.Path); err != nil {
-			return fmt.Errorf("%w: %s.path: %v", ErrInvalid, f, err)
+			return invalidf("%s.path: %v", f, err)
 		}
 		if err := validateKinds(f, o.Directory, o.Helm, o.Kustomize); err != nil {
 			return err
@@ -75,14 +75,14 @@ func validateApp(a *Application) error {
 	for i, ig := range s.IgnoreDifferences {
 		f := fmt.Sprintf("spec.ignoreDifferences[%d]", i)
 		if ig.Kind == "" {
-			return fmt.Errorf("%w: %s.kind is missing", ErrInvalid, f)
+			return invalidf("%s.kind is missing", f)
 		}
 		if len(ig.JSONPointers) == 0 && len(ig.ManagedFieldsManagers) == 0 {
-			return fmt.Errorf("%w: %s: neither jsonPointers nor managedFieldsManagers", ErrInvalid, f)
+			return invalidf("%s: neither jsonPointers nor managedFieldsManagers", f)
 		}
 		for j, p := range ig.JSONPointers {
 			if !strings.HasPrefix(p, "/") {
-				return fmt.Errorf("%w: %s.jsonPointers[%d] %q: a JSON pointer starts with /", ErrInvalid, f, j, p)
+				return invalidf("%s.jsonPointers[%d] %q: a JSON pointer starts with /", f, j, p)
 			}
 		}
 	}
@@ -127,7 +127,7 @@ func validateKinds(field string, d *Directory, h *Helm, k *Kustomize) error {
 		}
 	}
 	if n > 1 {
-		return fmt.Errorf("%w: %s: set only one of directory, helm and kustomize", ErrInvalid, field)
+		return invalidf("%s: set only one of directory, helm and kustomize", field)
 	}
 	return nil
 }
@@ -136,36 +136,36 @@ func validateParts(field string, d *Directory, h *Helm, k *Kustomize) error {
 	if d != nil {
 		for name, g := range map[string]string{"include": d.Include, "exclude": d.Exclude} {
 			if _, err := CompileGlob(g); err != nil {
-				return fmt.Errorf("%w: %s.directory.%s: %v", ErrInvalid, field, name, err)
+				return invalidf("%s.directory.%s: %v", field, name, err)
 			}
 		}
 	}
 	if h != nil {
 		for i, p := range h.Parameters {
 			if p.Name == "" {
-				return fmt.Errorf("%w: %s.helm.parameters[%d].name is missing", ErrInvalid, field, i)
+				return invalidf("%s.helm.parameters[%d].name is missing", field, i)
 			}
 		}
 		for i, f := range h.ValueFiles {
 			if f == "" {
-				return fmt.Errorf("%w: %s.helm.valueFiles[%d] is empty", ErrInvalid, field, i)
+				return invalidf("%s.helm.valueFiles[%d] is empty", field, i)
 			}
 		}
 	}
 	if k != nil {
 		for i, img := range k.Images {
 			if strings.TrimSpace(img) == "" {
-				return fmt.Errorf("%w: %s.kustomize.images[%d] is empty", ErrInvalid, field, i)
+				return invalidf("%s.kustomize.images[%d] is empty", field, i)
 			}
 		}
 		for i, r := range k.Replicas {
 			if r.Name == "" || r.Count < 0 {
-				return fmt.Errorf("%w: %s.kustomize.replicas[%d]: needs a name and a count >= 0", ErrInvalid, field, i)
+				return invalidf("%s.kustomize.replicas[%d]: needs a name and a count >= 0", field, i)
 			}
 		}
 		for i, p := range k.Patches {
 			if (p.Path == "") == (p.Patch == "") {
-				return fmt.Errorf("%w: %s.kustomize.patches[%d]: set exactly one of path and patch", ErrInvalid, field, i)
+				return invalidf("%s.kustomize.patches[%d]: set exactly one of path and patch", field, i)
 			}
 		}
 	}
@@ -175,12 +175,12 @@ func validateParts(field string, d *Directory, h *Helm, k *Kustomize) error {
 func validateTargeting(field string, clusters []string, sel *metav1.LabelSelector) error {
 	for i, c := range clusters {
 		if err := validName(c); err != nil {
-			return fmt.Errorf("%w: %s.clusters[%d]: %v", ErrInvalid, field, i, err)
+			return invalidf("%s.clusters[%d]: %v", field, i, err)
 		}
 	}
 	if sel != nil {
 		if _, err := metav1.LabelSelectorAsSelector(sel); err != nil {
-			return fmt.Errorf("%w: %s.clusterSelector: %v", ErrInvalid, field, err)
+			return invalidf("%s.clusterSelector: %v", field, err)
 		}
 	}
 	return nil
@@ -189,7 +189,7 @@ func validateTargeting(field string, clusters []string, sel *metav1.LabelSelecto
 func validateSyncPolicy(p SyncPolicy) error {
 	for i, o := range p.SyncOptions {
 		if k, _, ok := strings.Cut(o, "="); !ok || k == "" {
-			return fmt.Errorf("%w: spec.syncPolicy.syncOptions[%d] %q: expected Name=value", ErrInvalid, i, o)
+			return invalidf("spec.syncPolicy.syncOptions[%d] %q: expected Name=value", i, o)
 		}
 	}
 	if p.Retry == nil || p.Retry.Backoff == nil {
@@ -201,25 +201,25 @@ func validateSyncPolicy(p SyncPolicy) error {
 			continue
 		}
 		if _, err := time.ParseDuration(d); err != nil {
-			return fmt.Errorf("%w: spec.syncPolicy.retry.backoff.%s: %v", ErrInvalid, name, err)
+			return invalidf("spec.syncPolicy.retry.backoff.%s: %v", name, err)
 		}
 	}
 	if b.Factor != nil && *b.Factor < 1 {
-		return fmt.Errorf("%w: spec.syncPolicy.retry.backoff.factor %d: must be at least 1", ErrInvalid, *b.Factor)
+		return invalidf("spec.syncPolicy.retry.backoff.factor %d: must be at least 1", *b.Factor)
 	}
 	return nil
 }
 
 func validateCluster(c ClusterDecl) error {
 	if err := validName(c.Name); err != nil {
-		return fmt.Errorf("%w: metadata.name: %v", ErrInvalid, err)
+		return invalidf("metadata.name: %v", err)
 	}
 	for k, v := range c.Labels {
 		if errs := validation.IsQualifiedName(k); len(errs) > 0 {
-			return fmt.Errorf("%w: label %q: %s", ErrInvalid, k, strings.Join(errs, "; "))
+			return invalidf("label %q: %s", k, strings.Join(errs, "; "))
 		}
 		if errs := validation.IsValidLabelValue(v); len(errs) > 0 {
-			return fmt.Errorf("%w: label %s=%q: %s", ErrInvalid, k, v, strings.Join(errs, "; "))
+			return invalidf("label %s=%q: %s", k, v, strings.Join(errs, "; "))
 		}
 	}
 	return nil

@@ -2,7 +2,6 @@ package controller
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"maps"
 	"path/filepath"
@@ -276,7 +275,7 @@ func (c *Controller) compute(ctx context.Context) (*Snapshot, map[string]fleet.D
 		snap.Clusters = append(snap.Clusters, ClusterState{Name: cl.Name, Labels: cl.Labels})
 	}
 	desired := map[string]fleet.Desired{}
-	objsByCluster := map[string]map[string][]*unstructured.Unstructured{}
+	objsByCluster := map[string]map[string]render.AppObjects{}
 	stateIdx := map[pinKey]*TargetState{}
 
 	for _, a := range apps {
@@ -299,7 +298,7 @@ func (c *Controller) compute(ctx context.Context) (*Snapshot, map[string]fleet.D
 			}
 			if desired[cl.Name] == nil {
 				desired[cl.Name] = fleet.Desired{}
-				objsByCluster[cl.Name] = map[string][]*unstructured.Unstructured{}
+				objsByCluster[cl.Name] = map[string]render.AppObjects{}
 			}
 			ts := TargetState{Cluster: cl.Name}
 			var b *apiv1alpha1.Bundle
@@ -314,7 +313,7 @@ func (c *Controller) compute(ctx context.Context) (*Snapshot, map[string]fleet.D
 				ts.Error = berr.Error()
 				b = c.last[cl.Name][a.Name] // hold the last good bundle (nil: hold what the agent has)
 			} else {
-				objsByCluster[cl.Name][a.Name] = objs
+				objsByCluster[cl.Name][a.Name] = render.AppObjects{Namespace: a.Spec.Destination.Namespace, Objects: objs}
 			}
 			if b != nil {
 				ts.Digest = b.GetDigest()
@@ -330,17 +329,14 @@ func (c *Controller) compute(ctx context.Context) (*Snapshot, map[string]fleet.D
 	}
 	// Two apps claiming one object on one cluster: both keep their last good bundle.
 	for cluster, byApp := range objsByCluster {
-		var cerr *render.ConflictError
-		if err := render.CheckConflicts(byApp); errors.As(err, &cerr) {
-			for _, appName := range cerr.Apps() {
+		if err := render.CheckConflicts(byApp); err != nil {
+			for _, appName := range conflictingApps(byApp) {
 				desired[cluster][appName] = c.last[cluster][appName]
 				if t := stateIdx[pinKey{appName, cluster}]; t != nil {
 					t.Error = err.Error()
 					t.Digest = desired[cluster][appName].GetDigest()
 				}
 			}
-		} else if err != nil {
-			c.log.Warn("conflict check", "cluster", cluster, "error", err)
 		}
 	}
 	return snap, desired, nil
@@ -380,15 +376,15 @@ func (c *Controller) bundleFor(ctx context.Context, a *app.Application, cl targe
 	// Plain directories read only under their path, so the path's tree id
 	// keys the render; Kustomize and Helm may read elsewhere in the repo
 	// (bases, value files), so the whole commit keys them.
-	treePath := src.Path
-	if src.Helm != nil || src.Kustomize != nil || render.IsKustomization(src, "") {
-		treePath = ""
-	}
-	tree, err := c.git.TreeID(src.RepoURL, commit, treePath)
+	root, err := c.git.Checkout(src.RepoURL, commit)
 	if err != nil {
 		return nil, nil, ts, err
 	}
-	root, err := c.git.Checkout(src.RepoURL, commit)
+	treePath := src.Path
+	if readsOutsidePath(root, src) {
+		treePath = ""
+	}
+	tree, err := c.git.TreeID(src.RepoURL, commit, treePath)
 	if err != nil {
 		return nil, nil, ts, err
 	}

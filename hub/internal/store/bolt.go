@@ -147,10 +147,7 @@ func (s *Bolt) Path() string { return s.db.Path() }
 // Backup writes a consistent snapshot in one read transaction; writers go
 // on meanwhile. Restore by starting the hub with the snapshot as its store file.
 func (s *Bolt) Backup(ctx context.Context, w io.Writer) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(ctx, func(tx *bolt.Tx) error {
 		_, err := tx.WriteTo(w)
 		return err
 	})

@@ -2,6 +2,7 @@ package store
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -197,10 +198,7 @@ func TestListClustersPages(t *testing.T) {
 	s := openTest(t)
 	var want []string
 	for i := range 25 {
-		name := string(rune('a'+i%26)) + "-cluster"
-		if i >= 26 {
-			name += "x"
-		}
+		name := fmt.Sprintf("cluster-%02d", i)
 		want = append(want, name)
 		if err := s.CreateCluster(t.Context(), Cluster{Name: name}); err != nil {
 			t.Fatal(err)

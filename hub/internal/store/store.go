@@ -147,6 +147,10 @@ type Store interface {
 	// ConsumeJoinToken checks raw against the cluster's token and marks it
 	// used, atomically: of concurrent calls with the same token one succeeds.
 	ConsumeJoinToken(ctx context.Context, cluster, raw string, now time.Time) error
+	// EnrollCluster consumes the cluster's join token (as ConsumeJoinToken)
+	// and applies fn to the cluster in one transaction; if fn fails the
+	// token stays unused and nothing is written.
+	EnrollCluster(ctx context.Context, cluster, raw string, now time.Time, fn func(*Cluster) error) error
 	// GetJoinToken returns the stored form (hash, expiry, use) of the
 	// cluster's join token; ErrNotFound if it has none.
 	GetJoinToken(ctx context.Context, cluster string) (JoinToken, error)

@@ -340,3 +340,67 @@ func TestTokenCompareTiming(t *testing.T) {
 		})
 	}
 }
+
+func TestEnrollCluster(t *testing.T) {
+	errSign := errors.New("bad CSR")
+	enroll := func(c *Cluster) error {
+		c.CertSerial, c.CertNotAfter, c.EnrolledAt = "01ab", t0.Add(24*time.Hour), t0.Add(time.Minute)
+		return nil
+	}
+	enrolled := Cluster{Name: "a", CreatedAt: t0, CertSerial: "01ab", CertNotAfter: t0.Add(24 * time.Hour), EnrolledAt: t0.Add(time.Minute)}
+	tests := []struct {
+		name      string
+		cluster   string
+		wrongTok  bool
+		at        time.Duration
+		fn        func(*Cluster) error
+		wantErr   error
+		want      Cluster // cluster a afterwards
+		wantUsed  bool    // token of a used afterwards
+		thenAgain error   // a second enrolment with the same token
+	}{
+		{name: "enrolled", cluster: "a", at: time.Minute, fn: enroll, want: enrolled, wantUsed: true, thenAgain: ErrTokenUsed},
+		{name: "signing fails, token kept", cluster: "a", at: time.Minute, fn: func(*Cluster) error { return errSign },
+			wantErr: errSign, want: Cluster{Name: "a", CreatedAt: t0}},
+		{name: "wrong token", cluster: "a", wrongTok: true, at: time.Minute, fn: enroll, wantErr: ErrTokenInvalid,
+			want: Cluster{Name: "a", CreatedAt: t0}},
+		{name: "expired", cluster: "a", at: 2 * time.Hour, fn: enroll, wantErr: ErrTokenExpired,
+			want: Cluster{Name: "a", CreatedAt: t0}},
+		{name: "rename refused", cluster: "a", at: time.Minute, fn: func(c *Cluster) error { c.Name = "b"; return nil },
+			wantErr: ErrConflict, want: Cluster{Name: "a", CreatedAt: t0}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := openTest(t)
+			ctx := t.Context()
+			if err := s.CreateCluster(ctx, Cluster{Name: "a", CreatedAt: t0}); err != nil {
+				t.Fatal(err)
+			}
+			raw, err := s.CreateJoinToken(ctx, "a", time.Hour, t0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.wrongTok {
+				raw = strings.Repeat("A", len(raw))
+			}
+			errIs(t, "EnrollCluster", s.EnrollCluster(ctx, tt.cluster, raw, t0.Add(tt.at), tt.fn), tt.wantErr)
+			got, err := s.GetCluster(ctx, "a")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("cluster afterwards (-want +got):\n%s", diff)
+			}
+			tok, err := s.GetJoinToken(ctx, "a")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if used := !tok.UsedAt.IsZero(); used != tt.wantUsed {
+				t.Errorf("token used = %v, want %v", used, tt.wantUsed)
+			}
+			if tt.thenAgain != nil {
+				errIs(t, "second EnrollCluster", s.EnrollCluster(ctx, tt.cluster, raw, t0.Add(tt.at), tt.fn), tt.thenAgain)
+			}
+		})
+	}
+}

@@ -1,0 +1,54 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+
+	"sigs.k8s.io/yaml"
+)
+
+// printOut writes v as JSON or YAML, or calls table for the default form.
+func printOut(w io.Writer, format string, v any, table func(*tabwriter.Writer)) error {
+	switch format {
+	case "json":
+		b, err := json.MarshalIndent(v, "", "  ")
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintln(w, string(b))
+		return err
+	case "yaml":
+		b, err := yaml.Marshal(v)
+		if err != nil {
+			return err
+		}
+		_, err = w.Write(b)
+		return err
+	case "", "table", "wide":
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		table(tw)
+		return tw.Flush()
+	}
+	return usageError{fmt.Sprintf("unknown output format %q: want table, json or yaml", format)}
+}
+
+func row(w io.Writer, cols ...string) {
+	fmt.Fprintln(w, strings.Join(cols, "\t"))
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func shortRev(s string) string {
+	if len(s) > 8 {
+		return s[:8]
+	}
+	return orDash(s)
+}
