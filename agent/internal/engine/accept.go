@@ -1,0 +1,102 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/flotilla-cd/flotilla/agent/internal/inventory"
+	apiv1alpha1 "github.com/flotilla-cd/flotilla/shared/api/v1alpha1"
+	"github.com/flotilla-cd/flotilla/shared/manifest"
+)
+
+// Accept persists new bundles (each replacing its app's previous one) and
+// marks removed apps, then schedules their sync or clean-up. It returns once
+// everything is persisted. A bundle whose digest does not match its content
+// is refused (and named in the error); the others are still accepted.
+func (e *Engine) Accept(ctx context.Context, bundles []*apiv1alpha1.Bundle, removed []string) error {
+	var errs []error
+	for _, b := range bundles {
+		if err := manifest.VerifyDigest(b); err != nil {
+			errs = append(errs, fmt.Errorf("refuse bundle: %w", err))
+			continue
+		}
+		if err := e.acceptBundle(ctx, b); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for _, name := range removed {
+		if err := e.acceptRemoval(ctx, name); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// lockApp returns the live app named name (created when create is set)
+// with its storeMu held, or nil.
+func (e *Engine) lockApp(name string, create bool) *app {
+	for {
+		e.mu.Lock()
+		a := e.apps[name]
+		if a == nil && create {
+			a = e.newApp(name)
+			e.apps[name] = a
+			delete(e.tombstones, name)
+			e.start(a)
+		}
+		e.mu.Unlock()
+		if a == nil {
+			return nil
+		}
+		a.storeMu.Lock()
+		a.mu.Lock()
+		gone := a.gone
+		a.mu.Unlock()
+		if !gone {
+			return a
+		}
+		a.storeMu.Unlock() // removed meanwhile; look again
+	}
+}
+
+func (e *Engine) acceptBundle(ctx context.Context, b *apiv1alpha1.Bundle) error {
+	a := e.lockApp(b.GetApp(), true)
+	defer a.storeMu.Unlock()
+	rec := &inventory.Record{App: a.name, Bundle: b, Inventory: a.inventory}
+	if err := e.store.Save(ctx, rec); err != nil {
+		return fmt.Errorf("accept bundle %s of app %s: %w", b.GetDigest(), a.name, err)
+	}
+	a.persisted = b
+	a.mu.Lock()
+	a.held = b.GetDigest()
+	a.pending, a.removed = b, false
+	if a.opCancel != nil && a.opDigest != b.GetDigest() {
+		a.opCancel()
+	}
+	a.mu.Unlock()
+	a.poke()
+	return nil
+}
+
+func (e *Engine) acceptRemoval(ctx context.Context, name string) error {
+	a := e.lockApp(name, false)
+	if a == nil {
+		return nil
+	}
+	defer a.storeMu.Unlock()
+	if a.persisted != nil {
+		rec := &inventory.Record{App: a.name, Bundle: a.persisted, Removed: true, Inventory: a.inventory}
+		if err := e.store.SaveInventory(ctx, rec); err != nil {
+			return fmt.Errorf("accept removal of app %s: %w", name, err)
+		}
+	}
+	a.mu.Lock()
+	a.pending, a.removed = nil, true
+	if a.opCancel != nil {
+		a.opCancel()
+	}
+	a.mu.Unlock()
+	a.poke()
+	return nil
+}

@@ -1,0 +1,256 @@
+package engine
+
+import (
+	"context"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+	"github.com/hashicorp/go-hclog"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/flotilla-cd/flotilla/agent/internal/apply"
+	"github.com/flotilla-cd/flotilla/agent/internal/diff"
+	"github.com/flotilla-cd/flotilla/agent/internal/health"
+	"github.com/flotilla-cd/flotilla/agent/internal/inventory"
+	apiv1alpha1 "github.com/flotilla-cd/flotilla/shared/api/v1alpha1"
+	"github.com/flotilla-cd/flotilla/shared/manifest"
+
+	"sync"
+)
+
+// objState is what the worker knows about one desired object.
+type objState struct {
+	key     manifest.Key
+	desired *unstructured.Unstructured // prepared: tracking annotation, label, namespace
+	hash    string                     // diff.Hash of desired
+	wave    int
+	gvr     schema.GroupVersionResource
+	mapped  bool
+	// liveFP is the fingerprint of the live object last known to match
+	// desired; an event with the same fingerprint needs no API request.
+	liveFP    string
+	appliedRV string // resourceVersion our last write produced
+	sync      apiv1alpha1.SyncStatus
+	message   string
+	diff      string
+	heal      healLimiter
+	healAt    time.Time // a delayed self-heal is due then
+	// health cache, keyed by the live resourceVersion
+	healthRV string
+	health   health.Result
+}
+
+// syncRequest is a SYNC command waiting for its result.
+type syncRequest struct {
+	initiatedBy string
+	prune       bool
+	done        chan error
+}
+
+// app is one application. Fields under "worker" are owned by the worker
+// goroutine; the rest are guarded as marked.
+type app struct {
+	e    *Engine
+	name string
+	log  hclog.Logger
+	wake chan struct{}
+
+	started bool // guarded by e.mu
+
+	mu          sync.Mutex // guards the fields below
+	pending     *apiv1alpha1.Bundle
+	removed     bool
+	syncReqs    []*syncRequest
+	refreshReqs []chan struct{}
+	dirty       map[manifest.Key]struct{}
+	opCancel    context.CancelFunc
+	opDigest    string
+	status      *apiv1alpha1.AppStatus
+	held        string      // digest of the persisted bundle
+	snapshot    []*objState // desired objects and rules for DIFF, immutable once set
+	snapRules   []diff.Rule
+
+	storeMu   sync.Mutex // serialises store writes; guards persisted, inventory
+	persisted *apiv1alpha1.Bundle
+	inventory []inventory.Entry
+
+	// worker
+	want       *apiv1alpha1.Bundle // accepted bundle
+	bundle     *apiv1alpha1.Bundle // loaded bundle (nil when loading failed)
+	loadErr    error
+	policy     *apiv1alpha1.SyncPolicy
+	syncOpts   apply.SyncOptions
+	rules      []diff.Rule
+	objs       map[manifest.Key]*objState
+	order      []manifest.Key
+	waves      []apply.Wave
+	stale      map[manifest.Key]staleObj // left-over objects kept, with the reason
+	needSync   bool
+	lastErr    string
+	lastOp     *apiv1alpha1.Operation
+	retry      backoff.BackOff
+	retryAt    time.Time
+	retryBy    string
+	retryPrune bool
+	done       bool
+	gone       bool // guarded by mu: forgotten by the engine
+}
+
+func (e *Engine) newApp(name string) *app {
+	return &app{
+		e: e, name: name, log: e.log.With("app", name),
+		wake:  make(chan struct{}, 1),
+		dirty: map[manifest.Key]struct{}{},
+		objs:  map[manifest.Key]*objState{},
+		stale: map[manifest.Key]staleObj{},
+	}
+}
+
+func (a *app) poke() {
+	select {
+	case a.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (a *app) markDirty(k manifest.Key) {
+	a.mu.Lock()
+	a.dirty[k] = struct{}{}
+	a.mu.Unlock()
+	a.poke()
+}
+
+func (a *app) heldDigest() (string, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.held, a.removed
+}
+
+// run is the worker loop.
+func (a *app) run(ctx context.Context) {
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	a.poke()
+	for {
+		select {
+		case <-ctx.Done():
+			a.failRequests(ctx.Err())
+			return
+		case <-a.wake:
+		case <-timer.C:
+		}
+		next := a.reconcile(ctx)
+		if a.done {
+			return
+		}
+		timer.Stop()
+		if !next.IsZero() {
+			timer.Reset(max(time.Until(next), time.Millisecond))
+		}
+	}
+}
+
+func (a *app) failRequests(err error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, r := range a.syncReqs {
+		r.done <- err
+	}
+	a.syncReqs = nil
+	for _, r := range a.refreshReqs {
+		close(r)
+	}
+	a.refreshReqs = nil
+}
+
+// reconcile does one round of work and returns when it wants to run again
+// (zero: only on a wake-up).
+func (a *app) reconcile(ctx context.Context) time.Time {
+	a.mu.Lock()
+	if a.pending != nil {
+		a.want = a.pending
+		a.pending = nil
+	}
+	removed := a.removed
+	syncReqs := a.syncReqs
+	a.syncReqs = nil
+	refresh := a.refreshReqs
+	a.refreshReqs = nil
+	dirty := a.dirty
+	a.dirty = map[manifest.Key]struct{}{}
+	a.mu.Unlock()
+
+	if removed {
+		a.failRequestsList(syncReqs, refresh, errAppRemoved)
+		return a.remove(ctx)
+	}
+	now := time.Now()
+	if a.want != nil && (a.bundle == nil || a.bundle.GetDigest() != a.want.GetDigest()) && (a.loadErr == nil || !now.Before(a.retryAt)) {
+		a.load(ctx, a.want)
+	}
+	if a.loadErr != nil {
+		a.failRequestsList(syncReqs, refresh, a.loadErr)
+		a.publish()
+		return a.retryAt
+	}
+	if len(refresh) > 0 {
+		a.check(ctx, a.order, true)
+	}
+	switch {
+	case len(syncReqs) > 0:
+		by, prune := syncReqs[0].initiatedBy, false
+		for _, r := range syncReqs {
+			prune = prune || r.prune
+		}
+		err := a.runSync(ctx, by, prune)
+		for _, r := range syncReqs {
+			r.done <- err
+		}
+	case a.needSync && !now.Before(a.retryAt):
+		a.runSync(ctx, a.retryBy, a.retryPrune)
+	default:
+		keys := make([]manifest.Key, 0, len(dirty))
+		for k := range dirty {
+			keys = append(keys, k)
+		}
+		for k, st := range a.objs {
+			if !st.healAt.IsZero() && !now.Before(st.healAt) {
+				st.healAt = time.Time{}
+				if _, ok := dirty[k]; !ok {
+					keys = append(keys, k)
+				}
+			}
+		}
+		if len(keys) > 0 {
+			a.check(ctx, keys, false)
+		}
+	}
+	for _, r := range refresh {
+		close(r)
+	}
+	a.publish()
+	return a.nextWake()
+}
+
+func (a *app) failRequestsList(syncReqs []*syncRequest, refresh []chan struct{}, err error) {
+	for _, r := range syncReqs {
+		r.done <- err
+	}
+	for _, r := range refresh {
+		close(r)
+	}
+}
+
+func (a *app) nextWake() time.Time {
+	var next time.Time
+	if a.needSync && !a.retryAt.IsZero() {
+		next = a.retryAt
+	}
+	for _, st := range a.objs {
+		if !st.healAt.IsZero() && (next.IsZero() || st.healAt.Before(next)) {
+			next = st.healAt
+		}
+	}
+	return next
+}

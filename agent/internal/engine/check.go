@@ -1,0 +1,111 @@
+package engine
+
+import (
+	"context"
+	"time"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/flotilla-cd/flotilla/agent/internal/diff"
+	apiv1alpha1 "github.com/flotilla-cd/flotilla/shared/api/v1alpha1"
+	"github.com/flotilla-cd/flotilla/shared/manifest"
+)
+
+// selfHeal reports whether drift is reverted at once.
+func (a *app) selfHeal() bool {
+	return a.policy.GetAutomated() && a.policy.GetSelfHeal()
+}
+
+// check looks at the live state of keys after watch events (or for every
+// object with force, which ignores remembered fingerprints) and decides
+// drift: in sync, drifted (reported with a diff) or self-healed.
+func (a *app) check(ctx context.Context, keys []manifest.Key, force bool) {
+	states := make([]*objState, 0, len(keys))
+	for _, k := range keys {
+		if st, ok := a.objs[k]; ok {
+			states = append(states, st)
+		}
+	}
+	_ = parallel(ctx, a.e.opts.Parallelism, states, func(ctx context.Context, st *objState) error {
+		a.checkObject(ctx, st, force)
+		return nil
+	})
+}
+
+func (a *app) checkObject(ctx context.Context, st *objState, force bool) {
+	if err := a.mapObject(ctx, st); err != nil {
+		st.sync, st.message = apiv1alpha1.SyncStatus_SYNC_STATUS_OUT_OF_SYNC, err.Error()
+		return
+	}
+	live, found := a.e.cache.Get(st.gvr, st.key.Namespace, st.key.Name)
+	if !found {
+		st.liveFP, st.diff = "", ""
+		st.sync, st.message = apiv1alpha1.SyncStatus_SYNC_STATUS_OUT_OF_SYNC, "object does not exist"
+		if a.selfHeal() {
+			a.heal(ctx, st, nil)
+		}
+		return
+	}
+	fp := diff.Fingerprint(live)
+	if !force && fp == st.liveFP {
+		return
+	}
+	if !force && a.selfHeal() && !a.hasRules(st.key) {
+		// Re-apply straight away: an apply that changes nothing writes
+		// nothing, and this saves the dry-run round trip.
+		a.heal(ctx, st, live)
+		return
+	}
+	dry, err := a.e.applier.Apply(ctx, st.desired, true)
+	if err != nil {
+		st.sync, st.message = apiv1alpha1.SyncStatus_SYNC_STATUS_OUT_OF_SYNC, err.Error()
+		return
+	}
+	res := diff.Compare(st.key, dry, live, a.rules)
+	if res.Equal {
+		st.liveFP, st.diff = fp, ""
+		st.sync, st.message = apiv1alpha1.SyncStatus_SYNC_STATUS_SYNCED, ""
+		return
+	}
+	if a.selfHeal() {
+		a.heal(ctx, st, live)
+		return
+	}
+	if st.sync != apiv1alpha1.SyncStatus_SYNC_STATUS_OUT_OF_SYNC || st.diff != res.Diff {
+		a.log.Info("drift detected", "object", st.key.String())
+	}
+	st.liveFP = ""
+	st.sync, st.message, st.diff = apiv1alpha1.SyncStatus_SYNC_STATUS_OUT_OF_SYNC, "live object differs from desired", res.Diff
+}
+
+func (a *app) hasRules(k manifest.Key) bool {
+	for _, r := range a.rules {
+		if (r.Group == "*" || r.Group == k.Group) && (r.Kind == "*" || r.Kind == k.Kind) {
+			return true
+		}
+	}
+	return false
+}
+
+// heal re-applies st.desired now, or later when the object keeps being
+// changed back (healLimiter).
+func (a *app) heal(ctx context.Context, st *objState, live *unstructured.Unstructured) {
+	now := time.Now()
+	if d := st.heal.delay(now); d > 0 {
+		st.healAt = now.Add(d)
+		st.sync, st.message = apiv1alpha1.SyncStatus_SYNC_STATUS_OUT_OF_SYNC, "self-heal delayed: the object keeps changing back"
+		a.log.Debug("self-heal delayed", "object", st.key.String(), "delay", d)
+		return
+	}
+	out, err := a.write(ctx, st)
+	if err != nil {
+		st.heal.record(now)
+		st.healAt = now.Add(max(st.heal.delay(now), time.Second))
+		a.log.Warn("self-heal failed", "object", st.key.String(), "error", err)
+		return
+	}
+	if live == nil || out.GetResourceVersion() != live.GetResourceVersion() {
+		st.heal.record(now)
+		a.log.Info("self-healed drift", "object", st.key.String())
+	}
+}

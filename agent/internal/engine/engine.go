@@ -1,0 +1,231 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/dynamic"
+	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/rest"
+
+	"github.com/flotilla-cd/flotilla/agent/internal/apply"
+	"github.com/flotilla-cd/flotilla/agent/internal/inventory"
+	"github.com/flotilla-cd/flotilla/agent/internal/live"
+	apiv1alpha1 "github.com/flotilla-cd/flotilla/shared/api/v1alpha1"
+	"github.com/flotilla-cd/flotilla/shared/manifest"
+)
+
+// Defaults of Options.
+const (
+	DefaultNamespace   = "flotilla-system"
+	DefaultParallelism = 24
+	DefaultStatusEvery = 100 * time.Millisecond
+)
+
+// Options configure an Engine. Zero values take the defaults.
+type Options struct {
+	// Namespace holds the persisted bundles and inventories
+	// (default "flotilla-system").
+	Namespace string
+	// FieldManager is the server-side apply field manager
+	// (default "flotilla-agent").
+	FieldManager string
+	// Cluster names the cluster in logs.
+	Cluster string
+	// Parallelism bounds concurrent applies within one step of a wave
+	// (default 24).
+	Parallelism int
+	// StatusEvery is the least time between two Updates signals (default
+	// 100 ms); a change inside the interval is signalled at its end.
+	StatusEvery time.Duration
+}
+
+func (o *Options) setDefaults() {
+	if o.Namespace == "" {
+		o.Namespace = DefaultNamespace
+	}
+	if o.FieldManager == "" {
+		o.FieldManager = apply.DefaultFieldManager
+	}
+	if o.Parallelism <= 0 {
+		o.Parallelism = DefaultParallelism
+	}
+	if o.StatusEvery <= 0 {
+		o.StatusEvery = DefaultStatusEvery
+	}
+}
+
+// Engine enforces the accepted bundles on one cluster.
+type Engine struct {
+	opts    Options
+	log     hclog.Logger
+	applier *apply.Applier
+	cache   *live.Cache
+	store   *inventory.Store
+	notify  *notifier
+
+	mu         sync.Mutex
+	apps       map[string]*app
+	tombstones map[string]*apiv1alpha1.AppStatus // apps removed since start
+	runCtx     context.Context                   // set by Run
+	wg         sync.WaitGroup
+}
+
+// New builds an engine for the cluster cfg points at. It raises the client
+// rate limits (QPS 500, burst 1000) unless cfg sets higher ones.
+func New(cfg *rest.Config, opts Options, log hclog.Logger) (*Engine, error) {
+	opts.setDefaults()
+	cfg = rest.CopyConfig(cfg)
+	if cfg.QPS < 500 {
+		cfg.QPS = 500
+	}
+	if cfg.Burst < 1000 {
+		cfg.Burst = 1000
+	}
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("dynamic client: %w", err)
+	}
+	dc, err := discovery.NewDiscoveryClientForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("discovery client: %w", err)
+	}
+	core, err := corev1client.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("core client: %w", err)
+	}
+	log = log.Named("engine")
+	if opts.Cluster != "" {
+		log = log.With("cluster", opts.Cluster)
+	}
+	e := &Engine{
+		opts:       opts,
+		log:        log,
+		applier:    apply.NewApplier(dyn, apply.NewMapper(dc), opts.FieldManager),
+		store:      inventory.New(core, opts.Namespace, opts.FieldManager),
+		notify:     newNotifier(opts.StatusEvery),
+		apps:       map[string]*app{},
+		tombstones: map[string]*apiv1alpha1.AppStatus{},
+	}
+	e.cache = live.New(dyn, apply.ManagedSelector, e.onEvent, log.Named("live"))
+	return e, nil
+}
+
+// Load reads the persisted bundles and inventories. Call it once, before Run
+// and before Held.
+func (e *Engine) Load(ctx context.Context) error {
+	recs, err := e.store.Load(ctx)
+	if err != nil {
+		return fmt.Errorf("load persisted apps: %w", err)
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, rec := range recs {
+		a := e.newApp(rec.App)
+		a.persisted = rec.Bundle
+		a.held = rec.Bundle.GetDigest()
+		a.inventory = rec.Inventory
+		a.pending = rec.Bundle
+		a.removed = rec.Removed
+		e.apps[rec.App] = a
+		e.log.Info("loaded persisted app", "app", rec.App, "digest", rec.Bundle.GetDigest(), "objects", len(rec.Inventory), "removed", rec.Removed)
+	}
+	return nil
+}
+
+// Run enforces the accepted bundles until ctx ends, then waits for its
+// goroutines. It needs no hub.
+func (e *Engine) Run(ctx context.Context) error {
+	e.cache.Start(ctx)
+	e.mu.Lock()
+	e.runCtx = ctx
+	for _, a := range e.apps {
+		e.start(a)
+	}
+	e.mu.Unlock()
+	e.log.Info("engine running", "apps", len(e.apps))
+	<-ctx.Done()
+	e.wg.Wait()
+	e.cache.Wait()
+	e.notify.stop()
+	return nil
+}
+
+// start runs a's worker; e.mu must be held.
+func (e *Engine) start(a *app) {
+	if e.runCtx == nil || a.started {
+		return
+	}
+	a.started = true
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		a.run(e.runCtx)
+	}()
+}
+
+// Held returns app → digest of every accepted bundle (removed apps left out).
+func (e *Engine) Held() map[string]string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := make(map[string]string, len(e.apps))
+	for name, a := range e.apps {
+		if d, removed := a.heldDigest(); !removed && d != "" {
+			out[name] = d
+		}
+	}
+	return out
+}
+
+// Updates signals (buffered 1, coalescing, at most once per StatusEvery)
+// that the status of some app changed; read Statuses then.
+func (e *Engine) Updates() <-chan struct{} { return e.notify.c }
+
+// Statuses returns the current status of every app, sorted by app name,
+// plus a status with Removed set for each app deleted since start. The
+// returned messages are copies the caller may keep.
+func (e *Engine) Statuses() []*apiv1alpha1.AppStatus {
+	e.mu.Lock()
+	out := make([]*apiv1alpha1.AppStatus, 0, len(e.apps)+len(e.tombstones))
+	for _, a := range e.apps {
+		out = append(out, a.currentStatus())
+	}
+	for _, t := range e.tombstones {
+		out = append(out, cloneStatus(t))
+	}
+	e.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].GetApp() < out[j].GetApp() })
+	return out
+}
+
+// onEvent routes a watch event to the app whose tracking id the object
+// carries.
+func (e *Engine) onEvent(ev live.Event) {
+	id := ev.Obj.GetAnnotations()[manifest.TrackingAnnotation]
+	name, key, ok := manifest.ParseTrackingID(id)
+	if !ok {
+		return
+	}
+	e.mu.Lock()
+	a := e.apps[name]
+	e.mu.Unlock()
+	if a != nil {
+		a.markDirty(key)
+	}
+}
+
+// forget drops a removed app and records its tombstone.
+func (e *Engine) forget(a *app, final *apiv1alpha1.AppStatus) {
+	e.mu.Lock()
+	if e.apps[a.name] == a {
+		delete(e.apps, a.name)
+	}
+	e.tombstones[a.name] = final
+	e.mu.Unlock()
+	e.notify.signal()
+}

@@ -1,0 +1,124 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	apiv1alpha1 "github.com/flotilla-cd/flotilla/shared/api/v1alpha1"
+	"github.com/flotilla-cd/flotilla/shared/manifest"
+
+	"github.com/flotilla-cd/flotilla/agent/internal/apply"
+	"github.com/flotilla-cd/flotilla/agent/internal/diff"
+)
+
+// load decodes and plans b. On failure the app keeps no loaded bundle and
+// retries with its backoff.
+func (a *app) load(ctx context.Context, b *apiv1alpha1.Bundle) {
+	objs, waves, err := a.plan(b)
+	if err != nil {
+		a.bundle, a.loadErr, a.lastErr = nil, err, err.Error()
+		a.retry = newRetry(b.GetSyncPolicy().GetRetry())
+		d := a.retry.NextBackOff()
+		a.retryAt = time.Now().Add(d)
+		a.log.Error("cannot load bundle", "digest", b.GetDigest(), "error", err, "retry_in", d)
+		return
+	}
+	old := a.objs
+	a.objs = map[manifest.Key]*objState{}
+	a.order = a.order[:0]
+	for _, st := range objs {
+		if prev, ok := old[st.key]; ok && prev.hash == st.hash {
+			prev.wave = st.wave
+			st = prev
+		}
+		a.objs[st.key] = st
+		a.order = append(a.order, st.key)
+	}
+	slices.SortFunc(a.order, func(x, y manifest.Key) int {
+		switch {
+		case x.Less(y):
+			return -1
+		case y.Less(x):
+			return 1
+		}
+		return 0
+	})
+	a.waves = waves
+	a.bundle, a.loadErr, a.lastErr = b, nil, ""
+	a.policy = b.GetSyncPolicy()
+	a.syncOpts = apply.ParseSyncOptions(a.policy.GetSyncOptions())
+	a.rules = diff.RulesFrom(b.GetIgnoreDifferences())
+	a.retry = newRetry(a.policy.GetRetry())
+	a.retryAt = time.Time{}
+	a.needSync = a.policy.GetAutomated()
+	a.retryBy, a.retryPrune = "automated", a.policy.GetPrune()
+
+	snap := make([]*objState, 0, len(a.order))
+	for _, k := range a.order {
+		st := a.objs[k]
+		snap = append(snap, &objState{key: k, desired: st.desired})
+	}
+	a.mu.Lock()
+	a.snapshot, a.snapRules = snap, a.rules
+	a.mu.Unlock()
+
+	// Watch what we can map now; custom resources of CRDs in this bundle are
+	// watched once their CRD is established.
+	for _, k := range a.order {
+		st := a.objs[k]
+		if err := a.mapObject(ctx, st); err != nil {
+			continue
+		}
+	}
+	a.log.Info("loaded bundle", "digest", b.GetDigest(), "revision", b.GetRevision(), "objects", len(a.order), "waves", len(waves), "automated", a.needSync)
+	if !a.policy.GetAutomated() {
+		a.check(ctx, a.order, true) // report sync status without applying
+	}
+}
+
+// plan decodes, plans and prepares the objects of b.
+func (a *app) plan(b *apiv1alpha1.Bundle) ([]*objState, []apply.Wave, error) {
+	objs, err := manifest.DecodeObjects(b)
+	if err != nil {
+		return nil, nil, err
+	}
+	scope := apply.BundleScope(objs, a.e.applier.Mapper().Namespaced)
+	waves, err := apply.Plan(objs, b.GetNamespace(), scope)
+	if err != nil {
+		return nil, nil, fmt.Errorf("bundle %s: %w", a.name, err)
+	}
+	seen := map[manifest.Key]bool{}
+	var out []*objState
+	for _, w := range waves {
+		for _, step := range w.Steps {
+			for i, o := range step.Objects {
+				p := apply.Prepare(a.name, o)
+				step.Objects[i] = p
+				k := manifest.KeyOf(p)
+				if seen[k] {
+					return nil, nil, fmt.Errorf("bundle %s: object %s appears twice", a.name, k)
+				}
+				seen[k] = true
+				out = append(out, &objState{key: k, desired: p, hash: diff.Hash(p), wave: w.Wave, sync: apiv1alpha1.SyncStatus_SYNC_STATUS_UNKNOWN})
+			}
+		}
+	}
+	return out, waves, nil
+}
+
+// mapObject resolves the object's resource and starts watching it.
+func (a *app) mapObject(ctx context.Context, st *objState) error {
+	if !st.mapped {
+		mp, err := a.e.applier.Mapper().Mapping(st.desired.GroupVersionKind())
+		if err != nil {
+			return fmt.Errorf("%s: %w", st.key, err)
+		}
+		st.gvr, st.mapped = mp.Resource, true
+	}
+	if err := a.e.cache.Ensure(ctx, st.gvr); err != nil {
+		return fmt.Errorf("%s: %w", st.key, err)
+	}
+	return nil
+}

@@ -1,0 +1,239 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/flotilla-cd/flotilla/agent/internal/apply"
+	"github.com/flotilla-cd/flotilla/agent/internal/inventory"
+	apiv1alpha1 "github.com/flotilla-cd/flotilla/shared/api/v1alpha1"
+	"github.com/flotilla-cd/flotilla/shared/manifest"
+)
+
+var errAppRemoved = errors.New("app was removed")
+
+// staleObj is an inventory object that left the bundle and still exists.
+type staleObj struct {
+	entry     inventory.Entry
+	live      *unstructured.Unstructured
+	wave      int
+	pruneLast bool
+	reason    string // why it is kept; empty for prune candidates
+}
+
+func entryOf(k manifest.Key, gvk schema.GroupVersionKind) inventory.Entry {
+	return inventory.Entry{Group: k.Group, Version: gvk.Version, Kind: k.Kind, Namespace: k.Namespace, Name: k.Name}
+}
+
+func (a *app) desiredEntries() []inventory.Entry {
+	out := make([]inventory.Entry, 0, len(a.order))
+	for _, k := range a.order {
+		out = append(out, entryOf(k, a.objs[k].desired.GroupVersionKind()))
+	}
+	return out
+}
+
+// saveInventory persists the inventory: entries merged into the current one
+// (union) or replacing it. Nothing is written when it does not change.
+func (a *app) saveInventory(ctx context.Context, entries []inventory.Entry, union bool) error {
+	a.storeMu.Lock()
+	defer a.storeMu.Unlock()
+	byKey := map[manifest.Key]inventory.Entry{}
+	if union {
+		for _, e := range a.inventory {
+			byKey[e.Key()] = e
+		}
+	}
+	for _, e := range entries {
+		byKey[e.Key()] = e
+	}
+	inv := make([]inventory.Entry, 0, len(byKey))
+	for _, e := range byKey {
+		inv = append(inv, e)
+	}
+	slices.SortFunc(inv, func(x, y inventory.Entry) int {
+		switch kx, ky := x.Key(), y.Key(); {
+		case kx.Less(ky):
+			return -1
+		case ky.Less(kx):
+			return 1
+		}
+		return 0
+	})
+	if slices.Equal(inv, a.inventory) || a.persisted == nil {
+		return nil
+	}
+	rec := &inventory.Record{App: a.name, Bundle: a.persisted, Inventory: inv}
+	if err := a.e.store.SaveInventory(ctx, rec); err != nil {
+		return err
+	}
+	a.inventory = inv
+	return nil
+}
+
+// findStale reads the inventory objects that are no longer desired. It
+// returns the prune candidates and the ones kept (not owned by this app any
+// more are dropped silently: the agent never deletes what it does not own).
+func (a *app) findStale(ctx context.Context, prune bool) (cands []staleObj, kept map[manifest.Key]staleObj, err error) {
+	a.storeMu.Lock()
+	inv := slices.Clone(a.inventory)
+	a.storeMu.Unlock()
+	kept = map[manifest.Key]staleObj{}
+	for _, e := range inv {
+		if _, ok := a.objs[e.Key()]; ok {
+			continue
+		}
+		live, found, err := a.e.applier.Get(ctx, e.GVK(), e.Namespace, e.Name)
+		if err != nil {
+			return nil, nil, fmt.Errorf("read left-over object %s: %w", e.Key(), err)
+		}
+		if !found || !apply.OwnedBy(a.name, live) {
+			continue
+		}
+		so := staleObj{entry: e, live: live}
+		so.wave, _ = apply.WaveOf(live)
+		oo := apply.ObjectOptionsOf(live)
+		so.pruneLast = oo.PruneLast
+		switch {
+		case oo.NoPrune:
+			so.reason = "left the bundle; kept because of sync option Prune=false"
+		case !prune:
+			so.reason = "left the bundle; requires pruning (prune is off)"
+		}
+		if so.reason != "" {
+			kept[e.Key()] = so
+			continue
+		}
+		cands = append(cands, so)
+	}
+	return cands, kept, nil
+}
+
+// prune deletes the candidates selected by pick that are not yet pruned,
+// namespaced objects first and Namespaces last.
+func (a *app) prune(ctx context.Context, cands []staleObj, pruned map[manifest.Key]bool, pick func(staleObj) bool) error {
+	var todo []staleObj
+	for _, c := range cands {
+		if !pruned[c.entry.Key()] && pick(c) {
+			todo = append(todo, c)
+		}
+	}
+	if len(todo) == 0 {
+		return nil
+	}
+	for _, group := range byDeleteOrder(todo, func(c staleObj) manifest.Key { return c.entry.Key() }, func(c staleObj) bool { return c.live.GetNamespace() != "" }) {
+		err := parallel(ctx, a.e.opts.Parallelism, group, func(ctx context.Context, c staleObj) error {
+			return a.e.applier.Delete(ctx, c.live.GroupVersionKind(), c.live.GetNamespace(), c.live.GetName(), string(c.live.GetUID()))
+		})
+		if err != nil {
+			return fmt.Errorf("prune: %w", err)
+		}
+		for _, c := range group {
+			pruned[c.entry.Key()] = true
+			a.log.Info("pruned object", "object", c.entry.Key().String())
+		}
+	}
+	return nil
+}
+
+// byDeleteOrder groups items for deletion: namespaced objects, then other
+// cluster-scoped objects, then CRDs, then Namespaces.
+func byDeleteOrder[T any](items []T, key func(T) manifest.Key, namespaced func(T) bool) [][]T {
+	groups := make([][]T, 4)
+	for _, it := range items {
+		k := key(it)
+		switch {
+		case k.Group == "" && k.Kind == "Namespace":
+			groups[3] = append(groups[3], it)
+		case apply.IsCRD(k.GroupKind()):
+			groups[2] = append(groups[2], it)
+		case namespaced(it):
+			groups[0] = append(groups[0], it)
+		default:
+			groups[1] = append(groups[1], it)
+		}
+	}
+	out := groups[:0]
+	for _, g := range groups {
+		if len(g) > 0 {
+			out = append(out, g)
+		}
+	}
+	return out
+}
+
+// remove cleans up an app the hub removed: with prune on it deletes every
+// object it owns, then it drops its persisted record. Like Argo CD's
+// non-cascading delete, with prune off the objects stay as they are,
+// tracking annotation included.
+func (a *app) remove(ctx context.Context) time.Time {
+	a.storeMu.Lock()
+	b, inv := a.persisted, slices.Clone(a.inventory)
+	a.storeMu.Unlock()
+	if b.GetSyncPolicy().GetPrune() {
+		if err := a.deleteOwned(ctx, inv); err != nil {
+			a.lastErr = err.Error()
+			a.publish()
+			if a.retry == nil {
+				a.retry = newRetry(b.GetSyncPolicy().GetRetry())
+			}
+			d := a.retry.NextBackOff()
+			if d < 0 {
+				d = maxRetryInterval
+			}
+			a.log.Warn("deleting app objects failed", "error", err, "retry_in", d)
+			return time.Now().Add(d)
+		}
+	}
+	a.storeMu.Lock()
+	defer a.storeMu.Unlock()
+	a.mu.Lock()
+	revived := !a.removed || a.pending != nil
+	a.mu.Unlock()
+	if revived {
+		return time.Now() // Accept brought it back; reconcile again
+	}
+	if err := a.e.store.Delete(ctx, a.name); err != nil {
+		a.log.Warn("deleting app record failed", "error", err)
+		return time.Now().Add(5 * time.Second)
+	}
+	final := &apiv1alpha1.AppStatus{App: a.name, Digest: b.GetDigest(), Removed: true, ObservedAt: timestamppb.Now()}
+	a.mu.Lock()
+	a.gone = true
+	a.mu.Unlock()
+	a.e.forget(a, final)
+	a.done = true
+	a.log.Info("app removed", "pruned", b.GetSyncPolicy().GetPrune(), "objects", len(inv))
+	return time.Time{}
+}
+
+// deleteOwned deletes the inventory objects the app owns, except those with
+// Prune=false.
+func (a *app) deleteOwned(ctx context.Context, inv []inventory.Entry) error {
+	var owned []*unstructured.Unstructured
+	for _, e := range inv {
+		live, found, err := a.e.applier.Get(ctx, e.GVK(), e.Namespace, e.Name)
+		if err != nil {
+			return err
+		}
+		if found && apply.OwnedBy(a.name, live) && !apply.ObjectOptionsOf(live).NoPrune {
+			owned = append(owned, live)
+		}
+	}
+	for _, group := range byDeleteOrder(owned, manifest.KeyOf, func(o *unstructured.Unstructured) bool { return o.GetNamespace() != "" }) {
+		err := parallel(ctx, a.e.opts.Parallelism, group, func(ctx context.Context, o *unstructured.Unstructured) error {
+			return a.e.applier.Delete(ctx, o.GroupVersionKind(), o.GetNamespace(), o.GetName(), string(o.GetUID()))
+		})
+		if err != nil {
+			return fmt.Errorf("delete objects of app %s: %w", a.name, err)
+		}
+	}
+	return nil
+}

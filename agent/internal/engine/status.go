@@ -1,0 +1,117 @@
+package engine
+
+import (
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/flotilla-cd/flotilla/agent/internal/health"
+	apiv1alpha1 "github.com/flotilla-cd/flotilla/shared/api/v1alpha1"
+)
+
+// buildStatus computes the app's status from the worker's state and the
+// watch cache.
+func (a *app) buildStatus() *apiv1alpha1.AppStatus {
+	st := &apiv1alpha1.AppStatus{
+		App:           a.name,
+		Digest:        a.want.GetDigest(),
+		Revision:      a.want.GetRevision(),
+		Message:       a.lastErr,
+		LastOperation: proto.Clone(a.lastOp).(*apiv1alpha1.Operation),
+	}
+	if a.lastOp == nil {
+		st.LastOperation = nil
+	}
+	if a.bundle == nil {
+		st.Sync, st.Health = apiv1alpha1.SyncStatus_SYNC_STATUS_UNKNOWN, apiv1alpha1.HealthStatus_HEALTH_STATUS_UNKNOWN
+		return st
+	}
+	appSync := apiv1alpha1.SyncStatus_SYNC_STATUS_SYNCED
+	appHealth := apiv1alpha1.HealthStatus_HEALTH_STATUS_HEALTHY
+	st.Objects = make([]*apiv1alpha1.ObjectStatus, 0, len(a.order)+len(a.stale))
+	for _, k := range a.order {
+		o := a.objs[k]
+		os := &apiv1alpha1.ObjectStatus{
+			Group: k.Group, Version: o.desired.GroupVersionKind().Version, Kind: k.Kind, Namespace: k.Namespace, Name: k.Name,
+			Sync: o.sync, Message: o.message, Diff: o.diff,
+		}
+		h := a.objectHealth(o)
+		os.Health = h.Status
+		if os.Message == "" && h.Status != apiv1alpha1.HealthStatus_HEALTH_STATUS_HEALTHY {
+			os.Message = h.Message
+		}
+		if h.Status == apiv1alpha1.HealthStatus_HEALTH_STATUS_MISSING {
+			os.Sync = apiv1alpha1.SyncStatus_SYNC_STATUS_OUT_OF_SYNC
+		}
+		switch os.Sync {
+		case apiv1alpha1.SyncStatus_SYNC_STATUS_OUT_OF_SYNC:
+			appSync = apiv1alpha1.SyncStatus_SYNC_STATUS_OUT_OF_SYNC
+		case apiv1alpha1.SyncStatus_SYNC_STATUS_UNKNOWN:
+			if appSync == apiv1alpha1.SyncStatus_SYNC_STATUS_SYNCED {
+				appSync = apiv1alpha1.SyncStatus_SYNC_STATUS_UNKNOWN
+			}
+		}
+		appHealth = health.Worst(appHealth, h.Status)
+		st.Objects = append(st.Objects, os)
+	}
+	for k, so := range a.stale {
+		st.Objects = append(st.Objects, &apiv1alpha1.ObjectStatus{
+			Group: k.Group, Version: so.entry.Version, Kind: k.Kind, Namespace: k.Namespace, Name: k.Name,
+			Sync: apiv1alpha1.SyncStatus_SYNC_STATUS_OUT_OF_SYNC, Health: apiv1alpha1.HealthStatus_HEALTH_STATUS_UNKNOWN, Message: so.reason,
+		})
+		appSync = apiv1alpha1.SyncStatus_SYNC_STATUS_OUT_OF_SYNC
+	}
+	st.Sync, st.Health = appSync, appHealth
+	return st
+}
+
+// objectHealth computes (and caches per resourceVersion) an object's health.
+func (a *app) objectHealth(o *objState) health.Result {
+	if !o.mapped || !a.e.cache.Watched(o.gvr) {
+		return health.Result{Status: apiv1alpha1.HealthStatus_HEALTH_STATUS_UNKNOWN, Message: "kind not served or not watched yet"}
+	}
+	live, ok := a.e.cache.Get(o.gvr, o.key.Namespace, o.key.Name)
+	if !ok {
+		return health.Of(nil)
+	}
+	if rv := live.GetResourceVersion(); rv != o.healthRV || rv == "" {
+		o.health, o.healthRV = health.Of(live), rv
+	}
+	return o.health
+}
+
+// publish stores the app's status and signals Updates when it changed
+// (ignoring observed_at).
+func (a *app) publish() {
+	st := a.buildStatus()
+	a.mu.Lock()
+	changed := a.status == nil || !proto.Equal(withoutTime(a.status), st)
+	if changed {
+		st.ObservedAt = timestamppb.Now()
+		a.status = st
+	}
+	a.mu.Unlock()
+	if changed {
+		a.e.notify.signal()
+	}
+}
+
+func withoutTime(s *apiv1alpha1.AppStatus) *apiv1alpha1.AppStatus {
+	c := proto.Clone(s).(*apiv1alpha1.AppStatus)
+	c.ObservedAt = nil
+	return c
+}
+
+// currentStatus returns a copy of the last published status, or a minimal
+// one before the worker has run.
+func (a *app) currentStatus() *apiv1alpha1.AppStatus {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.status != nil {
+		return cloneStatus(a.status)
+	}
+	return &apiv1alpha1.AppStatus{App: a.name, Digest: a.held}
+}
+
+func cloneStatus(s *apiv1alpha1.AppStatus) *apiv1alpha1.AppStatus {
+	return proto.Clone(s).(*apiv1alpha1.AppStatus)
+}

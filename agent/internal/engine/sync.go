@@ -1,0 +1,317 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/flotilla-cd/flotilla/agent/internal/apply"
+	"github.com/flotilla-cd/flotilla/agent/internal/diff"
+	"github.com/flotilla-cd/flotilla/agent/internal/health"
+	apiv1alpha1 "github.com/flotilla-cd/flotilla/shared/api/v1alpha1"
+	"github.com/flotilla-cd/flotilla/shared/manifest"
+)
+
+// replaceTimeout bounds the wait for a replaced object to be gone.
+const replaceTimeout = 2 * time.Minute
+
+var errSuperseded = errors.New("superseded by a newer bundle")
+
+// runSync runs one sync operation and records it as the last operation.
+// A failure schedules a retry with the app's backoff.
+func (a *app) runSync(ctx context.Context, by string, prune bool) error {
+	opCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	a.mu.Lock()
+	a.opCancel, a.opDigest = cancel, a.bundle.GetDigest()
+	a.mu.Unlock()
+	defer func() {
+		a.mu.Lock()
+		a.opCancel, a.opDigest = nil, ""
+		a.mu.Unlock()
+	}()
+
+	start := time.Now()
+	a.lastOp = &apiv1alpha1.Operation{
+		Phase: apiv1alpha1.Operation_PHASE_RUNNING, Revision: a.bundle.GetRevision(), Digest: a.bundle.GetDigest(),
+		InitiatedBy: by, StartedAt: timestamppb.New(start),
+	}
+	a.publish()
+	err := a.sync(opCtx, prune)
+	op := a.lastOp
+	op.FinishedAt = timestamppb.Now()
+	switch {
+	case err == nil:
+		op.Phase, op.Message = apiv1alpha1.Operation_PHASE_SUCCEEDED, fmt.Sprintf("synced %d objects", len(a.order))
+		a.needSync, a.lastErr, a.retryAt = false, "", time.Time{}
+		a.retry.Reset()
+		a.log.Info("synced", "digest", op.Digest, "objects", len(a.order), "initiated_by", by, "took", time.Since(start))
+		return nil
+	case ctx.Err() == nil && opCtx.Err() != nil:
+		op.Phase, op.Message = apiv1alpha1.Operation_PHASE_FAILED, errSuperseded.Error()
+		return errSuperseded
+	}
+	op.Phase, op.Message = apiv1alpha1.Operation_PHASE_FAILED, err.Error()
+	a.lastErr = err.Error()
+	if d := a.retry.NextBackOff(); d >= 0 {
+		a.needSync, a.retryAt, a.retryBy, a.retryPrune = true, time.Now().Add(d), by, prune
+		a.log.Warn("sync failed", "error", err, "retry_in", d)
+	} else {
+		a.needSync = false
+		a.lastErr += " (retries exhausted)"
+		a.log.Error("sync failed, retries exhausted", "error", err)
+	}
+	return err
+}
+
+// sync applies the loaded bundle wave by wave and prunes what left it.
+func (a *app) sync(ctx context.Context, prune bool) error {
+	if a.syncOpts.CreateNamespace && a.bundle.GetNamespace() != "" {
+		if err := a.ensureNamespace(ctx, a.bundle.GetNamespace()); err != nil {
+			return err
+		}
+	}
+	// Record every desired object before writing any, so that a crash
+	// mid-sync never leaves an object the inventory does not know.
+	if err := a.saveInventory(ctx, a.desiredEntries(), true); err != nil {
+		return err
+	}
+	cands, kept, err := a.findStale(ctx, prune)
+	if err != nil {
+		return err
+	}
+	pruned := map[manifest.Key]bool{}
+	for i, w := range a.waves {
+		for _, step := range w.Steps {
+			if err := a.applyStep(ctx, step); err != nil {
+				return fmt.Errorf("wave %d, %s: %w", w.Wave, step.Phase, err)
+			}
+			if step.Phase == apply.PhaseCRDs {
+				if err := a.waitCRDs(ctx, step); err != nil {
+					return fmt.Errorf("wave %d: %w", w.Wave, err)
+				}
+			}
+		}
+		if !a.syncOpts.PruneLast {
+			if err := a.prune(ctx, cands, pruned, func(c staleObj) bool { return !c.pruneLast && c.wave <= w.Wave }); err != nil {
+				return fmt.Errorf("wave %d: %w", w.Wave, err)
+			}
+		}
+		last := i == len(a.waves)-1
+		if !last || (len(cands) > len(pruned)) {
+			if err := a.waitHealthy(ctx, a.waveKeys(w), fmt.Sprintf("wave %d", w.Wave)); err != nil {
+				return err
+			}
+		}
+	}
+	if err := a.prune(ctx, cands, pruned, func(staleObj) bool { return true }); err != nil {
+		return err
+	}
+	a.stale = kept
+	entries := a.desiredEntries()
+	for _, k := range kept {
+		entries = append(entries, k.entry)
+	}
+	return a.saveInventory(ctx, entries, false)
+}
+
+func (a *app) waveKeys(w apply.Wave) []manifest.Key {
+	var keys []manifest.Key
+	for _, s := range w.Steps {
+		for _, o := range s.Objects {
+			keys = append(keys, manifest.KeyOf(o))
+		}
+	}
+	return keys
+}
+
+// ensureNamespace creates the destination namespace (CreateNamespace=true).
+// It carries no tracking id: like Argo CD, the app never prunes it.
+func (a *app) ensureNamespace(ctx context.Context, name string) error {
+	ns := &unstructured.Unstructured{}
+	ns.SetAPIVersion("v1")
+	ns.SetKind("Namespace")
+	ns.SetName(name)
+	if _, found, err := a.e.applier.Get(ctx, ns.GroupVersionKind(), "", name); err != nil || found {
+		return err
+	}
+	if _, err := a.e.applier.Apply(ctx, ns, false); err != nil {
+		return fmt.Errorf("create namespace %s: %w", name, err)
+	}
+	return nil
+}
+
+// applyStep applies the objects of one step in parallel.
+func (a *app) applyStep(ctx context.Context, step apply.Step) error {
+	states := make([]*objState, len(step.Objects))
+	for i, o := range step.Objects {
+		states[i] = a.objs[manifest.KeyOf(o)]
+	}
+	return parallel(ctx, a.e.opts.Parallelism, states, func(ctx context.Context, st *objState) error {
+		return a.applyObject(ctx, st)
+	})
+}
+
+// applyObject makes the live object match st.desired, writing only when
+// they differ.
+func (a *app) applyObject(ctx context.Context, st *objState) error {
+	if err := a.mapObject(ctx, st); err != nil {
+		st.sync, st.message = apiv1alpha1.SyncStatus_SYNC_STATUS_OUT_OF_SYNC, err.Error()
+		return err
+	}
+	if live, found := a.e.cache.Get(st.gvr, st.key.Namespace, st.key.Name); found {
+		fp := diff.Fingerprint(live)
+		if fp == st.liveFP {
+			st.sync, st.message, st.diff = apiv1alpha1.SyncStatus_SYNC_STATUS_SYNCED, "", ""
+			return nil
+		}
+		dry, err := a.e.applier.Apply(ctx, st.desired, true)
+		if err == nil && diff.Compare(st.key, dry, live, a.rules).Equal {
+			st.liveFP, st.appliedRV = fp, live.GetResourceVersion()
+			st.sync, st.message, st.diff = apiv1alpha1.SyncStatus_SYNC_STATUS_SYNCED, "", ""
+			return nil
+		}
+	}
+	_, err := a.write(ctx, st)
+	return err
+}
+
+// write server-side applies st.desired, replacing the object when an
+// immutable field changed and Replace=true or Force=true allows it.
+func (a *app) write(ctx context.Context, st *objState) (*unstructured.Unstructured, error) {
+	out, err := a.e.applier.Apply(ctx, st.desired, false)
+	if err != nil && apply.IsImmutable(err) {
+		oo := apply.ObjectOptionsOf(st.desired)
+		if a.syncOpts.Replace || a.syncOpts.Force || oo.Replace || oo.Force {
+			a.log.Info("replacing object after immutable field change", "object", st.key.String())
+			out, err = a.e.applier.Replace(ctx, st.desired, replaceTimeout)
+		}
+	}
+	if err != nil {
+		st.sync, st.message = apiv1alpha1.SyncStatus_SYNC_STATUS_OUT_OF_SYNC, err.Error()
+		return nil, err
+	}
+	st.liveFP, st.appliedRV = diff.Fingerprint(out), out.GetResourceVersion()
+	st.sync, st.message, st.diff = apiv1alpha1.SyncStatus_SYNC_STATUS_SYNCED, "", ""
+	return out, nil
+}
+
+// waitCRDs waits until the CRDs of step are Established and their kinds are
+// served.
+func (a *app) waitCRDs(ctx context.Context, step apply.Step) error {
+	keys := make([]manifest.Key, 0, len(step.Objects))
+	defined := map[schema.GroupKind]bool{}
+	for _, o := range step.Objects {
+		keys = append(keys, manifest.KeyOf(o))
+		g, _, _ := unstructured.NestedString(o.Object, "spec", "group")
+		k, _, _ := unstructured.NestedString(o.Object, "spec", "names", "kind")
+		defined[schema.GroupKind{Group: g, Kind: k}] = true
+	}
+	if err := a.waitHealthy(ctx, keys, "CRDs established"); err != nil {
+		return err
+	}
+	var gvks []schema.GroupVersionKind
+	for _, st := range a.objs {
+		if gvk := st.desired.GroupVersionKind(); defined[gvk.GroupKind()] {
+			gvks = append(gvks, gvk)
+		}
+	}
+	if len(gvks) == 0 {
+		return nil
+	}
+	return a.e.applier.Mapper().WaitFor(ctx, gvks, 30*time.Second)
+}
+
+// waitHealthy waits until every object of keys is Healthy in the watch
+// cache (in the version our last write produced or newer). A Degraded
+// object fails the wait.
+func (a *app) waitHealthy(ctx context.Context, keys []manifest.Key, what string) error {
+	for {
+		changed := a.e.cache.Changed()
+		var waiting []string
+		for _, k := range keys {
+			st := a.objs[k]
+			live, ok := a.e.cache.Get(st.gvr, k.Namespace, k.Name)
+			if !ok || !fresh(live.GetResourceVersion(), st.appliedRV) {
+				waiting = append(waiting, k.String())
+				continue
+			}
+			switch h := health.Of(live); h.Status {
+			case apiv1alpha1.HealthStatus_HEALTH_STATUS_HEALTHY:
+			case apiv1alpha1.HealthStatus_HEALTH_STATUS_DEGRADED:
+				return fmt.Errorf("%s: %s is Degraded: %s", what, k, h.Message)
+			default:
+				waiting = append(waiting, k.String())
+			}
+		}
+		if len(waiting) == 0 {
+			return nil
+		}
+		a.publish()
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s: waiting for %d objects to be healthy (first %s): %w", what, len(waiting), waiting[0], ctx.Err())
+		case <-changed:
+		}
+	}
+}
+
+// fresh reports whether a live resourceVersion is at least applied.
+// resourceVersions are compared as numbers when both are (etcd-backed
+// servers), else for equality.
+func fresh(live, applied string) bool {
+	if applied == "" || live == applied {
+		return true
+	}
+	l, err1 := strconv.ParseUint(live, 10, 64)
+	p, err2 := strconv.ParseUint(applied, 10, 64)
+	return err1 == nil && err2 == nil && l >= p
+}
+
+// parallel runs fn over items with at most n at once and joins the errors
+// (at most 10 are kept, plus a count).
+func parallel[T any](ctx context.Context, n int, items []T, fn func(context.Context, T) error) error {
+	if len(items) == 1 {
+		return fn(ctx, items[0])
+	}
+	var (
+		mu     sync.Mutex
+		errs   []error
+		failed int
+		wg     sync.WaitGroup
+	)
+	sem := make(chan struct{}, n)
+	for _, it := range items {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			wg.Wait()
+			return ctx.Err()
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			if err := fn(ctx, it); err != nil {
+				mu.Lock()
+				failed++
+				if len(errs) < 10 {
+					errs = append(errs, err)
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if failed > len(errs) {
+		errs = append(errs, fmt.Errorf("and %d more errors", failed-len(errs)))
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,230 @@
+package inventory
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"strconv"
+
+	"google.golang.org/protobuf/proto"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
+	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
+
+	apiv1alpha1 "github.com/flotilla-cd/flotilla/shared/api/v1alpha1"
+)
+
+// Store reads and writes records as Secrets in one namespace.
+type Store struct {
+	secrets      corev1client.SecretInterface
+	namespace    string
+	fieldManager string
+}
+
+// New returns a store over the Secrets of namespace.
+func New(client corev1client.SecretsGetter, namespace, fieldManager string) *Store {
+	return &Store{secrets: client.Secrets(namespace), namespace: namespace, fieldManager: fieldManager}
+}
+
+type meta struct {
+	App     string `json:"app"`
+	Digest  string `json:"digest"`
+	Chunks  int    `json:"chunks"`
+	Removed bool   `json:"removed,omitempty"`
+}
+
+// Save writes rec: the bundle chunks when the index does not already point
+// at this digest, then the index, then deletes chunks of other digests.
+func (s *Store) Save(ctx context.Context, rec *Record) error {
+	raw, err := proto.Marshal(rec.Bundle)
+	if err != nil {
+		return fmt.Errorf("save app %s: encode bundle: %w", rec.App, err)
+	}
+	digest := rec.Bundle.GetDigest()
+	chunks := (len(raw) + ChunkBytes - 1) / ChunkBytes
+	if chunks == 0 {
+		chunks = 1
+	}
+	cur, err := s.readMeta(ctx, rec.App)
+	if err != nil {
+		return err
+	}
+	if cur == nil || cur.Digest != digest || cur.Chunks != chunks {
+		for i := 0; i < chunks; i++ {
+			end := min((i+1)*ChunkBytes, len(raw))
+			part := raw[i*ChunkBytes : end]
+			ac := corev1ac.Secret(chunkName(rec.App, digest, i), s.namespace).
+				WithLabels(map[string]string{labelRecord: recordChunk, labelAppHash: appHash(rec.App), labelDigest: digestLabel(digest)}).
+				WithAnnotations(map[string]string{annoApp: rec.App}).
+				WithType(corev1.SecretTypeOpaque).
+				WithData(map[string][]byte{"part": part, "index": []byte(strconv.Itoa(i))})
+			if _, err := s.secrets.Apply(ctx, ac, metav1.ApplyOptions{FieldManager: s.fieldManager, Force: true}); err != nil {
+				return fmt.Errorf("save app %s: bundle chunk %d: %w", rec.App, i, err)
+			}
+		}
+	}
+	if err := s.writeIndex(ctx, rec, meta{App: rec.App, Digest: digest, Chunks: chunks, Removed: rec.Removed}); err != nil {
+		return err
+	}
+	return s.deleteChunks(ctx, rec.App, digest)
+}
+
+// SaveInventory rewrites only the index of an app already saved.
+func (s *Store) SaveInventory(ctx context.Context, rec *Record) error {
+	m := meta{App: rec.App, Digest: rec.Bundle.GetDigest(), Removed: rec.Removed}
+	cur, err := s.readMeta(ctx, rec.App)
+	if err != nil {
+		return err
+	}
+	if cur == nil || cur.Digest != m.Digest {
+		return s.Save(ctx, rec)
+	}
+	m.Chunks = cur.Chunks
+	return s.writeIndex(ctx, rec, m)
+}
+
+func (s *Store) writeIndex(ctx context.Context, rec *Record, m meta) error {
+	mj, err := json.Marshal(m)
+	if err != nil {
+		return fmt.Errorf("save app %s: %w", rec.App, err)
+	}
+	inv, err := gzipJSON(rec.Inventory)
+	if err != nil {
+		return fmt.Errorf("save app %s: inventory: %w", rec.App, err)
+	}
+	ac := corev1ac.Secret(indexName(rec.App), s.namespace).
+		WithLabels(map[string]string{labelRecord: recordIndex, labelAppHash: appHash(rec.App)}).
+		WithAnnotations(map[string]string{annoApp: rec.App}).
+		WithType(corev1.SecretTypeOpaque).
+		WithData(map[string][]byte{"meta": mj, "inventory.json.gz": inv})
+	if _, err := s.secrets.Apply(ctx, ac, metav1.ApplyOptions{FieldManager: s.fieldManager, Force: true}); err != nil {
+		return fmt.Errorf("save app %s: index: %w", rec.App, err)
+	}
+	return nil
+}
+
+func (s *Store) readMeta(ctx context.Context, app string) (*meta, error) {
+	sec, err := s.secrets.Get(ctx, indexName(app), metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read app %s: %w", app, err)
+	}
+	var m meta
+	if err := json.Unmarshal(sec.Data["meta"], &m); err != nil {
+		return nil, fmt.Errorf("read app %s: secret %s field meta: %w", app, sec.Name, err)
+	}
+	return &m, nil
+}
+
+// deleteChunks deletes the app's chunks of every digest but keep ("" keeps
+// none).
+func (s *Store) deleteChunks(ctx context.Context, app, keep string) error {
+	list, err := s.secrets.List(ctx, metav1.ListOptions{LabelSelector: labels.Set{labelRecord: recordChunk, labelAppHash: appHash(app)}.String()})
+	if err != nil {
+		return fmt.Errorf("list bundle chunks of app %s: %w", app, err)
+	}
+	for _, sec := range list.Items {
+		if keep != "" && sec.Labels[labelDigest] == digestLabel(keep) {
+			continue
+		}
+		if err := s.secrets.Delete(ctx, sec.Name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("delete bundle chunk %s of app %s: %w", sec.Name, app, err)
+		}
+	}
+	return nil
+}
+
+// Delete removes everything stored for app.
+func (s *Store) Delete(ctx context.Context, app string) error {
+	if err := s.secrets.Delete(ctx, indexName(app), metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("delete app %s: %w", app, err)
+	}
+	return s.deleteChunks(ctx, app, "")
+}
+
+// Load reads every stored record. A record whose chunks are incomplete or
+// corrupt is an error naming the app: the agent must not start enforcing a
+// partial bundle.
+func (s *Store) Load(ctx context.Context) ([]*Record, error) {
+	idx, err := s.secrets.List(ctx, metav1.ListOptions{LabelSelector: labels.Set{labelRecord: recordIndex}.String()})
+	if err != nil {
+		return nil, fmt.Errorf("list app records in namespace %s: %w", s.namespace, err)
+	}
+	chunks, err := s.secrets.List(ctx, metav1.ListOptions{LabelSelector: labels.Set{labelRecord: recordChunk}.String()})
+	if err != nil {
+		return nil, fmt.Errorf("list bundle chunks in namespace %s: %w", s.namespace, err)
+	}
+	byName := map[string]*corev1.Secret{}
+	for i := range chunks.Items {
+		byName[chunks.Items[i].Name] = &chunks.Items[i]
+	}
+	var out []*Record
+	for _, sec := range idx.Items {
+		var m meta
+		if err := json.Unmarshal(sec.Data["meta"], &m); err != nil {
+			return nil, fmt.Errorf("secret %s field meta: %w", sec.Name, err)
+		}
+		rec := &Record{App: m.App, Removed: m.Removed}
+		if err := gunzipJSON(sec.Data["inventory.json.gz"], &rec.Inventory); err != nil {
+			return nil, fmt.Errorf("app %s: secret %s field inventory.json.gz: %w", m.App, sec.Name, err)
+		}
+		var raw []byte
+		for i := 0; i < m.Chunks; i++ {
+			c, ok := byName[chunkName(m.App, m.Digest, i)]
+			if !ok {
+				return nil, fmt.Errorf("app %s: bundle chunk %d of %d (%s) is missing", m.App, i, m.Chunks, chunkName(m.App, m.Digest, i))
+			}
+			raw = append(raw, c.Data["part"]...)
+		}
+		rec.Bundle = &apiv1alpha1.Bundle{}
+		if err := proto.Unmarshal(raw, rec.Bundle); err != nil {
+			return nil, fmt.Errorf("app %s: decode bundle: %w", m.App, err)
+		}
+		if rec.Bundle.GetDigest() != m.Digest {
+			return nil, fmt.Errorf("app %s: stored bundle digest %s does not match index %s", m.App, rec.Bundle.GetDigest(), m.Digest)
+		}
+		out = append(out, rec)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].App < out[j].App })
+	return out, nil
+}
+
+func gzipJSON(v any) ([]byte, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	zw, _ := gzip.NewWriterLevel(&buf, gzip.BestSpeed)
+	if _, err := zw.Write(b); err != nil {
+		return nil, err
+	}
+	if err := zw.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+func gunzipJSON(b []byte, v any) error {
+	if len(b) == 0 {
+		return nil
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(b))
+	if err != nil {
+		return err
+	}
+	raw, err := io.ReadAll(zr)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(raw, v)
+}

@@ -1,0 +1,168 @@
+package live
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/dynamic/dynamicinformer"
+	"k8s.io/client-go/tools/cache"
+)
+
+// ErrNotStarted is returned by Ensure before Start.
+var ErrNotStarted = errors.New("live cache not started")
+
+// SyncTimeout bounds how long Ensure waits for a new informer's first list.
+const SyncTimeout = 30 * time.Second
+
+// Event is a change of one watched object. Obj is the new object, or the
+// last known state when Deleted. Handlers must not modify Obj.
+type Event struct {
+	GVR     schema.GroupVersionResource
+	Obj     *unstructured.Unstructured
+	Deleted bool
+}
+
+// Cache is the set of informers. Its methods are safe for concurrent use.
+type Cache struct {
+	dyn      dynamic.Interface
+	selector string
+	handler  func(Event)
+	log      hclog.Logger
+
+	mu        sync.Mutex
+	ctx       context.Context
+	wg        sync.WaitGroup
+	informers map[schema.GroupVersionResource]cache.SharedIndexInformer
+	changed   chan struct{}
+}
+
+// New returns a cache that watches objects matching labelSelector and calls
+// handler for every add, update and delete (from informer goroutines; keep
+// it short).
+func New(dyn dynamic.Interface, labelSelector string, handler func(Event), log hclog.Logger) *Cache {
+	return &Cache{
+		dyn: dyn, selector: labelSelector, handler: handler, log: log,
+		informers: map[schema.GroupVersionResource]cache.SharedIndexInformer{},
+		changed:   make(chan struct{}),
+	}
+}
+
+// Start lets Ensure start informers; they run until ctx ends. Wait waits
+// for them to stop.
+func (c *Cache) Start(ctx context.Context) {
+	c.mu.Lock()
+	c.ctx = ctx
+	c.mu.Unlock()
+}
+
+// Wait blocks until every informer goroutine has returned (after the Start
+// context ended).
+func (c *Cache) Wait() { c.wg.Wait() }
+
+// Ensure starts the informer for gvr unless it runs already, and waits until
+// its first list is in the cache (at most SyncTimeout).
+func (c *Cache) Ensure(ctx context.Context, gvr schema.GroupVersionResource) error {
+	c.mu.Lock()
+	if c.ctx == nil {
+		c.mu.Unlock()
+		return ErrNotStarted
+	}
+	inf, ok := c.informers[gvr]
+	if !ok {
+		inf = dynamicinformer.NewFilteredDynamicInformer(c.dyn, gvr, metav1.NamespaceAll, 0, cache.Indexers{
+			cache.NamespaceIndex: cache.MetaNamespaceIndexFunc,
+		}, func(o *metav1.ListOptions) { o.LabelSelector = c.selector }).Informer()
+		if _, err := inf.AddEventHandler(c.handlerFor(gvr)); err != nil {
+			c.mu.Unlock()
+			return fmt.Errorf("watch %s: %w", gvr, err)
+		}
+		c.informers[gvr] = inf
+		runCtx := c.ctx
+		c.wg.Add(1)
+		go func() {
+			defer c.wg.Done()
+			inf.RunWithContext(runCtx)
+		}()
+		c.log.Debug("watching resource", "resource", gvr.String())
+	}
+	c.mu.Unlock()
+	if inf.HasSynced() {
+		return nil
+	}
+	syncCtx, cancel := context.WithTimeout(ctx, SyncTimeout)
+	defer cancel()
+	if !cache.WaitForCacheSync(syncCtx.Done(), inf.HasSynced) {
+		return fmt.Errorf("watch %s: first list did not complete: %w", gvr, context.Cause(syncCtx))
+	}
+	return nil
+}
+
+// Watched reports whether an informer for gvr runs and has synced.
+func (c *Cache) Watched(gvr schema.GroupVersionResource) bool {
+	c.mu.Lock()
+	inf, ok := c.informers[gvr]
+	c.mu.Unlock()
+	return ok && inf.HasSynced()
+}
+
+// Get returns the cached object; ok is false when it is not in the cache
+// (or its resource is not watched). The object must not be modified.
+func (c *Cache) Get(gvr schema.GroupVersionResource, namespace, name string) (*unstructured.Unstructured, bool) {
+	c.mu.Lock()
+	inf, ok := c.informers[gvr]
+	c.mu.Unlock()
+	if !ok {
+		return nil, false
+	}
+	key := name
+	if namespace != "" {
+		key = namespace + "/" + name
+	}
+	item, exists, err := inf.GetStore().GetByKey(key)
+	if err != nil || !exists {
+		return nil, false
+	}
+	u, ok := item.(*unstructured.Unstructured)
+	return u, ok
+}
+
+// Changed returns a channel closed at the next event of any watched object.
+func (c *Cache) Changed() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.changed
+}
+
+func (c *Cache) notify() {
+	c.mu.Lock()
+	close(c.changed)
+	c.changed = make(chan struct{})
+	c.mu.Unlock()
+}
+
+func (c *Cache) handlerFor(gvr schema.GroupVersionResource) cache.ResourceEventHandler {
+	emit := func(obj any, deleted bool) {
+		if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+			obj = d.Obj
+		}
+		u, ok := obj.(*unstructured.Unstructured)
+		if !ok {
+			return
+		}
+		c.handler(Event{GVR: gvr, Obj: u, Deleted: deleted})
+		c.notify()
+	}
+	return cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(obj any) { emit(obj, false) },
+		UpdateFunc: func(_, obj any) { emit(obj, false) },
+		DeleteFunc: func(obj any) { emit(obj, true) },
+	}
+}
