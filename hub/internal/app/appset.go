@@ -195,7 +195,7 @@ func (s *AppSet) Expand(clusters []Cluster) ([]*Application, error) {
 				return nil, fmt.Errorf("%s: generated %w", where, trimFile(err, s.File))
 			}
 			if a == nil {
-				return nil, fmt.Errorf("%s: generated Application %s: %w", where, nameOf(doc), invalidf("%s", lastOf(warns)))
+				return nil, fmt.Errorf("%s: generated Application %s: %w", where, nameOf(doc), invalidf("%s", strings.TrimPrefix(lastOf(warns), fmt.Sprintf("%s: Application %s: ", s.File, nameOf(doc)))))
 			}
 			if err := Validate(a); err != nil {
 				return nil, fmt.Errorf("%s: generated %w", where, trimFile(err, s.File))

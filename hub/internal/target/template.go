@@ -32,7 +32,7 @@ func (t *templater) str(field string, s *string) {
 	}
 	out, err := execute(*s, t.data)
 	if err != nil {
-		t.err = fmt.Errorf("%s: %w: %w", field, ErrTemplate, err)
+		t.err = fmt.Errorf("%s: %w", field, templateError{err})
 		return
 	}
 	*s = out
@@ -128,3 +128,11 @@ func sortedKeys[V any](m map[string]V) []string {
 	slices.Sort(keys)
 	return keys
 }
+
+// templateError is an error from text/template that also matches
+// ErrTemplate.
+type templateError struct{ err error }
+
+func (e templateError) Error() string        { return e.err.Error() }
+func (e templateError) Unwrap() error        { return e.err }
+func (e templateError) Is(target error) bool { return target == ErrTemplate }
