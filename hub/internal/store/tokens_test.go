@@ -144,7 +144,7 @@ func TestTokensStoredHashedOnly(t *testing.T) {
 	if err := s.Backup(ctx, &buf); err != nil {
 		t.Fatal(err)
 	}
-	secret := api[strings.LastIndex(api, "_")+1:]
+	secret := api[len(apiTokenPrefix)+2*apiIDBytes+1:]
 	for _, raw := range []string{join, api, secret} {
 		if bytes.Contains(buf.Bytes(), []byte(raw)) {
 			t.Errorf("raw token %q found in the store file", raw)
@@ -295,7 +295,7 @@ func TestTokenCompareTiming(t *testing.T) {
 		b[i] ^= 1
 		return string(b)
 	}
-	secretStart := strings.LastIndex(api, "_") + 1
+	secretStart := len(apiTokenPrefix) + 2*apiIDBytes + 1
 	paths := []struct {
 		name        string
 		first, last func() error
