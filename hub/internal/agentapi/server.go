@@ -101,7 +101,20 @@ func (s *Server) Enroll(ctx context.Context, req *apiv1alpha1.EnrollRequest) (*a
 		return nil, status.Error(codes.InvalidArgument, "cluster and token are required")
 	}
 	now := s.now()
-	if err := s.store.ConsumeJoinToken(ctx, req.GetCluster(), req.GetToken(), now); err != nil {
+	// Sign first so that consuming the token and recording the new identity
+	// happen in one transaction; a certificate signed for a refused token is
+	// never returned.
+	certPEM, notAfter, serial, err := s.ca.SignClient(req.GetCsrPem(), req.GetCluster(), s.opts.CertTTL, now)
+	if err != nil {
+		log.Warn("enrolment refused", "error", err)
+		return nil, status.Errorf(codes.InvalidArgument, "sign: %v", err)
+	}
+	err = s.store.EnrollCluster(ctx, req.GetCluster(), req.GetToken(), now, func(c *store.Cluster) error {
+		c.CertSerial, c.CertNotAfter, c.EnrolledAt, c.Revoked = serial, notAfter, now, false
+		c.AgentVersion = req.GetAgentVersion()
+		return nil
+	})
+	if err != nil {
 		log.Warn("enrolment refused", "error", err)
 		switch {
 		case errors.Is(err, store.ErrTokenExpired):
@@ -111,19 +124,6 @@ func (s *Server) Enroll(ctx context.Context, req *apiv1alpha1.EnrollRequest) (*a
 		case errors.Is(err, store.ErrTokenInvalid), errors.Is(err, store.ErrNotFound):
 			return nil, status.Error(codes.Unauthenticated, "join token invalid for this cluster")
 		}
-		return nil, status.Errorf(codes.Internal, "check join token: %v", err)
-	}
-	certPEM, notAfter, serial, err := s.ca.SignClient(req.GetCsrPem(), req.GetCluster(), s.opts.CertTTL, now)
-	if err != nil {
-		log.Warn("enrolment refused", "error", err)
-		return nil, status.Errorf(codes.InvalidArgument, "sign: %v", err)
-	}
-	err = s.store.UpdateCluster(ctx, req.GetCluster(), func(c *store.Cluster) error {
-		c.CertSerial, c.CertNotAfter, c.EnrolledAt, c.Revoked = serial, notAfter, now, false
-		c.AgentVersion = req.GetAgentVersion()
-		return nil
-	})
-	if err != nil {
 		return nil, status.Errorf(codes.Internal, "record enrolment: %v", err)
 	}
 	// A re-enrolment supersedes the old identity at once.

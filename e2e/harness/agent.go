@@ -1,0 +1,41 @@
+package harness
+
+import (
+	"path/filepath"
+)
+
+// Agent is a running flotilla-agent process.
+type Agent struct {
+	*Proc
+	Cluster string
+	args    []string
+	bin     string
+	dir     string
+}
+
+// StartAgent starts flotilla-agent for cluster with its kubeconfig, enrolling
+// with join (join.Token may be empty once enrolled: the identity is kept in
+// the cluster's Secret).
+func StartAgent(binDir, dir, kubeconfig string, join Join, extra ...string) (*Agent, error) {
+	a := &Agent{Cluster: join.Cluster, bin: filepath.Join(binDir, "flotilla-agent"), dir: dir}
+	a.args = append([]string{
+		"--hub", join.HubAddr, "--cluster", join.Cluster, "--join-token", join.Token, "--ca-hash", join.CAHash,
+		"--kubeconfig", kubeconfig, "--metrics-listen", "127.0.0.1:0", "--log-level", "debug",
+	}, extra...)
+	if err := a.start(); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+func (a *Agent) start() error {
+	p, err := StartProc("agent-"+a.Cluster, a.dir, a.bin, a.args, nil)
+	if err != nil {
+		return err
+	}
+	a.Proc = p
+	return nil
+}
+
+// Restart starts the agent again with the same arguments.
+func (a *Agent) Restart() error { return a.start() }

@@ -1,0 +1,197 @@
+package harness
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// Hub is a running flotilla-hub process.
+type Hub struct {
+	*Proc
+	BinDir    string
+	StateDir  string
+	AgentAddr string
+	HTTPURL   string
+	Token     string
+	args      []string
+	dir       string
+}
+
+// HubOptions configure StartHub.
+type HubOptions struct {
+	AppsDir      string
+	PollInterval time.Duration
+	Extra        []string
+}
+
+// StartHub starts flotilla-hub from binDir with its state under dir and
+// waits until it is ready.
+func StartHub(ctx context.Context, binDir, dir string, o HubOptions) (*Hub, error) {
+	agentAddr, err := FreeAddr()
+	if err != nil {
+		return nil, err
+	}
+	httpAddr, err := FreeAddr()
+	if err != nil {
+		return nil, err
+	}
+	if o.PollInterval == 0 {
+		o.PollInterval = time.Hour
+	}
+	h := &Hub{BinDir: binDir, StateDir: filepath.Join(dir, "hub-state"), AgentAddr: agentAddr, HTTPURL: "http://" + httpAddr, dir: dir}
+	h.args = append([]string{
+		"--state-dir", h.StateDir, "--agent-listen", agentAddr, "--http-listen", httpAddr,
+		"--apps-dir", o.AppsDir, "--poll-interval", o.PollInterval.String(), "--resync", "2s",
+		"--log-level", "debug",
+	}, o.Extra...)
+	if err := h.start(ctx); err != nil {
+		return nil, err
+	}
+	tok, err := os.ReadFile(filepath.Join(h.StateDir, "admin-token"))
+	if err != nil {
+		return nil, fmt.Errorf("admin token: %w", err)
+	}
+	h.Token = strings.TrimSpace(string(tok))
+	return h, nil
+}
+
+func (h *Hub) start(ctx context.Context) error {
+	p, err := StartProc("hub", h.dir, filepath.Join(h.BinDir, "flotilla-hub"), h.args, nil)
+	if err != nil {
+		return err
+	}
+	h.Proc = p
+	return Eventually(ctx, 60*time.Second, 50*time.Millisecond, func() error {
+		if done, err := p.Exited(); done {
+			return fmt.Errorf("hub exited: %v\n%s", err, p.Tail(4000))
+		}
+		resp, err := http.Get(h.HTTPURL + "/readyz")
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			return fmt.Errorf("readyz %d", resp.StatusCode)
+		}
+		return nil
+	})
+}
+
+// Restart starts the hub again on the same ports and state (after Kill or
+// Stop).
+func (h *Hub) Restart(ctx context.Context) error { return h.start(ctx) }
+
+// CLI runs the flotilla CLI against this hub and returns its stdout.
+func (h *Hub) CLI(ctx context.Context, args ...string) (string, error) {
+	cmd := exec.CommandContext(ctx, filepath.Join(h.BinDir, "flotilla"), append([]string{"--server", h.HTTPURL, "--token", h.Token}, args...)...)
+	cmd.Env = append(os.Environ(), "FLOTILLA_CONFIG="+filepath.Join(h.dir, "cli-config.json"))
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return string(out), fmt.Errorf("flotilla %s: %w: %s", strings.Join(args, " "), err, stderr.String())
+	}
+	return string(out), nil
+}
+
+// Join is the answer of `flotilla cluster add -o json`.
+type Join struct {
+	Cluster string `json:"cluster"`
+	Token   string `json:"token"`
+	HubAddr string `json:"hubAddr"`
+	CAHash  string `json:"caHash"`
+	Command string `json:"command"`
+}
+
+// AddCluster registers a cluster through the CLI and returns its join data.
+func (h *Hub) AddCluster(ctx context.Context, name string, labels ...string) (Join, error) {
+	args := []string{"cluster", "add", name, "-o", "json"}
+	for _, l := range labels {
+		args = append(args, "--label", l)
+	}
+	out, err := h.CLI(ctx, args...)
+	if err != nil {
+		return Join{}, err
+	}
+	var j Join
+	if err := json.Unmarshal([]byte(out), &j); err != nil {
+		return Join{}, fmt.Errorf("cluster add output %q: %w", out, err)
+	}
+	return j, nil
+}
+
+// AppCluster is one (app, cluster) as `flotilla app list -o json` shows it.
+type AppCluster struct {
+	Cluster        string `json:"cluster"`
+	Digest         string `json:"digest"`
+	Sync           string `json:"sync"`
+	Health         string `json:"health"`
+	Error          string `json:"error"`
+	Message        string `json:"message"`
+	ObservedDigest string `json:"observedDigest"`
+	Connected      bool   `json:"connected"`
+}
+
+// App is one app as `flotilla app list -o json` shows it.
+type App struct {
+	Name     string       `json:"name"`
+	Revision string       `json:"revision"`
+	Error    string       `json:"error"`
+	Sync     string       `json:"sync"`
+	Health   string       `json:"health"`
+	Clusters []AppCluster `json:"clusters"`
+}
+
+// Apps lists the apps through the CLI.
+func (h *Hub) Apps(ctx context.Context) ([]App, error) {
+	out, err := h.CLI(ctx, "app", "list", "-o", "json")
+	if err != nil {
+		return nil, err
+	}
+	var apps []App
+	if err := json.Unmarshal([]byte(out), &apps); err != nil {
+		return nil, fmt.Errorf("app list output: %w", err)
+	}
+	return apps, nil
+}
+
+// WaitSynced waits until app is Synced (and Healthy if healthy) on every
+// cluster in clusters, at revision when it is not "".
+func (h *Hub) WaitSynced(ctx context.Context, timeout time.Duration, app, revision string, healthy bool, clusters ...string) error {
+	return Eventually(ctx, timeout, 100*time.Millisecond, func() error {
+		apps, err := h.Apps(ctx)
+		if err != nil {
+			return err
+		}
+		for _, a := range apps {
+			if a.Name != app {
+				continue
+			}
+			if revision != "" && a.Revision != revision {
+				return fmt.Errorf("app %s at revision %s, want %s", app, a.Revision, revision)
+			}
+			got := map[string]AppCluster{}
+			for _, c := range a.Clusters {
+				got[c.Cluster] = c
+			}
+			for _, c := range clusters {
+				ac, ok := got[c]
+				if !ok {
+					return fmt.Errorf("app %s does not target cluster %s", app, c)
+				}
+				if ac.Sync != "Synced" || (healthy && ac.Health != "Healthy") {
+					return fmt.Errorf("app %s on %s: %s/%s %s%s", app, c, ac.Sync, ac.Health, ac.Error, ac.Message)
+				}
+			}
+			return nil
+		}
+		return fmt.Errorf("app %s not listed", app)
+	})
+}
