@@ -141,8 +141,9 @@ func reportCluster(t *testing.T, c *ProcessCluster) {
 		t.Fatal(err)
 	}
 	tm := c.Timings()
-	t.Logf("cluster %s: apiserver ready after %v, cluster ready after %v, RSS of %d processes %d MiB",
-		c.Name(), tm.APIServerReady.Round(time.Millisecond), tm.Ready.Round(time.Millisecond), len(c.PIDs()), rss>>20)
+	t.Logf("cluster %s: etcd ready after %v, apiserver ready after %v (%v after etcd), cluster ready after %v, RSS of %d processes %d MiB",
+		c.Name(), tm.EtcdReady.Round(time.Millisecond), tm.APIServerReady.Round(time.Millisecond),
+		(tm.APIServerReady - tm.EtcdReady).Round(time.Millisecond), tm.Ready.Round(time.Millisecond), len(c.PIDs()), rss>>20)
 }
 
 // deployAndWait creates a Deployment with replicas and returns how long it
@@ -269,4 +270,3 @@ func stopAndCheck(t *testing.T, c *ProcessCluster) {
 		t.Errorf("second Stop() = %v", err)
 	}
 }
-

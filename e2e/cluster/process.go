@@ -155,6 +155,7 @@ func (c *ProcessCluster) start(ctx context.Context, p *ProcessProvider) error {
 	if err := waitFor(ctx, "etcd health", c.dead, etcdHealthy(etcdURL)); err != nil {
 		return err
 	}
+	c.timings.EtcdReady = time.Since(begin)
 
 	apiArgs := []string{
 		"--etcd-servers=" + etcdURL,

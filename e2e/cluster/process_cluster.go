@@ -44,6 +44,9 @@ type ProcessCluster struct {
 
 // Timings are the durations of cluster creation, measured from its start.
 type Timings struct {
+	// EtcdReady is when etcd first answered /health (includes generating
+	// the certificates and keys).
+	EtcdReady time.Duration
 	// APIServerReady is when kube-apiserver first answered /readyz.
 	APIServerReady time.Duration
 	// Ready is when Create returned (Full: Node Ready and default
