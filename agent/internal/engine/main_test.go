@@ -79,6 +79,13 @@ func mustCreate(t testing.TB, gvr schema.GroupVersionResource, ns string, obj *u
 // startEngine runs an engine until the test ends.
 func startEngine(t testing.TB, agentNS string) *Engine {
 	t.Helper()
+	e, _ := runEngine(t, agentNS)
+	return e
+}
+
+// runEngine runs an engine until stop is called or the test ends.
+func runEngine(t testing.TB, agentNS string) (*Engine, func()) {
+	t.Helper()
 	log := hclog.New(&hclog.LoggerOptions{Name: "test", Level: hclog.Warn, Output: os.Stderr})
 	if testing.Verbose() {
 		log.SetLevel(hclog.Info)
@@ -96,11 +103,12 @@ func startEngine(t testing.TB, agentNS string) *Engine {
 		defer close(done)
 		_ = e.Run(ctx)
 	}()
-	t.Cleanup(func() {
+	stop := func() {
 		cancel()
 		<-done
-	})
-	return e
+	}
+	t.Cleanup(stop)
+	return e, stop
 }
 
 func bundle(t testing.TB, app, ns string, policy *apiv1alpha1.SyncPolicy, ignore []*apiv1alpha1.IgnoreDifference, objs ...*unstructured.Unstructured) *apiv1alpha1.Bundle {
@@ -223,4 +231,8 @@ func objectStatus(s *apiv1alpha1.AppStatus, kind, name string) *apiv1alpha1.Obje
 		}
 	}
 	return nil
+}
+
+func nestedInt(obj map[string]any, fields ...string) (int64, bool, error) {
+	return unstructured.NestedInt64(obj, fields...)
 }
