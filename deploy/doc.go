@@ -1,0 +1,13 @@
+// Package deploy holds Flotilla's install manifests: kustomize bases for the
+// hub (hub/, with the optional Ingress component hub/ingress) and the agent
+// (agent/ with cluster-admin, agent/namespaced for named namespaces only),
+// the Helm chart (helm/flotilla) and examples (examples/). docs/install.md
+// walks through them.
+//
+// The package's tests check them: that the Dockerfiles build the same main
+// packages with the same linker flags as `make build`, that every rendering
+// is accepted by a real kube-apiserver (server-side dry-run), that the chart
+// and the kustomize bases run the same containers, and that the install walk
+// of docs/install.md works with the built binaries, the manifests' flags and
+// the agent's RBAC.
+package deploy
