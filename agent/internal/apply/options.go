@@ -17,8 +17,9 @@ type SyncOptions struct {
 	// Replace and Force delete and re-create an object whose apply fails on
 	// an immutable field.
 	Replace, Force bool
-	// RespectIgnoreDifferences leaves ignored fields out of what is applied
-	// to objects that already exist.
+	// RespectIgnoreDifferences is accepted for Argo CD compatibility; the
+	// agent always behaves as if it were set (ignored fields of an existing
+	// object keep their live values when it is applied).
 	RespectIgnoreDifferences bool
 }
 

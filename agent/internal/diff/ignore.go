@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/structured-merge-diff/v6/fieldpath"
 
 	apiv1alpha1 "github.com/flotilla-cd/flotilla/shared/api/v1alpha1"
@@ -194,3 +195,84 @@ func listIndex(items []any, pe fieldpath.PathElement) int {
 	}
 	return -1
 }
+
+// RespectIgnored returns the object to apply over an existing live object:
+// desired with every field an ignore rule names taken from live instead
+// (JSON pointers: live's value, or nothing when live has none; managers:
+// left out, since those fields belong to the other manager). So a sync never
+// overwrites what ignoreDifferences hands to someone else, such as an HPA's
+// replicas. desired is returned unchanged when no rule matches or live is
+// nil.
+func RespectIgnored(k manifest.Key, rules []Rule, desired, live *unstructured.Unstructured) *unstructured.Unstructured {
+	if live == nil {
+		return desired
+	}
+	var out *unstructured.Unstructured
+	for _, r := range rules {
+		if !r.matches(k) {
+			continue
+		}
+		if out == nil {
+			out = desired.DeepCopy()
+		}
+		for _, p := range r.JSONPointers {
+			toks := pointerTokens(p)
+			if v, ok := getPointer(live.Object, toks); ok {
+				setPointer(out.Object, toks, v)
+			} else {
+				removePointer(out.Object, toks)
+			}
+		}
+		if len(r.Managers) > 0 {
+			applyIgnore(k, []Rule{{Group: r.Group, Kind: r.Kind, Managers: r.Managers}}, live, out.Object)
+		}
+	}
+	if out == nil {
+		return desired
+	}
+	return out
+}
+
+func getPointer(node any, toks []string) (any, bool) {
+	for _, t := range toks {
+		switch n := node.(type) {
+		case map[string]any:
+			v, ok := n[t]
+			if !ok {
+				return nil, false
+			}
+			node = v
+		case []any:
+			i, err := strconv.Atoi(t)
+			if err != nil || i < 0 || i >= len(n) {
+				return nil, false
+			}
+			node = n[i]
+		default:
+			return nil, false
+		}
+	}
+	return node, true
+}
+
+// setPointer sets the value at a pointer whose parent exists in node.
+func setPointer(node any, toks []string, v any) {
+	if len(toks) == 0 {
+		return
+	}
+	parent, ok := getPointer(node, toks[:len(toks)-1])
+	if !ok {
+		return
+	}
+	last := toks[len(toks)-1]
+	switch p := parent.(type) {
+	case map[string]any:
+		p[last] = runtimeDeepCopy(v)
+	case []any:
+		if i, err := strconv.Atoi(last); err == nil && i >= 0 && i < len(p) {
+			p[i] = runtimeDeepCopy(v)
+		}
+	}
+}
+
+func runtimeDeepCopy(v any) any { return runtime.DeepCopyJSONValue(v) }

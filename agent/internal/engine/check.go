@@ -97,7 +97,7 @@ func (a *app) heal(ctx context.Context, st *objState, live *unstructured.Unstruc
 		a.log.Debug("self-heal delayed", "object", st.key.String(), "delay", d)
 		return
 	}
-	out, err := a.write(ctx, st)
+	out, err := a.write(ctx, st, live)
 	if err != nil {
 		st.heal.record(now)
 		st.healAt = now.Add(max(st.heal.delay(now), time.Second))

@@ -236,3 +236,5 @@ func objectStatus(s *apiv1alpha1.AppStatus, kind, name string) *apiv1alpha1.Obje
 func nestedInt(obj map[string]any, fields ...string) (int64, bool, error) {
 	return unstructured.NestedInt64(obj, fields...)
 }
+
+func metaPatch(manager string) metav1.PatchOptions { return metav1.PatchOptions{FieldManager: manager} }

@@ -166,7 +166,8 @@ func (a *app) applyObject(ctx context.Context, st *objState) error {
 		st.sync, st.message = apiv1alpha1.SyncStatus_SYNC_STATUS_OUT_OF_SYNC, err.Error()
 		return err
 	}
-	if live, found := a.e.cache.Get(st.gvr, st.key.Namespace, st.key.Name); found {
+	live, found := a.e.cache.Get(st.gvr, st.key.Namespace, st.key.Name)
+	if found {
 		fp := diff.Fingerprint(live)
 		if fp == st.liveFP {
 			st.sync, st.message, st.diff = apiv1alpha1.SyncStatus_SYNC_STATUS_SYNCED, "", ""
@@ -179,19 +180,21 @@ func (a *app) applyObject(ctx context.Context, st *objState) error {
 			return nil
 		}
 	}
-	_, err := a.write(ctx, st)
+	_, err := a.write(ctx, st, live)
 	return err
 }
 
-// write server-side applies st.desired, replacing the object when an
+// write server-side applies st.desired over live (nil when missing),
+// keeping the live values of ignored fields, and replaces the object when an
 // immutable field changed and Replace=true or Force=true allows it.
-func (a *app) write(ctx context.Context, st *objState) (*unstructured.Unstructured, error) {
-	out, err := a.e.applier.Apply(ctx, st.desired, false)
+func (a *app) write(ctx context.Context, st *objState, live *unstructured.Unstructured) (*unstructured.Unstructured, error) {
+	desired := diff.RespectIgnored(st.key, a.rules, st.desired, live)
+	out, err := a.e.applier.Apply(ctx, desired, false)
 	if err != nil && apply.IsImmutable(err) {
 		oo := apply.ObjectOptionsOf(st.desired)
 		if a.syncOpts.Replace || a.syncOpts.Force || oo.Replace || oo.Force {
 			a.log.Info("replacing object after immutable field change", "object", st.key.String())
-			out, err = a.e.applier.Replace(ctx, st.desired, replaceTimeout)
+			out, err = a.e.applier.Replace(ctx, desired, replaceTimeout)
 		}
 	}
 	if err != nil {
