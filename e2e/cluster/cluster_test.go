@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"errors"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -268,5 +269,38 @@ func stopAndCheck(t *testing.T, c *ProcessCluster) {
 	// A second Stop is a no-op with the same result.
 	if err := c.Stop(t.Context()); err != nil {
 		t.Errorf("second Stop() = %v", err)
+	}
+}
+
+// TestCreateRetriesTakenPort hands etcd a port that is in use and checks
+// that Create starts the cluster again on other ports.
+func TestCreateRetriesTakenPort(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	calls := 0
+	pickPorts = func(n int) ([]int, error) {
+		calls++
+		ports, err := freePorts(n)
+		if calls == 1 && err == nil {
+			ports[0] = busy.Addr().(*net.TCPAddr).Port
+		}
+		return ports, err
+	}
+	t.Cleanup(func() { pickPorts = freePorts })
+
+	p := &ProcessProvider{BinDir: testBinDir(t), WorkDir: t.TempDir(), Logger: testLogger(t)}
+	c := Start(t, p, "retry").(*ProcessCluster)
+	if calls != 2 {
+		t.Errorf("ports picked %d times, want 2 (one retry)", calls)
+	}
+	entries, err := os.ReadDir(p.WorkDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 1 || filepath.Join(p.WorkDir, entries[0].Name()) != c.Dir() {
+		t.Errorf("WorkDir holds %d entries after a retry, want only %s", len(entries), c.Dir())
 	}
 }

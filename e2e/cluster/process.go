@@ -106,12 +106,38 @@ func (p *ProcessProvider) Create(ctx context.Context, name string) (Cluster, err
 			return nil, fmt.Errorf("create cluster %s: work dir: %w", name, err)
 		}
 	}
+	// A free port can be taken by another process before a component binds
+	// it; then the whole cluster is started again on new ports.
+	for attempt := 1; ; attempt++ {
+		c, err := p.createOnce(ctx, name, logger)
+		if errors.Is(err, errPortTaken) && attempt < maxPortAttempts {
+			first, _, _ := strings.Cut(err.Error(), "\n")
+			logger.Warn("port taken, starting cluster again", "attempt", attempt, "error", first)
+			continue
+		}
+		if err != nil {
+			return nil, err // not a typed nil in the interface
+		}
+		return c, nil
+	}
+}
+
+// maxPortAttempts bounds the restarts of Create when a port was taken.
+const maxPortAttempts = 3
+
+// errPortTaken means a component could not bind its port.
+var errPortTaken = errors.New("port taken by another process")
+
+func (p *ProcessProvider) createOnce(ctx context.Context, name string, logger hclog.Logger) (*ProcessCluster, error) {
 	dir, err := os.MkdirTemp(p.WorkDir, "flotilla-"+name+"-")
 	if err != nil {
 		return nil, fmt.Errorf("create cluster %s: %w", name, err)
 	}
 	c := &ProcessCluster{name: name, dir: dir, logger: logger, dead: make(chan struct{}), stopped: make(chan struct{})}
 	if err := c.start(ctx, p); err != nil {
+		if errors.Is(err, ErrComponentExited) && c.exitedOnBind() {
+			err = fmt.Errorf("%w: %w", errPortTaken, err)
+		}
 		var b strings.Builder
 		dumpLogs(&b, name, c.comps, 20)
 		// Cleanup must run even though ctx may be done.
@@ -119,8 +145,21 @@ func (p *ProcessProvider) Create(ctx context.Context, name string) (Cluster, err
 		return nil, fmt.Errorf("create cluster %s: %w\n%s", name, err, b.String())
 	}
 	logger.Info("cluster ready", "dir", dir, "server", c.rest.Host,
-		"apiserver_ready", c.timings.APIServerReady, "ready", c.timings.Ready)
+		"etcd_ready", c.timings.EtcdReady, "apiserver_ready", c.timings.APIServerReady, "ready", c.timings.Ready)
 	return c, nil
+}
+
+// exitedOnBind reports whether a component exited because its address was
+// in use.
+func (c *ProcessCluster) exitedOnBind() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, comp := range c.comps {
+		if comp.exited() && strings.Contains(comp.tail(50), "address already in use") {
+			return true
+		}
+	}
+	return false
 }
 
 // start runs the components one after another, each once its dependency is
@@ -131,7 +170,7 @@ func (c *ProcessCluster) start(ctx context.Context, p *ProcessProvider) error {
 	if err != nil {
 		return err
 	}
-	ports, err := freePorts(3)
+	ports, err := pickPorts(3)
 	if err != nil {
 		return err
 	}

@@ -15,6 +15,18 @@ const pollInterval = 100 * time.Millisecond
 // ctx ends (with cond's last error, if any) or when dead is closed because a
 // component exited.
 func waitFor(ctx context.Context, what string, dead <-chan struct{}, cond func(ctx context.Context) (bool, error)) error {
+	// A check in flight is cancelled too when a component exits.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if dead != nil {
+		go func() {
+			select {
+			case <-dead:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+	}
 	t := time.NewTicker(pollInterval)
 	defer t.Stop()
 	var last error
@@ -24,6 +36,11 @@ func waitFor(ctx context.Context, what string, dead <-chan struct{}, cond func(c
 			return nil
 		}
 		last = err
+		select {
+		case <-dead:
+			return fmt.Errorf("wait for %s: %w", what, ErrComponentExited)
+		default:
+		}
 		select {
 		case <-ctx.Done():
 			if last != nil {
@@ -43,6 +60,9 @@ var reserved = struct {
 	sync.Mutex
 	ports map[int]bool
 }{ports: map[int]bool{}}
+
+// pickPorts is freePorts; tests replace it to hand out a taken port.
+var pickPorts = freePorts
 
 // freePorts returns n distinct free TCP ports on 127.0.0.1. They are free
 // when returned; a process outside this test binary could still take one
