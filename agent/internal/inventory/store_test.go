@@ -1,0 +1,149 @@
+package inventory
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"fmt"
+	"os"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"google.golang.org/protobuf/proto"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
+
+	"github.com/flotilla-cd/flotilla/agent/internal/testenv"
+	apiv1alpha1 "github.com/flotilla-cd/flotilla/shared/api/v1alpha1"
+	"github.com/flotilla-cd/flotilla/shared/manifest"
+)
+
+var core corev1client.CoreV1Interface
+
+func TestMain(m *testing.M) {
+	env, err := testenv.Start()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "inventory integration tests:", err)
+		os.Exit(1)
+	}
+	core = corev1client.NewForConfigOrDie(env.Config)
+	code := m.Run()
+	_ = env.Stop()
+	os.Exit(code)
+}
+
+func newStore(t *testing.T, ns string) *Store {
+	t.Helper()
+	_, err := core.Namespaces().Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return New(core, ns, "flotilla-agent")
+}
+
+// randomBundle builds a bundle whose compressed objects take about size
+// bytes (random data does not compress).
+func randomBundle(t *testing.T, app string, size int) *apiv1alpha1.Bundle {
+	t.Helper()
+	var objs []*unstructured.Unstructured
+	for i := 0; size > 0; i++ {
+		n := min(size, 200<<10)
+		size -= n
+		buf := make([]byte, n*3/4)
+		_, _ = rand.Read(buf)
+		objs = append(objs, &unstructured.Unstructured{Object: map[string]any{
+			"apiVersion": "v1", "kind": "ConfigMap", "metadata": map[string]any{"name": fmt.Sprintf("cm-%d", i)},
+			"data": map[string]any{"blob": base64.StdEncoding.EncodeToString(buf)},
+		}})
+	}
+	b, err := manifest.NewBundle(app, "default", "rev", "path", objs, &apiv1alpha1.SyncPolicy{Automated: true, Prune: true}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestSaveLoadLargeBundle(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t, "inv-large")
+	big := randomBundle(t, "big", 3<<20) // 3 MiB compressed: 4 chunks
+	if len(big.GetObjectsGzip()) < 2<<20 {
+		t.Fatalf("test bundle only %d bytes", len(big.GetObjectsGzip()))
+	}
+	inv := []Entry{{Version: "v1", Kind: "ConfigMap", Namespace: "default", Name: "cm-0"}, {Group: "apps", Version: "v1", Kind: "Deployment", Namespace: "x", Name: "web"}}
+	small := randomBundle(t, "small", 1<<10)
+	for _, rec := range []*Record{{App: "big", Bundle: big, Inventory: inv}, {App: "small", Bundle: small, Removed: true}} {
+		if err := s.Save(ctx, rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := s.Load(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []*Record{{App: "big", Bundle: big, Inventory: inv}, {App: "small", Bundle: small, Removed: true}}
+	if diff := cmp.Diff(want, got, cmp.Comparer(proto.Equal)); diff != "" {
+		t.Fatalf("Load (-want +got):\n%s", diff)
+	}
+	if err := manifest.VerifyDigest(got[0].Bundle); err != nil {
+		t.Fatal(err)
+	}
+	if n := countSecrets(t, "inv-large"); n != 1+4+1+1 {
+		t.Errorf("%d secrets, want 7 (2 indexes, 4+1 chunks)", n)
+	}
+
+	// Replacing the big bundle with a small one leaves no old chunks.
+	next := randomBundle(t, "big", 10)
+	if err := s.Save(ctx, &Record{App: "big", Bundle: next, Inventory: inv[:1]}); err != nil {
+		t.Fatal(err)
+	}
+	if n := countSecrets(t, "inv-large"); n != 4 {
+		t.Errorf("%d secrets after replacing, want 4", n)
+	}
+	// Inventory-only updates keep the bundle.
+	if err := s.SaveInventory(ctx, &Record{App: "big", Bundle: next, Inventory: nil}); err != nil {
+		t.Fatal(err)
+	}
+	got, err = s.Load(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !proto.Equal(got[0].Bundle, next) || len(got[0].Inventory) != 0 {
+		t.Errorf("after SaveInventory: %v", got[0])
+	}
+	if err := s.Delete(ctx, "big"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Delete(ctx, "small"); err != nil {
+		t.Fatal(err)
+	}
+	if n := countSecrets(t, "inv-large"); n != 0 {
+		t.Errorf("%d secrets after Delete, want 0", n)
+	}
+}
+
+func TestLoadRefusesMissingChunk(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t, "inv-missing")
+	b := randomBundle(t, "a", 1<<20)
+	if err := s.Save(ctx, &Record{App: "a", Bundle: b}); err != nil {
+		t.Fatal(err)
+	}
+	if err := core.Secrets("inv-missing").Delete(ctx, chunkName("a", b.GetDigest(), 1), metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Load(ctx); err == nil {
+		t.Fatal("Load succeeded with a chunk missing")
+	}
+}
+
+func countSecrets(t *testing.T, ns string) int {
+	t.Helper()
+	l, err := core.Secrets(ns).List(context.Background(), metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(l.Items)
+}
