@@ -20,7 +20,7 @@ type Cluster interface {
 	// RESTConfig returns a new copy of the cluster-admin client config.
 	RESTConfig() *rest.Config
 	// Dump writes diagnostics (the tail of the component logs) to w, for
-	// test failure output.
+	// test failure output. Call it before Stop.
 	Dump(w io.Writer)
 	// Stop tears the cluster down and removes its files. It is safe to call
 	// more than once; later calls return the first call's result.

@@ -99,6 +99,7 @@ func (c *ProcessCluster) RSSBytes() (int64, error) {
 }
 
 // Dump implements Cluster: it writes the last lines of every component log.
+// Call it before Stop, which removes the logs.
 func (c *ProcessCluster) Dump(w io.Writer) {
 	c.mu.Lock()
 	comps := slices.Clone(c.comps)

@@ -70,21 +70,24 @@ func (c *component) exited() bool {
 	}
 }
 
-// kill sends SIGTERM to the process group, SIGKILL after stopGrace or when
-// ctx ends, and waits until the process is reaped.
+// kill sends SIGTERM to the process group, SIGKILL to it after stopGrace or
+// when ctx ends, and waits until the process is reaped. A group whose leader
+// is already reaped is not signalled: its id may belong to another process
+// by then (the control-plane binaries start no children).
 func (c *component) kill(ctx context.Context) {
-	pgid := c.pid()
-	if !c.exited() {
-		_ = syscall.Kill(-pgid, syscall.SIGTERM)
-		t := time.NewTimer(stopGrace)
-		select {
-		case <-c.done:
-		case <-t.C:
-		case <-ctx.Done():
-		}
-		t.Stop()
+	if c.exited() {
+		return
 	}
-	// Also reaches children left in the group after the leader exited.
+	pgid := c.pid()
+	_ = syscall.Kill(-pgid, syscall.SIGTERM)
+	t := time.NewTimer(stopGrace)
+	defer t.Stop()
+	select {
+	case <-c.done:
+		return
+	case <-t.C:
+	case <-ctx.Done():
+	}
 	_ = syscall.Kill(-pgid, syscall.SIGKILL)
 	<-c.done
 }

@@ -25,6 +25,13 @@ declare -A pkgs=(
 )
 order=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok)
 
+# One build at a time per BIN_DIR: a second caller waits, then finds the
+# binaries present.
+if command -v flock >/dev/null; then
+	exec 9>"$bin_dir/.build.lock"
+	flock 9
+fi
+
 missing=()
 names=()
 for name in "${order[@]}"; do
