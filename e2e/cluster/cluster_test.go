@@ -36,6 +36,15 @@ func testBinDir(t *testing.T) string {
 	return d
 }
 
+// skipUnlessProcess skips tests of ProcessProvider internals when another
+// provider is selected.
+func skipUnlessProcess(t *testing.T) {
+	t.Helper()
+	if v := os.Getenv(EnvProvider); v != "" && v != "process" {
+		t.Skipf("tests the process provider; %s=%s", EnvProvider, v)
+	}
+}
+
 func testLogger(t *testing.T) hclog.Logger {
 	return hclog.New(&hclog.LoggerOptions{Name: t.Name(), Output: t.Output(), Level: hclog.Debug})
 }
@@ -84,6 +93,7 @@ func TestCreateMissingBinaries(t *testing.T) {
 // TestMinimalCluster runs etcd and kube-apiserver only: objects are stored,
 // Pods are admitted without a default ServiceAccount.
 func TestMinimalCluster(t *testing.T) {
+	skipUnlessProcess(t)
 	p := &ProcessProvider{BinDir: testBinDir(t), WorkDir: t.TempDir(), Logger: testLogger(t)}
 	c := Start(t, p, "minimal").(*ProcessCluster)
 	reportCluster(t, c)
@@ -106,32 +116,47 @@ func TestMinimalCluster(t *testing.T) {
 	stopAndCheck(t, c)
 }
 
-// TestFullClusters starts two Full clusters concurrently and checks in each
-// that a Deployment becomes Available and that RBAC and service-account
-// tokens work; then that Stop leaves no process and no files behind.
+// TestFullClusters starts two clusters of the provider chosen by
+// FLOTILLA_E2E_PROVIDER (process clusters are Full) concurrently and checks
+// in each that a Deployment becomes Available and that RBAC and
+// service-account tokens work; then that Stop leaves nothing behind.
 func TestFullClusters(t *testing.T) {
-	p := &ProcessProvider{BinDir: testBinDir(t), WorkDir: t.TempDir(), Full: true, Logger: testLogger(t)}
+	p, err := ProviderFromEnv(testBinDir(t), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pp, ok := p.(*ProcessProvider); ok {
+		pp.Logger = testLogger(t)
+	}
 	begin := time.Now()
 	clusters := StartAll(t, p, "one", "two")
-	t.Logf("two Full clusters ready after %v (concurrently)", time.Since(begin).Round(time.Millisecond))
+	t.Logf("two clusters ready after %v (concurrently)", time.Since(begin).Round(time.Millisecond))
 
-	for _, cl := range clusters {
-		c := cl.(*ProcessCluster)
+	for _, c := range clusters {
 		t.Run(c.Name(), func(t *testing.T) {
-			reportCluster(t, c)
+			pc, isProcess := c.(*ProcessCluster)
+			if isProcess {
+				reportCluster(t, pc)
+			}
 			cs := kubernetes.NewForConfigOrDie(c.RESTConfig())
 			took := deployAndWait(t, cs, 2)
 			t.Logf("cluster %s: Deployment 2/2 Available after %v", c.Name(), took.Round(time.Millisecond))
 			checkRBAC(t, c, cs)
-			rss, err := c.RSSBytes()
-			if err != nil {
-				t.Fatal(err)
+			if isProcess {
+				rss, err := pc.RSSBytes()
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Logf("cluster %s: RSS of %d processes after the Deployment: %d MiB", c.Name(), len(pc.PIDs()), rss>>20)
 			}
-			t.Logf("cluster %s: RSS of %d processes after the Deployment: %d MiB", c.Name(), len(c.PIDs()), rss>>20)
 		})
 	}
-	for _, cl := range clusters {
-		stopAndCheck(t, cl.(*ProcessCluster))
+	for _, c := range clusters {
+		if pc, ok := c.(*ProcessCluster); ok {
+			stopAndCheck(t, pc)
+		} else if err := c.Stop(t.Context()); err != nil {
+			t.Errorf("Stop() = %v", err)
+		}
 	}
 }
 
@@ -185,7 +210,7 @@ func deployAndWait(t *testing.T, cs kubernetes.Interface, replicas int32) time.D
 // checkRBAC requests a token for a new ServiceAccount (signed with the
 // generated key) and checks that the API server authenticates it and
 // authorizes it by RBAC: forbidden first, allowed after a RoleBinding.
-func checkRBAC(t *testing.T, c *ProcessCluster, cs kubernetes.Interface) {
+func checkRBAC(t *testing.T, c Cluster, cs kubernetes.Interface) {
 	t.Helper()
 	ctx := t.Context()
 	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "probe", Namespace: "default"}}
@@ -275,6 +300,7 @@ func stopAndCheck(t *testing.T, c *ProcessCluster) {
 // TestCreateRetriesTakenPort hands etcd a port that is in use and checks
 // that Create starts the cluster again on other ports.
 func TestCreateRetriesTakenPort(t *testing.T) {
+	skipUnlessProcess(t)
 	busy, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -3,6 +3,7 @@ package cluster
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"fmt"
 	"io"
 	"os"
@@ -41,6 +42,7 @@ var _ Provider = (*KindProvider)(nil)
 type KindCluster struct {
 	p          *KindProvider
 	name       string
+	kindName   string // name of the kind cluster: flotilla-<name>-<random>
 	dir        string
 	kubeconfig string
 	rest       *rest.Config
@@ -52,8 +54,9 @@ type KindCluster struct {
 
 var _ Cluster = (*KindCluster)(nil)
 
-// Create runs `kind create cluster --name name --kubeconfig <dir>/kubeconfig
-// --wait <Wait>`. On error it deletes the cluster again.
+// Create runs `kind create cluster --name flotilla-<name>-<random>
+// --kubeconfig <dir>/kubeconfig --wait <Wait>`; name must be a lowercase DNS
+// label. On error it deletes the cluster again.
 func (p *KindProvider) Create(ctx context.Context, name string) (Cluster, error) {
 	logger := p.Logger
 	if logger == nil {
@@ -68,14 +71,17 @@ func (p *KindProvider) Create(ctx context.Context, name string) (Cluster, error)
 	if err != nil {
 		return nil, fmt.Errorf("create kind cluster %s: %w", name, err)
 	}
-	c := &KindCluster{p: p, name: name, dir: dir, kubeconfig: filepath.Join(dir, "kubeconfig"),
-		logger: logger.Named("cluster").With("cluster", name, "provider", "kind")}
+	// kind cluster names are global on the Docker host; a suffix keeps
+	// concurrent test packages and the developer's own clusters apart.
+	kindName := "flotilla-" + name + "-" + strings.ToLower(rand.Text()[:6])
+	c := &KindCluster{p: p, name: name, kindName: kindName, dir: dir, kubeconfig: filepath.Join(dir, "kubeconfig"),
+		logger: logger.Named("cluster").With("cluster", name, "provider", "kind", "kind_cluster", kindName)}
 
 	wait := p.Wait
 	if wait == 0 {
 		wait = 3 * time.Minute
 	}
-	args := []string{"create", "cluster", "--name", name, "--kubeconfig", c.kubeconfig, "--wait", wait.String()}
+	args := []string{"create", "cluster", "--name", c.kindName, "--kubeconfig", c.kubeconfig, "--wait", wait.String()}
 	if p.Image != "" {
 		args = append(args, "--image", p.Image)
 	}
@@ -101,8 +107,12 @@ func (c *KindCluster) Kubeconfig() string { return c.kubeconfig }
 // RESTConfig implements Cluster.
 func (c *KindCluster) RESTConfig() *rest.Config { return rest.CopyConfig(c.rest) }
 
+// KindName is the name of the kind cluster (for the kind CLI and Docker):
+// flotilla-<name>-<random>.
+func (c *KindCluster) KindName() string { return c.kindName }
+
 // Dump implements Cluster: it writes the kind CLI output. Node and
-// component logs need `kind export logs --name <name>`.
+// component logs need `kind export logs --name <KindName>`.
 func (c *KindCluster) Dump(w io.Writer) {
 	b, err := os.ReadFile(c.logPath())
 	if err != nil {
@@ -110,14 +120,14 @@ func (c *KindCluster) Dump(w io.Writer) {
 		return
 	}
 	fmt.Fprintf(w, "==== kind cluster %s: kind output (node logs: kind export logs --name %s) ====\n%s\n",
-		c.name, c.name, strings.TrimRight(string(b), "\n"))
+		c.name, c.kindName, strings.TrimRight(string(b), "\n"))
 }
 
 // Stop implements Cluster: `kind delete cluster`, then removes the cluster
 // directory.
 func (c *KindCluster) Stop(ctx context.Context) error {
 	c.stopOnce.Do(func() {
-		if err := c.kind(ctx, "delete", "cluster", "--name", c.name, "--kubeconfig", c.kubeconfig); err != nil {
+		if err := c.kind(ctx, "delete", "cluster", "--name", c.kindName, "--kubeconfig", c.kubeconfig); err != nil {
 			c.stopErr = fmt.Errorf("stop kind cluster %s: %w", c.name, err)
 		}
 		if err := os.RemoveAll(c.dir); err != nil && c.stopErr == nil {

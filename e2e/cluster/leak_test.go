@@ -25,6 +25,10 @@ func TestNoLeakWhenTestProcessDies(t *testing.T) {
 		leakChild(t)
 		return
 	}
+	skipUnlessProcess(t)
+	if testing.Short() {
+		t.Skip("starts a control plane; run without -short")
+	}
 	workDir := t.TempDir()
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()

@@ -28,9 +28,13 @@ func Start(t testing.TB, p Provider, name string) Cluster {
 // logs each cluster's Dump. If any creation fails the test fails (clusters
 // that did start are still stopped). Missing control-plane binaries fail the
 // test with the hint to run `make bins`, or skip it when
-// FLOTILLA_E2E_SKIP_MISSING_BINS=1.
+// FLOTILLA_E2E_SKIP_MISSING_BINS=1. Under `go test -short` the test is
+// skipped.
 func StartAll(t testing.TB, p Provider, names ...string) []Cluster {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("starts real clusters; run without -short")
+	}
 	ctx := t.Context()
 	clusters := make([]Cluster, len(names))
 	errs := make([]error, len(names))
