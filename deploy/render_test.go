@@ -51,11 +51,11 @@ func renderings() []rendering {
 			"createNamespace":  true,
 			"imagePullSecrets": []any{map[string]any{"name": "regcred"}},
 			"hub": map[string]any{
-				"ingress":     map[string]any{"enabled": true, "className": "nginx", "annotations": map[string]any{"a": "b"}},
-				"service":     map[string]any{"type": "LoadBalancer"},
-				"persistence": map[string]any{"storageClassName": "fast"},
+				"ingress":      map[string]any{"enabled": true, "className": "nginx", "annotations": map[string]any{"a": "b"}},
+				"service":      map[string]any{"type": "LoadBalancer"},
+				"persistence":  map[string]any{"storageClassName": "fast"},
 				"nodeSelector": map[string]any{"kubernetes.io/os": "linux"},
-				"tolerations": []any{map[string]any{"key": "k", "operator": "Exists"}},
+				"tolerations":  []any{map[string]any{"key": "k", "operator": "Exists"}},
 			},
 			"agent": map[string]any{"enabled": true, "rbac": map[string]any{
 				"clusterAdmin": false, "namespaces": []any{"team-a", "team-c"},
