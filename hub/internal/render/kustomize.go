@@ -169,11 +169,10 @@ func editKustomization(data []byte, k *app.Kustomize) ([]byte, error) {
 	for _, r := range k.Replicas {
 		kz.Replicas = upsert(kz.Replicas, types.Replica{Name: r.Name, Count: r.Count}, func(r types.Replica) string { return r.Name })
 	}
-	if len(k.CommonLabels) > 0 && kz.CommonLabels == nil {
-		kz.CommonLabels = map[string]string{}
-	}
-	for key, v := range k.CommonLabels {
-		kz.CommonLabels[key] = v
+	if len(k.CommonLabels) > 0 {
+		// commonLabels semantics (selectors too) without kustomize's
+		// deprecation warning for commonLabels.
+		kz.Labels = append(kz.Labels, types.Label{Pairs: k.CommonLabels, IncludeSelectors: true})
 	}
 	if len(k.CommonAnnotations) > 0 && kz.CommonAnnotations == nil {
 		kz.CommonAnnotations = map[string]string{}

@@ -55,14 +55,14 @@ func (r repoRoot) resolve(p string) (string, error) {
 	}
 	p = filepath.Clean(p)
 	if !r.contains(p) {
-		return "", fmt.Errorf("%s: %w", p, ErrOutsideRoot)
+		return "", fmt.Errorf("%s: %w", r.rel(p), ErrOutsideRoot)
 	}
 	real, err := evalExisting(p)
 	if err != nil {
 		return "", err
 	}
 	if !r.contains(real) {
-		return "", fmt.Errorf("%s (a symbolic link to %s): %w", r.rel(p), real, ErrOutsideRoot)
+		return "", fmt.Errorf("%s (a symbolic link to %s): %w", r.rel(p), r.rel(real), ErrOutsideRoot)
 	}
 	return real, nil
 }
@@ -90,7 +90,7 @@ func evalExisting(p string) (string, error) {
 // dir resolves a source path (relative to the root) to a folder.
 func (r repoRoot) dir(rel string) (string, error) {
 	if err := app.ValidatePath(rel); err != nil {
-		return "", fmt.Errorf("%w: %w", ErrOutsideRoot, err)
+		return "", fmt.Errorf("%q: %w", rel, ErrOutsideRoot)
 	}
 	d, err := r.resolve(filepath.FromSlash(rel))
 	if err != nil {
