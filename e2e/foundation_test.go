@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -45,3 +46,46 @@ func TestCommitReachesClusters(t *testing.T) {
 }
 
 func hubDefaults() harness.HubOptions { return harness.HubOptions{PollInterval: time.Hour} }
+
+// TestPollingPicksUpPush: with no webhook, the hub's ref polling alone
+// notices a push within the poll interval (plus jitter) and the cluster
+// follows.
+func TestPollingPicksUpPush(t *testing.T) {
+	e := newEnv(t, "solo")
+	e.commit("cfg v1", map[string]string{"apps/cfg/cm.yaml": configMap("settings", "v1")})
+	e.writeApp("cfg", webApp("cfg", e.repo.URL, "apps/cfg", "cfg", []string{"solo"}, true))
+	e.startHub(harness.HubOptions{PollInterval: 2 * time.Second})
+	e.enroll("solo")
+	ctx := t.Context()
+	if err := e.hub.WaitSynced(ctx, time.Minute, "cfg", "", false, "solo"); err != nil {
+		t.Fatal(err)
+	}
+	// Push without a webhook: only polling can see it.
+	if err := e.repo.Write(map[string][]byte{"apps/cfg/cm.yaml": []byte(configMap("settings", "v2"))}); err != nil {
+		t.Fatal(err)
+	}
+	rev, err := e.repo.CommitAndPush("cfg v2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.hub.WaitSynced(ctx, time.Minute, "cfg", rev, false, "solo"); err != nil {
+		t.Fatal(err)
+	}
+	err = harness.Eventually(ctx, 30*time.Second, 100*time.Millisecond, func() error {
+		cm, err := e.clients["solo"].CoreV1().ConfigMaps("cfg").Get(ctx, "settings", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if cm.Data["version"] != "v2" {
+			return fmt.Errorf("configmap version %q, want v2", cm.Data["version"])
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func configMap(name, version string) string {
+	return fmt.Sprintf("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: %s\ndata:\n  version: %s\n", name, version)
+}
