@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"google.golang.org/protobuf/proto"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/flotilla-cd/flotilla/hub/internal/app"
@@ -277,6 +278,7 @@ func (c *Controller) compute(ctx context.Context) (*Snapshot, map[string]fleet.D
 	desired := map[string]fleet.Desired{}
 	objsByCluster := map[string]map[string]render.AppObjects{}
 	stateIdx := map[pinKey]*TargetState{}
+	m := newMemo(c.git)
 
 	for _, a := range apps {
 		as := AppState{Name: a.Name, File: a.File, Spec: a.Spec}
@@ -284,10 +286,10 @@ func (c *Controller) compute(ctx context.Context) (*Snapshot, map[string]fleet.D
 		if perr != nil {
 			as.Error = fmt.Sprintf("%s: Application %s: %v", a.File, a.Name, perr)
 		}
-		if err := c.git.Track(ctx, a.Spec.Source.RepoURL); err != nil && as.Error == "" {
+		if err := m.track(ctx, a.Spec.Source.RepoURL); err != nil && as.Error == "" {
 			as.Error = err.Error()
 		}
-		if rev, err := c.git.Resolve(a.Spec.Source.RepoURL, a.Spec.Source.TargetRevision); err == nil {
+		if rev, err := m.resolve(a.Spec.Source.RepoURL, a.Spec.Source.TargetRevision); err == nil {
 			as.Revision = rev
 		} else if as.Error == "" {
 			as.Error = err.Error()
@@ -307,7 +309,7 @@ func (c *Controller) compute(ctx context.Context) (*Snapshot, map[string]fleet.D
 			if perr != nil {
 				berr = perr
 			} else {
-				b, objs, ts, berr = c.bundleFor(ctx, a, cl, policy)
+				b, objs, ts, berr = c.bundleFor(ctx, m, a, cl, policy)
 			}
 			if berr != nil {
 				ts.Error = berr.Error()
@@ -339,6 +341,14 @@ func (c *Controller) compute(ctx context.Context) (*Snapshot, map[string]fleet.D
 			}
 		}
 	}
+	// Checkouts of commits no longer in use are removed; the render cache
+	// keeps what was rendered from them.
+	for repo, commits := range m.keep() {
+		if repo == c.opts.AppsRepo {
+			continue
+		}
+		c.git.Prune(repo, commits)
+	}
 	return snap, desired, nil
 }
 
@@ -351,7 +361,7 @@ func toAppClusters(cs []target.Cluster) []app.Cluster {
 }
 
 // bundleFor renders (through the cache) and builds the bundle of a on cl.
-func (c *Controller) bundleFor(ctx context.Context, a *app.Application, cl target.Cluster, policy *apiv1alpha1.SyncPolicy) (*apiv1alpha1.Bundle, []*unstructured.Unstructured, TargetState, error) {
+func (c *Controller) bundleFor(ctx context.Context, m *memo, a *app.Application, cl target.Cluster, policy *apiv1alpha1.SyncPolicy) (*apiv1alpha1.Bundle, []*unstructured.Unstructured, TargetState, error) {
 	ts := TargetState{Cluster: cl.Name}
 	src, err := target.Effective(a, cl)
 	if err != nil {
@@ -362,13 +372,17 @@ func (c *Controller) bundleFor(ctx context.Context, a *app.Application, cl targe
 	c.mu.Unlock()
 	rev := src.TargetRevision
 	if pin != "" {
+		// A rollback suspends auto-sync (and self-heal) until unpin: the
+		// agent applies the pinned bundle only on a SYNC command.
 		rev, ts.Pinned = pin, pin
+		policy = proto.Clone(policy).(*apiv1alpha1.SyncPolicy)
+		policy.Automated, policy.SelfHeal = false, false
 	}
 	ts.Path = src.Path
-	if err := c.git.Track(ctx, src.RepoURL); err != nil {
+	if err := m.track(ctx, src.RepoURL); err != nil {
 		return nil, nil, ts, err
 	}
-	commit, err := c.git.Resolve(src.RepoURL, rev)
+	commit, err := m.resolve(src.RepoURL, rev)
 	if err != nil {
 		return nil, nil, ts, err
 	}
@@ -376,7 +390,7 @@ func (c *Controller) bundleFor(ctx context.Context, a *app.Application, cl targe
 	// Plain directories read only under their path, so the path's tree id
 	// keys the render; Kustomize and Helm may read elsewhere in the repo
 	// (bases, value files), so the whole commit keys them.
-	root, err := c.git.Checkout(src.RepoURL, commit)
+	root, err := m.checkout(src.RepoURL, commit)
 	if err != nil {
 		return nil, nil, ts, err
 	}
@@ -384,7 +398,7 @@ func (c *Controller) bundleFor(ctx context.Context, a *app.Application, cl targe
 	if readsOutsidePath(root, src) {
 		treePath = ""
 	}
-	tree, err := c.git.TreeID(src.RepoURL, commit, treePath)
+	tree, err := m.tree(src.RepoURL, commit, treePath)
 	if err != nil {
 		return nil, nil, ts, err
 	}
