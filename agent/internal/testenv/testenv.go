@@ -62,6 +62,8 @@ func Start() (*Env, error) {
 		}
 	}
 	e := &envtest.Environment{BinaryAssetsDirectory: bin, ControlPlaneStartTimeout: time.Minute, ControlPlaneStopTimeout: time.Minute}
+	// Room for the benchmarks' thousands of Services.
+	e.ControlPlane.GetAPIServer().Configure().Set("service-cluster-ip-range", "10.96.0.0/12")
 	cfg, err := e.Start()
 	if err != nil {
 		return nil, fmt.Errorf("start control plane: %w", err)
