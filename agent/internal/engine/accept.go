@@ -16,14 +16,18 @@ import (
 // is refused (and named in the error); the others are still accepted.
 func (e *Engine) Accept(ctx context.Context, bundles []*apiv1alpha1.Bundle, removed []string) error {
 	var errs []error
+	valid := make([]*apiv1alpha1.Bundle, 0, len(bundles))
 	for _, b := range bundles {
 		if err := manifest.VerifyDigest(b); err != nil {
 			errs = append(errs, fmt.Errorf("refuse bundle: %w", err))
 			continue
 		}
-		if err := e.acceptBundle(ctx, b); err != nil {
-			errs = append(errs, err)
-		}
+		valid = append(valid, b)
+	}
+	// Apps persist independently; a few at a time keeps a first Hello with
+	// many apps fast.
+	if err := parallel(ctx, acceptParallelism, valid, e.acceptBundle); err != nil {
+		errs = append(errs, err)
 	}
 	for _, name := range removed {
 		if err := e.acceptRemoval(ctx, name); err != nil {
@@ -32,6 +36,8 @@ func (e *Engine) Accept(ctx context.Context, bundles []*apiv1alpha1.Bundle, remo
 	}
 	return errors.Join(errs...)
 }
+
+const acceptParallelism = 8
 
 // lockApp returns the live app named name (created when create is set)
 // with its storeMu held, or nil.

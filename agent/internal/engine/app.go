@@ -79,6 +79,8 @@ type app struct {
 	want       *apiv1alpha1.Bundle // accepted bundle
 	bundle     *apiv1alpha1.Bundle // loaded bundle (nil when loading failed)
 	loadErr    error
+	failedAt   string                // digest whose load failed
+	applied    map[manifest.Key]bool // objects written by the running sync
 	policy     *apiv1alpha1.SyncPolicy
 	syncOpts   apply.SyncOptions
 	rules      []diff.Rule
@@ -186,7 +188,7 @@ func (a *app) reconcile(ctx context.Context) time.Time {
 		return a.remove(ctx)
 	}
 	now := time.Now()
-	if a.want != nil && (a.bundle == nil || a.bundle.GetDigest() != a.want.GetDigest()) && (a.loadErr == nil || !now.Before(a.retryAt)) {
+	if a.want != nil && (a.bundle == nil || a.bundle.GetDigest() != a.want.GetDigest()) && (a.loadErr == nil || a.failedAt != a.want.GetDigest() || !now.Before(a.retryAt)) {
 		a.load(ctx, a.want)
 	}
 	if a.loadErr != nil {

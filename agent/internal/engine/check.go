@@ -50,6 +50,11 @@ func (a *app) checkObject(ctx context.Context, st *objState, force bool) {
 	if !force && fp == st.liveFP {
 		return
 	}
+	if err := a.ownerConflict(st, live); err != nil {
+		st.liveFP = ""
+		st.sync, st.message = apiv1alpha1.SyncStatus_SYNC_STATUS_OUT_OF_SYNC, err.Error()
+		return
+	}
 	if !force && a.selfHeal() && !a.hasRules(st.key) {
 		// Re-apply straight away: an apply that changes nothing writes
 		// nothing, and this saves the dry-run round trip.

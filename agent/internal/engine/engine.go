@@ -219,6 +219,18 @@ func (e *Engine) onEvent(ev live.Event) {
 	}
 }
 
+// holds reports whether the engine holds app name (not being removed).
+func (e *Engine) holds(name string) bool {
+	e.mu.Lock()
+	a := e.apps[name]
+	e.mu.Unlock()
+	if a == nil {
+		return false
+	}
+	_, removed := a.heldDigest()
+	return !removed
+}
+
 // forget drops a removed app and records its tombstone.
 func (e *Engine) forget(a *app, final *apiv1alpha1.AppStatus) {
 	e.mu.Lock()

@@ -18,7 +18,7 @@ import (
 func (a *app) load(ctx context.Context, b *apiv1alpha1.Bundle) {
 	objs, waves, err := a.plan(b)
 	if err != nil {
-		a.bundle, a.loadErr, a.lastErr = nil, err, err.Error()
+		a.bundle, a.loadErr, a.lastErr, a.failedAt = nil, err, err.Error(), b.GetDigest()
 		a.retry = newRetry(b.GetSyncPolicy().GetRetry())
 		d := a.retry.NextBackOff()
 		a.retryAt = time.Now().Add(d)

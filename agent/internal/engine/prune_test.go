@@ -2,9 +2,13 @@ package engine
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/flotilla-cd/flotilla/agent/internal/apply"
 	"github.com/flotilla-cd/flotilla/agent/internal/testenv"
 	apiv1alpha1 "github.com/flotilla-cd/flotilla/shared/api/v1alpha1"
 	"github.com/flotilla-cd/flotilla/shared/manifest"
@@ -112,5 +116,26 @@ func TestAppRemoval(t *testing.T) {
 	e2 := startEngine(t, agentNS)
 	if h := e2.Held(); len(h) != 0 {
 		t.Errorf("restarted Held() = %v, want empty", h)
+	}
+}
+
+func TestTwoAppsDoNotFightOverOneObject(t *testing.T) {
+	ns, agentNS := testNamespaces(t)
+	e := startEngine(t, agentNS)
+	accept(t, e, bundle(t, "first", ns, auto(true, true), nil, configMap("shared", map[string]any{"by": "first"})))
+	waitStatus(t, e, "first", 20*time.Second, synced)
+	accept(t, e, bundle(t, "second", ns, auto(true, true), nil, configMap("shared", map[string]any{"by": "second"})))
+	st := waitStatus(t, e, "second", 20*time.Second, func(s *apiv1alpha1.AppStatus) bool {
+		return s.GetLastOperation().GetPhase() == apiv1alpha1.Operation_PHASE_FAILED
+	})
+	if !strings.Contains(st.GetMessage(), "managed by another app: first") {
+		t.Errorf("message = %q", st.GetMessage())
+	}
+	cm, _ := get(t, gvrConfigMap, ns, "shared")
+	if by, _, _ := unstructured.NestedString(cm.Object, "data", "by"); by != "first" {
+		t.Errorf("data.by = %q, want first", by)
+	}
+	if !apply.OwnedBy("first", cm) {
+		t.Errorf("tracking id = %q", cm.GetAnnotations()[manifest.TrackingAnnotation])
 	}
 }

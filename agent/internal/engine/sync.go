@@ -24,6 +24,10 @@ const replaceTimeout = 2 * time.Minute
 
 var errSuperseded = errors.New("superseded by a newer bundle")
 
+// ErrOwnedByOtherApp is wrapped when an object of the bundle already
+// belongs to another app on this cluster.
+var ErrOwnedByOtherApp = errors.New("object is managed by another app:")
+
 // runSync runs one sync operation and records it as the last operation.
 // A failure schedules a retry with the app's backoff.
 func (a *app) runSync(ctx context.Context, by string, prune bool) error {
@@ -88,10 +92,15 @@ func (a *app) sync(ctx context.Context, prune bool) error {
 		return err
 	}
 	pruned := map[manifest.Key]bool{}
+	a.applied = map[manifest.Key]bool{}
+	defer func() { a.applied = nil }()
 	for i, w := range a.waves {
 		for _, step := range w.Steps {
 			if err := a.applyStep(ctx, step); err != nil {
 				return fmt.Errorf("wave %d, %s: %w", w.Wave, step.Phase, err)
+			}
+			for _, o := range step.Objects {
+				a.applied[manifest.KeyOf(o)] = true
 			}
 			if step.Phase == apply.PhaseCRDs {
 				if err := a.waitCRDs(ctx, step); err != nil {
@@ -167,6 +176,10 @@ func (a *app) applyObject(ctx context.Context, st *objState) error {
 		return err
 	}
 	live, found := a.e.cache.Get(st.gvr, st.key.Namespace, st.key.Name)
+	if err := a.ownerConflict(st, live); err != nil {
+		st.sync, st.message = apiv1alpha1.SyncStatus_SYNC_STATUS_OUT_OF_SYNC, err.Error()
+		return err
+	}
 	if found {
 		fp := diff.Fingerprint(live)
 		if fp == st.liveFP {
@@ -182,6 +195,20 @@ func (a *app) applyObject(ctx context.Context, st *objState) error {
 	}
 	_, err := a.write(ctx, st, live)
 	return err
+}
+
+// ownerConflict refuses to take over an object that another app held by
+// this agent owns, so two apps never fight over one object. Objects of apps
+// the agent no longer holds may be adopted.
+func (a *app) ownerConflict(st *objState, live *unstructured.Unstructured) error {
+	if live == nil {
+		return nil
+	}
+	other, _, ok := manifest.ParseTrackingID(live.GetAnnotations()[manifest.TrackingAnnotation])
+	if !ok || other == a.name || !a.e.holds(other) {
+		return nil
+	}
+	return fmt.Errorf("%s: %w %s", st.key, ErrOwnedByOtherApp, other)
 }
 
 // write server-side applies st.desired over live (nil when missing),
@@ -257,12 +284,31 @@ func (a *app) waitHealthy(ctx context.Context, keys []manifest.Key, what string)
 		if len(waiting) == 0 {
 			return nil
 		}
+		a.checkApplied(ctx)
 		a.publish()
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("%s: waiting for %d objects to be healthy (first %s): %w", what, len(waiting), waiting[0], ctx.Err())
 		case <-changed:
 		}
+	}
+}
+
+// checkApplied handles watch events, during a wait, for the objects this
+// sync has already written, so that self-heal and drift reports do not stall
+// behind a long wave.
+func (a *app) checkApplied(ctx context.Context) {
+	a.mu.Lock()
+	var keys []manifest.Key
+	for k := range a.dirty {
+		if a.applied[k] {
+			keys = append(keys, k)
+			delete(a.dirty, k)
+		}
+	}
+	a.mu.Unlock()
+	if len(keys) > 0 {
+		a.check(ctx, keys, false)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
+	"github.com/flotilla-cd/flotilla/agent/internal/testenv"
 	apiv1alpha1 "github.com/flotilla-cd/flotilla/shared/api/v1alpha1"
 	"github.com/flotilla-cd/flotilla/shared/manifest"
 )
@@ -54,6 +55,11 @@ func TestWaveWaitsForDeploymentAvailable(t *testing.T) {
 			t.Fatalf("%s %s of a later wave applied before wave -1 was healthy; status %v", o.gvr, o.name, st)
 		}
 	}
+	// Drift on an object of a finished wave is healed during the wait.
+	scale(t, ns, "db", 5)
+	testenv.Eventually(t, 10*time.Second, func(context.Context) (bool, string) {
+		return replicas(t, ns, "db") == 1, "db not healed while the sync waits"
+	})
 	markAvailable(t, ns, "db")
 	st = waitStatus(t, e, "waves", 20*time.Second, synced)
 	if st.GetHealth() != apiv1alpha1.HealthStatus_HEALTH_STATUS_HEALTHY {
