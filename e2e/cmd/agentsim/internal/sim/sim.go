@@ -1,0 +1,180 @@
+// Package sim simulates many Flotilla agents in one process for the
+// fan-out benchmarks: each simulated agent registers its cluster through the
+// hub's HTTP API, enrols with its own join token and CSR over TLS pinned to
+// the hub CA, and keeps its own mTLS gRPC stream to the hub (its own TCP
+// connection). Its engine is in memory: every bundle is accepted and
+// reported Synced and Healthy at once, with no cluster behind it. A small
+// loopback HTTP endpoint reports how many agents hold a given revision.
+package sim
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+// Options configure a simulation.
+type Options struct {
+	// HubAPI is the hub's HTTP base URL and AdminToken its admin token.
+	HubAPI, AdminToken string
+	// Prefix, First and Count name the clusters: Prefix-First ... .
+	Prefix       string
+	First, Count int
+	Labels       map[string]string
+	// Parallel bounds concurrent registrations and enrolments.
+	Parallel int
+	// ControlListen is the loopback address of the stats endpoint.
+	ControlListen string
+}
+
+// Sim is a set of simulated agents.
+type Sim struct {
+	o        Options
+	log      hclog.Logger
+	agents   []*agent
+	enrolled atomic.Int64
+	failed   atomic.Int64
+	mu       sync.Mutex
+	firstErr error
+}
+
+// Run registers, enrols and connects every agent, serves stats on
+// o.ControlListen, and returns when ctx ends.
+func Run(ctx context.Context, o Options, log hclog.Logger) error {
+	if o.Parallel <= 0 {
+		o.Parallel = 16
+	}
+	s := &Sim{o: o, log: log}
+	lis, err := net.Listen("tcp", o.ControlListen)
+	if err != nil {
+		return fmt.Errorf("control listener %s: %w", o.ControlListen, err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(s.stats), ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(lis) }()
+	defer srv.Close()
+
+	s.agents = make([]*agent, o.Count)
+	for i := range s.agents {
+		s.agents[i] = &agent{name: fmt.Sprintf("%s-%d", o.Prefix, o.First+i)}
+	}
+	hc := &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: o.Parallel}}
+	start := time.Now()
+	var wg sync.WaitGroup
+	work := make(chan *agent)
+	for range o.Parallel {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for a := range work {
+				if err := s.join(ctx, hc, a); err != nil {
+					s.failed.Add(1)
+					s.mu.Lock()
+					if s.firstErr == nil {
+						s.firstErr = err
+					}
+					s.mu.Unlock()
+					log.Error("agent failed to join", "cluster", a.name, "error", err)
+					continue
+				}
+				s.enrolled.Add(1)
+				wg.Add(1)
+				go func() { defer wg.Done(); a.run(ctx, a.hubAddr()) }()
+			}
+		}()
+	}
+feed:
+	for _, a := range s.agents {
+		select {
+		case work <- a:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(work)
+	log.Info("agents joined", "enrolled", s.enrolled.Load(), "failed", s.failed.Load(), "took", time.Since(start).Round(time.Millisecond))
+	<-ctx.Done()
+	wg.Wait()
+	return nil
+}
+
+func (s *Sim) join(ctx context.Context, hc *http.Client, a *agent) error {
+	j, err := register(ctx, hc, s.o.HubAPI, s.o.AdminToken, a.name, s.o.Labels)
+	if err != nil {
+		return err
+	}
+	id, err := enroll(ctx, j)
+	if err != nil {
+		return err
+	}
+	a.mu.Lock()
+	a.id, a.addr = id, j.HubAddr
+	a.mu.Unlock()
+	return nil
+}
+
+// Stats is the answer of the control endpoint.
+type Stats struct {
+	Agents    int    `json:"agents"`
+	Enrolled  int64  `json:"enrolled"`
+	Failed    int64  `json:"failed"`
+	Connected int    `json:"connected"`
+	Sessions  int    `json:"sessions"`
+	FirstErr  string `json:"firstError,omitempty"`
+	// For ?app=&revision=: agents holding that app at that revision, and
+	// of those, how many reported it Synced; first/last receipt and last
+	// report in Unix nanoseconds.
+	Holding   int   `json:"holding"`
+	Reported  int   `json:"reported"`
+	FirstRecv int64 `json:"firstRecv"`
+	LastRecv  int64 `json:"lastRecv"`
+	LastSent  int64 `json:"lastSent"`
+}
+
+func (s *Sim) stats(w http.ResponseWriter, r *http.Request) {
+	app, rev := r.URL.Query().Get("app"), r.URL.Query().Get("revision")
+	st := Stats{Agents: len(s.agents), Enrolled: s.enrolled.Load(), Failed: s.failed.Load()}
+	s.mu.Lock()
+	if s.firstErr != nil {
+		st.FirstErr = s.firstErr.Error()
+	}
+	s.mu.Unlock()
+	var lastErr error
+	for _, a := range s.agents {
+		a.mu.Lock()
+		if a.connected {
+			st.Connected++
+		}
+		st.Sessions += a.sessions
+		if a.lastErr != nil && lastErr == nil && !errors.Is(a.lastErr, context.Canceled) {
+			lastErr = a.lastErr
+		}
+		if h, ok := a.apps[app]; ok && app != "" && h.revision == rev {
+			st.Holding++
+			recv := h.received.UnixNano()
+			if st.FirstRecv == 0 || recv < st.FirstRecv {
+				st.FirstRecv = recv
+			}
+			st.LastRecv = max(st.LastRecv, recv)
+			if !h.reported.IsZero() {
+				st.Reported++
+				st.LastSent = max(st.LastSent, h.reported.UnixNano())
+			}
+		}
+		a.mu.Unlock()
+	}
+	if st.FirstErr == "" && lastErr != nil {
+		st.FirstErr = lastErr.Error()
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Agents", strconv.Itoa(len(s.agents)))
+	_ = json.NewEncoder(w).Encode(st)
+}

@@ -1,0 +1,67 @@
+package harness
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Usage is a process's resident memory and CPU time so far, read from
+// /proc (Linux).
+type Usage struct {
+	RSS int64         // bytes (VmRSS)
+	CPU time.Duration // user + system
+}
+
+// clockTick is USER_HZ, the unit of /proc/PID/stat times; 100 on every
+// Linux architecture Go supports.
+const clockTick = 10 * time.Millisecond
+
+// ReadUsage reads the usage of process pid.
+func ReadUsage(pid int) (Usage, error) {
+	var u Usage
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return u, fmt.Errorf("usage of pid %d: %w", pid, err)
+	}
+	for _, line := range strings.Split(string(status), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			f := strings.Fields(rest)
+			if len(f) == 2 && f[1] == "kB" {
+				kb, err := strconv.ParseInt(f[0], 10, 64)
+				if err != nil {
+					return u, fmt.Errorf("usage of pid %d: VmRSS %q: %w", pid, rest, err)
+				}
+				u.RSS = kb << 10
+			}
+		}
+	}
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return u, fmt.Errorf("usage of pid %d: %w", pid, err)
+	}
+	// Fields after the command name (which may hold spaces) in parentheses;
+	// utime and stime are fields 14 and 15 of the whole line.
+	i := bytes.LastIndexByte(stat, ')')
+	if i < 0 {
+		return u, fmt.Errorf("usage of pid %d: malformed stat", pid)
+	}
+	f := strings.Fields(string(stat[i+1:]))
+	if len(f) < 13 {
+		return u, fmt.Errorf("usage of pid %d: short stat", pid)
+	}
+	for _, s := range f[11:13] {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return u, fmt.Errorf("usage of pid %d: stat time %q: %w", pid, s, err)
+		}
+		u.CPU += time.Duration(n) * clockTick
+	}
+	return u, nil
+}
+
+// Usage reads the process's current usage.
+func (p *Proc) Usage() (Usage, error) { return ReadUsage(p.PID()) }
