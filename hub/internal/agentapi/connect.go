@@ -3,6 +3,7 @@ package agentapi
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"time"
 
@@ -29,7 +30,7 @@ func Compatible(v uint32) bool {
 // Connect implements the agent stream.
 func (s *Server) Connect(stream apiv1alpha1.AgentService_ConnectServer) error {
 	ctx := stream.Context()
-	cluster, err := s.authenticate(ctx)
+	cluster, cert, err := s.authenticate(ctx)
 	if err != nil {
 		s.log.Warn("stream refused", "peer", peerAddr(ctx), "error", err)
 		return err
@@ -63,11 +64,17 @@ func (s *Server) Connect(stream apiv1alpha1.AgentService_ConnectServer) error {
 
 	sess := s.fleet.Attach(cluster, hello.GetBundleDigests())
 	defer sess.Close()
+	// An enrolment or removal that committed after authenticate closed the
+	// sessions it found before this one was attached; check again.
+	if err := s.check(ctx, cluster, cert); err != nil {
+		log.Warn("stream refused", "error", err)
+		return err
+	}
 	log.Info("agent connected", "agent_version", hello.GetAgentVersion(), "held", len(hello.GetBundleDigests()))
 
 	out := make(chan *apiv1alpha1.HubMessage, 8)
 	recvErr := make(chan error, 1)
-	go func() { recvErr <- s.receive(ctx, cluster, stream, sess, out) }()
+	go func() { recvErr <- s.receive(ctx, cluster, cert.Serial, stream, sess, out) }()
 
 	for {
 		select {
@@ -111,7 +118,7 @@ func (s *Server) Connect(stream apiv1alpha1.AgentService_ConnectServer) error {
 
 // receive handles messages from the agent until the stream ends. Replies
 // go to out, which the sending loop drains.
-func (s *Server) receive(ctx context.Context, cluster string, stream apiv1alpha1.AgentService_ConnectServer, sess *fleet.Session, out chan<- *apiv1alpha1.HubMessage) error {
+func (s *Server) receive(ctx context.Context, cluster, serial string, stream apiv1alpha1.AgentService_ConnectServer, sess *fleet.Session, out chan<- *apiv1alpha1.HubMessage) error {
 	for {
 		m, err := stream.Recv()
 		if err != nil {
@@ -136,7 +143,7 @@ func (s *Server) receive(ctx context.Context, cluster string, stream apiv1alpha1
 				s.opts.Hooks.Status(cluster, prev, st)
 			}
 		case *apiv1alpha1.AgentMessage_Renew:
-			resp, err := s.renew(ctx, cluster, msg.Renew)
+			resp, err := s.renew(ctx, cluster, serial, msg.Renew)
 			if err != nil {
 				return err
 			}
@@ -153,24 +160,27 @@ func (s *Server) receive(ctx context.Context, cluster string, stream apiv1alpha1
 	}
 }
 
-// renew signs a new certificate for the stream's own cluster and makes it
-// the current one. The stream stays open; the agent uses the new certificate
-// for its next connection.
-func (s *Server) renew(ctx context.Context, cluster string, req *apiv1alpha1.RenewRequest) (*apiv1alpha1.RenewResponse, error) {
-	now := s.now()
-	certPEM, notAfter, serial, err := s.ca.SignClient(req.GetCsrPem(), cluster, s.opts.CertTTL, now)
+// renew signs a new certificate for the stream's own cluster and records it
+// as pending: the current one stays valid until the agent connects with the
+// new one (see admit), so an answer lost with the stream costs nothing. The
+// stream's certificate (serial) must still be the current one.
+func (s *Server) renew(ctx context.Context, cluster, serial string, req *apiv1alpha1.RenewRequest) (*apiv1alpha1.RenewResponse, error) {
+	is, err := s.ca.SignClient(req.GetCsrPem(), cluster, s.opts.CertTTL, s.now())
 	if err != nil {
 		return nil, status.Errorf(codes.InvalidArgument, "renew: %v", err)
 	}
 	err = s.store.UpdateCluster(ctx, cluster, func(c *store.Cluster) error {
-		c.CertSerial, c.CertNotAfter = serial, notAfter
+		if c.Revoked || c.CertSerial != serial {
+			return fmt.Errorf("%w: certificate %s of cluster %q is no longer current", errRefused, serial, cluster)
+		}
+		c.PendingSerial, c.PendingNotBefore, c.PendingNotAfter = is.Serial, is.NotBefore, is.NotAfter
 		return nil
 	})
 	if err != nil {
-		return nil, status.Errorf(codes.Internal, "renew: %v", err)
+		return nil, storeErr(cluster, err)
 	}
-	s.log.Info("certificate renewed", "cluster", cluster, "serial", serial, "not_after", notAfter)
-	return &apiv1alpha1.RenewResponse{CertificatePem: certPEM, NotAfter: timestamppb.New(notAfter)}, nil
+	s.log.Info("certificate renewal issued", "cluster", cluster, "serial", is.Serial, "not_after", is.NotAfter)
+	return &apiv1alpha1.RenewResponse{CertificatePem: is.CertPEM, NotAfter: timestamppb.New(is.NotAfter)}, nil
 }
 
 func recvWithTimeout(ctx context.Context, stream apiv1alpha1.AgentService_ConnectServer, d time.Duration) (*apiv1alpha1.AgentMessage, error) {

@@ -22,7 +22,6 @@ import (
 	"github.com/flotilla-cd/flotilla/hub/internal/pki"
 	"github.com/flotilla-cd/flotilla/hub/internal/store"
 	apiv1alpha1 "github.com/flotilla-cd/flotilla/shared/api/v1alpha1"
-	"github.com/flotilla-cd/flotilla/shared/identity"
 )
 
 // Options configure the server.
@@ -31,6 +30,8 @@ type Options struct {
 	CertTTL time.Duration
 	// Hooks observe the protocol (metrics, history); any may be nil.
 	Hooks Hooks
+	// Now is the clock; default time.Now.
+	Now func() time.Time
 }
 
 // Hooks are called as agents talk to the hub.
@@ -61,7 +62,10 @@ func New(ca *pki.CA, st store.Store, fl *fleet.Fleet, opts Options, log hclog.Lo
 	if opts.CertTTL <= 0 {
 		opts.CertTTL = 24 * time.Hour
 	}
-	return &Server{opts: opts, ca: ca, store: st, fleet: fl, log: log, now: time.Now}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	return &Server{opts: opts, ca: ca, store: st, fleet: fl, log: log, now: opts.Now}
 }
 
 // MaxMessageBytes bounds one gRPC message either way. Bundles carry
@@ -104,13 +108,15 @@ func (s *Server) Enroll(ctx context.Context, req *apiv1alpha1.EnrollRequest) (*a
 	// Sign first so that consuming the token and recording the new identity
 	// happen in one transaction; a certificate signed for a refused token is
 	// never returned.
-	certPEM, notAfter, serial, err := s.ca.SignClient(req.GetCsrPem(), req.GetCluster(), s.opts.CertTTL, now)
+	is, err := s.ca.SignClient(req.GetCsrPem(), req.GetCluster(), s.opts.CertTTL, now)
 	if err != nil {
 		log.Warn("enrolment refused", "error", err)
 		return nil, status.Errorf(codes.InvalidArgument, "sign: %v", err)
 	}
 	err = s.store.EnrollCluster(ctx, req.GetCluster(), req.GetToken(), now, func(c *store.Cluster) error {
-		c.CertSerial, c.CertNotAfter, c.EnrolledAt, c.Revoked = serial, notAfter, now, false
+		c.CertSerial, c.CertNotBefore, c.CertNotAfter = is.Serial, is.NotBefore, is.NotAfter
+		c.PendingSerial, c.PendingNotBefore, c.PendingNotAfter = "", time.Time{}, time.Time{}
+		c.EnrolledAt, c.Revoked = now, false
 		c.AgentVersion = req.GetAgentVersion()
 		return nil
 	})
@@ -128,40 +134,8 @@ func (s *Server) Enroll(ctx context.Context, req *apiv1alpha1.EnrollRequest) (*a
 	}
 	// A re-enrolment supersedes the old identity at once.
 	s.fleet.Close(req.GetCluster(), fleet.ErrSuperseded)
-	log.Info("cluster enrolled", "serial", serial, "not_after", notAfter)
-	return &apiv1alpha1.EnrollResponse{CertificatePem: certPEM, CaPem: s.ca.CertPEM(), NotAfter: timestamppb.New(notAfter)}, nil
-}
-
-// authenticate returns the cluster the stream's verified client certificate
-// names, refusing superseded, revoked, expired and unknown identities.
-func (s *Server) authenticate(ctx context.Context) (string, error) {
-	p, ok := peer.FromContext(ctx)
-	if !ok {
-		return "", status.Error(codes.Unauthenticated, "no peer")
-	}
-	ti, ok := p.AuthInfo.(credentials.TLSInfo)
-	if !ok || len(ti.State.VerifiedChains) == 0 || len(ti.State.VerifiedChains[0]) == 0 {
-		return "", status.Error(codes.Unauthenticated, "a client certificate issued by this hub is required; enrol the agent first")
-	}
-	leaf := ti.State.VerifiedChains[0][0]
-	cluster := leaf.Subject.CommonName
-	if len(leaf.Subject.Organization) != 1 || leaf.Subject.Organization[0] != identity.ClusterOrganization || cluster == "" {
-		return "", status.Error(codes.PermissionDenied, "certificate is not a cluster identity")
-	}
-	c, err := s.store.GetCluster(ctx, cluster)
-	if errors.Is(err, store.ErrNotFound) {
-		return "", status.Errorf(codes.PermissionDenied, "cluster %q is not registered", cluster)
-	}
-	if err != nil {
-		return "", status.Errorf(codes.Internal, "look up cluster: %v", err)
-	}
-	switch {
-	case c.Revoked:
-		return "", status.Errorf(codes.PermissionDenied, "cluster %q identity is revoked", cluster)
-	case c.CertSerial != leaf.SerialNumber.Text(16):
-		return "", status.Errorf(codes.PermissionDenied, "certificate of cluster %q was superseded by a newer enrolment", cluster)
-	}
-	return cluster, nil
+	log.Info("cluster enrolled", "serial", is.Serial, "not_after", is.NotAfter)
+	return &apiv1alpha1.EnrollResponse{CertificatePem: is.CertPEM, CaPem: s.ca.CertPEM(), NotAfter: timestamppb.New(is.NotAfter)}, nil
 }
 
 func peerAddr(ctx context.Context) string {

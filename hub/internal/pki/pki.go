@@ -103,37 +103,51 @@ func (ca *CA) Hash() string {
 	return h
 }
 
+// Issued is a client certificate SignClient made.
+type Issued struct {
+	CertPEM []byte
+	// Serial is the certificate's serial number in lower-case hex, as
+	// x509.Certificate.SerialNumber.Text(16) prints it.
+	Serial    string
+	NotBefore time.Time
+	NotAfter  time.Time
+}
+
 // SignClient signs csrPEM as the client certificate of cluster, valid for
-// ttl from now. The request's own subject is ignored: the identity is always
-// the cluster the caller authorized. It returns the certificate PEM, its
-// expiry and its serial number (hex).
-func (ca *CA) SignClient(csrPEM []byte, cluster string, ttl time.Duration, now time.Time) ([]byte, time.Time, string, error) {
+// ttl from now (NotBefore is backdated five minutes for clock skew). The
+// request's own subject is ignored: the identity is always the cluster the
+// caller authorized. Errors about the request wrap ErrBadCSR.
+func (ca *CA) SignClient(csrPEM []byte, cluster string, ttl time.Duration, now time.Time) (Issued, error) {
 	blk, _ := pem.Decode(csrPEM)
 	if blk == nil || blk.Type != "CERTIFICATE REQUEST" {
-		return nil, time.Time{}, "", fmt.Errorf("%w: no PEM CERTIFICATE REQUEST", ErrBadCSR)
+		return Issued{}, fmt.Errorf("%w: no PEM CERTIFICATE REQUEST", ErrBadCSR)
 	}
 	csr, err := x509.ParseCertificateRequest(blk.Bytes)
 	if err != nil {
-		return nil, time.Time{}, "", fmt.Errorf("%w: %v", ErrBadCSR, err)
+		return Issued{}, fmt.Errorf("%w: %v", ErrBadCSR, err)
 	}
 	if err := csr.CheckSignature(); err != nil {
-		return nil, time.Time{}, "", fmt.Errorf("%w: signature: %v", ErrBadCSR, err)
+		return Issued{}, fmt.Errorf("%w: signature: %v", ErrBadCSR, err)
 	}
 	serial := randSerial()
-	notAfter := now.Add(ttl)
 	tmpl := &x509.Certificate{
 		SerialNumber: serial,
 		Subject:      pkix.Name{CommonName: cluster, Organization: []string{identity.ClusterOrganization}},
-		NotBefore:    now.Add(-5 * time.Minute),
-		NotAfter:     notAfter,
+		NotBefore:    now.Add(-5 * time.Minute).Truncate(time.Second),
+		NotAfter:     now.Add(ttl).Truncate(time.Second),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, csr.PublicKey, ca.key)
 	if err != nil {
-		return nil, time.Time{}, "", fmt.Errorf("sign client certificate for %s: %w", cluster, err)
+		return Issued{}, fmt.Errorf("sign client certificate for %s: %w", cluster, err)
 	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), notAfter, serial.Text(16), nil
+	return Issued{
+		CertPEM:   pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		Serial:    serial.Text(16),
+		NotBefore: tmpl.NotBefore.UTC(),
+		NotAfter:  tmpl.NotAfter.UTC(),
+	}, nil
 }
 
 // ServingCert issues a serving certificate for hosts (DNS names or IPs),

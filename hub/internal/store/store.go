@@ -56,13 +56,23 @@ type Cluster struct {
 	Labels    map[string]string `json:"labels,omitempty"`
 	CreatedAt time.Time         `json:"createdAt,omitzero"`
 	// CertSerial is the serial of the cluster's current client certificate;
-	// any other certificate for this cluster is superseded and refused.
-	CertSerial   string    `json:"certSerial,omitempty"`
-	CertNotAfter time.Time `json:"certNotAfter,omitzero"`
-	EnrolledAt   time.Time `json:"enrolledAt,omitzero"`
-	LastSeen     time.Time `json:"lastSeen,omitzero"`
-	AgentVersion string    `json:"agentVersion,omitempty"`
-	Revoked      bool      `json:"revoked,omitempty"`
+	// any other certificate for this cluster is superseded and refused
+	// (but see PendingSerial and CertNotBefore).
+	CertSerial    string    `json:"certSerial,omitempty"`
+	CertNotBefore time.Time `json:"certNotBefore,omitzero"`
+	CertNotAfter  time.Time `json:"certNotAfter,omitzero"`
+	// PendingSerial is the serial of a certificate a renewal issued that
+	// the agent has not connected with yet. Until it does, CertSerial stays
+	// valid too, so an answer lost with its stream does not lock the agent
+	// out; its first connection with the pending certificate makes it the
+	// current one. An enrolment clears it.
+	PendingSerial    string    `json:"pendingSerial,omitempty"`
+	PendingNotBefore time.Time `json:"pendingNotBefore,omitzero"`
+	PendingNotAfter  time.Time `json:"pendingNotAfter,omitzero"`
+	EnrolledAt       time.Time `json:"enrolledAt,omitzero"`
+	LastSeen         time.Time `json:"lastSeen,omitzero"`
+	AgentVersion     string    `json:"agentVersion,omitempty"`
+	Revoked          bool      `json:"revoked,omitempty"`
 }
 
 // JoinToken is the stored form of a one-time enrolment token. Only the

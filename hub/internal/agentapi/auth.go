@@ -1,0 +1,151 @@
+package agentapi
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
+
+	"github.com/flotilla-cd/flotilla/hub/internal/store"
+	"github.com/flotilla-cd/flotilla/shared/identity"
+)
+
+// errRefused is wrapped by every reason admit refuses a certificate.
+var errRefused = errors.New("certificate refused")
+
+// certInfo is what admit needs of a verified client certificate.
+type certInfo struct {
+	Serial              string
+	NotBefore, NotAfter time.Time
+}
+
+func certInfoOf(c *x509.Certificate) certInfo {
+	return certInfo{Serial: c.SerialNumber.Text(16), NotBefore: c.NotBefore.UTC(), NotAfter: c.NotAfter.UTC()}
+}
+
+// verdict is how a certificate is admitted.
+type verdict int
+
+const (
+	// admitCurrent: the cluster's current certificate.
+	admitCurrent verdict = iota
+	// admitPending: the certificate of a renewal, used for the first time;
+	// it becomes the current one and the old one is superseded.
+	admitPending
+	// admitNewer: a certificate this hub issued for the cluster after the
+	// one the store names, which the store does not know: the store was
+	// restored from a backup taken before a renewal. It becomes current.
+	admitNewer
+)
+
+// admit decides whether a client certificate the CA verified for cluster c
+// may act for it. It is pure; apply records a non-current verdict.
+//
+// Only the hub holds the CA key, so a certificate for c that is newer than
+// the one the store names can only come from this hub's renewals; an older
+// one (before a re-enrolment or a completed renewal) is superseded. A
+// restored backup forgets renewals made after it, and this is what keeps
+// those agents working. It never brings back a certificate a later
+// enrolment superseded: the enrolment's certificate is newer than any
+// before it. X.509 times have one-second precision; certificates issued in
+// the same second are told apart by serial only.
+func admit(c store.Cluster, ci certInfo) (verdict, error) {
+	switch {
+	case c.Revoked:
+		return 0, fmt.Errorf("%w: cluster %q identity is revoked", errRefused, c.Name)
+	case c.CertSerial == "":
+		return 0, fmt.Errorf("%w: cluster %q is not enrolled", errRefused, c.Name)
+	case ci.Serial == c.CertSerial:
+		return admitCurrent, nil
+	case ci.Serial == c.PendingSerial:
+		return admitPending, nil
+	case !c.CertNotBefore.IsZero() && ci.NotBefore.After(c.CertNotBefore) &&
+		(c.PendingSerial == "" || ci.NotBefore.After(c.PendingNotBefore)):
+		return admitNewer, nil
+	}
+	return 0, fmt.Errorf("%w: certificate %s of cluster %q was superseded by a newer enrolment or renewal", errRefused, ci.Serial, c.Name)
+}
+
+// apply records v for ci in c.
+func apply(c *store.Cluster, v verdict, ci certInfo) {
+	if v == admitCurrent {
+		return
+	}
+	c.CertSerial, c.CertNotBefore, c.CertNotAfter = ci.Serial, ci.NotBefore, ci.NotAfter
+	c.PendingSerial, c.PendingNotBefore, c.PendingNotAfter = "", time.Time{}, time.Time{}
+}
+
+// authenticate returns the cluster the stream's verified client certificate
+// names and that certificate, refusing revoked, superseded, expired and
+// unknown identities. Identity comes from the certificate only, never from
+// a message field.
+func (s *Server) authenticate(ctx context.Context) (string, certInfo, error) {
+	p, ok := peer.FromContext(ctx)
+	if !ok {
+		return "", certInfo{}, status.Error(codes.Unauthenticated, "no peer")
+	}
+	ti, ok := p.AuthInfo.(credentials.TLSInfo)
+	if !ok || len(ti.State.VerifiedChains) == 0 || len(ti.State.VerifiedChains[0]) == 0 {
+		return "", certInfo{}, status.Error(codes.Unauthenticated, "a client certificate issued by this hub is required; enrol the agent first")
+	}
+	leaf := ti.State.VerifiedChains[0][0]
+	cluster := leaf.Subject.CommonName
+	if len(leaf.Subject.Organization) != 1 || leaf.Subject.Organization[0] != identity.ClusterOrganization || cluster == "" {
+		return "", certInfo{}, status.Error(codes.PermissionDenied, "certificate is not a cluster identity")
+	}
+	ci := certInfoOf(leaf)
+	if err := s.check(ctx, cluster, ci); err != nil {
+		return "", certInfo{}, err
+	}
+	return cluster, ci, nil
+}
+
+// check admits ci for cluster against the store, recording a promotion.
+func (s *Server) check(ctx context.Context, cluster string, ci certInfo) error {
+	c, err := s.store.GetCluster(ctx, cluster)
+	if err != nil {
+		return storeErr(cluster, err)
+	}
+	v, err := admit(c, ci)
+	if err != nil {
+		return status.Error(codes.PermissionDenied, err.Error())
+	}
+	if v == admitCurrent {
+		return nil
+	}
+	// Decide again inside the transaction: an enrolment may have come in
+	// between.
+	err = s.store.UpdateCluster(ctx, cluster, func(c *store.Cluster) error {
+		v, err := admit(*c, ci)
+		if err != nil {
+			return err
+		}
+		apply(c, v, ci)
+		return nil
+	})
+	if err != nil {
+		return storeErr(cluster, err)
+	}
+	if v == admitNewer {
+		s.log.Warn("adopted a certificate newer than the stored one; was the store restored from a backup?", "cluster", cluster, "serial", ci.Serial)
+	} else {
+		s.log.Info("renewed certificate in use", "cluster", cluster, "serial", ci.Serial)
+	}
+	return nil
+}
+
+func storeErr(cluster string, err error) error {
+	switch {
+	case errors.Is(err, errRefused):
+		return status.Error(codes.PermissionDenied, err.Error())
+	case errors.Is(err, store.ErrNotFound):
+		return status.Errorf(codes.PermissionDenied, "cluster %q is not registered", cluster)
+	}
+	return status.Errorf(codes.Internal, "look up cluster %s: %v", cluster, err)
+}
