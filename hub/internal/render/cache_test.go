@@ -111,7 +111,9 @@ func TestCacheKey(t *testing.T) {
 		func(in *Input) { in.Source.RepoURL = "https://mirror" },
 		func(in *Input) { in.Source.TargetRevision = "v1" },
 		func(in *Input) { in.Source.Path = "charts/./web/" },
-		func(in *Input) { in.Source.Helm.ValuesObject = map[string]any{"b": map[string]any{"d": 3, "c": 2}, "a": 1} },
+		func(in *Input) {
+			in.Source.Helm.ValuesObject = map[string]any{"b": map[string]any{"d": 3, "c": 2}, "a": 1}
+		},
 	}
 	for i, f := range same {
 		in := base()
