@@ -1,0 +1,149 @@
+package gitsource
+
+import (
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/flotilla-cd/flotilla/e2e/gitserver"
+)
+
+func newRepo(t *testing.T) (*gitserver.Repo, *Manager) {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "git"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	srv, err := gitserver.Start(filepath.Join(dir, "git"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Close() })
+	repo, err := srv.NewRepo("r", filepath.Join(dir, "work"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return repo, New(Options{Dir: filepath.Join(dir, "state"), PollInterval: time.Hour}, hclog.NewNullLogger())
+}
+
+func gitIn(t *testing.T, dir string, args ...string) string {
+	t.Helper()
+	out, err := exec.Command("git", append([]string{"-C", dir}, args...)...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("git %v: %v: %s", args, err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+func TestResolve(t *testing.T) {
+	repo, m := newRepo(t)
+	if err := repo.Write(map[string][]byte{"a/x.yaml": []byte("x: 1\n"), "b/y.yaml": []byte("y: 1\n")}); err != nil {
+		t.Fatal(err)
+	}
+	c1, err := repo.CommitAndPush("one")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gitIn(t, repo.Work, "tag", "v1")
+	gitIn(t, repo.Work, "tag", "-a", "v1-annotated", "-m", "release")
+	gitIn(t, repo.Work, "push", "-q", "origin", "--tags")
+	if err := repo.Write(map[string][]byte{"b/y.yaml": []byte("y: 2\n")}); err != nil {
+		t.Fatal(err)
+	}
+	c2, err := repo.CommitAndPush("two")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Track(t.Context(), repo.URL); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		rev, want string
+		err       error
+	}{
+		{"main", c2, nil},
+		{"", c2, nil},
+		{"HEAD", c2, nil},
+		{"v1", c1, nil},
+		{"v1-annotated", c1, nil},
+		{c1, c1, nil},
+		{c1[:10], c1, nil},
+		{"no-such-branch", "", ErrRevisionNotFound},
+		{"deadbeefdeadbeefdeadbeefdeadbeefdeadbeef", "", ErrRevisionNotFound},
+	} {
+		got, err := m.Resolve(repo.URL, tc.rev)
+		if !errors.Is(err, tc.err) || got != tc.want {
+			t.Errorf("Resolve(%q) = %q, %v; want %q, %v", tc.rev, got, err, tc.want, tc.err)
+		}
+	}
+	// A path untouched by a commit keeps its tree id; a touched one changes.
+	a1, _ := m.TreeID(repo.URL, c1, "a")
+	a2, _ := m.TreeID(repo.URL, c2, "a")
+	b1, _ := m.TreeID(repo.URL, c1, "b/")
+	b2, _ := m.TreeID(repo.URL, c2, "b")
+	if a1 == "" || a1 != a2 || b1 == b2 {
+		t.Errorf("tree ids: a %s→%s (want equal), b %s→%s (want different)", a1, a2, b1, b2)
+	}
+	if _, err := m.TreeID(repo.URL, c2, "missing"); err == nil || !strings.Contains(err.Error(), `"missing"`) {
+		t.Errorf("missing path: %v", err)
+	}
+	dir, err := m.Checkout(repo.URL, c2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "b", "y.yaml")); string(b) != "y: 2\n" {
+		t.Errorf("checkout content %q", b)
+	}
+}
+
+func TestCheckoutRefusesEscapingSymlink(t *testing.T) {
+	repo, m := newRepo(t)
+	if err := os.Symlink("/etc/passwd", filepath.Join(repo.Work, "evil.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	c, err := repo.CommitAndPush("evil")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Track(t.Context(), repo.URL); err != nil {
+		t.Fatal(err)
+	}
+	_, err = m.Checkout(repo.URL, c)
+	if err == nil || !strings.Contains(err.Error(), "evil.yaml") {
+		t.Fatalf("checkout with an escaping symlink: %v", err)
+	}
+}
+
+func TestUnreachableRepo(t *testing.T) {
+	_, m := newRepo(t)
+	err := m.Track(t.Context(), "http://127.0.0.1:1/nothing.git")
+	if err == nil {
+		t.Fatal("tracking an unreachable repo succeeded")
+	}
+	if _, err := m.Resolve("http://127.0.0.1:1/nothing.git", "main"); err == nil || !strings.Contains(err.Error(), "127.0.0.1:1") {
+		t.Fatalf("resolve on an unreachable repo: %v", err)
+	}
+}
+
+func TestSameRepo(t *testing.T) {
+	for _, tc := range []struct {
+		a, b string
+		want bool
+	}{
+		{"https://github.com/org/repo.git", "https://github.com/org/repo", true},
+		{"https://github.com/org/repo", "HTTPS://GitHub.com/org/repo/", true},
+		{"https://user:tok@github.com/org/repo.git", "https://github.com/org/repo", true},
+		{"https://github.com/org/repo", "https://github.com/org/other", false},
+		{"https://github.com/Org/repo", "https://github.com/org/repo", false},
+	} {
+		if got := SameRepo(tc.a, tc.b); got != tc.want {
+			t.Errorf("SameRepo(%q, %q) = %v", tc.a, tc.b, got)
+		}
+	}
+}
