@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"sync"
 
 	"google.golang.org/protobuf/proto"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -23,6 +24,12 @@ const MaxBundleBytes = 256 << 20
 
 // ErrBundleTooLarge is returned for bundles over MaxBundleBytes.
 var ErrBundleTooLarge = errors.New("bundle too large")
+
+// gzipWriters reuses compressors: a new one allocates about 1 MB.
+var gzipWriters = sync.Pool{New: func() any {
+	zw, _ := gzip.NewWriterLevel(nil, gzip.BestSpeed)
+	return zw
+}}
 
 // SortObjects orders objects by Key, the canonical bundle order.
 func SortObjects(objs []*unstructured.Unstructured) {
@@ -64,11 +71,14 @@ func NewBundle(app, namespace, revision, sourcePath string, objs []*unstructured
 		return nil, fmt.Errorf("bundle %s: %d bytes of objects: %w (limit %d)", app, len(raw), ErrBundleTooLarge, MaxBundleBytes)
 	}
 	var buf bytes.Buffer
-	zw, _ := gzip.NewWriterLevel(&buf, gzip.BestSpeed)
-	if _, err := zw.Write(raw); err != nil {
-		return nil, fmt.Errorf("bundle %s: compress: %w", app, err)
+	zw := gzipWriters.Get().(*gzip.Writer)
+	zw.Reset(&buf)
+	_, err = zw.Write(raw)
+	if err == nil {
+		err = zw.Close()
 	}
-	if err := zw.Close(); err != nil {
+	gzipWriters.Put(zw)
+	if err != nil {
 		return nil, fmt.Errorf("bundle %s: compress: %w", app, err)
 	}
 	b := &apiv1alpha1.Bundle{

@@ -260,14 +260,10 @@ func (c *Controller) compute(ctx context.Context) (*Snapshot, map[string]fleet.D
 	if err != nil {
 		return nil, nil, err
 	}
-	apps := defs.Apps
-	for _, s := range defs.AppSets {
-		expanded, err := s.Expand(toAppClusters(clusters))
-		if err != nil {
-			defs.Warnings = append(defs.Warnings, fmt.Sprintf("%s: ApplicationSet %s: %v", s.File, s.Name, err))
-			continue
-		}
-		apps = append(apps, expanded...)
+	apps, err := defs.Resolve(toAppClusters(clusters))
+	if err != nil {
+		// A broken ApplicationSet leaves its apps out; every other app stays.
+		defs.Warnings = append(defs.Warnings, err.Error())
 	}
 	sort.Slice(apps, func(i, j int) bool { return apps[i].Name < apps[j].Name })
 
