@@ -20,7 +20,11 @@ import (
 // env is one e2e world: clusters, a git server with a config repo, a hub
 // and one enrolled agent per cluster.
 type env struct {
+	// t is the running (sub)test; root is the test that owns the clusters,
+	// hub and agents, whose cleanups outlive any subtest.
 	t        *testing.T
+	root     *testing.T
+	prov     cluster.Provider
 	dir      string
 	repo     *gitserver.Repo
 	appsDir  string
@@ -28,6 +32,7 @@ type env struct {
 	clusters map[string]cluster.Cluster
 	clients  map[string]kubernetes.Interface
 	agents   map[string]*harness.Agent
+	dumped   bool
 }
 
 // newEnv starts clusters named names, a git server, and a hub reading
@@ -35,11 +40,12 @@ type env struct {
 func newEnv(t *testing.T, names ...string) *env {
 	t.Helper()
 	dir := t.TempDir()
-	e := &env{t: t, dir: dir, clusters: map[string]cluster.Cluster{}, clients: map[string]kubernetes.Interface{}, agents: map[string]*harness.Agent{}}
+	e := &env{t: t, root: t, dir: dir, clusters: map[string]cluster.Cluster{}, clients: map[string]kubernetes.Interface{}, agents: map[string]*harness.Agent{}}
 	prov, err := cluster.ProviderFromEnv(controlPlaneBins, "")
 	if err != nil {
 		t.Fatal(err)
 	}
+	e.prov = prov
 	for _, c := range cluster.StartAll(t, prov, names...) {
 		e.clusters[c.Name()] = c
 		cs, err := kubernetes.NewForConfig(c.RESTConfig())
@@ -65,11 +71,28 @@ func newEnv(t *testing.T, names ...string) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		if t.Failed() {
+		if t.Failed() && !e.dumped {
 			e.dumpLogs()
+			e.dumpClusters()
 		}
 	})
 	return e
+}
+
+// sub returns the env for subtest t: the same world, with failures and
+// short-lived cleanups going to t. When t fails, its cleanup prints the
+// logs and the clusters' state.
+func (e *env) sub(t *testing.T) *env {
+	c := *e
+	c.t = t
+	t.Cleanup(func() {
+		if t.Failed() {
+			c.dumpLogs()
+			c.dumpClusters()
+			e.dumped = true
+		}
+	})
+	return &c
 }
 
 func (e *env) startHub(o harness.HubOptions) {
@@ -80,7 +103,7 @@ func (e *env) startHub(o harness.HubOptions) {
 		e.t.Fatal(err)
 	}
 	e.hub = h
-	e.t.Cleanup(h.Stop)
+	e.root.Cleanup(func() { e.hub.Stop() })
 }
 
 // enroll registers cluster name with labels through the CLI and starts its
@@ -96,7 +119,7 @@ func (e *env) enroll(name string, labels ...string) *harness.Agent {
 		e.t.Fatal(err)
 	}
 	e.agents[name] = a
-	e.t.Cleanup(a.Stop)
+	e.root.Cleanup(func() { e.agents[name].Stop() })
 	return a
 }
 

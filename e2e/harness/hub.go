@@ -127,16 +127,52 @@ func (h *Hub) AddCluster(ctx context.Context, name string, labels ...string) (Jo
 	return j, nil
 }
 
-// AppCluster is one (app, cluster) as `flotilla app list -o json` shows it.
+// AppCluster is one (app, cluster) as `flotilla app list -o json` shows it
+// (Objects only in `flotilla app get -o json`).
 type AppCluster struct {
-	Cluster        string `json:"cluster"`
-	Digest         string `json:"digest"`
-	Sync           string `json:"sync"`
-	Health         string `json:"health"`
-	Error          string `json:"error"`
-	Message        string `json:"message"`
-	ObservedDigest string `json:"observedDigest"`
-	Connected      bool   `json:"connected"`
+	Cluster        string     `json:"cluster"`
+	Digest         string     `json:"digest"`
+	Revision       string     `json:"revision"`
+	Pinned         string     `json:"pinned"`
+	Sync           string     `json:"sync"`
+	Health         string     `json:"health"`
+	Error          string     `json:"error"`
+	Message        string     `json:"message"`
+	ObservedDigest string     `json:"observedDigest"`
+	ObservedRev    string     `json:"observedRevision"`
+	Connected      bool       `json:"connected"`
+	Objects        []Object   `json:"objects"`
+	LastOperation  *Operation `json:"lastOperation"`
+}
+
+// Object is one managed object as an agent reported it.
+type Object struct {
+	Group     string `json:"group"`
+	Kind      string `json:"kind"`
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+	Sync      string `json:"sync"`
+	Health    string `json:"health"`
+	Message   string `json:"message"`
+	Diff      string `json:"diff"`
+}
+
+// Operation is the last sync an agent ran.
+type Operation struct {
+	Phase       string `json:"phase"`
+	Revision    string `json:"revision"`
+	Message     string `json:"message"`
+	InitiatedBy string `json:"initiatedBy"`
+}
+
+// Cluster returns the entry of cluster, or nil.
+func (a App) Cluster(name string) *AppCluster {
+	for i := range a.Clusters {
+		if a.Clusters[i].Cluster == name {
+			return &a.Clusters[i]
+		}
+	}
+	return nil
 }
 
 // App is one app as `flotilla app list -o json` shows it.
@@ -160,6 +196,19 @@ func (h *Hub) Apps(ctx context.Context) ([]App, error) {
 		return nil, fmt.Errorf("app list output: %w", err)
 	}
 	return apps, nil
+}
+
+// App returns one app with its objects through `flotilla app get -o json`.
+func (h *Hub) App(ctx context.Context, name string) (App, error) {
+	out, err := h.CLI(ctx, "app", "get", name, "-o", "json")
+	if err != nil {
+		return App{}, err
+	}
+	var a App
+	if err := json.Unmarshal([]byte(out), &a); err != nil {
+		return App{}, fmt.Errorf("app get output: %w", err)
+	}
+	return a, nil
 }
 
 // WaitSynced waits until app is Synced (and Healthy if healthy) on every
