@@ -23,6 +23,7 @@ type Options struct {
 	IdentitySecret string
 
 	MetricsListen string
+	Pprof         bool
 	LogLevel      string
 	LogJSON       bool
 }
@@ -50,6 +51,7 @@ func (o *Options) BindFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.IdentityDir, "identity-dir", o.IdentityDir, "keep the identity in this folder instead of a Secret")
 	fs.StringVar(&o.IdentitySecret, "identity-secret", o.IdentitySecret, "name of the Secret that holds the identity")
 	fs.StringVar(&o.MetricsListen, "metrics-listen", o.MetricsListen, "address of /metrics and /healthz (empty disables)")
+	fs.BoolVar(&o.Pprof, "pprof", o.Pprof, "also serve Go's pprof handlers on --metrics-listen")
 	fs.StringVar(&o.LogLevel, "log-level", o.LogLevel, "trace, debug, info, warn or error")
 	fs.BoolVar(&o.LogJSON, "log-json", o.LogJSON, "log in JSON")
 }

@@ -34,6 +34,8 @@ type Options struct {
 	TokenTTL time.Duration
 	LogLevel string
 	LogJSON  bool
+	// DebugListen serves Go's pprof handlers; empty disables.
+	DebugListen string
 }
 
 // DefaultOptions returns the defaults, in one place.
@@ -73,6 +75,7 @@ func (o *Options) BindFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.TokenTTL, "join-token-ttl", o.TokenTTL, "lifetime of join tokens")
 	fs.StringVar(&o.LogLevel, "log-level", o.LogLevel, "trace, debug, info, warn or error")
 	fs.BoolVar(&o.LogJSON, "log-json", o.LogJSON, "log in JSON")
+	fs.StringVar(&o.DebugListen, "debug-listen", o.DebugListen, "address of Go's pprof handlers (for example 127.0.0.1:6060; empty disables)")
 }
 
 // Validate checks the options.
