@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -22,6 +23,27 @@ type Server struct {
 	root string
 	srv  *http.Server
 	lis  net.Listener
+
+	mu         sync.Mutex
+	user, pass string // required HTTP basic auth, when set
+}
+
+// RequireBasicAuth makes the server answer 401 to requests without these
+// credentials, as a private git host does.
+func (s *Server) RequireBasicAuth(user, pass string) {
+	s.mu.Lock()
+	s.user, s.pass = user, pass
+	s.mu.Unlock()
+}
+
+func (s *Server) authorized(r *http.Request) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.user == "" {
+		return true
+	}
+	u, p, ok := r.BasicAuth()
+	return ok && u == s.user && p == s.pass
 }
 
 // Start serves the bare repositories under root on a free loopback port.
@@ -38,7 +60,15 @@ func Start(root string) (*Server, error) {
 		Path: filepath.Join(strings.TrimSpace(string(backend)), "git-http-backend"),
 		Env:  []string{"GIT_PROJECT_ROOT=" + root, "GIT_HTTP_EXPORT_ALL=1"},
 	}
-	s := &Server{root: root, lis: lis, srv: &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}}
+	s := &Server{root: root, lis: lis}
+	s.srv = &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !s.authorized(r) {
+			w.Header().Set("WWW-Authenticate", `Basic realm="git"`)
+			http.Error(w, "authentication required", http.StatusUnauthorized)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})}
 	go func() { _ = s.srv.Serve(lis) }()
 	return s, nil
 }

@@ -1,6 +1,9 @@
 package gitsource
 
 import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/pem"
 	"errors"
 	"os"
 	"os/exec"
@@ -10,6 +13,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"golang.org/x/crypto/ssh"
 
 	"github.com/flotilla-cd/flotilla/e2e/gitserver"
 )
@@ -145,5 +149,110 @@ func TestSameRepo(t *testing.T) {
 		if got := SameRepo(tc.a, tc.b); got != tc.want {
 			t.Errorf("SameRepo(%q, %q) = %v", tc.a, tc.b, got)
 		}
+	}
+}
+
+// A private repo is reached with the HTTPS token from a file (or from
+// FLOTILLA_GIT_TOKEN), and refused without it.
+func TestHTTPSTokenCredentials(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "git"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	srv, err := gitserver.Start(filepath.Join(dir, "git"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Close() })
+	repo, err := srv.NewRepo("private", filepath.Join(dir, "work"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := repo.CommitAndPush("init"); err != nil {
+		t.Fatal(err)
+	}
+	srv.RequireBasicAuth("deploy", "s3cret")
+
+	anon := New(Options{Dir: filepath.Join(dir, "anon")}, hclog.NewNullLogger())
+	if err := anon.Track(t.Context(), repo.URL); err == nil {
+		t.Fatal("anonymous access to a private repo succeeded")
+	}
+	tokenFile := filepath.Join(dir, "token")
+	if err := os.WriteFile(tokenFile, []byte("s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	withFile := New(Options{Dir: filepath.Join(dir, "file"), Credentials: Credentials{Username: "deploy", TokenFile: tokenFile}}, hclog.NewNullLogger())
+	if err := withFile.Track(t.Context(), repo.URL); err != nil {
+		t.Fatalf("token from file: %v", err)
+	}
+	t.Setenv("FLOTILLA_GIT_TOKEN", "s3cret")
+	t.Setenv("FLOTILLA_GIT_USERNAME", "deploy")
+	withEnv := New(Options{Dir: filepath.Join(dir, "env")}, hclog.NewNullLogger())
+	if err := withEnv.Track(t.Context(), repo.URL); err != nil {
+		t.Fatalf("token from environment: %v", err)
+	}
+}
+
+// A repo over SSH is reached with the key file and a known_hosts file.
+func TestSSHKeyCredentials(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "git"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	srv, err := gitserver.Start(filepath.Join(dir, "git"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Close() })
+	repo, err := srv.NewRepo("viassh", filepath.Join(dir, "work"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	head, err := repo.CommitAndPush("init")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sshPub, err := ssh.NewPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, err := ssh.MarshalPrivateKey(priv, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyFile, hostsFile := filepath.Join(dir, "id"), filepath.Join(dir, "known_hosts")
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(block), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sshSrv, err := gitserver.StartSSH(filepath.Join(dir, "git"), sshPub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sshSrv.Close() })
+	if err := os.WriteFile(hostsFile, []byte(sshSrv.KnownHostsLine()+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	m := New(Options{Dir: filepath.Join(dir, "state"), Credentials: Credentials{SSHKeyFile: keyFile, SSHKnownHostsFile: hostsFile}}, hclog.NewNullLogger())
+	url := sshSrv.URL("viassh")
+	if err := m.Track(t.Context(), url); err != nil {
+		t.Fatalf("track over ssh: %v", err)
+	}
+	if got, err := m.Resolve(url, "main"); err != nil || got != head {
+		t.Fatalf("resolve over ssh: %q, %v; want %s", got, err, head)
+	}
+	// Another key is refused.
+	_, other, _ := ed25519.GenerateKey(rand.Reader)
+	ob, _ := ssh.MarshalPrivateKey(other, "")
+	otherFile := filepath.Join(dir, "other")
+	if err := os.WriteFile(otherFile, pem.EncodeToMemory(ob), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	m2 := New(Options{Dir: filepath.Join(dir, "state2"), Credentials: Credentials{SSHKeyFile: otherFile, SSHKnownHostsFile: hostsFile}}, hclog.NewNullLogger())
+	if err := m2.Track(t.Context(), url); err == nil {
+		t.Fatal("an unauthorized key was accepted")
 	}
 }
