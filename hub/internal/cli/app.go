@@ -4,60 +4,152 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/url"
+	"sort"
+	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/flotilla-cd/flotilla/hub/internal/httpapi"
+	"github.com/flotilla-cd/flotilla/hub/internal/store"
 )
 
-type appFlags struct {
-	out     string
-	cluster string
-	prune   bool
-	timeout time.Duration
-	health  bool
-}
+func appPath(name, rest string) string { return "/api/v1/apps/" + url.PathEscape(name) + rest }
 
-func appCmd(ctx context.Context, c *client, args []string, f appFlags, w, stderr io.Writer) error {
-	if err := need(args, 1, "app subcommand (list, get, sync, wait)"); err != nil {
+func appCmd(ctx context.Context, c *client, args []string, f flags, e env) error {
+	if err := need(args, 1, "app subcommand (list, get, diff, sync, refresh, history, rollback, unpin, wait)"); err != nil {
 		return err
 	}
-	switch args[0] {
-	case "list":
+	w := e.stdout
+	if args[0] == "list" {
 		var lr httpapi.ListResponse[httpapi.AppView]
 		if err := listAll(ctx, c, "/api/v1/apps", &lr); err != nil {
 			return err
 		}
 		return printOut(w, f.out, lr.Items, func(tw *tabwriter.Writer) { appTable(tw, lr.Items) })
+	}
+	if err := need(args, 2, "app name"); err != nil {
+		return err
+	}
+	name := args[1]
+	switch args[0] {
 	case "get":
-		if err := need(args, 2, "app name"); err != nil {
-			return err
-		}
 		var v httpapi.AppView
-		if err := c.do(ctx, "GET", "/api/v1/apps/"+args[1], nil, &v); err != nil {
+		if err := c.do(ctx, "GET", appPath(name, ""), nil, &v); err != nil {
 			return err
 		}
 		return printOut(w, f.out, v, func(tw *tabwriter.Writer) { appDetail(tw, v) })
-	case "sync":
-		if err := need(args, 2, "app name"); err != nil {
-			return err
-		}
+	case "diff":
+		return diff(ctx, c, name, f, w)
+	case "sync", "refresh":
 		var sr httpapi.SyncResponse
-		if err := c.do(ctx, "POST", "/api/v1/apps/"+args[1]+"/sync", httpapi.SyncRequest{Cluster: f.cluster, Prune: f.prune}, &sr); err != nil {
+		if err := c.do(ctx, "POST", appPath(name, "/"+args[0]), httpapi.SyncRequest{Cluster: f.cluster, Prune: f.prune}, &sr); err != nil {
 			return err
 		}
-		fmt.Fprintf(w, "Sync of %s sent to %v\n", args[1], sr.Sent)
-		for cl, e := range sr.Failed {
-			fmt.Fprintf(w, "  %s: %s\n", cl, e)
+		return printOut(w, f.out, sr, func(tw *tabwriter.Writer) {
+			verb := map[string]string{"sync": "Sync", "refresh": "Refresh"}[args[0]]
+			fmt.Fprintf(tw, "%s of %s sent to %s\n", verb, name, orDash(strings.Join(sr.Sent, ", ")))
+			keys := make([]string, 0, len(sr.Failed))
+			for k := range sr.Failed {
+				keys = append(keys, k)
+			}
+			sort.Strings(keys)
+			for _, cl := range keys {
+				fmt.Fprintf(tw, "  not sent to %s: %s\n", cl, sr.Failed[cl])
+			}
+		})
+	case "history":
+		q := appPath(name, "/history")
+		if f.cluster != "" {
+			q += "?cluster=" + url.QueryEscape(f.cluster)
 		}
+		var lr httpapi.ListResponse[store.HistoryEntry]
+		if err := listAll(ctx, c, q, &lr); err != nil {
+			return err
+		}
+		return printOut(w, f.out, lr.Items, func(tw *tabwriter.Writer) {
+			row(tw, "ID", "CLUSTER", "REVISION", "FINISHED", "DURATION", "BY", "RESULT", "MESSAGE")
+			for _, h := range lr.Items {
+				row(tw, fmt.Sprint(h.ID), h.Cluster, shortRev(h.Revision), h.FinishedAt.UTC().Format(time.RFC3339),
+					h.FinishedAt.Sub(h.StartedAt).Round(time.Millisecond).String(), orDash(h.InitiatedBy), h.Result, orDash(oneLine(h.Message)))
+			}
+		})
+	case "rollback":
+		req := httpapi.RollbackRequest{HistoryID: f.history, Cluster: f.cluster}
+		if len(args) > 2 {
+			req.Revision = args[2]
+		}
+		if (req.Revision == "") == (req.HistoryID == 0) {
+			return usageError{"app rollback needs a REVISION or --history ID (one of them)"}
+		}
+		var rr httpapi.RollbackResponse
+		if err := c.do(ctx, "POST", appPath(name, "/rollback"), req, &rr); err != nil {
+			return err
+		}
+		return printOut(w, f.out, rr, func(tw *tabwriter.Writer) {
+			fmt.Fprintf(tw, "%s pinned to %s; auto-sync suspended until `flotilla app unpin %s`\n", rr.App, shortRev(rr.Revision), rr.App)
+			row(tw, "CLUSTER", "SYNC", "MESSAGE")
+			for _, t := range rr.Targets {
+				row(tw, t.Cluster, t.Sync, orDash(t.Message))
+			}
+		})
+	case "unpin":
+		if err := c.do(ctx, "POST", appPath(name, "/unpin"), httpapi.UnpinRequest{Cluster: f.cluster}, nil); err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "%s unpinned%s; auto-sync follows git again\n", name, onCluster(f.cluster))
 		return nil
 	case "wait":
-		if err := need(args, 2, "app name"); err != nil {
-			return err
-		}
-		return wait(ctx, c, args[1], f, w)
+		return wait(ctx, c, name, f, e)
 	}
 	return usageError{fmt.Sprintf("unknown app subcommand %q", args[0])}
+}
+
+func onCluster(c string) string {
+	if c == "" {
+		return ""
+	}
+	return " on " + c
+}
+
+// diff prints each cluster's diff and returns ErrDiff when any differs.
+func diff(ctx context.Context, c *client, name string, f flags, w io.Writer) error {
+	q := appPath(name, "/diff")
+	if f.cluster != "" {
+		q += "?cluster=" + url.QueryEscape(f.cluster)
+	}
+	var dr httpapi.DiffResponse
+	if err := c.do(ctx, "GET", q, nil, &dr); err != nil {
+		return err
+	}
+	differs, failed := false, 0
+	err := printOut(w, f.out, dr, func(tw *tabwriter.Writer) {
+		for _, cd := range dr.Clusters {
+			switch {
+			case !cd.OK:
+				fmt.Fprintf(tw, "=== %s: no diff: %s\n", cd.Cluster, cd.Error)
+			case cd.Diff == "":
+				fmt.Fprintf(tw, "=== %s: in sync\n", cd.Cluster)
+			default:
+				fmt.Fprintf(tw, "=== %s: %s\n%s", cd.Cluster, cd.Summary, cd.Diff)
+			}
+		}
+	})
+	for _, cd := range dr.Clusters {
+		differs = differs || cd.Diff != ""
+		if !cd.OK {
+			failed++
+		}
+	}
+	switch {
+	case err != nil:
+		return err
+	case differs:
+		return fmt.Errorf("app %s: %w", name, ErrDiff)
+	case failed > 0:
+		return fmt.Errorf("app %s: diff failed on %d of %d clusters", name, failed, len(dr.Clusters))
+	}
+	return nil
 }
 
 func appTable(tw *tabwriter.Writer, apps []httpapi.AppView) {
@@ -67,16 +159,25 @@ func appTable(tw *tabwriter.Writer, apps []httpapi.AppView) {
 			row(tw, a.Name, "-", a.Sync, a.Health, shortRev(a.Revision), orDash(a.Error))
 		}
 		for _, cv := range a.Clusters {
-			msg := cv.Error
-			if msg == "" {
-				msg = cv.Message
-			}
-			if msg == "" && !cv.Connected {
-				msg = "agent not connected"
-			}
-			row(tw, a.Name, cv.Cluster, cv.Sync, cv.Health, shortRev(cv.Revision), orDash(oneLine(msg)))
+			row(tw, a.Name, cv.Cluster, cv.Sync, cv.Health, shortRev(cv.Revision), orDash(oneLine(clusterMessage(cv))))
 		}
 	}
+}
+
+func clusterMessage(cv httpapi.AppClusterView) string {
+	var parts []string
+	if cv.Pinned != "" {
+		parts = append(parts, "pinned to "+shortRev(cv.Pinned)+", auto-sync suspended")
+	}
+	switch {
+	case cv.Error != "":
+		parts = append(parts, cv.Error)
+	case cv.Message != "":
+		parts = append(parts, cv.Message)
+	case !cv.Connected:
+		parts = append(parts, "agent not connected")
+	}
+	return strings.Join(parts, "; ")
 }
 
 func appDetail(tw *tabwriter.Writer, v httpapi.AppView) {
@@ -89,13 +190,19 @@ func appDetail(tw *tabwriter.Writer, v httpapi.AppView) {
 		row(tw, "Error:", v.Error)
 	}
 	row(tw, "")
+	row(tw, "CLUSTER", "SYNC", "HEALTH", "REVISION", "LAST SYNC", "MESSAGE")
+	for _, cv := range v.Clusters {
+		last := "-"
+		if op := cv.LastOperation; op != nil {
+			last = op.Phase + " by " + orDash(op.InitiatedBy)
+		}
+		row(tw, cv.Cluster, cv.Sync, cv.Health, shortRev(cv.Revision), last, orDash(oneLine(clusterMessage(cv))))
+	}
+	row(tw, "")
 	row(tw, "CLUSTER", "KIND", "NAMESPACE", "NAME", "SYNC", "HEALTH", "MESSAGE")
 	for _, cv := range v.Clusters {
-		if cv.Error != "" {
-			row(tw, cv.Cluster, "-", "-", "-", cv.Sync, cv.Health, oneLine(cv.Error))
-		}
 		for _, o := range cv.Objects {
-			row(tw, cv.Cluster, o.GetKind(), orDash(o.GetNamespace()), o.GetName(), httpapi.SyncName(o.GetSync()), httpapi.HealthName(o.GetHealth()), orDash(oneLine(o.GetMessage())))
+			row(tw, cv.Cluster, o.Kind, orDash(o.Namespace), o.Name, o.Sync, o.Health, orDash(oneLine(o.Message)))
 		}
 	}
 }
@@ -107,59 +214,4 @@ func oneLine(s string) string {
 		}
 	}
 	return s
-}
-
-// wait polls the app until every targeted cluster (or --cluster) is Synced
-// (and Healthy with --health), printing progress as it changes.
-func wait(ctx context.Context, c *client, name string, f appFlags, w io.Writer) error {
-	ctx, cancel := context.WithTimeout(ctx, f.timeout)
-	defer cancel()
-	last := ""
-	t := time.NewTicker(500 * time.Millisecond)
-	defer t.Stop()
-	for {
-		var v httpapi.AppView
-		err := c.do(ctx, "GET", "/api/v1/apps/"+name, nil, &v)
-		if err == nil {
-			done, line := progress(v, f)
-			if line != last {
-				fmt.Fprintf(w, "%s %s\n", time.Now().Format("15:04:05"), line)
-				last = line
-			}
-			if done {
-				return nil
-			}
-		} else if ctx.Err() == nil {
-			if ae, ok := err.(*APIError); ok && ae.Status == 404 {
-				return err
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("app %s: %w after %s (last: %s)", name, ErrTimeout, f.timeout, last)
-		case <-t.C:
-		}
-	}
-}
-
-func progress(v httpapi.AppView, f appFlags) (bool, string) {
-	done, n, total := true, 0, 0
-	line := ""
-	for _, cv := range v.Clusters {
-		if f.cluster != "" && cv.Cluster != f.cluster {
-			continue
-		}
-		total++
-		ok := cv.Sync == "Synced" && (!f.health || cv.Health == "Healthy")
-		if ok {
-			n++
-		} else {
-			done = false
-		}
-		line += fmt.Sprintf(" %s=%s/%s", cv.Cluster, cv.Sync, cv.Health)
-	}
-	if total == 0 {
-		return false, "no targeted cluster yet"
-	}
-	return done, fmt.Sprintf("%d/%d ready:%s", n, total, line)
 }

@@ -6,14 +6,10 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"sort"
-	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/pflag"
 
-	"github.com/flotilla-cd/flotilla/hub/internal/httpapi"
 	"github.com/flotilla-cd/flotilla/shared/version"
 )
 
@@ -23,6 +19,8 @@ const (
 	ExitFailure = 1
 	ExitUsage   = 2
 	ExitTimeout = 3
+	// ExitDiff is returned by `app diff` when live state differs from git.
+	ExitDiff = 4
 )
 
 type usageError struct{ msg string }
@@ -31,6 +29,9 @@ func (e usageError) Error() string { return e.msg }
 
 // ErrTimeout is returned by `app wait` when its timeout passes.
 var ErrTimeout = errors.New("timed out")
+
+// ErrDiff is returned by `app diff` when some object differs.
+var ErrDiff = errors.New("live state differs from the desired state")
 
 // ExitCode maps an error from Run to the process exit code.
 func ExitCode(err error) int {
@@ -42,6 +43,8 @@ func ExitCode(err error) int {
 		return ExitUsage
 	case errors.Is(err, ErrTimeout):
 		return ExitTimeout
+	case errors.Is(err, ErrDiff):
+		return ExitDiff
 	}
 	return ExitFailure
 }
@@ -49,61 +52,85 @@ func ExitCode(err error) int {
 const usage = `flotilla is the command line of the Flotilla hub.
 
 Usage:
-  flotilla login --server URL --token TOKEN
+  flotilla login --server URL --token TOKEN     check and save the hub and token
   flotilla cluster add NAME [--label k=v]...   register a cluster, print its join command
   flotilla cluster list | get NAME | remove NAME | token NAME
   flotilla cluster label NAME k=v... [k-]...
   flotilla app list | get NAME
+  flotilla app diff NAME [--cluster C]          exit 4 when live differs from git
   flotilla app sync NAME [--cluster C] [--prune]
-  flotilla app wait NAME [--cluster C] [--timeout 5m] [--health]
+  flotilla app refresh NAME [--cluster C]
+  flotilla app history NAME [--cluster C]
+  flotilla app rollback NAME (REVISION | --history ID) [--cluster C]
+  flotilla app unpin NAME [--cluster C]
+  flotilla app wait NAME [--cluster C] [--timeout 5m] [--health=false]
+  flotilla token create NAME [--role readonly|admin] | list | delete ID
   flotilla refresh
   flotilla version
 
 Global flags: --server URL, --token TOKEN (or FLOTILLA_SERVER, FLOTILLA_TOKEN, or the
 saved login), -o table|json|yaml.
+
+Exit codes: 0 ok, 1 failure, 2 usage, 3 app wait timed out, 4 app diff found differences.
 `
+
+// flags are every command's options.
+type flags struct {
+	server, token string
+	out           string
+	labels        []string
+	cluster       string
+	prune         bool
+	timeout       time.Duration
+	health        bool
+	history       uint64
+	role          string
+}
+
+// env is what a run talks to; tests replace the clock.
+type env struct {
+	stdout, stderr io.Writer
+	now            func() time.Time
+}
 
 // Run runs the CLI with args (without the program name).
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	return run(ctx, env{stdout: stdout, stderr: stderr, now: time.Now}, args)
+}
+
+func run(ctx context.Context, e env, args []string) error {
 	fs := pflag.NewFlagSet("flotilla", pflag.ContinueOnError)
 	fs.SetInterspersed(true)
 	fs.SetOutput(io.Discard)
 	cfg := loadConfig()
-	server := fs.String("server", envOr("FLOTILLA_SERVER", cfg.Server), "hub URL")
-	token := fs.String("token", envOr("FLOTILLA_TOKEN", cfg.Token), "API token")
-	out := fs.StringP("output", "o", "table", "table, json or yaml")
-	labels := fs.StringArray("label", nil, "label k=v (cluster add)")
-	cluster := fs.String("cluster", "", "limit to one cluster")
-	prune := fs.Bool("prune", false, "also prune (app sync)")
-	timeout := fs.Duration("timeout", 5*time.Minute, "how long app wait waits")
-	health := fs.Bool("health", true, "app wait also waits for Healthy")
+	var f flags
+	fs.StringVar(&f.server, "server", envOr("FLOTILLA_SERVER", cfg.Server), "hub URL")
+	fs.StringVar(&f.token, "token", envOr("FLOTILLA_TOKEN", cfg.Token), "API token")
+	fs.StringVarP(&f.out, "output", "o", "table", "table, json or yaml")
+	fs.StringArrayVar(&f.labels, "label", nil, "label k=v (cluster add)")
+	fs.StringVar(&f.cluster, "cluster", "", "limit to one cluster")
+	fs.BoolVar(&f.prune, "prune", false, "also prune (app sync)")
+	fs.DurationVar(&f.timeout, "timeout", 5*time.Minute, "how long app wait waits")
+	fs.BoolVar(&f.health, "health", true, "app wait also waits for Healthy")
+	fs.Uint64Var(&f.history, "history", 0, "history entry to roll back to (app rollback)")
+	fs.StringVar(&f.role, "role", "readonly", "role of a new token: readonly or admin")
 	help := fs.BoolP("help", "h", false, "help")
 	if err := fs.Parse(args); err != nil {
 		return usageError{err.Error()}
 	}
 	pos := fs.Args()
 	if *help || len(pos) == 0 {
-		fmt.Fprint(stdout, usage)
+		fmt.Fprint(e.stdout, usage)
 		return nil
 	}
-	c := newClient(*server, *token)
-	w := stdout
+	c := newClient(f.server, f.token)
+	w := e.stdout
 	switch pos[0] {
 	case "version":
 		fmt.Fprintln(w, version.Version)
 		return nil
 	case "login":
-		if *server == "" || *token == "" {
-			return usageError{"login needs --server and --token"}
-		}
-		if err := c.do(ctx, "GET", "/api/v1/clusters?limit=1", nil, nil); err != nil {
-			return fmt.Errorf("login to %s: %w", *server, err)
-		}
-		if err := saveConfig(Config{Server: *server, Token: *token}); err != nil {
-			return err
-		}
-		fmt.Fprintf(w, "Logged in to %s (saved in %s)\n", *server, ConfigPath())
-		return nil
+		return login(ctx, c, f, w)
 	case "refresh":
 		if err := c.do(ctx, "POST", "/api/v1/refresh", nil, nil); err != nil {
 			return err
@@ -111,11 +138,28 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintln(w, "Refresh requested")
 		return nil
 	case "cluster", "clusters":
-		return clusterCmd(ctx, c, pos[1:], *out, *labels, w)
+		return clusterCmd(ctx, c, pos[1:], f, e)
 	case "app", "apps":
-		return appCmd(ctx, c, pos[1:], appFlags{out: *out, cluster: *cluster, prune: *prune, timeout: *timeout, health: *health}, w, stderr)
+		return appCmd(ctx, c, pos[1:], f, e)
+	case "token", "tokens":
+		return tokenCmd(ctx, c, pos[1:], f, e)
 	}
 	return usageError{fmt.Sprintf("unknown command %q; see `flotilla --help`", pos[0])}
+}
+
+func login(ctx context.Context, c *client, f flags, w io.Writer) error {
+	if f.server == "" || f.token == "" {
+		return usageError{"login needs --server and --token"}
+	}
+	var who struct{ Name, Role string }
+	if err := c.do(ctx, "GET", "/api/v1/whoami", nil, &who); err != nil {
+		return fmt.Errorf("login: %w", err)
+	}
+	if err := saveConfig(Config{Server: f.server, Token: f.token}); err != nil {
+		return fmt.Errorf("login: save %s: %w", ConfigPath(), err)
+	}
+	fmt.Fprintf(w, "Logged in to %s as %s (%s); saved in %s\n", f.server, who.Name, who.Role, ConfigPath())
+	return nil
 }
 
 func envOr(k, def string) string {
@@ -130,147 +174,4 @@ func need(args []string, n int, what string) error {
 		return usageError{"missing " + what}
 	}
 	return nil
-}
-
-func parseLabels(kvs []string) (map[string]string, error) {
-	m := map[string]string{}
-	for _, kv := range kvs {
-		k, v, ok := strings.Cut(kv, "=")
-		if strings.HasSuffix(kv, "-") && !ok {
-			m[strings.TrimSuffix(kv, "-")] = ""
-			continue
-		}
-		if !ok || k == "" || v == "" {
-			return nil, usageError{fmt.Sprintf("label %q: want key=value (or key- to remove)", kv)}
-		}
-		m[k] = v
-	}
-	return m, nil
-}
-
-func clusterCmd(ctx context.Context, c *client, args []string, out string, labels []string, w io.Writer) error {
-	if err := need(args, 1, "cluster subcommand (add, list, get, remove, label, token)"); err != nil {
-		return err
-	}
-	switch args[0] {
-	case "add", "token":
-		if err := need(args, 2, "cluster name"); err != nil {
-			return err
-		}
-		var jr httpapi.JoinResponse
-		var err error
-		if args[0] == "add" {
-			l, lerr := parseLabels(labels)
-			if lerr != nil {
-				return lerr
-			}
-			err = c.do(ctx, "POST", "/api/v1/clusters", httpapi.AddClusterRequest{Name: args[1], Labels: l}, &jr)
-		} else {
-			err = c.do(ctx, "POST", "/api/v1/clusters/"+args[1]+"/token", nil, &jr)
-		}
-		if err != nil {
-			return err
-		}
-		return printOut(w, out, jr, func(tw *tabwriter.Writer) {
-			fmt.Fprintf(tw, "Cluster %s registered. Join token (shown once, expires %s):\n\n", jr.Cluster, jr.ExpiresAt.Format(time.RFC3339))
-			fmt.Fprintf(tw, "  %s\n\nRun the agent with:\n\n  %s --kubeconfig KUBECONFIG\n\n", jr.Token, jr.Command)
-			fmt.Fprintf(tw, "or install it in the cluster:\n\n  kubectl apply -k deploy/agent && kubectl -n flotilla-system create secret generic flotilla-agent-join \\\n    --from-literal=FLOTILLA_HUB=%s --from-literal=FLOTILLA_CLUSTER=%s \\\n    --from-literal=FLOTILLA_JOIN_TOKEN=%s --from-literal=FLOTILLA_CA_HASH=%s\n", jr.HubAddr, jr.Cluster, jr.Token, jr.CAHash)
-		})
-	case "list":
-		var lr httpapi.ListResponse[httpapi.ClusterView]
-		if err := listAll(ctx, c, "/api/v1/clusters", &lr); err != nil {
-			return err
-		}
-		return printOut(w, out, lr.Items, func(tw *tabwriter.Writer) {
-			row(tw, "NAME", "CONNECTED", "LAST SEEN", "AGENT", "LABELS")
-			for _, cv := range lr.Items {
-				row(tw, cv.Name, yesNo(cv.Connected), ago(cv.LastSeen), orDash(cv.AgentVersion), orDash(labelString(cv.Labels)))
-			}
-		})
-	case "get":
-		if err := need(args, 2, "cluster name"); err != nil {
-			return err
-		}
-		var cv httpapi.ClusterView
-		if err := c.do(ctx, "GET", "/api/v1/clusters/"+args[1], nil, &cv); err != nil {
-			return err
-		}
-		return printOut(w, out, cv, func(tw *tabwriter.Writer) {
-			row(tw, "Name:", cv.Name)
-			row(tw, "Connected:", yesNo(cv.Connected))
-			row(tw, "Enrolled:", yesNo(cv.Enrolled))
-			row(tw, "Last seen:", ago(cv.LastSeen))
-			row(tw, "Agent version:", orDash(cv.AgentVersion))
-			row(tw, "Labels:", orDash(labelString(cv.Labels)))
-		})
-	case "remove", "rm", "delete":
-		if err := need(args, 2, "cluster name"); err != nil {
-			return err
-		}
-		if err := c.do(ctx, "DELETE", "/api/v1/clusters/"+args[1], nil, nil); err != nil {
-			return err
-		}
-		fmt.Fprintf(w, "Cluster %s removed; its agent's identity is revoked\n", args[1])
-		return nil
-	case "label":
-		if err := need(args, 3, "cluster name and labels"); err != nil {
-			return err
-		}
-		l, err := parseLabels(args[2:])
-		if err != nil {
-			return err
-		}
-		var cv httpapi.ClusterView
-		if err := c.do(ctx, "PATCH", "/api/v1/clusters/"+args[1]+"/labels", httpapi.LabelRequest{Labels: l}, &cv); err != nil {
-			return err
-		}
-		fmt.Fprintf(w, "Cluster %s labels: %s\n", cv.Name, orDash(labelString(cv.Labels)))
-		return nil
-	}
-	return usageError{fmt.Sprintf("unknown cluster subcommand %q", args[0])}
-}
-
-func listAll[T any](ctx context.Context, c *client, path string, into *httpapi.ListResponse[T]) error {
-	after := ""
-	for {
-		var page httpapi.ListResponse[T]
-		p := path + "?limit=1000"
-		if after != "" {
-			p += "&after=" + after
-		}
-		if err := c.do(ctx, "GET", p, nil, &page); err != nil {
-			return err
-		}
-		into.Items = append(into.Items, page.Items...)
-		if page.Next == "" {
-			return nil
-		}
-		after = page.Next
-	}
-}
-
-func yesNo(b bool) string {
-	if b {
-		return "yes"
-	}
-	return "no"
-}
-
-func ago(t time.Time) string {
-	if t.IsZero() {
-		return "never"
-	}
-	return time.Since(t).Round(time.Second).String() + " ago"
-}
-
-func labelString(l map[string]string) string {
-	keys := make([]string, 0, len(l))
-	for k := range l {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for i, k := range keys {
-		keys[i] = k + "=" + l[k]
-	}
-	return strings.Join(keys, ",")
 }

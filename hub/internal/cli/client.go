@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -61,28 +62,42 @@ type client struct {
 
 // APIError is an error answer of the hub.
 type APIError struct {
+	Server  string
 	Status  int
 	Message string
 }
 
-func (e *APIError) Error() string { return fmt.Sprintf("hub answered %d: %s", e.Status, e.Message) }
+func (e *APIError) Error() string {
+	switch e.Status {
+	case http.StatusUnauthorized:
+		return fmt.Sprintf("the hub at %s refused the token: %s", e.Server, e.Message)
+	case http.StatusForbidden:
+		return fmt.Sprintf("not allowed: %s", e.Message)
+	case http.StatusNotFound:
+		return e.Message
+	}
+	return fmt.Sprintf("hub answered %d: %s", e.Status, e.Message)
+}
 
-func (c *client) do(ctx context.Context, method, path string, body, out any) error {
+// send makes one request and returns the response when the hub answered
+// with a status below 300. Other answers become an *APIError, or an error
+// saying the server is not a Flotilla hub.
+func (c *client) send(ctx context.Context, method, path string, body any) (*http.Response, error) {
 	if c.server == "" {
-		return errors.New("no hub server: run `flotilla login --server URL --token TOKEN` or pass --server")
+		return nil, errors.New("no hub server: run `flotilla login --server URL --token TOKEN` or pass --server")
 	}
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		rd = bytes.NewReader(b)
 	}
 	u := strings.TrimRight(c.server, "/") + path
 	req, err := http.NewRequestWithContext(ctx, method, u, rd)
 	if err != nil {
-		return fmt.Errorf("hub server %q: %w", c.server, err)
+		return nil, fmt.Errorf("hub server %q: %w", c.server, err)
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
@@ -93,24 +108,39 @@ func (c *client) do(ctx context.Context, method, path string, body, out any) err
 	resp, err := c.http.Do(req)
 	if err != nil {
 		var ue *url.Error
-		if errors.As(err, &ue) {
-			return fmt.Errorf("cannot reach the hub at %s: %v", c.server, ue.Err)
+		if errors.As(err, &ue) && ctx.Err() == nil {
+			return nil, fmt.Errorf("cannot reach the hub at %s: %v", c.server, ue.Err)
 		}
+		return nil, err
+	}
+	if resp.StatusCode < 300 {
+		if !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") &&
+			!strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") && resp.StatusCode != http.StatusNoContent && resp.StatusCode != http.StatusAccepted {
+			resp.Body.Close()
+			return nil, fmt.Errorf("%s does not look like a Flotilla hub: %s %s answered %s", c.server, method, path, resp.Header.Get("Content-Type"))
+		}
+		return resp, nil
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	var e struct {
+		Error string `json:"error"`
+	}
+	if !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") || json.Unmarshal(data, &e) != nil || e.Error == "" {
+		return nil, fmt.Errorf("%s does not look like a Flotilla hub: %s %s answered %d (%s)", c.server, method, path, resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	return nil, &APIError{Server: c.server, Status: resp.StatusCode, Message: e.Error}
+}
+
+func (c *client) do(ctx context.Context, method, path string, body, out any) error {
+	resp, err := c.send(ctx, method, path, body)
+	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	if err != nil {
-		return err
-	}
-	if resp.StatusCode >= 300 {
-		var e struct {
-			Error string `json:"error"`
-		}
-		if json.Unmarshal(data, &e) != nil || e.Error == "" {
-			e.Error = strings.TrimSpace(string(data))
-		}
-		return &APIError{Status: resp.StatusCode, Message: e.Error}
+		return fmt.Errorf("read the hub's answer to %s %s: %w", method, path, err)
 	}
 	if out != nil && len(data) > 0 {
 		if err := json.Unmarshal(data, out); err != nil {
@@ -120,6 +150,34 @@ func (c *client) do(ctx context.Context, method, path string, body, out any) err
 	return nil
 }
 
+// events opens the hub's event stream. The channel gets a value per event
+// and is closed when the stream or ctx ends.
+func (c *client) events(ctx context.Context) (<-chan struct{}, error) {
+	sc := &http.Client{Transport: c.http.Transport} // no overall timeout on a stream
+	cc := *c
+	cc.http = sc
+	resp, err := cc.send(ctx, "GET", "/api/v1/events", nil)
+	if err != nil {
+		return nil, err
+	}
+	ch := make(chan struct{}, 1)
+	// The request's ctx ends the read when the caller is done.
+	go func() {
+		defer close(ch)
+		defer resp.Body.Close()
+		r := bufio.NewScanner(resp.Body)
+		for r.Scan() {
+			if strings.HasPrefix(r.Text(), "data:") {
+				select {
+				case ch <- struct{}{}:
+				default: // one pending event is enough: the reader re-reads everything
+				}
+			}
+		}
+	}()
+	return ch, nil
+}
+
 func newClient(server, token string) *client {
-	return &client{server: server, token: token, http: &http.Client{Timeout: 30 * time.Second}}
+	return &client{server: server, token: token, http: &http.Client{Timeout: 60 * time.Second}}
 }

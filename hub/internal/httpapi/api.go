@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -33,7 +34,16 @@ type Deps struct {
 	Metrics http.Handler
 	// Ready reports readiness for /readyz.
 	Ready func() error
-	Log   hclog.Logger
+	// Results receives agents' command results (wire it to
+	// agentapi.Hooks.CommandResult); diff waits on it. Nil: New makes one,
+	// and diff then times out unless someone calls its Deliver.
+	Results *Results
+	// CommandTimeout bounds the wait for an agent's answer (diff) and for a
+	// rollback's pinned bundle to reach its agents; default 30s.
+	CommandTimeout time.Duration
+	// UI serves the web UI at / (nil: no UI).
+	UI  http.Handler
+	Log hclog.Logger
 }
 
 // API serves the hub's HTTP endpoints.
@@ -45,6 +55,15 @@ type API struct {
 
 // New returns the API handler.
 func New(d Deps) *API {
+	if d.Results == nil {
+		d.Results = NewResults()
+	}
+	if d.CommandTimeout <= 0 {
+		d.CommandTimeout = 30 * time.Second
+	}
+	if d.Log == nil {
+		d.Log = hclog.NewNullLogger()
+	}
 	a := &API{d: d, mux: http.NewServeMux(), now: time.Now}
 	a.routes()
 	return a
@@ -61,6 +80,13 @@ func (a *API) routes() {
 		m.Handle("GET /metrics", a.d.Metrics)
 	}
 	m.HandleFunc("POST /api/webhook", a.webhook)
+	if a.d.UI != nil {
+		m.Handle("GET /{$}", a.d.UI)
+		m.Handle("GET /ui/", a.d.UI)
+	}
+	m.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no API endpoint %s %s (this hub serves /api/v1)", r.Method, r.URL.Path))
+	})
 
 	read, admin := a.auth(store.RoleReadOnly), a.auth(store.RoleAdmin)
 	m.Handle("GET /api/v1/clusters", read(a.listClusters))
@@ -70,10 +96,21 @@ func (a *API) routes() {
 	m.Handle("POST /api/v1/clusters/{name}/token", admin(a.newToken))
 	m.Handle("PATCH /api/v1/clusters/{name}/labels", admin(a.labelCluster))
 	m.Handle("GET /api/v1/apps", read(a.listApps))
+	m.Handle("GET /api/v1/clusters/{name}/history", read(a.clusterHistory))
 	m.Handle("GET /api/v1/apps/{name}", read(a.getApp))
+	m.Handle("GET /api/v1/apps/{name}/history", read(a.appHistory))
+	m.Handle("GET /api/v1/apps/{name}/diff", read(a.diffApp))
 	m.Handle("POST /api/v1/apps/{name}/sync", admin(a.syncApp))
+	m.Handle("POST /api/v1/apps/{name}/refresh", admin(a.refreshApp))
+	m.Handle("POST /api/v1/apps/{name}/rollback", admin(a.rollback))
+	m.Handle("POST /api/v1/apps/{name}/unpin", admin(a.unpin))
 	m.Handle("POST /api/v1/refresh", admin(a.refresh))
 	m.Handle("GET /api/v1/audit", read(a.listAudit))
+	m.Handle("GET /api/v1/tokens", admin(a.listTokens))
+	m.Handle("POST /api/v1/tokens", admin(a.createToken))
+	m.Handle("DELETE /api/v1/tokens/{id}", admin(a.deleteToken))
+	m.Handle("GET /api/v1/whoami", read(a.whoami))
+	m.Handle("GET /api/v1/events", read(a.events))
 }
 
 func (a *API) readyz(w http.ResponseWriter, _ *http.Request) {
@@ -110,7 +147,7 @@ func (a *API) auth(role string) func(http.HandlerFunc) http.Handler {
 			}
 			tok, err := a.d.Store.LookupAPIToken(r.Context(), strings.TrimSpace(raw))
 			if err != nil {
-				writeError(w, http.StatusUnauthorized, "invalid token")
+				writeError(w, http.StatusUnauthorized, "invalid token: this hub does not know it (deleted, mistyped or from another hub); run `flotilla login` with a current token")
 				return
 			}
 			if role == store.RoleAdmin && tok.Role != store.RoleAdmin {
@@ -180,8 +217,26 @@ type ListResponse[T any] struct {
 	Next string `json:"next,omitempty"`
 }
 
-func pageOf(r *http.Request) store.Page {
+// pageOf reads ?after= and ?limit= (1..1000, default 100).
+func pageOf(r *http.Request) (store.Page, error) {
 	p := store.Page{After: r.URL.Query().Get("after")}
-	_, _ = fmt.Sscanf(r.URL.Query().Get("limit"), "%d", &p.Limit)
-	return p
+	if l := r.URL.Query().Get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 {
+			return p, fmt.Errorf("limit %q: want a positive integer", l)
+		}
+		p.Limit = min(n, store.MaxPageLimit)
+	}
+	return p, nil
+}
+
+// whoamiResponse names the caller's token.
+type whoamiResponse struct {
+	Name string `json:"name"`
+	Role string `json:"role"`
+}
+
+func (a *API) whoami(w http.ResponseWriter, r *http.Request) {
+	c := callerOf(r.Context())
+	writeJSON(w, http.StatusOK, whoamiResponse{Name: c.Name, Role: c.Role})
 }

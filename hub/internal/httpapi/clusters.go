@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/flotilla-cd/flotilla/hub/internal/fleet"
 	"github.com/flotilla-cd/flotilla/hub/internal/store"
 )
 
@@ -37,7 +36,12 @@ func (a *API) view(c store.Cluster) ClusterView {
 }
 
 func (a *API) listClusters(w http.ResponseWriter, r *http.Request) {
-	cs, next, err := a.d.Store.ListClusters(r.Context(), pageOf(r))
+	p, err := pageOf(r)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	cs, next, err := a.d.Store.ListClusters(r.Context(), p)
 	if err != nil {
 		storeError(w, err, "cluster")
 		return
@@ -182,5 +186,3 @@ func labelString(l map[string]string) string {
 	}
 	return strings.Join(parts, ",")
 }
-
-var _ = fleet.ErrNotConnected

@@ -1,0 +1,194 @@
+package httpapi
+
+import (
+	"sort"
+	"time"
+
+	"github.com/flotilla-cd/flotilla/hub/internal/controller"
+	"github.com/flotilla-cd/flotilla/hub/internal/fleet"
+	apiv1alpha1 "github.com/flotilla-cd/flotilla/shared/api/v1alpha1"
+)
+
+// AppView is an application with its state on every targeted cluster.
+type AppView struct {
+	Name     string           `json:"name"`
+	File     string           `json:"file,omitempty"`
+	Revision string           `json:"revision,omitempty"`
+	Error    string           `json:"error,omitempty"`
+	Spec     any              `json:"spec,omitempty"`
+	Clusters []AppClusterView `json:"clusters"`
+	Sync     string           `json:"sync"`
+	Health   string           `json:"health"`
+}
+
+// AppClusterView is one (app, cluster).
+type AppClusterView struct {
+	Cluster string `json:"cluster"`
+	// Desired is what the hub computed.
+	Digest   string `json:"digest,omitempty"`
+	Revision string `json:"revision,omitempty"`
+	Error    string `json:"error,omitempty"`
+	// Pinned is the revision a rollback pinned this target to; auto-sync
+	// is suspended while it is set.
+	Pinned string `json:"pinned,omitempty"`
+	// Observed is what the agent reported.
+	Connected      bool           `json:"connected"`
+	Sync           string         `json:"sync"`
+	Health         string         `json:"health"`
+	Message        string         `json:"message,omitempty"`
+	ObservedDigest string         `json:"observedDigest,omitempty"`
+	ObservedRev    string         `json:"observedRevision,omitempty"`
+	Objects        []ObjectView   `json:"objects,omitempty"`
+	LastOperation  *OperationView `json:"lastOperation,omitempty"`
+}
+
+// ObjectView is one managed object as its agent reported it.
+type ObjectView struct {
+	Group     string `json:"group,omitempty"`
+	Version   string `json:"version,omitempty"`
+	Kind      string `json:"kind"`
+	Namespace string `json:"namespace,omitempty"`
+	Name      string `json:"name"`
+	Sync      string `json:"sync"`
+	Health    string `json:"health"`
+	Message   string `json:"message,omitempty"`
+	// Diff is a unified diff of desired against live when the object drifted.
+	Diff string `json:"diff,omitempty"`
+}
+
+// OperationView is the last sync an agent ran.
+type OperationView struct {
+	Phase       string    `json:"phase"`
+	Revision    string    `json:"revision,omitempty"`
+	Digest      string    `json:"digest,omitempty"`
+	Message     string    `json:"message,omitempty"`
+	InitiatedBy string    `json:"initiatedBy,omitempty"`
+	StartedAt   time.Time `json:"startedAt,omitzero"`
+	FinishedAt  time.Time `json:"finishedAt,omitzero"`
+}
+
+// SyncName is the API's spelling of a sync status.
+func SyncName(s apiv1alpha1.SyncStatus) string {
+	switch s {
+	case apiv1alpha1.SyncStatus_SYNC_STATUS_SYNCED:
+		return "Synced"
+	case apiv1alpha1.SyncStatus_SYNC_STATUS_OUT_OF_SYNC:
+		return "OutOfSync"
+	}
+	return "Unknown"
+}
+
+// HealthName is the API's spelling of a health status.
+func HealthName(h apiv1alpha1.HealthStatus) string {
+	switch h {
+	case apiv1alpha1.HealthStatus_HEALTH_STATUS_HEALTHY:
+		return "Healthy"
+	case apiv1alpha1.HealthStatus_HEALTH_STATUS_PROGRESSING:
+		return "Progressing"
+	case apiv1alpha1.HealthStatus_HEALTH_STATUS_DEGRADED:
+		return "Degraded"
+	case apiv1alpha1.HealthStatus_HEALTH_STATUS_MISSING:
+		return "Missing"
+	case apiv1alpha1.HealthStatus_HEALTH_STATUS_SUSPENDED:
+		return "Suspended"
+	}
+	return "Unknown"
+}
+
+// PhaseName is the API's spelling of an operation phase.
+func PhaseName(p apiv1alpha1.Operation_Phase) string {
+	switch p {
+	case apiv1alpha1.Operation_PHASE_RUNNING:
+		return "Running"
+	case apiv1alpha1.Operation_PHASE_SUCCEEDED:
+		return "Succeeded"
+	case apiv1alpha1.Operation_PHASE_FAILED:
+		return "Failed"
+	}
+	return "Unknown"
+}
+
+var healthRank = map[string]int{"Healthy": 0, "Suspended": 1, "Progressing": 2, "Unknown": 3, "Missing": 4, "Degraded": 5}
+
+// Views joins the controller's snapshot with the statuses agents reported.
+// An (app, cluster) is Synced only when the agent reports Synced for the
+// digest the hub wants.
+func Views(snap *controller.Snapshot, fl *fleet.Fleet, withObjects bool) []AppView {
+	status := fl.Status()
+	out := make([]AppView, 0, len(snap.Apps))
+	for _, as := range snap.Apps {
+		v := AppView{Name: as.Name, File: as.File, Revision: as.Revision, Error: as.Error, Clusters: []AppClusterView{}, Sync: "Synced", Health: "Healthy"}
+		if withObjects {
+			v.Spec = as.Spec
+		}
+		for _, t := range as.Targets {
+			cv := AppClusterView{Cluster: t.Cluster, Digest: t.Digest, Revision: t.Revision, Error: t.Error, Pinned: t.Pinned, Sync: "Unknown", Health: "Unknown"}
+			cv.Connected, _ = fl.Connected(t.Cluster)
+			if st := status[t.Cluster][as.Name]; st != nil {
+				cv.ObservedDigest, cv.ObservedRev, cv.Message = st.GetDigest(), st.GetRevision(), st.GetMessage()
+				cv.Health = HealthName(st.GetHealth())
+				cv.LastOperation = operationView(st.GetLastOperation())
+				if st.GetDigest() == t.Digest && t.Digest != "" {
+					cv.Sync = SyncName(st.GetSync())
+				} else {
+					cv.Sync = "OutOfSync" // the agent has not applied what the hub wants yet
+				}
+				if withObjects {
+					cv.Objects = objectViews(st.GetObjects())
+				}
+			}
+			if t.Error != "" && cv.Sync == "Synced" {
+				cv.Sync = "OutOfSync" // git moved but the new state cannot be rendered
+			}
+			if cv.Sync != "Synced" {
+				v.Sync = worstSync(v.Sync, cv.Sync)
+			}
+			if healthRank[cv.Health] > healthRank[v.Health] {
+				v.Health = cv.Health
+			}
+			v.Clusters = append(v.Clusters, cv)
+		}
+		if len(as.Targets) == 0 {
+			v.Sync, v.Health = "Unknown", "Unknown"
+		}
+		if as.Error != "" && v.Sync == "Synced" {
+			v.Sync = "Unknown"
+		}
+		sort.Slice(v.Clusters, func(i, j int) bool { return v.Clusters[i].Cluster < v.Clusters[j].Cluster })
+		out = append(out, v)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+func objectViews(objs []*apiv1alpha1.ObjectStatus) []ObjectView {
+	out := make([]ObjectView, 0, len(objs))
+	for _, o := range objs {
+		out = append(out, ObjectView{
+			Group: o.GetGroup(), Version: o.GetVersion(), Kind: o.GetKind(), Namespace: o.GetNamespace(), Name: o.GetName(),
+			Sync: SyncName(o.GetSync()), Health: HealthName(o.GetHealth()), Message: o.GetMessage(), Diff: o.GetDiff(),
+		})
+	}
+	return out
+}
+
+func operationView(op *apiv1alpha1.Operation) *OperationView {
+	if op == nil {
+		return nil
+	}
+	v := &OperationView{Phase: PhaseName(op.GetPhase()), Revision: op.GetRevision(), Digest: op.GetDigest(), Message: op.GetMessage(), InitiatedBy: op.GetInitiatedBy()}
+	if op.GetStartedAt() != nil {
+		v.StartedAt = op.GetStartedAt().AsTime()
+	}
+	if op.GetFinishedAt() != nil {
+		v.FinishedAt = op.GetFinishedAt().AsTime()
+	}
+	return v
+}
+
+func worstSync(a, b string) string {
+	if a == "OutOfSync" || b == "OutOfSync" {
+		return "OutOfSync"
+	}
+	return "Unknown"
+}
