@@ -38,6 +38,17 @@ func RulesFrom(in []*apiv1alpha1.IgnoreDifference) []Rule {
 	return out
 }
 
+// NeedManagedFields reports whether a rule matching k ignores fields by
+// manager, which needs the live object's managedFields.
+func NeedManagedFields(k manifest.Key, rules []Rule) bool {
+	for _, r := range rules {
+		if len(r.Managers) > 0 && r.matches(k) {
+			return true
+		}
+	}
+	return false
+}
+
 func (r Rule) matches(k manifest.Key) bool {
 	return (r.Group == "*" || r.Group == k.Group) &&
 		(r.Kind == "*" || r.Kind == k.Kind) &&

@@ -61,6 +61,7 @@ func (a *app) checkObject(ctx context.Context, st *objState, force bool) {
 		a.heal(ctx, st, live)
 		return
 	}
+	live = a.withManagedFields(ctx, st, live)
 	dry, err := a.e.applier.Apply(ctx, st.desired, true)
 	if err != nil {
 		st.sync, st.message = apiv1alpha1.SyncStatus_SYNC_STATUS_OUT_OF_SYNC, err.Error()
@@ -81,6 +82,20 @@ func (a *app) checkObject(ctx context.Context, st *objState, force bool) {
 	}
 	st.liveFP = ""
 	st.sync, st.message, st.diff = apiv1alpha1.SyncStatus_SYNC_STATUS_OUT_OF_SYNC, "live object differs from desired", res.Diff
+}
+
+// withManagedFields returns live with its managedFields (read from the API
+// server) when an ignore rule by field manager applies to it; the watch cache
+// keeps none.
+func (a *app) withManagedFields(ctx context.Context, st *objState, live *unstructured.Unstructured) *unstructured.Unstructured {
+	if live == nil || !diff.NeedManagedFields(st.key, a.rules) {
+		return live
+	}
+	full, found, err := a.e.applier.Get(ctx, st.desired.GroupVersionKind(), st.key.Namespace, st.key.Name)
+	if err != nil || !found {
+		return live
+	}
+	return full
 }
 
 func (a *app) hasRules(k manifest.Key) bool {

@@ -186,6 +186,7 @@ func (a *app) applyObject(ctx context.Context, st *objState) error {
 			st.sync, st.message, st.diff = apiv1alpha1.SyncStatus_SYNC_STATUS_SYNCED, "", ""
 			return nil
 		}
+		live = a.withManagedFields(ctx, st, live)
 		dry, err := a.e.applier.Apply(ctx, st.desired, true)
 		if err == nil && diff.Compare(st.key, dry, live, a.rules).Equal {
 			st.liveFP, st.appliedRV = fp, live.GetResourceVersion()

@@ -80,6 +80,10 @@ func (c *Cache) Ensure(ctx context.Context, gvr schema.GroupVersionResource) err
 		inf = dynamicinformer.NewFilteredDynamicInformer(c.dyn, gvr, metav1.NamespaceAll, 0, cache.Indexers{
 			cache.NamespaceIndex: cache.MetaNamespaceIndexFunc,
 		}, func(o *metav1.ListOptions) { o.LabelSelector = c.selector }).Informer()
+		if err := inf.SetTransform(stripManagedFields); err != nil {
+			c.mu.Unlock()
+			return fmt.Errorf("watch %s: %w", gvr, err)
+		}
 		if _, err := inf.AddEventHandler(c.handlerFor(gvr)); err != nil {
 			c.mu.Unlock()
 			return fmt.Errorf("watch %s: %w", gvr, err)
@@ -105,6 +109,16 @@ func (c *Cache) Ensure(ctx context.Context, gvr schema.GroupVersionResource) err
 	return nil
 }
 
+// stripManagedFields drops metadata.managedFields before objects enter the
+// cache: they are a large share of an object's memory and only ignore rules
+// by field manager need them (those read the object from the API server).
+func stripManagedFields(obj any) (any, error) {
+	if u, ok := obj.(*unstructured.Unstructured); ok {
+		u.SetManagedFields(nil)
+	}
+	return obj, nil
+}
+
 // Watched reports whether an informer for gvr runs and has synced.
 func (c *Cache) Watched(gvr schema.GroupVersionResource) bool {
 	c.mu.Lock()
@@ -114,7 +128,8 @@ func (c *Cache) Watched(gvr schema.GroupVersionResource) bool {
 }
 
 // Get returns the cached object; ok is false when it is not in the cache
-// (or its resource is not watched). The object must not be modified.
+// (or its resource is not watched). The object must not be modified, and
+// has no managedFields.
 func (c *Cache) Get(gvr schema.GroupVersionResource, namespace, name string) (*unstructured.Unstructured, bool) {
 	c.mu.Lock()
 	inf, ok := c.informers[gvr]
