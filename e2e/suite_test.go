@@ -25,6 +25,7 @@ func TestFleet(t *testing.T) {
 		{"AlertOnly", scenarioAlertOnly},
 		{"Rollback", scenarioRollback},
 		{"Targeting", scenarioTargeting},
+		{"BadInput", scenarioBadInput},
 	} {
 		t.Run(sc.name, func(t *testing.T) { sc.run(e.sub(t)) })
 	}
