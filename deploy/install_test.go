@@ -1,0 +1,460 @@
+package deploy
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	authv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+
+	"github.com/flotilla-cd/flotilla/deploy/internal/buildspec"
+	"github.com/flotilla-cd/flotilla/deploy/internal/manifests"
+	"github.com/flotilla-cd/flotilla/e2e/cluster"
+	"github.com/flotilla-cd/flotilla/e2e/gitserver"
+	"github.com/flotilla-cd/flotilla/e2e/harness"
+)
+
+const testVersion = "v0.0.0-deploytest"
+
+// TestInstallWalk follows docs/install.md on a test cluster, with the hub and
+// the agent as processes of the built binaries (there is no container
+// runtime here) run exactly as the manifests run them:
+//
+//  1. the hub gets the args and FLOTILLA_* environment of deploy/hub's
+//     Deployment and ConfigMap; only what an overlay is meant to change (the
+//     apps repository, the advertised address) and the listen addresses,
+//     state dir and HOME (host paths instead of the pod's) are replaced;
+//  2. `flotilla cluster add` registers the cluster, and the install command
+//     it prints (kubectl apply -k deploy/agent and the join Secret) is run
+//     as printed;
+//  3. the agent gets the args and environment of the Deployment kubectl
+//     created, with the Secret's values, and talks to the API server as the
+//     flotilla-agent ServiceAccount (a TokenRequest token), so it has the
+//     manifests' RBAC and nothing more;
+//  4. it enrols, stores its identity Secret, and applies an Argo CD
+//     Application from git (migration as documented: destination.name);
+//  5. with the join token removed from the Secret, a restarted agent
+//     reconnects with its stored identity.
+func TestInstallWalk(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a cluster, a hub and an agent")
+	}
+	if _, err := exec.LookPath("kubectl"); err != nil {
+		t.Skip("kubectl not installed")
+	}
+	ctx := t.Context()
+	dir := t.TempDir()
+	bins := flotillaBinaries(t, filepath.Join(dir, "bin"))
+	c := cluster.Start(t, &cluster.ProcessProvider{BinDir: binDir(t), WorkDir: filepath.Join(dir, "clusters")}, "member")
+	admin, err := kubernetes.NewForConfig(c.RESTConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// A config repository over HTTP, with an Argo CD Application.
+	gs, err := gitserver.Start(filepath.Join(dir, "git"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = gs.Close() })
+	repo, err := gs.NewRepo("fleet", filepath.Join(dir, "work"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := repo.Write(map[string][]byte{
+		"apps/guestbook.yaml": fmt.Appendf(nil, `apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata:
+  name: guestbook
+spec:
+  project: default
+  source:
+    repoURL: %s
+    targetRevision: HEAD
+    path: guestbook
+  destination:
+    name: member
+    namespace: guestbook
+  syncPolicy:
+    automated: {prune: true, selfHeal: true}
+    syncOptions: [CreateNamespace=true]
+`, repo.URL),
+		"guestbook/config.yaml": []byte("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: guestbook-ui\ndata:\n  greeting: hello\n"),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := repo.CommitAndPush("guestbook"); err != nil {
+		t.Fatal(err)
+	}
+
+	// 1. The hub, as deploy/hub runs it.
+	hubObjs, err := manifests.Kustomize("hub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	httpAddr, agentAddr := freeAddr(t), freeAddr(t)
+	stateDir := filepath.Join(dir, "hub-state")
+	hubEnv, hubArgs := containerRun(t, hubObjs, "flotilla-hub", nil, map[string]string{
+		"FLOTILLA_APPS_REPO":      repo.URL,
+		"FLOTILLA_ADVERTISE_ADDR": agentAddr,
+		"HOME":                    dir,
+	})
+	hubArgs = replaceArgs(t, hubArgs, map[string]string{
+		"--state-dir":    stateDir,
+		"--http-listen":  httpAddr,
+		"--agent-listen": agentAddr,
+	})
+	hub := startProc(t, dir, "hub", bins["flotilla-hub"], hubArgs, hubEnv)
+	hubURL := "http://" + httpAddr
+	waitFor(t, hub, time.Minute, "hub /readyz", func() error { return httpGet(ctx, hubURL+"/readyz") })
+	token, err := os.ReadFile(filepath.Join(stateDir, "admin-token"))
+	if err != nil {
+		t.Fatalf("admin token: %v", err)
+	}
+	cli := func(args ...string) string {
+		t.Helper()
+		cmd := exec.CommandContext(ctx, bins["flotilla"], args...)
+		cmd.Env = append(os.Environ(), "FLOTILLA_SERVER="+hubURL, "FLOTILLA_TOKEN="+strings.TrimSpace(string(token)),
+			"FLOTILLA_CONFIG="+filepath.Join(dir, "cli.json"))
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("flotilla %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return string(out)
+	}
+
+	// 2. Register the cluster and run the install command it prints.
+	out := cli("cluster", "add", "member", "--label", "env=test")
+	_, install, ok := strings.Cut(out, "or install it in the cluster:")
+	if !ok || !strings.Contains(install, "kubectl apply -k deploy/agent") {
+		t.Fatalf("cluster add printed no install command:\n%s", out)
+	}
+	sh := exec.CommandContext(ctx, "sh", "-ec", strings.TrimSpace(install))
+	sh.Dir = repoRoot
+	sh.Env = append(os.Environ(), "KUBECONFIG="+c.Kubeconfig())
+	if out, err := sh.CombinedOutput(); err != nil {
+		t.Fatalf("install command: %v\n%s", err, out)
+	}
+
+	// 3. The agent, as the Deployment just created runs it, with its RBAC.
+	const ns = "flotilla-system"
+	dep, err := admin.AppsV1().Deployments(ns).Get(ctx, "flotilla-agent", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	depObj, err := runtime.DefaultUnstructuredConverter.ToUnstructured(dep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	depObj["apiVersion"], depObj["kind"] = "apps/v1", "Deployment"
+	agentKubeconfig := serviceAccountKubeconfig(t, admin, c.RESTConfig(), ns, dep.Spec.Template.Spec.ServiceAccountName, dir)
+	metricsAddr := freeAddr(t)
+	startAgent := func() *harness.Proc {
+		env, args := containerRun(t, []*unstructured.Unstructured{{Object: depObj}}, "flotilla-agent",
+			func(name, key string) (string, bool) {
+				sec, err := admin.CoreV1().Secrets(ns).Get(ctx, name, metav1.GetOptions{})
+				if err != nil {
+					t.Fatalf("Secret %s: %v", name, err)
+				}
+				v, ok := sec.Data[key]
+				return string(v), ok
+			}, nil)
+		args = replaceArgs(t, args, map[string]string{"--metrics-listen": metricsAddr})
+		// Outside a pod there is no in-cluster config: the one addition.
+		args = append(args, "--kubeconfig="+agentKubeconfig)
+		return startProc(t, dir, "agent", bins["flotilla-agent"], args, env)
+	}
+	agent := startAgent()
+
+	// 4. Enrolled, identity stored, the app applied and reported.
+	waitFor(t, agent, time.Minute, "identity Secret", func() error {
+		sec, err := admin.CoreV1().Secrets(ns).Get(ctx, "flotilla-agent-identity", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if sec.Type != corev1.SecretTypeTLS {
+			return fmt.Errorf("identity Secret type %s", sec.Type)
+		}
+		return nil
+	})
+	waitFor(t, agent, 2*time.Minute, "ConfigMap guestbook/guestbook-ui", func() error {
+		cm, err := admin.CoreV1().ConfigMaps("guestbook").Get(ctx, "guestbook-ui", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if cm.Data["greeting"] != "hello" {
+			return fmt.Errorf("data %v", cm.Data)
+		}
+		return nil
+	})
+	cli("app", "wait", "guestbook", "--cluster", "member", "--timeout", "2m")
+	waitFor(t, agent, 30*time.Second, "agent /readyz", func() error { return httpGet(ctx, "http://"+metricsAddr+"/readyz") })
+	agentVersion, err := exec.CommandContext(ctx, bins["flotilla-agent"], "--version").Output()
+	if err != nil {
+		t.Fatalf("flotilla-agent --version: %v", err)
+	}
+	var view struct {
+		Connected    bool   `json:"connected"`
+		Enrolled     bool   `json:"enrolled"`
+		AgentVersion string `json:"agentVersion"`
+	}
+	if err := json.Unmarshal([]byte(cli("cluster", "get", "member", "-o", "json")), &view); err != nil {
+		t.Fatal(err)
+	}
+	if want := strings.TrimSpace(string(agentVersion)); !view.Connected || !view.Enrolled || view.AgentVersion != want {
+		t.Errorf("cluster get member: %+v, want connected, enrolled, agent version %s", view, want)
+	}
+
+	// 5. After enrolment the token may go; the stored identity is enough.
+	patch := []byte(`[{"op":"remove","path":"/data/FLOTILLA_JOIN_TOKEN"}]`)
+	if _, err := admin.CoreV1().Secrets(ns).Patch(ctx, "flotilla-agent-join", "application/json-patch+json", patch, metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	agent.Stop()
+	if err := admin.CoreV1().ConfigMaps("guestbook").Delete(ctx, "guestbook-ui", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	agent = startAgent()
+	waitFor(t, agent, 2*time.Minute, "ConfigMap guestbook/guestbook-ui restored", func() error {
+		_, err := admin.CoreV1().ConfigMaps("guestbook").Get(ctx, "guestbook-ui", metav1.GetOptions{})
+		return err
+	})
+	cli("app", "wait", "guestbook", "--cluster", "member", "--timeout", "2m")
+}
+
+// flotillaBinaries returns the hub, CLI and agent binaries: those of `make
+// build` in FLOTILLA_E2E_BIN_DIR when it is set (make test builds them
+// first), otherwise built into out as make build does (CGO off, -trimpath,
+// the images' linker flags).
+func flotillaBinaries(t *testing.T, out string) map[string]string {
+	t.Helper()
+	names := []string{"flotilla-hub", "flotilla", "flotilla-agent"}
+	if d := os.Getenv("FLOTILLA_E2E_BIN_DIR"); d != "" {
+		bins := map[string]string{}
+		for _, n := range names {
+			p := filepath.Join(d, n)
+			if _, err := os.Stat(p); err != nil {
+				t.Fatalf("FLOTILLA_E2E_BIN_DIR is set but %v (run make build)", err)
+			}
+			bins[n] = p
+		}
+		return bins
+	}
+	img := readImage(t, "Dockerfile.hub")
+	ldflags := strings.ReplaceAll(buildspec.NormalizeVars(img.builds[0].LDFlags), "$(VERSION)", testVersion)
+	pkgs := []string{"./hub/cmd/flotilla-hub", "./hub/cmd/flotilla", "./agent/cmd/flotilla-agent"}
+	cmd := exec.CommandContext(t.Context(), "go", append([]string{"build", "-trimpath", "-ldflags", ldflags, "-o", out + "/"}, pkgs...)...)
+	cmd.Dir = repoRoot
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, b)
+	}
+	bins := map[string]string{}
+	for _, p := range pkgs {
+		bins[filepath.Base(p)] = filepath.Join(out, filepath.Base(p))
+	}
+	return bins
+}
+
+// containerRun returns the environment and arguments the container of
+// Deployment name runs with: env values, fieldRef metadata.namespace,
+// secretKeyRef through secret (optional keys may be missing), envFrom
+// ConfigMaps among objs, then overrides; args with $(VAR) expanded as the
+// kubelet does.
+func containerRun(t *testing.T, objs []*unstructured.Unstructured, name string, secret func(name, key string) (string, bool), overrides map[string]string) ([]string, []string) {
+	t.Helper()
+	d := deployments(t, objs)[name]
+	if d == nil {
+		t.Fatalf("no Deployment %s", name)
+	}
+	ctr := d.Spec.Template.Spec.Containers[0]
+	vars := map[string]string{}
+	var order []string
+	set := func(k, v string) {
+		if _, ok := vars[k]; !ok {
+			order = append(order, k)
+		}
+		vars[k] = v
+	}
+	for _, ef := range ctr.EnvFrom {
+		if ef.ConfigMapRef == nil {
+			t.Fatalf("Deployment %s: envFrom %+v: only ConfigMaps are handled", name, ef)
+		}
+		cm := manifests.Find(objs, "ConfigMap", ef.ConfigMapRef.Name)
+		if cm == nil {
+			t.Fatalf("Deployment %s: ConfigMap %s not rendered", name, ef.ConfigMapRef.Name)
+		}
+		data, _, _ := unstructured.NestedStringMap(cm.Object, "data")
+		for _, k := range sorted(keys(data)) {
+			set(ef.Prefix+k, data[k])
+		}
+	}
+	for _, e := range ctr.Env {
+		switch {
+		case e.ValueFrom == nil:
+			set(e.Name, expand(e.Value, vars))
+		case e.ValueFrom.FieldRef != nil && e.ValueFrom.FieldRef.FieldPath == "metadata.namespace":
+			set(e.Name, d.Namespace)
+		case e.ValueFrom.SecretKeyRef != nil:
+			r := e.ValueFrom.SecretKeyRef
+			v, ok := secret(r.Name, r.Key)
+			if !ok {
+				if r.Optional != nil && *r.Optional {
+					continue
+				}
+				t.Fatalf("Deployment %s: env %s: Secret %s has no key %s", name, e.Name, r.Name, r.Key)
+			}
+			set(e.Name, v)
+		default:
+			t.Fatalf("Deployment %s: env %s: unhandled source %+v", name, e.Name, e.ValueFrom)
+		}
+	}
+	for _, k := range sorted(keys(overrides)) {
+		if _, ok := vars[k]; !ok && k != "HOME" {
+			t.Fatalf("override %s: the manifest does not set it", k)
+		}
+		set(k, overrides[k])
+	}
+	env := make([]string, 0, len(order))
+	for _, k := range order {
+		env = append(env, k+"="+vars[k])
+	}
+	args := append(append([]string{}, ctr.Command...), ctr.Args...)
+	for i, a := range args {
+		args[i] = expand(a, vars)
+	}
+	return env, args
+}
+
+var varRef = regexp.MustCompile(`\$\(([A-Za-z_][A-Za-z0-9_]*)\)`)
+
+func expand(s string, vars map[string]string) string {
+	return varRef.ReplaceAllStringFunc(s, func(ref string) string {
+		if v, ok := vars[varRef.FindStringSubmatch(ref)[1]]; ok {
+			return v
+		}
+		return ref
+	})
+}
+
+// replaceArgs sets the value of --flag=value arguments; every flag named
+// must be in args.
+func replaceArgs(t *testing.T, args []string, vals map[string]string) []string {
+	t.Helper()
+	out := append([]string{}, args...)
+	for flag, v := range vals {
+		found := false
+		for i, a := range out {
+			if strings.HasPrefix(a, flag+"=") {
+				out[i], found = flag+"="+v, true
+			}
+		}
+		if !found {
+			t.Fatalf("args %v have no %s", args, flag)
+		}
+	}
+	return out
+}
+
+// serviceAccountKubeconfig writes a kubeconfig that authenticates as the
+// ServiceAccount with a token from the TokenRequest API, as a pod's
+// projected token would.
+func serviceAccountKubeconfig(t *testing.T, cs kubernetes.Interface, admin *rest.Config, ns, sa, dir string) string {
+	t.Helper()
+	exp := int64(3600)
+	tr, err := cs.CoreV1().ServiceAccounts(ns).CreateToken(t.Context(), sa, &authv1.TokenRequest{
+		Spec: authv1.TokenRequestSpec{ExpirationSeconds: &exp},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("token for ServiceAccount %s/%s: %v", ns, sa, err)
+	}
+	cfg := clientcmdapi.NewConfig()
+	cfg.Clusters["c"] = &clientcmdapi.Cluster{Server: admin.Host, CertificateAuthorityData: admin.CAData}
+	cfg.AuthInfos["sa"] = &clientcmdapi.AuthInfo{Token: tr.Status.Token}
+	cfg.Contexts["c"] = &clientcmdapi.Context{Cluster: "c", AuthInfo: "sa", Namespace: ns}
+	cfg.CurrentContext = "c"
+	path := filepath.Join(dir, "agent.kubeconfig")
+	if err := clientcmd.WriteToFile(*cfg, path); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func startProc(t *testing.T, dir, name, bin string, args, env []string) *harness.Proc {
+	t.Helper()
+	p, err := harness.StartProc(name, dir, bin, args, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		p.Stop()
+		if t.Failed() {
+			t.Logf("==== %s log (tail) ====\n%s", name, p.Tail(8000))
+		}
+	})
+	return p
+}
+
+// waitFor waits until cond returns nil, failing the test after timeout or
+// when p has exited.
+func waitFor(t *testing.T, p *harness.Proc, timeout time.Duration, what string, cond func() error) {
+	t.Helper()
+	err := harness.Eventually(t.Context(), timeout, 100*time.Millisecond, func() error {
+		if done, err := p.Exited(); done {
+			return fmt.Errorf("%s exited: %v", p.Name, err)
+		}
+		return cond()
+	})
+	if err != nil {
+		t.Fatalf("waiting for %s: %v", what, err)
+	}
+}
+
+func httpGet(ctx context.Context, url string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	return nil
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	a, err := harness.FreeAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+func keys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
