@@ -1,0 +1,100 @@
+package engine
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/watch"
+
+	"github.com/flotilla-cd/flotilla/agent/internal/testenv"
+	apiv1alpha1 "github.com/flotilla-cd/flotilla/shared/api/v1alpha1"
+	"github.com/flotilla-cd/flotilla/shared/manifest"
+)
+
+func TestFailedSyncRetriesWithBackoff(t *testing.T) {
+	_, agentNS := testNamespaces(t)
+	later := "later-" + agentNS
+	e := startEngine(t, agentNS)
+	pol := auto(true, true)
+	pol.Retry = &apiv1alpha1.Retry{Limit: -1, BackoffDurationMs: 100, BackoffFactor: 2, BackoffMaxDurationMs: 400}
+	accept(t, e, bundle(t, "retry", later, pol, nil, configMap("c", nil)))
+	st := waitStatus(t, e, "retry", 10*time.Second, func(s *apiv1alpha1.AppStatus) bool {
+		return s.GetLastOperation().GetPhase() == apiv1alpha1.Operation_PHASE_FAILED
+	})
+	if !strings.Contains(st.GetMessage(), "ConfigMap "+later+"/c") {
+		t.Errorf("message %q does not name the object", st.GetMessage())
+	}
+	mustCreate(t, gvrNamespace, "", testenv.Obj(map[string]any{"apiVersion": "v1", "kind": "Namespace", "metadata": map[string]any{"name": later}}))
+	st = waitStatus(t, e, "retry", 10*time.Second, synced)
+	if st.GetMessage() != "" {
+		t.Errorf("message after success = %q, want empty", st.GetMessage())
+	}
+}
+
+// watchOrder watches the ConfigMaps of ns and, at the first deletion,
+// reports the adds and that delete in the order the watch saw them.
+func watchOrder(t *testing.T, ns string) <-chan []string {
+	t.Helper()
+	w, err := dyn.Resource(gvrConfigMap).Namespace(ns).Watch(t.Context(), metav1.ListOptions{ResourceVersion: "0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.Stop)
+	out := make(chan []string, 1)
+	go func() {
+		var seq []string
+		for ev := range w.ResultChan() {
+			o, ok := ev.Object.(*unstructured.Unstructured)
+			if !ok {
+				continue
+			}
+			switch ev.Type {
+			case watch.Added:
+				seq = append(seq, "+"+o.GetName())
+			case watch.Deleted:
+				seq = append(seq, "-"+o.GetName())
+				out <- seq
+				return
+			}
+		}
+	}()
+	return out
+}
+
+func TestPruneOrder(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		opts []string
+		want string
+	}{
+		// By default a left-over object is pruned in its own wave (0),
+		// before the next wave is applied.
+		{name: "in its wave", want: "+old +new0 -old"},
+		// PruneLast prunes after every wave.
+		{name: "last", opts: []string{"PruneLast=true"}, want: "+old +new0 +new1 -old"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ns, agentNS := testNamespaces(t)
+			e := startEngine(t, agentNS)
+			accept(t, e, bundle(t, "order", ns, auto(true, true, tc.opts...), nil, configMap("old", nil)))
+			waitStatus(t, e, "order", 10*time.Second, synced)
+			order := watchOrder(t, ns)
+			new1 := configMap("new1", nil)
+			new1.SetAnnotations(map[string]string{manifest.SyncWaveAnnotation: "1"})
+			next := bundle(t, "order", ns, auto(true, true, tc.opts...), nil, configMap("new0", nil), new1)
+			accept(t, e, next)
+			waitStatus(t, e, "order", 10*time.Second, func(s *apiv1alpha1.AppStatus) bool { return synced(s) && s.GetDigest() == next.GetDigest() })
+			select {
+			case seq := <-order:
+				if got := strings.Join(seq, " "); got != tc.want {
+					t.Errorf("order = %q, want %q", got, tc.want)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("old was never deleted")
+			}
+		})
+	}
+}
