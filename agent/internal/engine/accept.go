@@ -69,6 +69,12 @@ func (e *Engine) lockApp(name string, create bool) *app {
 func (e *Engine) acceptBundle(ctx context.Context, b *apiv1alpha1.Bundle) error {
 	a := e.lockApp(b.GetApp(), true)
 	defer a.storeMu.Unlock()
+	a.mu.Lock()
+	same := a.held == b.GetDigest() && !a.removed
+	a.mu.Unlock()
+	if same {
+		return nil // already persisted and scheduled
+	}
 	rec := &inventory.Record{App: a.name, Bundle: b, Inventory: a.inventory}
 	if err := e.store.Save(ctx, rec); err != nil {
 		return fmt.Errorf("accept bundle %s of app %s: %w", b.GetDigest(), a.name, err)

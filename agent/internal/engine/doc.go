@@ -8,4 +8,37 @@
 // Each application has one worker goroutine; all cluster writes for an app
 // happen on it, so syncs, self-heals and deletion of the same app never
 // race. The engine needs no hub: after Load it enforces what was persisted.
+//
+// Decisions where Argo CD or Flux leave room:
+//
+//   - Ownership is the tracking annotation flotilla.dev/tracking-id. Every
+//     applied object also gets the label flotilla.dev/managed=true, which
+//     only narrows the watches; it never decides ownership. An object that
+//     another app held by this agent owns is refused (ErrOwnedByOtherApp);
+//     objects of apps the agent no longer holds may be adopted.
+//   - An app removed by the hub: with prune on, every object it owns is
+//     deleted (namespaced objects first, Namespaces last, except objects
+//     with Prune=false); with prune off the objects stay exactly as they
+//     are, tracking annotation included, as after Argo CD's non-cascading
+//     delete. Its persisted record is deleted either way.
+//   - Prune: a left-over object is deleted after the apply of its own sync
+//     wave (the wave annotation of the live object), or after all waves with
+//     PruneLast (app option or per object). With prune off, or Prune=false
+//     on the object, it stays and the app is OutOfSync, as in Argo CD.
+//   - Drift is decided against the result of a server-side dry-run apply, so
+//     server defaults never count. ignoreDifferences (JSON pointers and
+//     field managers) is also respected when applying to an existing object
+//     (Argo CD's RespectIgnoreDifferences=true is always on): an HPA's
+//     replicas are neither reported nor overwritten.
+//   - Self-heal re-applies at once. An object changed back more than five
+//     times in a row within a second of each heal (another controller
+//     fighting) is healed with a doubling delay from 250 ms up to 10 s.
+//   - Failed syncs retry with the app's retry policy; without one they retry
+//     forever from 5 s, doubling up to 3 min, so an agent converges on its
+//     own after transient failures.
+//   - A change to an immutable field fails with an error naming the object
+//     and field; with Replace=true or Force=true (app or object option) the
+//     object is deleted and re-created.
+//   - CreateNamespace=true creates the destination namespace without a
+//     tracking id, so the app never prunes it (as Argo CD).
 package engine
