@@ -1,0 +1,182 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/flotilla-cd/flotilla/e2e/harness"
+)
+
+// apps measures 100 new apps → all Synced on one cluster, the memory of
+// the hub and agent with them, and disaster recovery: a fresh cluster's
+// agent converging the same apps.
+func (b *Bench) apps(ctx context.Context) error {
+	w, err := b.newWorld("apps")
+	if err != nil {
+		return err
+	}
+	defer w.close()
+	repo, err := w.repo("config")
+	if err != nil {
+		return err
+	}
+	if _, _, err := commit(repo, "empty app folder", map[string]string{"apps/defs/README.md": "Application definitions.\n"}); err != nil {
+		return err
+	}
+	cls, err := w.clusters(ctx, false, "first", "fresh")
+	if err != nil {
+		return err
+	}
+	hub, err := w.hub(ctx, repo, time.Hour)
+	if err != nil {
+		return err
+	}
+	agent, err := w.enroll(ctx, hub, cls[0], "bench=apps")
+	if err != nil {
+		return err
+	}
+	if err := waitConnected(ctx, hub, cls[0].Name()); err != nil {
+		return err
+	}
+
+	n := b.cfg.Apps
+	files := map[string]string{}
+	names := make([]string, n)
+	for i := range n {
+		name := fmt.Sprintf("app-%03d", i+1)
+		names[i] = name
+		files["apps/defs/"+name+".yaml"] = appDef(name, repo.URL, "apps/src/"+name, name, toSelector("bench", "apps"), true)
+		for k, v := range under("apps/src/"+name, webApp(name, 1, "1")) {
+			files[k] = v
+		}
+	}
+	rev, _, err := commit(repo, fmt.Sprintf("%d new apps", n), files)
+	if err != nil {
+		return err
+	}
+	t0 := time.Now()
+	if err := hub.PushWebhook(ctx, repo.URL); err != nil {
+		return err
+	}
+	at, err := waitApps(ctx, hub, 3*time.Minute, 20*time.Millisecond, allSyncedOn(cls[0].Name(), rev, names))
+	if err != nil {
+		return fmt.Errorf("%d new apps: %w", n, err)
+	}
+	took := at.Sub(t0)
+	b.set(rowNewApps, fmt.Sprintf("%s (%d apps, %d objects)", secs(took), n, 3*n), took < 3*time.Second)
+
+	// Memory once the apps are Synced: sampled for 10 s, the largest sum.
+	hubPeak, agentPeak, sumPeak, err := peakRSS(ctx, 10*time.Second, hub.Proc, agent.Proc)
+	if err != nil {
+		return err
+	}
+	b.set(rowMem100, fmt.Sprintf("%s (hub %s + agent %s; peak over 10 s after Synced)", mib(sumPeak), mib(hubPeak), mib(agentPeak)), sumPeak < 100_000_000)
+
+	// Disaster recovery: the first cluster is gone; a fresh one with the
+	// same label is registered and its agent started.
+	agent.Stop()
+	j, err := hub.AddCluster(ctx, cls[1].Name(), "bench=apps")
+	if err != nil {
+		return err
+	}
+	t0 = time.Now()
+	a2, err := harness.StartAgent(b.cfg.BinDir, w.dir, cls[1].Kubeconfig(), j, "--log-level", "info")
+	if err != nil {
+		return err
+	}
+	w.stops = append(w.stops, a2.Stop)
+	at, err = waitApps(ctx, hub, 5*time.Minute, 20*time.Millisecond, allSyncedOn(cls[1].Name(), rev, names))
+	if err != nil {
+		return fmt.Errorf("disaster recovery: %w", err)
+	}
+	dr := at.Sub(t0)
+	b.set(rowDisasterRe, fmt.Sprintf("%s (%d apps, %d objects, from agent start: enrolment included)", secs(dr), n, 3*n), dr < 30*time.Second)
+	b.detail("New apps, memory, disaster recovery", fmt.Sprintf(`One cluster (etcd + kube-apiserver), one agent, one hub following an app-of-apps repo. One commit adds
+%d Application definitions (each selecting clusters by label) and their sources (a Deployment, a Service and
+a ConfigMap each: %d objects), followed by a webhook; the sample ends when all %d apps are Synced on the
+cluster: %s.
+
+Memory: VmRSS of the hub and agent processes sampled every 250 ms for 10 s after that; the peak of the
+sum was %s (hub peak %s, agent peak %s).
+
+Disaster recovery: the first agent is stopped, a second, empty cluster is registered with the same label
+(`+"`flotilla cluster add`"+`) and its agent started with the join data; the time runs from the agent's start
+(enrolment, first Hello, the apps' namespaces and objects created) until the hub shows all %d apps Synced
+on it: %s.
+`, n, 3*n, n, secs(took), mib(sumPeak), mib(hubPeak), mib(agentPeak), n, secs(dr)))
+	return nil
+}
+
+// allSyncedOn is a condition: every app in names is at rev and Synced on
+// cluster.
+func allSyncedOn(cluster, rev string, names []string) func(map[string]appView) error {
+	return func(apps map[string]appView) error {
+		done := 0
+		var first string
+		for _, name := range names {
+			a, ok := apps[name]
+			ok = ok && a.Revision == rev
+			var c clusterView
+			if ok {
+				ok = false
+				for _, cv := range a.Clusters {
+					if cv.Cluster == cluster {
+						c, ok = cv, cv.Sync == "Synced" && cv.Digest != ""
+					}
+				}
+			}
+			if ok {
+				done++
+			} else if first == "" {
+				first = fmt.Sprintf("%s: %s %s %s", name, c.Sync, c.Error, c.Message)
+			}
+		}
+		if done != len(names) {
+			return fmt.Errorf("%d/%d apps Synced on %s (%s)", done, len(names), cluster, first)
+		}
+		return nil
+	}
+}
+
+// waitConnected waits until the hub shows cluster connected.
+func waitConnected(ctx context.Context, hub *harness.Hub, cluster string) error {
+	return harness.Eventually(ctx, 2*time.Minute, 50*time.Millisecond, func() error {
+		var c struct {
+			Connected bool `json:"connected"`
+		}
+		if err := hub.DoJSON(ctx, "GET", "/api/v1/clusters/"+cluster, nil, &c); err != nil {
+			return err
+		}
+		if !c.Connected {
+			return fmt.Errorf("cluster %s not connected", cluster)
+		}
+		return nil
+	})
+}
+
+// peakRSS samples the processes every 250 ms for d and returns the peak
+// of the first, of the second and of their sum.
+func peakRSS(ctx context.Context, d time.Duration, a, b *harness.Proc) (int64, int64, int64, error) {
+	var pa, pb, sum int64
+	t := time.NewTicker(250 * time.Millisecond)
+	defer t.Stop()
+	end := time.Now().Add(d)
+	for time.Now().Before(end) {
+		ua, err := a.Usage()
+		if err != nil {
+			return 0, 0, 0, err
+		}
+		ub, err := b.Usage()
+		if err != nil {
+			return 0, 0, 0, err
+		}
+		pa, pb, sum = max(pa, ua.RSS), max(pb, ub.RSS), max(sum, ua.RSS+ub.RSS)
+		select {
+		case <-ctx.Done():
+			return 0, 0, 0, ctx.Err()
+		case <-t.C:
+		}
+	}
+	return pa, pb, sum, nil
+}

@@ -1,0 +1,143 @@
+// Package bench measures Flotilla against the performance goals of the
+// design (shared/DESIGN.md) with real processes: the built hub, agent and
+// CLI binaries, real kube-apiservers (package cluster), git served over HTTP
+// (package gitserver), simulated agents from e2e/cmd/agentsim for the
+// fan-out rows and kubectl for the apply comparison. Each phase starts what
+// it needs and stops it before the next, so phases do not load each other.
+// The result is one table (goal and Argo CD figure beside each measured
+// value, with a verdict) plus the method, per-phase details and the machine.
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Config configures a run.
+type Config struct {
+	BinDir string
+	// Out is the markdown file to write; empty writes none.
+	Out string
+	// Only lists the phases to run; empty runs all (see Phases).
+	Only []string
+	// WorkDir holds every process's files; empty means a temp folder,
+	// removed at the end unless Keep.
+	WorkDir string
+	Keep    bool
+
+	Commits      int // commits per webhook latency row
+	Clusters     int // real clusters of the fan-out row
+	PollCommits  int // commits of the polling row
+	PollInterval time.Duration
+	Apps         int   // apps of the "new apps" and memory rows
+	HealRepeats  int   // self-heal repetitions
+	Objects      int   // objects of the apply row
+	Fanout       []int // simulated agent counts, ascending
+	FanCommits   []int // commits per fan-out size (same length as Fanout)
+	PerSimProc   int   // simulated agents per agentsim process
+	Kubectl      string
+	AgentsimBin  string // built from ./e2e/cmd/agentsim when empty
+	ProfileDir   string // where CPU profiles of missed rows go (when the binaries support it)
+	Stdout       io.Writer
+}
+
+// Phases are the phases in run order.
+var Phases = []string{"latency", "apps", "selfheal", "apply", "fanout"}
+
+// Bench is one run.
+type Bench struct {
+	cfg                   Config
+	work                  string
+	rows                  []*Row
+	details               []string
+	notes                 []string
+	started               time.Time
+	loadBefore, loadAfter string
+}
+
+// Run runs the selected phases, prints the table and writes the document.
+func Run(ctx context.Context, cfg Config) error {
+	for _, p := range cfg.Only {
+		if !slices.Contains(Phases, p) {
+			return fmt.Errorf("--only %s: unknown phase (have %s)", p, strings.Join(Phases, ", "))
+		}
+	}
+	if cfg.Stdout == nil {
+		cfg.Stdout = os.Stdout
+	}
+	b := &Bench{cfg: cfg, rows: newRows(), started: time.Now(), loadBefore: loadAvg()}
+	b.work = cfg.WorkDir
+	if b.work == "" {
+		dir, err := os.MkdirTemp("", "flotilla-bench-")
+		if err != nil {
+			return err
+		}
+		b.work = dir
+		if !cfg.Keep {
+			defer os.RemoveAll(dir)
+		}
+	}
+	var errs []string
+	for _, p := range Phases {
+		if len(cfg.Only) > 0 && !slices.Contains(cfg.Only, p) {
+			continue
+		}
+		b.logf("phase %s", p)
+		start := time.Now()
+		var err error
+		switch p {
+		case "latency":
+			err = b.latency(ctx)
+		case "apps":
+			err = b.apps(ctx)
+		case "selfheal":
+			err = b.selfHeal(ctx)
+		case "apply":
+			err = b.apply(ctx)
+		case "fanout":
+			err = b.fanout(ctx)
+		}
+		if err != nil {
+			b.logf("phase %s FAILED after %s: %v", p, time.Since(start).Round(time.Second), err)
+			errs = append(errs, fmt.Sprintf("%s: %v", p, err))
+			b.notes = append(b.notes, fmt.Sprintf("Phase %s failed: %v", p, err))
+		} else {
+			b.logf("phase %s done in %s", p, time.Since(start).Round(time.Second))
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	b.loadAfter = loadAvg()
+	table := b.table()
+	fmt.Fprintln(cfg.Stdout)
+	fmt.Fprintln(cfg.Stdout, table)
+	if cfg.Out != "" {
+		if err := os.MkdirAll(filepath.Dir(cfg.Out), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(cfg.Out, []byte(b.document(table)), 0o644); err != nil {
+			return fmt.Errorf("write %s: %w", cfg.Out, err)
+		}
+		b.logf("wrote %s", cfg.Out)
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("phases failed: %s", strings.Join(errs, "; "))
+	}
+	return nil
+}
+
+func (b *Bench) logf(format string, a ...any) {
+	fmt.Fprintf(b.cfg.Stdout, "==> [%6.1fs] %s\n", time.Since(b.started).Seconds(), fmt.Sprintf(format, a...))
+}
+
+// detail adds a markdown section to the document.
+func (b *Bench) detail(title, body string) {
+	b.details = append(b.details, "### "+title+"\n\n"+strings.TrimSpace(body)+"\n")
+}

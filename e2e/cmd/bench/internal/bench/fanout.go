@@ -1,0 +1,322 @@
+package bench
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/flotilla-cd/flotilla/e2e/harness"
+)
+
+// simProc is one agentsim process.
+type simProc struct {
+	*harness.Proc
+	control string
+}
+
+// simStats mirrors agentsim's stats answer.
+type simStats struct {
+	Agents    int    `json:"agents"`
+	Enrolled  int64  `json:"enrolled"`
+	Failed    int64  `json:"failed"`
+	Connected int    `json:"connected"`
+	Sessions  int    `json:"sessions"`
+	FirstErr  string `json:"firstError"`
+	Holding   int    `json:"holding"`
+	Reported  int    `json:"reported"`
+	FirstRecv int64  `json:"firstRecv"`
+	LastRecv  int64  `json:"lastRecv"`
+	LastSent  int64  `json:"lastSent"`
+}
+
+var simClient = &http.Client{Timeout: 30 * time.Second}
+
+// fleetStats sums the stats of every agentsim process for app at rev.
+func fleetStats(ctx context.Context, procs []*simProc, app, rev string) (simStats, error) {
+	var sum simStats
+	for _, p := range procs {
+		if done, err := p.Exited(); done {
+			return sum, fmt.Errorf("agentsim %s exited: %v\n%s", p.Name, err, p.Tail(2000))
+		}
+		req, err := http.NewRequestWithContext(ctx, "GET", "http://"+p.control+"/stats?app="+url.QueryEscape(app)+"&revision="+url.QueryEscape(rev), nil)
+		if err != nil {
+			return sum, err
+		}
+		resp, err := simClient.Do(req)
+		if err != nil {
+			return sum, err
+		}
+		var s simStats
+		err = json.NewDecoder(resp.Body).Decode(&s)
+		resp.Body.Close()
+		if err != nil {
+			return sum, err
+		}
+		sum.Agents += s.Agents
+		sum.Enrolled += s.Enrolled
+		sum.Failed += s.Failed
+		sum.Connected += s.Connected
+		sum.Sessions += s.Sessions
+		sum.Holding += s.Holding
+		sum.Reported += s.Reported
+		if sum.FirstErr == "" {
+			sum.FirstErr = s.FirstErr
+		}
+		if s.FirstRecv != 0 && (sum.FirstRecv == 0 || s.FirstRecv < sum.FirstRecv) {
+			sum.FirstRecv = s.FirstRecv
+		}
+		sum.LastRecv = max(sum.LastRecv, s.LastRecv)
+		sum.LastSent = max(sum.LastSent, s.LastSent)
+	}
+	return sum, nil
+}
+
+// fanout connects 1,000 then 10,000 simulated agents (real mTLS streams,
+// in a few agentsim processes) to one hub and measures commit → every
+// agent Synced, and the hub's CPU and memory per agent.
+func (b *Bench) fanout(ctx context.Context) error {
+	w, err := b.newWorld("fanout")
+	if err != nil {
+		return err
+	}
+	defer w.close()
+	bin := b.cfg.AgentsimBin
+	if bin == "" {
+		bin = filepath.Join(w.dir, "agentsim")
+		out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "./e2e/cmd/agentsim").CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("build agentsim (run from the repository root): %w: %s", err, out)
+		}
+	}
+	repo, err := w.repo("config")
+	if err != nil {
+		return err
+	}
+	const app = "fan"
+	rev, _, err := commit(repo, "fan app", merge(under("apps/src/"+app, webApp(app, 2, "0")), map[string]string{
+		"apps/defs/" + app + ".yaml": appDef(app, repo.URL, "apps/src/"+app, app, toSelector("sim", "true"), true),
+	}))
+	if err != nil {
+		return err
+	}
+	hub, err := w.hub(ctx, repo, time.Hour)
+	if err != nil {
+		return err
+	}
+	if _, err := waitApps(ctx, hub, time.Minute, 100*time.Millisecond, func(apps map[string]appView) error {
+		if _, ok := apps[app]; !ok {
+			return fmt.Errorf("app %s not loaded", app)
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	base, err := settledUsage(ctx, hub.Proc, 3*time.Second)
+	if err != nil {
+		return err
+	}
+	b.logf("hub with no agents: RSS %s", mib(base.RSS))
+
+	var procs []*simProc
+	total := 0
+	var details strings.Builder
+	fmt.Fprintf(&details, `One hub (`+"`--resync 30s`"+`, one app selecting every simulated cluster: a Deployment, a Service and a
+ConfigMap). Simulated agents run in agentsim processes (at most %d per process), each agent with its own
+cluster registration (`+"`POST /api/v1/clusters`"+`), its own join token and key, enrolment over TLS pinned to
+the CA hash, and its own mTLS gRPC stream (own TCP connection) to the hub; its engine accepts each bundle and
+reports Synced and Healthy at once, so the figures are the hub's and the protocol's. A commit changes the
+ConfigMap and is followed by a webhook. "Agents" = the last simulated agent sent its Synced status (read from
+the agentsim processes, exact); "hub" = the hub's API showed every cluster Synced (polled after that, so within
+one poll of the API, which at 10,000 clusters takes a noticeable part of the time itself). Hub CPU is
+utime+stime from /proc over each commit; memory per agent is (hub RSS with N agents connected − hub RSS
+with none, %s) / N.
+
+`, b.cfg.PerSimProc, mib(base.RSS))
+	for idx, n := range b.cfg.Fanout {
+		added := n - total
+		t0 := time.Now()
+		cpu0, err := hub.Usage()
+		if err != nil {
+			return err
+		}
+		for first := total; first < n; first += b.cfg.PerSimProc {
+			count := min(b.cfg.PerSimProc, n-first)
+			ctl, err := harness.FreeAddr()
+			if err != nil {
+				return err
+			}
+			p, err := harness.StartProc(fmt.Sprintf("agentsim-%d", len(procs)), w.dir, bin, []string{
+				"--hub-api", hub.HTTPURL, "--admin-token", hub.Token, "--prefix", "sim", "--first", strconv.Itoa(first),
+				"--count", strconv.Itoa(count), "--label", "sim=true", "--parallel", "16", "--control-listen", ctl,
+			}, nil)
+			if err != nil {
+				return err
+			}
+			w.stops = append(w.stops, p.Stop)
+			procs = append(procs, &simProc{Proc: p, control: ctl})
+		}
+		total = n
+		b.logf("%d simulated agents registering, enrolling and connecting", n)
+		var last simStats
+		err = harness.Eventually(ctx, 2*time.Minute+time.Duration(n)*30*time.Millisecond, 250*time.Millisecond, func() error {
+			s, err := fleetStats(ctx, procs, app, "")
+			if err != nil {
+				return err
+			}
+			last = s
+			if s.Failed > 0 {
+				return fmt.Errorf("%d agents failed to join: %s", s.Failed, s.FirstErr)
+			}
+			if s.Connected < n {
+				return fmt.Errorf("%d/%d agents connected (%d enrolled) %s", s.Connected, n, s.Enrolled, s.FirstErr)
+			}
+			return nil
+		})
+		if err != nil {
+			b.set(rowConnected, fmt.Sprintf("%d of %d connected (%d failed: %s)", last.Connected, n, last.Failed, last.FirstErr), false)
+			return err
+		}
+		joinTook := time.Since(t0)
+		// Every agent got the current bundle.
+		if _, err := waitApps(ctx, hub, 5*time.Minute, time.Second, syncedAt(app, rev, n, nil)); err != nil {
+			return fmt.Errorf("initial fan-out to %d: %w", n, err)
+		}
+		cpu1, err := hub.Usage()
+		if err != nil {
+			return err
+		}
+		connected, err := hubConnected(ctx, hub)
+		if err != nil {
+			return err
+		}
+		u, err := settledUsage(ctx, hub.Proc, 5*time.Second)
+		if err != nil {
+			return err
+		}
+		perAgent := float64(u.RSS-base.RSS) / float64(n)
+		b.logf("%d agents joined in %s (hub CPU %s); hub sees %d connected; hub RSS %s, %.1f KiB per agent",
+			n, joinTook.Round(time.Second), (cpu1.CPU - cpu0.CPU).Round(10*time.Millisecond), connected, mib(u.RSS), perAgent/1024)
+
+		var agentT, hubT samples
+		var cpus []time.Duration
+		for i := range b.cfg.FanCommits[idx] {
+			apps, err := listApps(ctx, hub)
+			if err != nil {
+				return err
+			}
+			old := digests(apps, app)
+			before, err := hub.Usage()
+			if err != nil {
+				return err
+			}
+			r, _, err := commit(repo, fmt.Sprintf("fan change %d/%d", n, i), map[string]string{
+				"apps/src/" + app + "/configmap.yaml": configMap(app+"-config", fmt.Sprintf("fan-%d-%d", n, i)),
+			})
+			if err != nil {
+				return err
+			}
+			t0 := time.Now()
+			if err := hub.PushWebhook(ctx, repo.URL); err != nil {
+				return err
+			}
+			var s simStats
+			err = harness.Eventually(ctx, 2*time.Minute, 25*time.Millisecond, func() error {
+				s, err = fleetStats(ctx, procs, app, r)
+				if err != nil {
+					return err
+				}
+				if s.Reported < n {
+					return fmt.Errorf("%d/%d agents reported Synced for %s", s.Reported, n, short(r))
+				}
+				return nil
+			})
+			if err != nil {
+				return fmt.Errorf("fan-out commit %d to %d: %w", i, n, err)
+			}
+			agentT = append(agentT, time.Unix(0, s.LastSent).Sub(t0))
+			interval := max(50*time.Millisecond, time.Duration(n/10)*time.Millisecond/2)
+			at, err := waitApps(ctx, hub, 2*time.Minute, interval, syncedAt(app, r, n, old))
+			if err != nil {
+				return fmt.Errorf("fan-out commit %d to %d: hub: %w", i, n, err)
+			}
+			hubT = append(hubT, at.Sub(t0))
+			after, err := hub.Usage()
+			if err != nil {
+				return err
+			}
+			cpus = append(cpus, after.CPU-before.CPU)
+			rev = r
+		}
+		cpuS := samples(cpus)
+		b.logf("%d agents: agents %s; hub %s; hub CPU per commit %s", n, agentT.list(), hubT.list(), cpuS.list())
+		measured := fmt.Sprintf("hub: p50 %s, p99 %s; agents: p50 %s, p99 %s (n=%d)", secs(hubT.pct(50)), secs(hubT.pct(99)), secs(agentT.pct(50)), secs(agentT.pct(99)), len(hubT))
+		switch {
+		case n == 1000:
+			b.set(rowFan1k, measured, hubT.pct(99) < 2*time.Second)
+		case n >= 10000:
+			b.set(rowFan10k, measured+fmt.Sprintf("; hub CPU %s per commit (p50)", secs(cpuS.pct(50))), hubT.pct(99) < 10*time.Second)
+		}
+		if n == b.cfg.Fanout[len(b.cfg.Fanout)-1] {
+			b.set(rowConnected, fmt.Sprintf("%d connected (hub's gauge), joined in %s", connected, secs(joinTook)), connected >= 10000)
+			b.set(rowHubPerAg, fmt.Sprintf("%.1f KiB at %d agents (hub RSS %s)", perAgent/1024, n, mib(u.RSS)), perAgent < 100*1024)
+		}
+		fmt.Fprintf(&details, `**%d agents** (%d agentsim processes): registration, enrolment and connection of the %d new agents took %s
+(hub CPU %s); the hub's gauge shows %d connected; hub RSS %s settled = %.1f KiB per agent.
+%d commits, webhook → every agent Synced:
+
+- agents: %s
+- hub: %s
+- hub CPU per commit: %s
+
+`, n, len(procs), added, secs(joinTook), secs(cpu1.CPU-cpu0.CPU), connected, mib(u.RSS), perAgent/1024,
+			len(hubT), agentT.list(), hubT.list(), cpuS.list())
+	}
+	b.detail("Fan-out to simulated agents", details.String())
+	return nil
+}
+
+// settledUsage waits d (for the work of the previous step to finish) and
+// returns the process's usage.
+func settledUsage(ctx context.Context, p *harness.Proc, d time.Duration) (harness.Usage, error) {
+	select {
+	case <-time.After(d):
+	case <-ctx.Done():
+		return harness.Usage{}, ctx.Err()
+	}
+	return p.Usage()
+}
+
+// hubConnected reads flotilla_hub_connected_agents from the hub's /metrics.
+func hubConnected(ctx context.Context, hub *harness.Hub) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, "GET", hub.HTTPURL+"/metrics", nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := simClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	var buf bytes.Buffer
+	if _, err := buf.ReadFrom(resp.Body); err != nil {
+		return 0, err
+	}
+	sc := bufio.NewScanner(&buf)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "flotilla_hub_connected_agents "); ok {
+			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			return int(f), err
+		}
+	}
+	return 0, fmt.Errorf("hub /metrics has no flotilla_hub_connected_agents")
+}

@@ -1,0 +1,72 @@
+// Command bench runs the Flotilla benchmarks against the design's
+// performance goals with real processes and writes the result table, method
+// and machine to a markdown file (`make bench` writes docs/benchmarks.md).
+// --only runs a subset of the phases.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/flotilla-cd/flotilla/e2e/cmd/bench/internal/bench"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:])
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string) error {
+	c := bench.Config{}
+	fs := pflag.NewFlagSet("bench", pflag.ContinueOnError)
+	fs.StringVar(&c.BinDir, "bin-dir", "bin", "folder with flotilla-hub, flotilla, flotilla-agent and the control-plane binaries")
+	fs.StringVar(&c.Out, "out", "", "markdown file to write (empty: print only)")
+	fs.StringSliceVar(&c.Only, "only", nil, fmt.Sprintf("phases to run (default all): %v", bench.Phases))
+	fs.StringVar(&c.WorkDir, "work-dir", "", "folder for every process's files (default: a temp folder)")
+	fs.BoolVar(&c.Keep, "keep", false, "keep the work folder")
+	fs.IntVar(&c.Commits, "commits", 20, "commits per webhook latency row")
+	fs.IntVar(&c.Clusters, "clusters", 10, "real clusters of the multi-cluster row")
+	fs.IntVar(&c.PollCommits, "poll-commits", 5, "commits of the polling row")
+	fs.DurationVar(&c.PollInterval, "poll-interval", 5*time.Second, "hub poll interval of the polling row")
+	fs.IntVar(&c.Apps, "apps", 100, "apps of the new-apps, memory and disaster-recovery rows")
+	fs.IntVar(&c.HealRepeats, "heal-repeats", 20, "self-heal repetitions on one Deployment")
+	fs.IntVar(&c.Objects, "objects", 1000, "objects of the apply rows")
+	fs.IntSliceVar(&c.Fanout, "fanout", []int{1000, 10000}, "simulated agent counts, ascending")
+	fs.IntSliceVar(&c.FanCommits, "fanout-commits", []int{20, 5}, "commits per fan-out size")
+	fs.IntVar(&c.PerSimProc, "agents-per-process", 2500, "simulated agents per agentsim process")
+	fs.StringVar(&c.Kubectl, "kubectl", "kubectl", "kubectl binary for the apply comparison")
+	fs.StringVar(&c.AgentsimBin, "agentsim", "", "agentsim binary (default: built from ./e2e/cmd/agentsim)")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	if len(c.FanCommits) != len(c.Fanout) {
+		return fmt.Errorf("--fanout-commits needs one count per --fanout size")
+	}
+	bin, err := filepath.Abs(c.BinDir)
+	if err != nil {
+		return err
+	}
+	c.BinDir = bin
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err == nil && lim.Cur < lim.Max {
+		lim.Cur = lim.Max // children (the hub) inherit it
+		_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
+	}
+	return bench.Run(ctx, c)
+}
