@@ -23,6 +23,7 @@ import (
 	"github.com/flotilla-cd/flotilla/hub/internal/pki"
 	"github.com/flotilla-cd/flotilla/hub/internal/render"
 	"github.com/flotilla-cd/flotilla/hub/internal/store"
+	"github.com/flotilla-cd/flotilla/hub/internal/webui"
 	apiv1alpha1 "github.com/flotilla-cd/flotilla/shared/api/v1alpha1"
 )
 
@@ -38,7 +39,7 @@ func Run(ctx context.Context, o Options, log hclog.Logger) error {
 	if err := os.MkdirAll(o.StateDir, 0o700); err != nil {
 		return fmt.Errorf("state dir: %w", err)
 	}
-	st, err := store.Open(filepath.Join(o.StateDir, "hub.db"), log.Named("store"))
+	st, err := store.Open(filepath.Join(o.StateDir, "hub.db"), log)
 	if err != nil {
 		return err
 	}
@@ -98,7 +99,9 @@ func Run(ctx context.Context, o Options, log hclog.Logger) error {
 		},
 	}, git, renderer, fl, st, log.Named("controller"))
 
+	results := httpapi.NewResults()
 	agents := agentapi.New(ca, st, fl, agentapi.Options{CertTTL: o.CertTTL, Hooks: agentapi.Hooks{
+		CommandResult: results.Deliver,
 		Sent: func(cluster string, ds *apiv1alpha1.DesiredState) {
 			m.pushes.WithLabelValues(cluster).Add(float64(len(ds.GetBundles())))
 		},
@@ -123,6 +126,8 @@ func Run(ctx context.Context, o Options, log hclog.Logger) error {
 		TokenTTL:      o.TokenTTL,
 		WebhookSecret: secret,
 		Metrics:       promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}),
+		Results:       results,
+		UI:            webui.Handler(),
 		Ready: func() error {
 			if ctrl.Snapshot().At.IsZero() {
 				return errors.New("first reconcile not done")
@@ -138,6 +143,9 @@ func Run(ctx context.Context, o Options, log hclog.Logger) error {
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	if err := serveDebug(ctx, o.DebugListen, log); err != nil {
+		return fmt.Errorf("debug listener: %w", err)
+	}
 	var wg sync.WaitGroup
 	errc := make(chan error, 4)
 	run := func(name string, f func() error) {

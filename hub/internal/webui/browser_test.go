@@ -1,0 +1,199 @@
+package webui_test
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/flotilla-cd/flotilla/hub/internal/httpapi/apitest"
+	"github.com/flotilla-cd/flotilla/hub/internal/webui"
+)
+
+// browser starts headless Debian chromium. The test is skipped only when
+// chromium is missing and FLOTILLA_SKIP_BROWSER=1; otherwise a missing
+// chromium fails it (install with `apt-get install -y chromium`).
+func browser(t *testing.T) context.Context {
+	t.Helper()
+	path := ""
+	for _, name := range []string{"chromium", "chromium-browser"} {
+		if p, err := exec.LookPath(name); err == nil {
+			path = p
+			break
+		}
+	}
+	if path == "" {
+		if os.Getenv("FLOTILLA_SKIP_BROWSER") == "1" {
+			t.Skip("chromium not installed and FLOTILLA_SKIP_BROWSER=1")
+		}
+		t.Fatal("chromium not found: install it (apt-get install -y chromium) or set FLOTILLA_SKIP_BROWSER=1")
+	}
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(path),
+		chromedp.Flag("headless", true),
+		chromedp.Flag("no-sandbox", true),
+		chromedp.Flag("disable-gpu", true),
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("no-first-run", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.Flag("user-data-dir", t.TempDir()),
+		chromedp.Flag("window-size", "1280,800"),
+	)
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancelCtx := chromedp.NewContext(actx, chromedp.WithLogf(t.Logf))
+	ctx, cancelTimeout := context.WithTimeout(ctx, 90*time.Second)
+	t.Cleanup(func() {
+		cancelTimeout()
+		cancelCtx()
+		cancelAlloc()
+	})
+	return ctx
+}
+
+// css is a CSS selector.
+func css(s string) chromedp.CSS { return chromedp.CSS(s) }
+
+const cellSel = `td.cell[data-app="billing"][data-cluster="prod-eu-1"]`
+
+// text runs a text query.
+func text(t *testing.T, ctx context.Context, sel string) string {
+	t.Helper()
+	s, err := chromedp.Run(ctx, chromedp.Text(css(sel)))
+	if err != nil {
+		t.Fatalf("text of %s: %v", sel, err)
+	}
+	return s
+}
+
+// TestFleetSyncInBrowser opens the fleet view, clicks Sync on an OutOfSync
+// app and sees its cells turn Synced without a reload, then checks the
+// cluster and app views, and saves a screenshot.
+func TestFleetSyncInBrowser(t *testing.T) {
+	h := apitest.New(t, apitest.Options{UI: webui.Handler()})
+	h.Connect(t, "prod-eu-1")
+	h.Connect(t, "prod-us-1")
+	ctx := browser(t)
+
+	err := chromedp.Do(ctx,
+		chromedp.Navigate(h.Server.URL+"/?token="+h.AdminToken),
+		chromedp.WaitVisible(css(cellSel+`[data-sync="OutOfSync"]`)),
+	)
+	if err != nil {
+		t.Fatalf("open fleet view: %v", err)
+	}
+	// A reload would drop this marker.
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[string](`window.__flotillaNoReload = "kept"`)); err != nil {
+		t.Fatal(err)
+	}
+	if title, _ := chromedp.Run(ctx, chromedp.Title()); title != "Flotilla" {
+		t.Errorf("title %q", title)
+	}
+	if url, _ := chromedp.Run(ctx, chromedp.Location()); strings.Contains(url, "token=") {
+		t.Errorf("token left in the address bar: %s", url)
+	}
+
+	err = chromedp.Do(ctx,
+		chromedp.Click(css(`button[data-sync-app="billing"]`)),
+		chromedp.WaitVisible(css(cellSel+`[data-sync="Synced"][data-health="Healthy"]`)),
+		chromedp.WaitVisible(css(`td.cell[data-app="billing"][data-cluster="prod-us-1"][data-sync="Synced"]`)),
+	)
+	if err != nil {
+		t.Fatalf("sync billing from the fleet view: %v", err)
+	}
+	if marker, err := chromedp.Run(ctx, chromedp.Evaluate[string](`window.__flotillaNoReload`)); err != nil || marker != "kept" {
+		t.Errorf("the page reloaded (marker %q, %v)", marker, err)
+	}
+	if flash := text(t, ctx, "#flash"); !strings.Contains(flash, "Sync of billing sent to prod-eu-1, prod-us-1") {
+		t.Errorf("flash message %q", flash)
+	}
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatal(err)
+	}
+	shot := filepath.Join(os.TempDir(), "flotilla-ui-fleet.png")
+	if err := os.WriteFile(shot, png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("screenshot of the fleet view: %s", shot)
+
+	// Cluster view: connection, agent version, labels.
+	err = chromedp.Do(ctx,
+		chromedp.Navigate(h.Server.URL+"/#/clusters"),
+		chromedp.WaitVisible(css(`tr[data-cluster-row="staging-1"]`)),
+	)
+	if err != nil {
+		t.Fatalf("cluster view: %v", err)
+	}
+	connected := text(t, ctx, `tr[data-cluster-row="prod-eu-1"] td:nth-child(2)`)
+	agent := text(t, ctx, `tr[data-cluster-row="prod-eu-1"] td:nth-child(4)`)
+	labels := text(t, ctx, `tr[data-cluster-row="staging-1"] td:nth-child(6)`)
+	if strings.TrimSpace(connected) != "connected" || agent != "v0.1.0-test" || labels != "env=stagingregion=eu" {
+		t.Errorf("cluster view: connected %q agent %q labels %q", connected, agent, labels)
+	}
+
+	// App view: the manual app is out of sync on a cluster that connects
+	// now, with its drift diff; Sync there turns it Synced live.
+	h.Connect(t, "staging-1")
+	err = chromedp.Do(ctx,
+		chromedp.Navigate(h.Server.URL+"/#/apps/billing"),
+		chromedp.WaitVisible(css(`section[data-target="staging-1"] details summary`)),
+		chromedp.Click(css(`section[data-target="staging-1"] details summary`)),
+		chromedp.WaitVisible(css(`section[data-target="staging-1"] pre.diff`)),
+		chromedp.WaitVisible(css(`button[data-rollback]`)),
+	)
+	if err != nil {
+		t.Fatalf("app view: %v", err)
+	}
+	if diff := text(t, ctx, `section[data-target="staging-1"] pre.diff`); !strings.Contains(diff, "+++ desired /ConfigMap /billing-config") {
+		t.Errorf("drift diff %q", diff)
+	}
+	if png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100)); err == nil {
+		shot = filepath.Join(os.TempDir(), "flotilla-ui-app.png")
+		if os.WriteFile(shot, png, 0o644) == nil {
+			t.Logf("screenshot of the app view: %s", shot)
+		}
+	}
+	err = chromedp.Do(ctx,
+		chromedp.Click(css(`button[data-sync-cluster="staging-1"]`)),
+		chromedp.WaitVisible(css(`section[data-target="staging-1"] h2 .sync-Synced`)),
+	)
+	if err != nil {
+		t.Fatalf("sync from the app view: %v", err)
+	}
+}
+
+// TestLoginForm: without a token the login form shows; a wrong token is
+// refused there; the right one opens the fleet view.
+func TestLoginForm(t *testing.T) {
+	h := apitest.New(t, apitest.Options{UI: webui.Handler()})
+	ctx := browser(t)
+	err := chromedp.Do(ctx,
+		chromedp.Navigate(h.Server.URL+"/"),
+		chromedp.WaitVisible(css(`#login-form`)),
+		chromedp.SendKeys(css(`#token`), "flt_0123456789abcdef_wrong"),
+		chromedp.Click(css(`#login-form button`)),
+		chromedp.WaitVisible(css(`#login-error`)),
+	)
+	if err != nil {
+		t.Fatalf("login with a wrong token: %v", err)
+	}
+	if msg := text(t, ctx, "#login-error"); !strings.Contains(msg, "invalid token") {
+		t.Errorf("login error %q", msg)
+	}
+	err = chromedp.Do(ctx,
+		chromedp.SendKeys(css(`#token`), h.ReadOnlyToken),
+		chromedp.Click(css(`#login-form button`)),
+		chromedp.WaitVisible(css(`table.matrix`)),
+	)
+	if err != nil {
+		t.Fatalf("login: %v", err)
+	}
+}

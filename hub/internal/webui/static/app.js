@@ -1,0 +1,331 @@
+// Flotilla web UI: plain JavaScript, no dependencies. It renders the view
+// named by the URL hash from the JSON API and re-renders on every
+// server-sent event, so it stays live without a reload.
+"use strict";
+
+const TOKEN_KEY = "flotilla-token";
+const $ = (sel) => document.querySelector(sel);
+
+// el builds an element: attrs are properties or data-/aria- attributes;
+// children are nodes or strings (always text, never HTML).
+function el(tag, attrs, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k.startsWith("data-") || k.startsWith("aria-") || k === "title" || k === "colspan") e.setAttribute(k, v);
+    else if (k === "class") e.className = v;
+    else if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
+    else e[k] = v;
+  }
+  for (const c of children.flat()) {
+    if (c === undefined || c === null || c === false) continue;
+    e.append(c instanceof Node ? c : String(c));
+  }
+  return e;
+}
+
+// ---- token and API ----
+
+function token() { return localStorage.getItem(TOKEN_KEY) || ""; }
+
+// A token given once as ?token=… is stored and removed from the address.
+(function takeTokenFromURL() {
+  const u = new URL(location.href);
+  const t = u.searchParams.get("token");
+  if (t) {
+    localStorage.setItem(TOKEN_KEY, t);
+    u.searchParams.delete("token");
+    history.replaceState(null, "", u.pathname + u.search + u.hash);
+  }
+})();
+
+class APIError extends Error {
+  constructor(status, message) { super(message); this.status = status; }
+}
+
+async function api(method, path, body) {
+  const opts = { method, headers: { Authorization: "Bearer " + token() } };
+  if (body !== undefined) {
+    opts.headers["Content-Type"] = "application/json";
+    opts.body = JSON.stringify(body);
+  }
+  const resp = await fetch(path, opts);
+  const text = await resp.text();
+  let data = null;
+  try { data = text ? JSON.parse(text) : null; } catch (_) { data = null; }
+  if (!resp.ok) {
+    if (resp.status === 401) showLogin((data && data.error) || "token refused");
+    throw new APIError(resp.status, (data && data.error) || resp.status + " " + resp.statusText);
+  }
+  return data;
+}
+
+// listAll reads every page of a paginated list.
+async function listAll(path) {
+  let items = [], after = "";
+  for (;;) {
+    const sep = path.includes("?") ? "&" : "?";
+    const page = await api("GET", path + sep + "limit=1000" + (after ? "&after=" + encodeURIComponent(after) : ""));
+    items = items.concat(page.items || []);
+    if (!page.next) return items;
+    after = page.next;
+  }
+}
+
+// ---- login ----
+
+function showLogin(msg) {
+  $("#login").hidden = false;
+  $("#view").hidden = true;
+  $("#logout").hidden = true;
+  $("#login-error").textContent = msg || "";
+  stopEvents();
+}
+
+$("#login-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  localStorage.setItem(TOKEN_KEY, $("#token").value.trim());
+  $("#token").value = "";
+  try {
+    await api("GET", "/api/v1/whoami");
+    start();
+  } catch (e) {
+    $("#login-error").textContent = e.message;
+  }
+});
+
+$("#logout").addEventListener("click", () => {
+  localStorage.removeItem(TOKEN_KEY);
+  showLogin("");
+});
+
+// ---- live updates (server-sent events read with fetch, which can send
+// the bearer header that EventSource cannot) ----
+
+let events = null;
+
+function stopEvents() {
+  if (events) events.abort();
+  events = null;
+  $("#live").className = "live off";
+}
+
+async function startEvents() {
+  stopEvents();
+  const ctl = new AbortController();
+  events = ctl;
+  let retry = 500;
+  while (events === ctl) {
+    try {
+      const resp = await fetch("/api/v1/events", { headers: { Authorization: "Bearer " + token() }, signal: ctl.signal });
+      if (resp.status === 401) { showLogin("token refused"); return; }
+      if (!resp.ok) throw new Error("events: " + resp.status);
+      $("#live").className = "live on";
+      retry = 500;
+      const reader = resp.body.getReader();
+      const dec = new TextDecoder();
+      let buf = "";
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buf += dec.decode(value, { stream: true });
+        let i;
+        while ((i = buf.indexOf("\n\n")) >= 0) {
+          const msg = buf.slice(0, i);
+          buf = buf.slice(i + 2);
+          if (msg.split("\n").some((l) => l.startsWith("data:"))) scheduleRender();
+        }
+      }
+    } catch (e) {
+      if (ctl.signal.aborted) return;
+    }
+    $("#live").className = "live off";
+    await new Promise((r) => setTimeout(r, retry)); // reconnect with backoff
+    retry = Math.min(retry * 2, 10000);
+  }
+}
+
+// ---- rendering ----
+
+let rendering = false, again = false;
+
+// scheduleRender coalesces: at most one render runs, and one more follows
+// if anything changed meanwhile.
+async function scheduleRender() {
+  if (rendering) { again = true; return; }
+  rendering = true;
+  try {
+    do {
+      again = false;
+      await render();
+    } while (again);
+  } finally {
+    rendering = false;
+  }
+}
+
+function flash(msg, isError) {
+  const f = $("#flash");
+  f.textContent = msg;
+  f.className = "flash" + (isError ? " error" : "");
+  f.hidden = !msg;
+}
+
+async function render() {
+  const hash = location.hash || "#/";
+  let node;
+  try {
+    if (hash.startsWith("#/apps/")) node = await appView(decodeURIComponent(hash.slice(7)));
+    else if (hash === "#/clusters") node = await clustersView();
+    else node = await fleetView();
+  } catch (e) {
+    if (e.status === 401) return;
+    node = el("p", { class: "error" }, e.message);
+  }
+  const view = $("#view");
+  // Keep open diffs open across re-renders.
+  const open = new Set([...view.querySelectorAll("details[open]")].map((d) => d.dataset.key));
+  view.replaceChildren(node);
+  for (const d of view.querySelectorAll("details")) if (open.has(d.dataset.key)) d.open = true;
+}
+
+const badge = (kind, value) => el("span", { class: "badge " + kind + "-" + value }, value);
+
+async function fleetView() {
+  const [apps, clusters] = await Promise.all([listAll("/api/v1/apps"), listAll("/api/v1/clusters")]);
+  const names = clusters.map((c) => c.name);
+  const head = el("tr", {}, el("th", {}, "Application"), el("th", {}, "Status"), el("th", {}, ""),
+    names.map((n) => el("th", { class: "cluster" }, el("a", { href: "#/clusters" }, n),
+      el("span", { class: "dot " + (clusters.find((c) => c.name === n).connected ? "up" : "down") }))));
+  const rows = apps.map((a) => {
+    const byCluster = Object.fromEntries(a.clusters.map((c) => [c.cluster, c]));
+    return el("tr", { "data-app-row": a.name },
+      el("td", {}, el("a", { href: "#/apps/" + encodeURIComponent(a.name) }, a.name)),
+      el("td", {}, badge("sync", a.sync), " ", badge("health", a.health)),
+      el("td", {}, el("button", { "data-sync-app": a.name, onclick: () => sync(a.name, "") }, "Sync")),
+      names.map((n) => {
+        const c = byCluster[n];
+        if (!c) return el("td", { class: "cell none", "data-app": a.name, "data-cluster": n }, "·");
+        return el("td", {
+          class: "cell", "data-app": a.name, "data-cluster": n, "data-sync": c.sync, "data-health": c.health,
+          title: [c.error, c.message, c.pinned && "pinned to " + c.pinned].filter(Boolean).join("\n") || c.sync + " / " + c.health,
+        }, badge("sync", c.sync), el("br"), badge("health", c.health), c.pinned ? el("span", { class: "pin" }, el("br"), "pinned") : null);
+      }));
+  });
+  return el("div", {},
+    el("h1", {}, "Fleet"),
+    el("p", { class: "muted" }, `${apps.length} applications on ${clusters.length} clusters`),
+    el("table", { class: "matrix" }, el("thead", {}, head), el("tbody", {}, rows)));
+}
+
+function ago(ts) {
+  if (!ts) return "never";
+  const s = Math.max(0, Math.round((Date.now() - new Date(ts).getTime()) / 1000));
+  if (s < 60) return s + "s ago";
+  if (s < 3600) return Math.round(s / 60) + "m ago";
+  if (s < 86400) return Math.round(s / 3600) + "h ago";
+  return Math.round(s / 86400) + "d ago";
+}
+
+async function clustersView() {
+  const clusters = await listAll("/api/v1/clusters");
+  return el("div", {},
+    el("h1", {}, "Clusters"),
+    el("table", {},
+      el("thead", {}, el("tr", {}, ["Name", "Connected", "Last seen", "Agent", "Enrolled", "Labels"].map((h) => el("th", {}, h)))),
+      el("tbody", {}, clusters.map((c) => el("tr", { "data-cluster-row": c.name },
+        el("td", {}, c.name),
+        el("td", { "data-connected": String(c.connected) }, el("span", { class: "dot " + (c.connected ? "up" : "down") }), c.connected ? " connected" : " not connected"),
+        el("td", {}, c.connected ? "now" : ago(c.lastSeen)),
+        el("td", {}, c.agentVersion || "–"),
+        el("td", {}, c.enrolled ? "yes" : "no"),
+        el("td", {}, Object.entries(c.labels || {}).sort().map(([k, v]) => el("span", { class: "label" }, k + "=" + v))))))));
+}
+
+const short = (rev) => (rev ? rev.slice(0, 8) : "–");
+
+async function appView(name) {
+  const [a, history] = await Promise.all([
+    api("GET", "/api/v1/apps/" + encodeURIComponent(name)),
+    api("GET", "/api/v1/apps/" + encodeURIComponent(name) + "/history?limit=50"),
+  ]);
+  const sections = a.clusters.map((c) => el("section", { class: "target", "data-target": c.cluster },
+    el("h2", {}, c.cluster, " ", badge("sync", c.sync), " ", badge("health", c.health),
+      c.connected ? null : el("span", { class: "muted" }, " agent not connected")),
+    el("p", {}, "Revision ", el("code", {}, short(c.revision)),
+      c.pinned ? el("span", { class: "pinned" }, " pinned to ", el("code", {}, short(c.pinned)), " — auto-sync suspended ") : null,
+      " ", el("button", { "data-sync-cluster": c.cluster, onclick: () => sync(a.name, c.cluster) }, "Sync"),
+      c.pinned ? el("button", { "data-unpin-cluster": c.cluster, onclick: () => unpin(a.name, c.cluster) }, "Unpin") : null),
+    c.error ? el("p", { class: "error" }, c.error) : null,
+    c.message ? el("p", { class: "muted" }, c.message) : null,
+    el("table", {},
+      el("thead", {}, el("tr", {}, ["Kind", "Namespace", "Name", "Sync", "Health", "Message / drift"].map((h) => el("th", {}, h)))),
+      el("tbody", {}, (c.objects || []).map((o) => el("tr", {},
+        el("td", {}, o.kind), el("td", {}, o.namespace || "–"), el("td", {}, o.name),
+        el("td", {}, badge("sync", o.sync)), el("td", {}, badge("health", o.health)),
+        el("td", {}, o.message || "",
+          o.diff ? el("details", { "data-key": c.cluster + "/" + o.kind + "/" + o.namespace + "/" + o.name },
+            el("summary", {}, "diff"), el("pre", { class: "diff" }, o.diff.split("\n").map((l) =>
+              el("span", { class: l.startsWith("+") ? "add" : l.startsWith("-") ? "del" : "" }, l + "\n")))) : null)))))));
+  const hist = el("table", {},
+    el("thead", {}, el("tr", {}, ["ID", "Cluster", "Revision", "Finished", "By", "Result", ""].map((h) => el("th", {}, h)))),
+    el("tbody", {}, (history.items || []).map((h) => el("tr", {},
+      el("td", {}, h.id), el("td", {}, h.cluster), el("td", {}, el("code", {}, short(h.revision))),
+      el("td", {}, new Date(h.finishedAt).toLocaleString()), el("td", {}, h.initiatedBy || "–"),
+      el("td", {}, badge("result", h.result || "Unknown")),
+      el("td", {}, el("button", { "data-rollback": h.id, onclick: () => rollback(a.name, h) }, "Rollback"))))));
+  return el("div", {},
+    el("p", {}, el("a", { href: "#/" }, "← Fleet")),
+    el("h1", {}, a.name, " ", badge("sync", a.sync), " ", badge("health", a.health)),
+    el("p", { class: "muted" }, "Defined in ", a.file || "–", " · revision ", el("code", {}, short(a.revision)), " ",
+      el("button", { "data-sync-app": a.name, onclick: () => sync(a.name, "") }, "Sync all")),
+    a.error ? el("p", { class: "error" }, a.error) : null,
+    sections,
+    el("h2", {}, "History"),
+    hist);
+}
+
+// ---- actions ----
+
+async function sync(app, cluster) {
+  try {
+    const r = await api("POST", "/api/v1/apps/" + encodeURIComponent(app) + "/sync", cluster ? { cluster } : {});
+    const failed = Object.entries(r.failed || {}).map(([c, e]) => c + ": " + e);
+    flash("Sync of " + app + " sent to " + (r.sent.join(", ") || "no cluster") + (failed.length ? "; not sent to " + failed.join(", ") : ""), failed.length > 0);
+  } catch (e) {
+    flash(e.message, true);
+  }
+}
+
+async function rollback(app, entry) {
+  if (!confirm(`Roll ${app} on ${entry.cluster} back to ${short(entry.revision)}? Auto-sync stays suspended until unpin.`)) return;
+  try {
+    const r = await api("POST", "/api/v1/apps/" + encodeURIComponent(app) + "/rollback", { historyId: entry.id });
+    flash(`${app} pinned to ${short(r.revision)}: ` + r.targets.map((t) => t.cluster + " " + t.sync + (t.message ? " (" + t.message + ")" : "")).join(", "));
+  } catch (e) {
+    flash(e.message, true);
+  }
+}
+
+async function unpin(app, cluster) {
+  try {
+    await api("POST", "/api/v1/apps/" + encodeURIComponent(app) + "/unpin", { cluster });
+    flash(`${app} unpinned on ${cluster}; auto-sync follows git again`);
+  } catch (e) {
+    flash(e.message, true);
+  }
+}
+
+// ---- start ----
+
+function start() {
+  if (!token()) { showLogin(""); return; }
+  $("#login").hidden = true;
+  $("#view").hidden = false;
+  $("#logout").hidden = false;
+  scheduleRender();
+  startEvents();
+}
+
+window.addEventListener("hashchange", () => { flash(""); scheduleRender(); });
+start();
