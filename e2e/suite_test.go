@@ -26,6 +26,7 @@ func TestFleet(t *testing.T) {
 		{"Rollback", scenarioRollback},
 		{"Targeting", scenarioTargeting},
 		{"BadInput", scenarioBadInput},
+		{"Security", scenarioSecurity},
 	} {
 		t.Run(sc.name, func(t *testing.T) { sc.run(e.sub(t)) })
 	}

@@ -2,6 +2,7 @@ package harness
 
 import (
 	"path/filepath"
+	"time"
 )
 
 // Agent is a running flotilla-agent process.
@@ -39,3 +40,16 @@ func (a *Agent) start() error {
 
 // Restart starts the agent again with the same arguments.
 func (a *Agent) Restart() error { return a.start() }
+
+// WaitExit waits up to timeout for the agent to end and reports whether
+// it did and how (the error of its exit).
+func (a *Agent) WaitExit(timeout time.Duration) (bool, error) {
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-a.done:
+		return a.Exited()
+	case <-t.C:
+		return false, nil
+	}
+}

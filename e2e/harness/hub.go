@@ -103,11 +103,12 @@ func (h *Hub) CLI(ctx context.Context, args ...string) (string, error) {
 
 // Join is the answer of `flotilla cluster add -o json`.
 type Join struct {
-	Cluster string `json:"cluster"`
-	Token   string `json:"token"`
-	HubAddr string `json:"hubAddr"`
-	CAHash  string `json:"caHash"`
-	Command string `json:"command"`
+	Cluster   string    `json:"cluster"`
+	Token     string    `json:"token"`
+	ExpiresAt time.Time `json:"expiresAt"`
+	HubAddr   string    `json:"hubAddr"`
+	CAHash    string    `json:"caHash"`
+	Command   string    `json:"command"`
 }
 
 // AddCluster registers a cluster through the CLI and returns its join data.
@@ -123,6 +124,20 @@ func (h *Hub) AddCluster(ctx context.Context, name string, labels ...string) (Jo
 	var j Join
 	if err := json.Unmarshal([]byte(out), &j); err != nil {
 		return Join{}, fmt.Errorf("cluster add output %q: %w", out, err)
+	}
+	return j, nil
+}
+
+// NewToken issues a new join token for a registered cluster through the
+// CLI (`flotilla cluster token NAME`).
+func (h *Hub) NewToken(ctx context.Context, name string) (Join, error) {
+	out, err := h.CLI(ctx, "cluster", "token", name, "-o", "json")
+	if err != nil {
+		return Join{}, err
+	}
+	var j Join
+	if err := json.Unmarshal([]byte(out), &j); err != nil {
+		return Join{}, fmt.Errorf("cluster token output %q: %w", out, err)
 	}
 	return j, nil
 }
