@@ -35,6 +35,20 @@ func (id *Identity) NotAfter() (time.Time, time.Time, error) {
 	return c.NotBefore, c.NotAfter, nil
 }
 
+// certified sets Cluster to the cluster the certificate was issued for.
+// The hub reads an agent's identity from its certificate's CommonName, so
+// the name stored beside the certificate cannot say otherwise: a copied
+// identity whose stored name was changed is still the other cluster's, and
+// the agent will not run as that cluster under another name.
+func (id *Identity) certified(where string) (*Identity, error) {
+	c, err := sharedid.FirstCert(id.CertPEM)
+	if err != nil {
+		return nil, fmt.Errorf("%s: certificate: %w", where, err)
+	}
+	id.Cluster = c.Subject.CommonName
+	return id, nil
+}
+
 // TLSCertificate returns the client certificate with its key.
 func (id *Identity) TLSCertificate() (tls.Certificate, error) {
 	c, err := tls.X509KeyPair(id.CertPEM, id.KeyPEM)

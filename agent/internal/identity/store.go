@@ -53,7 +53,7 @@ func (s DirStore) Load(_ context.Context) (*Identity, error) {
 			return nil, fmt.Errorf("identity in %s: %w", s.Dir, err)
 		}
 	}
-	return id, nil
+	return id.certified("identity in " + s.Dir)
 }
 
 // Save implements Store. Files are replaced atomically, the cluster name last.
@@ -95,7 +95,8 @@ func (s SecretStore) Load(ctx context.Context) (*Identity, error) {
 	if len(sec.Data[keyCert]) == 0 || len(sec.Data[keyKey]) == 0 {
 		return nil, ErrNotFound
 	}
-	return &Identity{Cluster: string(sec.Data[keyCluster]), KeyPEM: sec.Data[keyKey], CertPEM: sec.Data[keyCert], CAPEM: sec.Data[keyCA]}, nil
+	id := &Identity{Cluster: string(sec.Data[keyCluster]), KeyPEM: sec.Data[keyKey], CertPEM: sec.Data[keyCert], CAPEM: sec.Data[keyCA]}
+	return id.certified(fmt.Sprintf("identity Secret %s/%s", s.Namespace, s.Name))
 }
 
 // Save implements Store.

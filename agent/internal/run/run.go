@@ -136,6 +136,9 @@ func ensureIdentity(ctx context.Context, o Options, ids identity.Store, log hclo
 		return err
 	}
 	if o.JoinToken == "" {
+		if id != nil {
+			return fmt.Errorf("cluster %s is not enrolled: the stored identity's certificate is for cluster %s; pass --join-token (from `flotilla cluster token %s`)", o.Cluster, id.Cluster, o.Cluster)
+		}
 		return fmt.Errorf("cluster %s is not enrolled: pass --join-token (from `flotilla cluster add %s`)", o.Cluster, o.Cluster)
 	}
 	var caPEM []byte
