@@ -88,7 +88,7 @@ func TLSConfig(ca *pki.CA, serving tls.Certificate) *tls.Config {
 // and registers s on it.
 func (s *Server) GRPCServer(tlsCfg *tls.Config) *grpc.Server {
 	gs := grpc.NewServer(
-		grpc.Creds(credentials.NewTLS(tlsCfg)),
+		grpc.Creds(loggedCreds{TransportCredentials: credentials.NewTLS(tlsCfg), log: s.log}),
 		grpc.MaxRecvMsgSize(64<<20),
 		grpc.MaxSendMsgSize(MaxMessageBytes),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
