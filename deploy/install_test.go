@@ -52,40 +52,15 @@ const testVersion = "v0.0.0-deploytest"
 //  5. with the join token removed from the Secret, a restarted agent
 //     reconnects with its stored identity.
 func TestInstallWalk(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a cluster, a hub and an agent")
-	}
-	if _, err := exec.LookPath("kubectl"); err != nil {
-		t.Skip("kubectl not installed")
-	}
-	ctx := t.Context()
-	dir := t.TempDir()
-	bins := flotillaBinaries(t, filepath.Join(dir, "bin"))
-	c := cluster.Start(t, &cluster.ProcessProvider{BinDir: binDir(t), WorkDir: filepath.Join(dir, "clusters")}, "member")
-	admin, err := kubernetes.NewForConfig(c.RESTConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	// A config repository over HTTP, with an Argo CD Application.
-	gs, err := gitserver.Start(filepath.Join(dir, "git"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = gs.Close() })
-	repo, err := gs.NewRepo("fleet", filepath.Join(dir, "work"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := repo.Write(map[string][]byte{
-		"apps/guestbook.yaml": fmt.Appendf(nil, `apiVersion: argoproj.io/v1alpha1
+	w := newWalk(t, map[string]string{
+		"apps/guestbook.yaml": `apiVersion: argoproj.io/v1alpha1
 kind: Application
 metadata:
   name: guestbook
 spec:
   project: default
   source:
-    repoURL: %s
+    repoURL: {{REPO}}
     targetRevision: HEAD
     path: guestbook
   destination:
@@ -94,97 +69,25 @@ spec:
   syncPolicy:
     automated: {prune: true, selfHeal: true}
     syncOptions: [CreateNamespace=true]
-`, repo.URL),
-		"guestbook/config.yaml": []byte("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: guestbook-ui\ndata:\n  greeting: hello\n"),
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := repo.CommitAndPush("guestbook"); err != nil {
-		t.Fatal(err)
-	}
-
-	// 1. The hub, as deploy/hub runs it.
-	hubObjs, err := manifests.Kustomize("hub")
-	if err != nil {
-		t.Fatal(err)
-	}
-	httpAddr, agentAddr := freeAddr(t), freeAddr(t)
-	stateDir := filepath.Join(dir, "hub-state")
-	hubEnv, hubArgs := containerRun(t, hubObjs, "flotilla-hub", nil, map[string]string{
-		"FLOTILLA_APPS_REPO":      repo.URL,
-		"FLOTILLA_ADVERTISE_ADDR": agentAddr,
-		"HOME":                    dir,
+`,
+		"guestbook/config.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: guestbook-ui\ndata:\n  greeting: hello\n",
 	})
-	hubArgs = replaceArgs(t, hubArgs, map[string]string{
-		"--state-dir":    stateDir,
-		"--http-listen":  httpAddr,
-		"--agent-listen": agentAddr,
-	})
-	hub := startProc(t, dir, "hub", bins["flotilla-hub"], hubArgs, hubEnv)
-	hubURL := "http://" + httpAddr
-	waitFor(t, hub, time.Minute, "hub /readyz", func() error { return httpGet(ctx, hubURL+"/readyz") })
-	token, err := os.ReadFile(filepath.Join(stateDir, "admin-token"))
-	if err != nil {
-		t.Fatalf("admin token: %v", err)
-	}
-	cli := func(args ...string) string {
-		t.Helper()
-		cmd := exec.CommandContext(ctx, bins["flotilla"], args...)
-		cmd.Env = append(os.Environ(), "FLOTILLA_SERVER="+hubURL, "FLOTILLA_TOKEN="+strings.TrimSpace(string(token)),
-			"FLOTILLA_CONFIG="+filepath.Join(dir, "cli.json"))
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			t.Fatalf("flotilla %s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-		return string(out)
-	}
+	ctx, admin := t.Context(), w.admin
 
 	// 2. Register the cluster and run the install command it prints.
-	out := cli("cluster", "add", "member", "--label", "env=test")
+	out := w.cli("cluster", "add", "member", "--label", "env=test")
 	_, install, ok := strings.Cut(out, "or install it in the cluster:")
 	if !ok || !strings.Contains(install, "kubectl apply -k deploy/agent") {
 		t.Fatalf("cluster add printed no install command:\n%s", out)
 	}
-	sh := exec.CommandContext(ctx, "sh", "-ec", strings.TrimSpace(install))
-	sh.Dir = repoRoot
-	sh.Env = append(os.Environ(), "KUBECONFIG="+c.Kubeconfig())
-	if out, err := sh.CombinedOutput(); err != nil {
-		t.Fatalf("install command: %v\n%s", err, out)
-	}
+	w.sh(strings.TrimSpace(install))
 
 	// 3. The agent, as the Deployment just created runs it, with its RBAC.
-	const ns = "flotilla-system"
-	dep, err := admin.AppsV1().Deployments(ns).Get(ctx, "flotilla-agent", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	depObj, err := runtime.DefaultUnstructuredConverter.ToUnstructured(dep)
-	if err != nil {
-		t.Fatal(err)
-	}
-	depObj["apiVersion"], depObj["kind"] = "apps/v1", "Deployment"
-	agentKubeconfig := serviceAccountKubeconfig(t, admin, c.RESTConfig(), ns, dep.Spec.Template.Spec.ServiceAccountName, dir)
-	metricsAddr := freeAddr(t)
-	startAgent := func() *harness.Proc {
-		env, args := containerRun(t, []*unstructured.Unstructured{{Object: depObj}}, "flotilla-agent",
-			func(name, key string) (string, bool) {
-				sec, err := admin.CoreV1().Secrets(ns).Get(ctx, name, metav1.GetOptions{})
-				if err != nil {
-					t.Fatalf("Secret %s: %v", name, err)
-				}
-				v, ok := sec.Data[key]
-				return string(v), ok
-			}, nil)
-		args = replaceArgs(t, args, map[string]string{"--metrics-listen": metricsAddr})
-		// Outside a pod there is no in-cluster config: the one addition.
-		args = append(args, "--kubeconfig="+agentKubeconfig)
-		return startProc(t, dir, "agent", bins["flotilla-agent"], args, env)
-	}
-	agent := startAgent()
+	agent := w.startAgent()
 
 	// 4. Enrolled, identity stored, the app applied and reported.
 	waitFor(t, agent, time.Minute, "identity Secret", func() error {
-		sec, err := admin.CoreV1().Secrets(ns).Get(ctx, "flotilla-agent-identity", metav1.GetOptions{})
+		sec, err := admin.CoreV1().Secrets(agentNamespace).Get(ctx, "flotilla-agent-identity", metav1.GetOptions{})
 		if err != nil {
 			return err
 		}
@@ -203,9 +106,9 @@ spec:
 		}
 		return nil
 	})
-	cli("app", "wait", "guestbook", "--cluster", "member", "--timeout", "2m")
-	waitFor(t, agent, 30*time.Second, "agent /readyz", func() error { return httpGet(ctx, "http://"+metricsAddr+"/readyz") })
-	agentVersion, err := exec.CommandContext(ctx, bins["flotilla-agent"], "--version").Output()
+	w.cli("app", "wait", "guestbook", "--cluster", "member", "--timeout", "2m")
+	waitFor(t, agent, 30*time.Second, "agent /readyz", func() error { return httpGet(ctx, "http://"+w.metricsAddr+"/readyz") })
+	agentVersion, err := exec.CommandContext(ctx, w.bins["flotilla-agent"], "--version").Output()
 	if err != nil {
 		t.Fatalf("flotilla-agent --version: %v", err)
 	}
@@ -214,7 +117,7 @@ spec:
 		Enrolled     bool   `json:"enrolled"`
 		AgentVersion string `json:"agentVersion"`
 	}
-	if err := json.Unmarshal([]byte(cli("cluster", "get", "member", "-o", "json")), &view); err != nil {
+	if err := json.Unmarshal([]byte(w.cli("cluster", "get", "member", "-o", "json")), &view); err != nil {
 		t.Fatal(err)
 	}
 	if want := strings.TrimSpace(string(agentVersion)); !view.Connected || !view.Enrolled || view.AgentVersion != want {
@@ -223,19 +126,168 @@ spec:
 
 	// 5. After enrolment the token may go; the stored identity is enough.
 	patch := []byte(`[{"op":"remove","path":"/data/FLOTILLA_JOIN_TOKEN"}]`)
-	if _, err := admin.CoreV1().Secrets(ns).Patch(ctx, "flotilla-agent-join", "application/json-patch+json", patch, metav1.PatchOptions{}); err != nil {
+	if _, err := admin.CoreV1().Secrets(agentNamespace).Patch(ctx, "flotilla-agent-join", "application/json-patch+json", patch, metav1.PatchOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	agent.Stop()
 	if err := admin.CoreV1().ConfigMaps("guestbook").Delete(ctx, "guestbook-ui", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	agent = startAgent()
+	agent = w.startAgent()
 	waitFor(t, agent, 2*time.Minute, "ConfigMap guestbook/guestbook-ui restored", func() error {
 		_, err := admin.CoreV1().ConfigMaps("guestbook").Get(ctx, "guestbook-ui", metav1.GetOptions{})
 		return err
 	})
-	cli("app", "wait", "guestbook", "--cluster", "member", "--timeout", "2m")
+	w.cli("app", "wait", "guestbook", "--cluster", "member", "--timeout", "2m")
+}
+
+const agentNamespace = "flotilla-system"
+
+// walk is a hub started from deploy/hub's manifests, following a config
+// repository served over HTTP, and a test cluster for the agent.
+type walk struct {
+	t           *testing.T
+	dir         string
+	bins        map[string]string
+	cluster     cluster.Cluster
+	admin       kubernetes.Interface
+	hubURL      string
+	token       string
+	metricsAddr string
+}
+
+// newWalk starts the cluster "member", a git repository holding files
+// ({{REPO}} replaced by its URL) and the hub (step 1 of TestInstallWalk).
+func newWalk(t *testing.T, files map[string]string) *walk {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("starts a cluster, a hub and an agent")
+	}
+	if _, err := exec.LookPath("kubectl"); err != nil {
+		t.Skip("kubectl not installed")
+	}
+	ctx := t.Context()
+	w := &walk{t: t, dir: t.TempDir()}
+	w.bins = flotillaBinaries(t, filepath.Join(w.dir, "bin"))
+	w.cluster = cluster.Start(t, &cluster.ProcessProvider{BinDir: binDir(t), WorkDir: filepath.Join(w.dir, "clusters")}, "member")
+	admin, err := kubernetes.NewForConfig(w.cluster.RESTConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.admin = admin
+
+	gs, err := gitserver.Start(filepath.Join(w.dir, "git"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = gs.Close() })
+	repo, err := gs.NewRepo("fleet", filepath.Join(w.dir, "work"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	content := map[string][]byte{}
+	for name, text := range files {
+		content[name] = []byte(strings.ReplaceAll(text, "{{REPO}}", repo.URL))
+	}
+	if err := repo.Write(content); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := repo.CommitAndPush("apps"); err != nil {
+		t.Fatal(err)
+	}
+
+	// The hub, as deploy/hub runs it.
+	hubObjs, err := manifests.Kustomize("hub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	httpAddr, agentAddr := freeAddr(t), freeAddr(t)
+	stateDir := filepath.Join(w.dir, "hub-state")
+	hubEnv, hubArgs := containerRun(t, hubObjs, "flotilla-hub", nil, map[string]string{
+		"FLOTILLA_APPS_REPO":      repo.URL,
+		"FLOTILLA_ADVERTISE_ADDR": agentAddr,
+		"HOME":                    w.dir,
+	})
+	hubArgs = replaceArgs(t, hubArgs, map[string]string{
+		"--state-dir":    stateDir,
+		"--http-listen":  httpAddr,
+		"--agent-listen": agentAddr,
+	})
+	hub := startProc(t, w.dir, "hub", w.bins["flotilla-hub"], hubArgs, hubEnv)
+	w.hubURL = "http://" + httpAddr
+	waitFor(t, hub, time.Minute, "hub /readyz", func() error { return httpGet(ctx, w.hubURL+"/readyz") })
+	token, err := os.ReadFile(filepath.Join(stateDir, "admin-token"))
+	if err != nil {
+		t.Fatalf("admin token: %v", err)
+	}
+	w.token = strings.TrimSpace(string(token))
+	w.metricsAddr = freeAddr(t)
+	return w
+}
+
+// cli runs the flotilla CLI against the hub; a failure fails the test.
+func (w *walk) cli(args ...string) string {
+	w.t.Helper()
+	out, err := w.tryCLI(args...)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return out
+}
+
+func (w *walk) tryCLI(args ...string) (string, error) {
+	cmd := exec.CommandContext(w.t.Context(), w.bins["flotilla"], args...)
+	cmd.Env = append(os.Environ(), "FLOTILLA_SERVER="+w.hubURL, "FLOTILLA_TOKEN="+w.token,
+		"FLOTILLA_CONFIG="+filepath.Join(w.dir, "cli.json"))
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return string(out), fmt.Errorf("flotilla %s: %w\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out), nil
+}
+
+// sh runs a shell command from the repository root with the cluster's
+// admin kubeconfig, as a user following the docs would.
+func (w *walk) sh(script string) {
+	w.t.Helper()
+	cmd := exec.CommandContext(w.t.Context(), "sh", "-ec", script)
+	cmd.Dir = repoRoot
+	cmd.Env = append(os.Environ(), "KUBECONFIG="+w.cluster.Kubeconfig())
+	if out, err := cmd.CombinedOutput(); err != nil {
+		w.t.Fatalf("%s: %v\n%s", script, err, out)
+	}
+}
+
+// startAgent runs flotilla-agent as the flotilla-agent Deployment in the
+// cluster runs it: its args and env (the join Secret's values), as its
+// ServiceAccount. Only --metrics-listen is moved to a free port, and
+// --kubeconfig stands in for the in-cluster config a pod would have.
+func (w *walk) startAgent() *harness.Proc {
+	t := w.t
+	t.Helper()
+	ctx := t.Context()
+	dep, err := w.admin.AppsV1().Deployments(agentNamespace).Get(ctx, "flotilla-agent", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	depObj, err := runtime.DefaultUnstructuredConverter.ToUnstructured(dep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	depObj["apiVersion"], depObj["kind"] = "apps/v1", "Deployment"
+	kubeconfig := serviceAccountKubeconfig(t, w.admin, w.cluster.RESTConfig(), agentNamespace, dep.Spec.Template.Spec.ServiceAccountName, w.dir)
+	env, args := containerRun(t, []*unstructured.Unstructured{{Object: depObj}}, "flotilla-agent",
+		func(name, key string) (string, bool) {
+			sec, err := w.admin.CoreV1().Secrets(agentNamespace).Get(ctx, name, metav1.GetOptions{})
+			if err != nil {
+				t.Fatalf("Secret %s: %v", name, err)
+			}
+			v, ok := sec.Data[key]
+			return string(v), ok
+		}, nil)
+	args = replaceArgs(t, args, map[string]string{"--metrics-listen": w.metricsAddr})
+	args = append(args, "--kubeconfig="+kubeconfig)
+	return startProc(t, w.dir, "agent", w.bins["flotilla-agent"], args, env)
 }
 
 // flotillaBinaries returns the hub, CLI and agent binaries: those of `make
@@ -457,4 +509,87 @@ func keys[V any](m map[string]V) []string {
 		out = append(out, k)
 	}
 	return out
+}
+
+// TestInstallNamespaced installs the agent with deploy/agent/namespaced
+// (team-a and team-b only) and checks both sides of the narrower RBAC: an
+// app in team-a syncs and turns Healthy; an app in another namespace is
+// refused by the API server and reported, and nothing is created there.
+func TestInstallNamespaced(t *testing.T) {
+	app := func(name, ns string) string {
+		return `apiVersion: flotilla.dev/v1alpha1
+kind: Application
+metadata:
+  name: ` + name + `
+spec:
+  source:
+    repoURL: {{REPO}}
+    targetRevision: main
+    path: ` + name + `
+  destination:
+    namespace: ` + ns + `
+    clusters: [member]
+  syncPolicy:
+    automated: {prune: true, selfHeal: true}
+`
+	}
+	cm := "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  k: v\n"
+	w := newWalk(t, map[string]string{
+		"apps/team-a.yaml":  app("team-a", "team-a"),
+		"apps/outside.yaml": app("outside", "outside"),
+		"team-a/cm.yaml":    cm,
+		"outside/cm.yaml":   cm,
+	})
+	ctx := t.Context()
+	for _, ns := range []string{"team-a", "team-b", "outside"} {
+		if _, err := w.admin.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var join struct {
+		Cluster, Token, HubAddr, CAHash string
+	}
+	if err := json.Unmarshal([]byte(w.cli("cluster", "add", "member", "-o", "json")), &join); err != nil {
+		t.Fatal(err)
+	}
+	w.sh("kubectl apply -k deploy/agent/namespaced && kubectl -n flotilla-system create secret generic flotilla-agent-join" +
+		" --from-literal=FLOTILLA_HUB=" + join.HubAddr + " --from-literal=FLOTILLA_CLUSTER=" + join.Cluster +
+		" --from-literal=FLOTILLA_JOIN_TOKEN=" + join.Token + " --from-literal=FLOTILLA_CA_HASH=" + join.CAHash)
+	if _, err := w.admin.RbacV1().ClusterRoleBindings().Get(ctx, "flotilla-agent", metav1.GetOptions{}); err == nil {
+		t.Fatal("the namespaced install created the cluster-admin binding flotilla-agent")
+	}
+	agent := w.startAgent()
+
+	w.cli("app", "wait", "team-a", "--cluster", "member", "--timeout", "2m")
+	if _, err := w.admin.CoreV1().ConfigMaps("team-a").Get(ctx, "settings", metav1.GetOptions{}); err != nil {
+		t.Fatalf("team-a app synced but: %v", err)
+	}
+	waitFor(t, agent, time.Minute, "app outside reported as refused", func() error {
+		out, err := w.tryCLI("app", "get", "outside", "-o", "json")
+		if err != nil {
+			return err
+		}
+		var a struct {
+			Clusters []struct {
+				Cluster string `json:"cluster"`
+				Sync    string `json:"sync"`
+			} `json:"clusters"`
+		}
+		if err := json.Unmarshal([]byte(out), &a); err != nil {
+			return err
+		}
+		if len(a.Clusters) != 1 || a.Clusters[0].Cluster != "member" {
+			return fmt.Errorf("no status for cluster member: %s", out)
+		}
+		if a.Clusters[0].Sync == "Synced" {
+			t.Fatalf("app outside is Synced on a namespace the agent may not write: %s", out)
+		}
+		if !strings.Contains(strings.ToLower(out), "forbidden") {
+			return fmt.Errorf("not reported as forbidden yet: %s", out)
+		}
+		return nil
+	})
+	if _, err := w.admin.CoreV1().ConfigMaps("outside").Get(ctx, "settings", metav1.GetOptions{}); err == nil {
+		t.Error("ConfigMap outside/settings exists; the namespaced agent must not write outside its namespaces")
+	}
 }
