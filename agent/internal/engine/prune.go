@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -86,16 +87,20 @@ func (a *app) findStale(ctx context.Context, prune bool) (cands []staleObj, kept
 	inv := slices.Clone(a.inventory)
 	a.storeMu.Unlock()
 	kept = map[manifest.Key]staleObj{}
+	var todo []inventory.Entry
 	for _, e := range inv {
-		if _, ok := a.objs[e.Key()]; ok {
-			continue
+		if _, ok := a.objs[e.Key()]; !ok {
+			todo = append(todo, e)
 		}
+	}
+	var mu sync.Mutex
+	err = parallel(ctx, a.e.opts.Parallelism, todo, func(ctx context.Context, e inventory.Entry) error {
 		live, found, err := a.e.applier.Get(ctx, e.GVK(), e.Namespace, e.Name)
 		if err != nil {
-			return nil, nil, fmt.Errorf("read left-over object %s: %w", e.Key(), err)
+			return fmt.Errorf("read left-over object %s: %w", e.Key(), err)
 		}
 		if !found || !apply.OwnedBy(a.name, live) {
-			continue
+			return nil
 		}
 		so := staleObj{entry: e, live: live}
 		so.wave, _ = apply.WaveOf(live)
@@ -107,11 +112,17 @@ func (a *app) findStale(ctx context.Context, prune bool) (cands []staleObj, kept
 		case !prune:
 			so.reason = "left the bundle; requires pruning (prune is off)"
 		}
+		mu.Lock()
+		defer mu.Unlock()
 		if so.reason != "" {
 			kept[e.Key()] = so
-			continue
+		} else {
+			cands = append(cands, so)
 		}
-		cands = append(cands, so)
+		return nil
+	})
+	if err != nil {
+		return nil, nil, err
 	}
 	return cands, kept, nil
 }
@@ -217,15 +228,24 @@ func (a *app) remove(ctx context.Context) time.Time {
 // deleteOwned deletes the inventory objects the app owns, except those with
 // Prune=false.
 func (a *app) deleteOwned(ctx context.Context, inv []inventory.Entry) error {
-	var owned []*unstructured.Unstructured
-	for _, e := range inv {
+	var (
+		mu    sync.Mutex
+		owned []*unstructured.Unstructured
+	)
+	err := parallel(ctx, a.e.opts.Parallelism, inv, func(ctx context.Context, e inventory.Entry) error {
 		live, found, err := a.e.applier.Get(ctx, e.GVK(), e.Namespace, e.Name)
 		if err != nil {
 			return err
 		}
 		if found && apply.OwnedBy(a.name, live) && !apply.ObjectOptionsOf(live).NoPrune {
+			mu.Lock()
 			owned = append(owned, live)
+			mu.Unlock()
 		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("delete objects of app %s: %w", a.name, err)
 	}
 	for _, group := range byDeleteOrder(owned, manifest.KeyOf, func(o *unstructured.Unstructured) bool { return o.GetNamespace() != "" }) {
 		err := parallel(ctx, a.e.opts.Parallelism, group, func(ctx context.Context, o *unstructured.Unstructured) error {
