@@ -39,6 +39,9 @@ func renderings() []rendering {
 		{name: "file examples/networkpolicy.yaml", render: func(context.Context) ([]*unstructured.Unstructured, error) {
 			return manifests.File(filepath.Join("examples", "networkpolicy.yaml"))
 		}},
+		{name: "file examples/hub-state-pod.yaml", render: func(context.Context) ([]*unstructured.Unstructured, error) {
+			return manifests.File(filepath.Join("examples", "hub-state-pod.yaml"))
+		}},
 		helmChart("defaults (hub)", nil),
 		helmChart("agent, cluster-admin, join Secret", map[string]any{
 			"hub": map[string]any{"enabled": false},
