@@ -40,6 +40,9 @@ func newMetrics(fl *fleet.Fleet, ctrl func() *controller.Controller) *metrics {
 			Name: "flotilla_hub_status_reports_total", Help: "Status reports received from agents.",
 		}),
 	}
+	// Export the poll histogram from the start, before the first poll.
+	m.gitPoll.WithLabelValues("ok")
+	m.gitPoll.WithLabelValues("error")
 	m.reg.MustRegister(m.pushes, m.gitPoll, m.reconcile, m.renders, m.statusCount,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
