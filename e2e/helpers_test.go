@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os/exec"
 	"sort"
@@ -247,4 +248,39 @@ spec:
     automated: {prune: %t, selfHeal: %t}
     syncOptions: [CreateNamespace=true]
 `, a.name, repo, a.path, dest.String(), a.prune, a.selfHeal)
+}
+
+// clusterState is `flotilla cluster get NAME -o json`, the fields the
+// scenarios check.
+type clusterState struct {
+	Name      string `json:"name"`
+	Connected bool   `json:"connected"`
+	Enrolled  bool   `json:"enrolled"`
+}
+
+func getCluster(ctx context.Context, h *harness.Hub, name string) (clusterState, error) {
+	out, err := h.CLI(ctx, "cluster", "get", name, "-o", "json")
+	if err != nil {
+		return clusterState{}, err
+	}
+	var cs clusterState
+	if err := json.Unmarshal([]byte(out), &cs); err != nil {
+		return clusterState{}, fmt.Errorf("cluster get output %q: %w", out, err)
+	}
+	return cs, nil
+}
+
+// waitConnected waits until hub h shows cluster name connected (or not).
+func (e *env) waitConnected(h *harness.Hub, name string, connected bool) {
+	e.t.Helper()
+	e.eventually(fmt.Sprintf("cluster %s connected=%t", name, connected), func() error {
+		cs, err := getCluster(e.t.Context(), h, name)
+		if err != nil {
+			return err
+		}
+		if cs.Connected != connected {
+			return fmt.Errorf("%+v", cs)
+		}
+		return nil
+	})
 }

@@ -3,7 +3,6 @@ package e2e
 import (
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -80,20 +79,7 @@ func scenarioSecurity(e *env) {
 		}
 		a = e.intruder("fresh-token", "gamma", j)
 		defer a.Stop()
-		e.eventually("agent enrolled with a fresh token and connected", func() error {
-			out, err := h.CLI(t.Context(), "cluster", "get", "late", "-o", "json")
-			if err != nil {
-				return err
-			}
-			var cv struct{ Connected, Enrolled bool }
-			if err := json.Unmarshal([]byte(out), &cv); err != nil {
-				return err
-			}
-			if !cv.Connected || !cv.Enrolled {
-				return fmt.Errorf("cluster late: %s", out)
-			}
-			return nil
-		})
+		e.waitConnected(h, "late", true)
 	})
 
 	e.t.Run("OtherClustersCertificate", func(t *testing.T) {
@@ -227,13 +213,12 @@ func (e *env) wantHubLog(parts ...string) {
 
 func (e *env) wantNotEnrolled(cluster string) {
 	e.t.Helper()
-	out := e.cli("cluster", "get", cluster, "-o", "json")
-	var cv struct{ Connected, Enrolled bool }
-	if err := json.Unmarshal([]byte(out), &cv); err != nil {
+	cs, err := getCluster(e.t.Context(), e.hub, cluster)
+	if err != nil {
 		e.t.Fatal(err)
 	}
-	if cv.Connected || cv.Enrolled {
-		e.t.Fatalf("cluster %s after a refused enrolment: %s", cluster, out)
+	if cs.Connected || cs.Enrolled {
+		e.t.Fatalf("cluster %s after a refused enrolment: %+v", cluster, cs)
 	}
 }
 

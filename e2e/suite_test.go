@@ -27,6 +27,7 @@ func TestFleet(t *testing.T) {
 		{"Targeting", scenarioTargeting},
 		{"BadInput", scenarioBadInput},
 		{"Security", scenarioSecurity},
+		{"HubDown", scenarioHubDown},
 	} {
 		t.Run(sc.name, func(t *testing.T) { sc.run(e.sub(t)) })
 	}
