@@ -45,6 +45,7 @@ func (a *app) load(ctx context.Context, b *apiv1alpha1.Bundle) {
 		}
 		return 0
 	})
+	a.restoreFingerprints()
 	a.waves = waves
 	a.bundle, a.loadErr, a.lastErr = b, nil, ""
 	a.policy = b.GetSyncPolicy()
@@ -75,6 +76,19 @@ func (a *app) load(ctx context.Context, b *apiv1alpha1.Bundle) {
 	a.log.Info("loaded bundle", "digest", b.GetDigest(), "revision", b.GetRevision(), "objects", len(a.order), "waves", len(waves), "automated", a.needSync)
 	if !a.policy.GetAutomated() {
 		a.check(ctx, a.order, true) // report sync status without applying
+	}
+}
+
+// restoreFingerprints takes the persisted fingerprints of objects whose
+// desired state is unchanged, so that after a restart live objects that still
+// match need no dry-run.
+func (a *app) restoreFingerprints() {
+	a.storeMu.Lock()
+	defer a.storeMu.Unlock()
+	for _, e := range a.inventory {
+		if st, ok := a.objs[e.Key()]; ok && st.liveFP == "" && e.FP != "" && e.Hash == st.hash {
+			st.liveFP = e.FP
+		}
 	}
 }
 

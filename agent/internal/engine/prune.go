@@ -36,13 +36,19 @@ func entryOf(k manifest.Key, gvk schema.GroupVersionKind) inventory.Entry {
 func (a *app) desiredEntries() []inventory.Entry {
 	out := make([]inventory.Entry, 0, len(a.order))
 	for _, k := range a.order {
-		out = append(out, entryOf(k, a.objs[k].desired.GroupVersionKind()))
+		st := a.objs[k]
+		e := entryOf(k, st.desired.GroupVersionKind())
+		if st.liveFP != "" {
+			e.Hash, e.FP = st.hash, st.liveFP
+		}
+		out = append(out, e)
 	}
 	return out
 }
 
-// saveInventory persists the inventory: entries merged into the current one
-// (union) or replacing it. Nothing is written when it does not change.
+// saveInventory persists the inventory: entries added to the current one
+// (union: existing entries are kept as they are) or replacing it. Nothing is
+// written when it does not change.
 func (a *app) saveInventory(ctx context.Context, entries []inventory.Entry, union bool) error {
 	a.storeMu.Lock()
 	defer a.storeMu.Unlock()
@@ -53,7 +59,9 @@ func (a *app) saveInventory(ctx context.Context, entries []inventory.Entry, unio
 		}
 	}
 	for _, e := range entries {
-		byKey[e.Key()] = e
+		if _, ok := byKey[e.Key()]; !ok || !union {
+			byKey[e.Key()] = e
+		}
 	}
 	inv := make([]inventory.Entry, 0, len(byKey))
 	for _, e := range byKey {

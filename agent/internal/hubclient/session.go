@@ -53,8 +53,9 @@ func (c *Client) session(ctx context.Context) sessionResult {
 	}
 
 	out := make(chan *apiv1alpha1.AgentMessage, 16)
+	renewed := make(chan *identity.Identity, 1)
 	recvErr := make(chan error, 1)
-	go func() { recvErr <- c.receive(ctx, stream, out) }()
+	go func() { recvErr <- c.receive(ctx, stream, out, renewed) }()
 
 	sent := map[string]*apiv1alpha1.AppStatus{} // the hub may have lost what was sent before
 	renewAt := c.renewTime(id)
@@ -93,10 +94,17 @@ func (c *Client) session(ctx context.Context) sessionResult {
 			if err := c.startRenew(ctx, stream); err != nil {
 				return sessionResult{welcomed: true, err: err}
 			}
-			renewTimer.Reset(time.Minute) // retried until the hub answers
+			renewTimer.Reset(renewRetry) // retried until the hub answers
+		case id := <-renewed:
+			// The new certificate is used from the next connection on.
+			renewTimer.Reset(max(time.Until(c.renewTime(id)), renewRetry))
 		}
 	}
 }
+
+// renewRetry is how long a renewal waits for the hub's answer before it
+// asks again, and the shortest time between two renewals.
+const renewRetry = time.Minute
 
 // renewTime is when the current certificate should be renewed.
 func (c *Client) renewTime(id *identity.Identity) time.Time {
@@ -125,7 +133,7 @@ func (c *Client) startRenew(ctx context.Context, stream apiv1alpha1.AgentService
 }
 
 // receive handles hub messages until the stream ends.
-func (c *Client) receive(ctx context.Context, stream apiv1alpha1.AgentService_ConnectClient, out chan<- *apiv1alpha1.AgentMessage) error {
+func (c *Client) receive(ctx context.Context, stream apiv1alpha1.AgentService_ConnectClient, out chan<- *apiv1alpha1.AgentMessage, renewed chan<- *identity.Identity) error {
 	for {
 		m, err := stream.Recv()
 		if err != nil {
@@ -149,31 +157,37 @@ func (c *Client) receive(ctx context.Context, stream apiv1alpha1.AgentService_Co
 				}
 			}()
 		case *apiv1alpha1.HubMessage_Renew:
-			if err := c.finishRenew(ctx, msg.Renew); err != nil {
+			id, err := c.finishRenew(ctx, msg.Renew)
+			if err != nil {
 				c.log.Error("certificate renewal failed", "error", err)
+				continue
+			}
+			select {
+			case renewed <- id:
+			default:
 			}
 		}
 	}
 }
 
-func (c *Client) finishRenew(ctx context.Context, r *apiv1alpha1.RenewResponse) error {
+func (c *Client) finishRenew(ctx context.Context, r *apiv1alpha1.RenewResponse) (*identity.Identity, error) {
 	c.mu.Lock()
 	key := c.renewKey
 	old := c.id
 	c.renewKey = nil
 	c.mu.Unlock()
 	if key == nil || old == nil {
-		return errors.New("renewal answer without a pending request")
+		return nil, errors.New("renewal answer without a pending request")
 	}
 	id := &identity.Identity{Cluster: old.Cluster, KeyPEM: key, CertPEM: r.GetCertificatePem(), CAPEM: old.CAPEM}
 	if _, err := id.TLSCertificate(); err != nil {
-		return err
+		return nil, err
 	}
 	if err := c.setIdentity(ctx, id); err != nil {
-		return err
+		return nil, err
 	}
 	c.log.Info("certificate renewed", "not_after", r.GetNotAfter().AsTime())
-	return nil
+	return id, nil
 }
 
 func sameStatus(a, b *apiv1alpha1.AppStatus) bool {

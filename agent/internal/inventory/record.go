@@ -32,6 +32,11 @@ type Entry struct {
 	Kind      string `json:"k"`
 	Namespace string `json:"ns,omitempty"`
 	Name      string `json:"n"`
+	// Hash and FP remember, for a restart, that the live object with
+	// fingerprint FP matched the desired object with hash Hash, so the
+	// restarted agent need not dry-run it again.
+	Hash string `json:"h,omitempty"`
+	FP   string `json:"f,omitempty"`
 }
 
 // Key returns the entry's object key.
