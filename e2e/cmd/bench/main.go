@@ -48,6 +48,7 @@ func run(ctx context.Context, args []string) error {
 	fs.IntSliceVar(&c.FanCommits, "fanout-commits", []int{20, 5}, "commits per fan-out size")
 	fs.IntVar(&c.PerSimProc, "agents-per-process", 2500, "simulated agents per agentsim process")
 	fs.StringVar(&c.Kubectl, "kubectl", "kubectl", "kubectl binary for the apply comparison")
+	fs.BoolVar(&c.Profile, "profile", true, "build the hub and agent with a profiling overlay and keep CPU/heap profiles of missed rows")
 	fs.StringVar(&c.AgentsimBin, "agentsim", "", "agentsim binary (default: built from ./e2e/cmd/agentsim)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {

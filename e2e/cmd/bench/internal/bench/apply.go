@@ -67,11 +67,14 @@ func (b *Bench) apply(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	stopHub, stopAgent := b.cpuProfile(ctx, hub.Proc, "apply-hub", rowApply), b.cpuProfile(ctx, agent.Proc, "apply-agent", rowApply)
 	t0 := time.Now()
 	if err := hub.PushWebhook(ctx, repo.URL); err != nil {
 		return err
 	}
 	at, err := waitApps(ctx, hub, 5*time.Minute, 20*time.Millisecond, syncedAt(app, rev, 1, nil))
+	stopHub()
+	stopAgent()
 	if err != nil {
 		return fmt.Errorf("apply %d objects: %w", n, err)
 	}
@@ -134,6 +137,7 @@ func (b *Bench) apply(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	b.heapProfile(ctx, agent.Proc, "apply-agent", rowAgentRSS)
 	b.set(rowAgentRSS, fmt.Sprintf("%s (peak over 5 s, %d objects)", mib(rss), n), rss < 50<<20)
 	agent.Stop()
 

@@ -55,11 +55,14 @@ func (b *Bench) apps(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	stopHub, stopAgent := b.cpuProfile(ctx, hub.Proc, "newapps-hub", rowNewApps), b.cpuProfile(ctx, agent.Proc, "newapps-agent", rowNewApps)
 	t0 := time.Now()
 	if err := hub.PushWebhook(ctx, repo.URL); err != nil {
 		return err
 	}
 	at, err := waitApps(ctx, hub, 3*time.Minute, 20*time.Millisecond, allSyncedOn(cls[0].Name(), rev, names))
+	stopHub()
+	stopAgent()
 	if err != nil {
 		return fmt.Errorf("%d new apps: %w", n, err)
 	}
@@ -71,6 +74,8 @@ func (b *Bench) apps(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	b.heapProfile(ctx, hub.Proc, "apps-hub", rowMem100)
+	b.heapProfile(ctx, agent.Proc, "apps-agent", rowMem100)
 	b.set(rowMem100, fmt.Sprintf("%s (hub %s + agent %s; peak over 10 s after Synced)", mib(sumPeak), mib(hubPeak), mib(agentPeak)), sumPeak < 100_000_000)
 
 	// Disaster recovery: the first cluster is gone; a fresh one with the
@@ -86,7 +91,10 @@ func (b *Bench) apps(ctx context.Context) error {
 		return err
 	}
 	w.stops = append(w.stops, a2.Stop)
+	stopHub, stopAgent = b.cpuProfile(ctx, hub.Proc, "dr-hub", rowDisasterRe), b.cpuProfile(ctx, a2.Proc, "dr-agent", rowDisasterRe)
 	at, err = waitApps(ctx, hub, 5*time.Minute, 20*time.Millisecond, allSyncedOn(cls[1].Name(), rev, names))
+	stopHub()
+	stopAgent()
 	if err != nil {
 		return fmt.Errorf("disaster recovery: %w", err)
 	}

@@ -43,8 +43,11 @@ type Config struct {
 	PerSimProc   int   // simulated agents per agentsim process
 	Kubectl      string
 	AgentsimBin  string // built from ./e2e/cmd/agentsim when empty
-	ProfileDir   string // where CPU profiles of missed rows go (when the binaries support it)
-	Stdout       io.Writer
+	// Profile builds the hub and agent with a profiling overlay and takes
+	// CPU and heap profiles during the measurements; those of missed rows
+	// go into the document (and next to it).
+	Profile bool
+	Stdout  io.Writer
 }
 
 // Phases are the phases in run order.
@@ -59,6 +62,8 @@ type Bench struct {
 	notes                 []string
 	started               time.Time
 	loadBefore, loadAfter string
+	profDir               string
+	profiles              map[string][]profile
 }
 
 // Run runs the selected phases, prints the table and writes the document.
@@ -81,6 +86,11 @@ func Run(ctx context.Context, cfg Config) error {
 		b.work = dir
 		if !cfg.Keep {
 			defer os.RemoveAll(dir)
+		}
+	}
+	if cfg.Profile {
+		if err := b.buildProfiled(ctx); err != nil {
+			return err
 		}
 	}
 	var errs []string
@@ -122,7 +132,9 @@ func Run(ctx context.Context, cfg Config) error {
 		if err := os.MkdirAll(filepath.Dir(cfg.Out), 0o755); err != nil {
 			return err
 		}
-		if err := os.WriteFile(cfg.Out, []byte(b.document(table)), 0o644); err != nil {
+		profDir := filepath.Join(filepath.Dir(cfg.Out), strings.TrimSuffix(filepath.Base(cfg.Out), ".md")+"-profiles")
+		profs := b.profileSection(ctx, profDir)
+		if err := os.WriteFile(cfg.Out, []byte(b.document(table, profs)), 0o644); err != nil {
 			return fmt.Errorf("write %s: %w", cfg.Out, err)
 		}
 		b.logf("wrote %s", cfg.Out)

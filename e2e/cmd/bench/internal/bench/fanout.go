@@ -143,6 +143,7 @@ with none, %s) / N.
 `, b.cfg.PerSimProc, mib(base.RSS))
 	for idx, n := range b.cfg.Fanout {
 		added := n - total
+		stopJoin := b.cpuProfile(ctx, hub.Proc, fmt.Sprintf("fanout%d-join-hub", n), rowConnected)
 		t0 := time.Now()
 		cpu0, err := hub.Usage()
 		if err != nil {
@@ -167,7 +168,7 @@ with none, %s) / N.
 		total = n
 		b.logf("%d simulated agents registering, enrolling and connecting", n)
 		var last simStats
-		err = harness.Eventually(ctx, 2*time.Minute+time.Duration(n)*30*time.Millisecond, 250*time.Millisecond, func() error {
+		err = harness.Eventually(ctx, 2*time.Minute+time.Duration(n)*60*time.Millisecond, 250*time.Millisecond, func() error {
 			s, err := fleetStats(ctx, procs, app, "")
 			if err != nil {
 				return err
@@ -186,6 +187,7 @@ with none, %s) / N.
 			return err
 		}
 		joinTook := time.Since(t0)
+		stopJoin()
 		// Every agent got the current bundle.
 		if _, err := waitApps(ctx, hub, 5*time.Minute, time.Second, syncedAt(app, rev, n, nil)); err != nil {
 			return fmt.Errorf("initial fan-out to %d: %w", n, err)
@@ -206,6 +208,12 @@ with none, %s) / N.
 		b.logf("%d agents joined in %s (hub CPU %s); hub sees %d connected; hub RSS %s, %.1f KiB per agent",
 			n, joinTook.Round(time.Second), (cpu1.CPU - cpu0.CPU).Round(10*time.Millisecond), connected, mib(u.RSS), perAgent/1024)
 
+		b.heapProfile(ctx, hub.Proc, fmt.Sprintf("fanout%d-hub", n), rowHubPerAg)
+		fanRow := rowFan1k
+		if n >= 10000 {
+			fanRow = rowFan10k
+		}
+		stopCommits := b.cpuProfile(ctx, hub.Proc, fmt.Sprintf("fanout%d-commits-hub", n), fanRow)
 		var agentT, hubT samples
 		var cpus []time.Duration
 		for i := range b.cfg.FanCommits[idx] {
@@ -256,6 +264,7 @@ with none, %s) / N.
 			cpus = append(cpus, after.CPU-before.CPU)
 			rev = r
 		}
+		stopCommits()
 		cpuS := samples(cpus)
 		b.logf("%d agents: agents %s; hub %s; hub CPU per commit %s", n, agentT.list(), hubT.list(), cpuS.list())
 		measured := fmt.Sprintf("hub: p50 %s, p99 %s; agents: p50 %s, p99 %s (n=%d)", secs(hubT.pct(50)), secs(hubT.pct(99)), secs(agentT.pct(50)), secs(agentT.pct(99)), len(hubT))

@@ -49,10 +49,13 @@ func (b *Bench) latency(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	var agents []*harness.Agent
 	for _, c := range cls {
-		if _, err := w.enroll(ctx, hub, c, "bench=latency"); err != nil {
+		a, err := w.enroll(ctx, hub, c, "bench=latency")
+		if err != nil {
 			return err
 		}
+		agents = append(agents, a)
 	}
 	if _, err := waitApps(ctx, hub, 3*time.Minute, 100*time.Millisecond, func(apps map[string]appView) error {
 		if err := syncedAt("one", rev, 1, nil)(apps); err != nil {
@@ -64,15 +67,22 @@ func (b *Bench) latency(ctx context.Context) error {
 	}
 	b.logf("both apps Synced on %d clusters", len(names))
 
+	stopHub, stopAgent := b.cpuProfile(ctx, hub.Proc, "webhook1-hub", rowWebhook1), b.cpuProfile(ctx, agents[0].Proc, "webhook1-agent", rowWebhook1)
 	one, err := b.webhookSamples(ctx, hub, repo, "one", 1, b.cfg.Commits)
+	stopHub()
+	stopAgent()
 	if err != nil {
 		return err
 	}
 	b.set(rowWebhook1, fmt.Sprintf("p50 %s, p99 %s (n=%d)", secs(one.pct(50)), secs(one.pct(99)), len(one)), one.pct(50) < 300*time.Millisecond)
+	stopHub, stopAgent = b.cpuProfile(ctx, hub.Proc, "webhookN-hub", rowWebhook10), b.cpuProfile(ctx, agents[0].Proc, "webhookN-agent", rowWebhook10)
 	many, err := b.webhookSamples(ctx, hub, repo, "many", len(names), b.cfg.Commits)
+	stopHub()
+	stopAgent()
 	if err != nil {
 		return err
 	}
+	b.row(rowWebhook10).Figure = fmt.Sprintf("commit (webhook) → every cluster Synced, %d real clusters", len(names))
 	b.set(rowWebhook10, fmt.Sprintf("p50 %s, p99 %s (n=%d, %d clusters)", secs(many.pct(50)), secs(many.pct(99)), len(many), len(names)),
 		many.pct(50) < 500*time.Millisecond && many.pct(99) < 1500*time.Millisecond)
 	b.detail("Commit (webhook) → Synced", fmt.Sprintf(`%d clusters, each etcd + kube-apiserver; one agent per cluster; one hub following an

@@ -91,7 +91,7 @@ func (b *Bench) table() string {
 	return sb.String()
 }
 
-func (b *Bench) document(table string) string {
+func (b *Bench) document(table, profiles string) string {
 	var sb strings.Builder
 	sb.WriteString(`# Benchmarks
 
@@ -128,6 +128,9 @@ Memory is VmRSS from /proc. The hub runs with ` + "`--resync 30s --log-level inf
 	for _, d := range b.details {
 		sb.WriteString(d + "\n")
 	}
+	if profiles != "" {
+		sb.WriteString("## Profiles of the missed rows\n\n" + profileIntro + "\n\n" + profiles)
+	}
 	sb.WriteString("## Machine\n\n")
 	sb.WriteString(machine(b.started, b.loadBefore, b.loadAfter))
 	return sb.String()
@@ -163,11 +166,12 @@ func machine(started time.Time, before, after string) string {
 | CPU | %s, %d logical CPUs (nproc) |
 | memory | %s |
 | Go | %s |
+| source | %s |
 | kernel | %s |
 | load average (1, 5, 15 min) | before: %s; after: %s |
 | other load | %s |
 `, started.UTC().Format("2006-01-02 15:04 MST"), time.Since(started).Round(time.Second), model, runtime.NumCPU(), mem, goVer,
-		kernel(), before, after, otherLoad(before))
+		source(), kernel(), before, after, otherLoad(before))
 }
 
 func kernel() string {
@@ -241,3 +245,18 @@ func secs(d time.Duration) string {
 }
 
 func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
+
+const profileIntro = `The hub and agent binaries of the run are built from the same source with one
+file added by ` + "`go build -overlay`" + ` (e2e/cmd/bench/internal/bench/overlay): it serves CPU and
+heap profiles on a loopback port when BENCH_PROFILE_DIR is set. CPU profiles cover the measured
+window of the row; heap profiles are taken when its memory is read. The profile files are kept
+beside this document.`
+
+// source names the commit the binaries were built from.
+func source() string {
+	out, err := exec.Command("git", "describe", "--always", "--dirty").Output()
+	if err != nil {
+		return "unknown"
+	}
+	return "git " + strings.TrimSpace(string(out)) + " (hub and agent built from the working tree at the start of the run)"
+}

@@ -43,7 +43,8 @@ func (b *Bench) selfHeal(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if _, err := w.enroll(ctx, hub, cl, "bench=heal"); err != nil {
+	agent, err := w.enroll(ctx, hub, cl, "bench=heal")
+	if err != nil {
 		return err
 	}
 	if _, err := waitApps(ctx, hub, 3*time.Minute, 50*time.Millisecond, syncedAt(app, rev, 1, nil)); err != nil {
@@ -55,6 +56,8 @@ func (b *Bench) selfHeal(ctx context.Context) error {
 	}
 	deps := cs.AppsV1().Deployments(ns)
 	var out samples
+	stop := b.cpuProfile(ctx, agent.Proc, "selfheal-agent", rowSelfHeal)
+	defer stop()
 	for i := range b.cfg.HealRepeats {
 		d, err := deps.Get(ctx, app, metav1.GetOptions{})
 		if err != nil {
