@@ -12,7 +12,7 @@ import (
 // metrics are the hub's Prometheus metrics.
 type metrics struct {
 	reg         *prometheus.Registry
-	pushes      *prometheus.CounterVec
+	pushes      prometheus.Counter
 	gitPoll     *prometheus.HistogramVec
 	reconcile   prometheus.Histogram
 	renders     prometheus.Counter
@@ -22,9 +22,10 @@ type metrics struct {
 func newMetrics(fl *fleet.Fleet, ctrl func() *controller.Controller) *metrics {
 	m := &metrics{
 		reg: prometheus.NewRegistry(),
-		pushes: prometheus.NewCounterVec(prometheus.CounterOpts{
+		// No per-cluster label: at 10,000 agents that would be 10,000 series.
+		pushes: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "flotilla_hub_bundle_pushes_total", Help: "Bundles pushed to agents.",
-		}, []string{"cluster"}),
+		}),
 		gitPoll: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "flotilla_hub_git_poll_duration_seconds", Help: "Time to list refs and fetch one repository.",
 			Buckets: prometheus.ExponentialBuckets(0.005, 2, 14),

@@ -28,9 +28,7 @@ func freeAddr(t *testing.T) string {
 // TestHubMetricsScrape runs the hub, registers a cluster through the API and
 // scrapes /metrics for the metrics the hub owns: connected agents, bundle
 // pushes, git poll and reconcile (render) durations, renders, and per-app
-// sync and health. /healthz and /readyz answer too. The per-cluster
-// flotilla_hub_bundle_pushes_total appears with the first push to an agent,
-// which needs a connected agent (the e2e suite).
+// sync and health. /healthz and /readyz answer too.
 func TestHubMetricsScrape(t *testing.T) {
 	dir := t.TempDir()
 	apps := filepath.Join(dir, "apps")
@@ -100,6 +98,7 @@ func TestHubMetricsScrape(t *testing.T) {
 
 	want := []string{
 		"flotilla_hub_connected_agents 0",
+		"flotilla_hub_bundle_pushes_total 0",
 		"# TYPE flotilla_hub_git_poll_duration_seconds histogram",
 		"flotilla_hub_reconcile_duration_seconds_count",
 		"flotilla_hub_renders_total",

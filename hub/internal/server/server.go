@@ -102,8 +102,8 @@ func Run(ctx context.Context, o Options, log hclog.Logger) error {
 	results := httpapi.NewResults()
 	agents := agentapi.New(ca, st, fl, agentapi.Options{CertTTL: o.CertTTL, Hooks: agentapi.Hooks{
 		CommandResult: results.Deliver,
-		Sent: func(cluster string, ds *apiv1alpha1.DesiredState) {
-			m.pushes.WithLabelValues(cluster).Add(float64(len(ds.GetBundles())))
+		Sent: func(_ string, ds *apiv1alpha1.DesiredState) {
+			m.pushes.Add(float64(len(ds.GetBundles())))
 		},
 		Status: func(cluster string, prev, cur *apiv1alpha1.AppStatus) {
 			m.statusCount.Inc()
