@@ -230,11 +230,13 @@ type appView struct {
 
 // synced returns how many of the clusters of app cfg are Synced at rev.
 func (f *fixture) synced(ctx context.Context, rev string) (int, string, error) {
-	var apps []appView
+	var apps struct {
+		Items []appView `json:"items"`
+	}
 	if err := f.api(ctx, "GET", "/api/v1/apps", nil, &apps); err != nil {
 		return 0, "", err
 	}
-	for _, a := range apps {
+	for _, a := range apps.Items {
 		if a.Name != "cfg" {
 			continue
 		}

@@ -114,7 +114,7 @@ type Issued struct {
 }
 
 // SignClient signs csrPEM as the client certificate of cluster, valid for
-// ttl from now (NotBefore is backdated five minutes for clock skew). The
+// ttl from now (NotBefore is backdated for clock skew, see backdate). The
 // request's own subject is ignored: the identity is always the cluster the
 // caller authorized. Errors about the request wrap ErrBadCSR.
 func (ca *CA) SignClient(csrPEM []byte, cluster string, ttl time.Duration, now time.Time) (Issued, error) {
@@ -133,7 +133,7 @@ func (ca *CA) SignClient(csrPEM []byte, cluster string, ttl time.Duration, now t
 	tmpl := &x509.Certificate{
 		SerialNumber: serial,
 		Subject:      pkix.Name{CommonName: cluster, Organization: []string{identity.ClusterOrganization}},
-		NotBefore:    now.Add(-5 * time.Minute).Truncate(time.Second),
+		NotBefore:    now.Add(-backdate(ttl)).Truncate(time.Second),
 		NotAfter:     now.Add(ttl).Truncate(time.Second),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
@@ -177,6 +177,15 @@ func (ca *CA) ServingCert(hosts []string, now time.Time) (tls.Certificate, error
 		return tls.Certificate{}, fmt.Errorf("sign serving certificate: %w", err)
 	}
 	return tls.Certificate{Certificate: [][]byte{der, ca.cert.Raw}, PrivateKey: key}, nil
+}
+
+// backdate is how far before now a client certificate's validity starts,
+// for clocks that run behind: five minutes, but at most a tenth of ttl.
+// Agents renew at a fraction of NotAfter-NotBefore; a backdate as long as
+// a short ttl would put that moment in the past and renew at once, again
+// and again.
+func backdate(ttl time.Duration) time.Duration {
+	return min(5*time.Minute, ttl/10)
 }
 
 func randSerial() *big.Int {
