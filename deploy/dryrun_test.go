@@ -37,6 +37,9 @@ func binDir(t *testing.T) string {
 // escalation checks and admission run, nothing is stored. The namespaces the
 // objects live in are created for real first, as an install would have them.
 func TestServerDryRun(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a kube-apiserver")
+	}
 	if _, err := exec.LookPath("kubectl"); err != nil {
 		t.Skip("kubectl not installed")
 	}

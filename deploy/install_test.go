@@ -292,32 +292,31 @@ func (w *walk) startAgent() *harness.Proc {
 
 // flotillaBinaries returns the hub, CLI and agent binaries: those of `make
 // build` in FLOTILLA_E2E_BIN_DIR when it is set (make test builds them
-// first), otherwise built into out as make build does (CGO off, -trimpath,
-// the images' linker flags).
+// first), otherwise built into out with the images' linker flags (without
+// make build's CGO_ENABLED=0 -trimpath, which would recompile every
+// dependency outside the build cache the other tests share; the code is the
+// same).
 func flotillaBinaries(t *testing.T, out string) map[string]string {
 	t.Helper()
-	names := []string{"flotilla-hub", "flotilla", "flotilla-agent"}
+	pkgs := []string{"./hub/cmd/flotilla-hub", "./hub/cmd/flotilla", "./agent/cmd/flotilla-agent"}
+	bins := map[string]string{}
 	if d := os.Getenv("FLOTILLA_E2E_BIN_DIR"); d != "" {
-		bins := map[string]string{}
-		for _, n := range names {
-			p := filepath.Join(d, n)
-			if _, err := os.Stat(p); err != nil {
+		for _, p := range pkgs {
+			bin := filepath.Join(d, filepath.Base(p))
+			if _, err := os.Stat(bin); err != nil {
 				t.Fatalf("FLOTILLA_E2E_BIN_DIR is set but %v (run make build)", err)
 			}
-			bins[n] = p
+			bins[filepath.Base(p)] = bin
 		}
 		return bins
 	}
 	img := readImage(t, "Dockerfile.hub")
 	ldflags := strings.ReplaceAll(buildspec.NormalizeVars(img.builds[0].LDFlags), "$(VERSION)", testVersion)
-	pkgs := []string{"./hub/cmd/flotilla-hub", "./hub/cmd/flotilla", "./agent/cmd/flotilla-agent"}
-	cmd := exec.CommandContext(t.Context(), "go", append([]string{"build", "-trimpath", "-ldflags", ldflags, "-o", out + "/"}, pkgs...)...)
+	cmd := exec.CommandContext(t.Context(), "go", append([]string{"build", "-ldflags", ldflags, "-o", out + "/"}, pkgs...)...)
 	cmd.Dir = repoRoot
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, b)
 	}
-	bins := map[string]string{}
 	for _, p := range pkgs {
 		bins[filepath.Base(p)] = filepath.Join(out, filepath.Base(p))
 	}
@@ -378,7 +377,7 @@ func containerRun(t *testing.T, objs []*unstructured.Unstructured, name string, 
 		}
 	}
 	for _, k := range sorted(keys(overrides)) {
-		if _, ok := vars[k]; !ok && k != "HOME" {
+		if _, ok := vars[k]; !ok {
 			t.Fatalf("override %s: the manifest does not set it", k)
 		}
 		set(k, overrides[k])
