@@ -204,9 +204,12 @@ func (e *Engine) Statuses() []*apiv1alpha1.AppStatus {
 }
 
 // onEvent routes a watch event to the app whose tracking id the object
-// carries.
+// carries, or carried before the update (someone removed it).
 func (e *Engine) onEvent(ev live.Event) {
 	id := ev.Obj.GetAnnotations()[manifest.TrackingAnnotation]
+	if id == "" && ev.Old != nil {
+		id = ev.Old.GetAnnotations()[manifest.TrackingAnnotation]
+	}
 	name, key, ok := manifest.ParseTrackingID(id)
 	if !ok {
 		return

@@ -66,3 +66,23 @@ func TestDriftWithoutSelfHealIsReported(t *testing.T) {
 		t.Fatalf("replicas after SYNC = %d, want 2", r)
 	}
 }
+
+func TestSelfHealRestoresTrackingAndLabel(t *testing.T) {
+	ns, agentNS := testNamespaces(t)
+	e := startEngine(t, agentNS)
+	accept(t, e, bundle(t, "cfg", ns, auto(true, true), nil, configMap("c", map[string]any{"k": "v"})))
+	waitStatus(t, e, "cfg", 20*time.Second, synced)
+	for _, patch := range []string{
+		`{"metadata":{"annotations":{"flotilla.dev/tracking-id":null}}}`,
+		`{"metadata":{"labels":{"flotilla.dev/managed":null}}}`,
+	} {
+		if _, err := dyn.Resource(gvrConfigMap).Namespace(ns).Patch(context.Background(), "c", "application/merge-patch+json", []byte(patch), metaPatch("someone")); err != nil {
+			t.Fatal(err)
+		}
+		testenv.Eventually(t, 10*time.Second, func(context.Context) (bool, string) {
+			c, _ := get(t, gvrConfigMap, ns, "c")
+			return c.GetAnnotations()[manifest.TrackingAnnotation] != "" && c.GetLabels()["flotilla.dev/managed"] == "true",
+				"not restored after " + patch
+		})
+	}
+}

@@ -23,10 +23,12 @@ var ErrNotStarted = errors.New("live cache not started")
 const SyncTimeout = 30 * time.Second
 
 // Event is a change of one watched object. Obj is the new object, or the
-// last known state when Deleted. Handlers must not modify Obj.
+// last known state when Deleted; Old is the previous state of an update
+// (nil otherwise). Handlers must not modify either.
 type Event struct {
 	GVR     schema.GroupVersionResource
 	Obj     *unstructured.Unstructured
+	Old     *unstructured.Unstructured
 	Deleted bool
 }
 
@@ -164,7 +166,7 @@ func (c *Cache) notify() {
 }
 
 func (c *Cache) handlerFor(gvr schema.GroupVersionResource) cache.ResourceEventHandler {
-	emit := func(obj any, deleted bool) {
+	emit := func(obj, old any, deleted bool) {
 		if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 			obj = d.Obj
 		}
@@ -172,12 +174,13 @@ func (c *Cache) handlerFor(gvr schema.GroupVersionResource) cache.ResourceEventH
 		if !ok {
 			return
 		}
-		c.handler(Event{GVR: gvr, Obj: u, Deleted: deleted})
+		o, _ := old.(*unstructured.Unstructured)
+		c.handler(Event{GVR: gvr, Obj: u, Old: o, Deleted: deleted})
 		c.notify()
 	}
 	return cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(obj any) { emit(obj, false) },
-		UpdateFunc: func(_, obj any) { emit(obj, false) },
-		DeleteFunc: func(obj any) { emit(obj, true) },
+		AddFunc:    func(obj any) { emit(obj, nil, false) },
+		UpdateFunc: func(old, obj any) { emit(obj, old, false) },
+		DeleteFunc: func(obj any) { emit(obj, nil, true) },
 	}
 }
