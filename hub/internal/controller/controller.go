@@ -37,10 +37,16 @@ type Options struct {
 	OnReconcile func(d time.Duration, renders int, err error)
 }
 
-// ClusterLister lists the registered clusters.
-type ClusterLister interface {
+// Store is what the controller reads and keeps in the hub's store: the
+// registered clusters and the rollback pins.
+type Store interface {
 	ListClusters(ctx context.Context, p store.Page) ([]store.Cluster, string, error)
+	PutPin(ctx context.Context, p store.Pin) error
+	DeletePins(ctx context.Context, app, cluster string) error
+	ListPins(ctx context.Context) ([]store.Pin, error)
 }
+
+var _ Store = (*store.Bolt)(nil)
 
 // Controller is safe for concurrent use.
 type Controller struct {
@@ -48,28 +54,29 @@ type Controller struct {
 	git      *gitsource.Manager
 	renderer *render.Renderer
 	fleet    *fleet.Fleet
-	clusters ClusterLister
+	store    Store
 	log      hclog.Logger
 
 	kick chan struct{}
 
-	mu      sync.Mutex
-	snap    *Snapshot
-	last    map[string]fleet.Desired       // last desired state, for last-good holding
-	bundles map[string]*apiv1alpha1.Bundle // bundle cache: render key + app policy → bundle
-	pins    map[pinKey]string              // rollback pins: (app, cluster) → revision
-	renders int
+	mu         sync.Mutex
+	snap       *Snapshot
+	last       map[string]fleet.Desired       // last desired state, for last-good holding
+	bundles    map[string]*apiv1alpha1.Bundle // bundle cache: render key + app policy → bundle
+	pins       map[pinKey]string              // rollback pins: (app, cluster) → revision
+	pinsLoaded bool
+	renders    int
 }
 
 type pinKey struct{ app, cluster string }
 
 // New returns a Controller.
-func New(opts Options, git *gitsource.Manager, r *render.Renderer, fl *fleet.Fleet, cl ClusterLister, log hclog.Logger) *Controller {
+func New(opts Options, git *gitsource.Manager, r *render.Renderer, fl *fleet.Fleet, st Store, log hclog.Logger) *Controller {
 	if opts.Resync <= 0 {
 		opts.Resync = 30 * time.Second
 	}
 	return &Controller{
-		opts: opts, git: git, renderer: r, fleet: fl, clusters: cl, log: log,
+		opts: opts, git: git, renderer: r, fleet: fl, store: st, log: log,
 		kick:    make(chan struct{}, 1),
 		last:    map[string]fleet.Desired{},
 		bundles: map[string]*apiv1alpha1.Bundle{},
@@ -94,8 +101,19 @@ func (c *Controller) Snapshot() *Snapshot {
 }
 
 // Pin makes (app, cluster) follow revision instead of its targetRevision
-// (rollback); cluster "" pins every cluster. Unpin with revision "".
-func (c *Controller) Pin(appName, cluster, revision string) {
+// (rollback); cluster "" pins every cluster. Revision "" unpins (with
+// cluster "", every pin of the app). Pins are kept in the store and survive
+// a hub restart.
+func (c *Controller) Pin(ctx context.Context, appName, cluster, revision string) error {
+	var err error
+	if revision == "" {
+		err = c.store.DeletePins(ctx, appName, cluster)
+	} else {
+		err = c.store.PutPin(ctx, store.Pin{App: appName, Cluster: cluster, Revision: revision, CreatedAt: time.Now()})
+	}
+	if err != nil {
+		return fmt.Errorf("pin %s: %w", appName, err)
+	}
 	c.mu.Lock()
 	if revision == "" {
 		delete(c.pins, pinKey{appName, cluster})
@@ -111,6 +129,21 @@ func (c *Controller) Pin(appName, cluster, revision string) {
 	}
 	c.mu.Unlock()
 	c.Trigger()
+	return nil
+}
+
+// loadPins reads the pins kept in the store.
+func (c *Controller) loadPins(ctx context.Context) error {
+	pins, err := c.store.ListPins(ctx)
+	if err != nil {
+		return fmt.Errorf("load pins: %w", err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, p := range pins {
+		c.pins[pinKey{p.App, p.Cluster}] = p.Revision
+	}
+	return nil
 }
 
 func (c *Controller) pinOf(appName, cluster string) string {
@@ -123,6 +156,9 @@ func (c *Controller) pinOf(appName, cluster string) string {
 // Run reconciles on start, on every git change, on Trigger and every
 // Resync, until ctx ends.
 func (c *Controller) Run(ctx context.Context) error {
+	if err := c.loadPins(ctx); err != nil {
+		return err
+	}
 	t := time.NewTicker(c.opts.Resync)
 	defer t.Stop()
 	for {
@@ -139,6 +175,15 @@ func (c *Controller) Run(ctx context.Context) error {
 
 // ReconcileNow runs one reconcile synchronously (tests and benchmarks).
 func (c *Controller) ReconcileNow(ctx context.Context) *Snapshot {
+	c.mu.Lock()
+	loaded := c.pinsLoaded
+	c.pinsLoaded = true
+	c.mu.Unlock()
+	if !loaded {
+		if err := c.loadPins(ctx); err != nil {
+			c.log.Error("load pins", "error", err)
+		}
+	}
 	c.reconcile(ctx)
 	return c.Snapshot()
 }
@@ -225,7 +270,7 @@ func (c *Controller) clusterList(ctx context.Context, decls []app.ClusterDecl) (
 	byName := map[string]int{}
 	page := store.Page{Limit: store.MaxPageLimit}
 	for {
-		cs, next, err := c.clusters.ListClusters(ctx, page)
+		cs, next, err := c.store.ListClusters(ctx, page)
 		if err != nil {
 			return nil, fmt.Errorf("list clusters: %w", err)
 		}

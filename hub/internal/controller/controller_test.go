@@ -252,3 +252,34 @@ func TestClusterLabelsFromGit(t *testing.T) {
 		t.Fatalf("targets: %+v", snap.Apps)
 	}
 }
+
+// A rollback pin holds its revision, without auto-sync, across a hub
+// restart, until it is removed.
+func TestPinSurvivesRestart(t *testing.T) {
+	w := newWorld(t, map[string]map[string]string{"a": {"env": "prod"}})
+	rev1 := w.push(map[string]string{"web/cm.yaml": cmV1})
+	w.app("web", appYAML(w.repo.URL, "web", "env: prod"))
+	w.push(map[string]string{"web/cm.yaml": cmV2})
+	ctx := t.Context()
+	if err := w.c.Pin(ctx, "web", "a", rev1); err != nil {
+		t.Fatal(err)
+	}
+	// A new controller on the same store, as after a restart.
+	c2 := New(Options{AppsDir: w.appsDir, Resync: time.Hour}, w.git, w.r, fleet.New(), w.st, hclog.NewNullLogger())
+	c2.ReconcileNow(ctx)
+	ts := c2.Snapshot().Apps[0].Targets[0]
+	if ts.Pinned != rev1 || ts.Revision != rev1 {
+		t.Fatalf("after restart: pinned %q revision %q, want %s", ts.Pinned, ts.Revision, rev1)
+	}
+	b := c2.fleet.DesiredOf("a")["web"]
+	if b.GetSyncPolicy().GetAutomated() || b.GetSyncPolicy().GetSelfHeal() {
+		t.Fatal("a pinned bundle keeps auto-sync")
+	}
+	if err := c2.Pin(ctx, "web", "", ""); err != nil {
+		t.Fatal(err)
+	}
+	c2.ReconcileNow(ctx)
+	if ts := c2.Snapshot().Apps[0].Targets[0]; ts.Pinned != "" || ts.Revision == rev1 {
+		t.Fatalf("after unpin: pinned %q revision %q", ts.Pinned, ts.Revision)
+	}
+}

@@ -129,7 +129,10 @@ func (a *API) rollback(w http.ResponseWriter, r *http.Request) {
 	}
 	changed, stop := a.d.Fleet.Watch()
 	defer stop()
-	a.d.Controller.Pin(name, req.Cluster, rev)
+	if err := a.d.Controller.Pin(r.Context(), name, req.Cluster, rev); err != nil {
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
 
 	ctx, cancel := context.WithTimeout(r.Context(), a.d.CommandTimeout)
 	defer cancel()
@@ -160,7 +163,9 @@ func (a *API) rollback(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if len(errs) > 0 {
-		a.d.Controller.Pin(name, req.Cluster, "") // nothing changed on any cluster
+		if err := a.d.Controller.Pin(r.Context(), name, req.Cluster, ""); err != nil { // nothing changed on any cluster
+			a.d.Log.Error("undo pin", "app", name, "error", err)
+		}
 		writeError(w, http.StatusUnprocessableEntity, fmt.Sprintf("rollback of %s to %s: %s", name, rev, strings.Join(errs, "; ")))
 		return
 	}
@@ -253,7 +258,10 @@ func (a *API) unpin(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusConflict, fmt.Sprintf("application %q is not pinned%s", name, onCluster(req.Cluster)))
 		return
 	}
-	a.d.Controller.Pin(name, req.Cluster, "")
+	if err := a.d.Controller.Pin(r.Context(), name, req.Cluster, ""); err != nil {
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
 	a.audit(r, "app.unpin", name, "cluster="+req.Cluster)
 	writeJSON(w, http.StatusAccepted, map[string]string{"app": name, "cluster": req.Cluster})
 }

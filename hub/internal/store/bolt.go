@@ -33,9 +33,10 @@ var (
 	bucketHistCluster = []byte("history_cl")   // cluster \0 id -> nil
 	bucketHistPair    = []byte("history_pair") // app \0 cluster \0 id -> nil
 	bucketAudit       = []byte("audit")        // id -> json AuditEntry
+	bucketPins        = []byte("pins")         // app \0 cluster -> json Pin
 
 	allBuckets = [][]byte{bucketMeta, bucketClusters, bucketJoinTokens, bucketAPITokens, bucketCA,
-		bucketStatus, bucketHistory, bucketHistApp, bucketHistCluster, bucketHistPair, bucketAudit}
+		bucketStatus, bucketHistory, bucketHistApp, bucketHistCluster, bucketHistPair, bucketAudit, bucketPins}
 
 	keySchema = []byte("schema")
 )

@@ -119,6 +119,15 @@ type AuditEntry struct {
 	Detail string    `json:"detail,omitempty"`
 }
 
+// Pin holds an app (on one cluster, or on all when Cluster is "") at a
+// revision after a rollback, until it is unpinned.
+type Pin struct {
+	App       string    `json:"app"`
+	Cluster   string    `json:"cluster,omitempty"`
+	Revision  string    `json:"revision"`
+	CreatedAt time.Time `json:"createdAt,omitzero"`
+}
+
 // StatusRecord is one (app, cluster) status as ListStatus returns it.
 type StatusRecord struct {
 	Cluster string
@@ -199,6 +208,15 @@ type Store interface {
 	AppendAudit(ctx context.Context, e AuditEntry) error
 	// ListAudit lists entries newest first.
 	ListAudit(ctx context.Context, p Page) ([]AuditEntry, string, error)
+
+	// PutPin records a rollback pin; it replaces a pin of the same (app,
+	// cluster). Cluster "" pins the app on every cluster.
+	PutPin(ctx context.Context, p Pin) error
+	// DeletePins removes the pin of (app, cluster); cluster "" removes every
+	// pin of the app.
+	DeletePins(ctx context.Context, app, cluster string) error
+	// ListPins lists every pin, ordered by app then cluster.
+	ListPins(ctx context.Context) ([]Pin, error)
 
 	// Backup writes a consistent snapshot of the whole store to w while the
 	// store stays in use. The snapshot is itself a store file.
