@@ -72,3 +72,20 @@ func TestWaveWaitsForDeploymentAvailable(t *testing.T) {
 		t.Fatal("wave 0 not applied after wave -1 became healthy")
 	}
 }
+
+func TestNewBundleSupersedesWaitingSync(t *testing.T) {
+	ns, agentNS := testNamespaces(t)
+	e := startEngine(t, agentNS)
+	after := configMap("after", nil)
+	after.SetAnnotations(map[string]string{manifest.SyncWaveAnnotation: "1"})
+	accept(t, e, bundle(t, "app", ns, auto(true, true), nil, deployment("never-ready", 1, nil), after))
+	waitStatus(t, e, "app", 20*time.Second, func(s *apiv1alpha1.AppStatus) bool {
+		return s.GetLastOperation().GetPhase() == apiv1alpha1.Operation_PHASE_RUNNING
+	})
+	next := bundle(t, "app", ns, auto(true, true), nil, configMap("after", nil))
+	accept(t, e, next)
+	waitStatus(t, e, "app", 20*time.Second, func(s *apiv1alpha1.AppStatus) bool { return synced(s) && s.GetDigest() == next.GetDigest() })
+	if _, ok := get(t, gvrDeploy, ns, "never-ready"); ok {
+		t.Error("deployment of the superseded bundle not pruned")
+	}
+}
