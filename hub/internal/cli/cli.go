@@ -66,6 +66,8 @@ Usage:
   flotilla app wait NAME [--cluster C] [--timeout 5m] [--health=false]
   flotilla token create NAME [--role readonly|admin] | list | delete ID
   flotilla refresh
+  flotilla definitions                          where definitions stand: load error, warnings
+  flotilla backup FILE                          online snapshot of the hub's store
   flotilla version
 
 Global flags: --server URL, --token TOKEN (or FLOTILLA_SERVER, FLOTILLA_TOKEN, or the
@@ -143,6 +145,10 @@ func run(ctx context.Context, e env, args []string) error {
 		return appCmd(ctx, c, pos[1:], f, e)
 	case "token", "tokens":
 		return tokenCmd(ctx, c, pos[1:], f, e)
+	case "backup":
+		return backupCmd(ctx, c, pos[1:], w)
+	case "definitions", "defs":
+		return definitionsCmd(ctx, c, f, w)
 	}
 	return usageError{fmt.Sprintf("unknown command %q; see `flotilla --help`", pos[0])}
 }

@@ -16,9 +16,11 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/hashicorp/go-hclog"
 
 	"github.com/flotilla-cd/flotilla/hub/internal/httpapi"
 	"github.com/flotilla-cd/flotilla/hub/internal/httpapi/apitest"
+	"github.com/flotilla-cd/flotilla/hub/internal/store"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files under testdata/golden")
@@ -280,4 +282,47 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// `flotilla backup` writes a snapshot that opens as a hub store holding the
+// hub's clusters; a read-only token may not take one.
+func TestBackup(t *testing.T) {
+	h := apitest.New(t, apitest.Options{})
+	file := filepath.Join(t.TempDir(), "hub-backup.db")
+	if out, err := runCLI(t, h.Server.URL, h.ReadOnlyToken, "backup", file); err == nil {
+		t.Fatalf("read-only backup succeeded: %s", out)
+	}
+	out, err := runCLI(t, h.Server.URL, h.AdminToken, "backup", file)
+	if err != nil {
+		t.Fatalf("backup: %v: %s", err, out)
+	}
+	st, err := store.Open(file, hclog.NewNullLogger())
+	if err != nil {
+		t.Fatalf("open backup: %v", err)
+	}
+	defer st.Close()
+	want, _, err := h.Store.ListClusters(t.Context(), store.Page{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _, err := st.ListClusters(t.Context(), store.Page{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) == 0 || len(got) != len(want) {
+		t.Fatalf("backup holds %d clusters, hub %d", len(got), len(want))
+	}
+}
+
+// `flotilla definitions` shows when definitions were evaluated and what
+// they warn about.
+func TestDefinitions(t *testing.T) {
+	h := apitest.New(t, apitest.Options{})
+	out, err := runCLI(t, h.Server.URL, h.ReadOnlyToken, "definitions", "-o", "json")
+	if err != nil {
+		t.Fatalf("definitions: %v: %s", err, out)
+	}
+	if !strings.Contains(out, `"apps": 2`) || !strings.Contains(out, `"warnings": []`) {
+		t.Fatalf("definitions output:\n%s", out)
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"path/filepath"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -204,10 +205,16 @@ func (c *Controller) reconcile(ctx context.Context) {
 		c.mu.Unlock()
 		c.log.Error("load definitions", "error", err)
 	} else {
+		prevWarnings := c.snap.Warnings
 		c.snap = snap
 		c.last = desired
 		c.mu.Unlock()
 		c.fleet.SetAll(desired)
+		if !slices.Equal(prevWarnings, snap.Warnings) {
+			for _, w := range snap.Warnings {
+				c.log.Warn("definition warning", "warning", w)
+			}
+		}
 	}
 	if c.opts.OnReconcile != nil {
 		c.opts.OnReconcile(time.Since(start), renders, err)

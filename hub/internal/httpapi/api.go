@@ -111,6 +111,8 @@ func (a *API) routes() {
 	m.Handle("DELETE /api/v1/tokens/{id}", admin(a.deleteToken))
 	m.Handle("GET /api/v1/whoami", read(a.whoami))
 	m.Handle("GET /api/v1/events", read(a.events))
+	m.Handle("GET /api/v1/definitions", read(a.definitions))
+	m.Handle("GET /api/v1/backup", admin(a.backup))
 }
 
 func (a *API) readyz(w http.ResponseWriter, _ *http.Request) {

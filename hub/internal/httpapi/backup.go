@@ -1,0 +1,39 @@
+package httpapi
+
+import (
+	"fmt"
+	"net/http"
+	"time"
+)
+
+// backup streams a consistent snapshot of the hub's store (itself a store
+// file: restore by starting a hub with it as <state-dir>/hub.db).
+func (a *API) backup(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="flotilla-hub-%s.db"`, a.now().UTC().Format("20060102T150405Z")))
+	a.audit(r, "backup", "store", "")
+	if err := a.d.Store.Backup(r.Context(), w); err != nil {
+		// Headers are gone; the client sees a truncated body and the log says why.
+		a.d.Log.Error("backup", "error", err)
+	}
+}
+
+// DefinitionsView is the state of the Application definitions as the last
+// reconcile saw them: when, the error that kept the previous state in force
+// (if any), and warnings about fields Flotilla cannot honour.
+type DefinitionsView struct {
+	At       time.Time `json:"at"`
+	Error    string    `json:"error,omitempty"`
+	Warnings []string  `json:"warnings"`
+	Apps     int       `json:"apps"`
+	Clusters int       `json:"clusters"`
+}
+
+func (a *API) definitions(w http.ResponseWriter, _ *http.Request) {
+	s := a.d.Controller.Snapshot()
+	v := DefinitionsView{At: s.At, Error: s.Error, Warnings: s.Warnings, Apps: len(s.Apps), Clusters: len(s.Clusters)}
+	if v.Warnings == nil {
+		v.Warnings = []string{}
+	}
+	writeJSON(w, http.StatusOK, v)
+}
