@@ -22,7 +22,7 @@ APT_PACKAGES := git protobuf-compiler chromium
 export FLOTILLA_E2E_BIN_DIR := $(BIN)
 export FLOTILLA_CONTROL_PLANE_BIN_DIR := $(BIN)
 
-.PHONY: all build test unit e2e e2e-kind bins deps proto proto-check lint quickstart bench images clean
+.PHONY: all build test unit e2e e2e-kind bins deps proto proto-check lint quickstart bench images images-push deploy-test clean
 
 all: build
 
@@ -99,9 +99,18 @@ bench: deps bins build
 	$(GO) run ./e2e/cmd/bench --bin-dir $(BIN) --out docs/benchmarks.md
 
 ## images: container images (needs a Docker engine)
+IMAGE_REPO ?= ghcr.io/flotilla-cd
 images:
-	docker build -f Dockerfile.hub --build-arg VERSION=$(VERSION) -t flotilla-hub:$(VERSION) .
-	docker build -f Dockerfile.agent --build-arg VERSION=$(VERSION) -t flotilla-agent:$(VERSION) .
+	docker build -f Dockerfile.hub   --build-arg VERSION=$(VERSION) -t $(IMAGE_REPO)/flotilla-hub:$(VERSION) .
+	docker build -f Dockerfile.agent --build-arg VERSION=$(VERSION) -t $(IMAGE_REPO)/flotilla-agent:$(VERSION) .
+
+images-push: images
+	docker push $(IMAGE_REPO)/flotilla-hub:$(VERSION)
+	docker push $(IMAGE_REPO)/flotilla-agent:$(VERSION)
+
+## deploy-test: Dockerfile/Makefile checks, server dry-run of every manifest, install walks
+deploy-test: deps bins build
+	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) -v ./deploy/...
 
 clean:
 	rm -f $(BIN)/flotilla-hub $(BIN)/flotilla $(BIN)/flotilla-agent
