@@ -16,6 +16,9 @@ func TestFleet(t *testing.T) {
 	e.enroll("alpha", "env=prod", "region=eu")
 	e.enroll("beta", "env=prod", "region=us")
 	e.enroll("gamma", "env=staging", "region=eu")
+	for name := range e.agents {
+		e.waitConnected(e.hub, name, true)
+	}
 
 	for _, sc := range []struct {
 		name string
@@ -28,6 +31,7 @@ func TestFleet(t *testing.T) {
 		{"BadInput", scenarioBadInput},
 		{"Security", scenarioSecurity},
 		{"HubDown", scenarioHubDown},
+		{"AgentFaults", scenarioAgentFaults},
 	} {
 		t.Run(sc.name, func(t *testing.T) { sc.run(e.sub(t)) })
 	}

@@ -115,11 +115,37 @@ func (p *Proxy) serve() {
 	}
 }
 
-// pipe copies src to dst, each chunk after the current latency, and closes
+// pipe copies src to dst, each chunk delivered the current latency after
+// it was read (a delay line: latency, not a bandwidth limit), and closes
 // both ends when either side ends.
 func (p *Proxy) pipe(dst, src net.Conn) {
 	defer p.wg.Done()
+	type chunk struct {
+		b  []byte
+		at time.Time
+	}
+	q := make(chan chunk, 256)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for c := range q {
+			if d := time.Until(c.at); d > 0 {
+				// Simulated network delay, not a poll: the bytes are
+				// held until they are due, as on a long link.
+				t := time.NewTimer(d)
+				<-t.C
+			}
+			if _, err := dst.Write(c.b); err != nil {
+				_ = src.Close()
+				for range q { // drain so the reader never blocks
+				}
+				return
+			}
+		}
+	}()
 	defer func() {
+		close(q)
+		<-done
 		_ = src.Close()
 		_ = dst.Close()
 		p.mu.Lock()
@@ -127,22 +153,14 @@ func (p *Proxy) pipe(dst, src net.Conn) {
 		delete(p.conns, dst)
 		p.mu.Unlock()
 	}()
-	buf := make([]byte, 32<<10)
 	for {
+		buf := make([]byte, 32<<10)
 		n, err := src.Read(buf)
 		if n > 0 {
 			p.mu.Lock()
 			d := p.latency
 			p.mu.Unlock()
-			if d > 0 {
-				// Simulated network delay, not a poll: the bytes are held
-				// for d, as a slow link would.
-				t := time.NewTimer(d)
-				<-t.C
-			}
-			if _, werr := dst.Write(buf[:n]); werr != nil {
-				return
-			}
+			q <- chunk{b: buf[:n], at: time.Now().Add(d)}
 		}
 		if err != nil {
 			return // EOF or a closed connection: the link is gone either way
