@@ -169,6 +169,13 @@ type simAgent struct {
 	client   *hubclient.Client
 	mu       sync.Mutex
 	welcomes int
+	downs    []time.Time // when each session ended (or failed to start)
+}
+
+func (a *simAgent) ended() []time.Time {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return append([]time.Time(nil), a.downs...)
 }
 
 func (a *simAgent) welcomed() int {
@@ -192,10 +199,12 @@ func (f *fixture) enroll(ctx context.Context, name string, opts hubclient.Option
 	a := &simAgent{name: name, ids: &memIdentities{id: id}, engine: newMemEngine()}
 	opts.HubAddr = j.HubAddr
 	opts.OnConnected = func(up bool) {
+		a.mu.Lock()
+		defer a.mu.Unlock()
 		if up {
-			a.mu.Lock()
 			a.welcomes++
-			a.mu.Unlock()
+		} else {
+			a.downs = append(a.downs, time.Now())
 		}
 	}
 	log := hclog.NewNullLogger()
