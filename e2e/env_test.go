@@ -47,12 +47,7 @@ func newEnv(t *testing.T, names ...string) *env {
 	}
 	e.prov = prov
 	for _, c := range cluster.StartAll(t, prov, names...) {
-		e.clusters[c.Name()] = c
-		cs, err := kubernetes.NewForConfig(c.RESTConfig())
-		if err != nil {
-			t.Fatal(err)
-		}
-		e.clients[c.Name()] = cs
+		e.setCluster(c)
 	}
 	srv, err := gitserver.Start(filepath.Join(dir, "git"))
 	if err != nil {
@@ -93,6 +88,18 @@ func (e *env) sub(t *testing.T) *env {
 		}
 	})
 	return &c
+}
+
+// setCluster makes c the cluster of its name (a fresh one replaces the
+// old in disaster recovery).
+func (e *env) setCluster(c cluster.Cluster) {
+	e.t.Helper()
+	cs, err := kubernetes.NewForConfig(c.RESTConfig())
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.clusters[c.Name()] = c
+	e.clients[c.Name()] = cs
 }
 
 func (e *env) startHub(o harness.HubOptions) {

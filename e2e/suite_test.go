@@ -32,6 +32,7 @@ func TestFleet(t *testing.T) {
 		{"Security", scenarioSecurity},
 		{"HubDown", scenarioHubDown},
 		{"AgentFaults", scenarioAgentFaults},
+		{"DisasterRecovery", scenarioDisasterRecovery},
 	} {
 		t.Run(sc.name, func(t *testing.T) { sc.run(e.sub(t)) })
 	}

@@ -174,10 +174,12 @@ type Object struct {
 
 // Operation is the last sync an agent ran.
 type Operation struct {
-	Phase       string `json:"phase"`
-	Revision    string `json:"revision"`
-	Message     string `json:"message"`
-	InitiatedBy string `json:"initiatedBy"`
+	Phase       string    `json:"phase"`
+	Revision    string    `json:"revision"`
+	Message     string    `json:"message"`
+	InitiatedBy string    `json:"initiatedBy"`
+	StartedAt   time.Time `json:"startedAt"`
+	FinishedAt  time.Time `json:"finishedAt"`
 }
 
 // Cluster returns the entry of cluster, or nil.
