@@ -73,6 +73,7 @@ type Engine struct {
 	apps       map[string]*app
 	tombstones map[string]*apiv1alpha1.AppStatus // apps removed since start
 	runCtx     context.Context                   // set by Run
+	stopping   bool                              // Run is returning
 	wg         sync.WaitGroup
 }
 
@@ -147,9 +148,13 @@ func (e *Engine) Run(ctx context.Context) error {
 	for _, a := range e.apps {
 		e.start(a)
 	}
+	n := len(e.apps)
 	e.mu.Unlock()
-	e.log.Info("engine running", "apps", len(e.apps))
+	e.log.Info("engine running", "apps", n)
 	<-ctx.Done()
+	e.mu.Lock()
+	e.stopping = true // no worker starts after this
+	e.mu.Unlock()
 	e.wg.Wait()
 	e.cache.Wait()
 	e.notify.stop()
@@ -158,7 +163,7 @@ func (e *Engine) Run(ctx context.Context) error {
 
 // start runs a's worker; e.mu must be held.
 func (e *Engine) start(a *app) {
-	if e.runCtx == nil || a.started {
+	if e.runCtx == nil || e.stopping || a.started {
 		return
 	}
 	a.started = true
