@@ -282,18 +282,19 @@ func cpuTime(pid int) (time.Duration, error) {
 	return time.Duration(utime+stime) * 10 * time.Millisecond, nil
 }
 
-// rss returns the resident set of pid.
-func rss(pid int) string {
+// rssKiB returns the resident set of pid in KiB.
+func rssKiB(pid int) int {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		return "?"
+		return -1
 	}
 	for _, l := range strings.Split(string(b), "\n") {
 		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
-			return strings.TrimSpace(v)
+			n, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
+			return n
 		}
 	}
-	return "?"
+	return -1
 }
 
 func numCPU() int { return runtime.NumCPU() }

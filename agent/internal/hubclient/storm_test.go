@@ -35,14 +35,29 @@ func TestReconnectStormAfterHubRestart(t *testing.T) {
 	defer wg.Wait()
 	defer cancel()
 
+	rssIdle := rssKiB(f.hub.PID())
 	start := time.Now()
 	agents := make([]*simAgent, n)
+	errs := make(chan error, n)
+	sem := make(chan struct{}, 8)
+	var enrolling sync.WaitGroup
 	for i := range agents {
-		a, err := f.enroll(ctx, fmt.Sprintf("sim-%03d", i), hubclient.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		agents[i] = a
+		enrolling.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; enrolling.Done() }()
+			a, err := f.enroll(ctx, fmt.Sprintf("sim-%04d", i), hubclient.Options{})
+			if err != nil {
+				errs <- err
+				return
+			}
+			agents[i] = a
+		}()
+	}
+	enrolling.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
 	}
 	t.Logf("%d agents enrolled in %s", n, time.Since(start).Round(time.Millisecond))
 	start = time.Now()
@@ -55,6 +70,8 @@ func TestReconnectStormAfterHubRestart(t *testing.T) {
 	}
 	waitSynced(t, f, rev1, n, 3*time.Minute)
 	t.Logf("%d agents Synced at the first revision %s after they started", n, time.Since(start).Round(time.Millisecond))
+	rssConnected := rssKiB(f.hub.PID())
+	t.Logf("hub RSS %d KiB before any agent, %d KiB with %d connected: %.0f KiB per agent", rssIdle, rssConnected, n, float64(rssConnected-rssIdle)/float64(n))
 
 	// A commit the hub cannot see (it polls hourly, no webhook) until it
 	// starts again.
@@ -105,10 +122,10 @@ func TestReconnectStormAfterHubRestart(t *testing.T) {
 		t.Fatal("the hub answered no API probe while agents reconnected")
 	}
 	t.Logf("STORM agents=%d ready_after_kill=%s all_synced_after_ready=%s accept_p50=%s accept_p99=%s accept_max=%s "+
-		"hub_cpu_start_to_ready=%s hub_cpu_ready_to_synced=%s hub_rss=%s api_probes=%d api_p50=%s api_max=%s cores=%d",
+		"hub_cpu_start_to_ready=%s hub_cpu_ready_to_synced=%s hub_rss_kib=%d api_probes=%d api_p50=%s api_max=%s cores=%d",
 		n, ready.Sub(killed).Round(time.Millisecond), converged.Sub(ready).Round(time.Millisecond),
 		pct(got, 50), pct(got, 99), got[len(got)-1].Round(time.Millisecond),
-		cpuAtReady, cpu-cpuAtReady, rss(pid), len(lat), pct(lat, 50), lat[len(lat)-1].Round(time.Millisecond), numCPU())
+		cpuAtReady, cpu-cpuAtReady, rssKiB(pid), len(lat), pct(lat, 50), lat[len(lat)-1].Round(time.Millisecond), numCPU())
 	// Generous: a hub that stops answering for this long is not responsive.
 	if lat[len(lat)-1] > 10*time.Second {
 		t.Errorf("an API call took %s during the reconnect storm", lat[len(lat)-1])

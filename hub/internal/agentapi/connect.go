@@ -56,11 +56,11 @@ func (s *Server) Connect(stream apiv1alpha1.AgentService_ConnectServer) error {
 	}}}); err != nil {
 		return err
 	}
-	now := s.now()
-	_ = s.store.UpdateCluster(ctx, cluster, func(c *store.Cluster) error {
-		c.LastSeen, c.AgentVersion = now, hello.GetAgentVersion()
-		return nil
-	})
+	// Batched with the other agents connecting now: after a hub restart
+	// they all do at once, and one fsync each would queue them for seconds.
+	if err := s.store.TouchCluster(ctx, cluster, s.now(), hello.GetAgentVersion()); err != nil {
+		log.Warn("record agent seen", "error", err)
+	}
 
 	sess := s.fleet.Attach(cluster, hello.GetBundleDigests())
 	defer sess.Close()

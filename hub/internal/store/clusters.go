@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -133,6 +134,24 @@ func (s *Bolt) UpdateCluster(ctx context.Context, name string, fn func(*Cluster)
 	})
 	if err != nil {
 		return fmt.Errorf("update cluster %s: %w", name, err)
+	}
+	return nil
+}
+
+// TouchCluster sets LastSeen and AgentVersion of the named cluster. It uses
+// bbolt's Batch: concurrent callers share one transaction and one fsync,
+// at the price of waiting up to Options.MaxBatchDelay.
+func (s *Bolt) TouchCluster(ctx context.Context, name string, seen time.Time, agentVersion string) error {
+	err := s.batch(ctx, func(tx *bolt.Tx) error {
+		c, err := getCluster(tx, name)
+		if err != nil {
+			return err
+		}
+		c.LastSeen, c.AgentVersion = seen, agentVersion
+		return putJSON(tx.Bucket(bucketClusters), []byte(name), c)
+	})
+	if err != nil {
+		return fmt.Errorf("touch cluster %s: %w", name, err)
 	}
 	return nil
 }

@@ -158,6 +158,11 @@ type Store interface {
 	// UpdateCluster reads the cluster, calls fn and writes the result in one
 	// transaction. An error from fn aborts without writing and is returned.
 	UpdateCluster(ctx context.Context, name string, fn func(*Cluster) error) error
+	// TouchCluster records that the cluster's agent was seen at seen,
+	// running agentVersion. Concurrent calls share one transaction and
+	// one fsync, so agents reconnecting all at once cost a few writes.
+	// ErrNotFound if the cluster does not exist.
+	TouchCluster(ctx context.Context, name string, seen time.Time, agentVersion string) error
 
 	// CreateJoinToken makes a random join token for an existing cluster,
 	// valid for ttl from now, and returns it raw. It supersedes any earlier
