@@ -76,8 +76,15 @@ func (p *Proc) Stop() {
 	}
 }
 
-// Kill sends SIGKILL to the process group and waits.
+// Kill sends SIGKILL to the process group and waits. A process that has
+// already ended is left alone: its group id may belong to another process
+// by now.
 func (p *Proc) Kill() {
+	select {
+	case <-p.done:
+		return
+	default:
+	}
 	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
 	<-p.done
 }
