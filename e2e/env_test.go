@@ -32,7 +32,9 @@ type env struct {
 	clusters map[string]cluster.Cluster
 	clients  map[string]kubernetes.Interface
 	agents   map[string]*harness.Agent
-	dumped   bool
+	// dumps counts failure dumps, so that a failed test whose subtest
+	// already printed everything does not print it again.
+	dumps *int
 }
 
 // newEnv starts clusters named names, a git server, and a hub reading
@@ -65,8 +67,9 @@ func newEnv(t *testing.T, names ...string) *env {
 	if err := os.MkdirAll(e.appsDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
+	e.dumps = new(int)
 	t.Cleanup(func() {
-		if t.Failed() && !e.dumped {
+		if t.Failed() && *e.dumps == 0 {
 			e.dumpLogs()
 			e.dumpClusters()
 		}
@@ -80,11 +83,12 @@ func newEnv(t *testing.T, names ...string) *env {
 func (e *env) sub(t *testing.T) *env {
 	c := *e
 	c.t = t
+	before := *e.dumps
 	t.Cleanup(func() {
-		if t.Failed() {
+		if t.Failed() && *e.dumps == before {
 			c.dumpLogs()
 			c.dumpClusters()
-			e.dumped = true
+			*e.dumps++
 		}
 	})
 	return &c
