@@ -31,9 +31,6 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	if os.Getenv(envChildKubeconfig) != "" {
-		os.Exit(rssChild())
-	}
 	env, err := testenv.Start()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "engine integration tests:", err)
