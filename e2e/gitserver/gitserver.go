@@ -105,7 +105,8 @@ func (s *Server) NewRepo(name, work string) (*Repo, error) {
 	if err := git("", "init", "--initial-branch=main", work); err != nil {
 		return nil, err
 	}
-	for _, kv := range [][2]string{{"user.name", "Flotilla Test"}, {"user.email", "test@flotilla.invalid"}, {"commit.gpgsign", "false"}} {
+	// http.postBuffer: git sends larger pushes chunked, which CGI cannot take.
+	for _, kv := range [][2]string{{"user.name", "Flotilla Test"}, {"user.email", "test@flotilla.invalid"}, {"commit.gpgsign", "false"}, {"http.postBuffer", "524288000"}} {
 		if err := git(work, "config", kv[0], kv[1]); err != nil {
 			return nil, err
 		}
