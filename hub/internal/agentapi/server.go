@@ -93,6 +93,11 @@ func (s *Server) GRPCServer(tlsCfg *tls.Config) *grpc.Server {
 		grpc.MaxSendMsgSize(MaxMessageBytes),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+		// Agents are mostly idle: a write buffer per connection only while
+		// writing, and a smaller read buffer, keep the memory per
+		// connected agent down.
+		grpc.SharedWriteBuffer(true),
+		grpc.ReadBufferSize(8<<10),
 	)
 	apiv1alpha1.RegisterAgentServiceServer(gs, s)
 	return gs
