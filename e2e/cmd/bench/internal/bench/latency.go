@@ -144,6 +144,13 @@ func (b *Bench) polling(ctx context.Context, hub *harness.Hub, repo *gitserver.R
 			return err
 		}
 		old := digests(apps, app)
+		// Commits at different points of the poll cycle: i/n of an
+		// interval after the last pickup.
+		select {
+		case <-time.After(time.Duration(i) * interval / time.Duration(b.cfg.PollCommits)):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 		rev, pushed, err := commit(repo, fmt.Sprintf("%s poll change %d", app, i), map[string]string{
 			"apps/src/" + app + "/configmap.yaml": configMap(app+"-config", fmt.Sprintf("poll-%d", i)),
 		})
@@ -170,7 +177,8 @@ func (b *Bench) polling(ctx context.Context, hub *harness.Hub, repo *gitserver.R
 are pushed with no webhook. Picked up = the hub's app revision moved to the commit (time from the end of
 `+"`git push`"+`); then every cluster Synced. The bound is the interval plus the largest jitter (%s).
 The default interval is 30 s; a short one is measured so the run stays short — the pickup is a fraction
-of the interval plus one fetch, whatever the interval.
+of the interval plus one fetch, whatever the interval. Commit i of n is pushed i/n of an interval after the
+previous pickup, so the samples cover the poll cycle.
 
 - picked up: %s
 - all Synced: %s
