@@ -29,10 +29,19 @@ import (
 // enrolment and reconnect logic, over a memEngine.
 
 var (
-	binOnce sync.Once
-	binDir  string
-	binErr  error
+	binOnce  sync.Once
+	binDir   string
+	binErr   error
+	builtBin string // a temporary folder this process built into
 )
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if builtBin != "" {
+		os.RemoveAll(builtBin)
+	}
+	os.Exit(code)
+}
 
 func hubBinaries(t *testing.T) string {
 	t.Helper()
@@ -46,6 +55,7 @@ func hubBinaries(t *testing.T) string {
 		_, file, _, _ := runtime.Caller(0)
 		root := filepath.Join(filepath.Dir(file), "..", "..", "..")
 		binDir, binErr = os.MkdirTemp("", "flotilla-hubclient-bin-")
+		builtBin = binDir
 		if binErr == nil {
 			binErr = harness.BuildBinaries(context.Background(), root, binDir)
 		}
