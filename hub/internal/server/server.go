@@ -45,7 +45,7 @@ func Run(ctx context.Context, o Options, log hclog.Logger) error {
 	}
 	defer st.Close()
 
-	ca, err := loadCA(ctx, st)
+	ca, err := pki.LoadOrCreate(ctx, st, time.Now())
 	if err != nil {
 		return err
 	}
@@ -177,24 +177,6 @@ func Run(ctx context.Context, o Options, log hclog.Logger) error {
 	close(errc)
 	log.Info("hub stopped")
 	return <-errc
-}
-
-func loadCA(ctx context.Context, st store.Store) (*pki.CA, error) {
-	certPEM, keyPEM, err := st.GetCA(ctx)
-	if errors.Is(err, store.ErrNotFound) {
-		ca, err := pki.NewCA(time.Now())
-		if err != nil {
-			return nil, err
-		}
-		if err := st.PutCA(ctx, ca.CertPEM(), ca.KeyPEM()); err != nil {
-			return nil, err
-		}
-		return ca, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	return pki.ParseCA(certPEM, keyPEM)
 }
 
 // ensureAdminToken creates the first admin token on the first start and
