@@ -72,10 +72,15 @@ func New(opts Options, ids identity.Store, engine Engine, log hclog.Logger) *Cli
 	return &Client{opts: opts, ids: ids, engine: engine, log: log}
 }
 
+// stableSession is how long a welcomed session must last for the reconnect
+// backoff to reset.
+const stableSession = 5 * time.Second
+
 // sessionResult tells Run how far a session got: backoff resets only after
 // the hub's Welcome (real progress).
 type sessionResult struct {
 	welcomed bool
+	since    time.Time // when the hub welcomed the session
 	err      error
 }
 
@@ -95,7 +100,9 @@ func (c *Client) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
-		if res.welcomed {
+		// Real progress is a session that stayed up: two agents sharing one
+		// identity, or a hub that drops every stream at once, back off.
+		if res.welcomed && time.Since(res.since) >= stableSession {
 			bo.Reset()
 		}
 		wait := bo.NextBackOff()

@@ -3,5 +3,5 @@
 // the agent holds, hands desired state and commands to the engine, sends
 // status when it changes, renews the certificate before it expires, and
 // reconnects with jittered exponential backoff that never gives up and
-// resets only after the hub welcomed it.
+// resets only after a session the hub welcomed stayed up for a while.
 package hubclient

@@ -47,6 +47,7 @@ func (c *Client) session(ctx context.Context) sessionResult {
 	if w == nil {
 		return sessionResult{err: errors.New("hub did not answer with a Welcome")}
 	}
+	welcomedAt := time.Now()
 	c.log.Info("connected to hub", "hub", c.opts.HubAddr, "hub_version", w.GetHubVersion(), "cluster", w.GetCluster())
 	if c.opts.OnConnected != nil {
 		c.opts.OnConnected(true)
@@ -74,25 +75,25 @@ func (c *Client) session(ctx context.Context) sessionResult {
 		return nil
 	}
 	if err := flush(); err != nil {
-		return sessionResult{welcomed: true, err: err}
+		return sessionResult{welcomed: true, since: welcomedAt, err: err}
 	}
 	for {
 		select {
 		case <-ctx.Done():
-			return sessionResult{welcomed: true, err: ctx.Err()}
+			return sessionResult{welcomed: true, since: welcomedAt, err: ctx.Err()}
 		case err := <-recvErr:
-			return sessionResult{welcomed: true, err: err}
+			return sessionResult{welcomed: true, since: welcomedAt, err: err}
 		case <-c.engine.Updates():
 			if err := flush(); err != nil {
-				return sessionResult{welcomed: true, err: err}
+				return sessionResult{welcomed: true, since: welcomedAt, err: err}
 			}
 		case m := <-out:
 			if err := stream.Send(m); err != nil {
-				return sessionResult{welcomed: true, err: err}
+				return sessionResult{welcomed: true, since: welcomedAt, err: err}
 			}
 		case <-renewTimer.C:
 			if err := c.startRenew(ctx, stream); err != nil {
-				return sessionResult{welcomed: true, err: err}
+				return sessionResult{welcomed: true, since: welcomedAt, err: err}
 			}
 			renewTimer.Reset(renewRetry) // retried until the hub answers
 		case id := <-renewed:
