@@ -71,6 +71,9 @@ func (a *Applier) Apply(ctx context.Context, obj *unstructured.Unstructured, dry
 		if f := immutableFields(err); len(f) > 0 {
 			return nil, &ImmutableError{Key: key, Fields: f, Err: err}
 		}
+		if dryRun {
+			return nil, fmt.Errorf("dry-run apply %s: %w", key, err)
+		}
 		return nil, fmt.Errorf("apply %s: %w", key, err)
 	}
 	return out, nil

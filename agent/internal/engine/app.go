@@ -76,19 +76,24 @@ type app struct {
 	inventory []inventory.Entry
 
 	// worker
-	want       *apiv1alpha1.Bundle // accepted bundle
-	bundle     *apiv1alpha1.Bundle // loaded bundle (nil when loading failed)
-	loadErr    error
-	failedAt   string                // digest whose load failed
-	applied    map[manifest.Key]bool // objects written by the running sync
-	policy     *apiv1alpha1.SyncPolicy
-	syncOpts   apply.SyncOptions
-	rules      []diff.Rule
-	objs       map[manifest.Key]*objState
-	order      []manifest.Key
-	waves      []apply.Wave
-	stale      map[manifest.Key]staleObj // left-over objects kept, with the reason
-	needSync   bool
+	want     *apiv1alpha1.Bundle // accepted bundle
+	bundle   *apiv1alpha1.Bundle // loaded bundle (nil when loading failed)
+	loadErr  error
+	failedAt string                // digest whose load failed
+	applied  map[manifest.Key]bool // objects written by the running sync
+	policy   *apiv1alpha1.SyncPolicy
+	syncOpts apply.SyncOptions
+	rules    []diff.Rule
+	objs     map[manifest.Key]*objState
+	order    []manifest.Key
+	waves    []apply.Wave
+	stale    map[manifest.Key]staleObj // left-over objects kept, with the reason
+	needSync bool
+	// valid is the digest of the loaded bundle once the dry-run of a sync
+	// accepted all of it. Until then drift is reported but not healed
+	// object by object, so that a bundle the API server refuses in part is
+	// never applied in part.
+	valid      string
 	lastErr    string
 	lastOp     *apiv1alpha1.Operation
 	retry      backoff.BackOff

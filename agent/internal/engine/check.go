@@ -11,9 +11,10 @@ import (
 	"github.com/flotilla-cd/flotilla/shared/manifest"
 )
 
-// selfHeal reports whether drift is reverted at once.
+// selfHeal reports whether drift is reverted at once: the policy asks for
+// it and the loaded bundle passed a sync's dry-run.
 func (a *app) selfHeal() bool {
-	return a.policy.GetAutomated() && a.policy.GetSelfHeal()
+	return a.policy.GetAutomated() && a.policy.GetSelfHeal() && a.valid != "" && a.valid == a.bundle.GetDigest()
 }
 
 // check looks at the live state of keys after watch events (or for every

@@ -25,6 +25,17 @@
 //     wave (the wave annotation of the live object), or after all waves with
 //     PruneLast (app option or per object). With prune off, or Prune=false
 //     on the object, it stays and the app is OutOfSync, as in Argo CD.
+//   - A sync is atomic against refusals by the API server, as in Argo CD:
+//     it first server-side dry-runs every object of the bundle (in
+//     parallel) and writes nothing when one is refused, with an error
+//     naming each refused object. Custom resources of a CRD in the same
+//     bundle and objects in a namespace the sync creates cannot be dry-run
+//     before then; they are dry-run with the rest of their step, before the
+//     step writes. The dry-run is the one an update needs anyway (its
+//     result is compared with the live object), so an unchanged bundle
+//     costs at most one dry-run per object and no write, a new object one
+//     dry-run and one apply. Until a bundle has passed its dry-run, drift
+//     is reported but not healed object by object.
 //   - Drift is decided against the result of a server-side dry-run apply, so
 //     server defaults never count. ignoreDifferences (JSON pointers and
 //     field managers) is also respected when applying to an existing object

@@ -86,11 +86,18 @@ func startEngine(t testing.TB, agentNS string) *Engine {
 // runEngine runs an engine until stop is called or the test ends.
 func runEngine(t testing.TB, agentNS string) (*Engine, func()) {
 	t.Helper()
+	return runEngineWith(t, restCfg, Options{Namespace: agentNS})
+}
+
+// runEngineWith runs an engine on cfg until stop is called or the test ends.
+func runEngineWith(t testing.TB, cfg *rest.Config, opts Options) (*Engine, func()) {
+	t.Helper()
 	log := hclog.New(&hclog.LoggerOptions{Name: "test", Level: hclog.Warn, Output: os.Stderr})
 	if testing.Verbose() {
 		log.SetLevel(hclog.Info)
 	}
-	e, err := New(restCfg, Options{Namespace: agentNS, Cluster: "test"}, log)
+	opts.Cluster = "test"
+	e, err := New(cfg, opts, log)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -77,9 +77,19 @@ func (a *app) runSync(ctx context.Context, by string, prune bool) error {
 
 // sync applies the loaded bundle wave by wave and prunes what left it.
 func (a *app) sync(ctx context.Context, prune bool) error {
-	if a.syncOpts.CreateNamespace && a.bundle.GetNamespace() != "" {
-		if err := a.ensureNamespace(ctx, a.bundle.GetNamespace()); err != nil {
-			return err
+	// Nothing is written unless the API server accepts every object.
+	start := time.Now()
+	pf, err := a.validate(ctx)
+	if err != nil {
+		return err
+	}
+	a.log.Debug("bundle dry-run passed", "objects", len(a.order), "deferred", len(pf.deferred), "took", time.Since(start))
+	a.valid = a.bundle.GetDigest()
+	if ns := a.bundle.GetNamespace(); a.syncOpts.CreateNamespace && ns != "" {
+		if exists, looked := pf.nsExists[ns]; !exists {
+			if err := a.ensureNamespace(ctx, ns, looked); err != nil {
+				return err
+			}
 		}
 	}
 	// Record every desired object before writing any, so that a crash
@@ -96,6 +106,9 @@ func (a *app) sync(ctx context.Context, prune bool) error {
 	defer func() { a.applied = nil }()
 	for i, w := range a.waves {
 		for _, step := range w.Steps {
+			if err := a.validateStep(ctx, pf, step); err != nil {
+				return fmt.Errorf("wave %d, %s: %w", w.Wave, step.Phase, err)
+			}
 			if err := a.applyStep(ctx, step); err != nil {
 				return fmt.Errorf("wave %d, %s: %w", w.Wave, step.Phase, err)
 			}
@@ -141,15 +154,18 @@ func (a *app) waveKeys(w apply.Wave) []manifest.Key {
 	return keys
 }
 
-// ensureNamespace creates the destination namespace (CreateNamespace=true).
-// It carries no tracking id: like Argo CD, the app never prunes it.
-func (a *app) ensureNamespace(ctx context.Context, name string) error {
+// ensureNamespace creates the destination namespace (CreateNamespace=true)
+// unless it exists (looked: validate found it missing already). It carries
+// no tracking id: like Argo CD, the app never prunes it.
+func (a *app) ensureNamespace(ctx context.Context, name string, looked bool) error {
 	ns := &unstructured.Unstructured{}
 	ns.SetAPIVersion("v1")
 	ns.SetKind("Namespace")
 	ns.SetName(name)
-	if _, found, err := a.e.applier.Get(ctx, ns.GroupVersionKind(), "", name); err != nil || found {
-		return err
+	if !looked {
+		if _, found, err := a.e.applier.Get(ctx, ns.GroupVersionKind(), "", name); err != nil || found {
+			return err
+		}
 	}
 	if _, err := a.e.applier.Apply(ctx, ns, false); err != nil {
 		return fmt.Errorf("create namespace %s: %w", name, err)
@@ -168,8 +184,11 @@ func (a *app) applyStep(ctx context.Context, step apply.Step) error {
 	})
 }
 
-// applyObject makes the live object match st.desired, writing only when
-// they differ.
+// applyObject makes the live object match st.desired. It relies on the
+// dry-run of this sync (validate, validateStep): an object the dry-run found
+// equal to its live state carries that state's fingerprint and is skipped
+// while the live object keeps it; any other is written, without a second
+// dry-run (an apply that changes nothing writes nothing).
 func (a *app) applyObject(ctx context.Context, st *objState) error {
 	if err := a.mapObject(ctx, st); err != nil {
 		st.sync, st.message = apiv1alpha1.SyncStatus_SYNC_STATUS_OUT_OF_SYNC, err.Error()
@@ -181,18 +200,11 @@ func (a *app) applyObject(ctx context.Context, st *objState) error {
 		return err
 	}
 	if found {
-		fp := diff.Fingerprint(live)
-		if fp == st.liveFP {
+		if diff.Fingerprint(live) == st.liveFP {
 			st.sync, st.message, st.diff = apiv1alpha1.SyncStatus_SYNC_STATUS_SYNCED, "", ""
 			return nil
 		}
 		live = a.withManagedFields(ctx, st, live)
-		dry, err := a.e.applier.Apply(ctx, st.desired, true)
-		if err == nil && diff.Compare(st.key, dry, live, a.rules).Equal {
-			st.liveFP, st.appliedRV = fp, live.GetResourceVersion()
-			st.sync, st.message, st.diff = apiv1alpha1.SyncStatus_SYNC_STATUS_SYNCED, "", ""
-			return nil
-		}
 	}
 	_, err := a.write(ctx, st, live)
 	return err
@@ -219,8 +231,7 @@ func (a *app) write(ctx context.Context, st *objState, live *unstructured.Unstru
 	desired := diff.RespectIgnored(st.key, a.rules, st.desired, live)
 	out, err := a.e.applier.Apply(ctx, desired, false)
 	if err != nil && apply.IsImmutable(err) {
-		oo := apply.ObjectOptionsOf(st.desired)
-		if a.syncOpts.Replace || a.syncOpts.Force || oo.Replace || oo.Force {
+		if a.mayReplace(st) {
 			a.log.Info("replacing object after immutable field change", "object", st.key.String())
 			out, err = a.e.applier.Replace(ctx, desired, replaceTimeout)
 		}
