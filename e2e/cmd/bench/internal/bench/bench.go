@@ -133,6 +133,10 @@ func Run(ctx context.Context, cfg Config) error {
 			return err
 		}
 		profDir := filepath.Join(filepath.Dir(cfg.Out), strings.TrimSuffix(filepath.Base(cfg.Out), ".md")+"-profiles")
+		// Profiles of an earlier run's missed rows must not linger.
+		if err := os.RemoveAll(profDir); err != nil {
+			return err
+		}
 		profs := b.profileSection(ctx, profDir)
 		if err := os.WriteFile(cfg.Out, []byte(b.document(table, profs)), 0o644); err != nil {
 			return fmt.Errorf("write %s: %w", cfg.Out, err)
