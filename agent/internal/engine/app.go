@@ -17,6 +17,7 @@ import (
 	"github.com/flotilla-cd/flotilla/shared/manifest"
 
 	"sync"
+	"sync/atomic"
 )
 
 // objState is what the worker knows about one desired object.
@@ -56,7 +57,8 @@ type app struct {
 	log  hclog.Logger
 	wake chan struct{}
 
-	started bool // guarded by e.mu
+	started bool         // guarded by e.mu
+	managed atomic.Int64 // objects of the loaded bundle, for metrics
 
 	mu          sync.Mutex // guards the fields below
 	pending     *apiv1alpha1.Bundle

@@ -40,6 +40,10 @@ func (a *app) checkObject(ctx context.Context, st *objState, force bool) {
 	}
 	live, found := a.e.cache.Get(st.gvr, st.key.Namespace, st.key.Name)
 	if !found {
+		if st.sync == apiv1alpha1.SyncStatus_SYNC_STATUS_SYNCED {
+			a.e.metrics.drift.Inc()
+			a.log.Info("drift detected: object deleted", "object", st.key.String())
+		}
 		st.liveFP, st.diff = "", ""
 		st.sync, st.message = apiv1alpha1.SyncStatus_SYNC_STATUS_OUT_OF_SYNC, "object does not exist"
 		if a.selfHeal() {
@@ -58,8 +62,11 @@ func (a *app) checkObject(ctx context.Context, st *objState, force bool) {
 	}
 	if !force && a.selfHeal() && !a.hasRules(st.key) {
 		// Re-apply straight away: an apply that changes nothing writes
-		// nothing, and this saves the dry-run round trip.
-		a.heal(ctx, st, live)
+		// nothing, and this saves the dry-run round trip. It was drift
+		// when the write changed the object.
+		if a.heal(ctx, st, live) {
+			a.e.metrics.drift.Inc()
+		}
 		return
 	}
 	live = a.withManagedFields(ctx, st, live)
@@ -75,10 +82,16 @@ func (a *app) checkObject(ctx context.Context, st *objState, force bool) {
 		return
 	}
 	if a.selfHeal() {
+		a.e.metrics.drift.Inc()
 		a.heal(ctx, st, live)
 		return
 	}
 	if st.sync != apiv1alpha1.SyncStatus_SYNC_STATUS_OUT_OF_SYNC || st.diff != res.Diff {
+		// A first difference found after loading a bundle is a pending
+		// change, not drift.
+		if st.sync == apiv1alpha1.SyncStatus_SYNC_STATUS_SYNCED || st.diff != "" {
+			a.e.metrics.drift.Inc()
+		}
 		a.log.Info("drift detected", "object", st.key.String())
 	}
 	st.liveFP = ""
@@ -109,24 +122,28 @@ func (a *app) hasRules(k manifest.Key) bool {
 }
 
 // heal re-applies st.desired now, or later when the object keeps being
-// changed back (healLimiter).
-func (a *app) heal(ctx context.Context, st *objState, live *unstructured.Unstructured) {
+// changed back (healLimiter). It reports whether the write changed the
+// object (or re-created it).
+func (a *app) heal(ctx context.Context, st *objState, live *unstructured.Unstructured) bool {
 	now := time.Now()
 	if d := st.heal.delay(now); d > 0 {
 		st.healAt = now.Add(d)
 		st.sync, st.message = apiv1alpha1.SyncStatus_SYNC_STATUS_OUT_OF_SYNC, "self-heal delayed: the object keeps changing back"
 		a.log.Debug("self-heal delayed", "object", st.key.String(), "delay", d)
-		return
+		return false
 	}
 	out, err := a.write(ctx, st, live)
 	if err != nil {
 		st.heal.record(now)
 		st.healAt = now.Add(max(st.heal.delay(now), time.Second))
 		a.log.Warn("self-heal failed", "object", st.key.String(), "error", err)
-		return
+		return false
 	}
 	if live == nil || out.GetResourceVersion() != live.GetResourceVersion() {
 		st.heal.record(now)
+		a.e.metrics.selfHeals.Inc()
 		a.log.Info("self-healed drift", "object", st.key.String())
+		return true
 	}
+	return false
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/dynamic"
 	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
@@ -43,6 +44,9 @@ type Options struct {
 	// StatusEvery is the least time between two Updates signals (default
 	// 100 ms); a change inside the interval is signalled at its end.
 	StatusEvery time.Duration
+	// Registerer receives the engine's Prometheus metrics
+	// (flotilla_agent_*); nil registers them nowhere.
+	Registerer prometheus.Registerer
 }
 
 func (o *Options) setDefaults() {
@@ -68,6 +72,7 @@ type Engine struct {
 	cache   *live.Cache
 	store   *inventory.Store
 	notify  *notifier
+	metrics *metrics
 
 	mu         sync.Mutex
 	apps       map[string]*app
@@ -110,10 +115,16 @@ func New(cfg *rest.Config, opts Options, log hclog.Logger) (*Engine, error) {
 		applier:    apply.NewApplier(dyn, apply.NewMapper(dc), opts.FieldManager),
 		store:      inventory.New(core, opts.Namespace, opts.FieldManager),
 		notify:     newNotifier(opts.StatusEvery),
+		metrics:    newMetrics(),
 		apps:       map[string]*app{},
 		tombstones: map[string]*apiv1alpha1.AppStatus{},
 	}
 	e.cache = live.New(dyn, apply.ManagedSelector, e.onEvent, log.Named("live"))
+	if opts.Registerer != nil {
+		if err := e.metrics.register(opts.Registerer, e); err != nil {
+			return nil, err
+		}
+	}
 	return e, nil
 }
 

@@ -47,6 +47,7 @@ func (a *app) load(ctx context.Context, b *apiv1alpha1.Bundle) {
 	})
 	a.restoreFingerprints()
 	a.waves = waves
+	a.managed.Store(int64(len(a.order)))
 	a.bundle, a.loadErr, a.lastErr = b, nil, ""
 	a.policy = b.GetSyncPolicy()
 	a.syncOpts = apply.ParseSyncOptions(a.policy.GetSyncOptions())

@@ -51,17 +51,22 @@ func (a *app) runSync(ctx context.Context, by string, prune bool) error {
 	err := a.sync(opCtx, prune)
 	op := a.lastOp
 	op.FinishedAt = timestamppb.Now()
+	m := a.e.metrics
+	m.applyDuration.Observe(time.Since(start).Seconds())
 	switch {
 	case err == nil:
+		m.syncs.WithLabelValues(resultSucceeded).Inc()
 		op.Phase, op.Message = apiv1alpha1.Operation_PHASE_SUCCEEDED, fmt.Sprintf("synced %d objects", len(a.order))
 		a.needSync, a.lastErr, a.retryAt = false, "", time.Time{}
 		a.retry.Reset()
 		a.log.Info("synced", "digest", op.Digest, "objects", len(a.order), "initiated_by", by, "took", time.Since(start))
 		return nil
 	case ctx.Err() == nil && opCtx.Err() != nil:
+		m.syncs.WithLabelValues(resultSuperseded).Inc()
 		op.Phase, op.Message = apiv1alpha1.Operation_PHASE_FAILED, errSuperseded.Error()
 		return errSuperseded
 	}
+	m.syncs.WithLabelValues(resultFailed).Inc()
 	op.Phase, op.Message = apiv1alpha1.Operation_PHASE_FAILED, err.Error()
 	a.lastErr = err.Error()
 	if d := a.retry.NextBackOff(); d >= 0 {

@@ -51,7 +51,8 @@ func Run(ctx context.Context, o Options, log hclog.Logger) error {
 		ids = identity.SecretStore{Client: cs, Namespace: o.Namespace, Name: o.IdentitySecret}
 	}
 
-	eng, err := engine.New(cfg, engine.Options{Namespace: o.Namespace, Cluster: o.Cluster}, log.Named("engine"))
+	// /metrics serves the default registry.
+	eng, err := engine.New(cfg, engine.Options{Namespace: o.Namespace, Cluster: o.Cluster, Registerer: prometheus.DefaultRegisterer}, log.Named("engine"))
 	if err != nil {
 		return err
 	}
