@@ -28,6 +28,8 @@ type objState struct {
 	wave    int
 	gvr     schema.GroupVersionResource
 	mapped  bool
+	// namespaced is the scope of gvr (valid once mapped)
+	namespaced bool
 	// liveFP is the fingerprint of the live object last known to match
 	// desired; an event with the same fingerprint needs no API request.
 	liveFP    string

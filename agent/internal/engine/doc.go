@@ -52,4 +52,9 @@
 //     object is deleted and re-created.
 //   - CreateNamespace=true creates the destination namespace without a
 //     tracking id, so the app never prunes it (as Argo CD).
+//   - An agent limited to namespaces (Options.Namespaces, for RBAC that
+//     covers only those) watches per namespace and refuses, before writing
+//     anything, a bundle with a cluster-scoped object or an object in
+//     another namespace, naming it (ErrNotPermitted); CreateNamespace=true
+//     creates nothing there, the namespaces exist as their RBAC does.
 package engine

@@ -3,7 +3,9 @@ package engine
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -44,6 +46,13 @@ type Options struct {
 	// StatusEvery is the least time between two Updates signals (default
 	// 100 ms); a change inside the interval is signalled at its end.
 	StatusEvery time.Duration
+	// Namespaces limits the agent to these namespaces, for an agent whose
+	// RBAC covers only them: objects are watched per namespace (no
+	// cluster-wide list or watch), and a bundle object that is
+	// cluster-scoped or in another namespace is refused with an error
+	// naming it (wrapping ErrNotPermitted); CreateNamespace=true creates
+	// nothing. Empty: every namespace and cluster-scoped objects.
+	Namespaces []string
 	// Registerer receives the engine's Prometheus metrics
 	// (flotilla_agent_*); nil registers them nowhere.
 	Registerer prometheus.Registerer
@@ -62,6 +71,20 @@ func (o *Options) setDefaults() {
 	if o.StatusEvery <= 0 {
 		o.StatusEvery = DefaultStatusEvery
 	}
+	o.Namespaces = normalizeNamespaces(o.Namespaces)
+}
+
+// normalizeNamespaces trims, drops empty entries and duplicates, and sorts;
+// nil when none is left.
+func normalizeNamespaces(in []string) []string {
+	var out []string
+	for _, ns := range in {
+		if ns = strings.TrimSpace(ns); ns != "" && !slices.Contains(out, ns) {
+			out = append(out, ns)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // Engine enforces the accepted bundles on one cluster.
@@ -119,7 +142,7 @@ func New(cfg *rest.Config, opts Options, log hclog.Logger) (*Engine, error) {
 		apps:       map[string]*app{},
 		tombstones: map[string]*apiv1alpha1.AppStatus{},
 	}
-	e.cache = live.New(dyn, apply.ManagedSelector, e.onEvent, log.Named("live"))
+	e.cache = live.New(dyn, apply.ManagedSelector, opts.Namespaces, e.onEvent, log.Named("live"))
 	if opts.Registerer != nil {
 		if err := e.metrics.register(opts.Registerer, e); err != nil {
 			return nil, err

@@ -2,9 +2,13 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
+
+	"k8s.io/apimachinery/pkg/api/meta"
 
 	apiv1alpha1 "github.com/flotilla-cd/flotilla/shared/api/v1alpha1"
 	"github.com/flotilla-cd/flotilla/shared/manifest"
@@ -123,17 +127,40 @@ func (a *app) plan(b *apiv1alpha1.Bundle) ([]*objState, []apply.Wave, error) {
 	return out, waves, nil
 }
 
-// mapObject resolves the object's resource and starts watching it.
+// mapObject resolves the object's resource, checks that the agent may
+// manage it (Options.Namespaces) and starts watching it.
 func (a *app) mapObject(ctx context.Context, st *objState) error {
 	if !st.mapped {
 		mp, err := a.e.applier.Mapper().Mapping(st.desired.GroupVersionKind())
 		if err != nil {
 			return fmt.Errorf("%s: %w", st.key, err)
 		}
-		st.gvr, st.mapped = mp.Resource, true
+		st.gvr, st.namespaced, st.mapped = mp.Resource, mp.Scope.Name() == meta.RESTScopeNameNamespace, true
 	}
-	if err := a.e.cache.Ensure(ctx, st.gvr); err != nil {
+	if err := a.e.permitted(st.key, st.namespaced); err != nil {
+		return err
+	}
+	if err := a.e.cache.Ensure(ctx, st.gvr, st.namespaced); err != nil {
 		return fmt.Errorf("%s: %w", st.key, err)
+	}
+	return nil
+}
+
+// ErrNotPermitted is wrapped when an agent limited to namespaces
+// (Options.Namespaces) is asked to manage a cluster-scoped object or one in
+// another namespace.
+var ErrNotPermitted = errors.New("forbidden for this agent")
+
+// permitted checks an object against Options.Namespaces.
+func (e *Engine) permitted(k manifest.Key, namespaced bool) error {
+	nss := e.opts.Namespaces
+	switch {
+	case nss == nil:
+		return nil
+	case !namespaced:
+		return fmt.Errorf("%s: %w: it is cluster-scoped, and the agent manages only objects in its namespaces (%s)", k, ErrNotPermitted, strings.Join(nss, ", "))
+	case !slices.Contains(nss, k.Namespace):
+		return fmt.Errorf("%s: %w: namespace %s is not one of its namespaces (%s)", k, ErrNotPermitted, k.Namespace, strings.Join(nss, ", "))
 	}
 	return nil
 }

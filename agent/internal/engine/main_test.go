@@ -25,6 +25,7 @@ import (
 // The integration tests share one control plane; each test works in its
 // own namespaces.
 var (
+	testEnv *testenv.Env
 	restCfg *rest.Config
 	dyn     dynamic.Interface
 	nsSeq   atomic.Int64
@@ -36,7 +37,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "engine integration tests:", err)
 		os.Exit(1)
 	}
-	restCfg = env.Config
+	testEnv, restCfg = env, env.Config
 	dyn = dynamic.NewForConfigOrDie(restCfg)
 	code := m.Run()
 	if err := env.Stop(); err != nil {

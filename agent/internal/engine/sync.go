@@ -90,7 +90,7 @@ func (a *app) sync(ctx context.Context, prune bool) error {
 	}
 	a.log.Debug("bundle dry-run passed", "objects", len(a.order), "deferred", len(pf.deferred), "took", time.Since(start))
 	a.valid = a.bundle.GetDigest()
-	if ns := a.bundle.GetNamespace(); a.syncOpts.CreateNamespace && ns != "" {
+	if ns := a.bundle.GetNamespace(); a.createsDestination() {
 		if exists, looked := pf.nsExists[ns]; !exists {
 			if err := a.ensureNamespace(ctx, ns, looked); err != nil {
 				return err

@@ -178,10 +178,17 @@ func (a *app) createdNamespaces() map[string]bool {
 			out[k.Name] = true
 		}
 	}
-	if a.syncOpts.CreateNamespace && a.bundle.GetNamespace() != "" {
+	if a.createsDestination() {
 		out[a.bundle.GetNamespace()] = true
 	}
 	return out
+}
+
+// createsDestination reports whether the sync creates the destination
+// namespace: CreateNamespace=true, unless the agent is limited to
+// namespaces (they exist, as their RBAC does).
+func (a *app) createsDestination() bool {
+	return a.syncOpts.CreateNamespace && a.bundle.GetNamespace() != "" && a.e.opts.Namespaces == nil
 }
 
 var namespaceGVK = schema.GroupVersionKind{Version: "v1", Kind: "Namespace"}

@@ -19,6 +19,10 @@ import (
 // ErrNotStarted is returned by Ensure before Start.
 var ErrNotStarted = errors.New("live cache not started")
 
+// ErrClusterScoped is returned by Ensure for a cluster-scoped resource when
+// the cache watches only some namespaces.
+var ErrClusterScoped = errors.New("cluster-scoped resources are not watched by a cache limited to namespaces")
+
 // SyncTimeout bounds how long Ensure waits for a new informer's first list.
 const SyncTimeout = 30 * time.Second
 
@@ -34,28 +38,47 @@ type Event struct {
 
 // Cache is the set of informers. Its methods are safe for concurrent use.
 type Cache struct {
-	dyn      dynamic.Interface
-	selector string
-	handler  func(Event)
-	log      hclog.Logger
+	dyn        dynamic.Interface
+	selector   string
+	namespaces []string // nil: cluster-wide
+	handler    func(Event)
+	log        hclog.Logger
 
 	mu        sync.Mutex
 	ctx       context.Context
 	wg        sync.WaitGroup
-	informers map[schema.GroupVersionResource]cache.SharedIndexInformer
+	informers map[schema.GroupVersionResource][]cache.SharedIndexInformer
+	byNS      map[watchKey]cache.SharedIndexInformer
 	changed   chan struct{}
+}
+
+// watchKey names one informer: a resource in one namespace, or in all
+// ("") for a cluster-wide cache.
+type watchKey struct {
+	gvr schema.GroupVersionResource
+	ns  string
 }
 
 // New returns a cache that watches objects matching labelSelector and calls
 // handler for every add, update and delete (from informer goroutines; keep
-// it short).
-func New(dyn dynamic.Interface, labelSelector string, handler func(Event), log hclog.Logger) *Cache {
+// it short). With namespaces, each namespaced resource is watched in each of
+// those namespaces only (one informer per namespace, so that RBAC on those
+// namespaces suffices) and cluster-scoped resources are not watched; with
+// none, every resource is watched cluster-wide.
+func New(dyn dynamic.Interface, labelSelector string, namespaces []string, handler func(Event), log hclog.Logger) *Cache {
+	if len(namespaces) == 0 {
+		namespaces = nil
+	}
 	return &Cache{
-		dyn: dyn, selector: labelSelector, handler: handler, log: log,
-		informers: map[schema.GroupVersionResource]cache.SharedIndexInformer{},
+		dyn: dyn, selector: labelSelector, namespaces: namespaces, handler: handler, log: log,
+		informers: map[schema.GroupVersionResource][]cache.SharedIndexInformer{},
+		byNS:      map[watchKey]cache.SharedIndexInformer{},
 		changed:   make(chan struct{}),
 	}
 }
+
+// Namespaces returns the namespaces the cache is limited to (nil: all).
+func (c *Cache) Namespaces() []string { return c.namespaces }
 
 // Start lets Ensure start informers; they run until ctx ends. Wait waits
 // for them to stop.
@@ -69,46 +92,77 @@ func (c *Cache) Start(ctx context.Context) {
 // context ended).
 func (c *Cache) Wait() { c.wg.Wait() }
 
-// Ensure starts the informer for gvr unless it runs already, and waits until
-// its first list is in the cache (at most SyncTimeout).
-func (c *Cache) Ensure(ctx context.Context, gvr schema.GroupVersionResource) error {
+// Ensure starts the informers for gvr unless they run already, and waits
+// until their first list is in the cache (at most SyncTimeout). namespaced
+// tells the resource's scope; a cache limited to namespaces refuses a
+// cluster-scoped resource with ErrClusterScoped.
+func (c *Cache) Ensure(ctx context.Context, gvr schema.GroupVersionResource, namespaced bool) error {
 	c.mu.Lock()
 	if c.ctx == nil {
 		c.mu.Unlock()
 		return ErrNotStarted
 	}
-	inf, ok := c.informers[gvr]
+	if c.namespaces != nil && !namespaced {
+		c.mu.Unlock()
+		return fmt.Errorf("watch %s: %w", gvr, ErrClusterScoped)
+	}
+	infs, ok := c.informers[gvr]
 	if !ok {
-		inf = dynamicinformer.NewFilteredDynamicInformer(c.dyn, gvr, metav1.NamespaceAll, 0, cache.Indexers{
-			cache.NamespaceIndex: cache.MetaNamespaceIndexFunc,
-		}, func(o *metav1.ListOptions) { o.LabelSelector = c.selector }).Informer()
-		if err := inf.SetTransform(stripManagedFields); err != nil {
-			c.mu.Unlock()
-			return fmt.Errorf("watch %s: %w", gvr, err)
+		namespaces := []string{metav1.NamespaceAll}
+		if c.namespaces != nil {
+			namespaces = c.namespaces
 		}
-		if _, err := inf.AddEventHandler(c.handlerFor(gvr)); err != nil {
-			c.mu.Unlock()
-			return fmt.Errorf("watch %s: %w", gvr, err)
+		for _, ns := range namespaces {
+			inf, err := c.start(gvr, ns)
+			if err != nil {
+				c.mu.Unlock()
+				return err
+			}
+			infs = append(infs, inf)
+			c.byNS[watchKey{gvr, ns}] = inf
 		}
-		c.informers[gvr] = inf
-		runCtx := c.ctx
-		c.wg.Add(1)
-		go func() {
-			defer c.wg.Done()
-			inf.RunWithContext(runCtx)
-		}()
-		c.log.Debug("watching resource", "resource", gvr.String())
+		c.informers[gvr] = infs
+		c.log.Debug("watching resource", "resource", gvr.String(), "namespaces", len(namespaces))
 	}
 	c.mu.Unlock()
-	if inf.HasSynced() {
+	synced := func() bool {
+		for _, inf := range infs {
+			if !inf.HasSynced() {
+				return false
+			}
+		}
+		return true
+	}
+	if synced() {
 		return nil
 	}
 	syncCtx, cancel := context.WithTimeout(ctx, SyncTimeout)
 	defer cancel()
-	if !cache.WaitForCacheSync(syncCtx.Done(), inf.HasSynced) {
+	if !cache.WaitForCacheSync(syncCtx.Done(), synced) {
 		return fmt.Errorf("watch %s: first list did not complete: %w", gvr, context.Cause(syncCtx))
 	}
 	return nil
+}
+
+// start runs one informer for gvr in ns (all namespaces when empty); c.mu
+// must be held.
+func (c *Cache) start(gvr schema.GroupVersionResource, ns string) (cache.SharedIndexInformer, error) {
+	inf := dynamicinformer.NewFilteredDynamicInformer(c.dyn, gvr, ns, 0, cache.Indexers{
+		cache.NamespaceIndex: cache.MetaNamespaceIndexFunc,
+	}, func(o *metav1.ListOptions) { o.LabelSelector = c.selector }).Informer()
+	if err := inf.SetTransform(stripManagedFields); err != nil {
+		return nil, fmt.Errorf("watch %s: %w", gvr, err)
+	}
+	if _, err := inf.AddEventHandler(c.handlerFor(gvr)); err != nil {
+		return nil, fmt.Errorf("watch %s: %w", gvr, err)
+	}
+	runCtx := c.ctx
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		inf.RunWithContext(runCtx)
+	}()
+	return inf, nil
 }
 
 // stripManagedFields drops metadata.managedFields before objects enter the
@@ -121,20 +175,29 @@ func stripManagedFields(obj any) (any, error) {
 	return obj, nil
 }
 
-// Watched reports whether an informer for gvr runs and has synced.
+// Watched reports whether the informers for gvr run and have synced.
 func (c *Cache) Watched(gvr schema.GroupVersionResource) bool {
 	c.mu.Lock()
-	inf, ok := c.informers[gvr]
+	infs, ok := c.informers[gvr]
 	c.mu.Unlock()
-	return ok && inf.HasSynced()
+	for _, inf := range infs {
+		if !inf.HasSynced() {
+			return false
+		}
+	}
+	return ok
 }
 
 // Get returns the cached object; ok is false when it is not in the cache
-// (or its resource is not watched). The object must not be modified, and
-// has no managedFields.
+// (or its resource or namespace is not watched). The object must not be
+// modified, and has no managedFields.
 func (c *Cache) Get(gvr schema.GroupVersionResource, namespace, name string) (*unstructured.Unstructured, bool) {
+	k := watchKey{gvr: gvr}
+	if c.namespaces != nil {
+		k.ns = namespace
+	}
 	c.mu.Lock()
-	inf, ok := c.informers[gvr]
+	inf, ok := c.byNS[k]
 	c.mu.Unlock()
 	if !ok {
 		return nil, false

@@ -4,5 +4,7 @@
 // change notification for waiters.
 //
 // Only objects carrying the agent's managed label are watched, so memory
-// grows with what the agent manages, not with the cluster.
+// grows with what the agent manages, not with the cluster. A cache limited
+// to namespaces (an agent whose RBAC covers only those) watches each
+// resource per namespace and no cluster-scoped resource.
 package live

@@ -2,9 +2,12 @@ package run
 
 import (
 	"errors"
+	"fmt"
 	"os"
+	"strings"
 
 	"github.com/spf13/pflag"
+	"k8s.io/apimachinery/pkg/util/validation"
 )
 
 // Options configure the agent. Every flag can also be set from
@@ -17,10 +20,11 @@ type Options struct {
 	CAHash     string
 	CAFile     string
 
-	Kubeconfig     string
-	Namespace      string
-	IdentityDir    string
-	IdentitySecret string
+	Kubeconfig      string
+	Namespace       string
+	WatchNamespaces []string
+	IdentityDir     string
+	IdentitySecret  string
 
 	MetricsListen string
 	Pprof         bool
@@ -48,6 +52,7 @@ func (o *Options) BindFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.CAFile, "ca-file", o.CAFile, "trust this hub CA certificate file instead of a pin")
 	fs.StringVar(&o.Kubeconfig, "kubeconfig", o.Kubeconfig, "kubeconfig of the cluster to manage (default: in-cluster config)")
 	fs.StringVar(&o.Namespace, "namespace", o.Namespace, "namespace of the agent's own state (inventories, bundles, identity)")
+	fs.StringSliceVar(&o.WatchNamespaces, "watch-namespaces", o.WatchNamespaces, "manage only these namespaces (comma-separated), for an agent whose RBAC covers only them: objects are watched per namespace, and cluster-scoped objects or objects in other namespaces are refused (default: all namespaces and cluster-scoped objects)")
 	fs.StringVar(&o.IdentityDir, "identity-dir", o.IdentityDir, "keep the identity in this folder instead of a Secret")
 	fs.StringVar(&o.IdentitySecret, "identity-secret", o.IdentitySecret, "name of the Secret that holds the identity")
 	fs.StringVar(&o.MetricsListen, "metrics-listen", o.MetricsListen, "address of /metrics and /healthz (empty disables)")
@@ -70,6 +75,14 @@ func (o *Options) Validate() error {
 	}
 	if o.Namespace == "" {
 		errs = append(errs, errors.New("--namespace is required"))
+	}
+	for _, ns := range o.WatchNamespaces {
+		if ns = strings.TrimSpace(ns); ns == "" {
+			continue
+		}
+		if msgs := validation.IsDNS1123Label(ns); len(msgs) > 0 {
+			errs = append(errs, fmt.Errorf("--watch-namespaces: %q is not a namespace name: %s", ns, strings.Join(msgs, "; ")))
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -52,9 +53,14 @@ func Run(ctx context.Context, o Options, log hclog.Logger) error {
 	}
 
 	// /metrics serves the default registry.
-	eng, err := engine.New(cfg, engine.Options{Namespace: o.Namespace, Cluster: o.Cluster, Registerer: prometheus.DefaultRegisterer}, log.Named("engine"))
+	eng, err := engine.New(cfg, engine.Options{
+		Namespace: o.Namespace, Cluster: o.Cluster, Namespaces: o.WatchNamespaces, Registerer: prometheus.DefaultRegisterer,
+	}, log.Named("engine"))
 	if err != nil {
 		return err
+	}
+	if len(o.WatchNamespaces) > 0 {
+		log.Info("managing only some namespaces", "namespaces", strings.Join(o.WatchNamespaces, ","))
 	}
 	// The persisted bundles are enforced before, and without, the hub.
 	if err := eng.Load(ctx); err != nil {

@@ -71,6 +71,17 @@ func Start() (*Env, error) {
 	return &Env{env: e, Config: cfg}, nil
 }
 
+// AddUser returns a client config for a new user authenticated by a client
+// certificate, member of no group: the API server (RBAC on) lets it do
+// nothing but discovery until the test grants it roles.
+func (e *Env) AddUser(name string) (*rest.Config, error) {
+	u, err := e.env.AddUser(envtest.User{Name: name}, e.Config)
+	if err != nil {
+		return nil, fmt.Errorf("add user %s: %w", name, err)
+	}
+	return u.Config(), nil
+}
+
 // Stop stops the control plane and removes its files.
 func (e *Env) Stop() error { return e.env.Stop() }
 
