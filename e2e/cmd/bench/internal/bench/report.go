@@ -171,7 +171,7 @@ func machine(started time.Time, before, after string) string {
 | load average (1, 5, 15 min) | before: %s; after: %s |
 | other load | %s |
 `, started.UTC().Format("2006-01-02 15:04 MST"), time.Since(started).Round(time.Second), model, runtime.NumCPU(), mem, goVer,
-		source(), kernel(), before, after, otherLoad(before))
+		source(), kernel(), before, after, otherLoad(before, after))
 }
 
 func kernel() string {
@@ -194,18 +194,22 @@ func loadAvg() string {
 	return strings.Join(f[:3], ", ")
 }
 
-// otherLoad says whether the machine was busy with other work when the run
-// started (1-minute load at or above the CPU count).
-func otherLoad(before string) string {
-	var l1 float64
+// otherLoad says whether the machine was busy with other work during the
+// run, from the 1-minute load at its start and end.
+func otherLoad(before, after string) string {
+	var l1, l2 float64
 	if _, err := fmt.Sscan(strings.Split(before, ",")[0], &l1); err != nil {
 		return "unknown"
 	}
-	if l1 >= float64(runtime.NumCPU()) {
-		return fmt.Sprintf("yes: the machine was shared with other builds (1-min load %.1f on %d CPUs at the start); absolute times are pessimistic", l1, runtime.NumCPU())
+	if _, err := fmt.Sscan(strings.Split(after, ",")[0], &l2); err != nil {
+		l2 = l1
 	}
-	if l1 >= 0.5 {
-		return fmt.Sprintf("some (1-min load %.1f at the start)", l1)
+	cpus := float64(runtime.NumCPU())
+	switch peak := max(l1, l2); {
+	case peak >= cpus:
+		return fmt.Sprintf("yes: the machine was shared with other engineers' builds (1-min load %.1f at the start, %.1f at the end, on %d CPUs; the run itself adds about 1-2); absolute times are pessimistic", l1, l2, runtime.NumCPU())
+	case peak >= 0.5:
+		return fmt.Sprintf("some (1-min load %.1f at the start, %.1f at the end)", l1, l2)
 	}
 	return "none noticeable"
 }
