@@ -55,7 +55,7 @@ func Run(ctx context.Context, o Options, log hclog.Logger) error {
 	// /metrics serves the default registry.
 	eng, err := engine.New(cfg, engine.Options{
 		Namespace: o.Namespace, Cluster: o.Cluster, Namespaces: o.WatchNamespaces, Registerer: prometheus.DefaultRegisterer,
-	}, log.Named("engine"))
+	}, log)
 	if err != nil {
 		return err
 	}
