@@ -12,8 +12,11 @@ import (
 // Usage is a process's resident memory and CPU time so far, read from
 // /proc (Linux).
 type Usage struct {
-	RSS int64         // bytes (VmRSS)
-	CPU time.Duration // user + system
+	RSS int64 // bytes (VmRSS)
+	// RSSAnon and RSSFile split RSS into anonymous memory (heap, stacks)
+	// and file-backed pages (mostly the mapped executable).
+	RSSAnon, RSSFile int64
+	CPU              time.Duration // user + system
 }
 
 // clockTick is USER_HZ, the unit of /proc/PID/stat times; 100 on every
@@ -27,15 +30,20 @@ func ReadUsage(pid int) (Usage, error) {
 	if err != nil {
 		return u, fmt.Errorf("usage of pid %d: %w", pid, err)
 	}
+	fields := map[string]*int64{"VmRSS:": &u.RSS, "RssAnon:": &u.RSSAnon, "RssFile:": &u.RSSFile}
 	for _, line := range strings.Split(string(status), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+		for name, dst := range fields {
+			rest, ok := strings.CutPrefix(line, name)
+			if !ok {
+				continue
+			}
 			f := strings.Fields(rest)
 			if len(f) == 2 && f[1] == "kB" {
 				kb, err := strconv.ParseInt(f[0], 10, 64)
 				if err != nil {
-					return u, fmt.Errorf("usage of pid %d: VmRSS %q: %w", pid, rest, err)
+					return u, fmt.Errorf("usage of pid %d: %s %q: %w", pid, name, rest, err)
 				}
-				u.RSS = kb << 10
+				*dst = kb << 10
 			}
 		}
 	}

@@ -139,7 +139,7 @@ func (b *Bench) apply(ctx context.Context) error {
 	}
 	rss := m.lastB
 	b.heapProfile(ctx, agent.Proc, "apply-agent", rowAgentRSS)
-	b.set(rowAgentRSS, fmt.Sprintf("%s 10 s after Synced, %d objects (peak %s)", mib(rss), n, mib(m.peakB)), rss < 50<<20)
+	b.set(rowAgentRSS, fmt.Sprintf("%s 10 s after Synced, %d objects (anonymous %s, file-backed %s; peak %s)", mib(rss), n, mib(m.lastAnonB), mib(m.lastFileB), mib(m.peakB)), rss < 50<<20)
 	agent.Stop()
 
 	// kubectl on the same API server, one file per object.
