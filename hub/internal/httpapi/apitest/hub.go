@@ -42,6 +42,8 @@ type Options struct {
 	UI http.Handler
 	// Metrics is served at /metrics when set.
 	Metrics http.Handler
+	// WebhookSecret, when set, is the secret webhooks must be signed with.
+	WebhookSecret string
 }
 
 // Clusters registered by New, with their labels.
@@ -121,6 +123,7 @@ func New(t testing.TB, o Options) *Hub {
 		CommandTimeout: 10 * time.Second,
 		UI:             o.UI,
 		Metrics:        o.Metrics,
+		WebhookSecret:  []byte(o.WebhookSecret),
 		Log:            log,
 	})
 	h.Server = httptest.NewServer(h.API)
