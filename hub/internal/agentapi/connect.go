@@ -130,15 +130,7 @@ func (s *Server) receive(ctx context.Context, cluster, serial string, stream api
 		case *apiv1alpha1.AgentMessage_Status:
 			st := msg.Status
 			prev := s.fleet.Report(cluster, st)
-			var perr error
-			if st.GetRemoved() {
-				perr = s.store.DeleteStatus(ctx, cluster, st.GetApp())
-			} else {
-				perr = s.store.PutStatus(ctx, cluster, st)
-			}
-			if perr != nil {
-				s.log.Warn("store status", "cluster", cluster, "app", st.GetApp(), "error", perr)
-			}
+			s.statuses.put(ctx, cluster, st)
 			if s.opts.Hooks.Status != nil {
 				s.opts.Hooks.Status(cluster, prev, st)
 			}

@@ -53,6 +53,8 @@ type Server struct {
 	fleet *fleet.Fleet
 	log   hclog.Logger
 	now   func() time.Time
+
+	statuses *statusWriter
 }
 
 var _ apiv1alpha1.AgentServiceServer = (*Server)(nil)
@@ -65,7 +67,15 @@ func New(ca *pki.CA, st store.Store, fl *fleet.Fleet, opts Options, log hclog.Lo
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Server{opts: opts, ca: ca, store: st, fleet: fl, log: log, now: opts.Now}
+	return &Server{opts: opts, ca: ca, store: st, fleet: fl, log: log, now: opts.Now, statuses: newStatusWriter(st, log)}
+}
+
+// Run writes agents' status reports to the store in the background until
+// ctx ends (and then writes what is left). Without Run, each report is
+// written before the next message of its stream is read.
+func (s *Server) Run(ctx context.Context) error {
+	s.statuses.run(ctx)
+	return nil
 }
 
 // MaxMessageBytes bounds one gRPC message either way. Bundles carry

@@ -100,6 +100,7 @@ func Run(ctx context.Context, o Options, log hclog.Logger) error {
 	}, git, renderer, fl, st, log.Named("controller"))
 
 	results := httpapi.NewResults()
+	var history sync.WaitGroup // history writes in flight; waited for before the store closes
 	agents := agentapi.New(ca, st, fl, agentapi.Options{CertTTL: o.CertTTL, Hooks: agentapi.Hooks{
 		CommandResult: results.Deliver,
 		Sent: func(_ string, ds *apiv1alpha1.DesiredState) {
@@ -107,7 +108,14 @@ func Run(ctx context.Context, o Options, log hclog.Logger) error {
 		},
 		Status: func(cluster string, prev, cur *apiv1alpha1.AppStatus) {
 			m.statusCount.Inc()
-			recordHistory(ctx, st, cluster, prev, cur, log)
+			if finished(prev, cur) {
+				// Off the stream's receive path: the store write waits for a batch.
+				history.Add(1)
+				go func() {
+					defer history.Done()
+					recordHistory(context.WithoutCancel(ctx), st, cluster, cur, log)
+				}()
+			}
 		},
 	}}, log.Named("agents"))
 	gs := agents.GRPCServer(agentapi.TLSConfig(ca, serving))
@@ -161,6 +169,7 @@ func Run(ctx context.Context, o Options, log hclog.Logger) error {
 	run("git", func() error { return git.Run(ctx) })
 	run("controller", func() error { return ctrl.Run(ctx) })
 	run("agent endpoint", func() error { return agentapi.Serve(ctx, gs, agentLis) })
+	run("status writer", func() error { return agents.Run(ctx) })
 	run("http", func() error {
 		go func() {
 			<-ctx.Done()
@@ -174,6 +183,7 @@ func Run(ctx context.Context, o Options, log hclog.Logger) error {
 		return nil
 	})
 	wg.Wait()
+	history.Wait()
 	close(errc)
 	log.Info("hub stopped")
 	return <-errc
@@ -216,16 +226,20 @@ func restoreStatus(ctx context.Context, st store.Store, fl *fleet.Fleet, log hcl
 	}
 }
 
-// recordHistory appends a history entry when an agent reports a finished
-// operation it had not reported before.
-func recordHistory(ctx context.Context, st store.Store, cluster string, prev, cur *apiv1alpha1.AppStatus, log hclog.Logger) {
+// finished reports whether cur carries a finished operation that prev did
+// not report.
+func finished(prev, cur *apiv1alpha1.AppStatus) bool {
 	op := cur.GetLastOperation()
 	if op == nil || op.GetFinishedAt() == nil {
-		return
+		return false
 	}
-	if pop := prev.GetLastOperation(); pop != nil && pop.GetFinishedAt().AsTime().Equal(op.GetFinishedAt().AsTime()) && pop.GetDigest() == op.GetDigest() {
-		return
-	}
+	pop := prev.GetLastOperation()
+	return pop == nil || !pop.GetFinishedAt().AsTime().Equal(op.GetFinishedAt().AsTime()) || pop.GetDigest() != op.GetDigest()
+}
+
+// recordHistory appends the history entry of cur's finished operation.
+func recordHistory(ctx context.Context, st store.Store, cluster string, cur *apiv1alpha1.AppStatus, log hclog.Logger) {
+	op := cur.GetLastOperation()
 	res := store.ResultSucceeded
 	if op.GetPhase() == apiv1alpha1.Operation_PHASE_FAILED {
 		res = store.ResultFailed
