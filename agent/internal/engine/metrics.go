@@ -99,35 +99,8 @@ func (c *appCollector) Collect(ch chan<- prometheus.Metric) {
 		if st != nil { // published statuses are never modified
 			sync, health = st.GetSync(), st.GetHealth()
 		}
-		ch <- prometheus.MustNewConstMetric(appSyncDesc, prometheus.GaugeValue, 1, a.name, syncName(sync))
-		ch <- prometheus.MustNewConstMetric(appHealthDesc, prometheus.GaugeValue, 1, a.name, healthName(health))
+		ch <- prometheus.MustNewConstMetric(appSyncDesc, prometheus.GaugeValue, 1, a.name, sync.Name())
+		ch <- prometheus.MustNewConstMetric(appHealthDesc, prometheus.GaugeValue, 1, a.name, health.Name())
 	}
 	ch <- prometheus.MustNewConstMetric(managedObjectsDesc, prometheus.GaugeValue, float64(objects))
-}
-
-// syncName and healthName spell statuses as the hub's API and metrics do.
-func syncName(s apiv1alpha1.SyncStatus) string {
-	switch s {
-	case apiv1alpha1.SyncStatus_SYNC_STATUS_SYNCED:
-		return "Synced"
-	case apiv1alpha1.SyncStatus_SYNC_STATUS_OUT_OF_SYNC:
-		return "OutOfSync"
-	}
-	return "Unknown"
-}
-
-func healthName(h apiv1alpha1.HealthStatus) string {
-	switch h {
-	case apiv1alpha1.HealthStatus_HEALTH_STATUS_HEALTHY:
-		return "Healthy"
-	case apiv1alpha1.HealthStatus_HEALTH_STATUS_PROGRESSING:
-		return "Progressing"
-	case apiv1alpha1.HealthStatus_HEALTH_STATUS_DEGRADED:
-		return "Degraded"
-	case apiv1alpha1.HealthStatus_HEALTH_STATUS_MISSING:
-		return "Missing"
-	case apiv1alpha1.HealthStatus_HEALTH_STATUS_SUSPENDED:
-		return "Suspended"
-	}
-	return "Unknown"
 }

@@ -68,45 +68,13 @@ type OperationView struct {
 }
 
 // SyncName is the API's spelling of a sync status.
-func SyncName(s apiv1alpha1.SyncStatus) string {
-	switch s {
-	case apiv1alpha1.SyncStatus_SYNC_STATUS_SYNCED:
-		return "Synced"
-	case apiv1alpha1.SyncStatus_SYNC_STATUS_OUT_OF_SYNC:
-		return "OutOfSync"
-	}
-	return "Unknown"
-}
+func SyncName(v apiv1alpha1.SyncStatus) string { return v.Name() }
 
 // HealthName is the API's spelling of a health status.
-func HealthName(h apiv1alpha1.HealthStatus) string {
-	switch h {
-	case apiv1alpha1.HealthStatus_HEALTH_STATUS_HEALTHY:
-		return "Healthy"
-	case apiv1alpha1.HealthStatus_HEALTH_STATUS_PROGRESSING:
-		return "Progressing"
-	case apiv1alpha1.HealthStatus_HEALTH_STATUS_DEGRADED:
-		return "Degraded"
-	case apiv1alpha1.HealthStatus_HEALTH_STATUS_MISSING:
-		return "Missing"
-	case apiv1alpha1.HealthStatus_HEALTH_STATUS_SUSPENDED:
-		return "Suspended"
-	}
-	return "Unknown"
-}
+func HealthName(v apiv1alpha1.HealthStatus) string { return v.Name() }
 
 // PhaseName is the API's spelling of an operation phase.
-func PhaseName(p apiv1alpha1.Operation_Phase) string {
-	switch p {
-	case apiv1alpha1.Operation_PHASE_RUNNING:
-		return "Running"
-	case apiv1alpha1.Operation_PHASE_SUCCEEDED:
-		return "Succeeded"
-	case apiv1alpha1.Operation_PHASE_FAILED:
-		return "Failed"
-	}
-	return "Unknown"
-}
+func PhaseName(v apiv1alpha1.Operation_Phase) string { return v.Name() }
 
 var healthRank = map[string]int{"Healthy": 0, "Suspended": 1, "Progressing": 2, "Unknown": 3, "Missing": 4, "Degraded": 5}
 
