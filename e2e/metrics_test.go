@@ -33,7 +33,9 @@ func TestMetrics(t *testing.T) {
 	e.waitSynced("metrics", rev, cl)
 	e.waitDeployment(cl, "metrics", "metrics", 2, true)
 
-	// One drift, healed.
+	// One drift, healed. The agent may see the change in more than one
+	// event (the scale, then the controllers' follow-up writes), so the
+	// counters are at least one.
 	e.kubectl(cl, "-n", "metrics", "scale", "deployment/metrics", "--replicas=4")
 	e.waitDeployment(cl, "metrics", "metrics", 2, false)
 	e.waitSynced("metrics", rev, cl)
@@ -44,8 +46,8 @@ func TestMetrics(t *testing.T) {
 			return err
 		}
 		return expect(m, map[string]check{
-			`flotilla_agent_drift_events_total`:                                eq(1),
-			`flotilla_agent_self_heal_total`:                                   eq(1),
+			`flotilla_agent_drift_events_total`:                                atLeast(1),
+			`flotilla_agent_self_heal_total`:                                   atLeast(1),
 			`flotilla_agent_sync_total{result="succeeded"}`:                    atLeast(1),
 			`flotilla_agent_sync_total{result="failed"}`:                       eq(0),
 			`flotilla_agent_apply_duration_seconds_count`:                      atLeast(1),

@@ -73,6 +73,24 @@ func text(t *testing.T, ctx context.Context, sel string) string {
 	return s
 }
 
+// waitText reads the text of sel until it contains want or 10 s pass (the
+// page may show an element before it fills it), and returns the last text.
+func waitText(t *testing.T, ctx context.Context, sel, want string) string {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got := text(t, ctx, sel)
+		if strings.Contains(got, want) || time.Now().After(deadline) {
+			return got
+		}
+		select {
+		case <-ctx.Done():
+			return got
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
 // TestFleetSyncInBrowser opens the fleet view, clicks Sync on an OutOfSync
 // app and sees its cells turn Synced without a reload, then checks the
 // cluster and app views, and saves a screenshot.
@@ -111,7 +129,7 @@ func TestFleetSyncInBrowser(t *testing.T) {
 	if marker, err := chromedp.Run(ctx, chromedp.Evaluate[string](`window.__flotillaNoReload`)); err != nil || marker != "kept" {
 		t.Errorf("the page reloaded (marker %q, %v)", marker, err)
 	}
-	if flash := text(t, ctx, "#flash"); !strings.Contains(flash, "Sync of billing sent to prod-eu-1, prod-us-1") {
+	if flash := waitText(t, ctx, "#flash", "Sync of billing sent to prod-eu-1, prod-us-1"); !strings.Contains(flash, "Sync of billing sent to prod-eu-1, prod-us-1") {
 		t.Errorf("flash message %q", flash)
 	}
 	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
@@ -142,17 +160,28 @@ func TestFleetSyncInBrowser(t *testing.T) {
 	// App view: the manual app is out of sync on a cluster that connects
 	// now, with its drift diff; Sync there turns it Synced live.
 	h.Connect(t, "staging-1")
-	err = chromedp.Do(ctx,
-		chromedp.Navigate(h.Server.URL+"/#/apps/billing"),
-		chromedp.WaitVisible(css(`section[data-target="staging-1"] details summary`)),
-		chromedp.Click(css(`section[data-target="staging-1"] details summary`)),
-		chromedp.WaitVisible(css(`section[data-target="staging-1"] pre.diff`)),
-		chromedp.WaitVisible(css(`button[data-rollback]`)),
-	)
-	if err != nil {
-		t.Fatalf("app view: %v", err)
+	// A live update may re-render the view between finding the summary and
+	// clicking it (chromedp: "Could not find node"); such a step is tried
+	// again, a bounded number of times.
+	for attempt := 1; ; attempt++ {
+		stepCtx, cancel := context.WithTimeout(ctx, 15*time.Second)
+		err = chromedp.Do(stepCtx,
+			chromedp.Navigate(h.Server.URL+"/#/apps/billing"),
+			chromedp.WaitVisible(css(`section[data-target="staging-1"] details summary`)),
+			chromedp.Click(css(`section[data-target="staging-1"] details summary`)),
+			chromedp.WaitVisible(css(`section[data-target="staging-1"] pre.diff`)),
+			chromedp.WaitVisible(css(`button[data-rollback]`)),
+		)
+		cancel()
+		if err == nil {
+			break
+		}
+		if attempt == 5 {
+			t.Fatalf("app view: %v", err)
+		}
+		t.Logf("app view, attempt %d: %v; trying again", attempt, err)
 	}
-	if diff := text(t, ctx, `section[data-target="staging-1"] pre.diff`); !strings.Contains(diff, "+++ desired /ConfigMap /billing-config") {
+	if diff := waitText(t, ctx, `section[data-target="staging-1"] pre.diff`, "+++ desired /ConfigMap /billing-config"); !strings.Contains(diff, "+++ desired /ConfigMap /billing-config") {
 		t.Errorf("drift diff %q", diff)
 	}
 	if png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100)); err == nil {
@@ -185,7 +214,7 @@ func TestLoginForm(t *testing.T) {
 	if err != nil {
 		t.Fatalf("login with a wrong token: %v", err)
 	}
-	if msg := text(t, ctx, "#login-error"); !strings.Contains(msg, "invalid token") {
+	if msg := waitText(t, ctx, "#login-error", "invalid token"); !strings.Contains(msg, "invalid token") {
 		t.Errorf("login error %q", msg)
 	}
 	err = chromedp.Do(ctx,
