@@ -51,18 +51,7 @@ func newEnv(t *testing.T, names ...string) *env {
 	for _, c := range cluster.StartAll(t, prov, names...) {
 		e.setCluster(c)
 	}
-	srv, err := gitserver.Start(filepath.Join(dir, "git"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = srv.Close() })
-	if err := os.MkdirAll(filepath.Join(dir, "git"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	e.repo, err = srv.NewRepo("config", filepath.Join(dir, "work"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, e.repo = gitserver.StartT(t, dir, "config")
 	e.appsDir = filepath.Join(dir, "apps")
 	if err := os.MkdirAll(e.appsDir, 0o755); err != nil {
 		t.Fatal(err)

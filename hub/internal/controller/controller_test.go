@@ -36,18 +36,7 @@ type world struct {
 func newWorld(t *testing.T, clusters map[string]map[string]string) *world {
 	t.Helper()
 	dir := t.TempDir()
-	if err := os.MkdirAll(filepath.Join(dir, "git"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	srv, err := gitserver.Start(filepath.Join(dir, "git"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = srv.Close() })
-	repo, err := srv.NewRepo("config", filepath.Join(dir, "work"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv, repo := gitserver.StartT(t, dir, "config")
 	st, err := store.Open(filepath.Join(dir, "hub.db"), hclog.NewNullLogger())
 	if err != nil {
 		t.Fatal(err)

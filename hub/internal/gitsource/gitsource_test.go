@@ -21,18 +21,7 @@ import (
 func newRepo(t *testing.T) (*gitserver.Repo, *Manager) {
 	t.Helper()
 	dir := t.TempDir()
-	if err := os.MkdirAll(filepath.Join(dir, "git"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	srv, err := gitserver.Start(filepath.Join(dir, "git"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = srv.Close() })
-	repo, err := srv.NewRepo("r", filepath.Join(dir, "work"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, repo := gitserver.StartT(t, dir, "r")
 	return repo, New(Options{Dir: filepath.Join(dir, "state"), PollInterval: time.Hour}, hclog.NewNullLogger())
 }
 
@@ -156,18 +145,7 @@ func TestSameRepo(t *testing.T) {
 // FLOTILLA_GIT_TOKEN), and refused without it.
 func TestHTTPSTokenCredentials(t *testing.T) {
 	dir := t.TempDir()
-	if err := os.MkdirAll(filepath.Join(dir, "git"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	srv, err := gitserver.Start(filepath.Join(dir, "git"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = srv.Close() })
-	repo, err := srv.NewRepo("private", filepath.Join(dir, "work"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv, repo := gitserver.StartT(t, dir, "private")
 	if _, err := repo.CommitAndPush("init"); err != nil {
 		t.Fatal(err)
 	}
@@ -196,18 +174,7 @@ func TestHTTPSTokenCredentials(t *testing.T) {
 // A repo over SSH is reached with the key file and a known_hosts file.
 func TestSSHKeyCredentials(t *testing.T) {
 	dir := t.TempDir()
-	if err := os.MkdirAll(filepath.Join(dir, "git"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	srv, err := gitserver.Start(filepath.Join(dir, "git"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = srv.Close() })
-	repo, err := srv.NewRepo("viassh", filepath.Join(dir, "work"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, repo := gitserver.StartT(t, dir, "viassh")
 	head, err := repo.CommitAndPush("init")
 	if err != nil {
 		t.Fatal(err)
