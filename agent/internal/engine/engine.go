@@ -11,9 +11,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus"
-	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/dynamic"
-	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/rest"
 
 	"github.com/flotilla-cd/flotilla/agent/internal/apply"
@@ -120,13 +118,9 @@ func New(cfg *rest.Config, opts Options, log hclog.Logger) (*Engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dynamic client: %w", err)
 	}
-	dc, err := discovery.NewDiscoveryClientForConfig(cfg)
+	mapper, err := apply.NewMapper(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("discovery client: %w", err)
-	}
-	core, err := corev1client.NewForConfig(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("core client: %w", err)
+		return nil, err
 	}
 	log = log.Named("engine")
 	if opts.Cluster != "" {
@@ -135,8 +129,8 @@ func New(cfg *rest.Config, opts Options, log hclog.Logger) (*Engine, error) {
 	e := &Engine{
 		opts:       opts,
 		log:        log,
-		applier:    apply.NewApplier(dyn, apply.NewMapper(dc), opts.FieldManager),
-		store:      inventory.New(core, opts.Namespace, opts.FieldManager),
+		applier:    apply.NewApplier(dyn, mapper, opts.FieldManager),
+		store:      inventory.New(dyn, opts.Namespace, opts.FieldManager),
 		notify:     newNotifier(opts.StatusEvery),
 		metrics:    newMetrics(),
 		apps:       map[string]*app{},

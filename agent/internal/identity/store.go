@@ -10,7 +10,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
+
+	"github.com/flotilla-cd/flotilla/agent/internal/kube"
 )
 
 // Store keeps the identity across restarts.
@@ -78,14 +79,14 @@ func (s DirStore) Save(_ context.Context, id *Identity) error {
 
 // SecretStore keeps the identity in a Secret of type kubernetes.io/tls.
 type SecretStore struct {
-	Client    kubernetes.Interface
+	Secrets   kube.Secrets // of Namespace
 	Namespace string
 	Name      string
 }
 
 // Load implements Store.
 func (s SecretStore) Load(ctx context.Context) (*Identity, error) {
-	sec, err := s.Client.CoreV1().Secrets(s.Namespace).Get(ctx, s.Name, metav1.GetOptions{})
+	sec, err := s.Secrets.Get(ctx, s.Name)
 	if apierrors.IsNotFound(err) {
 		return nil, ErrNotFound
 	}
@@ -102,17 +103,16 @@ func (s SecretStore) Load(ctx context.Context) (*Identity, error) {
 // Save implements Store.
 func (s SecretStore) Save(ctx context.Context, id *Identity) error {
 	data := map[string][]byte{keyCluster: []byte(id.Cluster), keyKey: id.KeyPEM, keyCert: id.CertPEM, keyCA: id.CAPEM}
-	secrets := s.Client.CoreV1().Secrets(s.Namespace)
-	sec, err := secrets.Get(ctx, s.Name, metav1.GetOptions{})
+	sec, err := s.Secrets.Get(ctx, s.Name)
 	if apierrors.IsNotFound(err) {
-		_, err = secrets.Create(ctx, &corev1.Secret{
+		err = s.Secrets.Create(ctx, &corev1.Secret{
 			ObjectMeta: metav1.ObjectMeta{Name: s.Name, Namespace: s.Namespace, Labels: map[string]string{"app.kubernetes.io/part-of": "flotilla"}},
 			Type:       corev1.SecretTypeTLS,
 			Data:       data,
-		}, metav1.CreateOptions{FieldManager: "flotilla-agent"})
+		}, "flotilla-agent")
 	} else if err == nil {
 		sec.Data = data
-		_, err = secrets.Update(ctx, sec, metav1.UpdateOptions{FieldManager: "flotilla-agent"})
+		err = s.Secrets.Update(ctx, sec, "flotilla-agent")
 	}
 	if err != nil {
 		return fmt.Errorf("identity Secret %s/%s: %w", s.Namespace, s.Name, err)

@@ -15,22 +15,22 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
-	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/dynamic"
 
+	"github.com/flotilla-cd/flotilla/agent/internal/kube"
 	apiv1alpha1 "github.com/flotilla-cd/flotilla/shared/api/v1alpha1"
 )
 
 // Store reads and writes records as Secrets in one namespace.
 type Store struct {
-	secrets      corev1client.SecretInterface
+	secrets      kube.Secrets
 	namespace    string
 	fieldManager string
 }
 
 // New returns a store over the Secrets of namespace.
-func New(client corev1client.SecretsGetter, namespace, fieldManager string) *Store {
-	return &Store{secrets: client.Secrets(namespace), namespace: namespace, fieldManager: fieldManager}
+func New(dyn dynamic.Interface, namespace, fieldManager string) *Store {
+	return &Store{secrets: kube.NewSecrets(dyn, namespace), namespace: namespace, fieldManager: fieldManager}
 }
 
 type meta struct {
@@ -60,12 +60,10 @@ func (s *Store) Save(ctx context.Context, rec *Record) error {
 		for i := 0; i < chunks; i++ {
 			end := min((i+1)*ChunkBytes, len(raw))
 			part := raw[i*ChunkBytes : end]
-			ac := corev1ac.Secret(chunkName(rec.App, digest, i), s.namespace).
-				WithLabels(map[string]string{labelRecord: recordChunk, labelAppHash: appHash(rec.App), labelDigest: digestLabel(digest)}).
-				WithAnnotations(map[string]string{annoApp: rec.App}).
-				WithType(corev1.SecretTypeOpaque).
-				WithData(map[string][]byte{"part": part, "index": []byte(strconv.Itoa(i))})
-			if _, err := s.secrets.Apply(ctx, ac, metav1.ApplyOptions{FieldManager: s.fieldManager, Force: true}); err != nil {
+			sec := s.secret(chunkName(rec.App, digest, i), rec.App,
+				map[string]string{labelRecord: recordChunk, labelAppHash: appHash(rec.App), labelDigest: digestLabel(digest)},
+				map[string][]byte{"part": part, "index": []byte(strconv.Itoa(i))})
+			if err := s.secrets.Apply(ctx, sec, s.fieldManager); err != nil {
 				return fmt.Errorf("save app %s: bundle chunk %d: %w", rec.App, i, err)
 			}
 		}
@@ -99,19 +97,26 @@ func (s *Store) writeIndex(ctx context.Context, rec *Record, m meta) error {
 	if err != nil {
 		return fmt.Errorf("save app %s: inventory: %w", rec.App, err)
 	}
-	ac := corev1ac.Secret(indexName(rec.App), s.namespace).
-		WithLabels(map[string]string{labelRecord: recordIndex, labelAppHash: appHash(rec.App)}).
-		WithAnnotations(map[string]string{annoApp: rec.App}).
-		WithType(corev1.SecretTypeOpaque).
-		WithData(map[string][]byte{"meta": mj, "inventory.json.gz": inv})
-	if _, err := s.secrets.Apply(ctx, ac, metav1.ApplyOptions{FieldManager: s.fieldManager, Force: true}); err != nil {
+	sec := s.secret(indexName(rec.App), rec.App,
+		map[string]string{labelRecord: recordIndex, labelAppHash: appHash(rec.App)},
+		map[string][]byte{"meta": mj, "inventory.json.gz": inv})
+	if err := s.secrets.Apply(ctx, sec, s.fieldManager); err != nil {
 		return fmt.Errorf("save app %s: index: %w", rec.App, err)
 	}
 	return nil
 }
 
+// secret is the applied form of one stored Secret of app.
+func (s *Store) secret(name, app string, labels map[string]string, data map[string][]byte) *corev1.Secret {
+	return &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: s.namespace, Labels: labels, Annotations: map[string]string{annoApp: app}},
+		Type:       corev1.SecretTypeOpaque,
+		Data:       data,
+	}
+}
+
 func (s *Store) readMeta(ctx context.Context, app string) (*meta, error) {
-	sec, err := s.secrets.Get(ctx, indexName(app), metav1.GetOptions{})
+	sec, err := s.secrets.Get(ctx, indexName(app))
 	if apierrors.IsNotFound(err) {
 		return nil, nil
 	}
@@ -128,15 +133,15 @@ func (s *Store) readMeta(ctx context.Context, app string) (*meta, error) {
 // deleteChunks deletes the app's chunks of every digest but keep ("" keeps
 // none).
 func (s *Store) deleteChunks(ctx context.Context, app, keep string) error {
-	list, err := s.secrets.List(ctx, metav1.ListOptions{LabelSelector: labels.Set{labelRecord: recordChunk, labelAppHash: appHash(app)}.String()})
+	list, err := s.secrets.List(ctx, labels.Set{labelRecord: recordChunk, labelAppHash: appHash(app)}.String())
 	if err != nil {
 		return fmt.Errorf("list bundle chunks of app %s: %w", app, err)
 	}
-	for _, sec := range list.Items {
+	for _, sec := range list {
 		if keep != "" && sec.Labels[labelDigest] == digestLabel(keep) {
 			continue
 		}
-		if err := s.secrets.Delete(ctx, sec.Name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+		if err := s.secrets.Delete(ctx, sec.Name); err != nil && !apierrors.IsNotFound(err) {
 			return fmt.Errorf("delete bundle chunk %s of app %s: %w", sec.Name, app, err)
 		}
 	}
@@ -145,7 +150,7 @@ func (s *Store) deleteChunks(ctx context.Context, app, keep string) error {
 
 // Delete removes everything stored for app.
 func (s *Store) Delete(ctx context.Context, app string) error {
-	if err := s.secrets.Delete(ctx, indexName(app), metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+	if err := s.secrets.Delete(ctx, indexName(app)); err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("delete app %s: %w", app, err)
 	}
 	return s.deleteChunks(ctx, app, "")
@@ -155,20 +160,20 @@ func (s *Store) Delete(ctx context.Context, app string) error {
 // corrupt is an error naming the app: the agent must not start enforcing a
 // partial bundle.
 func (s *Store) Load(ctx context.Context) ([]*Record, error) {
-	idx, err := s.secrets.List(ctx, metav1.ListOptions{LabelSelector: labels.Set{labelRecord: recordIndex}.String()})
+	idx, err := s.secrets.List(ctx, labels.Set{labelRecord: recordIndex}.String())
 	if err != nil {
 		return nil, fmt.Errorf("list app records in namespace %s: %w", s.namespace, err)
 	}
-	chunks, err := s.secrets.List(ctx, metav1.ListOptions{LabelSelector: labels.Set{labelRecord: recordChunk}.String()})
+	chunks, err := s.secrets.List(ctx, labels.Set{labelRecord: recordChunk}.String())
 	if err != nil {
 		return nil, fmt.Errorf("list bundle chunks in namespace %s: %w", s.namespace, err)
 	}
 	byName := map[string]*corev1.Secret{}
-	for i := range chunks.Items {
-		byName[chunks.Items[i].Name] = &chunks.Items[i]
+	for _, c := range chunks {
+		byName[c.Name] = c
 	}
 	var out []*Record
-	for _, sec := range idx.Items {
+	for _, sec := range idx {
 		var m meta
 		if err := json.Unmarshal(sec.Data["meta"], &m); err != nil {
 			return nil, fmt.Errorf("secret %s field meta: %w", sec.Name, err)

@@ -13,6 +13,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/dynamic"
 	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 
 	"github.com/flotilla-cd/flotilla/agent/internal/testenv"
@@ -20,7 +21,10 @@ import (
 	"github.com/flotilla-cd/flotilla/shared/manifest"
 )
 
-var core corev1client.CoreV1Interface
+var (
+	core corev1client.CoreV1Interface // to read what the store wrote, independently of its own client
+	dyn  dynamic.Interface
+)
 
 func TestMain(m *testing.M) {
 	env, err := testenv.Start()
@@ -29,6 +33,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	core = corev1client.NewForConfigOrDie(env.Config)
+	dyn = dynamic.NewForConfigOrDie(env.Config)
 	code := m.Run()
 	_ = env.Stop()
 	os.Exit(code)
@@ -40,7 +45,7 @@ func newStore(t *testing.T, ns string) *Store {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return New(core, ns, "flotilla-agent")
+	return New(dyn, ns, "flotilla-agent")
 }
 
 // randomBundle builds a bundle whose compressed objects take about size

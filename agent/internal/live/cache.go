@@ -10,9 +10,10 @@ import (
 	"github.com/hashicorp/go-hclog"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/dynamic/dynamicinformer"
 	"k8s.io/client-go/tools/cache"
 )
 
@@ -147,9 +148,7 @@ func (c *Cache) Ensure(ctx context.Context, gvr schema.GroupVersionResource, nam
 // start runs one informer for gvr in ns (all namespaces when empty); c.mu
 // must be held.
 func (c *Cache) start(gvr schema.GroupVersionResource, ns string) (cache.SharedIndexInformer, error) {
-	inf := dynamicinformer.NewFilteredDynamicInformer(c.dyn, gvr, ns, 0, cache.Indexers{
-		cache.NamespaceIndex: cache.MetaNamespaceIndexFunc,
-	}, func(o *metav1.ListOptions) { o.LabelSelector = c.selector }).Informer()
+	inf := c.newInformer(gvr, ns)
 	if err := inf.SetTransform(stripManagedFields); err != nil {
 		return nil, fmt.Errorf("watch %s: %w", gvr, err)
 	}
@@ -163,6 +162,34 @@ func (c *Cache) start(gvr schema.GroupVersionResource, ns string) (cache.SharedI
 		inf.RunWithContext(runCtx)
 	}()
 	return inf, nil
+}
+
+// newInformer builds an informer over the dynamic client for gvr in ns,
+// limited to the cache's label selector. It is what dynamicinformer does,
+// without that package: it links client-go's typed informers for every
+// built-in API group, which would add megabytes to the agent's binary and
+// its resident memory.
+func (c *Cache) newInformer(gvr schema.GroupVersionResource, ns string) cache.SharedIndexInformer {
+	res := c.dyn.Resource(gvr).Namespace(ns)
+	selector := c.selector
+	lw := &cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			o.LabelSelector = selector
+			return res.List(ctx, o)
+		},
+		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			o.LabelSelector = selector
+			return res.Watch(ctx, o)
+		},
+	}
+	return cache.NewSharedIndexInformerWithOptions(
+		cache.ToListWatcherWithWatchListSemantics(lw, c.dyn),
+		&unstructured.Unstructured{},
+		cache.SharedIndexInformerOptions{
+			Indexers:          cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc},
+			ObjectDescription: gvr.String(),
+		},
+	)
 }
 
 // stripManagedFields drops metadata.managedFields before objects enter the

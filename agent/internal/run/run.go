@@ -15,16 +15,15 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/flotilla-cd/flotilla/agent/internal/engine"
 	"github.com/flotilla-cd/flotilla/agent/internal/hubclient"
 	"github.com/flotilla-cd/flotilla/agent/internal/identity"
+	"github.com/flotilla-cd/flotilla/agent/internal/kube"
 	"github.com/flotilla-cd/flotilla/shared/version"
 )
 
@@ -40,16 +39,16 @@ func Run(ctx context.Context, o Options, log hclog.Logger) error {
 	cfg.QPS, cfg.Burst = 200, 400
 	cfg.UserAgent = "flotilla-agent/" + version.Version
 
-	cs, err := kubernetes.NewForConfig(cfg)
+	dyn, err := dynamic.NewForConfig(cfg)
 	if err != nil {
 		return err
 	}
-	if err := ensureNamespace(ctx, cs, o.Namespace); err != nil {
+	if err := ensureNamespace(ctx, dyn, o.Namespace); err != nil {
 		return err
 	}
 	var ids identity.Store = identity.DirStore{Dir: o.IdentityDir}
 	if o.IdentityDir == "" {
-		ids = identity.SecretStore{Client: cs, Namespace: o.Namespace, Name: o.IdentitySecret}
+		ids = identity.SecretStore{Secrets: kube.NewSecrets(dyn, o.Namespace), Namespace: o.Namespace, Name: o.IdentitySecret}
 	}
 
 	// /metrics serves the default registry.
@@ -184,15 +183,15 @@ func ensureIdentity(ctx context.Context, o Options, ids identity.Store, log hclo
 // ensureNamespace creates the agent's own namespace when it is missing (an
 // agent started by hand on a fresh cluster); installed agents find it made
 // by their manifests, and a Forbidden answer is left to the first real use.
-func ensureNamespace(ctx context.Context, cs kubernetes.Interface, ns string) error {
-	_, err := cs.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
+func ensureNamespace(ctx context.Context, dyn dynamic.Interface, ns string) error {
+	_, err := kube.GetNamespace(ctx, dyn, ns)
 	if err == nil || apierrors.IsForbidden(err) {
 		return nil
 	}
 	if !apierrors.IsNotFound(err) {
 		return fmt.Errorf("namespace %s: %w", ns, err)
 	}
-	_, err = cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{FieldManager: "flotilla-agent"})
+	err = kube.CreateNamespace(ctx, dyn, ns, "flotilla-agent")
 	if err != nil && !apierrors.IsAlreadyExists(err) && !apierrors.IsForbidden(err) {
 		return fmt.Errorf("create namespace %s: %w", ns, err)
 	}
