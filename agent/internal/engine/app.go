@@ -31,9 +31,12 @@ type objState struct {
 	// namespaced is the scope of gvr (valid once mapped)
 	namespaced bool
 	// liveFP is the fingerprint of the live object last known to match
-	// desired; an event with the same fingerprint needs no API request.
-	liveFP    string
-	appliedRV string // resourceVersion our last write produced
+	// desired; an event with the same fingerprint needs no API request
+	// and finds the object in sync (ending a delayed heal).
+	liveFP string
+	// appliedRV is the resourceVersion our last write produced; a cache
+	// state older than it is not checked (its event follows).
+	appliedRV string
 	sync      apiv1alpha1.SyncStatus
 	message   string
 	diff      string

@@ -51,8 +51,19 @@ func (a *app) checkObject(ctx context.Context, st *objState, force bool) {
 		}
 		return
 	}
+	if older(live.GetResourceVersion(), st.appliedRV) {
+		// The cache has not caught up with our last write yet (an
+		// event of an earlier version came in after it): this is not
+		// the live state, and the event of our write follows.
+		return
+	}
 	fp := diff.Fingerprint(live)
 	if !force && fp == st.liveFP {
+		// The live object is in a state known to match desired, again
+		// or still. Any verdict given since (a self-heal delayed, a
+		// failed heal) is over, and so is a pending heal.
+		st.healAt = time.Time{}
+		st.sync, st.message, st.diff = apiv1alpha1.SyncStatus_SYNC_STATUS_SYNCED, "", ""
 		return
 	}
 	if err := a.ownerConflict(st, live); err != nil {
@@ -77,6 +88,7 @@ func (a *app) checkObject(ctx context.Context, st *objState, force bool) {
 	}
 	res := diff.Compare(st.key, dry, live, a.rules)
 	if res.Equal {
+		st.healAt = time.Time{}
 		st.liveFP, st.diff = fp, ""
 		st.sync, st.message = apiv1alpha1.SyncStatus_SYNC_STATUS_SYNCED, ""
 		return
@@ -125,8 +137,8 @@ func (a *app) hasRules(k manifest.Key) bool {
 // changed back (healLimiter). It reports whether the write changed the
 // object (or re-created it).
 func (a *app) heal(ctx context.Context, st *objState, live *unstructured.Unstructured) bool {
-	now := time.Now()
-	if d := st.heal.delay(now); d > 0 {
+	now, pace := time.Now(), a.e.opts.healPacing
+	if d := st.heal.delay(pace, now); d > 0 {
 		st.healAt = now.Add(d)
 		st.sync, st.message = apiv1alpha1.SyncStatus_SYNC_STATUS_OUT_OF_SYNC, "self-heal delayed: the object keeps changing back"
 		a.log.Debug("self-heal delayed", "object", st.key.String(), "delay", d)
@@ -134,13 +146,13 @@ func (a *app) heal(ctx context.Context, st *objState, live *unstructured.Unstruc
 	}
 	out, err := a.write(ctx, st, live)
 	if err != nil {
-		st.heal.record(now)
-		st.healAt = now.Add(max(st.heal.delay(now), time.Second))
+		st.heal.record(pace, now)
+		st.healAt = now.Add(max(st.heal.delay(pace, now), time.Second))
 		a.log.Warn("self-heal failed", "object", st.key.String(), "error", err)
 		return false
 	}
 	if live == nil || out.GetResourceVersion() != live.GetResourceVersion() {
-		st.heal.record(now)
+		st.heal.record(pace, now)
 		a.e.metrics.selfHeals.Inc()
 		a.log.Info("self-healed drift", "object", st.key.String())
 		return true

@@ -54,6 +54,10 @@ type Options struct {
 	// Registerer receives the engine's Prometheus metrics
 	// (flotilla_agent_*); nil registers them nowhere.
 	Registerer prometheus.Registerer
+
+	// healPacing paces self-heals (zero: defaultHealPacing); tests shorten
+	// it.
+	healPacing healPacing
 }
 
 func (o *Options) setDefaults() {
@@ -70,6 +74,9 @@ func (o *Options) setDefaults() {
 		o.StatusEvery = DefaultStatusEvery
 	}
 	o.Namespaces = normalizeNamespaces(o.Namespaces)
+	if o.healPacing == (healPacing{}) {
+		o.healPacing = defaultHealPacing
+	}
 }
 
 // normalizeNamespaces trims, drops empty entries and duplicates, and sorts;

@@ -8,45 +8,54 @@ import (
 	apiv1alpha1 "github.com/flotilla-cd/flotilla/shared/api/v1alpha1"
 )
 
-// Self-heal pacing: an object may be healed healBurst times in a row at
-// once; a heal counts as "in a row" when the previous one was less than
-// healFight ago (another controller reverting us). After the burst each
-// heal waits twice as long as the last, from healBase up to healMax.
-const (
-	healBurst = 5
-	healFight = time.Second
-	healBase  = 250 * time.Millisecond
-	healMax   = 10 * time.Second
-)
+// healPacing paces the self-heals of one object: an object may be healed
+// burst times in a row at once; a heal counts as "in a row" when the
+// previous one was less than fight ago (another controller reverting us).
+// After the burst each heal waits twice as long as the last, from base up
+// to max.
+type healPacing struct {
+	burst int
+	fight time.Duration
+	base  time.Duration
+	max   time.Duration
+}
+
+// defaultHealPacing: 5 heals at once, a fight is a drift within 1 s of the
+// last heal, then 250 ms doubling up to 10 s.
+var defaultHealPacing = healPacing{burst: 5, fight: time.Second, base: 250 * time.Millisecond, max: 10 * time.Second}
 
 // healLimiter paces the self-heals of one object. It is a pure function of
-// the times passed in.
+// the pacing and the times passed in.
 type healLimiter struct {
 	last   time.Time
 	streak int
 }
 
 // delay returns how long a heal wanted at now must wait.
-func (h *healLimiter) delay(now time.Time) time.Duration {
-	if h.last.IsZero() || now.Sub(h.last) > h.window() || h.streak < healBurst {
+func (h *healLimiter) delay(p healPacing, now time.Time) time.Duration {
+	if h.last.IsZero() || now.Sub(h.last) > h.window(p) || h.streak < p.burst {
 		return 0
 	}
-	d := healBase << min(h.streak-healBurst, 10)
-	d = min(d, healMax)
-	return max(h.last.Add(d).Sub(now), 0)
+	return max(h.last.Add(h.wait(p)).Sub(now), 0)
+}
+
+// wait is the least time after the last heal before the next one, once
+// the burst is used up.
+func (h *healLimiter) wait(p healPacing) time.Duration {
+	return min(p.base<<min(h.streak-p.burst, 10), p.max)
 }
 
 // window is how long after a heal a new drift still counts as a fight.
-func (h *healLimiter) window() time.Duration {
-	if h.streak < healBurst {
-		return healFight
+func (h *healLimiter) window(p healPacing) time.Duration {
+	if h.streak < p.burst {
+		return p.fight
 	}
-	return healFight + min(healBase<<min(h.streak-healBurst, 10), healMax)
+	return p.fight + h.wait(p)
 }
 
 // record notes a heal done at now.
-func (h *healLimiter) record(now time.Time) {
-	if !h.last.IsZero() && now.Sub(h.last) <= h.window() {
+func (h *healLimiter) record(p healPacing, now time.Time) {
+	if !h.last.IsZero() && now.Sub(h.last) <= h.window(p) {
 		h.streak++
 	} else {
 		h.streak = 1

@@ -246,6 +246,7 @@ func (a *app) write(ctx context.Context, st *objState, live *unstructured.Unstru
 		return nil, err
 	}
 	st.liveFP, st.appliedRV = diff.Fingerprint(out), out.GetResourceVersion()
+	st.healAt = time.Time{}
 	st.sync, st.message, st.diff = apiv1alpha1.SyncStatus_SYNC_STATUS_SYNCED, "", ""
 	return out, nil
 }
@@ -339,6 +340,14 @@ func fresh(live, applied string) bool {
 	l, err1 := strconv.ParseUint(live, 10, 64)
 	p, err2 := strconv.ParseUint(applied, 10, 64)
 	return err1 == nil && err2 == nil && l >= p
+}
+
+// older reports whether a live resourceVersion is known to be older than
+// applied: both are numbers (etcd-backed servers) and live is the smaller.
+func older(live, applied string) bool {
+	l, err1 := strconv.ParseUint(live, 10, 64)
+	p, err2 := strconv.ParseUint(applied, 10, 64)
+	return err1 == nil && err2 == nil && l < p
 }
 
 // parallel runs fn over items with at most n at once and joins the errors
