@@ -24,6 +24,7 @@ import (
 	"github.com/flotilla-cd/flotilla/agent/internal/hubclient"
 	"github.com/flotilla-cd/flotilla/agent/internal/identity"
 	"github.com/flotilla-cd/flotilla/agent/internal/kube"
+	"github.com/flotilla-cd/flotilla/shared/memtrim"
 	"github.com/flotilla-cd/flotilla/shared/version"
 )
 
@@ -70,6 +71,9 @@ func Run(ctx context.Context, o Options, log hclog.Logger) error {
 	defer cancel()
 	var wg sync.WaitGroup
 	errc := make(chan error, 3)
+	// An agent is idle most of the time after a sync: hand the memory of a
+	// burst back to the OS instead of keeping it mapped for minutes.
+	wg.Go(func() { memtrim.Run(ctx, memtrim.Options{}, log.Named("memtrim")) })
 	wg.Add(1)
 	go func() {
 		defer wg.Done()

@@ -1,0 +1,53 @@
+package memtrim
+
+import (
+	"runtime"
+	"runtime/debug"
+	"testing"
+)
+
+func TestDue(t *testing.T) {
+	tests := []struct {
+		name string
+		st   Stats
+		want bool
+	}{
+		{name: "free pages after a burst", st: Stats{Free: 20 << 20, Objects: 15 << 20, Live: 15 << 20}, want: true},
+		{name: "garbage not yet collected", st: Stats{Free: 4 << 20, Objects: 25 << 20, Live: 15 << 20}, want: true},
+		{name: "just collected", st: Stats{Free: 4 << 20, Objects: 15 << 20, Live: 15 << 20}, want: false},
+		{name: "below half the live heap", st: Stats{Free: 4 << 20, Objects: 50 << 20, Live: 40 << 20}, want: false},
+		{name: "below the floor", st: Stats{Free: 4 << 20, Objects: 2 << 20, Live: 1 << 20}, want: false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := Due(tt.st, DefaultMinFree); got != tt.want {
+				t.Errorf("Due(%+v) = %v, want %v", tt.st, got, tt.want)
+			}
+		})
+	}
+}
+
+var sink [][]byte
+
+// TestReadSeesABurst checks the runtime figures the decision rests on: after
+// a burst of garbage and a collection the heap holds free memory, and
+// FreeOSMemory returns it.
+func TestReadSeesABurst(t *testing.T) {
+	defer debug.SetGCPercent(debug.SetGCPercent(-1)) // no collection during the burst
+	for range 64 {
+		sink = append(sink, make([]byte, 1<<20))
+	}
+	sink = nil
+	runtime.GC()
+	st := Read()
+	if st.Reclaimable() < 32<<20 {
+		t.Fatalf("after freeing 64 MiB: %+v, want at least 32 MiB reclaimable", st)
+	}
+	if !Due(st, DefaultMinFree) {
+		t.Fatalf("Due(%+v) = false after a burst", st)
+	}
+	debug.FreeOSMemory()
+	if after := Read(); after.Reclaimable() >= st.Reclaimable() {
+		t.Errorf("reclaimable after FreeOSMemory %d, before %d", after.Reclaimable(), st.Reclaimable())
+	}
+}
