@@ -11,7 +11,10 @@
 // a floor), runs debug.FreeOSMemory: one collection and a release of the
 // free pages. An idle process allocates little, so after the trim that
 // follows a burst it is left alone; a busy one gets at most one extra
-// collection per interval (a few milliseconds for the heaps of an agent).
+// collection per interval. The interval grows with the live heap beyond
+// 64 MiB, as the cost of a collection does, so that trimming stays around
+// one percent of a core however large the heap (a hub with thousands of
+// agents).
 package memtrim
 
 import (
@@ -27,6 +30,9 @@ import (
 const (
 	DefaultInterval = 5 * time.Second
 	DefaultMinFree  = 8 << 20
+	// scaleLive is the live heap up to which the interval is not
+	// stretched.
+	scaleLive = 64 << 20
 )
 
 const (
@@ -79,6 +85,15 @@ func Due(st Stats, minFree uint64) bool {
 	return r > minFree && r > st.Live/2
 }
 
+// Interval returns how long to wait before the next look: base, stretched
+// in proportion to a live heap larger than 64 MiB.
+func Interval(base time.Duration, live uint64) time.Duration {
+	if live <= scaleLive {
+		return base
+	}
+	return time.Duration(float64(base) * float64(live) / scaleLive)
+}
+
 // Run trims until ctx ends.
 func Run(ctx context.Context, opts Options, log hclog.Logger) {
 	if opts.Interval <= 0 {
@@ -87,7 +102,7 @@ func Run(ctx context.Context, opts Options, log hclog.Logger) {
 	if opts.MinFree == 0 {
 		opts.MinFree = DefaultMinFree
 	}
-	t := time.NewTicker(opts.Interval)
+	t := time.NewTimer(opts.Interval)
 	defer t.Stop()
 	for {
 		select {
@@ -96,6 +111,7 @@ func Run(ctx context.Context, opts Options, log hclog.Logger) {
 		case <-t.C:
 		}
 		before := Read()
+		t.Reset(Interval(opts.Interval, before.Live))
 		if !Due(before, opts.MinFree) {
 			continue
 		}

@@ -4,6 +4,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"testing"
+	"time"
 )
 
 func TestDue(t *testing.T) {
@@ -24,6 +25,22 @@ func TestDue(t *testing.T) {
 				t.Errorf("Due(%+v) = %v, want %v", tt.st, got, tt.want)
 			}
 		})
+	}
+}
+
+func TestInterval(t *testing.T) {
+	for _, tt := range []struct {
+		live uint64
+		want time.Duration
+	}{
+		{live: 0, want: 5 * time.Second},
+		{live: 64 << 20, want: 5 * time.Second},
+		{live: 128 << 20, want: 10 * time.Second},
+		{live: 640 << 20, want: 50 * time.Second},
+	} {
+		if got := Interval(5*time.Second, tt.live); got != tt.want {
+			t.Errorf("Interval(5s, %d MiB) = %s, want %s", tt.live>>20, got, tt.want)
+		}
 	}
 }
 

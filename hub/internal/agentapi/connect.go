@@ -27,7 +27,11 @@ func Compatible(v uint32) bool {
 	return v+1 >= h && v <= h+1
 }
 
-// Connect implements the agent stream.
+// errNoHello ends a stream whose agent sent nothing within helloTimeout.
+var errNoHello = status.Error(codes.DeadlineExceeded, "no Hello from agent")
+
+// Connect implements the agent stream. It reads the agent's messages in
+// the handler's goroutine; the outbox sends (see outbox.go).
 func (s *Server) Connect(stream apiv1alpha1.AgentService_ConnectServer) error {
 	ctx := stream.Context()
 	cluster, cert, err := s.authenticate(ctx)
@@ -35,9 +39,16 @@ func (s *Server) Connect(stream apiv1alpha1.AgentService_ConnectServer) error {
 		s.log.Warn("stream refused", "peer", peerAddr(ctx), "error", err)
 		return err
 	}
-	log := s.log.With("cluster", cluster)
+	out := s.newOutbox(stream, cluster)
+	if out == nil {
+		return status.Error(codes.Internal, "agent stream not served by a gRPC server stream")
+	}
 
-	first, err := recvWithTimeout(ctx, stream, helloTimeout)
+	noHello := time.AfterFunc(helloTimeout, func() { out.end(errNoHello) })
+	first, err := stream.Recv()
+	if !noHello.Stop() {
+		return errNoHello
+	}
 	if err != nil {
 		return err
 	}
@@ -59,66 +70,40 @@ func (s *Server) Connect(stream apiv1alpha1.AgentService_ConnectServer) error {
 	// Batched with the other agents connecting now: after a hub restart
 	// they all do at once, and one fsync each would queue them for seconds.
 	if err := s.store.TouchCluster(ctx, cluster, s.now(), hello.GetAgentVersion()); err != nil {
-		log.Warn("record agent seen", "error", err)
+		s.log.Warn("record agent seen", "cluster", cluster, "error", err)
 	}
 
-	sess := s.fleet.Attach(cluster, hello.GetBundleDigests())
+	sess := s.fleet.AttachNotify(cluster, hello.GetBundleDigests(), out.wake)
 	defer sess.Close()
 	// An enrolment or removal that committed after authenticate closed the
 	// sessions it found before this one was attached; check again.
 	if err := s.check(ctx, cluster, cert); err != nil {
-		log.Warn("stream refused", "error", err)
+		s.log.Warn("stream refused", "cluster", cluster, "error", err)
 		return err
 	}
-	log.Info("agent connected", "agent_version", hello.GetAgentVersion(), "held", len(hello.GetBundleDigests()))
+	s.log.Info("agent connected", "cluster", cluster, "agent_version", hello.GetAgentVersion(), "held", len(hello.GetBundleDigests()))
 
-	out := make(chan *apiv1alpha1.HubMessage, 8)
-	recvErr := make(chan error, 1)
-	go func() { recvErr <- s.receive(ctx, cluster, cert.Serial, stream, sess, out) }()
-
-	for {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-sess.Done():
-			cause := sess.Cause()
-			log.Info("stream closed by hub", "cause", cause)
-			if errors.Is(cause, fleet.ErrSuperseded) {
-				return status.Error(codes.PermissionDenied, "session superseded: the cluster was removed, re-enrolled or connected again")
-			}
-			return status.Error(codes.Unavailable, "session closed")
-		case err := <-recvErr:
-			if errors.Is(err, io.EOF) {
-				return nil
-			}
-			return err
-		case <-sess.Woken():
-			ds := sess.Next()
-			if ds == nil {
-				continue
-			}
-			if err := stream.Send(&apiv1alpha1.HubMessage{Msg: &apiv1alpha1.HubMessage_Desired{Desired: ds}}); err != nil {
-				return err
-			}
-			log.Debug("desired state sent", "bundles", len(ds.GetBundles()), "removed", len(ds.GetRemovedApps()))
-			if s.opts.Hooks.Sent != nil {
-				s.opts.Hooks.Sent(cluster, ds)
-			}
-		case cmd := <-sess.Commands():
-			if err := stream.Send(&apiv1alpha1.HubMessage{Msg: &apiv1alpha1.HubMessage_Command{Command: cmd}}); err != nil {
-				return err
-			}
-		case m := <-out:
-			if err := stream.Send(m); err != nil {
-				return err
-			}
-		}
+	stopEnd := out.endWith(sess.Context())
+	out.attach(sess)
+	err = s.receive(ctx, cluster, cert.Serial, stream, sess, out)
+	stopEnd()
+	cause := context.Cause(sess.Context())
+	switch {
+	case cause != nil:
+		s.log.Info("stream closed by hub", "cluster", cluster, "cause", cause)
+		err = sessionEnded(cause)
+	case errors.Is(err, io.EOF):
+		err = nil
 	}
+	if sendErr := out.close(err); sendErr != nil && cause == nil {
+		return sendErr
+	}
+	return err
 }
 
 // receive handles messages from the agent until the stream ends. Replies
-// go to out, which the sending loop drains.
-func (s *Server) receive(ctx context.Context, cluster, serial string, stream apiv1alpha1.AgentService_ConnectServer, sess *fleet.Session, out chan<- *apiv1alpha1.HubMessage) error {
+// go out through out.
+func (s *Server) receive(ctx context.Context, cluster, serial string, stream apiv1alpha1.AgentService_ConnectServer, sess *fleet.Session, out *outbox) error {
 	for {
 		m, err := stream.Recv()
 		if err != nil {
@@ -139,11 +124,7 @@ func (s *Server) receive(ctx context.Context, cluster, serial string, stream api
 			if err != nil {
 				return err
 			}
-			select {
-			case out <- &apiv1alpha1.HubMessage{Msg: &apiv1alpha1.HubMessage_Renew{Renew: resp}}:
-			case <-ctx.Done():
-				return ctx.Err()
-			}
+			out.reply(&apiv1alpha1.HubMessage{Msg: &apiv1alpha1.HubMessage_Renew{Renew: resp}})
 		case *apiv1alpha1.AgentMessage_CommandResult:
 			if s.opts.Hooks.CommandResult != nil {
 				s.opts.Hooks.CommandResult(cluster, msg.CommandResult)
@@ -173,26 +154,4 @@ func (s *Server) renew(ctx context.Context, cluster, serial string, req *apiv1al
 	}
 	s.log.Info("certificate renewal issued", "cluster", cluster, "serial", is.Serial, "not_after", is.NotAfter)
 	return &apiv1alpha1.RenewResponse{CertificatePem: is.CertPEM, NotAfter: timestamppb.New(is.NotAfter)}, nil
-}
-
-func recvWithTimeout(ctx context.Context, stream apiv1alpha1.AgentService_ConnectServer, d time.Duration) (*apiv1alpha1.AgentMessage, error) {
-	type res struct {
-		m   *apiv1alpha1.AgentMessage
-		err error
-	}
-	ch := make(chan res, 1)
-	go func() {
-		m, err := stream.Recv()
-		ch <- res{m, err}
-	}()
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case r := <-ch:
-		return r.m, r.err
-	case <-t.C:
-		return nil, status.Error(codes.DeadlineExceeded, "no Hello from agent")
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
 }

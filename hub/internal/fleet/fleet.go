@@ -101,31 +101,50 @@ func digestOf(b *apiv1alpha1.Bundle) string {
 }
 
 // Attach opens a session for cluster whose agent holds held (app → digest).
-// An older session of the same cluster is closed with ErrSuperseded.
+// The session signals Woken when Next may have something to send and
+// delivers commands on Commands. An older session of the same cluster is
+// closed with ErrSuperseded.
 func (f *Fleet) Attach(cluster string, held map[string]string) *Session {
+	s := f.newSession(cluster, held)
+	s.wakeC = make(chan struct{}, 1)
+	s.cmds = make(chan *apiv1alpha1.Command, MaxQueuedCommands)
+	f.attach(s)
+	return s
+}
+
+// AttachNotify opens a session like Attach, for a caller that has no
+// goroutine waiting on the session: instead of signalling Woken and
+// delivering commands on Commands, the session calls notify whenever Next
+// may have something to send or a command was queued (TakeCommands returns
+// it). notify must not block and must not call into the fleet: it may be
+// called with the fleet's lock held. The first call comes from
+// AttachNotify itself.
+func (f *Fleet) AttachNotify(cluster string, held map[string]string, notify func()) *Session {
+	s := f.newSession(cluster, held)
+	s.notify = notify
+	f.attach(s)
+	return s
+}
+
+func (f *Fleet) newSession(cluster string, held map[string]string) *Session {
 	ctx, cancel := context.WithCancelCause(context.Background())
-	s := &Session{
-		fleet:   f,
-		cluster: cluster,
-		sent:    maps.Clone(held),
-		wakeC:   make(chan struct{}, 1),
-		ctx:     ctx,
-		cancel:  cancel,
-		cmds:    make(chan *apiv1alpha1.Command, 64),
-	}
+	s := &Session{fleet: f, cluster: cluster, sent: maps.Clone(held), ctx: ctx, cancel: cancel}
 	if s.sent == nil {
 		s.sent = map[string]string{}
 	}
+	return s
+}
+
+func (f *Fleet) attach(s *Session) {
 	f.mu.Lock()
-	if old := f.sessions[cluster]; old != nil {
+	defer f.mu.Unlock()
+	if old := f.sessions[s.cluster]; old != nil {
 		old.cancel(ErrSuperseded)
 	}
-	f.sessions[cluster] = s
-	f.seen[cluster] = f.now()
+	f.sessions[s.cluster] = s
+	f.seen[s.cluster] = f.now()
 	f.broadcast()
-	f.mu.Unlock()
 	s.wake()
-	return s
 }
 
 // Close ends cluster's session, if any, with cause (for example after the
@@ -174,10 +193,29 @@ func (f *Fleet) ConnectedCount() int {
 	return len(f.sessions)
 }
 
-// SendCommand queues cmd for cluster's agent.
+// MaxQueuedCommands bounds the commands queued for one agent and not yet
+// sent.
+const MaxQueuedCommands = 64
+
+// ErrCommandQueueFull is returned when MaxQueuedCommands are already queued
+// for a cluster's agent.
+var ErrCommandQueueFull = errors.New("the agent's command queue is full")
+
+// SendCommand queues cmd for cluster's agent. For a session opened with
+// Attach it waits while the queue is full; for one opened with
+// AttachNotify it returns ErrCommandQueueFull instead.
 func (f *Fleet) SendCommand(cluster string, cmd *apiv1alpha1.Command) error {
 	f.mu.Lock()
 	s := f.sessions[cluster]
+	if s != nil && s.notify != nil {
+		defer f.mu.Unlock()
+		if len(s.queued) >= MaxQueuedCommands {
+			return ErrCommandQueueFull
+		}
+		s.queued = append(s.queued, cmd)
+		s.notify()
+		return nil
+	}
 	f.mu.Unlock()
 	if s == nil {
 		return ErrNotConnected

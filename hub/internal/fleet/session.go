@@ -12,13 +12,24 @@ type Session struct {
 	fleet   *Fleet
 	cluster string
 	sent    map[string]string // app → digest the agent holds; guarded by fleet.mu
-	wakeC   chan struct{}
 	ctx     context.Context
 	cancel  context.CancelCauseFunc
-	cmds    chan *apiv1alpha1.Command
+
+	// Attach: signalled and delivered on channels.
+	wakeC chan struct{}
+	cmds  chan *apiv1alpha1.Command
+	// AttachNotify: notify is called instead; queued is guarded by fleet.mu.
+	notify func()
+	queued []*apiv1alpha1.Command
 }
 
+// wake tells the session's reader that Next may have something to send.
+// It does not block; fleet.mu may be held.
 func (s *Session) wake() {
+	if s.notify != nil {
+		s.notify()
+		return
+	}
 	select {
 	case s.wakeC <- struct{}{}:
 	default:
@@ -31,10 +42,26 @@ func (s *Session) Done() <-chan struct{} { return s.ctx.Done() }
 // Cause returns why the session ended.
 func (s *Session) Cause() error { return context.Cause(s.ctx) }
 
-// Commands delivers commands queued for this cluster.
+// Context is done when the session is superseded or closed; its cause
+// tells why.
+func (s *Session) Context() context.Context { return s.ctx }
+
+// Commands delivers commands queued for this cluster (sessions opened with
+// Attach; nil for AttachNotify).
 func (s *Session) Commands() <-chan *apiv1alpha1.Command { return s.cmds }
 
-// Woken is signalled when Next may have something to send.
+// TakeCommands returns and clears the commands queued for this cluster
+// (sessions opened with AttachNotify).
+func (s *Session) TakeCommands() []*apiv1alpha1.Command {
+	s.fleet.mu.Lock()
+	defer s.fleet.mu.Unlock()
+	q := s.queued
+	s.queued = nil
+	return q
+}
+
+// Woken is signalled when Next may have something to send (sessions opened
+// with Attach; nil for AttachNotify).
 func (s *Session) Woken() <-chan struct{} { return s.wakeC }
 
 // Rehello resets what the agent holds (it sent a new Hello on the stream).

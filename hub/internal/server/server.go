@@ -25,6 +25,7 @@ import (
 	"github.com/flotilla-cd/flotilla/hub/internal/store"
 	"github.com/flotilla-cd/flotilla/hub/internal/webui"
 	apiv1alpha1 "github.com/flotilla-cd/flotilla/shared/api/v1alpha1"
+	"github.com/flotilla-cd/flotilla/shared/memtrim"
 )
 
 // AdminTokenFile is where the first admin token is written (mode 0600) in
@@ -170,6 +171,12 @@ func Run(ctx context.Context, o Options, log hclog.Logger) error {
 	run("controller", func() error { return ctrl.Run(ctx) })
 	run("agent endpoint", func() error { return agentapi.Serve(ctx, gs, agentLis) })
 	run("status writer", func() error { return agents.Run(ctx) })
+	// Renders and fan-outs come in bursts; hand their memory back to the
+	// OS afterwards.
+	run("memory trimmer", func() error {
+		memtrim.Run(ctx, memtrim.Options{}, log.Named("memtrim"))
+		return nil
+	})
 	run("http", func() error {
 		go func() {
 			<-ctx.Done()
