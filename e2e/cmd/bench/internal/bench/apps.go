@@ -78,8 +78,8 @@ func (b *Bench) apps(ctx context.Context) error {
 	settled := m.lastA + m.lastB
 	b.heapProfile(ctx, hub.Proc, "apps-hub", rowMem100)
 	b.heapProfile(ctx, agent.Proc, "apps-agent", rowMem100)
-	b.set(rowMem100, fmt.Sprintf("%s = %.0f MB (hub %s + agent %s, 10 s after Synced; of which anonymous %s, file-backed %s); peak %s",
-		mib(settled), float64(settled)/1e6, mib(m.lastA), mib(m.lastB), mib(m.lastAnonA+m.lastAnonB), mib(m.lastFileA+m.lastFileB), mib(m.peakSum)), settled < 100_000_000)
+	b.set(rowMem100, fmt.Sprintf("%s = %.0f MB, 10 s after Synced: hub %s (anonymous %s, file-backed %s) + agent %s (anonymous %s, file-backed %s); peak %s",
+		mib(settled), float64(settled)/1e6, mib(m.lastA), mib(m.lastAnonA), mib(m.lastFileA), mib(m.lastB), mib(m.lastAnonB), mib(m.lastFileB), mib(m.peakSum)), settled < 100_000_000)
 
 	// Disaster recovery: the first cluster is gone; a fresh one with the
 	// same label is registered and its agent started.
