@@ -1,22 +1,15 @@
 package render
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 
-	"helm.sh/helm/v3/pkg/action"
 	"helm.sh/helm/v3/pkg/chart/loader"
-	"helm.sh/helm/v3/pkg/release"
 	"helm.sh/helm/v3/pkg/strvals"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
 
 	"github.com/flotilla-cd/flotilla/hub/internal/app"
@@ -47,7 +40,7 @@ func renderHelm(ctx context.Context, root repoRoot, dir string, in Input) ([]ori
 	if err != nil {
 		return nil, fmt.Errorf("helm chart %s: %w", chartRel, err)
 	}
-	if err := action.CheckDependencies(chrt, chrt.Metadata.Dependencies); err != nil {
+	if err := checkDependencies(chrt); err != nil {
 		return nil, fmt.Errorf("helm chart %s: %w (vendor dependencies into charts/)", chartRel, err)
 	}
 	vals, err := helmValues(root, dir, h)
@@ -55,58 +48,65 @@ func renderHelm(ctx context.Context, root repoRoot, dir string, in Input) ([]ori
 		return nil, fmt.Errorf("helm chart %s: %w", chartRel, err)
 	}
 
-	install := action.NewInstall(&action.Configuration{Log: func(string, ...any) {}})
-	install.DryRun = true
-	install.DryRunOption = "client"
-	install.ClientOnly = true
-	install.Replace = true
-	install.IncludeCRDs = !h.SkipCRDs
-	install.DisableHooks = false
-	install.ReleaseName = h.ReleaseName
-	if install.ReleaseName == "" {
-		install.ReleaseName = in.AppName
+	opts := templateOptions{ReleaseName: h.ReleaseName, Namespace: h.Namespace, IncludeCRDs: !h.SkipCRDs}
+	if opts.ReleaseName == "" {
+		opts.ReleaseName = in.AppName
 	}
-	install.Namespace = h.Namespace
-	if install.Namespace == "" {
-		install.Namespace = in.Namespace
+	if opts.Namespace == "" {
+		opts.Namespace = in.Namespace
 	}
-	if install.Namespace == "" {
-		install.Namespace = "default"
+	if opts.Namespace == "" {
+		opts.Namespace = "default"
 	}
-	rel, err := install.RunWithContext(ctx, chrt, vals)
+	rendered, err := templateChart(ctx, chrt, vals, opts)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		return nil, fmt.Errorf("helm chart %s: release %s: %w", chartRel, install.ReleaseName, err)
+		return nil, fmt.Errorf("helm chart %s: release %s: %w", chartRel, opts.ReleaseName, err)
 	}
-	prefix := filepath.ToSlash(filepath.Dir(chartRel))
-	out, err := parseHelmManifest(prefix, rel.Manifest)
+	out, err := rendered.objects(filepath.ToSlash(filepath.Dir(chartRel)))
 	if err != nil {
 		return nil, fmt.Errorf("helm chart %s: %w", chartRel, err)
-	}
-	for _, hook := range rel.Hooks {
-		if isTestHook(hook) {
-			continue
-		}
-		objs, err := manifest.Parse(joinOrigin(prefix, hook.Path), []byte(hook.Manifest))
-		if err != nil {
-			return nil, fmt.Errorf("helm chart %s: %w", chartRel, err)
-		}
-		for _, o := range objs {
-			out = append(out, origined{obj: o, origin: joinOrigin(prefix, hook.Path)})
-		}
 	}
 	return out, nil
 }
 
-func isTestHook(h *release.Hook) bool {
-	for _, e := range h.Events {
-		if e == release.HookTest {
-			return true
+// objects parses the rendered documents: CRDs, manifests, then hooks other
+// than test hooks. Each object is named by its chart file, under prefix
+// (the folder holding the chart, relative to the repository root).
+func (c *chartOutput) objects(prefix string) ([]origined, error) {
+	var out []origined
+	add := func(file, data string) error {
+		origin := joinOrigin(prefix, filepath.ToSlash(file))
+		objs, err := manifest.Parse(origin, []byte(data))
+		if err != nil {
+			return err
+		}
+		for _, o := range objs {
+			out = append(out, origined{obj: o, origin: origin})
+		}
+		return nil
+	}
+	for _, crd := range c.CRDs {
+		if err := add(crd.Filename, string(crd.File.Data)); err != nil {
+			return nil, err
 		}
 	}
-	return false
+	for _, m := range c.Manifests {
+		if err := add(m.Name, m.Content); err != nil {
+			return nil, err
+		}
+	}
+	for _, hook := range c.Hooks {
+		if isTestHook(hook) {
+			continue
+		}
+		if err := add(hook.Path, hook.Manifest); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
 func joinOrigin(prefix, p string) string {
@@ -170,36 +170,6 @@ func helmValues(root repoRoot, chartDir string, h *app.Helm) (map[string]any, er
 		}
 	}
 	return vals, nil
-}
-
-// parseHelmManifest splits a release manifest at its "# Source:" comments
-// so that every object is named by the template it came from.
-func parseHelmManifest(prefix, m string) ([]origined, error) {
-	r := utilyaml.NewYAMLReader(bufio.NewReader(strings.NewReader(m)))
-	var out []origined
-	for {
-		doc, err := r.Read()
-		if errors.Is(err, io.EOF) {
-			return out, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-		origin := "(unknown template)"
-		for _, l := range bytes.Split(doc, []byte("\n")) {
-			if s, ok := bytes.CutPrefix(bytes.TrimSpace(l), []byte("# Source: ")); ok {
-				origin = joinOrigin(prefix, string(s))
-				break
-			}
-		}
-		objs, err := manifest.Parse(origin, doc)
-		if err != nil {
-			return nil, err
-		}
-		for _, o := range objs {
-			out = append(out, origined{obj: o, origin: origin})
-		}
-	}
 }
 
 func deepCopyJSON(m map[string]any) map[string]any {
