@@ -34,9 +34,11 @@ type objState struct {
 	// desired; an event with the same fingerprint needs no API request
 	// and finds the object in sync (ending a delayed heal).
 	liveFP string
-	// appliedRV is the resourceVersion our last write produced; a cache
-	// state older than it is not checked (its event follows).
+	// appliedRV is the resourceVersion our last write produced (or the
+	// last live one found equal), at appliedAt; a cache state older than
+	// it, seen shortly after, is not checked (its event follows).
 	appliedRV string
+	appliedAt time.Time
 	sync      apiv1alpha1.SyncStatus
 	message   string
 	diff      string

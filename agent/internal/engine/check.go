@@ -11,6 +11,10 @@ import (
 	"github.com/flotilla-cd/flotilla/shared/manifest"
 )
 
+// staleWindow is how long after our write a cache state older than it is
+// taken for a late event rather than the live state.
+const staleWindow = 10 * time.Second
+
 // selfHeal reports whether drift is reverted at once: the policy asks for
 // it and the loaded bundle passed a sync's dry-run.
 func (a *app) selfHeal() bool {
@@ -51,10 +55,12 @@ func (a *app) checkObject(ctx context.Context, st *objState, force bool) {
 		}
 		return
 	}
-	if older(live.GetResourceVersion(), st.appliedRV) {
+	if time.Since(st.appliedAt) < staleWindow && older(live.GetResourceVersion(), st.appliedRV) {
 		// The cache has not caught up with our last write yet (an
 		// event of an earlier version came in after it): this is not
-		// the live state, and the event of our write follows.
+		// the live state, and the event of our write follows. Only
+		// shortly after the write: once etcd is restored from a backup,
+		// resourceVersions go back for good.
 		return
 	}
 	fp := diff.Fingerprint(live)

@@ -245,7 +245,7 @@ func (a *app) write(ctx context.Context, st *objState, live *unstructured.Unstru
 		st.sync, st.message = apiv1alpha1.SyncStatus_SYNC_STATUS_OUT_OF_SYNC, err.Error()
 		return nil, err
 	}
-	st.liveFP, st.appliedRV = diff.Fingerprint(out), out.GetResourceVersion()
+	st.liveFP, st.appliedRV, st.appliedAt = diff.Fingerprint(out), out.GetResourceVersion(), time.Now()
 	st.healAt = time.Time{}
 	st.sync, st.message, st.diff = apiv1alpha1.SyncStatus_SYNC_STATUS_SYNCED, "", ""
 	return out, nil
