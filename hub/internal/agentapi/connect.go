@@ -17,8 +17,8 @@ import (
 	"github.com/flotilla-cd/flotilla/shared/version"
 )
 
-// helloTimeout bounds the wait for an agent's first message.
-const helloTimeout = 30 * time.Second
+// DefaultHelloTimeout bounds the wait for an agent's first message.
+const DefaultHelloTimeout = 30 * time.Second
 
 // Compatible reports whether an agent speaking protocol minor version v can
 // be served: within one minor version of the hub's.
@@ -27,7 +27,8 @@ func Compatible(v uint32) bool {
 	return v+1 >= h && v <= h+1
 }
 
-// errNoHello ends a stream whose agent sent nothing within helloTimeout.
+// errNoHello ends a stream whose agent sent nothing within the hello
+// timeout.
 var errNoHello = status.Error(codes.DeadlineExceeded, "no Hello from agent")
 
 // Connect implements the agent stream. It reads the agent's messages in
@@ -44,7 +45,7 @@ func (s *Server) Connect(stream apiv1alpha1.AgentService_ConnectServer) error {
 		return status.Error(codes.Internal, "agent stream not served by a gRPC server stream")
 	}
 
-	noHello := time.AfterFunc(helloTimeout, func() { out.end(errNoHello) })
+	noHello := time.AfterFunc(s.opts.HelloTimeout, func() { out.end(errNoHello) })
 	first, err := stream.Recv()
 	if !noHello.Stop() {
 		return errNoHello

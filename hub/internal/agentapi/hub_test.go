@@ -73,6 +73,12 @@ type hub struct {
 // ("127.0.0.1:0" for any port). It is stopped at the end of the test.
 func startHub(t *testing.T, path, addr string, clk *clock) *hub {
 	t.Helper()
+	return startHubWith(t, path, addr, clk, agentapi.Options{})
+}
+
+// startHubWith is startHub with options (CertTTL and Now are set here).
+func startHubWith(t *testing.T, path, addr string, clk *clock, opts agentapi.Options) *hub {
+	t.Helper()
 	ctx := t.Context()
 	log := hclog.NewNullLogger()
 	if testing.Verbose() {
@@ -91,7 +97,8 @@ func startHub(t *testing.T, path, addr string, clk *clock) *hub {
 		t.Fatal(err)
 	}
 	fl := fleet.New()
-	srv := agentapi.New(ca, st, fl, agentapi.Options{CertTTL: time.Hour, Now: clk.Now}, log.Named("agents"))
+	opts.CertTTL, opts.Now = time.Hour, clk.Now
+	srv := agentapi.New(ca, st, fl, opts, log.Named("agents"))
 	gs := srv.GRPCServer(agentapi.TLSConfig(ca, serving))
 	lis, err := net.Listen("tcp", addr)
 	if err != nil {

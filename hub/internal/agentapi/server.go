@@ -28,6 +28,9 @@ import (
 type Options struct {
 	// CertTTL is the lifetime of agent client certificates; default 24h.
 	CertTTL time.Duration
+	// HelloTimeout bounds the wait for a stream's first message (the
+	// agent's Hello); default DefaultHelloTimeout.
+	HelloTimeout time.Duration
 	// Hooks observe the protocol (metrics, history); any may be nil.
 	Hooks Hooks
 	// Now is the clock; default time.Now.
@@ -63,6 +66,9 @@ var _ apiv1alpha1.AgentServiceServer = (*Server)(nil)
 func New(ca *pki.CA, st store.Store, fl *fleet.Fleet, opts Options, log hclog.Logger) *Server {
 	if opts.CertTTL <= 0 {
 		opts.CertTTL = 24 * time.Hour
+	}
+	if opts.HelloTimeout <= 0 {
+		opts.HelloTimeout = DefaultHelloTimeout
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now

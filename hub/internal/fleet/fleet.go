@@ -58,15 +58,13 @@ func (f *Fleet) SetAll(all map[string]Desired) {
 	defer f.mu.Unlock()
 	old := f.desired
 	f.desired = all
-	for cluster, s := range f.sessions {
-		if !sameDigests(old[cluster], all[cluster]) {
-			s.wake()
-		}
-	}
-	if !f.isReady {
+	first := !f.isReady
+	if first {
 		f.isReady = true
 		close(f.ready)
-		for _, s := range f.sessions {
+	}
+	for cluster, s := range f.sessions {
+		if first || !sameDigests(old[cluster], all[cluster]) {
 			s.wake()
 		}
 	}
