@@ -105,6 +105,12 @@ func TestRenderGolden(t *testing.T) {
 		{name: "err-helm-missing-chart", src: app.Source{Path: "helm/notachart", Helm: &app.Helm{}}, wantErr: true},
 		{name: "err-helm-valuefile-outside", src: app.Source{Path: "helm/mychart", Helm: &app.Helm{ValueFiles: []string{"../../../outside/secret.yaml"}}}, wantErr: true},
 		{name: "err-helm-bad-values", src: app.Source{Path: "helm/mychart", Helm: &app.Helm{Values: "replicas: [1"}}, wantErr: true},
+		{name: "helm-full", src: app.Source{Path: "helm/full"}, ns: "prod"},
+		{name: "helm-full-skip-crds", src: app.Source{Path: "helm/full", Helm: &app.Helm{SkipCRDs: true, ReleaseName: "rel"}}, ns: "prod"},
+		{name: "err-helm-missing-dependency", src: app.Source{Path: "helm/missingdep"}, wantErr: true},
+		{name: "err-helm-schema", src: app.Source{Path: "helm/full", Helm: &app.Helm{Values: "replicas: 0"}}, wantErr: true},
+		{name: "err-helm-template", src: app.Source{Path: "helm/badtemplate"}, wantErr: true},
+		{name: "err-helm-kube-version", src: app.Source{Path: "helm/oldkube"}, wantErr: true},
 	}
 	root := repoRootForTest(t)
 	for _, tt := range tests {

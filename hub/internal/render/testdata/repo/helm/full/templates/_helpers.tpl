@@ -1,0 +1,3 @@
+{{- define "full.fullname" -}}
+{{ .Release.Name }}-{{ .Chart.Name }}
+{{- end -}}
