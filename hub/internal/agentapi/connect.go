@@ -35,7 +35,12 @@ var errNoHello = status.Error(codes.DeadlineExceeded, "no Hello from agent")
 // the handler's goroutine; the outbox sends (see outbox.go).
 func (s *Server) Connect(stream apiv1alpha1.AgentService_ConnectServer) error {
 	ctx := stream.Context()
-	cluster, cert, err := s.authenticate(ctx)
+	var (
+		cluster string
+		cert    certInfo
+		err     error
+	)
+	onFreshStack(func() { cluster, cert, err = s.authenticate(ctx) })
 	if err != nil {
 		s.log.Warn("stream refused", "peer", peerAddr(ctx), "error", err)
 		return err
@@ -78,7 +83,8 @@ func (s *Server) Connect(stream apiv1alpha1.AgentService_ConnectServer) error {
 	defer sess.Close()
 	// An enrolment or removal that committed after authenticate closed the
 	// sessions it found before this one was attached; check again.
-	if err := s.check(ctx, cluster, cert); err != nil {
+	onFreshStack(func() { err = s.check(ctx, cluster, cert) })
+	if err != nil {
 		s.log.Warn("stream refused", "cluster", cluster, "error", err)
 		return err
 	}
@@ -102,6 +108,21 @@ func (s *Server) Connect(stream apiv1alpha1.AgentService_ConnectServer) error {
 	return err
 }
 
+// onFreshStack runs f on a goroutine of its own and waits for it. A stream
+// handler's goroutine lives as long as its agent stays connected, waiting
+// in Recv about 4 KiB deep; the runtime shrinks a goroutine's stack only
+// while less than a quarter of it is in use. Work that needs a deep stack
+// now and then (a store transaction, signing a certificate) would grow the
+// handler's stack from 8 to 16 KiB for good: 8 KiB per connected agent.
+func onFreshStack(f func()) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f()
+	}()
+	<-done
+}
+
 // receive handles messages from the agent until the stream ends. Replies
 // go out through out.
 func (s *Server) receive(ctx context.Context, cluster, serial string, stream apiv1alpha1.AgentService_ConnectServer, sess *fleet.Session, out *outbox) error {
@@ -121,7 +142,8 @@ func (s *Server) receive(ctx context.Context, cluster, serial string, stream api
 				s.opts.Hooks.Status(cluster, prev, st)
 			}
 		case *apiv1alpha1.AgentMessage_Renew:
-			resp, err := s.renew(ctx, cluster, serial, msg.Renew)
+			var resp *apiv1alpha1.RenewResponse
+			onFreshStack(func() { resp, err = s.renew(ctx, cluster, serial, msg.Renew) })
 			if err != nil {
 				return err
 			}
