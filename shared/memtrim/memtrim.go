@@ -1,20 +1,21 @@
-// Package memtrim hands memory back to the operating system after a burst
-// of work.
+// Package memtrim hands memory back to the operating system once a burst
+// of work is over.
 //
 // After a large sync or render, the Go runtime keeps the freed heap pages
-// mapped until the next garbage collections shrink its heap goal and its
-// background scavenger returns them, which can take minutes on an idle
-// process. An agent in every cluster spends most of its life idle after
-// such a burst, so its resident memory should be its live heap. Trimmer
-// looks at the runtime's own figures every interval and, when a collection
+// mapped until later collections shrink its heap goal and its background
+// scavenger returns them, which can take minutes on an idle process. An
+// agent in every cluster spends most of its life idle after such a burst,
+// so its resident memory should be its live heap.
+//
+// Run looks at the runtime's own figures every interval. When a collection
 // and a release would give back more than half the live heap (and more than
-// a floor), runs debug.FreeOSMemory: one collection and a release of the
-// free pages. An idle process allocates little, so after the trim that
-// follows a burst it is left alone; a busy one gets at most one extra
-// collection per interval. The interval grows with the live heap beyond
-// 64 MiB, as the cost of a collection does, so that trimming stays around
-// one percent of a core however large the heap (a hub with thousands of
-// agents).
+// a floor) and the process has gone quiet (it allocated little since the
+// last look, compared with what it could give back), it runs
+// debug.FreeOSMemory: one collection and a release of the free pages. A
+// busy process is left to the runtime's own pacing; an idle one is trimmed
+// once after its burst and then left alone. The interval grows with the
+// live heap beyond 64 MiB, as the cost of a collection does, so trimming
+// stays a small fraction of a core however large the heap.
 package memtrim
 
 import (
@@ -28,8 +29,8 @@ import (
 
 // Defaults of Options.
 const (
-	DefaultInterval = 5 * time.Second
-	DefaultMinFree  = 8 << 20
+	DefaultInterval = 2 * time.Second
+	DefaultMinFree  = 4 << 20
 	// scaleLive is the live heap up to which the interval is not
 	// stretched.
 	scaleLive = 64 << 20
@@ -39,9 +40,10 @@ const (
 	metricFree    = "/memory/classes/heap/free:bytes"
 	metricObjects = "/memory/classes/heap/objects:bytes"
 	metricLive    = "/gc/heap/live:bytes"
+	metricAllocs  = "/gc/heap/allocs:bytes"
 )
 
-// Options tune a Trimmer; zero values take the defaults.
+// Options tune Run; zero values take the defaults.
 type Options struct {
 	Interval time.Duration // how often to look
 	MinFree  uint64        // reclaimable bytes below which nothing is done
@@ -52,6 +54,7 @@ type Stats struct {
 	Free    uint64 // heap memory free and not yet returned to the OS
 	Objects uint64 // heap memory of objects, live or dead but not yet collected
 	Live    uint64 // heap memory live after the last collection
+	Allocs  uint64 // heap memory allocated since the process started
 }
 
 // Reclaimable estimates what a collection and a release would return: the
@@ -67,7 +70,7 @@ func (s Stats) Reclaimable() uint64 {
 
 // Read reads the current Stats from the runtime.
 func Read() Stats {
-	s := []metrics.Sample{{Name: metricFree}, {Name: metricObjects}, {Name: metricLive}}
+	s := []metrics.Sample{{Name: metricFree}, {Name: metricObjects}, {Name: metricLive}, {Name: metricAllocs}}
 	metrics.Read(s)
 	v := func(i int) uint64 {
 		if s[i].Value.Kind() == metrics.KindUint64 {
@@ -75,14 +78,19 @@ func Read() Stats {
 		}
 		return 0
 	}
-	return Stats{Free: v(0), Objects: v(1), Live: v(2)}
+	return Stats{Free: v(0), Objects: v(1), Live: v(2), Allocs: v(3)}
 }
 
-// Due reports whether st warrants a trim: more reclaimable memory than
-// half the live heap, and than minFree.
-func Due(st Stats, minFree uint64) bool {
-	r := st.Reclaimable()
-	return r > minFree && r > st.Live/2
+// Due reports whether a trim is worth it at now, given the figures of the
+// previous look: more reclaimable memory than half the live heap and than
+// minFree, and less allocated since prev than a quarter of that (the burst
+// is over).
+func Due(prev, now Stats, minFree uint64) bool {
+	r := now.Reclaimable()
+	if r <= minFree || r <= now.Live/2 {
+		return false
+	}
+	return now.Allocs-prev.Allocs < r/4
 }
 
 // Interval returns how long to wait before the next look: base, stretched
@@ -102,6 +110,7 @@ func Run(ctx context.Context, opts Options, log hclog.Logger) {
 	if opts.MinFree == 0 {
 		opts.MinFree = DefaultMinFree
 	}
+	prev := Read()
 	t := time.NewTimer(opts.Interval)
 	defer t.Stop()
 	for {
@@ -110,13 +119,14 @@ func Run(ctx context.Context, opts Options, log hclog.Logger) {
 			return
 		case <-t.C:
 		}
-		before := Read()
-		t.Reset(Interval(opts.Interval, before.Live))
-		if !Due(before, opts.MinFree) {
-			continue
+		now := Read()
+		if Due(prev, now, opts.MinFree) {
+			debug.FreeOSMemory()
+			after := Read()
+			log.Debug("returned heap memory to the OS", "reclaimable_before", now.Reclaimable(), "live_before", now.Live, "reclaimable_after", after.Reclaimable(), "live_after", after.Live)
+			now = after
 		}
-		debug.FreeOSMemory()
-		after := Read()
-		log.Debug("returned heap memory to the OS", "reclaimable_before", before.Reclaimable(), "live_before", before.Live, "reclaimable_after", after.Reclaimable(), "live_after", after.Live)
+		prev = now
+		t.Reset(Interval(opts.Interval, now.Live))
 	}
 }
