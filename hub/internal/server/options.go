@@ -36,6 +36,14 @@ type Options struct {
 	LogJSON  bool
 	// DebugListen serves Go's pprof handlers; empty disables.
 	DebugListen string
+
+	// GCPercent is the Go garbage collection target (as GOGC); 0 leaves
+	// the runtime's. The GOGC environment variable wins.
+	GCPercent int
+	// MemoryLimit is the Go runtime's soft memory limit (a quantity such
+	// as 900Mi or 2Gi); empty: 90 % of the container's memory limit, none
+	// outside a container. The GOMEMLIMIT environment variable wins.
+	MemoryLimit string
 }
 
 // DefaultOptions returns the defaults, in one place.
@@ -50,6 +58,7 @@ func DefaultOptions() Options {
 		CertTTL:      24 * time.Hour,
 		TokenTTL:     24 * time.Hour,
 		LogLevel:     "info",
+		GCPercent:    DefaultGCPercent,
 	}
 }
 
@@ -76,6 +85,8 @@ func (o *Options) BindFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.LogLevel, "log-level", o.LogLevel, "trace, debug, info, warn or error")
 	fs.BoolVar(&o.LogJSON, "log-json", o.LogJSON, "log in JSON")
 	fs.StringVar(&o.DebugListen, "debug-listen", o.DebugListen, "address of Go's pprof handlers (for example 127.0.0.1:6060; empty disables)")
+	fs.IntVar(&o.GCPercent, "gc-percent", o.GCPercent, "Go garbage collection target, as GOGC (0: Go's default); the GOGC environment variable wins")
+	fs.StringVar(&o.MemoryLimit, "memory-limit", o.MemoryLimit, "Go soft memory limit, for example 900Mi or 2Gi (default: 90% of the container's memory limit, none outside one); the GOMEMLIMIT environment variable wins")
 }
 
 // Validate checks the options.
@@ -89,6 +100,9 @@ func (o *Options) Validate() error {
 	}
 	if o.PollInterval < time.Second {
 		errs = append(errs, fmt.Errorf("--poll-interval %s: must be at least 1s", o.PollInterval))
+	}
+	if o.GCPercent < 0 {
+		errs = append(errs, fmt.Errorf("--gc-percent %d: must not be negative", o.GCPercent))
 	}
 	if o.CertTTL < 2*time.Minute {
 		errs = append(errs, fmt.Errorf("--cert-ttl %s: must be at least 2m", o.CertTTL))
