@@ -24,8 +24,9 @@ func (e *Engine) Accept(ctx context.Context, bundles []*apiv1alpha1.Bundle, remo
 		}
 		valid = append(valid, b)
 	}
-	// Apps persist independently; a few at a time keeps a first Hello with
-	// many apps fast.
+	// Apps persist independently, each in a few API writes; many at a
+	// time keeps a first Hello with many apps fast (etcd commits
+	// concurrent writes together).
 	if err := parallel(ctx, acceptParallelism, valid, e.acceptBundle); err != nil {
 		errs = append(errs, err)
 	}
@@ -37,7 +38,7 @@ func (e *Engine) Accept(ctx context.Context, bundles []*apiv1alpha1.Bundle, remo
 	return errors.Join(errs...)
 }
 
-const acceptParallelism = 8
+const acceptParallelism = 32
 
 // lockApp returns the live app named name (created when create is set)
 // with its storeMu held, or nil.

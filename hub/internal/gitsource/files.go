@@ -1,32 +1,107 @@
 package gitsource
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/object"
 )
 
-func writeFile(root string, f *object.File) error {
+// checkoutWriters is how many files a checkout writes at once. Creating a
+// file is mostly kernel time, which runs in parallel; reading the objects
+// stays on one goroutine (go-git's storage is not safe for concurrent use).
+const checkoutWriters = 4
+
+// fileWrite is one regular file to create.
+type fileWrite struct {
+	name   string // path in the repository, for errors
+	target string
+	data   []byte
+	mode   os.FileMode
+}
+
+// treeWriter writes the files of a tree under root: directories and
+// symlinks at once, regular files' contents read in order and written by
+// checkoutWriters goroutines.
+type treeWriter struct {
+	root string
+	dirs map[string]bool // created
+	work chan fileWrite
+	wg   sync.WaitGroup
+
+	mu  sync.Mutex
+	err error
+}
+
+func newTreeWriter(root string) *treeWriter {
+	w := &treeWriter{root: root, dirs: map[string]bool{}, work: make(chan fileWrite, 2*checkoutWriters)}
+	for range checkoutWriters {
+		w.wg.Go(func() {
+			for fw := range w.work {
+				if err := os.WriteFile(fw.target, fw.data, fw.mode); err != nil {
+					w.fail(fmt.Errorf("file %s: %w", fw.name, err))
+				}
+			}
+		})
+	}
+	return w
+}
+
+func (w *treeWriter) fail(err error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.err = errors.Join(w.err, err)
+}
+
+func (w *treeWriter) failed() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.err
+}
+
+// close waits for the writers and returns the first errors.
+func (w *treeWriter) close() error {
+	close(w.work)
+	w.wg.Wait()
+	return w.failed()
+}
+
+func (w *treeWriter) mkdir(dir string) error {
+	if w.dirs[dir] {
+		return nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	w.dirs[dir] = true
+	for d := dir; d != w.root && strings.HasPrefix(d, w.root); d = filepath.Dir(d) {
+		w.dirs[d] = true
+	}
+	return nil
+}
+
+// add validates f and queues it for writing.
+func (w *treeWriter) add(f *object.File) error {
+	if err := w.failed(); err != nil {
+		return err
+	}
+	root := w.root
 	target := filepath.Join(root, filepath.FromSlash(f.Name))
 	if !strings.HasPrefix(target, root+string(filepath.Separator)) {
 		return fmt.Errorf("file %s: path escapes the repository", f.Name)
 	}
-	if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
+	if err := w.mkdir(filepath.Dir(target)); err != nil {
 		return err
 	}
 	switch f.Mode {
 	case filemode.Symlink:
-		r, err := f.Reader()
-		if err != nil {
-			return err
-		}
-		b, err := io.ReadAll(io.LimitReader(r, 4096))
-		r.Close()
+		b, err := readBlob(f, 4096)
 		if err != nil {
 			return err
 		}
@@ -39,22 +114,32 @@ func writeFile(root string, f *object.File) error {
 	case filemode.Submodule:
 		return nil
 	}
-	r, err := f.Reader()
+	data, err := readBlob(f, -1)
 	if err != nil {
-		return fmt.Errorf("file %s: %w", f.Name, err)
+		return err
 	}
-	defer r.Close()
 	mode := os.FileMode(0o644)
 	if f.Mode == filemode.Executable {
 		mode = 0o755
 	}
-	out, err := os.OpenFile(target, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, mode)
+	w.work <- fileWrite{name: f.Name, target: target, data: data, mode: mode}
+	return nil
+}
+
+// readBlob reads f's content, at most limit bytes when limit >= 0.
+func readBlob(f *object.File, limit int64) ([]byte, error) {
+	r, err := f.Reader()
 	if err != nil {
-		return err
+		return nil, fmt.Errorf("file %s: %w", f.Name, err)
 	}
-	if _, err := io.Copy(out, r); err != nil {
-		out.Close()
-		return fmt.Errorf("file %s: %w", f.Name, err)
+	defer r.Close()
+	var src io.Reader = r
+	if limit >= 0 {
+		src = io.LimitReader(r, limit)
 	}
-	return out.Close()
+	b, err := io.ReadAll(src)
+	if err != nil {
+		return nil, fmt.Errorf("file %s: %w", f.Name, err)
+	}
+	return b, nil
 }

@@ -15,7 +15,6 @@ import (
 	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/config"
 	"github.com/go-git/go-git/v5/plumbing"
-	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/plumbing/transport"
 	"github.com/go-git/go-git/v5/storage/memory"
 )
@@ -194,7 +193,11 @@ func (m *mirror) checkout(commit plumbing.Hash, dir string) error {
 	}
 	tmp := dir + ".tmp"
 	_ = os.RemoveAll(tmp)
-	err = files.ForEach(func(f *object.File) error { return writeFile(tmp, f) })
+	w := newTreeWriter(tmp)
+	err = files.ForEach(w.add)
+	if cerr := w.close(); err == nil {
+		err = cerr
+	}
 	if err != nil {
 		_ = os.RemoveAll(tmp)
 		return fmt.Errorf("checkout %s of %s: %w", commit.String()[:12], m.url, err)
