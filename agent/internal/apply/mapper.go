@@ -3,6 +3,7 @@ package apply
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"mime"
 	"sync"
@@ -35,10 +36,24 @@ const discoveryTimeout = 30 * time.Second
 type Mapper struct {
 	client rest.Interface
 
-	mu     sync.Mutex
-	mapper meta.RESTMapper // nil until the first read
-	gen    uint64          // counts reads, to coalesce concurrent refreshes
+	fetch sync.Mutex // one read of discovery at a time
+
+	mu     sync.Mutex // guards the fields below; never held during a read
+	mapper meta.RESTMapper
+	gen    uint64                       // counts reads, to coalesce concurrent refreshes
+	readAt time.Time                    // end of the last read
+	stale  map[schema.GroupVersion]bool // served by an aggregated API server that did not answer
 }
+
+// minReread is the least time between two reads of discovery caused by
+// unknown kinds (a kind that does not exist must not cost a read per
+// lookup).
+const minReread = 500 * time.Millisecond
+
+// ErrStaleAPI is wrapped when a kind belongs to an aggregated API that is
+// served but did not answer discovery: the kind may well exist, so it is
+// not a no-match error (which would let callers take its objects as gone).
+var ErrStaleAPI = errors.New("its aggregated API server is unavailable")
 
 // NewMapper returns a Mapper reading discovery with cfg.
 func NewMapper(cfg *rest.Config) (*Mapper, error) {
@@ -65,7 +80,24 @@ func (m *Mapper) Mapping(gvk schema.GroupVersionKind) (*meta.RESTMapping, error)
 	if mp, err = m.refresh(gen); err != nil {
 		return nil, err
 	}
-	return mp.RESTMapping(gvk.GroupKind(), versions(gvk)...)
+	mapping, err = mp.RESTMapping(gvk.GroupKind(), versions(gvk)...)
+	if err != nil && meta.IsNoMatchError(err) && m.isStale(gvk) {
+		return nil, fmt.Errorf("kind %s: %w", gvk, ErrStaleAPI)
+	}
+	return mapping, err
+}
+
+// isStale reports whether gvk's group (and version, when given) is served
+// by an aggregated API server that did not answer the last read.
+func (m *Mapper) isStale(gvk schema.GroupVersionKind) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for gv := range m.stale {
+		if gv.Group == gvk.Group && (gvk.Version == "" || gv.Version == gvk.Version) {
+			return true
+		}
+	}
+	return false
 }
 
 func versions(gvk schema.GroupVersionKind) []string {
@@ -104,7 +136,8 @@ func (m *Mapper) WaitFor(ctx context.Context, gvks []schema.GroupVersionKind, ti
 	return err
 }
 
-// current returns the mapper, reading discovery the first time.
+// current returns the mapper and its generation, reading discovery the
+// first time.
 func (m *Mapper) current() (meta.RESTMapper, uint64, error) {
 	m.mu.Lock()
 	mp, gen := m.mapper, m.gen
@@ -112,17 +145,24 @@ func (m *Mapper) current() (meta.RESTMapper, uint64, error) {
 	if mp != nil {
 		return mp, gen, nil
 	}
-	mp, err := m.refresh(gen)
-	return mp, gen + 1, err
+	return m.reread(gen)
 }
 
-// refresh reads discovery again unless another caller already did since
-// generation seen.
+// refresh reads discovery again unless another caller did since generation
+// seen, or the last read ended less than minReread ago.
 func (m *Mapper) refresh(seen uint64) (meta.RESTMapper, error) {
+	mp, _, err := m.reread(seen)
+	return mp, err
+}
+
+func (m *Mapper) reread(seen uint64) (meta.RESTMapper, uint64, error) {
+	m.fetch.Lock()
+	defer m.fetch.Unlock()
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.gen != seen && m.mapper != nil {
-		return m.mapper, nil
+	mp, gen, at := m.mapper, m.gen, m.readAt
+	m.mu.Unlock()
+	if mp != nil && (gen != seen || time.Since(at) < minReread) {
+		return mp, gen, nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), discoveryTimeout)
 	defer cancel()
@@ -130,12 +170,16 @@ func (m *Mapper) refresh(seen uint64) (meta.RESTMapper, error) {
 	for _, root := range []string{"/api", "/apis"} {
 		list, err := m.read(ctx, root)
 		if err != nil {
-			return nil, err
+			return nil, gen, err
 		}
 		groups = append(groups, list.Items...)
 	}
-	m.mapper, m.gen = restMapper(groups), m.gen+1
-	return m.mapper, nil
+	mp, stale := restMapper(groups)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.gen++
+	m.mapper, m.readAt, m.stale = mp, time.Now(), stale
+	return mp, m.gen, nil
 }
 
 // read fetches the aggregated discovery document of root (/api or /apis).
@@ -147,7 +191,7 @@ func (m *Mapper) read(ctx context.Context, root string) (*apidiscoveryv2.APIGrou
 	}
 	var ct string
 	res.ContentType(&ct)
-	if _, params, err := mime.ParseMediaType(ct); err != nil || params["as"] != "APIGroupDiscoveryList" {
+	if _, params, err := mime.ParseMediaType(ct); err != nil || params["g"] != "apidiscovery.k8s.io" || params["v"] != "v2" || params["as"] != "APIGroupDiscoveryList" {
 		return nil, fmt.Errorf("discovery %s: the API server answered %q, not aggregated discovery (apidiscovery.k8s.io/v2, Kubernetes 1.30 or later is needed)", root, ct)
 	}
 	var list apidiscoveryv2.APIGroupDiscoveryList
@@ -158,16 +202,19 @@ func (m *Mapper) read(ctx context.Context, root string) (*apidiscoveryv2.APIGrou
 }
 
 // restMapper builds a mapper from discovery documents. Versions keep the
-// server's order, which is its preference; stale versions (an aggregated
-// API server that did not answer) are left out.
-func restMapper(groups []apidiscoveryv2.APIGroupDiscovery) meta.RESTMapper {
+// server's order, which is its preference. Stale versions (an aggregated
+// API server that did not answer) are left out and returned apart.
+func restMapper(groups []apidiscoveryv2.APIGroupDiscovery) (meta.RESTMapper, map[schema.GroupVersion]bool) {
+	stale := map[schema.GroupVersion]bool{}
 	var order []schema.GroupVersion
 	for _, g := range groups {
 		for _, v := range g.Versions {
+			gv := schema.GroupVersion{Group: g.Name, Version: v.Version}
 			if v.Freshness == apidiscoveryv2.DiscoveryFreshnessStale {
+				stale[gv] = true
 				continue
 			}
-			order = append(order, schema.GroupVersion{Group: g.Name, Version: v.Version})
+			order = append(order, gv)
 		}
 	}
 	mp := meta.NewDefaultRESTMapper(order)
@@ -193,5 +240,5 @@ func restMapper(groups []apidiscoveryv2.APIGroupDiscovery) meta.RESTMapper {
 			}
 		}
 	}
-	return mp
+	return mp, stale
 }

@@ -29,7 +29,10 @@ func TestRestMapper(t *testing.T) {
 			{Version: "v1", Freshness: apidiscoveryv2.DiscoveryFreshnessStale, Resources: []apidiscoveryv2.APIResourceDiscovery{res("pods", "pod", "PodMetrics", apidiscoveryv2.ScopeNamespace)}},
 		}},
 	}
-	mp := restMapper(groups)
+	mp, stale := restMapper(groups)
+	if diff := cmp.Diff(map[schema.GroupVersion]bool{{Group: "metrics.example.com", Version: "v1"}: true}, stale); diff != "" {
+		t.Errorf("stale versions (-want +got):\n%s", diff)
+	}
 
 	tests := []struct {
 		name       string

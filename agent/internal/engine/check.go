@@ -96,6 +96,7 @@ func (a *app) checkObject(ctx context.Context, st *objState, force bool) {
 	if res.Equal {
 		st.healAt = time.Time{}
 		st.liveFP, st.diff = fp, ""
+		st.appliedRV, st.appliedAt = live.GetResourceVersion(), time.Now()
 		st.sync, st.message = apiv1alpha1.SyncStatus_SYNC_STATUS_SYNCED, ""
 		return
 	}

@@ -2,12 +2,15 @@ package engine
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"time"
 
+	"google.golang.org/protobuf/proto"
 	"k8s.io/apimachinery/pkg/api/meta"
 
 	apiv1alpha1 "github.com/flotilla-cd/flotilla/shared/api/v1alpha1"
@@ -109,6 +112,7 @@ func (a *app) plan(b *apiv1alpha1.Bundle) ([]*objState, []apply.Wave, error) {
 		return nil, nil, fmt.Errorf("bundle %s: %w", a.name, err)
 	}
 	seen := map[manifest.Key]bool{}
+	rules := rulesKey(b.GetIgnoreDifferences())
 	var out []*objState
 	for _, w := range waves {
 		for _, step := range w.Steps {
@@ -120,11 +124,28 @@ func (a *app) plan(b *apiv1alpha1.Bundle) ([]*objState, []apply.Wave, error) {
 					return nil, nil, fmt.Errorf("bundle %s: object %s appears twice", a.name, k)
 				}
 				seen[k] = true
-				out = append(out, &objState{key: k, desired: p, hash: diff.Hash(p), wave: w.Wave, sync: apiv1alpha1.SyncStatus_SYNC_STATUS_UNKNOWN})
+				out = append(out, &objState{key: k, desired: p, hash: diff.Hash(p) + rules, wave: w.Wave, sync: apiv1alpha1.SyncStatus_SYNC_STATUS_UNKNOWN})
 			}
 		}
 	}
 	return out, waves, nil
+}
+
+// rulesKey is added to each object's hash when the bundle has ignore
+// rules: a live state found equal under some rules says nothing under
+// others, so a fingerprint must not carry over (nor be restored) when they
+// change. Empty without rules, so that hashes stored before stay valid.
+func rulesKey(rules []*apiv1alpha1.IgnoreDifference) string {
+	if len(rules) == 0 {
+		return ""
+	}
+	h := sha256.New()
+	for _, r := range rules {
+		b, _ := proto.MarshalOptions{Deterministic: true}.Marshal(r)
+		h.Write(b)
+		h.Write([]byte{0})
+	}
+	return "+" + hex.EncodeToString(h.Sum(nil)[:8])
 }
 
 // mapObject resolves the object's resource, checks that the agent may

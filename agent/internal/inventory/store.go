@@ -71,12 +71,6 @@ func (s *Store) Save(ctx context.Context, rec *Record) error {
 	if err := s.writeIndex(ctx, rec, meta{App: rec.App, Digest: digest, Chunks: chunks, Removed: rec.Removed}); err != nil {
 		return err
 	}
-	if cur == nil || cur.Digest == digest {
-		// No chunks of another digest were indexed. (Chunks left by a
-		// save interrupted before its index are never read, and go with
-		// the app's next new digest.)
-		return nil
-	}
 	return s.deleteChunks(ctx, rec.App, digest)
 }
 

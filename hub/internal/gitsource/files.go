@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -20,18 +21,20 @@ const checkoutWriters = 4
 
 // fileWrite is one regular file to create.
 type fileWrite struct {
-	name   string // path in the repository, for errors
-	target string
-	data   []byte
-	mode   os.FileMode
+	name string // path in the repository, relative to the root
+	data []byte
+	mode os.FileMode
 }
 
 // treeWriter writes the files of a tree under root: directories and
 // symlinks at once, regular files' contents read in order and written by
-// checkoutWriters goroutines.
+// checkoutWriters goroutines. Every write goes through an os.Root, so no
+// path or symlink in the tree can make it land outside root, and files are
+// created exclusively (a tree naming one path twice is an error).
 type treeWriter struct {
 	root string
-	dirs map[string]bool // created
+	fs   *os.Root
+	dirs map[string]bool // created, relative to root
 	work chan fileWrite
 	wg   sync.WaitGroup
 
@@ -39,18 +42,37 @@ type treeWriter struct {
 	err error
 }
 
-func newTreeWriter(root string) *treeWriter {
-	w := &treeWriter{root: root, dirs: map[string]bool{}, work: make(chan fileWrite, 2*checkoutWriters)}
+func newTreeWriter(root string) (*treeWriter, error) {
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		return nil, err
+	}
+	fs, err := os.OpenRoot(root)
+	if err != nil {
+		return nil, err
+	}
+	w := &treeWriter{root: root, fs: fs, dirs: map[string]bool{".": true}, work: make(chan fileWrite, 2*checkoutWriters)}
 	for range checkoutWriters {
 		w.wg.Go(func() {
 			for fw := range w.work {
-				if err := os.WriteFile(fw.target, fw.data, fw.mode); err != nil {
+				if err := w.write(fw); err != nil {
 					w.fail(fmt.Errorf("file %s: %w", fw.name, err))
 				}
 			}
 		})
 	}
-	return w
+	return w, nil
+}
+
+func (w *treeWriter) write(fw fileWrite) error {
+	f, err := w.fs.OpenFile(fw.name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, fw.mode)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(fw.data); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 func (w *treeWriter) fail(err error) {
@@ -69,18 +91,20 @@ func (w *treeWriter) failed() error {
 func (w *treeWriter) close() error {
 	close(w.work)
 	w.wg.Wait()
+	w.fs.Close()
 	return w.failed()
 }
 
+// mkdir creates dir (relative to the root, slash-separated) and its
+// parents, once.
 func (w *treeWriter) mkdir(dir string) error {
 	if w.dirs[dir] {
 		return nil
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := w.fs.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	w.dirs[dir] = true
-	for d := dir; d != w.root && strings.HasPrefix(d, w.root); d = filepath.Dir(d) {
+	for d := dir; d != "." && d != "/" && !w.dirs[d]; d = path.Dir(d) {
 		w.dirs[d] = true
 	}
 	return nil
@@ -96,8 +120,8 @@ func (w *treeWriter) add(f *object.File) error {
 	if !strings.HasPrefix(target, root+string(filepath.Separator)) {
 		return fmt.Errorf("file %s: path escapes the repository", f.Name)
 	}
-	if err := w.mkdir(filepath.Dir(target)); err != nil {
-		return err
+	if err := w.mkdir(path.Dir(path.Clean(f.Name))); err != nil {
+		return fmt.Errorf("file %s: %w", f.Name, err)
 	}
 	switch f.Mode {
 	case filemode.Symlink:
@@ -110,7 +134,7 @@ func (w *treeWriter) add(f *object.File) error {
 		if filepath.IsAbs(link) || !strings.HasPrefix(resolved, root+string(filepath.Separator)) {
 			return fmt.Errorf("file %s: symlink to %q points outside the repository", f.Name, link)
 		}
-		return os.Symlink(link, target)
+		return w.fs.Symlink(link, path.Clean(f.Name))
 	case filemode.Submodule:
 		return nil
 	}
@@ -122,7 +146,7 @@ func (w *treeWriter) add(f *object.File) error {
 	if f.Mode == filemode.Executable {
 		mode = 0o755
 	}
-	w.work <- fileWrite{name: f.Name, target: target, data: data, mode: mode}
+	w.work <- fileWrite{name: path.Clean(f.Name), data: data, mode: mode}
 	return nil
 }
 

@@ -193,7 +193,10 @@ func (m *mirror) checkout(commit plumbing.Hash, dir string) error {
 	}
 	tmp := dir + ".tmp"
 	_ = os.RemoveAll(tmp)
-	w := newTreeWriter(tmp)
+	w, err := newTreeWriter(tmp)
+	if err != nil {
+		return fmt.Errorf("checkout %s of %s: %w", commit.String()[:12], m.url, err)
+	}
 	err = files.ForEach(w.add)
 	if cerr := w.close(); err == nil {
 		err = cerr
@@ -201,9 +204,6 @@ func (m *mirror) checkout(commit plumbing.Hash, dir string) error {
 	if err != nil {
 		_ = os.RemoveAll(tmp)
 		return fmt.Errorf("checkout %s of %s: %w", commit.String()[:12], m.url, err)
-	}
-	if err := os.MkdirAll(tmp, 0o755); err != nil {
-		return err
 	}
 	return os.Rename(tmp, dir)
 }
