@@ -77,7 +77,7 @@ func (m *Mapper) Mapping(gvk schema.GroupVersionKind) (*meta.RESTMapping, error)
 	if err == nil || !meta.IsNoMatchError(err) {
 		return mapping, err
 	}
-	if mp, err = m.refresh(gen); err != nil {
+	if mp, _, err = m.reread(gen); err != nil {
 		return nil, err
 	}
 	mapping, err = mp.RESTMapping(gvk.GroupKind(), versions(gvk)...)
@@ -148,13 +148,8 @@ func (m *Mapper) current() (meta.RESTMapper, uint64, error) {
 	return m.reread(gen)
 }
 
-// refresh reads discovery again unless another caller did since generation
+// reread reads discovery again unless another caller did since generation
 // seen, or the last read ended less than minReread ago.
-func (m *Mapper) refresh(seen uint64) (meta.RESTMapper, error) {
-	mp, _, err := m.reread(seen)
-	return mp, err
-}
-
 func (m *Mapper) reread(seen uint64) (meta.RESTMapper, uint64, error) {
 	m.fetch.Lock()
 	defer m.fetch.Unlock()

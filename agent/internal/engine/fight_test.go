@@ -61,12 +61,7 @@ func TestSelfHealDelayedThenPutBack(t *testing.T) {
 	accept(t, e, bundle(t, "web", ns, auto(true, true), nil, deployment("web", 2, nil)))
 	waitStatus(t, e, "web", 20*time.Second, synced)
 
-	scale(t, ns, "web", 5)
-	testenv.Eventually(t, 10*time.Second, func(context.Context) (bool, string) {
-		r := replicas(t, ns, "web")
-		return r == 2, fmt.Sprintf("first change not reverted at once: replicas %d", r)
-	})
-	waitStatus(t, e, "web", 10*time.Second, synced)
+	scaleAndWaitReverted(t, e, ns, 5, 10*time.Second, "first change not reverted at once")
 
 	scale(t, ns, "web", 6)
 	waitStatus(t, e, "web", 4*time.Second, func(s *apiv1alpha1.AppStatus) bool {
@@ -79,10 +74,17 @@ func TestSelfHealDelayedThenPutBack(t *testing.T) {
 	// Past the delayed heal's time as well: it must not be what ends it.
 	waitStatus(t, e, "web", 15*time.Second, synced)
 
-	scale(t, ns, "web", 7)
-	testenv.Eventually(t, 15*time.Second, func(context.Context) (bool, string) {
+	scaleAndWaitReverted(t, e, ns, 7, 15*time.Second, "drift after the put-back not healed")
+}
+
+// scaleAndWaitReverted scales Deployment web to n and waits until the
+// engine has put it back to 2 replicas and reports the app Synced.
+func scaleAndWaitReverted(t *testing.T, e *Engine, ns string, n int64, within time.Duration, what string) {
+	t.Helper()
+	scale(t, ns, "web", n)
+	testenv.Eventually(t, within, func(context.Context) (bool, string) {
 		r := replicas(t, ns, "web")
-		return r == 2, fmt.Sprintf("drift after the put-back not healed: replicas %d", r)
+		return r == 2, fmt.Sprintf("%s: replicas %d", what, r)
 	})
 	waitStatus(t, e, "web", 10*time.Second, synced)
 }

@@ -20,11 +20,7 @@ func TestLoadTakesTheClusterFromTheCertificate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	blk, _ := pem.Decode(csrPEM)
-	csr, err := x509.ParseCertificateRequest(blk.Bytes)
-	if err != nil {
-		t.Fatal(err)
-	}
+	csr := parseCSR(t, csrPEM)
 	der := ca.sign(t, &x509.Certificate{Subject: pkix.Name{CommonName: "alpha"}}, csr.PublicKey)
 	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 	if err := s.Save(ctx, &Identity{Cluster: "alpha", KeyPEM: keyPEM, CertPEM: certPEM, CAPEM: ca.pem}); err != nil {

@@ -52,6 +52,20 @@ func newTestCA(t *testing.T, name string) *testCA {
 	return &testCA{cert: cert, key: key, pem: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
 }
 
+// parseCSR parses a PEM certificate request made by NewKey.
+func parseCSR(t *testing.T, csrPEM []byte) *x509.CertificateRequest {
+	t.Helper()
+	blk, _ := pem.Decode(csrPEM)
+	if blk == nil {
+		t.Fatal("certificate request: no PEM block")
+	}
+	csr, err := x509.ParseCertificateRequest(blk.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return csr
+}
+
 func (ca *testCA) pin(t *testing.T) string {
 	t.Helper()
 	h, err := sharedid.CAHash(ca.pem)
@@ -199,11 +213,7 @@ func TestDirStore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	blk, _ := pem.Decode(csrPEM)
-	csr, err := x509.ParseCertificateRequest(blk.Bytes)
-	if err != nil {
-		t.Fatal(err)
-	}
+	csr := parseCSR(t, csrPEM)
 	cert := func() []byte {
 		der := ca.sign(t, &x509.Certificate{Subject: pkix.Name{CommonName: "c1"}}, csr.PublicKey)
 		return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
