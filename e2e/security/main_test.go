@@ -1,0 +1,95 @@
+package security
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/flotilla-cd/flotilla/e2e/gitserver"
+	"github.com/flotilla-cd/flotilla/e2e/harness"
+)
+
+// binDir holds flotilla-hub, flotilla and flotilla-agent:
+// $FLOTILLA_E2E_BIN_DIR (the Makefile passes bin/), else built into a
+// temporary folder once.
+var binDir string
+
+// controlPlaneBins holds etcd, kube-apiserver and the rest (make bins), for
+// the tests that need a real cluster.
+var controlPlaneBins string
+
+func TestMain(m *testing.M) {
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	_, file, _, _ := runtime.Caller(0)
+	root := filepath.Dir(filepath.Dir(filepath.Dir(file)))
+	controlPlaneBins = os.Getenv("FLOTILLA_CONTROL_PLANE_BIN_DIR")
+	if controlPlaneBins == "" {
+		controlPlaneBins = filepath.Join(root, "bin")
+	}
+	binDir = os.Getenv("FLOTILLA_E2E_BIN_DIR")
+	if binDir == "" {
+		dir, err := os.MkdirTemp("", "flotilla-security-bin-")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer os.RemoveAll(dir)
+		if err := harness.BuildBinaries(context.Background(), root, dir); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		binDir = dir
+	}
+	return m.Run()
+}
+
+// gitRepo serves a new bare repository over git's smart-HTTP protocol and
+// returns it with its working clone. The server closes when t ends.
+func gitRepo(t *testing.T, name string) (*gitserver.Server, *gitserver.Repo) {
+	t.Helper()
+	srv, err := gitserver.Start(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	repo, err := srv.NewRepo(name, filepath.Join(t.TempDir(), name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return srv, repo
+}
+
+// startHub starts a hub process of its own for t, with its state and apps
+// folder under t's temporary directory, stopped when t ends. extra flags
+// are passed as they are.
+func startHub(t *testing.T, appsDir string, extra ...string) *harness.Hub {
+	t.Helper()
+	dir := t.TempDir()
+	if appsDir == "" {
+		appsDir = filepath.Join(dir, "apps")
+		if err := os.MkdirAll(appsDir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h, err := harness.StartHub(t.Context(), binDir, dir, harness.HubOptions{AppsDir: appsDir, Extra: extra})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(h.Stop)
+	return h
+}
+
+// eventually polls cond until it returns nil or the deadline passes.
+func eventually(t *testing.T, timeout time.Duration, what string, cond func() error) {
+	t.Helper()
+	if err := harness.Eventually(t.Context(), timeout, 100*time.Millisecond, cond); err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+}
