@@ -95,6 +95,9 @@ func TestResolve(t *testing.T) {
 	}
 }
 
+// TestCheckoutRefusesEscapingSymlink: a link out of the repository is
+// left out of the checkout and listed, while the rest of the commit is
+// checked out (other apps of the repo keep rendering).
 func TestCheckoutRefusesEscapingSymlink(t *testing.T) {
 	repo, m := newRepo(t)
 	if err := os.Symlink("/etc/passwd", filepath.Join(repo.Work, "evil.yaml")); err != nil {
@@ -107,9 +110,21 @@ func TestCheckoutRefusesEscapingSymlink(t *testing.T) {
 	if err := m.Track(t.Context(), repo.URL); err != nil {
 		t.Fatal(err)
 	}
-	_, err = m.Checkout(repo.URL, c)
-	if err == nil || !strings.Contains(err.Error(), "evil.yaml") {
+	dir, err := m.Checkout(repo.URL, c)
+	if err != nil {
 		t.Fatalf("checkout with an escaping symlink: %v", err)
+	}
+	if _, err := os.Lstat(filepath.Join(dir, "evil.yaml")); !os.IsNotExist(err) {
+		t.Errorf("evil.yaml was written: %v", err)
+	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Close()
+	left, err := LeftOut(root)
+	if err != nil || !strings.Contains(left["evil.yaml"], "absolute") {
+		t.Errorf("left out: %v, %v; want evil.yaml, an absolute link", left, err)
 	}
 }
 

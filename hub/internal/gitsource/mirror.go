@@ -193,7 +193,7 @@ func (m *mirror) checkout(commit plumbing.Hash, dir string) error {
 	}
 	tmp := dir + ".tmp"
 	_ = os.RemoveAll(tmp)
-	w, err := newTreeWriter(tmp)
+	w, err := newTreeWriter(tmp, CheckoutLimits{})
 	if err != nil {
 		return fmt.Errorf("checkout %s of %s: %w", commit.String()[:12], m.url, err)
 	}
