@@ -6,10 +6,12 @@ package gitserver
 import (
 	"bytes"
 	"context"
+	"encoding/pem"
 	"fmt"
 	"net"
 	"net/http"
 	"net/http/cgi"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,9 +22,11 @@ import (
 
 // Server serves every bare repository under its root at /<name>.git.
 type Server struct {
-	root string
-	srv  *http.Server
-	lis  net.Listener
+	root   string
+	srv    *http.Server
+	lis    net.Listener
+	tls    *httptest.Server // when serving https
+	caFile string           // the https certificate, PEM, for clients to trust
 
 	mu         sync.Mutex
 	user, pass string // required HTTP basic auth, when set
@@ -46,40 +50,73 @@ func (s *Server) authorized(r *http.Request) bool {
 	return ok && u == s.user && p == s.pass
 }
 
-// Start serves the bare repositories under root on a free loopback port.
-func Start(root string) (*Server, error) {
+// Start serves the bare repositories under root on a free loopback port
+// over plain http.
+func Start(root string) (*Server, error) { return start(root, false) }
+
+// StartTLS serves the bare repositories under root over https on a free
+// loopback port, with a certificate for 127.0.0.1 whose PEM is in CAFile
+// (the working clones of NewRepo push without verifying it).
+func StartTLS(root string) (*Server, error) { return start(root, true) }
+
+func start(root string, useTLS bool) (*Server, error) {
 	backend, err := exec.Command("git", "--exec-path").Output()
 	if err != nil {
 		return nil, fmt.Errorf("git --exec-path (is git installed?): %w", err)
-	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
 	}
 	h := &cgi.Handler{
 		Path: filepath.Join(strings.TrimSpace(string(backend)), "git-http-backend"),
 		Env:  []string{"GIT_PROJECT_ROOT=" + root, "GIT_HTTP_EXPORT_ALL=1"},
 	}
-	s := &Server{root: root, lis: lis}
-	s.srv = &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	s := &Server{root: root}
+	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !s.authorized(r) {
 			w.Header().Set("WWW-Authenticate", `Basic realm="git"`)
 			http.Error(w, "authentication required", http.StatusUnauthorized)
 			return
 		}
 		h.ServeHTTP(w, r)
-	})}
+	})
+	if useTLS {
+		s.tls = httptest.NewUnstartedServer(handler)
+		s.tls.Config.ReadHeaderTimeout = 10 * time.Second
+		s.tls.StartTLS()
+		s.caFile = filepath.Join(root, "server-ca.pem")
+		pemBytes := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: s.tls.Certificate().Raw})
+		if err := os.WriteFile(s.caFile, pemBytes, 0o644); err != nil {
+			s.tls.Close()
+			return nil, err
+		}
+		return s, nil
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	s.lis = lis
+	s.srv = &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: handler}
 	go func() { _ = s.srv.Serve(lis) }()
 	return s, nil
 }
 
+// CAFile is the PEM file of the https server's certificate ("" over http).
+func (s *Server) CAFile() string { return s.caFile }
+
 // URL returns the clone URL of repository name.
 func (s *Server) URL(name string) string {
+	if s.tls != nil {
+		return fmt.Sprintf("%s/%s.git", s.tls.URL, name)
+	}
 	return fmt.Sprintf("http://%s/%s.git", s.lis.Addr(), name)
 }
 
 // Close stops the server.
 func (s *Server) Close() error {
+	if s.tls != nil {
+		s.tls.CloseClientConnections()
+		s.tls.Close()
+		return nil
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	return s.srv.Shutdown(ctx)
@@ -108,6 +145,13 @@ func (s *Server) NewRepo(name, work string) (*Repo, error) {
 	// http.postBuffer: git sends larger pushes chunked, which CGI cannot take.
 	for _, kv := range [][2]string{{"user.name", "Flotilla Test"}, {"user.email", "test@flotilla.invalid"}, {"commit.gpgsign", "false"}, {"http.postBuffer", "524288000"}} {
 		if err := git(work, "config", kv[0], kv[1]); err != nil {
+			return nil, err
+		}
+	}
+	if s.caFile != "" {
+		// The test's own pushes skip verification (git's TLS library may
+		// refuse httptest's certificate); the hub is what verifies it.
+		if err := git(work, "config", "http.sslVerify", "false"); err != nil {
 			return nil, err
 		}
 	}

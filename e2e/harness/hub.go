@@ -32,7 +32,9 @@ type HubOptions struct {
 }
 
 // StartHub starts flotilla-hub from binDir with its state under dir and
-// waits until it is ready.
+// waits until it is ready. It allows http:// repos (the test git server is
+// plain http); pass --allow-insecure-http-repos=false in Extra to refuse
+// them.
 func StartHub(ctx context.Context, binDir, dir string, o HubOptions) (*Hub, error) {
 	agentAddr, err := FreeAddr()
 	if err != nil {
@@ -49,7 +51,7 @@ func StartHub(ctx context.Context, binDir, dir string, o HubOptions) (*Hub, erro
 	h.args = append([]string{
 		"--state-dir", h.StateDir, "--agent-listen", agentAddr, "--http-listen", httpAddr,
 		"--apps-dir", o.AppsDir, "--poll-interval", o.PollInterval.String(), "--resync", "2s",
-		"--log-level", "debug",
+		"--log-level", "debug", "--allow-insecure-http-repos",
 	}, o.Extra...)
 	if err := h.start(ctx); err != nil {
 		return nil, err

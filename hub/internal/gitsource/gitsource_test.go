@@ -22,7 +22,7 @@ func newRepo(t *testing.T) (*gitserver.Repo, *Manager) {
 	t.Helper()
 	dir := t.TempDir()
 	_, repo := gitserver.StartT(t, dir, "r")
-	return repo, New(Options{Dir: filepath.Join(dir, "state"), PollInterval: time.Hour}, hclog.NewNullLogger())
+	return repo, New(Options{Dir: filepath.Join(dir, "state"), PollInterval: time.Hour, AllowInsecureHTTP: true}, hclog.NewNullLogger())
 }
 
 func gitIn(t *testing.T, dir string, args ...string) string {
@@ -156,9 +156,11 @@ func TestSameRepo(t *testing.T) {
 	}
 }
 
-// A private repo is reached with the HTTPS token from a file (or from
-// FLOTILLA_GIT_TOKEN), and refused without it.
-func TestHTTPSTokenCredentials(t *testing.T) {
+// A private repo is reached with the token of the credential template whose
+// URL prefix matches it, and refused without it. (Over http only because the
+// test server is http and the prefix names it; see TestCredentialMatch for
+// the policy that keeps tokens off plain http in the hub.)
+func TestTokenCredentials(t *testing.T) {
 	dir := t.TempDir()
 	srv, repo := gitserver.StartT(t, dir, "private")
 	if _, err := repo.CommitAndPush("init"); err != nil {
@@ -166,7 +168,7 @@ func TestHTTPSTokenCredentials(t *testing.T) {
 	}
 	srv.RequireBasicAuth("deploy", "s3cret")
 
-	anon := New(Options{Dir: filepath.Join(dir, "anon")}, hclog.NewNullLogger())
+	anon := New(Options{Dir: filepath.Join(dir, "anon"), AllowInsecureHTTP: true}, hclog.NewNullLogger())
 	if err := anon.Track(t.Context(), repo.URL); err == nil {
 		t.Fatal("anonymous access to a private repo succeeded")
 	}
@@ -174,15 +176,18 @@ func TestHTTPSTokenCredentials(t *testing.T) {
 	if err := os.WriteFile(tokenFile, []byte("s3cret\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	withFile := New(Options{Dir: filepath.Join(dir, "file"), Credentials: Credentials{Username: "deploy", TokenFile: tokenFile}}, hclog.NewNullLogger())
-	if err := withFile.Track(t.Context(), repo.URL); err != nil {
-		t.Fatalf("token from file: %v", err)
+	// The template is matched and its token read; over http it is not sent.
+	cs, err := compileCredentials([]Credential{{URL: "https://" + strings.TrimPrefix(repo.URL, "http://"), Username: "deploy", TokenFile: tokenFile}})
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Setenv("FLOTILLA_GIT_TOKEN", "s3cret")
-	t.Setenv("FLOTILLA_GIT_USERNAME", "deploy")
-	withEnv := New(Options{Dir: filepath.Join(dir, "env")}, hclog.NewNullLogger())
-	if err := withEnv.Track(t.Context(), repo.URL); err != nil {
-		t.Fatalf("token from environment: %v", err)
+	httpsURL := "https://" + strings.TrimPrefix(repo.URL, "http://")
+	auth, err := cs.authFor(httpsURL)
+	if err != nil || auth == nil || auth.String() != "http-basic-auth - deploy:*******" {
+		t.Fatalf("auth for %s: %v, %v", httpsURL, auth, err)
+	}
+	if auth, _ := cs.authFor(repo.URL); auth != nil {
+		t.Fatalf("a token would be sent over plain http to %s", repo.URL)
 	}
 }
 
@@ -218,7 +223,7 @@ func TestSSHKeyCredentials(t *testing.T) {
 	if err := os.WriteFile(hostsFile, []byte(sshSrv.KnownHostsLine()+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	m := New(Options{Dir: filepath.Join(dir, "state"), Credentials: Credentials{SSHKeyFile: keyFile, SSHKnownHostsFile: hostsFile}}, hclog.NewNullLogger())
+	m := New(Options{Dir: filepath.Join(dir, "state"), Credentials: []Credential{{SSHKeyFile: keyFile, KnownHostsFile: hostsFile}}}, hclog.NewNullLogger())
 	url := sshSrv.URL("viassh")
 	if err := m.Track(t.Context(), url); err != nil {
 		t.Fatalf("track over ssh: %v", err)
@@ -233,7 +238,7 @@ func TestSSHKeyCredentials(t *testing.T) {
 	if err := os.WriteFile(otherFile, pem.EncodeToMemory(ob), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	m2 := New(Options{Dir: filepath.Join(dir, "state2"), Credentials: Credentials{SSHKeyFile: otherFile, SSHKnownHostsFile: hostsFile}}, hclog.NewNullLogger())
+	m2 := New(Options{Dir: filepath.Join(dir, "state2"), Credentials: []Credential{{SSHKeyFile: otherFile, KnownHostsFile: hostsFile}}}, hclog.NewNullLogger())
 	if err := m2.Track(t.Context(), url); err == nil {
 		t.Fatal("an unauthorized key was accepted")
 	}

@@ -10,26 +10,16 @@ import (
 	"time"
 
 	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/transport"
 	"github.com/hashicorp/go-hclog"
 )
 
-// Options configure a Manager.
-type Options struct {
-	// Dir holds the mirrors and checkouts.
-	Dir string
-	// PollInterval between ref listings of each repo; default 30s. Each poll
-	// waits a further random jitter of up to 10% of the interval.
-	PollInterval time.Duration
-	// Credentials used for every repo.
-	Credentials Credentials
-	// OnPoll, when set, is called after every poll of a repo (metrics).
-	OnPoll func(repoURL string, d time.Duration, err error)
-}
-
 // Manager tracks repositories. It is safe for concurrent use.
 type Manager struct {
-	opts Options
-	log  hclog.Logger
+	opts  Options
+	log   hclog.Logger
+	creds *credentials
+	ca    []byte
 
 	mu      sync.Mutex
 	mirrors map[string]*mirror
@@ -43,13 +33,24 @@ type Manager struct {
 }
 
 // New returns a Manager. Call Run to start polling.
+// Options are used as given (see Options.Validate); a credential template
+// or CA file that does not load is left out (logged), never widened.
 func New(opts Options, log hclog.Logger) *Manager {
-	if opts.PollInterval <= 0 {
-		opts.PollInterval = 30 * time.Second
+	opts.defaults()
+	creds, err := compileCredentials(opts.Credentials)
+	if err != nil {
+		log.Error("git credentials refused: no credentials are used", "error", err)
+		creds = nil
+	}
+	ca, err := opts.caBundle()
+	if err != nil {
+		log.Error("git CA file not loaded", "error", err)
 	}
 	return &Manager{
 		opts:      opts,
 		log:       log,
+		creds:     creds,
+		ca:        ca,
 		mirrors:   map[string]*mirror{},
 		kick:      map[string]chan struct{}{},
 		added:     make(chan string, 64),
@@ -71,16 +72,23 @@ func (m *Manager) notify() {
 
 // Track starts following repoURL and fetches it once before returning, so
 // that Resolve can answer at once. Tracking an already tracked repo is cheap.
+// A URL the scheme policy refuses (see CheckURL) is never tracked and costs
+// no network call.
 func (m *Manager) Track(ctx context.Context, repoURL string) error {
+	if err := CheckURL(repoURL, m.opts.AllowInsecureHTTP); err != nil {
+		return err
+	}
 	m.mu.Lock()
 	mr, ok := m.mirrors[repoURL]
 	if !ok {
-		auth, err := m.opts.Credentials.authFor(repoURL)
-		if err != nil {
-			m.mu.Unlock()
-			return err
+		net := netOptions{
+			auth:         func() (transport.AuthMethod, error) { return m.creds.authFor(repoURL) },
+			caBundle:     m.ca,
+			listTimeout:  m.opts.ListTimeout,
+			fetchTimeout: m.opts.FetchTimeout,
 		}
-		mr, err = openMirror(m.opts.Dir, repoURL, auth)
+		var err error
+		mr, err = openMirror(m.opts.Dir, repoURL, net, m.opts.MaxFetchBytes)
 		if err != nil {
 			m.mu.Unlock()
 			return err
@@ -140,7 +148,7 @@ func (m *Manager) mirror(repoURL string) (*mirror, error) {
 	defer m.mu.Unlock()
 	mr, ok := m.mirrors[repoURL]
 	if !ok {
-		return nil, fmt.Errorf("repo %s is not tracked", repoURL)
+		return nil, fmt.Errorf("repo %s is not tracked", Redact(repoURL))
 	}
 	return mr, nil
 }
@@ -204,7 +212,7 @@ func (m *Manager) Checkout(repoURL, commit string) (string, error) {
 		return "", cerr
 	}
 	if _, err := os.Stat(dir); err != nil {
-		return "", fmt.Errorf("checkout %s of %s: %w", commit, repoURL, err)
+		return "", fmt.Errorf("checkout %s of %s: %w", commit, mr.name, err)
 	}
 	return dir, nil
 }
@@ -236,16 +244,16 @@ func (m *Manager) poll(ctx context.Context, mr *mirror) (bool, error) {
 	mr.mu.Unlock()
 	changed, err := mr.sync(ctx)
 	if m.opts.OnPoll != nil {
-		m.opts.OnPoll(mr.url, time.Since(start), err)
+		m.opts.OnPoll(mr.name, time.Since(start), err)
 	}
 	switch {
 	case err != nil:
-		m.log.Warn("repo unreachable", "repo", mr.url, "error", err)
+		m.log.Warn("repo unreachable", "repo", mr.name, "error", err)
 		if !hadErr {
 			m.notify()
 		}
 	case changed || hadErr:
-		m.log.Info("repo moved", "repo", mr.url, "duration", time.Since(start))
+		m.log.Info("repo moved", "repo", mr.name, "duration", time.Since(start))
 		m.notify()
 	}
 	return changed, err
@@ -282,7 +290,12 @@ func (m *Manager) Run(ctx context.Context) error {
 	}
 }
 
+// pollLoop polls mr every poll interval (plus jitter) and when kicked,
+// but never more often than the refresh interval: kicks that arrive while
+// it waits are served by one poll, so a flood of webhooks costs one ref
+// listing per interval.
 func (m *Manager) pollLoop(ctx context.Context, mr *mirror, kick <-chan struct{}) {
+	var last time.Time
 	for {
 		wait := m.opts.PollInterval + time.Duration(rand.Int64N(int64(m.opts.PollInterval)/10+1))
 		t := time.NewTimer(wait)
@@ -292,8 +305,22 @@ func (m *Manager) pollLoop(ctx context.Context, mr *mirror, kick <-chan struct{}
 			return
 		case <-kick:
 			t.Stop()
+			if d := m.opts.RefreshInterval - time.Since(last); d > 0 {
+				hold := time.NewTimer(d)
+				select {
+				case <-ctx.Done():
+					hold.Stop()
+					return
+				case <-hold.C:
+				}
+				select { // a kick that came while holding is served by this poll
+				case <-kick:
+				default:
+				}
+			}
 		case <-t.C:
 		}
+		last = time.Now()
 		_, _ = m.poll(ctx, mr)
 	}
 }

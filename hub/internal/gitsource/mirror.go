@@ -11,11 +11,15 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
+	"github.com/go-git/go-billy/v5/osfs"
 	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/config"
 	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/cache"
 	"github.com/go-git/go-git/v5/plumbing/transport"
+	"github.com/go-git/go-git/v5/storage/filesystem"
 	"github.com/go-git/go-git/v5/storage/memory"
 )
 
@@ -24,9 +28,10 @@ var ErrRevisionNotFound = errors.New("revision not found")
 
 // mirror is the bare local copy of one remote repository.
 type mirror struct {
-	url  string
+	url  string // as configured, credentials included: only for go-git
+	name string // url redacted: for errors and logs
 	dir  string
-	auth transport.AuthMethod
+	net  netOptions
 
 	mu      sync.Mutex // serializes fetches and reads of repo
 	repo    *git.Repository
@@ -34,16 +39,29 @@ type mirror struct {
 	lastErr error
 }
 
+// netOptions are what every network operation of a mirror needs.
+type netOptions struct {
+	auth         func() (transport.AuthMethod, error)
+	caBundle     []byte
+	listTimeout  time.Duration
+	fetchTimeout time.Duration
+}
+
 func mirrorDir(base, url string) string {
 	sum := sha256.Sum256([]byte(url))
 	return filepath.Join(base, "mirrors", hex.EncodeToString(sum[:8]))
 }
 
-func openMirror(base, url string, auth transport.AuthMethod) (*mirror, error) {
+func openMirror(base, url string, net netOptions, maxFetch int64) (*mirror, error) {
 	dir := mirrorDir(base, url)
-	repo, err := git.PlainOpen(dir)
+	name := Redact(url)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("mirror %s in %s: %w", name, dir, err)
+	}
+	st := &cappedStorage{Storage: filesystem.NewStorage(osfs.New(dir), cache.NewObjectLRUDefault()), name: name, dir: dir, limit: maxFetch}
+	repo, err := git.Open(st, nil)
 	if errors.Is(err, git.ErrRepositoryNotExists) {
-		repo, err = git.PlainInit(dir, true)
+		repo, err = git.Init(st, nil)
 		if err == nil {
 			_, err = repo.CreateRemote(&config.RemoteConfig{
 				Name:  "origin",
@@ -53,18 +71,32 @@ func openMirror(base, url string, auth transport.AuthMethod) (*mirror, error) {
 		}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("mirror %s in %s: %w", url, dir, err)
+		return nil, fmt.Errorf("mirror %s in %s: %w", name, dir, scrub(url, err))
 	}
-	return &mirror{url: url, dir: dir, auth: auth, repo: repo}, nil
+	return &mirror{url: url, name: name, dir: dir, net: net, repo: repo}, nil
+}
+
+// deadlineErr names the deadline when ctx ran out during an operation.
+func deadlineErr(ctx context.Context, d time.Duration, err error) error {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return fmt.Errorf("no answer within %s: %w", d, errors.Join(context.DeadlineExceeded, err))
+	}
+	return err
 }
 
 // listRefs asks the remote for its refs without fetching objects and returns
-// a fingerprint of them.
+// a fingerprint of them. It gives up after the list timeout.
 func (m *mirror) listRefs(ctx context.Context) (string, error) {
-	rem := git.NewRemote(memory.NewStorage(), &config.RemoteConfig{Name: "origin", URLs: []string{m.url}})
-	refs, err := rem.ListContext(ctx, &git.ListOptions{Auth: m.auth})
+	auth, err := m.net.auth()
 	if err != nil {
-		return "", fmt.Errorf("list refs of %s: %w", m.url, err)
+		return "", fmt.Errorf("list refs of %s: %w", m.name, err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, m.net.listTimeout)
+	defer cancel()
+	rem := git.NewRemote(memory.NewStorage(), &config.RemoteConfig{Name: "origin", URLs: []string{m.url}})
+	refs, err := rem.ListContext(ctx, &git.ListOptions{Auth: auth, CABundle: m.net.caBundle})
+	if err != nil {
+		return "", fmt.Errorf("list refs of %s: %w", m.name, scrub(m.url, deadlineErr(ctx, m.net.listTimeout, err)))
 	}
 	lines := make([]string, 0, len(refs))
 	for _, r := range refs {
@@ -79,7 +111,8 @@ func (m *mirror) listRefs(ctx context.Context) (string, error) {
 }
 
 // sync lists the remote refs and fetches when they differ from the last
-// fetch. It reports whether anything moved.
+// fetch. It reports whether anything moved. A fetch that fails (deadline,
+// size limit) leaves the mirror at its last good state.
 func (m *mirror) sync(ctx context.Context) (bool, error) {
 	fp, err := m.listRefs(ctx)
 	m.mu.Lock()
@@ -91,9 +124,16 @@ func (m *mirror) sync(ctx context.Context) (bool, error) {
 	if fp == m.refs && m.lastErr == nil {
 		return false, nil
 	}
-	err = m.repo.FetchContext(ctx, &git.FetchOptions{RemoteName: "origin", Auth: m.auth, Force: true, Prune: true, Tags: git.NoTags})
+	auth, err := m.net.auth()
+	if err != nil {
+		m.lastErr = fmt.Errorf("fetch %s: %w", m.name, err)
+		return false, m.lastErr
+	}
+	fctx, cancel := context.WithTimeout(ctx, m.net.fetchTimeout)
+	defer cancel()
+	err = m.repo.FetchContext(fctx, &git.FetchOptions{RemoteName: "origin", Auth: auth, CABundle: m.net.caBundle, Force: true, Prune: true, Tags: git.NoTags})
 	if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
-		m.lastErr = fmt.Errorf("fetch %s: %w", m.url, err)
+		m.lastErr = fmt.Errorf("fetch %s: %w", m.name, scrub(m.url, deadlineErr(fctx, m.net.fetchTimeout, err)))
 		return false, m.lastErr
 	}
 	m.lastErr = nil
@@ -128,7 +168,7 @@ func (m *mirror) resolve(rev string) (plumbing.Hash, error) {
 		if tag, err := m.repo.TagObject(h); err == nil {
 			c, err := tag.Commit()
 			if err != nil {
-				return plumbing.ZeroHash, fmt.Errorf("tag %s of %s: %w", rev, m.url, err)
+				return plumbing.ZeroHash, fmt.Errorf("tag %s of %s: %w", rev, m.name, err)
 			}
 			h = c.Hash
 		}
@@ -142,7 +182,7 @@ func (m *mirror) resolve(rev string) (plumbing.Hash, error) {
 			}
 		}
 	}
-	return plumbing.ZeroHash, fmt.Errorf("%s of %s: %w", rev, m.url, ErrRevisionNotFound)
+	return plumbing.ZeroHash, fmt.Errorf("%s of %s: %w", rev, m.name, ErrRevisionNotFound)
 }
 
 func isHex(s string) bool {
@@ -161,11 +201,11 @@ func (m *mirror) treeID(commit plumbing.Hash, path string) (string, error) {
 	defer m.mu.Unlock()
 	c, err := m.repo.CommitObject(commit)
 	if err != nil {
-		return "", fmt.Errorf("commit %s of %s: %w", commit, m.url, err)
+		return "", fmt.Errorf("commit %s of %s: %w", commit, m.name, err)
 	}
 	tree, err := c.Tree()
 	if err != nil {
-		return "", fmt.Errorf("commit %s of %s: %w", commit, m.url, err)
+		return "", fmt.Errorf("commit %s of %s: %w", commit, m.name, err)
 	}
 	p := strings.Trim(filepath.ToSlash(filepath.Clean(path)), "/")
 	if p == "" || p == "." {
@@ -173,7 +213,7 @@ func (m *mirror) treeID(commit plumbing.Hash, path string) (string, error) {
 	}
 	e, err := tree.FindEntry(p)
 	if err != nil {
-		return "", fmt.Errorf("path %q at %s of %s: %w", path, commit.String()[:12], m.url, err)
+		return "", fmt.Errorf("path %q at %s of %s: %w", path, commit.String()[:12], m.name, err)
 	}
 	return e.Hash.String(), nil
 }
@@ -185,17 +225,17 @@ func (m *mirror) checkout(commit plumbing.Hash, dir string) error {
 	defer m.mu.Unlock()
 	c, err := m.repo.CommitObject(commit)
 	if err != nil {
-		return fmt.Errorf("commit %s of %s: %w", commit, m.url, err)
+		return fmt.Errorf("commit %s of %s: %w", commit, m.name, err)
 	}
 	files, err := c.Files()
 	if err != nil {
-		return fmt.Errorf("commit %s of %s: %w", commit, m.url, err)
+		return fmt.Errorf("commit %s of %s: %w", commit, m.name, err)
 	}
 	tmp := dir + ".tmp"
 	_ = os.RemoveAll(tmp)
 	w, err := newTreeWriter(tmp, CheckoutLimits{})
 	if err != nil {
-		return fmt.Errorf("checkout %s of %s: %w", commit.String()[:12], m.url, err)
+		return fmt.Errorf("checkout %s of %s: %w", commit.String()[:12], m.name, err)
 	}
 	err = files.ForEach(w.add)
 	if cerr := w.close(); err == nil {
@@ -203,7 +243,7 @@ func (m *mirror) checkout(commit plumbing.Hash, dir string) error {
 	}
 	if err != nil {
 		_ = os.RemoveAll(tmp)
-		return fmt.Errorf("checkout %s of %s: %w", commit.String()[:12], m.url, err)
+		return fmt.Errorf("checkout %s of %s: %w", commit.String()[:12], m.name, err)
 	}
 	return os.Rename(tmp, dir)
 }

@@ -6,6 +6,7 @@ import (
 
 	"github.com/flotilla-cd/flotilla/hub/internal/controller"
 	"github.com/flotilla-cd/flotilla/hub/internal/fleet"
+	"github.com/flotilla-cd/flotilla/hub/internal/gitsource"
 	apiv1alpha1 "github.com/flotilla-cd/flotilla/shared/api/v1alpha1"
 )
 
@@ -85,12 +86,15 @@ func Views(snap *controller.Snapshot, fl *fleet.Fleet, withObjects bool) []AppVi
 	status := fl.Status()
 	out := make([]AppView, 0, len(snap.Apps))
 	for _, as := range snap.Apps {
-		v := AppView{Name: as.Name, File: as.File, Revision: as.Revision, Error: as.Error, Clusters: []AppClusterView{}, Sync: "Synced", Health: "Healthy"}
+		repo := as.Spec.Source.RepoURL // credentials in it are never shown
+		v := AppView{Name: as.Name, File: as.File, Revision: as.Revision, Error: gitsource.RedactText(as.Error, repo), Clusters: []AppClusterView{}, Sync: "Synced", Health: "Healthy"}
 		if withObjects {
-			v.Spec = as.Spec
+			spec := as.Spec
+			spec.Source.RepoURL = gitsource.Redact(repo)
+			v.Spec = spec
 		}
 		for _, t := range as.Targets {
-			cv := AppClusterView{Cluster: t.Cluster, Digest: t.Digest, Revision: t.Revision, Error: t.Error, Pinned: t.Pinned, Sync: "Unknown", Health: "Unknown"}
+			cv := AppClusterView{Cluster: t.Cluster, Digest: t.Digest, Revision: t.Revision, Error: gitsource.RedactText(t.Error, repo), Pinned: t.Pinned, Sync: "Unknown", Health: "Unknown"}
 			cv.Connected, _ = fl.Connected(t.Cluster)
 			if st := status[t.Cluster][as.Name]; st != nil {
 				cv.ObservedDigest, cv.ObservedRev, cv.Message = st.GetDigest(), st.GetRevision(), st.GetMessage()

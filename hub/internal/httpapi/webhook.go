@@ -9,6 +9,8 @@ import (
 	"io"
 	"net/http"
 	"strings"
+
+	"github.com/flotilla-cd/flotilla/hub/internal/gitsource"
 )
 
 // maxWebhookBytes bounds a webhook body.
@@ -61,7 +63,7 @@ func (a *API) webhook(w http.ResponseWriter, r *http.Request) {
 			matched = true
 		}
 	}
-	a.d.Log.Info("webhook", "provider", provider, "repo", firstNonEmpty(urls), "tracked", matched)
+	a.d.Log.Info("webhook", "provider", provider, "repo", gitsource.Redact(firstNonEmpty(urls)), "tracked", matched)
 	a.d.Controller.Trigger()
 	writeJSON(w, http.StatusAccepted, map[string]any{"provider": provider, "matched": matched})
 }

@@ -25,7 +25,7 @@ func sign(body string) string {
 // repository it names; a bad signature or token is refused.
 func TestWebhookProviders(t *testing.T) {
 	h := apitest.New(t, apitest.Options{WebhookSecret: secret})
-	repo := h.Repo.Dir
+	repo := h.Repo.URL
 	type hook struct {
 		name    string
 		body    string

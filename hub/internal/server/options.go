@@ -24,10 +24,8 @@ type Options struct {
 	PollInterval time.Duration
 	Resync       time.Duration
 
-	GitUsername       string
-	GitTokenFile      string
-	GitSSHKeyFile     string
-	GitKnownHosts     string
+	// Git: credentials, schemes, deadlines and size limits of git access.
+	Git               GitOptions
 	WebhookSecretFile string
 
 	CertTTL  time.Duration
@@ -59,6 +57,7 @@ func DefaultOptions() Options {
 		TokenTTL:     24 * time.Hour,
 		LogLevel:     "info",
 		GCPercent:    DefaultGCPercent,
+		Git:          DefaultGitOptions(),
 	}
 }
 
@@ -75,10 +74,7 @@ func (o *Options) BindFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.AppsRevision, "apps-revision", o.AppsRevision, "branch, tag or commit of --apps-repo")
 	fs.DurationVar(&o.PollInterval, "poll-interval", o.PollInterval, "how often each repo's refs are listed (plus up to 10% jitter)")
 	fs.DurationVar(&o.Resync, "resync", o.Resync, "how often everything is re-evaluated without a git change")
-	fs.StringVar(&o.GitUsername, "git-username", o.GitUsername, "username for HTTPS git credentials (default git)")
-	fs.StringVar(&o.GitTokenFile, "git-token-file", o.GitTokenFile, "file holding an HTTPS token or password for git")
-	fs.StringVar(&o.GitSSHKeyFile, "git-ssh-key-file", o.GitSSHKeyFile, "file holding an SSH private key for git")
-	fs.StringVar(&o.GitKnownHosts, "git-known-hosts", o.GitKnownHosts, "known_hosts file for SSH git")
+	o.Git.BindFlags(fs)
 	fs.StringVar(&o.WebhookSecretFile, "webhook-secret-file", o.WebhookSecretFile, "file holding the shared secret of git webhooks")
 	fs.DurationVar(&o.CertTTL, "cert-ttl", o.CertTTL, "lifetime of agent client certificates (renewed at 2/3)")
 	fs.DurationVar(&o.TokenTTL, "join-token-ttl", o.TokenTTL, "lifetime of join tokens")
@@ -100,6 +96,9 @@ func (o *Options) Validate() error {
 	}
 	if o.PollInterval < time.Second {
 		errs = append(errs, fmt.Errorf("--poll-interval %s: must be at least 1s", o.PollInterval))
+	}
+	if err := o.Git.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if o.GCPercent < 0 {
 		errs = append(errs, fmt.Errorf("--gc-percent %d: must not be negative", o.GCPercent))

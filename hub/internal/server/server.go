@@ -80,20 +80,20 @@ func Run(ctx context.Context, o Options, log hclog.Logger) error {
 	var ctrl *controller.Controller
 	m := newMetrics(fl, func() *controller.Controller { return ctrl })
 
-	git := gitsource.New(gitsource.Options{
-		Dir:          filepath.Join(o.StateDir, "git"),
-		PollInterval: o.PollInterval,
-		Credentials: gitsource.Credentials{
-			Username: o.GitUsername, TokenFile: o.GitTokenFile, SSHKeyFile: o.GitSSHKeyFile, SSHKnownHostsFile: o.GitKnownHosts,
-		},
-		OnPoll: func(_ string, d time.Duration, err error) {
-			res := "ok"
-			if err != nil {
-				res = "error"
-			}
-			m.gitPoll.WithLabelValues(res).Observe(d.Seconds())
-		},
-	}, log.Named("git"))
+	gitOpts, err := o.Git.gitsource()
+	if err != nil {
+		return err
+	}
+	gitOpts.Dir = filepath.Join(o.StateDir, "git")
+	gitOpts.PollInterval = o.PollInterval
+	gitOpts.OnPoll = func(_ string, d time.Duration, err error) {
+		res := "ok"
+		if err != nil {
+			res = "error"
+		}
+		m.gitPoll.WithLabelValues(res).Observe(d.Seconds())
+	}
+	git := gitsource.New(gitOpts, log.Named("git"))
 	renderer := render.New(render.Options{})
 	ctrl = controller.New(controller.Options{
 		AppsDir: o.AppsDir, AppsRepo: o.AppsRepo, AppsPath: o.AppsPath, AppsRevision: o.AppsRevision, Resync: o.Resync,

@@ -74,8 +74,9 @@ func New(t testing.TB, o Options) *Hub {
 		"guestbook/config.yaml": configMap("guestbook-config", "green"),
 	})
 	appsDir := filepath.Join(dir, "apps")
-	writeFile(t, filepath.Join(appsDir, "guestbook.yaml"), fmt.Sprintf(guestbookApp, h.Repo.Dir))
-	writeFile(t, filepath.Join(appsDir, "billing.yaml"), fmt.Sprintf(billingApp, h.Repo.Dir))
+	h.Repo.serve(t)
+	writeFile(t, filepath.Join(appsDir, "guestbook.yaml"), fmt.Sprintf(guestbookApp, h.Repo.URL))
+	writeFile(t, filepath.Join(appsDir, "billing.yaml"), fmt.Sprintf(billingApp, h.Repo.URL))
 
 	st, err := store.Open(filepath.Join(dir, "hub.db"), log)
 	if err != nil {
@@ -95,7 +96,7 @@ func New(t testing.TB, o Options) *Hub {
 	}
 
 	h.Fleet = fleet.New()
-	git := gitsource.New(gitsource.Options{Dir: filepath.Join(dir, "git"), PollInterval: time.Hour}, log)
+	git := gitsource.New(gitsource.Options{Dir: filepath.Join(dir, "git"), PollInterval: time.Hour, AllowInsecureHTTP: true}, log)
 	h.Controller = controller.New(controller.Options{AppsDir: appsDir, Resync: time.Hour}, git, render.New(render.Options{}), h.Fleet, st, log)
 	snap := h.Controller.ReconcileNow(ctx)
 	for _, a := range snap.Apps {
@@ -140,6 +141,7 @@ func New(t testing.TB, o Options) *Hub {
 // Scrub replaces the fixture's temp dir in s, so output can be compared
 // with golden files.
 func (h *Hub) Scrub(s string) string {
+	s = strings.ReplaceAll(s, h.Repo.URL, "$REPO")
 	s = strings.ReplaceAll(s, h.Repo.Dir, "$REPO")
 	return strings.ReplaceAll(s, h.Dir, "$DIR")
 }

@@ -3,12 +3,15 @@ package apitest
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/object"
+
+	"github.com/flotilla-cd/flotilla/e2e/gitserver"
 )
 
 // Epoch is the fixed time of the fixture's first commit and of the
@@ -16,11 +19,24 @@ import (
 // on every run.
 var Epoch = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 
-// Repo is a local git repository on branch main.
+// Repo is a local git repository on branch main, served over git's HTTP
+// protocol at URL.
 type Repo struct {
 	Dir     string
+	URL     string
 	Commits []string // oldest first
 	repo    *git.Repository
+}
+
+// serve serves the repository over HTTP (git http-backend) until t ends.
+func (r *Repo) serve(t testing.TB) {
+	t.Helper()
+	srv, err := gitserver.Start(filepath.Dir(r.Dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Close() })
+	r.URL = strings.TrimSuffix(srv.URL(filepath.Base(r.Dir)), ".git")
 }
 
 // NewRepo makes a repository in dir.

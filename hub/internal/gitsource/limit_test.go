@@ -1,0 +1,156 @@
+package gitsource
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/flotilla-cd/flotilla/e2e/gitserver"
+)
+
+// silentServer accepts TCP connections and never answers.
+func silentServer(t *testing.T) string {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conns []net.Conn
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := lis.Accept()
+			if err != nil {
+				return
+			}
+			conns = append(conns, c)
+		}
+	}()
+	t.Cleanup(func() {
+		lis.Close()
+		<-done
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	return lis.Addr().String()
+}
+
+// A server that accepts and never answers is given up after the list
+// timeout, with an error saying so.
+func TestListDeadline(t *testing.T) {
+	m := New(Options{Dir: t.TempDir(), AllowInsecureHTTP: true, ListTimeout: 300 * time.Millisecond}, hclog.NewNullLogger())
+	url := "http://" + silentServer(t) + "/stuck.git"
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	err := m.Track(ctx, url)
+	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "no answer within 300ms") || !strings.Contains(err.Error(), url) {
+		t.Fatalf("tracking a silent server: %v", err)
+	}
+	if ctx.Err() != nil {
+		t.Fatal("the list deadline did not end the call")
+	}
+}
+
+// A fetch bringing an object larger than the limit is refused, whether the
+// pack is large (random data) or small (zeros, which compress), and the
+// mirror stays at its last good commit.
+func TestFetchSizeLimit(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		blob func() []byte
+	}{
+		{"random", func() []byte { b := make([]byte, 3<<20); _, _ = rand.Read(b); return b }},
+		{"zeros", func() []byte { return make([]byte, 3<<20) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			_, repo := gitserver.StartT(t, dir, "r")
+			if err := repo.Write(map[string][]byte{"a.yaml": []byte("a: 1\n")}); err != nil {
+				t.Fatal(err)
+			}
+			good, err := repo.CommitAndPush("small")
+			if err != nil {
+				t.Fatal(err)
+			}
+			m := New(Options{Dir: filepath.Join(dir, "state"), AllowInsecureHTTP: true, MaxFetchBytes: 1 << 20}, hclog.NewNullLogger())
+			if err := m.Track(t.Context(), repo.URL); err != nil {
+				t.Fatal(err)
+			}
+			if err := repo.Write(map[string][]byte{"big.bin": tc.blob()}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := repo.CommitAndPush("big"); err != nil {
+				t.Fatal(err)
+			}
+			mr, _ := m.mirror(repo.URL)
+			_, err = m.poll(t.Context(), mr)
+			if !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), "1 MiB") || !strings.Contains(err.Error(), repo.URL) {
+				t.Fatalf("fetch of a 3 MiB blob with a 1 MiB limit: %v", err)
+			}
+			if h, err := mr.resolve("main"); err != nil || h.String() != good {
+				t.Fatalf("mirror after the refused fetch: %s, %v; want the last good %s", h, err, good)
+			}
+			left, _ := filepath.Glob(filepath.Join(mr.dir, ".incoming-*"))
+			packs, _ := filepath.Glob(filepath.Join(mr.dir, "objects", "pack", "*.pack"))
+			var size int64
+			for _, p := range packs {
+				if fi, err := os.Stat(p); err == nil {
+					size += fi.Size()
+				}
+			}
+			if len(left) > 0 || size > 1<<20 {
+				t.Fatalf("refused fetch left %v and %d bytes of packs", left, size)
+			}
+		})
+	}
+}
+
+// Over https, the token of the matching template reaches the server (whose
+// CA is trusted through CAFile) and the repo is fetched; without the
+// template, the private repo is refused.
+func TestTokenOverTLS(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "git"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	srv, err := gitserver.StartTLS(filepath.Join(dir, "git"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Close() })
+	repo, err := srv.NewRepo("private", filepath.Join(dir, "work"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	head, err := repo.CommitAndPush("init")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.RequireBasicAuth("deploy", "s3cret")
+	tokenFile := filepath.Join(dir, "token")
+	if err := os.WriteFile(tokenFile, []byte("s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	prefix := strings.TrimSuffix(repo.URL, "private.git")
+	m := New(Options{Dir: filepath.Join(dir, "with"), CAFile: srv.CAFile(), Credentials: []Credential{{URL: prefix, Username: "deploy", TokenFile: tokenFile}}}, hclog.NewNullLogger())
+	if err := m.Track(t.Context(), repo.URL); err != nil {
+		t.Fatalf("track over https with the token: %v", err)
+	}
+	if got, err := m.Resolve(repo.URL, "main"); err != nil || got != head {
+		t.Fatalf("resolve: %s, %v; want %s", got, err, head)
+	}
+	other := New(Options{Dir: filepath.Join(dir, "other"), CAFile: srv.CAFile(), Credentials: []Credential{{URL: prefix + "elsewhere/", Username: "deploy", TokenFile: tokenFile}}}, hclog.NewNullLogger())
+	if err := other.Track(t.Context(), repo.URL); err == nil {
+		t.Fatal("a private repo outside the template's prefix was fetched")
+	}
+}
