@@ -1,8 +1,7 @@
 package render
 
 import (
-	"os"
-	"path/filepath"
+	"path"
 
 	"github.com/flotilla-cd/flotilla/hub/internal/app"
 )
@@ -21,32 +20,29 @@ var kustomizationNames = []string{"kustomization.yaml", "kustomization.yml", "Ku
 // detect decides how dir is rendered: by the source's helm, kustomize or
 // directory field when one is set, otherwise by the files in dir, as Argo
 // CD does (Chart.yaml: Helm; a kustomization: Kustomize; else a directory).
-func detect(dir string, s app.Source) (kind, error) {
+func detect(root *repoRoot, dir string, s app.Source) kind {
 	switch {
 	case s.Helm != nil:
-		return kindHelm, nil
+		return kindHelm
 	case s.Kustomize != nil:
-		return kindKustomize, nil
+		return kindKustomize
 	case s.Directory != nil:
-		return kindDirectory, nil
-	case exists(filepath.Join(dir, "Chart.yaml")):
-		return kindHelm, nil
-	case kustomizationFile(dir) != "":
-		return kindKustomize, nil
+		return kindDirectory
+	case root.isFile(path.Join(dir, "Chart.yaml")):
+		return kindHelm
+	case kustomizationFile(root, dir) != "":
+		return kindKustomize
 	}
-	return kindDirectory, nil
+	return kindDirectory
 }
 
-func kustomizationFile(dir string) string {
+// kustomizationFile returns the kustomization file in dir (relative to the
+// root), or "".
+func kustomizationFile(root *repoRoot, dir string) string {
 	for _, n := range kustomizationNames {
-		if p := filepath.Join(dir, n); exists(p) {
+		if p := path.Join(dir, n); root.isFile(p) {
 			return p
 		}
 	}
 	return ""
-}
-
-func exists(p string) bool {
-	st, err := os.Stat(p)
-	return err == nil && !st.IsDir()
 }

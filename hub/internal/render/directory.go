@@ -6,8 +6,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io/fs"
-	"os"
-	"path/filepath"
+	"maps"
+	"path"
+	"regexp"
+	"slices"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -21,8 +23,10 @@ import (
 // matching Include and not matching Exclude (globs over the path relative to
 // dir). Other files are skipped, except *.jsonnet, which is refused rather
 // than ignored. Symbolic links to files are followed inside the
-// repository; links to folders are not followed.
-func renderDirectory(ctx context.Context, root repoRoot, dir string, d *app.Directory) ([]origined, error) {
+// repository; links to folders are not followed. A manifest file the
+// checkout left out (a refused symbolic link) is an error naming it. Every
+// file is read through the repository root.
+func renderDirectory(ctx context.Context, root *repoRoot, dir string, d *app.Directory) ([]origined, error) {
 	if d == nil {
 		d = &app.Directory{}
 	}
@@ -34,59 +38,86 @@ func renderDirectory(ctx context.Context, root repoRoot, dir string, d *app.Dire
 	if err != nil {
 		return nil, fmt.Errorf("directory.exclude: %w", err)
 	}
-	var out []origined
-	err = filepath.WalkDir(dir, func(p string, e fs.DirEntry, err error) error {
-		if err != nil {
+	w := dirWalk{ctx: ctx, root: root, top: dir, recurse: d.Recurse, include: include, exclude: exclude}
+	if err := w.walk(dir); err != nil {
+		return nil, err
+	}
+	return w.out, nil
+}
+
+type dirWalk struct {
+	ctx              context.Context
+	root             *repoRoot
+	top              string
+	recurse          bool
+	include, exclude *regexp.Regexp
+	out              []origined
+}
+
+// walk reads the manifests of the real folder dir, as filepath.WalkDir
+// visits them (names in lexical order, a folder's files where it sorts).
+func (w *dirWalk) walk(dir string) error {
+	entries, err := w.root.readDir(dir)
+	if err != nil {
+		return err
+	}
+	names := make(map[string]fs.DirEntry, len(entries))
+	for _, e := range entries {
+		names[e.Name()] = e
+	}
+	for _, l := range w.root.leftOutIn(dir) {
+		names[l] = nil
+	}
+	for _, name := range slices.Sorted(maps.Keys(names)) {
+		if err := w.ctx.Err(); err != nil {
 			return err
 		}
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		if e.IsDir() {
-			if p != dir && (!d.Recurse || e.Name() == ".git") {
-				return filepath.SkipDir
+		e, p := names[name], path.Join(dir, name)
+		if e != nil && e.IsDir() {
+			if w.recurse && name != ".git" {
+				if err := w.walk(p); err != nil {
+					return err
+				}
 			}
-			return nil
+			continue
 		}
-		rel, _ := filepath.Rel(dir, p)
-		rel = filepath.ToSlash(rel)
-		ext := strings.ToLower(filepath.Ext(p))
+		rel := strings.TrimPrefix(p, w.top+"/")
+		if w.top == "." {
+			rel = p
+		}
+		ext := strings.ToLower(path.Ext(name))
 		if ext != ".yaml" && ext != ".yml" && ext != ".json" && ext != ".jsonnet" {
-			return nil
+			continue
 		}
-		if exclude != nil && exclude.MatchString(rel) || include != nil && !include.MatchString(rel) {
-			return nil
+		if w.exclude != nil && w.exclude.MatchString(rel) || w.include != nil && !w.include.MatchString(rel) {
+			continue
 		}
-		origin := root.rel(p)
 		if ext == ".jsonnet" {
-			return fmt.Errorf("%s: Jsonnet is not supported (exclude it with directory.exclude)", origin)
+			return fmt.Errorf("%s: Jsonnet is not supported (exclude it with directory.exclude)", p)
 		}
-		real, err := root.resolve(p)
+		if e == nil {
+			return w.root.leftOutErr(p)
+		}
+		real, fi, err := w.root.stat(p)
 		if err != nil {
 			return err
 		}
-		if e.Type()&fs.ModeSymlink != 0 {
-			if st, err := os.Stat(real); err == nil && st.IsDir() {
-				return nil
-			}
+		if e.Type()&fs.ModeSymlink != 0 && fi.IsDir() {
+			continue
 		}
-		data, err := os.ReadFile(real)
+		data, err := w.root.fs.ReadFile(real)
 		if err != nil {
 			return err
 		}
-		objs, err := parseFile(origin, ext, data)
+		objs, err := parseFile(p, ext, data)
 		if err != nil {
 			return err
 		}
 		for _, o := range objs {
-			out = append(out, origined{obj: o, origin: origin})
+			w.out = append(w.out, origined{obj: o, origin: p})
 		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
 	}
-	return out, nil
+	return nil
 }
 
 // parseFile parses a manifest file; a JSON file may also hold an array of

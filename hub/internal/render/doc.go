@@ -2,8 +2,12 @@
 // repository, into Kubernetes objects: plain directories of YAML and JSON,
 // Kustomize (sigs.k8s.io/kustomize/api) and Helm charts kept in the
 // repository (helm.sh/helm/v3, template only). Nothing is read outside the
-// repository root, nothing is fetched from the network and no program is
-// executed.
+// repository root: every file is read through an os.Root of the checkout,
+// Helm gets a list of files (never a folder to walk), and Kustomize a file
+// system over the same root. Nothing is fetched from the network and no
+// program is executed: a kustomization that names a URL or a git
+// repository anywhere kustomize would fetch or clone it is refused before
+// kustomize runs (ErrRemoteDisabled).
 //
 // A Renderer caches results by a caller-given key (see CacheKey): identical
 // inputs render once, also when asked for concurrently, however many

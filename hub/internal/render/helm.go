@@ -4,11 +4,10 @@ import (
 	"context"
 	"fmt"
 	"net/url"
-	"os"
+	"path"
 	"path/filepath"
 	"strings"
 
-	"helm.sh/helm/v3/pkg/chart/loader"
 	"helm.sh/helm/v3/pkg/strvals"
 	"sigs.k8s.io/yaml"
 
@@ -24,19 +23,18 @@ import (
 // repository), helm.values, helm.valuesObject, helm.parameters. The release
 // name defaults to the application name; the namespace to the destination
 // namespace. Chart dependencies must be vendored in charts/.
-func renderHelm(ctx context.Context, root repoRoot, dir string, in Input) ([]origined, error) {
+//
+// Every file is read through the repository root (see readChart).
+func renderHelm(ctx context.Context, root *repoRoot, dir string, in Input) ([]origined, error) {
 	h := in.Source.Helm
 	if h == nil {
 		h = &app.Helm{}
 	}
-	chartRel := root.rel(dir)
-	if !exists(filepath.Join(dir, "Chart.yaml")) {
+	chartRel := dir
+	if !root.isFile(path.Join(dir, "Chart.yaml")) {
 		return nil, fmt.Errorf("helm chart %s: no Chart.yaml (missing chart)", chartRel)
 	}
-	if err := root.checkLinks(dir); err != nil {
-		return nil, fmt.Errorf("helm chart %s: %w", chartRel, err)
-	}
-	chrt, err := loader.LoadDir(dir)
+	chrt, err := readChart(root, dir)
 	if err != nil {
 		return nil, fmt.Errorf("helm chart %s: %w", chartRel, err)
 	}
@@ -65,7 +63,7 @@ func renderHelm(ctx context.Context, root repoRoot, dir string, in Input) ([]ori
 		}
 		return nil, fmt.Errorf("helm chart %s: release %s: %w", chartRel, opts.ReleaseName, err)
 	}
-	out, err := rendered.objects(filepath.ToSlash(filepath.Dir(chartRel)))
+	out, err := rendered.objects(path.Dir(chartRel))
 	if err != nil {
 		return nil, fmt.Errorf("helm chart %s: %w", chartRel, err)
 	}
@@ -117,7 +115,7 @@ func joinOrigin(prefix, p string) string {
 }
 
 // helmValues merges the value sources of h.
-func helmValues(root repoRoot, chartDir string, h *app.Helm) (map[string]any, error) {
+func helmValues(root *repoRoot, chartDir string, h *app.Helm) (map[string]any, error) {
 	vals := map[string]any{}
 	for i, f := range h.ValueFiles {
 		field := fmt.Sprintf("helm.valueFiles[%d] %s", i, f)
@@ -127,17 +125,11 @@ func helmValues(root repoRoot, chartDir string, h *app.Helm) (map[string]any, er
 		if strings.HasPrefix(f, "$") {
 			return nil, fmt.Errorf("%s: references to other sources are not supported", field)
 		}
-		p := f
-		if !filepath.IsAbs(p) {
-			p = filepath.Join(chartDir, filepath.FromSlash(f))
-		} else {
-			p = filepath.Join(root.path, p) // absolute means from the repository root, as in Argo CD
+		p := path.Join(chartDir, f)
+		if path.IsAbs(f) {
+			p = path.Clean("." + f) // absolute means from the repository root, as in Argo CD
 		}
-		real, err := root.resolve(p)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", field, err)
-		}
-		data, err := os.ReadFile(real)
+		data, err := root.readFile(p)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", field, err)
 		}

@@ -40,10 +40,11 @@ func TestRenderHelmOrigins(t *testing.T) {
 		{name: "skipCrds", helm: &app.Helm{SkipCRDs: true}, want: concat(manifests, hooks)},
 		{name: "no helm settings", helm: nil, want: concat(crds, manifests, hooks)},
 	}
-	root, err := newRepoRoot(repoRootForTest(t))
+	root, err := openRepoRoot(repoRootForTest(t))
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer root.close()
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			in := Input{Root: root.path, Source: app.Source{Path: "helm/full", Helm: tt.helm}, Namespace: "prod", AppName: "rel"}

@@ -3,8 +3,8 @@ package render
 import (
 	"bytes"
 	"errors"
-	"fmt"
 	"io/fs"
+	"path"
 	"path/filepath"
 	"time"
 
@@ -14,23 +14,20 @@ import (
 // errReadOnly is returned by rootFS for every write.
 var errReadOnly = errors.New("the repository is read-only while rendering")
 
-// rootFS is the file system kustomize sees: the disk, limited to the
-// repository root (also through symbolic links), read-only, with some
-// files replaced by in-memory content (the edited kustomization).
+// rootFS is the file system kustomize sees: the repository root, read
+// through its os.Root (no path or symbolic link leads out of it, also
+// through chains of links), read-only, with some files replaced by
+// in-memory content (the edited kustomization). Kustomize asks with
+// absolute paths; they are mapped into the root.
 type rootFS struct {
-	root      repoRoot
-	disk      filesys.FileSystem
-	overrides map[string][]byte // by resolved absolute path
+	root      *repoRoot
+	overrides map[string][]byte // by real path relative to the root
 }
 
 var _ filesys.FileSystem = (*rootFS)(nil)
 
-func newRootFS(root repoRoot) *rootFS {
-	return &rootFS{root: root, disk: filesys.MakeFsOnDisk(), overrides: map[string][]byte{}}
-}
-
-func (f *rootFS) check(p string) (string, error) {
-	return f.root.resolve(p)
+func newRootFS(root *repoRoot) *rootFS {
+	return &rootFS{root: root, overrides: map[string][]byte{}}
 }
 
 func (f *rootFS) Create(string) (filesys.File, error) { return nil, errReadOnly }
@@ -40,86 +37,108 @@ func (f *rootFS) RemoveAll(string) error              { return errReadOnly }
 func (f *rootFS) WriteFile(string, []byte) error      { return errReadOnly }
 
 func (f *rootFS) Open(p string) (filesys.File, error) {
-	real, err := f.check(p)
+	real, err := f.root.resolve(p)
 	if err != nil {
 		return nil, err
 	}
 	if data, ok := f.overrides[real]; ok {
-		return &memFile{Reader: bytes.NewReader(data), name: filepath.Base(real), size: int64(len(data))}, nil
+		return &memFile{Reader: bytes.NewReader(data), name: path.Base(real), size: int64(len(data))}, nil
 	}
-	return f.disk.Open(real)
+	return f.root.fs.Open(real)
 }
 
 func (f *rootFS) IsDir(p string) bool {
-	real, err := f.check(p)
-	return err == nil && f.disk.IsDir(real)
+	_, fi, err := f.root.stat(p)
+	return err == nil && fi.IsDir()
 }
 
+// ReadDir lists the names in folder p.
 func (f *rootFS) ReadDir(p string) ([]string, error) {
-	real, err := f.check(p)
+	real, err := f.root.resolve(p)
 	if err != nil {
 		return nil, err
 	}
-	return f.disk.ReadDir(real)
+	entries, err := f.root.readDir(real)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, len(entries))
+	for i, e := range entries {
+		out[i] = e.Name()
+	}
+	return out, nil
 }
 
+// CleanedAbs returns p's real folder (absolute, in the root) and, when p
+// is a file, its name; p must exist.
 func (f *rootFS) CleanedAbs(p string) (filesys.ConfirmedDir, string, error) {
-	if _, err := f.check(p); err != nil {
-		return "", "", err
-	}
-	d, name, err := f.disk.CleanedAbs(p)
+	real, fi, err := f.root.stat(p)
 	if err != nil {
 		return "", "", err
 	}
-	if !f.root.contains(string(d)) {
-		return "", "", fmt.Errorf("%s: %w", p, ErrOutsideRoot)
+	if fi.IsDir() {
+		return filesys.ConfirmedDir(f.root.abs(real)), "", nil
 	}
-	return d, name, nil
+	return filesys.ConfirmedDir(f.root.abs(path.Dir(real))), path.Base(real), nil
 }
 
 func (f *rootFS) Exists(p string) bool {
-	real, err := f.check(p)
+	real, err := f.root.resolve(p)
 	if err != nil {
 		return false
 	}
-	_, ok := f.overrides[real]
-	return ok || f.disk.Exists(real)
+	if _, ok := f.overrides[real]; ok {
+		return true
+	}
+	_, err = f.root.fs.Stat(real)
+	return err == nil
 }
 
+// Glob returns the absolute paths matching pattern (filepath.Match
+// syntax), looked up through the root.
 func (f *rootFS) Glob(pattern string) ([]string, error) {
-	if _, err := f.check(filepath.Dir(pattern)); err != nil {
-		return nil, err
-	}
-	matches, err := f.disk.Glob(pattern)
+	rel, err := f.root.relOf(pattern)
 	if err != nil {
 		return nil, err
 	}
-	out := matches[:0]
+	matches, err := fs.Glob(f.root.fs.FS(), rel)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, 0, len(matches))
 	for _, m := range matches {
-		if _, err := f.check(m); err == nil {
-			out = append(out, m)
+		if _, err := f.root.resolve(m); err == nil {
+			out = append(out, f.root.abs(m))
 		}
 	}
 	return out, nil
 }
 
 func (f *rootFS) ReadFile(p string) ([]byte, error) {
-	real, err := f.check(p)
+	real, err := f.root.resolve(p)
 	if err != nil {
 		return nil, err
 	}
 	if data, ok := f.overrides[real]; ok {
 		return bytes.Clone(data), nil
 	}
-	return f.disk.ReadFile(real)
+	return f.root.fs.ReadFile(real)
 }
 
+// Walk walks the tree at p as filepath.Walk does (links not followed),
+// with absolute paths.
 func (f *rootFS) Walk(p string, walkFn filepath.WalkFunc) error {
-	real, err := f.check(p)
+	real, err := f.root.resolve(p)
 	if err != nil {
 		return err
 	}
-	return f.disk.Walk(real, walkFn)
+	return fs.WalkDir(f.root.fs.FS(), real, func(q string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return walkFn(f.root.abs(q), nil, err)
+		}
+		fi, err := d.Info()
+		return walkFn(f.root.abs(q), fi, err)
+	})
 }
 
 // memFile is an in-memory, read-only filesys.File.

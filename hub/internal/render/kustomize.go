@@ -2,8 +2,7 @@ package render
 
 import (
 	"fmt"
-	"net/url"
-	"path/filepath"
+	"path"
 	"strings"
 	"sync"
 
@@ -21,40 +20,49 @@ import (
 var kustomizeMu sync.Mutex
 
 // renderKustomize builds the kustomization in dir with plugins disabled,
-// loads restricted to each kustomization's root, no remote bases or files,
-// and no file outside the repository. The application's kustomize settings
-// are applied to the kustomization (in memory) first.
-func renderKustomize(root repoRoot, dir string, k *app.Kustomize) ([]origined, error) {
-	rel := root.rel(dir)
-	file := kustomizationFile(dir)
+// loads restricted to each kustomization's root, no remote bases or files
+// (checkRemote refuses them before kustomize runs), and every file read
+// through the repository root (rootFS). The application's kustomize
+// settings are applied to the kustomization (in memory) first.
+func renderKustomize(root *repoRoot, dir string, k *app.Kustomize) ([]origined, error) {
+	file := kustomizationFile(root, dir)
 	if file == "" {
-		return nil, fmt.Errorf("kustomize %s: no kustomization.yaml, kustomization.yml or Kustomization", rel)
+		return nil, fmt.Errorf("kustomize %s: no kustomization.yaml, kustomization.yml or Kustomization", dir)
 	}
 	fsys := newRootFS(root)
 	if err := checkRemote(fsys, dir, map[string]bool{}); err != nil {
-		return nil, fmt.Errorf("kustomize %s: %w", rel, err)
+		return nil, fmt.Errorf("kustomize %s: %w", dir, err)
 	}
 	if k != nil {
-		data, err := fsys.ReadFile(file)
+		real, err := root.resolve(file)
 		if err != nil {
-			return nil, fmt.Errorf("kustomize %s: %w", rel, err)
+			return nil, fmt.Errorf("kustomize %s: %w", dir, err)
+		}
+		data, err := root.fs.ReadFile(real)
+		if err != nil {
+			return nil, fmt.Errorf("kustomize %s: %w", dir, err)
 		}
 		edited, err := editKustomization(data, k)
 		if err != nil {
-			return nil, fmt.Errorf("kustomize %s: %s: %w", rel, filepath.Base(file), err)
+			return nil, fmt.Errorf("kustomize %s: %s: %w", dir, path.Base(file), err)
 		}
-		fsys.overrides[file] = edited
+		// The edit may only add local components and patches: check the
+		// result as kustomize will read it.
+		if err := checkKustomization(fsys, dir, file, edited, map[string]bool{dir: true}); err != nil {
+			return nil, fmt.Errorf("kustomize %s: %w", dir, err)
+		}
+		fsys.overrides[real] = edited
 	}
 	opts := krusty.MakeDefaultOptions()
 	opts.LoadRestrictions = types.LoadRestrictionsRootOnly
 	opts.PluginConfig = types.DisabledPluginConfig()
 	kustomizeMu.Lock()
-	rm, err := krusty.MakeKustomizer(opts).Run(fsys, dir)
+	rm, err := krusty.MakeKustomizer(opts).Run(fsys, root.abs(dir))
 	kustomizeMu.Unlock()
 	if err != nil {
-		return nil, fmt.Errorf("kustomize %s: %w", rel, err)
+		return nil, fmt.Errorf("kustomize %s: %w", dir, err)
 	}
-	origin := "kustomize build " + rel
+	origin := "kustomize build " + dir
 	out := make([]origined, 0, rm.Size())
 	for _, r := range rm.Resources() {
 		m, err := r.Map()
@@ -64,84 +72,6 @@ func renderKustomize(root repoRoot, dir string, k *app.Kustomize) ([]origined, e
 		out = append(out, origined{obj: &unstructured.Unstructured{Object: m}, origin: origin})
 	}
 	return out, nil
-}
-
-// checkRemote refuses remote bases, components and files in the
-// kustomization at dir and in every local one it refers to.
-func checkRemote(fsys *rootFS, dir string, seen map[string]bool) error {
-	if seen[dir] {
-		return nil
-	}
-	seen[dir] = true
-	file := kustomizationFile(dir)
-	if file == "" {
-		return nil
-	}
-	data, err := fsys.ReadFile(file)
-	if err != nil {
-		return err
-	}
-	var kz types.Kustomization
-	if err := yaml.Unmarshal(data, &kz); err != nil {
-		return fmt.Errorf("%s: %w", fsys.root.rel(file), err)
-	}
-	refs := map[string][]string{
-		"resources": kz.Resources, "bases": kz.Bases, "components": kz.Components, "crds": kz.Crds,
-		"generators": kz.Generators, "transformers": kz.Transformers, "validators": kz.Validators,
-		"configurations": kz.Configurations,
-	}
-	for i, p := range kz.Patches {
-		refs[fmt.Sprintf("patches[%d].path", i)] = []string{p.Path}
-	}
-	for i, p := range kz.PatchesJson6902 {
-		refs[fmt.Sprintf("patchesJson6902[%d].path", i)] = []string{p.Path}
-	}
-	for i, p := range kz.Replacements {
-		refs[fmt.Sprintf("replacements[%d].path", i)] = []string{p.Path}
-	}
-	if p, ok := kz.OpenAPI["path"]; ok {
-		refs["openapi.path"] = []string{p}
-	}
-	if len(kz.HelmCharts) > 0 || len(kz.HelmChartInflationGenerator) > 0 {
-		return fmt.Errorf("%s: helmCharts: Helm inflation in kustomize is not supported; use a Helm source", fsys.root.rel(file))
-	}
-	for field, list := range refs {
-		for _, ref := range list {
-			if ref == "" {
-				continue
-			}
-			if isRemote(ref) {
-				return fmt.Errorf("%s: %s: remote reference %q is not supported; keep bases in the repository", fsys.root.rel(file), field, ref)
-			}
-			if field == "resources" || field == "bases" || field == "components" {
-				sub := filepath.Join(dir, filepath.FromSlash(ref))
-				real, err := fsys.root.resolve(sub)
-				if err != nil {
-					return fmt.Errorf("%s: %s: %w", fsys.root.rel(file), field, err)
-				}
-				if fsys.disk.IsDir(real) {
-					if err := checkRemote(fsys, real, seen); err != nil {
-						return err
-					}
-				}
-			}
-		}
-	}
-	return nil
-}
-
-// isRemote reports whether a kustomize reference would be fetched: a URL,
-// or a git repository in one of kustomize's short forms.
-func isRemote(ref string) bool {
-	if u, err := url.Parse(ref); err == nil && u.Scheme != "" && u.Scheme != "file" {
-		return true
-	}
-	for _, p := range []string{"github.com/", "gitlab.com/", "bitbucket.org/", "git@", "git::", "ssh:"} {
-		if strings.HasPrefix(ref, p) {
-			return true
-		}
-	}
-	return strings.Contains(ref, ".git//") || strings.Contains(ref, "?ref=") || strings.HasSuffix(ref, ".git")
 }
 
 // editKustomization applies k as Argo CD's `kustomize edit` commands do.

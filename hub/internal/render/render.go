@@ -219,18 +219,16 @@ func renderSource(ctx context.Context, in Input) ([]*unstructured.Unstructured, 
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	root, err := newRepoRoot(in.Root)
+	root, err := openRepoRoot(in.Root)
 	if err != nil {
 		return nil, err
 	}
+	defer root.close()
 	dir, err := root.dir(in.Source.Path)
 	if err != nil {
 		return nil, fmt.Errorf("%w: source.path: %w", ErrRender, err)
 	}
-	kind, err := detect(dir, in.Source)
-	if err != nil {
-		return nil, fmt.Errorf("%w: source.path %s: %w", ErrRender, root.rel(dir), err)
-	}
+	kind := detect(root, dir, in.Source)
 	var objs []origined
 	switch kind {
 	case kindHelm:

@@ -5,118 +5,220 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/flotilla-cd/flotilla/hub/internal/app"
+	"github.com/flotilla-cd/flotilla/hub/internal/gitsource"
 )
 
 // ErrOutsideRoot is wrapped by errors about a path (or a symbolic link)
 // that leads out of the repository.
 var ErrOutsideRoot = errors.New("outside the repository")
 
-// repoRoot is a repository checkout, with symbolic links resolved.
+// ErrLeftOut is wrapped by errors about a path the checkout did not write
+// (a symbolic link it refused, see gitsource.LeftOutFile).
+var ErrLeftOut = errors.New("left out of the checkout")
+
+// maxLinkHops bounds the symbolic links followed to resolve one path (as
+// the kernel's ELOOP limit does).
+const maxLinkHops = 40
+
+// repoRoot is a repository checkout opened as an os.Root. Every file a
+// render reads is resolved by resolve (symbolic links followed inside the
+// root only) and read through the os.Root, which itself refuses any path
+// that would leave the root: nothing outside the checkout is reachable,
+// whatever the links and however they chain. Paths are slash-separated
+// and relative to the root ("." for the root) unless said otherwise.
 type repoRoot struct {
-	path string // absolute, symlinks resolved
+	path string // absolute, symlinks resolved; for kustomize's absolute paths
+	fs   *os.Root
+	left map[string]string // paths the checkout left out → why
 }
 
-func newRepoRoot(root string) (repoRoot, error) {
+func openRepoRoot(root string) (*repoRoot, error) {
 	abs, err := filepath.Abs(root)
 	if err != nil {
-		return repoRoot{}, fmt.Errorf("repository root %s: %w", root, err)
+		return nil, fmt.Errorf("repository root %s: %w", root, err)
 	}
 	real, err := filepath.EvalSymlinks(abs)
 	if err != nil {
-		return repoRoot{}, fmt.Errorf("repository root %s: %w", root, err)
+		return nil, fmt.Errorf("repository root %s: %w", root, err)
 	}
-	return repoRoot{path: real}, nil
-}
-
-// contains reports whether the absolute, resolved path p is inside root.
-func (r repoRoot) contains(p string) bool {
-	return p == r.path || strings.HasPrefix(p, r.path+string(filepath.Separator))
-}
-
-// rel names p relative to the root in messages ("." for the root).
-func (r repoRoot) rel(p string) string {
-	rel, err := filepath.Rel(r.path, p)
+	r, err := os.OpenRoot(real)
 	if err != nil {
-		return p
+		return nil, fmt.Errorf("repository root %s: %w", root, err)
 	}
-	return filepath.ToSlash(rel)
-}
-
-// resolve returns the real path of p (absolute, or relative to the root),
-// refusing one that leaves the root, also through symbolic links. A path
-// that does not exist is resolved as far as it exists.
-func (r repoRoot) resolve(p string) (string, error) {
-	if !filepath.IsAbs(p) {
-		p = filepath.Join(r.path, p)
-	}
-	p = filepath.Clean(p)
-	if !r.contains(p) {
-		return "", fmt.Errorf("%s: %w", r.rel(p), ErrOutsideRoot)
-	}
-	real, err := evalExisting(p)
+	left, err := gitsource.LeftOut(r)
 	if err != nil {
-		return "", err
+		r.Close()
+		return nil, fmt.Errorf("repository root %s: %w", root, err)
 	}
-	if !r.contains(real) {
-		return "", fmt.Errorf("%s (a symbolic link to %s): %w", r.rel(p), r.rel(real), ErrOutsideRoot)
-	}
-	return real, nil
+	return &repoRoot{path: real, fs: r, left: left}, nil
 }
 
-// evalExisting resolves symbolic links in the longest existing prefix of p.
-func evalExisting(p string) (string, error) {
-	real, err := filepath.EvalSymlinks(p)
-	if err == nil {
-		return real, nil
+func (r *repoRoot) close() { r.fs.Close() }
+
+// relOf turns p (absolute, or relative to the root) into a clean path
+// relative to the root, refusing one that leaves it by its text.
+func (r *repoRoot) relOf(p string) (string, error) {
+	if filepath.IsAbs(p) {
+		rel, err := filepath.Rel(r.path, filepath.Clean(p))
+		if err != nil || !filepath.IsLocal(rel) && rel != "." {
+			return "", fmt.Errorf("%s: %w", p, ErrOutsideRoot)
+		}
+		return filepath.ToSlash(rel), nil
 	}
-	if !errors.Is(err, fs.ErrNotExist) {
-		return "", err
+	c := filepath.Clean(p)
+	if c != "." && !filepath.IsLocal(c) {
+		return "", fmt.Errorf("%s: %w", filepath.ToSlash(p), ErrOutsideRoot)
 	}
-	parent := filepath.Dir(p)
-	if parent == p {
-		return p, nil
-	}
-	rp, err := evalExisting(parent)
+	return filepath.ToSlash(c), nil
+}
+
+// abs returns the absolute path of rel.
+func (r *repoRoot) abs(rel string) string {
+	return filepath.Join(r.path, filepath.FromSlash(rel))
+}
+
+// leftOutErr is the error for reading the left-out path p.
+func (r *repoRoot) leftOutErr(p string) error {
+	return fmt.Errorf("%s: the symbolic link was %w: %s", p, ErrLeftOut, r.left[p])
+}
+
+// resolve returns the real path of p (absolute, or relative to the root):
+// relative to the root, with no symbolic link in it. Links are followed
+// as the kernel does, each from the folder holding it; one that leads out
+// of the root or to an absolute path, and a path the checkout left out,
+// are errors naming them. A path that does not exist is resolved as far as
+// it exists.
+func (r *repoRoot) resolve(p string) (string, error) {
+	rel, err := r.relOf(p)
 	if err != nil {
 		return "", err
 	}
-	return filepath.Join(rp, filepath.Base(p)), nil
+	var done []string // resolved, real folders (and a last file)
+	todo := strings.Split(rel, "/")
+	hops, via := 0, ""
+	for len(todo) > 0 {
+		c := todo[0]
+		todo = todo[1:]
+		switch c {
+		case "", ".":
+			continue
+		case "..":
+			if len(done) == 0 {
+				return "", fmt.Errorf("%s%s: %w", rel, via, ErrOutsideRoot)
+			}
+			done = done[:len(done)-1]
+			continue
+		}
+		cur := path.Join(append(slices.Clone(done), c)...)
+		if _, ok := r.left[cur]; ok {
+			return "", r.leftOutErr(cur)
+		}
+		fi, err := r.fs.Lstat(cur)
+		if errors.Is(err, fs.ErrNotExist) {
+			return path.Join(append([]string{cur}, todo...)...), nil
+		}
+		if err != nil {
+			return "", err
+		}
+		if fi.Mode()&fs.ModeSymlink == 0 {
+			done = append(done, c)
+			continue
+		}
+		if hops++; hops > maxLinkHops {
+			return "", fmt.Errorf("%s: more than %d symbolic links", rel, maxLinkHops)
+		}
+		target, err := r.fs.Readlink(cur)
+		if err != nil {
+			return "", err
+		}
+		if strings.HasPrefix(target, "/") || filepath.IsAbs(target) {
+			return "", fmt.Errorf("%s (a symbolic link to %s): %w", cur, target, ErrOutsideRoot)
+		}
+		via = fmt.Sprintf(" (through the symbolic link %s to %s)", cur, target)
+		todo = append(strings.Split(target, "/"), todo...)
+	}
+	if len(done) == 0 {
+		return ".", nil
+	}
+	return path.Join(done...), nil
 }
 
-// dir resolves a source path (relative to the root) to a folder.
-func (r repoRoot) dir(rel string) (string, error) {
+// stat resolves p and returns what it is.
+func (r *repoRoot) stat(p string) (string, fs.FileInfo, error) {
+	real, err := r.resolve(p)
+	if err != nil {
+		return "", nil, err
+	}
+	fi, err := r.fs.Stat(real)
+	if err != nil {
+		return "", nil, err
+	}
+	return real, fi, nil
+}
+
+// readFile resolves p and reads it.
+func (r *repoRoot) readFile(p string) ([]byte, error) {
+	real, err := r.resolve(p)
+	if err != nil {
+		return nil, err
+	}
+	return r.fs.ReadFile(real)
+}
+
+// isFile reports whether p is (or links to) a file.
+func (r *repoRoot) isFile(p string) bool {
+	_, fi, err := r.stat(p)
+	return err == nil && !fi.IsDir()
+}
+
+// readDir lists the real folder dir (as resolve returns it), sorted by name.
+func (r *repoRoot) readDir(dir string) ([]fs.DirEntry, error) {
+	f, err := r.fs.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	entries, err := f.ReadDir(-1)
+	if err != nil {
+		return nil, err
+	}
+	slices.SortFunc(entries, func(a, b fs.DirEntry) int { return strings.Compare(a.Name(), b.Name()) })
+	return entries, nil
+}
+
+// leftOutIn returns the names of the entries of the real folder dir that
+// the checkout left out, sorted.
+func (r *repoRoot) leftOutIn(dir string) []string {
+	var out []string
+	for p := range r.left {
+		if path.Dir(p) == dir {
+			out = append(out, path.Base(p))
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// dir resolves a source path (relative to the root) to a real folder.
+func (r *repoRoot) dir(rel string) (string, error) {
 	if err := app.ValidatePath(rel); err != nil {
 		return "", fmt.Errorf("%q: %w", rel, ErrOutsideRoot)
 	}
-	d, err := r.resolve(filepath.FromSlash(rel))
+	d, fi, err := r.stat(rel)
 	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return "", fmt.Errorf("%q: %w", rel, err)
+		}
 		return "", err
 	}
-	st, err := os.Stat(d)
-	if err != nil {
-		return "", fmt.Errorf("%q: %w", rel, err)
-	}
-	if !st.IsDir() {
+	if !fi.IsDir() {
 		return "", fmt.Errorf("%q is not a folder", rel)
 	}
 	return d, nil
-}
-
-// checkLinks refuses symbolic links under dir that lead out of the root.
-func (r repoRoot) checkLinks(dir string) error {
-	return filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.Type()&fs.ModeSymlink != 0 {
-			if _, err := r.resolve(p); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
 }

@@ -1,0 +1,83 @@
+package security
+
+import (
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// TestRenderKustomizeRemoteRefused replays finding 3 against a real hub:
+// kustomizations whose generators and patches name http:// URLs (a server
+// of the test's own that counts what it is asked) are refused before
+// kustomize runs: the server gets no request, and each app shows an error
+// naming the kustomization file and the field, saying remote loading is
+// disabled.
+func TestRenderKustomizeRemoteRefused(t *testing.T) {
+	var requests atomic.Int64
+	lure := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		requests.Add(1)
+		fmt.Fprint(w, "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: fetched\ndata:\n  from: the network\n")
+	}))
+	t.Cleanup(lure.Close)
+
+	cases := map[string]struct{ kustomization, field string }{
+		"cm-files":    {"configMapGenerator:\n- name: fetched\n  files: [" + lure.URL + "/x]\n", "configMapGenerator[0].files"},
+		"cm-keyed":    {"configMapGenerator:\n- name: fetched\n  files: [key=" + lure.URL + "/x]\n", "configMapGenerator[0].files"},
+		"secret-envs": {"secretGenerator:\n- name: fetched\n  envs: [" + lure.URL + "/env]\n", "secretGenerator[0].envs"},
+		"psm":         {"resources: [cm.yaml]\npatchesStrategicMerge: [" + lure.URL + "/patch]\n", "patchesStrategicMerge"},
+		"resources":   {"resources: [" + lure.URL + "/all.yaml]\n", "resources"},
+	}
+	_, repo := gitRepo(t, "kz")
+	files := map[string][]byte{}
+	for name, c := range cases {
+		files[name+"/kustomization.yaml"] = []byte(c.kustomization)
+		files[name+"/cm.yaml"] = []byte("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: fetched\n")
+	}
+	if err := repo.Write(files); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := repo.CommitAndPush("kustomizations"); err != nil {
+		t.Fatal(err)
+	}
+	apps := filepath.Join(t.TempDir(), "apps")
+	if err := os.MkdirAll(apps, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name := range cases {
+		if err := os.WriteFile(filepath.Join(apps, name+".yaml"), []byte(application(name, repo.URL, name, "ns-"+name, "victim")), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h := startHub(t, apps, plainHTTPFlags()...)
+	if _, err := h.AddCluster(t.Context(), "victim"); err != nil {
+		t.Fatal(err)
+	}
+	for name, c := range cases {
+		var got string
+		eventually(t, time.Minute, "app "+name+" settles", func() error {
+			a, err := h.App(t.Context(), name)
+			if err != nil {
+				return err
+			}
+			got = appErrors(a)
+			if strings.TrimSpace(got) == "" && requests.Load() == 0 {
+				return fmt.Errorf("app %s: no error yet", name)
+			}
+			return nil
+		})
+		for _, want := range []string{name + "/kustomization.yaml", c.field, "remote loading is disabled"} {
+			if !strings.Contains(got, want) {
+				t.Errorf("app %s: error %q does not say %q", name, got, want)
+			}
+		}
+	}
+	if n := requests.Load(); n != 0 {
+		t.Errorf("the hub sent %d requests to the URLs in the kustomizations, want none", n)
+	}
+}
