@@ -202,7 +202,7 @@ func appErrors(a harness.App) string {
 // plainHTTPFlags are the hub flags the test repositories (served over
 // plain http:// on loopback) need.
 func plainHTTPFlags() []string {
-	return nil
+	return []string{"--allow-insecure-http-repos"}
 }
 
 // startCluster starts a minimal real cluster (etcd and kube-apiserver) for

@@ -125,7 +125,7 @@ func TestRenderLeftOutLinks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := gitsource.New(gitsource.Options{Dir: filepath.Join(dir, "state"), PollInterval: time.Hour}, hclog.NewNullLogger())
+	m := gitsource.New(gitsource.Options{Dir: filepath.Join(dir, "state"), PollInterval: time.Hour, AllowInsecureHTTP: true}, hclog.NewNullLogger())
 	if err := m.Track(t.Context(), repo.URL); err != nil {
 		t.Fatal(err)
 	}
