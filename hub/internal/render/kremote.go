@@ -120,6 +120,11 @@ func checkKustomization(fsys *rootFS, dir, file string, data []byte, seen map[st
 			return remoteErr(file, x.field, x.ref)
 		}
 	}
+	if _, ok := kz.OpenAPI["path"]; ok {
+		// Kustomize keeps a custom schema for the whole process: it would
+		// change (or, invalid, crash) every later build of every app.
+		return fmt.Errorf("%s: openapi.path: custom OpenAPI schemas are not supported (kustomize keeps one schema for all builds)", file)
+	}
 	for _, x := range r {
 		if x.field != "resources" && x.field != "bases" && x.field != "components" {
 			continue
