@@ -2,7 +2,9 @@ package gitsource
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/pem"
 	"errors"
 	"net"
 	"os"
@@ -12,6 +14,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"golang.org/x/crypto/ssh"
 
 	"github.com/flotilla-cd/flotilla/e2e/gitserver"
 )
@@ -55,6 +58,39 @@ func TestListDeadline(t *testing.T) {
 	err := m.Track(ctx, url)
 	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "no answer within 300ms") || !strings.Contains(err.Error(), url) {
 		t.Fatalf("tracking a silent server: %v", err)
+	}
+	if ctx.Err() != nil {
+		t.Fatal("the list deadline did not end the call")
+	}
+}
+
+// The same over ssh: go-git gives its ssh connection no context, so the
+// hub's dialer gives it the operation's deadline.
+func TestListDeadlineSSH(t *testing.T) {
+	dir := t.TempDir()
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, err := ssh.MarshalPrivateKey(priv, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyFile, hostsFile := filepath.Join(dir, "id"), filepath.Join(dir, "known_hosts")
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(block), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(hostsFile, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	m := New(Options{Dir: filepath.Join(dir, "state"), ListTimeout: 300 * time.Millisecond,
+		Credentials: []Credential{{SSHKeyFile: keyFile, KnownHostsFile: hostsFile}}}, hclog.NewNullLogger())
+	url := "ssh://git@" + silentServer(t) + "/stuck.git"
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	err = m.Track(ctx, url)
+	if err == nil || !strings.Contains(err.Error(), "no answer within 300ms") {
+		t.Fatalf("tracking a silent ssh server: %v", err)
 	}
 	if ctx.Err() != nil {
 		t.Fatal("the list deadline did not end the call")

@@ -86,6 +86,7 @@ func (m *Manager) Track(ctx context.Context, repoURL string) error {
 			caBundle:     m.ca,
 			listTimeout:  m.opts.ListTimeout,
 			fetchTimeout: m.opts.FetchTimeout,
+			maxBytes:     m.opts.MaxFetchBytes,
 		}
 		var err error
 		mr, err = openMirror(m.opts.Dir, repoURL, net, m.opts.MaxFetchBytes)

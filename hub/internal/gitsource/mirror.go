@@ -45,6 +45,16 @@ type netOptions struct {
 	caBundle     []byte
 	listTimeout  time.Duration
 	fetchTimeout time.Duration
+	maxBytes     int64 // 0: no limit
+}
+
+// sshMax is the cap on the bytes of an ssh fetch: the pack limit plus room
+// for the ssh framing and the refs.
+func (n netOptions) sshMax() int64 {
+	if n.maxBytes == 0 {
+		return 0
+	}
+	return n.maxBytes + n.maxBytes/8 + 1<<20
 }
 
 func mirrorDir(base, url string) string {
@@ -78,7 +88,7 @@ func openMirror(base, url string, net netOptions, maxFetch int64) (*mirror, erro
 
 // deadlineErr names the deadline when ctx ran out during an operation.
 func deadlineErr(ctx context.Context, d time.Duration, err error) error {
-	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) || timedOut(err) {
 		return fmt.Errorf("no answer within %s: %w", d, errors.Join(context.DeadlineExceeded, err))
 	}
 	return err
@@ -94,7 +104,7 @@ func (m *mirror) listRefs(ctx context.Context) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, m.net.listTimeout)
 	defer cancel()
 	rem := git.NewRemote(memory.NewStorage(), &config.RemoteConfig{Name: "origin", URLs: []string{m.url}})
-	refs, err := rem.ListContext(ctx, &git.ListOptions{Auth: auth, CABundle: m.net.caBundle})
+	refs, err := rem.ListContext(ctx, &git.ListOptions{Auth: auth, CABundle: m.net.caBundle, ProxyOptions: sshProxy(ctx, m.url, m.net.maxBytes)})
 	if err != nil {
 		return "", fmt.Errorf("list refs of %s: %w", m.name, scrub(m.url, deadlineErr(ctx, m.net.listTimeout, err)))
 	}
@@ -131,7 +141,7 @@ func (m *mirror) sync(ctx context.Context) (bool, error) {
 	}
 	fctx, cancel := context.WithTimeout(ctx, m.net.fetchTimeout)
 	defer cancel()
-	err = m.repo.FetchContext(fctx, &git.FetchOptions{RemoteName: "origin", Auth: auth, CABundle: m.net.caBundle, Force: true, Prune: true, Tags: git.NoTags})
+	err = m.repo.FetchContext(fctx, &git.FetchOptions{RemoteName: "origin", Auth: auth, CABundle: m.net.caBundle, ProxyOptions: sshProxy(fctx, m.url, m.net.sshMax()), Force: true, Prune: true, Tags: git.NoTags})
 	if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
 		m.lastErr = fmt.Errorf("fetch %s: %w", m.name, scrub(m.url, deadlineErr(fctx, m.net.fetchTimeout, err)))
 		return false, m.lastErr
