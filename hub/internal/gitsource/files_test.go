@@ -10,6 +10,9 @@ import (
 	"testing"
 
 	"github.com/go-git/go-git/v5"
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/flotilla-cd/flotilla/e2e/gitserver"
 )
 
 // TestTreeWriterStaysInRoot: a file written through a symlink that leads
@@ -134,3 +137,25 @@ func TestCopyAtMost(t *testing.T) {
 type zeros struct{}
 
 func (zeros) Read(p []byte) (int, error) { clear(p); return len(p), nil }
+
+// TestManagerCheckoutLimits: Options.Checkout reaches the checkout of a
+// commit fetched over HTTP; the error names the file and the limit.
+func TestManagerCheckoutLimits(t *testing.T) {
+	dir := t.TempDir()
+	_, repo := gitserver.StartT(t, dir, "r")
+	if err := repo.Write(map[string][]byte{"big.yaml": bytes.Repeat([]byte("# padding\n"), 200<<10)}); err != nil {
+		t.Fatal(err)
+	}
+	commit, err := repo.CommitAndPush("big")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := New(Options{Dir: filepath.Join(dir, "state"), AllowInsecureHTTP: true, Checkout: CheckoutLimits{MaxFileSize: 1 << 20}}, hclog.NewNullLogger())
+	if err := m.Track(t.Context(), repo.URL); err != nil {
+		t.Fatal(err)
+	}
+	_, err = m.Checkout(repo.URL, commit)
+	if !errors.Is(err, ErrTooBig) || !strings.Contains(err.Error(), "file big.yaml: 2.0 MiB is larger than the limit of 1 MiB per file") {
+		t.Fatalf("checkout: %v, want big.yaml over the 1 MiB limit", err)
+	}
+}

@@ -205,7 +205,7 @@ func (m *Manager) Checkout(repoURL, commit string) (string, error) {
 	}
 	m.checkoutMu.Unlock()
 	var cerr error
-	once.Do(func() { cerr = mr.checkout(plumbing.NewHash(commit), dir) })
+	once.Do(func() { cerr = mr.checkout(plumbing.NewHash(commit), dir, m.opts.Checkout) })
 	if cerr != nil {
 		m.checkoutMu.Lock()
 		delete(m.checkouts, dir)

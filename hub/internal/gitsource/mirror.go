@@ -230,7 +230,7 @@ func (m *mirror) treeID(commit plumbing.Hash, path string) (string, error) {
 
 // checkout writes the files of commit into dir (created fresh). Symlinks
 // that would point outside the checkout are refused.
-func (m *mirror) checkout(commit plumbing.Hash, dir string) error {
+func (m *mirror) checkout(commit plumbing.Hash, dir string, limits CheckoutLimits) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	c, err := m.repo.CommitObject(commit)
@@ -243,7 +243,7 @@ func (m *mirror) checkout(commit plumbing.Hash, dir string) error {
 	}
 	tmp := dir + ".tmp"
 	_ = os.RemoveAll(tmp)
-	w, err := newTreeWriter(tmp, CheckoutLimits{})
+	w, err := newTreeWriter(tmp, limits)
 	if err != nil {
 		return fmt.Errorf("checkout %s of %s: %w", commit.String()[:12], m.name, err)
 	}

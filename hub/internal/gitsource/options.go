@@ -46,6 +46,9 @@ type Options struct {
 	// the inflated size of each object in it (and of what each delta
 	// builds). Default 512 MiB; negative: no limit.
 	MaxFetchBytes int64
+	// Checkout bounds the files one checkout writes (defaults
+	// DefaultMaxFileSize per file, DefaultMaxCheckoutSize in all).
+	Checkout CheckoutLimits
 	// OnPoll, when set, is called after every poll of a repo (metrics),
 	// with the repo's URL redacted.
 	OnPoll func(repoURL string, d time.Duration, err error)

@@ -36,6 +36,10 @@ type GitOptions struct {
 	FetchTimeout    time.Duration
 	MaxFetchSize    string // a quantity, e.g. 512Mi
 	RefreshInterval time.Duration
+	// MaxCheckoutFileSize and MaxCheckoutSize bound the files of one
+	// checkout (quantities; 0: no limit).
+	MaxCheckoutFileSize string
+	MaxCheckoutSize     string
 }
 
 // DefaultGitOptions returns the defaults.
@@ -45,6 +49,9 @@ func DefaultGitOptions() GitOptions {
 		FetchTimeout:    gitsource.DefaultFetchTimeout,
 		MaxFetchSize:    "512Mi",
 		RefreshInterval: gitsource.DefaultRefreshInterval,
+
+		MaxCheckoutFileSize: "64Mi",
+		MaxCheckoutSize:     "512Mi",
 	}
 }
 
@@ -61,6 +68,8 @@ func (o *GitOptions) BindFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.ListTimeout, "git-list-timeout", o.ListTimeout, "deadline of one ref listing of a repo")
 	fs.DurationVar(&o.FetchTimeout, "git-fetch-timeout", o.FetchTimeout, "deadline of one fetch of a repo")
 	fs.StringVar(&o.MaxFetchSize, "git-max-fetch-size", o.MaxFetchSize, "largest pack one fetch may bring, and largest object in it (inflated), for example 512Mi; 0: no limit")
+	fs.StringVar(&o.MaxCheckoutFileSize, "checkout-max-file-size", o.MaxCheckoutFileSize, "largest file a checkout of a commit writes, checked before it is read, for example 64Mi; 0: no limit")
+	fs.StringVar(&o.MaxCheckoutSize, "checkout-max-size", o.MaxCheckoutSize, "largest sum of the files of one checkout of a commit, for example 512Mi; 0: no limit")
 	fs.DurationVar(&o.RefreshInterval, "git-refresh-interval", o.RefreshInterval, "shortest time between two ref listings of one repo asked for by webhooks or the API; more requests in between share one")
 }
 
@@ -93,6 +102,25 @@ func (o *GitOptions) gitsource() (gitsource.Options, error) {
 		g.MaxFetchBytes = -1
 	default:
 		g.MaxFetchBytes = q.Value()
+	}
+	for _, l := range []struct {
+		flag, value string
+		out         *int64
+	}{
+		{"--checkout-max-file-size", o.MaxCheckoutFileSize, &g.Checkout.MaxFileSize},
+		{"--checkout-max-size", o.MaxCheckoutSize, &g.Checkout.MaxSize},
+	} {
+		q, err := resource.ParseQuantity(l.value)
+		switch {
+		case err != nil:
+			errs = append(errs, fmt.Errorf("%s %q: %w", l.flag, l.value, err))
+		case q.Sign() < 0:
+			errs = append(errs, fmt.Errorf("%s %q: must not be negative", l.flag, l.value))
+		case q.IsZero():
+			*l.out = -1
+		default:
+			*l.out = q.Value()
+		}
 	}
 	if o.CredentialsFile != "" {
 		creds, err := gitsource.LoadCredentials(o.CredentialsFile)
