@@ -13,6 +13,8 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/spf13/pflag"
 
+	"github.com/flotilla-cd/flotilla/hub/internal/render"
+	"github.com/flotilla-cd/flotilla/hub/internal/renderproc"
 	"github.com/flotilla-cd/flotilla/hub/internal/server"
 	"github.com/flotilla-cd/flotilla/shared/envflag"
 	"github.com/flotilla-cd/flotilla/shared/version"
@@ -29,6 +31,9 @@ func main() {
 }
 
 func run(ctx context.Context, args []string) error {
+	if len(args) > 0 && args[0] == renderproc.WorkerArg {
+		return render.ServeWorker(ctx) // a render worker started by a hub
+	}
 	o := server.DefaultOptions()
 	fs := pflag.NewFlagSet("flotilla-hub", pflag.ContinueOnError)
 	o.BindFlags(fs)

@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/flotilla-cd/flotilla/hub/internal/app"
+	"github.com/flotilla-cd/flotilla/hub/internal/renderproc"
 	"github.com/flotilla-cd/flotilla/shared/manifest"
 )
 
@@ -46,6 +47,10 @@ type Options struct {
 	Parallelism int
 	// Logger receives debug logs of renders (default: none).
 	Logger hclog.Logger
+	// Workers renders Helm charts and kustomizations in killable worker
+	// processes with limits (see package renderproc); nil renders them
+	// in-process, where a template that never ends is never stopped.
+	Workers *renderproc.Pool
 }
 
 // Stats counts the work a Renderer did.
@@ -163,12 +168,12 @@ func (r *Renderer) run(ctx context.Context, e *entry, in Input) {
 		return
 	}
 	start := time.Now()
-	e.objs, e.err = renderSource(ctx, in)
+	e.objs, e.err = r.render(ctx, in)
 	<-r.sem
 	r.renders.Add(1)
 	r.log.Debug("rendered", "app", in.AppName, "path", in.Source.Path, "objects", len(e.objs), "duration", time.Since(start), "error", e.err)
-	if isContextErr(e.err) {
-		r.forget(e)
+	if isContextErr(e.err) || errors.Is(e.err, renderproc.ErrWorker) {
+		r.forget(e) // not about the content: render again next time
 	}
 }
 

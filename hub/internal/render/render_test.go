@@ -68,52 +68,58 @@ func golden(t *testing.T, name string, got []byte) {
 	}
 }
 
+// goldenTest is a source of testdata/repo and its golden file.
+type goldenTest struct {
+	name    string
+	src     app.Source
+	ns      string
+	wantErr bool
+}
+
+// goldenTests are the cases of TestRenderGolden (and of
+// TestGoldenInWorkers).
+var goldenTests = []goldenTest{
+	{name: "plain-flat", src: app.Source{Path: "plain"}},
+	{name: "plain-recurse-exclude", src: app.Source{Path: "plain", Directory: &app.Directory{Recurse: true, Exclude: "excluded/*"}}},
+	{name: "plain-include", src: app.Source{Path: "plain", Directory: &app.Directory{Recurse: true, Include: "{*.json,sub/*}"}}},
+	{name: "guestbook", src: app.Source{Path: "guestbook"}},
+	{name: "kustomize-base", src: app.Source{Path: "kustomize/base"}},
+	{name: "kustomize-overlay", src: app.Source{Path: "kustomize/overlays/prod"}},
+	{name: "kustomize-params", src: app.Source{Path: "kustomize/overlays/prod", Kustomize: &app.Kustomize{
+		NamePrefix: "x-", Namespace: "web-override", Images: []string{"nginx=registry.example.com/nginx:1.27"},
+		CommonLabels: map[string]string{"team": "a"}, CommonAnnotations: map[string]string{"owner": "a@example.com"},
+		Replicas: []app.KustomizeReplica{{Name: "base-web", Count: 5}},
+		Patches:  []app.KustomizePatch{{Patch: "- op: add\n  path: /data/extra\n  value: yes-please\n", Target: &app.PatchTarget{Kind: "ConfigMap"}}},
+	}}},
+	{name: "helm-defaults", src: app.Source{Path: "helm/mychart"}, ns: "shop"},
+	{name: "helm-values", ns: "shop", src: app.Source{Path: "helm/mychart", Helm: &app.Helm{
+		ValueFiles: []string{"values-prod.yaml"}, Values: "region: eu\nextra: {owner: team-a}\n",
+		ValuesObject: map[string]any{"image": map[string]any{"repository": "registry.example.com/nginx"}},
+		Parameters:   []app.HelmParameter{{Name: "image.tag", Value: "1.26"}, {Name: "extra.version", Value: "2", ForceString: true}},
+		ReleaseName:  "rel", SkipCRDs: true, Namespace: "shop-eu",
+	}}},
+	{name: "err-broken-yaml", src: app.Source{Path: "broken"}, wantErr: true},
+	{name: "err-duplicate", src: app.Source{Path: "dup"}, wantErr: true},
+	{name: "err-missing-path", src: app.Source{Path: "nope"}, wantErr: true},
+	{name: "err-path-escape", src: app.Source{Path: "../outside"}, wantErr: true},
+	{name: "err-kustomize-outside-root", src: app.Source{Path: "kustomize/escape"}, wantErr: true},
+	{name: "err-kustomize-remote", src: app.Source{Path: "kustomize/remote"}, wantErr: true},
+	{name: "err-helm-missing-chart", src: app.Source{Path: "helm/notachart", Helm: &app.Helm{}}, wantErr: true},
+	{name: "err-helm-valuefile-outside", src: app.Source{Path: "helm/mychart", Helm: &app.Helm{ValueFiles: []string{"../../../outside/secret.yaml"}}}, wantErr: true},
+	{name: "err-helm-bad-values", src: app.Source{Path: "helm/mychart", Helm: &app.Helm{Values: "replicas: [1"}}, wantErr: true},
+	{name: "helm-full", src: app.Source{Path: "helm/full"}, ns: "prod"},
+	{name: "helm-full-skip-crds", src: app.Source{Path: "helm/full", Helm: &app.Helm{SkipCRDs: true, ReleaseName: "rel"}}, ns: "prod"},
+	{name: "err-helm-missing-dependency", src: app.Source{Path: "helm/missingdep"}, wantErr: true},
+	{name: "err-helm-schema", src: app.Source{Path: "helm/full", Helm: &app.Helm{Values: "replicas: 0"}}, wantErr: true},
+	{name: "err-helm-template", src: app.Source{Path: "helm/badtemplate"}, wantErr: true},
+	{name: "err-helm-kube-version", src: app.Source{Path: "helm/oldkube"}, wantErr: true},
+}
+
 // TestRenderGolden renders each source of testdata/repo and compares the
 // objects (or the error) with testdata/golden/<case>.yaml.
 func TestRenderGolden(t *testing.T) {
-	tests := []struct {
-		name    string
-		src     app.Source
-		ns      string
-		wantErr bool
-	}{
-		{name: "plain-flat", src: app.Source{Path: "plain"}},
-		{name: "plain-recurse-exclude", src: app.Source{Path: "plain", Directory: &app.Directory{Recurse: true, Exclude: "excluded/*"}}},
-		{name: "plain-include", src: app.Source{Path: "plain", Directory: &app.Directory{Recurse: true, Include: "{*.json,sub/*}"}}},
-		{name: "guestbook", src: app.Source{Path: "guestbook"}},
-		{name: "kustomize-base", src: app.Source{Path: "kustomize/base"}},
-		{name: "kustomize-overlay", src: app.Source{Path: "kustomize/overlays/prod"}},
-		{name: "kustomize-params", src: app.Source{Path: "kustomize/overlays/prod", Kustomize: &app.Kustomize{
-			NamePrefix: "x-", Namespace: "web-override", Images: []string{"nginx=registry.example.com/nginx:1.27"},
-			CommonLabels: map[string]string{"team": "a"}, CommonAnnotations: map[string]string{"owner": "a@example.com"},
-			Replicas: []app.KustomizeReplica{{Name: "base-web", Count: 5}},
-			Patches:  []app.KustomizePatch{{Patch: "- op: add\n  path: /data/extra\n  value: yes-please\n", Target: &app.PatchTarget{Kind: "ConfigMap"}}},
-		}}},
-		{name: "helm-defaults", src: app.Source{Path: "helm/mychart"}, ns: "shop"},
-		{name: "helm-values", ns: "shop", src: app.Source{Path: "helm/mychart", Helm: &app.Helm{
-			ValueFiles: []string{"values-prod.yaml"}, Values: "region: eu\nextra: {owner: team-a}\n",
-			ValuesObject: map[string]any{"image": map[string]any{"repository": "registry.example.com/nginx"}},
-			Parameters:   []app.HelmParameter{{Name: "image.tag", Value: "1.26"}, {Name: "extra.version", Value: "2", ForceString: true}},
-			ReleaseName:  "rel", SkipCRDs: true, Namespace: "shop-eu",
-		}}},
-		{name: "err-broken-yaml", src: app.Source{Path: "broken"}, wantErr: true},
-		{name: "err-duplicate", src: app.Source{Path: "dup"}, wantErr: true},
-		{name: "err-missing-path", src: app.Source{Path: "nope"}, wantErr: true},
-		{name: "err-path-escape", src: app.Source{Path: "../outside"}, wantErr: true},
-		{name: "err-kustomize-outside-root", src: app.Source{Path: "kustomize/escape"}, wantErr: true},
-		{name: "err-kustomize-remote", src: app.Source{Path: "kustomize/remote"}, wantErr: true},
-		{name: "err-helm-missing-chart", src: app.Source{Path: "helm/notachart", Helm: &app.Helm{}}, wantErr: true},
-		{name: "err-helm-valuefile-outside", src: app.Source{Path: "helm/mychart", Helm: &app.Helm{ValueFiles: []string{"../../../outside/secret.yaml"}}}, wantErr: true},
-		{name: "err-helm-bad-values", src: app.Source{Path: "helm/mychart", Helm: &app.Helm{Values: "replicas: [1"}}, wantErr: true},
-		{name: "helm-full", src: app.Source{Path: "helm/full"}, ns: "prod"},
-		{name: "helm-full-skip-crds", src: app.Source{Path: "helm/full", Helm: &app.Helm{SkipCRDs: true, ReleaseName: "rel"}}, ns: "prod"},
-		{name: "err-helm-missing-dependency", src: app.Source{Path: "helm/missingdep"}, wantErr: true},
-		{name: "err-helm-schema", src: app.Source{Path: "helm/full", Helm: &app.Helm{Values: "replicas: 0"}}, wantErr: true},
-		{name: "err-helm-template", src: app.Source{Path: "helm/badtemplate"}, wantErr: true},
-		{name: "err-helm-kube-version", src: app.Source{Path: "helm/oldkube"}, wantErr: true},
-	}
 	root := repoRootForTest(t)
-	for _, tt := range tests {
+	for _, tt := range goldenTests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := New(Options{})
 			in := Input{Root: root, Source: tt.src, Namespace: tt.ns, AppName: "web"}

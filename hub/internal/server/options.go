@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+
+	"github.com/flotilla-cd/flotilla/hub/internal/renderproc"
 )
 
 // Options configure the hub. Every flag can also be set from FLOTILLA_<FLAG>.
@@ -42,6 +44,10 @@ type Options struct {
 	// as 900Mi or 2Gi); empty: 90 % of the container's memory limit, none
 	// outside a container. The GOMEMLIMIT environment variable wins.
 	MemoryLimit string
+
+	// Render limits and confines Helm and Kustomize renders (worker
+	// processes); its ReadDirs are set by Run.
+	Render renderproc.Options
 }
 
 // DefaultOptions returns the defaults, in one place.
@@ -58,6 +64,7 @@ func DefaultOptions() Options {
 		LogLevel:     "info",
 		GCPercent:    DefaultGCPercent,
 		Git:          DefaultGitOptions(),
+		Render:       renderproc.DefaultOptions(),
 	}
 }
 
@@ -82,6 +89,7 @@ func (o *Options) BindFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&o.LogJSON, "log-json", o.LogJSON, "log in JSON")
 	fs.StringVar(&o.DebugListen, "debug-listen", o.DebugListen, "address of Go's pprof handlers (for example 127.0.0.1:6060; empty disables)")
 	fs.IntVar(&o.GCPercent, "gc-percent", o.GCPercent, "Go garbage collection target, as GOGC (0: Go's default); the GOGC environment variable wins")
+	o.Render.BindFlags(fs)
 	fs.StringVar(&o.MemoryLimit, "memory-limit", o.MemoryLimit, "Go soft memory limit, for example 900Mi or 2Gi (default: 90% of the container's memory limit, none outside one); the GOMEMLIMIT environment variable wins")
 }
 
@@ -105,6 +113,9 @@ func (o *Options) Validate() error {
 	}
 	if o.CertTTL < 2*time.Minute {
 		errs = append(errs, fmt.Errorf("--cert-ttl %s: must be at least 2m", o.CertTTL))
+	}
+	if err := o.Render.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

@@ -94,7 +94,14 @@ func Run(ctx context.Context, o Options, log hclog.Logger) error {
 		m.gitPoll.WithLabelValues(res).Observe(d.Seconds())
 	}
 	git := gitsource.New(gitOpts, log.Named("git"))
-	renderer := render.New(render.Options{})
+	workers, err := startRenderWorkers(ctx, o, log.Named("render"))
+	if err != nil {
+		return err
+	}
+	if workers != nil {
+		defer workers.Close()
+	}
+	renderer := render.New(render.Options{Workers: workers})
 	ctrl = controller.New(controller.Options{
 		AppsDir: o.AppsDir, AppsRepo: o.AppsRepo, AppsPath: o.AppsPath, AppsRevision: o.AppsRevision, Resync: o.Resync,
 		OnReconcile: func(d time.Duration, renders int, _ error) {

@@ -1,0 +1,175 @@
+package render
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/resource"
+
+	"github.com/flotilla-cd/flotilla/hub/internal/app"
+	"github.com/flotilla-cd/flotilla/hub/internal/renderproc"
+	"github.com/flotilla-cd/flotilla/shared/manifest"
+)
+
+// TestMain makes the test binary a render worker when a pool of
+// testWorkers starts it.
+func TestMain(m *testing.M) {
+	if os.Getenv("FLOTILLA_RENDER_TEST_WORKER") == "1" {
+		if err := ServeWorker(context.Background()); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// testWorkers returns a pool of workers (this test binary) that may read
+// readDir, closed when tb ends.
+func testWorkers(tb testing.TB, readDir string, edit func(*renderproc.Options)) *renderproc.Pool {
+	tb.Helper()
+	o := renderproc.DefaultOptions()
+	o.Command = []string{os.Args[0]}
+	o.Env = []string{"FLOTILLA_RENDER_TEST_WORKER=1"}
+	o.ReadDirs = []string{readDir}
+	if edit != nil {
+		edit(&o)
+	}
+	p := renderproc.New(o, nil)
+	tb.Cleanup(p.Close)
+	return p
+}
+
+// TestGoldenInWorkers renders the golden cases in worker processes: the
+// same objects, and the same errors, as in-process.
+func TestGoldenInWorkers(t *testing.T) {
+	root := repoRootForTest(t)
+	r := New(Options{Workers: testWorkers(t, root, nil)})
+	for _, tt := range goldenTests {
+		t.Run(tt.name, func(t *testing.T) {
+			in := Input{Root: root, Source: tt.src, Namespace: tt.ns, AppName: "web"}
+			objs, err := r.Render(t.Context(), CacheKey("tree", in), in)
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("error %v, want error %v", err, tt.wantErr)
+			}
+			if err != nil && !errors.Is(err, ErrRender) {
+				t.Errorf("%v does not wrap ErrRender", err)
+			}
+			golden(t, tt.name, dump(root, objs, err))
+			if err != nil {
+				return
+			}
+			local, err := renderSource(t.Context(), in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			a, err := manifest.NewBundle("web", tt.ns, "c", tt.src.Path, objs, nil, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := manifest.NewBundle("web", tt.ns, "c", tt.src.Path, local, nil, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if a.GetDigest() != b.GetDigest() {
+				t.Errorf("bundle digest %s from the worker, %s in-process", a.GetDigest(), b.GetDigest())
+			}
+		})
+	}
+}
+
+// writeChart writes a chart named name with one template into a new
+// repository folder and returns the folder.
+func writeChart(t *testing.T, name, template string) string {
+	t.Helper()
+	root := t.TempDir()
+	dir := filepath.Join(root, name, "templates")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	files := map[string]string{
+		filepath.Join(root, name, "Chart.yaml"): "apiVersion: v2\nname: " + name + "\nversion: 0.1.0\n",
+		filepath.Join(dir, "cm.yaml"):           template,
+	}
+	for p, data := range files {
+		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return root
+}
+
+// cpuBomb is a template that runs for hours: Go's text/template cannot be
+// interrupted.
+const cpuBomb = `apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: bomb
+data:
+  n: "{{ range until 100000 }}{{ range until 100000 }}{{ end }}{{ end }}"
+`
+
+// memoryBomb is a template that doubles a string until it fills memory.
+const memoryBomb = `{{ $s := "0123456789abcdef" }}{{ range until 40 }}{{ $s = printf "%s%s" $s $s }}{{ end }}
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: bomb
+data:
+  s: "{{ $s }}"
+`
+
+func TestHelmBombsStopped(t *testing.T) {
+	for _, tt := range []struct {
+		name, template string
+		edit           func(*renderproc.Options)
+		want           []string
+	}{
+		{"cpu", cpuBomb, func(o *renderproc.Options) { o.Timeout = time.Second },
+			[]string{"helm chart bomb", "time limit of 1s", "--render-timeout"}},
+		{"memory", memoryBomb, func(o *renderproc.Options) { o.Timeout = time.Minute; o.Memory = resource.MustParse("256Mi") },
+			[]string{"helm chart bomb", "memory limit of 256Mi", "--render-memory-limit"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			root := writeChart(t, "bomb", tt.template)
+			r := New(Options{Workers: testWorkers(t, root, tt.edit)})
+			in := Input{Root: root, Source: app.Source{Path: "bomb"}, Namespace: "ns", AppName: "bomb"}
+			_, err := r.Render(t.Context(), CacheKey("t", in), in)
+			if !errors.Is(err, ErrRender) || !errors.Is(err, renderproc.ErrLimit) {
+				t.Fatalf("got %v, want a render error wrapping ErrLimit", err)
+			}
+			t.Log(err)
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("%q does not say %q", err, w)
+				}
+			}
+			// The app renders again once fixed (a new worker).
+			if err := os.WriteFile(filepath.Join(root, "bomb/templates/cm.yaml"), []byte("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: fixed}\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			objs, err := r.Render(t.Context(), CacheKey("t2", in), in)
+			if err != nil || len(objs) != 1 || objs[0].GetName() != "fixed" {
+				t.Errorf("after the fix: %d objects, %v", len(objs), err)
+			}
+		})
+	}
+}
+
+// TestRenderCancelled: a render in a worker ends when ctx does.
+func TestRenderCancelled(t *testing.T) {
+	root := writeChart(t, "bomb", cpuBomb)
+	r := New(Options{Workers: testWorkers(t, root, func(o *renderproc.Options) { o.Timeout = time.Hour })})
+	in := Input{Root: root, Source: app.Source{Path: "bomb"}, Namespace: "ns", AppName: "bomb"}
+	ctx, cancel := context.WithTimeout(t.Context(), 500*time.Millisecond)
+	defer cancel()
+	if _, err := r.Render(ctx, CacheKey("t", in), in); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("got %v, want the context's error", err)
+	}
+}
