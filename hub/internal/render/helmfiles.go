@@ -66,6 +66,9 @@ func (w *chartWalk) walk(name, dir string, ancestors []fs.FileInfo) error {
 	}
 	var items []item
 	for _, e := range entries {
+		if strings.EqualFold(e.Name(), ".git") {
+			continue // the checkout's own (gitsource.LeftOutFile), never the repository's
+		}
 		n, p := path.Join(name, e.Name()), path.Join(dir, e.Name())
 		real, fi, err := w.root.stat(p)
 		if err != nil {
@@ -74,6 +77,9 @@ func (w *chartWalk) walk(name, dir string, ancestors []fs.FileInfo) error {
 		items = append(items, item{n, real, fi})
 	}
 	for _, l := range w.root.leftOutIn(dir) {
+		if strings.EqualFold(l, ".git") {
+			continue
+		}
 		items = append(items, item{name: path.Join(name, l), real: "", fi: leftOutInfo(l)})
 	}
 	slices.SortFunc(items, func(a, b item) int { return strings.Compare(a.name, b.name) })

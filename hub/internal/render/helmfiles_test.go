@@ -1,6 +1,7 @@
 package render
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"sort"
@@ -11,6 +12,8 @@ import (
 	"helm.sh/helm/v3/pkg/chart"
 	"helm.sh/helm/v3/pkg/chart/loader"
 	"helm.sh/helm/v3/pkg/chartutil"
+
+	"github.com/flotilla-cd/flotilla/hub/internal/gitsource"
 )
 
 // chartSummary is what a loaded chart holds, for comparing loaders: every
@@ -143,4 +146,37 @@ func sortedKeys(m map[string]string) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// TestReadChartCheckoutMetadata: a chart at the root of a checkout does
+// not load the checkout's .git folder, and a left-out link its .helmignore
+// ignores is no error (one it does not ignore is, naming it).
+func TestReadChartCheckoutMetadata(t *testing.T) {
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{
+		"Chart.yaml":                 "apiVersion: v2\nname: c\nversion: 0.1.0\n",
+		".helmignore":                "ignored.txt\n",
+		"templates/cm.yaml":          "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n",
+		gitsource.LeftOutFile:        `{"ignored.txt": "a test", "templates/bad.yaml": "a test"}`,
+		"templates/_placeholder.tpl": "",
+	})
+	root, err := openRepoRoot(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.close()
+	_, err = readChart(root, ".")
+	if !errors.Is(err, ErrLeftOut) || !strings.Contains(err.Error(), "templates/bad.yaml") {
+		t.Fatalf("readChart: %v, want templates/bad.yaml left out", err)
+	}
+	delete(root.left, "templates/bad.yaml")
+	c, err := readChart(root, ".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name := range chartSummary(c) {
+		if strings.Contains(name, ".git") || strings.Contains(name, "ignored.txt") {
+			t.Errorf("loaded %s", name)
+		}
+	}
 }
