@@ -6,7 +6,11 @@ import (
 	"crypto/rand"
 	"encoding/pem"
 	"errors"
+	"fmt"
+	"io"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -189,4 +193,29 @@ func TestTokenOverTLS(t *testing.T) {
 	if err := other.Track(t.Context(), repo.URL); err == nil {
 		t.Fatal("a private repo outside the template's prefix was fetched")
 	}
+}
+
+// A server whose ref advertisement never ends is cut off at the limit
+// instead of filling the hub's memory.
+func TestEndlessAdvertisement(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/x-git-upload-pack-advertisement")
+		_, _ = io.WriteString(w, "001e# service=git-upload-pack\n0000")
+		for i := 1; r.Context().Err() == nil; i++ {
+			line := fmt.Sprintf("%040x refs/heads/b%08d\n", i, i)
+			if i == 1 {
+				line = fmt.Sprintf("%040x refs/heads/b%08d\x00ofs-delta\n", i, i)
+			}
+			if _, err := fmt.Fprintf(w, "%04x%s", len(line)+4, line); err != nil {
+				return
+			}
+		}
+	}))
+	t.Cleanup(srv.Close)
+	m := New(Options{Dir: t.TempDir(), AllowInsecureHTTP: true, MaxFetchBytes: 1 << 20}, hclog.NewNullLogger())
+	err := m.Track(t.Context(), srv.URL+"/endless.git")
+	if !errors.Is(err, ErrTooLarge) && (err == nil || !strings.Contains(err.Error(), "more than 1 MiB")) {
+		t.Fatalf("tracking an endless ref advertisement: %v", err)
+	}
+	t.Log(err)
 }

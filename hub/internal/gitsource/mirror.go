@@ -48,9 +48,9 @@ type netOptions struct {
 	maxBytes     int64 // 0: no limit
 }
 
-// sshMax is the cap on the bytes of an ssh fetch: the pack limit plus room
-// for the ssh framing and the refs.
-func (n netOptions) sshMax() int64 {
+// wireMax is the cap on the bytes of a fetch on the wire: the pack limit plus room
+// for the protocol framing and the refs.
+func (n netOptions) wireMax() int64 {
 	if n.maxBytes == 0 {
 		return 0
 	}
@@ -101,7 +101,7 @@ func (m *mirror) listRefs(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("list refs of %s: %w", m.name, err)
 	}
-	ctx, cancel := context.WithTimeout(ctx, m.net.listTimeout)
+	ctx, cancel := context.WithTimeout(withReadCap(ctx, m.net.maxBytes), m.net.listTimeout)
 	defer cancel()
 	rem := git.NewRemote(memory.NewStorage(), &config.RemoteConfig{Name: "origin", URLs: []string{m.url}})
 	refs, err := rem.ListContext(ctx, &git.ListOptions{Auth: auth, CABundle: m.net.caBundle, ProxyOptions: sshProxy(ctx, m.url, m.net.maxBytes)})
@@ -139,9 +139,9 @@ func (m *mirror) sync(ctx context.Context) (bool, error) {
 		m.lastErr = fmt.Errorf("fetch %s: %w", m.name, err)
 		return false, m.lastErr
 	}
-	fctx, cancel := context.WithTimeout(ctx, m.net.fetchTimeout)
+	fctx, cancel := context.WithTimeout(withReadCap(ctx, m.net.wireMax()), m.net.fetchTimeout)
 	defer cancel()
-	err = m.repo.FetchContext(fctx, &git.FetchOptions{RemoteName: "origin", Auth: auth, CABundle: m.net.caBundle, ProxyOptions: sshProxy(fctx, m.url, m.net.sshMax()), Force: true, Prune: true, Tags: git.NoTags})
+	err = m.repo.FetchContext(fctx, &git.FetchOptions{RemoteName: "origin", Auth: auth, CABundle: m.net.caBundle, ProxyOptions: sshProxy(fctx, m.url, m.net.wireMax()), Force: true, Prune: true, Tags: git.NoTags})
 	if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
 		m.lastErr = fmt.Errorf("fetch %s: %w", m.name, scrub(m.url, deadlineErr(fctx, m.net.fetchTimeout, err)))
 		return false, m.lastErr

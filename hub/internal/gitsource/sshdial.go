@@ -72,7 +72,7 @@ func (d *deadlineDialer) DialContext(ctx context.Context, network, addr string) 
 }
 
 // cappedConn fails reads once more than max bytes arrived. The cap is on
-// the ssh stream (a pack plus framing); the pack itself is checked by
+// the connection (a pack plus framing); the pack itself is checked by
 // cappedStorage.
 type cappedConn struct {
 	net.Conn
