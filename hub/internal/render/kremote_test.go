@@ -1,6 +1,7 @@
 package render
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -93,8 +94,8 @@ func TestKustomizeRemoteRefused(t *testing.T) {
 
 			requests.Store(0)
 			_, err := renderPath(t, dir, "app")
-			if err == nil {
-				t.Fatal("rendered; want remote loading refused")
+			if !errors.Is(err, ErrRemoteDisabled) {
+				t.Fatalf("render: %v, want ErrRemoteDisabled", err)
 			}
 			for _, want := range []string{"kustomization.yaml: " + tc.field, "remote loading is disabled"} {
 				if !strings.Contains(err.Error(), want) {
