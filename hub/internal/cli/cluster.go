@@ -9,6 +9,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"k8s.io/apimachinery/pkg/util/validation"
+
 	"github.com/flotilla-cd/flotilla/hub/internal/httpapi"
 )
 
@@ -22,6 +24,9 @@ func parseLabels(kvs []string) (map[string]string, error) {
 		}
 		if !ok || k == "" || v == "" {
 			return nil, usageError{fmt.Sprintf("label %q: want key=value (or key- to remove)", kv)}
+		}
+		if errs := append(validation.IsQualifiedName(k), validation.IsValidLabelValue(v)...); len(errs) > 0 {
+			return nil, usageError{fmt.Sprintf("label %q: %s", kv, strings.Join(errs, "; "))}
 		}
 		m[k] = v
 	}

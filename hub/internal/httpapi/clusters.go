@@ -9,8 +9,29 @@ import (
 	"strings"
 	"time"
 
+	"k8s.io/apimachinery/pkg/util/validation"
+
 	"github.com/flotilla-cd/flotilla/hub/internal/store"
 )
+
+// checkLabels refuses labels that are not Kubernetes label keys and values
+// (selectors match them as such). An empty value removes a label when
+// removable is set; its key is not checked, so a bad label stored before
+// can be removed.
+func checkLabels(labels map[string]string, removable bool) error {
+	for k, v := range labels {
+		if v == "" && removable {
+			continue
+		}
+		if errs := validation.IsQualifiedName(k); len(errs) > 0 {
+			return fmt.Errorf("label key %q: %s", k, strings.Join(errs, "; "))
+		}
+		if errs := validation.IsValidLabelValue(v); len(errs) > 0 {
+			return fmt.Errorf("label %s=%q: %s", k, v, strings.Join(errs, "; "))
+		}
+	}
+	return nil
+}
 
 // ClusterView is a cluster as the API shows it.
 type ClusterView struct {
@@ -91,6 +112,10 @@ func (a *API) addCluster(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("cluster name %q: must be a DNS label (lower case letters, digits and '-', at most 63)", req.Name))
 		return
 	}
+	if err := checkLabels(req.Labels, false); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
 	err := a.d.Store.CreateCluster(r.Context(), store.Cluster{Name: req.Name, Labels: req.Labels, CreatedAt: a.now()})
 	if err != nil {
 		storeError(w, err, fmt.Sprintf("cluster %q", req.Name))
@@ -146,6 +171,10 @@ func (a *API) labelCluster(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
 	var req LabelRequest
 	if err := decodeBody(r, &req); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if err := checkLabels(req.Labels, true); err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
