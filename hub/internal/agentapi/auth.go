@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
+	"github.com/flotilla-cd/flotilla/hub/internal/pki"
 	"github.com/flotilla-cd/flotilla/hub/internal/store"
 	"github.com/flotilla-cd/flotilla/shared/identity"
 )
@@ -41,21 +42,35 @@ const (
 	// admitNewer: a certificate this hub issued for the cluster after the
 	// one the store names, which the store does not know: the store was
 	// restored from a backup taken before a renewal. It becomes current.
+	// Only in restore mode.
 	admitNewer
 )
+
+// adoption is when admit adopts a certificate the store does not name.
+type adoption struct {
+	// restore: the hub runs in restore mode (Options.RestoreMode).
+	restore bool
+	// maxLifetime: the longest validity this hub gives a certificate
+	// (pki.Lifetime of the configured TTL); a longer one was not issued by
+	// this hub's signing path.
+	maxLifetime time.Duration
+}
 
 // admit decides whether a client certificate the CA verified for cluster c
 // may act for it. It is pure; apply records a non-current verdict.
 //
-// Only the hub holds the CA key, so a certificate for c that is newer than
-// the one the store names can only come from this hub's renewals; an older
-// one (before a re-enrolment or a completed renewal) is superseded. A
-// restored backup forgets renewals made after it, and this is what keeps
-// those agents working. It never brings back a certificate a later
-// enrolment superseded: the enrolment's certificate is newer than any
-// before it. X.509 times have one-second precision; certificates issued in
-// the same second are told apart by serial only.
-func admit(c store.Cluster, ci certInfo) (verdict, error) {
+// The store names the certificates the hub issued for c: the current one
+// and a pending renewal. Any other is refused, with one exception for
+// restore mode (the operator restored the store from a backup, which
+// forgets renewals made after it): a certificate newer than the ones the
+// store names, whose lifetime is no longer than the hub gives, is adopted,
+// so that those agents keep working. Outside restore mode a certificate
+// signed with a stolen CA key, however new, cannot supersede the real
+// agent. It never brings back a certificate a later enrolment superseded:
+// the enrolment's certificate is newer than any before it. X.509 times have
+// one-second precision; certificates issued in the same second are told
+// apart by serial only.
+func admit(c store.Cluster, ci certInfo, a adoption) (verdict, error) {
 	switch {
 	case c.Revoked:
 		return 0, fmt.Errorf("%w: cluster %q identity is revoked", errRefused, c.Name)
@@ -67,6 +82,12 @@ func admit(c store.Cluster, ci certInfo) (verdict, error) {
 		return admitPending, nil
 	case !c.CertNotBefore.IsZero() && ci.NotBefore.After(c.CertNotBefore) &&
 		(c.PendingSerial == "" || ci.NotBefore.After(c.PendingNotBefore)):
+		switch {
+		case !a.restore:
+			return 0, fmt.Errorf("%w: certificate %s of cluster %q is not the one this hub issued last (after restoring the store from a backup, start the hub with --restore-mode)", errRefused, ci.Serial, c.Name)
+		case ci.NotAfter.Sub(ci.NotBefore) > a.maxLifetime:
+			return 0, fmt.Errorf("%w: certificate %s of cluster %q is valid for %s, longer than this hub issues (%s)", errRefused, ci.Serial, c.Name, ci.NotAfter.Sub(ci.NotBefore), a.maxLifetime)
+		}
 		return admitNewer, nil
 	}
 	return 0, fmt.Errorf("%w: certificate %s of cluster %q was superseded by a newer enrolment or renewal", errRefused, ci.Serial, c.Name)
@@ -92,7 +113,7 @@ func (s *Server) authenticate(ctx context.Context) (string, certInfo, error) {
 	}
 	ti, ok := p.AuthInfo.(credentials.TLSInfo)
 	if !ok || len(ti.State.VerifiedChains) == 0 || len(ti.State.VerifiedChains[0]) == 0 {
-		return "", certInfo{}, status.Error(codes.Unauthenticated, "a client certificate issued by this hub is required; enrol the agent first")
+		return "", certInfo{}, errNoClientCert
 	}
 	leaf := ti.State.VerifiedChains[0][0]
 	cluster := leaf.Subject.CommonName
@@ -112,7 +133,7 @@ func (s *Server) check(ctx context.Context, cluster string, ci certInfo) error {
 	if err != nil {
 		return storeErr(cluster, err)
 	}
-	v, err := admit(c, ci)
+	v, err := admit(c, ci, s.adoption())
 	if err != nil {
 		return status.Error(codes.PermissionDenied, err.Error())
 	}
@@ -122,7 +143,7 @@ func (s *Server) check(ctx context.Context, cluster string, ci certInfo) error {
 	// Decide again inside the transaction: an enrolment may have come in
 	// between.
 	err = s.store.UpdateCluster(ctx, cluster, func(c *store.Cluster) error {
-		v, err := admit(*c, ci)
+		v, err := admit(*c, ci, s.adoption())
 		if err != nil {
 			return err
 		}
@@ -138,6 +159,10 @@ func (s *Server) check(ctx context.Context, cluster string, ci certInfo) error {
 		s.log.Info("renewed certificate in use", "cluster", cluster, "serial", ci.Serial)
 	}
 	return nil
+}
+
+func (s *Server) adoption() adoption {
+	return adoption{restore: s.opts.RestoreMode, maxLifetime: pki.Lifetime(s.opts.CertTTL)}
 }
 
 func storeErr(cluster string, err error) error {

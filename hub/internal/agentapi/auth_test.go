@@ -7,6 +7,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/flotilla-cd/flotilla/hub/internal/pki"
 	"github.com/flotilla-cd/flotilla/hub/internal/store"
 )
 
@@ -30,6 +31,7 @@ func TestAdmit(t *testing.T) {
 		want    verdict
 		refused bool
 		after   store.Cluster // after apply, when admitted
+		normal  bool          // outside restore mode
 	}{
 		{name: "current", cluster: enrolled, cert: cert("c1", t0.Add(time.Hour)), want: admitCurrent, after: enrolled},
 		{name: "older certificate is superseded", cluster: enrolled, cert: cert("c0", t0), refused: true},
@@ -51,10 +53,21 @@ func TestAdmit(t *testing.T) {
 			after: store.Cluster{Name: "a", CertSerial: "c3", CertNotBefore: t0.Add(3 * time.Hour), CertNotAfter: t0.Add(27 * time.Hour)},
 		},
 		{name: "no issue time stored: serial only", cluster: legacy, cert: cert("c3", t0.Add(3*time.Hour)), refused: true},
+		{name: "newer is refused outside restore mode", cluster: enrolled, cert: cert("c3", t0.Add(3*time.Hour)), refused: true, normal: true},
+		{name: "newer than a pending one is refused outside restore mode", cluster: renewing, cert: cert("c3", t0.Add(3*time.Hour)), refused: true, normal: true},
+		{
+			name: "newer but valid longer than the hub issues is refused in restore mode", cluster: enrolled, refused: true,
+			cert: certInfo{Serial: "c4", NotBefore: t0.Add(3 * time.Hour), NotAfter: t0.Add(3*time.Hour + 24*time.Hour + 6*time.Minute)},
+		},
+		{name: "current outside restore mode", cluster: enrolled, cert: cert("c1", t0.Add(time.Hour)), want: admitCurrent, after: enrolled, normal: true},
+		{
+			name: "renewed outside restore mode", cluster: renewing, cert: cert("p2", t0.Add(2*time.Hour)), want: admitPending, normal: true,
+			after: store.Cluster{Name: "a", CertSerial: "p2", CertNotBefore: t0.Add(2 * time.Hour), CertNotAfter: t0.Add(26 * time.Hour)},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := admit(tt.cluster, tt.cert)
+			got, err := admit(tt.cluster, tt.cert, adoption{restore: !tt.normal, maxLifetime: pki.Lifetime(24 * time.Hour)})
 			if tt.refused {
 				if !errors.Is(err, errRefused) {
 					t.Fatalf("admit = %v, %v; want refused", got, err)

@@ -54,7 +54,8 @@ func TestClusterCertificateActsOnlyForItsCluster(t *testing.T) {
 		t.Errorf("apps removed from a (-want +got):\n%s", d)
 	}
 
-	// A reports status for B's app: it is recorded as A's.
+	// A reports status for B's app, which a was never given: it is
+	// dropped, and never recorded as B's either.
 	for _, app := range []string{"app-b", "app-a"} {
 		st := &apiv1alpha1.AppStatus{App: app, Digest: "sha256:x", Sync: apiv1alpha1.SyncStatus_SYNC_STATUS_SYNCED}
 		if err := s.Send(&apiv1alpha1.AgentMessage{Msg: &apiv1alpha1.AgentMessage_Status{Status: st}}); err != nil {
@@ -74,7 +75,7 @@ func TestClusterCertificateActsOnlyForItsCluster(t *testing.T) {
 	for renewed == nil {
 		renewed = s.next(t).GetRenew()
 	}
-	for cluster, want := range map[string][]string{"a": {"app-a", "app-b"}, "b": nil} {
+	for cluster, want := range map[string][]string{"a": {"app-a"}, "b": nil} {
 		recs, err := h.st.ListStatus(ctx, cluster)
 		if err != nil {
 			t.Fatal(err)

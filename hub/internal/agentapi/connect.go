@@ -31,6 +31,10 @@ func Compatible(v uint32) bool {
 // timeout.
 var errNoHello = status.Error(codes.DeadlineExceeded, "no Hello from agent")
 
+// errCertExpired ends a stream whose client certificate reached its
+// NotAfter.
+var errCertExpired = status.Error(codes.Unavailable, "the stream's client certificate expired; reconnect with the renewed certificate")
+
 // Connect implements the agent stream. It reads the agent's messages in
 // the handler's goroutine; the outbox sends (see outbox.go).
 func (s *Server) Connect(stream apiv1alpha1.AgentService_ConnectServer) error {
@@ -91,8 +95,13 @@ func (s *Server) Connect(stream apiv1alpha1.AgentService_ConnectServer) error {
 	s.log.Info("agent connected", "cluster", cluster, "agent_version", hello.GetAgentVersion(), "held", len(hello.GetBundleDigests()))
 
 	stopEnd := out.endWith(sess.Context())
+	// The stream lives no longer than the certificate it was opened with:
+	// the agent renews before then over this stream and reconnects with
+	// the new certificate.
+	expire := time.AfterFunc(cert.NotAfter.Sub(s.now()), func() { out.end(errCertExpired) })
 	out.attach(sess)
 	err = s.receive(ctx, cluster, cert.Serial, stream, sess, out)
+	expire.Stop()
 	stopEnd()
 	cause := context.Cause(sess.Context())
 	switch {
@@ -136,6 +145,10 @@ func (s *Server) receive(ctx context.Context, cluster, serial string, stream api
 			sess.Rehello(msg.Hello.GetBundleDigests())
 		case *apiv1alpha1.AgentMessage_Status:
 			st := msg.Status
+			if err := s.acceptStatus(cluster, st); err != nil {
+				s.refusedStatus(cluster, err)
+				continue
+			}
 			prev := s.fleet.Report(cluster, st)
 			s.statuses.put(ctx, cluster, st)
 			if s.opts.Hooks.Status != nil {
@@ -153,6 +166,28 @@ func (s *Server) receive(ctx context.Context, cluster, serial string, stream api
 				s.opts.Hooks.CommandResult(cluster, msg.CommandResult)
 			}
 		}
+	}
+}
+
+// acceptStatus refuses a status of an app that cluster was never given, or
+// over the caps (see checkStatus).
+func (s *Server) acceptStatus(cluster string, st *apiv1alpha1.AppStatus) error {
+	if err := checkStatus(st); err != nil {
+		return err
+	}
+	if !s.fleet.Accepts(cluster, st.GetApp()) {
+		return fmt.Errorf("%w: app %q is not in the desired state of cluster %s", errStatusRefused, st.GetApp(), cluster)
+	}
+	return nil
+}
+
+// refusedStatus logs a dropped status, at most one line per ten seconds
+// for the whole hub with the count dropped since the last line.
+func (s *Server) refusedStatus(cluster string, err error) {
+	n := s.dropped.Add(1)
+	if s.dropLog.Allow() {
+		s.dropped.Add(-n)
+		s.log.Warn("agent status dropped", "cluster", cluster, "error", err, "dropped", n)
 	}
 }
 

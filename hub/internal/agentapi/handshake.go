@@ -1,37 +1,49 @@
 package agentapi
 
 import (
+	"context"
+	"crypto/tls"
 	"errors"
-	"io"
 	"net"
 
-	"github.com/hashicorp/go-hclog"
 	"google.golang.org/grpc/credentials"
 )
 
-// loggedCreds logs refused TLS handshakes (a plaintext client, a client
-// that does not trust the hub's CA, an unverifiable client certificate),
-// which gRPC otherwise drops without a word. A connection closed before
-// any byte (a TCP probe) is logged at debug only.
-type loggedCreds struct {
-	credentials.TransportCredentials
-	log hclog.Logger
-}
+// handshakenCreds are the transport credentials of connections whose TLS
+// handshake the port did (see port.go): they report that connection's TLS
+// state to gRPC, as credentials.NewTLS would after its own handshake, so
+// peer.FromContext yields credentials.TLSInfo with the verified chains.
+type handshakenCreds struct{}
+
+var _ credentials.TransportCredentials = handshakenCreds{}
+
+var errNotTLS = errors.New("agent port: connection did not come through the TLS handshake")
 
 // ServerHandshake implements credentials.TransportCredentials.
-func (c loggedCreds) ServerHandshake(conn net.Conn) (net.Conn, credentials.AuthInfo, error) {
-	out, info, err := c.TransportCredentials.ServerHandshake(conn)
-	if err != nil {
-		lvl := hclog.Warn
-		if errors.Is(err, io.EOF) {
-			lvl = hclog.Debug
-		}
-		c.log.Log(lvl, "TLS handshake refused", "peer", conn.RemoteAddr().String(), "error", err)
+func (handshakenCreds) ServerHandshake(c net.Conn) (net.Conn, credentials.AuthInfo, error) {
+	tc, ok := c.(interface{ ConnectionState() tls.ConnectionState })
+	if !ok {
+		return nil, nil, errNotTLS
 	}
-	return out, info, err
+	return c, credentials.TLSInfo{
+		State:          tc.ConnectionState(),
+		CommonAuthInfo: credentials.CommonAuthInfo{SecurityLevel: credentials.PrivacyAndIntegrity},
+	}, nil
+}
+
+// ClientHandshake implements credentials.TransportCredentials; the hub
+// dials nothing with these.
+func (handshakenCreds) ClientHandshake(context.Context, string, net.Conn) (net.Conn, credentials.AuthInfo, error) {
+	return nil, nil, errNotTLS
+}
+
+// Info implements credentials.TransportCredentials.
+func (handshakenCreds) Info() credentials.ProtocolInfo {
+	return credentials.ProtocolInfo{SecurityProtocol: "tls", SecurityVersion: "1.3"}
 }
 
 // Clone implements credentials.TransportCredentials.
-func (c loggedCreds) Clone() credentials.TransportCredentials {
-	return loggedCreds{TransportCredentials: c.TransportCredentials.Clone(), log: c.log}
-}
+func (handshakenCreds) Clone() credentials.TransportCredentials { return handshakenCreds{} }
+
+// OverrideServerName implements credentials.TransportCredentials.
+func (handshakenCreds) OverrideServerName(string) error { return nil }

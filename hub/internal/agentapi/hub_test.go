@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -63,7 +64,7 @@ type hub struct {
 	st    *store.Bolt
 	ca    *pki.CA
 	fleet *fleet.Fleet
-	gs    *grpc.Server
+	gs    *agentapi.Endpoint
 	addr  string
 	clock *clock
 	done  chan struct{}
@@ -88,7 +89,7 @@ func startHubWith(t *testing.T, path, addr string, clk *clock, opts agentapi.Opt
 	if err != nil {
 		t.Fatal(err)
 	}
-	ca, err := pki.LoadOrCreate(ctx, st, clk.Now())
+	ca, err := pki.LoadOrCreate(ctx, st, filepath.Join(filepath.Dir(path), "ca.key"), clk.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,7 +100,7 @@ func startHubWith(t *testing.T, path, addr string, clk *clock, opts agentapi.Opt
 	fl := fleet.New()
 	opts.CertTTL, opts.Now = time.Hour, clk.Now
 	srv := agentapi.New(ca, st, fl, opts, log.Named("agents"))
-	gs := srv.GRPCServer(agentapi.TLSConfig(ca, serving))
+	gs := srv.Endpoint(agentapi.TLSConfig(ca, serving))
 	lis, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatal(err)

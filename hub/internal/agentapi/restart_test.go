@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/flotilla-cd/flotilla/hub/internal/agentapi"
 	"github.com/flotilla-cd/flotilla/hub/internal/fleet"
 	apiv1alpha1 "github.com/flotilla-cd/flotilla/shared/api/v1alpha1"
 )
@@ -87,10 +88,17 @@ func TestHubRestartAndRestore(t *testing.T) {
 		if err := os.WriteFile(path, b, 0o600); err != nil {
 			t.Fatal(err)
 		}
+		// Outside restore mode the certificate the backup does not know
+		// is refused: it could as well be made with a stolen CA key.
 		h = startHub(t, path, addr, clk)
 		if h.ca.Hash() != pin {
 			t.Fatalf("CA hash %s after restore, was %s", h.ca.Hash(), pin)
 		}
+		if _, err := a2.connect(ctx, h.addr, hello(nil)); status.Code(err) != codes.PermissionDenied {
+			t.Fatalf("a certificate the store does not know, outside restore mode: %v; want PermissionDenied", err)
+		}
+		h.stop()
+		h = startHubWith(t, path, addr, clk, agentapi.Options{RestoreMode: true})
 		wantSerials(t, h, a1.serial(), "") // the backup knows only the first certificate
 		h.fleet.SetAll(map[string]fleet.Desired{"a": {"app": v1}})
 		s := connectOK(t, ctx, h, a2)

@@ -6,12 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"golang.org/x/time/rate"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials"
 	_ "google.golang.org/grpc/encoding/gzip" // lets agents compress status
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/peer"
@@ -31,6 +33,12 @@ type Options struct {
 	// HelloTimeout bounds the wait for a stream's first message (the
 	// agent's Hello); default DefaultHelloTimeout.
 	HelloTimeout time.Duration
+	// Limits bound the agent port; zero fields take DefaultLimits.
+	Limits Limits
+	// RestoreMode adopts a certificate this hub's CA issued for a cluster
+	// after the one the store names (the store was restored from a backup
+	// older than the agents' renewals); see admit.
+	RestoreMode bool
 	// Hooks observe the protocol (metrics, history); any may be nil.
 	Hooks Hooks
 	// Now is the clock; default time.Now.
@@ -58,6 +66,8 @@ type Server struct {
 	now   func() time.Time
 
 	statuses *statusWriter
+	dropped  atomic.Int64  // statuses refused since the last log line
+	dropLog  *rate.Limiter // of that log line
 }
 
 var _ apiv1alpha1.AgentServiceServer = (*Server)(nil)
@@ -73,7 +83,9 @@ func New(ca *pki.CA, st store.Store, fl *fleet.Fleet, opts Options, log hclog.Lo
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Server{opts: opts, ca: ca, store: st, fleet: fl, log: log, now: opts.Now, statuses: newStatusWriter(st, log)}
+	opts.Limits = opts.Limits.withDefaults()
+	return &Server{opts: opts, ca: ca, store: st, fleet: fl, log: log, now: opts.Now, statuses: newStatusWriter(st, log),
+		dropLog: rate.NewLimiter(rate.Every(10*time.Second), 1)}
 }
 
 // Run writes agents' status reports to the store in the background until
@@ -90,24 +102,44 @@ const MaxMessageBytes = 512 << 20
 
 // TLSConfig returns the server's TLS configuration: TLS 1.3 only, the given
 // serving certificate, client certificates verified against the hub CA when
-// offered (Enroll runs without one; Connect requires one).
+// offered (Enroll runs without one; Connect requires one), HTTP/2 by ALPN.
 func TLSConfig(ca *pki.CA, serving tls.Certificate) *tls.Config {
 	return &tls.Config{
 		MinVersion:   tls.VersionTLS13,
 		Certificates: []tls.Certificate{serving},
 		ClientAuth:   tls.VerifyClientCertIfGiven,
 		ClientCAs:    ca.Pool(),
+		NextProtos:   []string{"h2"},
 	}
 }
 
-// GRPCServer builds the gRPC server with TLS, keepalives and message limits,
-// and registers s on it.
-func (s *Server) GRPCServer(tlsCfg *tls.Config) *grpc.Server {
-	gs := grpc.NewServer(
-		grpc.Creds(loggedCreds{TransportCredentials: credentials.NewTLS(tlsCfg), log: s.log}),
+// maxHeaderListBytes bounds the request headers of one call on the agent
+// port; agents send a few hundred bytes.
+const maxHeaderListBytes = 16 << 10
+
+// Endpoint is the agent port: its admission (connection limits, TLS
+// handshake under a deadline) and its two gRPC servers, one for enrolled
+// agents and one for clients without a certificate (see port.go).
+type Endpoint struct {
+	srv            *Server
+	tlsCfg         *tls.Config
+	agents, enroll *grpc.Server
+
+	mu  sync.Mutex
+	lis net.Listener
+}
+
+// Endpoint builds the agent port's gRPC servers with TLS, keepalives and
+// message and connection limits (Options.Limits), and registers s on them.
+func (s *Server) Endpoint(tlsCfg *tls.Config) *Endpoint {
+	lim := s.opts.Limits
+	agents := grpc.NewServer(
+		grpc.Creds(handshakenCreds{}),
 		grpc.MaxRecvMsgSize(64<<20),
 		grpc.MaxSendMsgSize(MaxMessageBytes),
-		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
+		grpc.MaxConcurrentStreams(lim.MaxStreamsPerConn),
+		grpc.MaxHeaderListSize(maxHeaderListBytes),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second, MaxConnectionIdle: lim.AuthenticatedIdle}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 		// Agents are mostly idle: a write buffer per connection only while
 		// writing keeps the memory per connected agent down. No read
@@ -123,26 +155,115 @@ func (s *Server) GRPCServer(tlsCfg *tls.Config) *grpc.Server {
 		// so a larger batch saved no write.
 		grpc.WriteBufferSize(16<<10),
 	)
-	apiv1alpha1.RegisterAgentServiceServer(gs, s)
-	return gs
+	apiv1alpha1.RegisterAgentServiceServer(agents, s)
+
+	// Clients without a certificate: message and flow-control windows sized
+	// for an EnrollRequest (fixed windows also turn off gRPC's window
+	// growth), few streams, short-lived connections, Enroll rate-limited
+	// per source address.
+	win := int32(max(lim.EnrollMessageBytes, 64<<10))
+	enroll := grpc.NewServer(
+		grpc.Creds(handshakenCreds{}),
+		grpc.MaxRecvMsgSize(lim.EnrollMessageBytes),
+		grpc.MaxSendMsgSize(1<<20),
+		grpc.InitialWindowSize(win),
+		grpc.InitialConnWindowSize(win),
+		grpc.MaxConcurrentStreams(min(lim.MaxStreamsPerConn, 4)),
+		grpc.MaxHeaderListSize(maxHeaderListBytes),
+		grpc.KeepaliveParams(keepalive.ServerParameters{
+			Time: 30 * time.Second, Timeout: 10 * time.Second,
+			MaxConnectionIdle: lim.UnauthenticatedIdle, MaxConnectionAge: lim.UnauthenticatedMaxAge,
+			MaxConnectionAgeGrace: lim.UnauthenticatedMaxAge / 10,
+		}),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+		grpc.UnaryInterceptor(newPeerLimiter(lim.EnrollRate, lim.EnrollBurst).unary),
+		grpc.SharedWriteBuffer(true),
+	)
+	apiv1alpha1.RegisterAgentServiceServer(enroll, enrollService{s})
+	return &Endpoint{srv: s, tlsCfg: tlsCfg, agents: agents, enroll: enroll}
 }
 
-// Enroll implements the one-time enrolment.
+// Serve serves on lis until Stop or GracefulStop, or lis fails.
+func (e *Endpoint) Serve(lis net.Listener) error {
+	e.mu.Lock()
+	e.lis = lis
+	e.mu.Unlock()
+	p := newPort(lis, e.tlsCfg, e.srv.opts.Limits, e.srv.log)
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); _ = e.agents.Serve(p.agents) }()
+	go func() { defer wg.Done(); _ = e.enroll.Serve(p.enroll) }()
+	err := p.run()
+	wg.Wait()
+	if errors.Is(err, net.ErrClosed) {
+		return nil
+	}
+	return err
+}
+
+func (e *Endpoint) closeListener() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.lis != nil {
+		_ = e.lis.Close()
+	}
+}
+
+// Stop closes the listener and every connection at once.
+func (e *Endpoint) Stop() {
+	e.closeListener()
+	e.enroll.Stop()
+	e.agents.Stop()
+}
+
+// GracefulStop closes the listener and waits for the calls in flight
+// (agent streams end when the agent or the hub ends them).
+func (e *Endpoint) GracefulStop() {
+	e.closeListener()
+	e.enroll.GracefulStop()
+	e.agents.GracefulStop()
+}
+
+// enrollService serves clients without a client certificate: Enroll only.
+type enrollService struct{ *Server }
+
+// errNoClientCert refuses a stream without a client certificate.
+var errNoClientCert = status.Error(codes.Unauthenticated, "a client certificate issued by this hub is required; enrol the agent first")
+
+// Connect refuses: a stream needs the certificate Enroll issues.
+func (e enrollService) Connect(stream apiv1alpha1.AgentService_ConnectServer) error {
+	e.log.Warn("stream refused", "peer", peerAddr(stream.Context()), "error", errNoClientCert)
+	return errNoClientCert
+}
+
+// maxCSRBytes bounds the certificate request Enroll reads (an ECDSA P-256
+// request in PEM is about 500 bytes).
+const maxCSRBytes = 16 << 10
+
+// Enroll implements the one-time enrolment. The join token is checked
+// before the request is looked at: a wrong token costs no parsing and no
+// signing.
 func (s *Server) Enroll(ctx context.Context, req *apiv1alpha1.EnrollRequest) (*apiv1alpha1.EnrollResponse, error) {
 	log := s.log.With("cluster", req.GetCluster(), "peer", peerAddr(ctx))
 	if req.GetCluster() == "" || req.GetToken() == "" {
 		return nil, status.Error(codes.InvalidArgument, "cluster and token are required")
 	}
-	now := s.now()
-	// Sign first so that consuming the token and recording the new identity
-	// happen in one transaction; a certificate signed for a refused token is
-	// never returned.
-	is, err := s.ca.SignClient(req.GetCsrPem(), req.GetCluster(), s.opts.CertTTL, now)
-	if err != nil {
-		log.Warn("enrolment refused", "error", err)
-		return nil, status.Errorf(codes.InvalidArgument, "sign: %v", err)
+	if len(req.GetCsrPem()) > maxCSRBytes {
+		log.Warn("enrolment refused", "error", "certificate request too large", "bytes", len(req.GetCsrPem()))
+		return nil, status.Errorf(codes.InvalidArgument, "certificate request of %d bytes; at most %d", len(req.GetCsrPem()), maxCSRBytes)
 	}
-	err = s.store.EnrollCluster(ctx, req.GetCluster(), req.GetToken(), now, func(c *store.Cluster) error {
+	now := s.now()
+	// The token is consumed, and the new identity recorded, in one
+	// transaction; the request is parsed and signed inside it, only once
+	// the token was found good. A request that cannot be signed rolls the
+	// transaction back: the token stays unused.
+	var is pki.Issued
+	err := s.store.EnrollCluster(ctx, req.GetCluster(), req.GetToken(), now, func(c *store.Cluster) error {
+		var err error
+		is, err = s.ca.SignClient(req.GetCsrPem(), req.GetCluster(), s.opts.CertTTL, now)
+		if err != nil {
+			return err
+		}
 		c.CertSerial, c.CertNotBefore, c.CertNotAfter = is.Serial, is.NotBefore, is.NotAfter
 		c.PendingSerial, c.PendingNotBefore, c.PendingNotAfter = "", time.Time{}, time.Time{}
 		c.EnrolledAt, c.Revoked = now, false
@@ -158,6 +279,8 @@ func (s *Server) Enroll(ctx context.Context, req *apiv1alpha1.EnrollRequest) (*a
 			return nil, status.Error(codes.Unauthenticated, "join token already used; create a new one with `flotilla cluster token`")
 		case errors.Is(err, store.ErrTokenInvalid), errors.Is(err, store.ErrNotFound):
 			return nil, status.Error(codes.Unauthenticated, "join token invalid for this cluster")
+		case errors.Is(err, pki.ErrBadCSR):
+			return nil, status.Errorf(codes.InvalidArgument, "sign: %v", err)
 		}
 		return nil, status.Errorf(codes.Internal, "record enrolment: %v", err)
 	}
@@ -176,11 +299,14 @@ func peerAddr(ctx context.Context) string {
 
 // Serve serves on lis until ctx ends, then stops gracefully (in-flight
 // streams are closed; agents reconnect to the next hub).
-func Serve(ctx context.Context, gs *grpc.Server, lis net.Listener) error {
+func Serve(ctx context.Context, gs *Endpoint, lis net.Listener) error {
 	errc := make(chan error, 1)
 	go func() { errc <- gs.Serve(lis) }()
 	select {
 	case err := <-errc:
+		if err == nil {
+			return nil
+		}
 		return fmt.Errorf("grpc serve: %w", err)
 	case <-ctx.Done():
 		done := make(chan struct{})

@@ -26,10 +26,14 @@ type Desired map[string]*apiv1alpha1.Bundle
 
 // Fleet is safe for concurrent use.
 type Fleet struct {
-	mu       sync.Mutex
-	ready    chan struct{} // closed once the first desired state is known
-	isReady  bool
-	desired  map[string]Desired
+	mu      sync.Mutex
+	ready   chan struct{} // closed once the first desired state is known
+	isReady bool
+	desired map[string]Desired
+	// last holds, per cluster, the apps of its desired state before the
+	// last change of its app set: apps just removed, whose agent still
+	// reports their removal.
+	last     map[string]map[string]struct{}
 	sessions map[string]*Session
 	status   map[string]map[string]*apiv1alpha1.AppStatus // cluster → app → status
 	seen     map[string]time.Time
@@ -42,6 +46,7 @@ func New() *Fleet {
 	return &Fleet{
 		ready:    make(chan struct{}),
 		desired:  map[string]Desired{},
+		last:     map[string]map[string]struct{}{},
 		sessions: map[string]*Session{},
 		status:   map[string]map[string]*apiv1alpha1.AppStatus{},
 		seen:     map[string]time.Time{},
@@ -58,6 +63,11 @@ func (f *Fleet) SetAll(all map[string]Desired) {
 	defer f.mu.Unlock()
 	old := f.desired
 	f.desired = all
+	for cluster, d := range old {
+		if !sameApps(d, all[cluster]) {
+			f.last[cluster] = appSet(d)
+		}
+	}
 	first := !f.isReady
 	if first {
 		f.isReady = true
@@ -76,6 +86,44 @@ func (f *Fleet) DesiredOf(cluster string) Desired {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return maps.Clone(f.desired[cluster])
+}
+
+func sameApps(a, b Desired) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for app := range a {
+		if _, ok := b[app]; !ok {
+			return false
+		}
+	}
+	return true
+}
+
+func appSet(d Desired) map[string]struct{} {
+	out := make(map[string]struct{}, len(d))
+	for app := range d {
+		out[app] = struct{}{}
+	}
+	return out
+}
+
+// Accepts reports whether cluster's agent may report a status (and
+// history) for app: app is in the cluster's current desired state or in
+// the one before the last change of its apps, or the hub holds a status of
+// app on cluster already (reported earlier, or restored at start-up). An
+// agent cannot make the hub keep statuses of apps it was never given.
+func (f *Fleet) Accepts(cluster, app string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, ok := f.desired[cluster][app]; ok {
+		return true
+	}
+	if _, ok := f.last[cluster][app]; ok {
+		return true
+	}
+	_, ok := f.status[cluster][app]
+	return ok
 }
 
 func sameDigests(a, b Desired) bool {
@@ -161,6 +209,7 @@ func (f *Fleet) Forget(cluster string) {
 	f.mu.Lock()
 	delete(f.status, cluster)
 	delete(f.seen, cluster)
+	delete(f.last, cluster)
 	f.mu.Unlock()
 	f.Close(cluster, ErrSuperseded)
 }

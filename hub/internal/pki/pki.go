@@ -36,12 +36,18 @@ type CA struct {
 	keyPEM  []byte
 }
 
-// NewCA creates a self-signed ECDSA P-256 CA valid from now.
+// NewCA creates a self-signed ECDSA P-256 CA valid from now, with a new
+// key.
 func NewCA(now time.Time) (*CA, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, fmt.Errorf("generate CA key: %w", err)
 	}
+	return newCAWithKey(key, now)
+}
+
+// newCAWithKey makes a self-signed CA certificate for key, valid from now.
+func newCAWithKey(key crypto.Signer, now time.Time) (*CA, error) {
 	tmpl := &x509.Certificate{
 		SerialNumber:          randSerial(),
 		Subject:               pkix.Name{CommonName: "flotilla-hub-ca", Organization: []string{"flotilla"}},
@@ -63,23 +69,20 @@ func NewCA(now time.Time) (*CA, error) {
 		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}))
 }
 
-// ParseCA loads a CA from PEM certificate and PKCS#8 key.
+// ParseCA loads a CA from a PEM certificate and its PEM key (PKCS#8, or
+// SEC 1 for EC keys). The key must be the certificate's.
 func ParseCA(certPEM, keyPEM []byte) (*CA, error) {
 	cert, err := identity.FirstCert(certPEM)
 	if err != nil {
 		return nil, fmt.Errorf("CA certificate: %w", err)
 	}
-	blk, _ := pem.Decode(keyPEM)
-	if blk == nil {
-		return nil, errors.New("CA key: no PEM block")
-	}
-	k, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
+	signer, err := parseKey(keyPEM)
 	if err != nil {
 		return nil, fmt.Errorf("CA key: %w", err)
 	}
-	signer, ok := k.(crypto.Signer)
-	if !ok {
-		return nil, errors.New("CA key: not a signing key")
+	pub, ok := signer.Public().(interface{ Equal(crypto.PublicKey) bool })
+	if !ok || !pub.Equal(cert.PublicKey) {
+		return nil, errors.New("CA key does not belong to the CA certificate")
 	}
 	return &CA{cert: cert, key: signer, certPEM: certPEM, keyPEM: keyPEM}, nil
 }
@@ -178,6 +181,10 @@ func (ca *CA) ServingCert(hosts []string, now time.Time) (tls.Certificate, error
 	}
 	return tls.Certificate{Certificate: [][]byte{der, ca.cert.Raw}, PrivateKey: key}, nil
 }
+
+// Lifetime is the validity span (NotAfter - NotBefore) of a certificate
+// SignClient issues for ttl.
+func Lifetime(ttl time.Duration) time.Duration { return ttl + backdate(ttl) }
 
 // backdate is how far before now a client certificate's validity starts,
 // for clocks that run behind: five minutes, but at most a tenth of ttl.

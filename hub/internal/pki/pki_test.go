@@ -1,6 +1,7 @@
 package pki
 
 import (
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -8,6 +9,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -115,7 +117,7 @@ func TestLoadOrCreate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	first, err := LoadOrCreate(ctx, st, time.Now())
+	first, err := LoadOrCreate(ctx, st, filepath.Join(filepath.Dir(path), "ca.key"), time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,11 +129,54 @@ func TestLoadOrCreate(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	again, err := LoadOrCreate(ctx, st, time.Now())
+	again, err := LoadOrCreate(ctx, st, filepath.Join(filepath.Dir(path), "ca.key"), time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
 	if again.Hash() != first.Hash() || string(again.KeyPEM()) != string(first.KeyPEM()) {
 		t.Fatalf("CA changed across a restart: %s, then %s", first.Hash(), again.Hash())
+	}
+}
+
+// TestLoadOrCreateKeyFile: an operator's own key file (a mounted Secret)
+// is used for a new CA; a key file that is not the stored certificate's,
+// or a certificate without any key, is an error.
+func TestLoadOrCreateKeyFile(t *testing.T) {
+	ctx := t.Context()
+	dir := t.TempDir()
+	own, err := NewCA(time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyFile := filepath.Join(dir, "operator.key")
+	if err := os.WriteFile(keyFile, own.KeyPEM(), 0o400); err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(filepath.Join(dir, "hub.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ca, err := LoadOrCreate(ctx, st, keyFile, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !ca.cert.PublicKey.(interface{ Equal(crypto.PublicKey) bool }).Equal(own.key.Public()) {
+		t.Error("the new CA certificate is not for the operator's key")
+	}
+
+	other, err := NewCA(time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	wrong := filepath.Join(dir, "wrong.key")
+	if err := os.WriteFile(wrong, other.KeyPEM(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadOrCreate(ctx, st, wrong, time.Now()); err == nil {
+		t.Error("a key file of another CA was accepted")
+	}
+	if _, err := LoadOrCreate(ctx, st, filepath.Join(dir, "missing.key"), time.Now()); err == nil {
+		t.Error("a stored certificate without a key was accepted")
 	}
 }

@@ -3,12 +3,32 @@ package server
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
 	"time"
 
 	"github.com/spf13/pflag"
+	"golang.org/x/time/rate"
 
+	"github.com/flotilla-cd/flotilla/hub/internal/agentapi"
 	"github.com/flotilla-cd/flotilla/hub/internal/renderproc"
 )
+
+// agentLimits returns the agent port's limits with the enrolment rate.
+func (o *Options) agentLimits() agentapi.Limits {
+	l := o.AgentLimits
+	if o.EnrollPerSecond > 0 {
+		l.EnrollRate = rate.Limit(o.EnrollPerSecond)
+	}
+	return l
+}
+
+// caKeyFile returns where the CA key is.
+func (o *Options) caKeyFile() string {
+	if o.CAKeyFile != "" {
+		return o.CAKeyFile
+	}
+	return filepath.Join(o.StateDir, "ca.key")
+}
 
 // Options configure the hub. Every flag can also be set from FLOTILLA_<FLAG>.
 type Options struct {
@@ -32,8 +52,17 @@ type Options struct {
 
 	CertTTL  time.Duration
 	TokenTTL time.Duration
-	LogLevel string
-	LogJSON  bool
+	// CAKeyFile holds the CA's private key; default ca.key in StateDir.
+	CAKeyFile string
+	// RestoreMode adopts agents' certificates newer than the store names
+	// (after restoring the store from a backup); see agentapi.Options.
+	RestoreMode bool
+	// AgentLimits bound the agent port.
+	AgentLimits agentapi.Limits
+	// EnrollPerSecond is AgentLimits.EnrollRate as a number.
+	EnrollPerSecond float64
+	LogLevel        string
+	LogJSON         bool
 	// DebugListen serves Go's pprof handlers; empty disables.
 	DebugListen string
 
@@ -65,6 +94,7 @@ func DefaultOptions() Options {
 		GCPercent:    DefaultGCPercent,
 		Git:          DefaultGitOptions(),
 		Render:       renderproc.DefaultOptions(),
+		AgentLimits:  agentapi.DefaultLimits(),
 	}
 }
 
@@ -85,6 +115,16 @@ func (o *Options) BindFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.WebhookSecretFile, "webhook-secret-file", o.WebhookSecretFile, "file holding the shared secret of git webhooks")
 	fs.DurationVar(&o.CertTTL, "cert-ttl", o.CertTTL, "lifetime of agent client certificates (renewed at 2/3)")
 	fs.DurationVar(&o.TokenTTL, "join-token-ttl", o.TokenTTL, "lifetime of join tokens")
+	fs.StringVar(&o.CAKeyFile, "ca-key-file", o.CAKeyFile, "file holding the hub CA's private key, readable by the hub only (default: ca.key in --state-dir; created on the first start when missing)")
+	fs.BoolVar(&o.RestoreMode, "restore-mode", o.RestoreMode, "after restoring --state-dir from a backup: accept agents' certificates this hub issued after the backup was taken")
+	l := &o.AgentLimits
+	fs.IntVar(&l.MaxConns, "agent-max-conns", l.MaxConns, "connections the agent port holds at most (lowered to fit the open-file limit)")
+	fs.IntVar(&l.MaxUnauthenticatedConns, "agent-max-unauthenticated-conns", l.MaxUnauthenticatedConns, "agent port connections without a verified client certificate (in their TLS handshake or enrolling) held at most")
+	fs.IntVar(&l.MaxUnauthenticatedConnsPerIP, "agent-max-unauthenticated-conns-per-ip", l.MaxUnauthenticatedConnsPerIP, "the same, per source address")
+	fs.DurationVar(&l.HandshakeTimeout, "agent-handshake-timeout", l.HandshakeTimeout, "longest TLS handshake on the agent port")
+	fs.DurationVar(&l.UnauthenticatedIdle, "agent-unauthenticated-idle-timeout", l.UnauthenticatedIdle, "a connection without a client certificate and no call in flight is closed after this")
+	fs.Float64Var(&o.EnrollPerSecond, "agent-enroll-rate", o.EnrollPerSecond, "Enroll calls per second per source address (bursts of --agent-enroll-burst)")
+	fs.IntVar(&l.EnrollBurst, "agent-enroll-burst", l.EnrollBurst, "burst of Enroll calls per source address")
 	fs.StringVar(&o.LogLevel, "log-level", o.LogLevel, "trace, debug, info, warn or error")
 	fs.BoolVar(&o.LogJSON, "log-json", o.LogJSON, "log in JSON")
 	fs.StringVar(&o.DebugListen, "debug-listen", o.DebugListen, "address of Go's pprof handlers (for example 127.0.0.1:6060; empty disables)")
@@ -110,6 +150,9 @@ func (o *Options) Validate() error {
 	}
 	if o.GCPercent < 0 {
 		errs = append(errs, fmt.Errorf("--gc-percent %d: must not be negative", o.GCPercent))
+	}
+	if o.EnrollPerSecond < 0 {
+		errs = append(errs, fmt.Errorf("--agent-enroll-rate %g: must not be negative", o.EnrollPerSecond))
 	}
 	if o.CertTTL < 2*time.Minute {
 		errs = append(errs, fmt.Errorf("--cert-ttl %s: must be at least 2m", o.CertTTL))

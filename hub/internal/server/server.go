@@ -20,7 +20,6 @@ import (
 	"github.com/flotilla-cd/flotilla/hub/internal/fleet"
 	"github.com/flotilla-cd/flotilla/hub/internal/gitsource"
 	"github.com/flotilla-cd/flotilla/hub/internal/httpapi"
-	"github.com/flotilla-cd/flotilla/hub/internal/pki"
 	"github.com/flotilla-cd/flotilla/hub/internal/render"
 	"github.com/flotilla-cd/flotilla/hub/internal/store"
 	"github.com/flotilla-cd/flotilla/hub/internal/webui"
@@ -43,16 +42,11 @@ func Run(ctx context.Context, o Options, log hclog.Logger) error {
 	if err := os.MkdirAll(o.StateDir, 0o700); err != nil {
 		return fmt.Errorf("state dir: %w", err)
 	}
-	st, err := store.Open(filepath.Join(o.StateDir, "hub.db"), log)
+	st, ca, err := openStore(ctx, filepath.Join(o.StateDir, "hub.db"), o.caKeyFile(), log)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-
-	ca, err := pki.LoadOrCreate(ctx, st, time.Now())
-	if err != nil {
-		return err
-	}
 	if err := ensureAdminToken(ctx, st, o.StateDir, log); err != nil {
 		return err
 	}
@@ -112,7 +106,11 @@ func Run(ctx context.Context, o Options, log hclog.Logger) error {
 
 	results := httpapi.NewResults()
 	var history sync.WaitGroup // history writes in flight; waited for before the store closes
-	agents := agentapi.New(ca, st, fl, agentapi.Options{CertTTL: o.CertTTL, Hooks: agentapi.Hooks{
+	limits := fitOpenFiles(o.agentLimits(), log)
+	if o.RestoreMode {
+		log.Warn("restore mode: agents' certificates issued after the store's backup are adopted; restart without --restore-mode once every agent reconnected")
+	}
+	agents := agentapi.New(ca, st, fl, agentapi.Options{CertTTL: o.CertTTL, Limits: limits, RestoreMode: o.RestoreMode, Hooks: agentapi.Hooks{
 		CommandResult: results.Deliver,
 		Sent: func(_ string, ds *apiv1alpha1.DesiredState) {
 			m.pushes.Add(float64(len(ds.GetBundles())))
@@ -129,7 +127,7 @@ func Run(ctx context.Context, o Options, log hclog.Logger) error {
 			}
 		},
 	}}, log.Named("agents"))
-	gs := agents.GRPCServer(agentapi.TLSConfig(ca, serving))
+	gs := agents.Endpoint(agentapi.TLSConfig(ca, serving))
 
 	var secret []byte
 	if o.WebhookSecretFile != "" {

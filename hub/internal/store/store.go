@@ -179,8 +179,11 @@ type Store interface {
 	// cluster's join token; ErrNotFound if it has none.
 	GetJoinToken(ctx context.Context, cluster string) (JoinToken, error)
 
-	// GetCA returns the hub CA; ErrNotFound when none was stored yet.
+	// GetCA returns the hub CA's certificate, and its key if one is still
+	// stored (older stores); ErrNotFound when none was stored yet.
 	GetCA(ctx context.Context) (certPEM, keyPEM []byte, err error)
+	// PutCA stores the CA certificate and the key, or with an empty key
+	// removes a stored key.
 	PutCA(ctx context.Context, certPEM, keyPEM []byte) error
 
 	// CreateAPIToken makes a bearer token with a unique name and returns it

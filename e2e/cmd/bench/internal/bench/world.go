@@ -98,6 +98,10 @@ func (w *world) hub(ctx context.Context, repo *gitserver.Repo, poll time.Duratio
 	h, err := harness.StartHub(ctx, w.b.cfg.BinDir, dir, harness.HubOptions{PollInterval: poll, Extra: []string{
 		"--apps-repo", repo.URL, "--apps-path", "apps/defs", "--apps-revision", "main",
 		"--resync", "30s", "--log-level", "info",
+		// Every simulated agent enrols and connects from this host's one
+		// address.
+		"--agent-enroll-rate", "10000", "--agent-enroll-burst", "10000",
+		"--agent-max-unauthenticated-conns", "8192", "--agent-max-unauthenticated-conns-per-ip", "8192",
 	}})
 	if err != nil {
 		return nil, err

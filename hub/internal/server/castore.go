@@ -1,0 +1,45 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/flotilla-cd/flotilla/hub/internal/pki"
+	"github.com/flotilla-cd/flotilla/hub/internal/store"
+)
+
+// openStore opens the store at path and loads the CA, its key from
+// keyFile. A store of an earlier version holds the CA key itself: it is
+// moved to keyFile, and the store file is compacted so that the key does
+// not stay behind in its free pages.
+func openStore(ctx context.Context, path, keyFile string, log hclog.Logger) (*store.Bolt, *pki.CA, error) {
+	st, err := store.Open(path, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	_, storedKey, err := st.GetCA(ctx)
+	moving := err == nil && storedKey != nil
+	ca, err := pki.LoadOrCreate(ctx, st, keyFile, time.Now())
+	if err != nil {
+		st.Close()
+		return nil, nil, err
+	}
+	if !moving {
+		return st, ca, nil
+	}
+	if err := st.Close(); err != nil {
+		return nil, nil, err
+	}
+	if err := store.CompactFile(path); err != nil {
+		return nil, nil, err
+	}
+	log.Warn("moved the CA key out of the store into its own file; stores and backups written before still hold it: rotate the CA if they may have been read", "key_file", keyFile)
+	st, err = store.Open(path, log)
+	if err != nil {
+		return nil, nil, fmt.Errorf("reopen after moving the CA key: %w", err)
+	}
+	return st, ca, nil
+}
