@@ -47,6 +47,7 @@ binaryData:
 		"p/q/r/s/up":    "../../../../stuff",
 		"p/q/r/s/box/x": "../up/../../../../../admin-token",
 		"p/q/r/s/box/y": "../up/../../../../../hub.db",
+		"p/q/r/s/box/z": "../up/../../../../../ca.key",
 		dir + "/files":  "../p/q/r/s/box",
 	}
 	return files, links
@@ -159,12 +160,18 @@ func TestRenderHelmChainedLinks(t *testing.T) {
 // token and the CA private key's PEM marker.
 func stateSecrets(t *testing.T, h *harness.Hub) map[string]string {
 	t.Helper()
+	// The CA key is in ca.key (hub.db held it before issue 13); the chart
+	// links to both.
 	db, err := os.ReadFile(filepath.Join(h.StateDir, "hub.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Contains(db, []byte("PRIVATE KEY")) {
-		t.Fatalf("hub.db holds no PRIVATE KEY: the test's premise changed, point the chart at the CA key's file")
+	key, err := os.ReadFile(filepath.Join(h.StateDir, "ca.key"))
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(db, []byte("PRIVATE KEY")) && !bytes.Contains(key, []byte("PRIVATE KEY")) {
+		t.Fatalf("neither hub.db nor ca.key holds a PRIVATE KEY: the test's premise changed, point the chart at the CA key's file")
 	}
 	return map[string]string{"admin token": h.Token, "CA private key": "PRIVATE KEY"}
 }

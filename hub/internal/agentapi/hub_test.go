@@ -89,7 +89,7 @@ func startHubWith(t *testing.T, path, addr string, clk *clock, opts agentapi.Opt
 	if err != nil {
 		t.Fatal(err)
 	}
-	ca, err := pki.LoadOrCreate(ctx, st, filepath.Join(filepath.Dir(path), "ca.key"), clk.Now())
+	ca, err := pki.LoadOrCreate(ctx, st, filepath.Join(filepath.Dir(path), "ca.key"), false, clk.Now())
 	if err != nil {
 		t.Fatal(err)
 	}

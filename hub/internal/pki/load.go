@@ -40,8 +40,11 @@ type Persister interface {
 //   - A store of an earlier version holding the key: it is moved to
 //     keyFile and removed from the store.
 //   - keyFile must match the stored certificate; a key that does not is an
-//     error, as is a certificate without a key.
-func LoadOrCreate(ctx context.Context, p Persister, keyFile string, now time.Time) (*CA, error) {
+//     error, as is a certificate without a key — unless rotate is set: then
+//     a new CA is made as if there were none (every cluster must enrol
+//     again). With the stored CA's own key in keyFile, rotate changes
+//     nothing, so a flag left set does not rotate at every start.
+func LoadOrCreate(ctx context.Context, p Persister, keyFile string, rotate bool, now time.Time) (*CA, error) {
 	certPEM, storedKey, err := p.GetCA(ctx)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return nil, fmt.Errorf("load CA: %w", err)
@@ -51,6 +54,9 @@ func LoadOrCreate(ctx context.Context, p Persister, keyFile string, now time.Tim
 		return nil, fmt.Errorf("read CA key %s: %w", keyFile, ferr)
 	}
 	haveFile := ferr == nil
+	if rotate && err == nil && (!haveFile || !keyMatches(certPEM, fileKey)) {
+		err = store.ErrNotFound // a new CA, as on the first start
+	}
 
 	if errors.Is(err, store.ErrNotFound) {
 		var ca *CA
@@ -81,7 +87,7 @@ func LoadOrCreate(ctx context.Context, p Persister, keyFile string, now time.Tim
 	keyPEM := fileKey
 	switch {
 	case !haveFile && storedKey == nil:
-		return nil, fmt.Errorf("CA key %s: missing, and the store holds the CA certificate only: restore the key file, or start a new CA (every cluster then enrols again)", keyFile)
+		return nil, fmt.Errorf("CA key %s: missing, and the store holds the CA certificate only: restore the key file, or start a new CA with --rotate-ca (every cluster then enrols again)", keyFile)
 	case !haveFile:
 		// Written by an earlier version: move the key out of the store.
 		if _, err := ParseCA(certPEM, storedKey); err != nil {
@@ -102,6 +108,11 @@ func LoadOrCreate(ctx context.Context, p Persister, keyFile string, now time.Tim
 		}
 	}
 	return ca, nil
+}
+
+func keyMatches(certPEM, keyPEM []byte) bool {
+	_, err := ParseCA(certPEM, keyPEM)
+	return err == nil
 }
 
 // writeKeyFile writes keyPEM to path, readable by the hub's user only, and

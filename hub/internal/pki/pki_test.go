@@ -117,7 +117,7 @@ func TestLoadOrCreate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	first, err := LoadOrCreate(ctx, st, filepath.Join(filepath.Dir(path), "ca.key"), time.Now())
+	first, err := LoadOrCreate(ctx, st, filepath.Join(filepath.Dir(path), "ca.key"), false, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,7 +129,7 @@ func TestLoadOrCreate(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	again, err := LoadOrCreate(ctx, st, filepath.Join(filepath.Dir(path), "ca.key"), time.Now())
+	again, err := LoadOrCreate(ctx, st, filepath.Join(filepath.Dir(path), "ca.key"), false, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,7 +157,7 @@ func TestLoadOrCreateKeyFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	ca, err := LoadOrCreate(ctx, st, keyFile, time.Now())
+	ca, err := LoadOrCreate(ctx, st, keyFile, false, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,10 +173,45 @@ func TestLoadOrCreateKeyFile(t *testing.T) {
 	if err := os.WriteFile(wrong, other.KeyPEM(), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := LoadOrCreate(ctx, st, wrong, time.Now()); err == nil {
+	if _, err := LoadOrCreate(ctx, st, wrong, false, time.Now()); err == nil {
 		t.Error("a key file of another CA was accepted")
 	}
-	if _, err := LoadOrCreate(ctx, st, filepath.Join(dir, "missing.key"), time.Now()); err == nil {
+	if _, err := LoadOrCreate(ctx, st, filepath.Join(dir, "missing.key"), false, time.Now()); err == nil {
 		t.Error("a stored certificate without a key was accepted")
+	}
+}
+
+// TestLoadOrCreateRotate: with rotate, a missing or foreign key file makes
+// a new CA; with the stored CA's own key it changes nothing.
+func TestLoadOrCreateRotate(t *testing.T) {
+	ctx := t.Context()
+	dir := t.TempDir()
+	st, err := store.Open(filepath.Join(dir, "hub.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	keyFile := filepath.Join(dir, "ca.key")
+	first, err := LoadOrCreate(ctx, st, keyFile, false, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	same, err := LoadOrCreate(ctx, st, keyFile, true, time.Now())
+	if err != nil || same.Hash() != first.Hash() {
+		t.Fatalf("rotate with the CA's own key: %v, %v; want the same CA", same.Hash(), err)
+	}
+	if err := os.Rename(keyFile, keyFile+".old"); err != nil {
+		t.Fatal(err)
+	}
+	rotated, err := LoadOrCreate(ctx, st, keyFile, true, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rotated.Hash() == first.Hash() {
+		t.Fatal("rotate without the key file kept the old CA")
+	}
+	again, err := LoadOrCreate(ctx, st, keyFile, false, time.Now())
+	if err != nil || again.Hash() != rotated.Hash() {
+		t.Fatalf("start after the rotation: %v, %v; want the new CA", again.Hash(), err)
 	}
 }

@@ -15,17 +15,22 @@ import (
 // keyFile. A store of an earlier version holds the CA key itself: it is
 // moved to keyFile, and the store file is compacted so that the key does
 // not stay behind in its free pages.
-func openStore(ctx context.Context, path, keyFile string, log hclog.Logger) (*store.Bolt, *pki.CA, error) {
+// With rotate, a key file that is missing or not the stored CA's makes a
+// new CA (see pki.LoadOrCreate).
+func openStore(ctx context.Context, path, keyFile string, rotate bool, log hclog.Logger) (*store.Bolt, *pki.CA, error) {
 	st, err := store.Open(path, log)
 	if err != nil {
 		return nil, nil, err
 	}
-	_, storedKey, err := st.GetCA(ctx)
+	oldCert, storedKey, err := st.GetCA(ctx)
 	moving := err == nil && storedKey != nil
-	ca, err := pki.LoadOrCreate(ctx, st, keyFile, time.Now())
+	ca, err := pki.LoadOrCreate(ctx, st, keyFile, rotate, time.Now())
 	if err != nil {
 		st.Close()
 		return nil, nil, err
+	}
+	if oldCert != nil && string(oldCert) != string(ca.CertPEM()) {
+		log.Warn("started a new CA (--rotate-ca): every cluster must enrol again with a new join token", "ca_hash", ca.Hash(), "key_file", keyFile)
 	}
 	if !moving {
 		return st, ca, nil

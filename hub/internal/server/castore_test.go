@@ -36,7 +36,7 @@ func TestOpenStoreMovesTheCAKeyOut(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	st, got, err := openStore(ctx, path, keyFile, hclog.NewNullLogger())
+	st, got, err := openStore(ctx, path, keyFile, false, hclog.NewNullLogger())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +69,7 @@ func TestOpenStoreMovesTheCAKeyOut(t *testing.T) {
 	}
 
 	// The next start reads the key from its file.
-	st, again, err := openStore(ctx, path, keyFile, hclog.NewNullLogger())
+	st, again, err := openStore(ctx, path, keyFile, false, hclog.NewNullLogger())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -54,6 +54,9 @@ type Options struct {
 	TokenTTL time.Duration
 	// CAKeyFile holds the CA's private key; default ca.key in StateDir.
 	CAKeyFile string
+	// RotateCA makes a new CA when the key at CAKeyFile is missing or not
+	// the stored CA's, instead of refusing to start.
+	RotateCA bool
 	// RestoreMode adopts agents' certificates newer than the store names
 	// (after restoring the store from a backup); see agentapi.Options.
 	RestoreMode bool
@@ -116,6 +119,7 @@ func (o *Options) BindFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.CertTTL, "cert-ttl", o.CertTTL, "lifetime of agent client certificates (renewed at 2/3)")
 	fs.DurationVar(&o.TokenTTL, "join-token-ttl", o.TokenTTL, "lifetime of join tokens")
 	fs.StringVar(&o.CAKeyFile, "ca-key-file", o.CAKeyFile, "file holding the hub CA's private key, readable by the hub only (default: ca.key in --state-dir; created on the first start when missing)")
+	fs.BoolVar(&o.RotateCA, "rotate-ca", o.RotateCA, "make a new CA when the key at --ca-key-file is missing or is not the stored CA's (every cluster must then enrol again); without it the hub refuses to start")
 	fs.BoolVar(&o.RestoreMode, "restore-mode", o.RestoreMode, "after restoring --state-dir from a backup: accept agents' certificates this hub issued after the backup was taken")
 	l := &o.AgentLimits
 	fs.IntVar(&l.MaxConns, "agent-max-conns", l.MaxConns, "connections the agent port holds at most (lowered to fit the open-file limit)")

@@ -42,7 +42,7 @@ func Run(ctx context.Context, o Options, log hclog.Logger) error {
 	if err := os.MkdirAll(o.StateDir, 0o700); err != nil {
 		return fmt.Errorf("state dir: %w", err)
 	}
-	st, ca, err := openStore(ctx, filepath.Join(o.StateDir, "hub.db"), o.caKeyFile(), log)
+	st, ca, err := openStore(ctx, filepath.Join(o.StateDir, "hub.db"), o.caKeyFile(), o.RotateCA, log)
 	if err != nil {
 		return err
 	}
