@@ -204,11 +204,11 @@ func newWalk(t *testing.T, files map[string]string) *walk {
 	httpAddr, agentAddr := freeAddr(t), freeAddr(t)
 	stateDir := filepath.Join(w.dir, "hub-state")
 	hubEnv, hubArgs := containerRun(t, hubObjs, "flotilla-hub", nil, map[string]string{
-		"FLOTILLA_APPS_REPO":                 repo.URL,
-		"FLOTILLA_ALLOW_INSECURE_HTTP_REPOS": "true", // the test's git server is plain http
-		"FLOTILLA_ADVERTISE_ADDR":            agentAddr,
-		"HOME":                               w.dir,
+		"FLOTILLA_APPS_REPO":      repo.URL,
+		"FLOTILLA_ADVERTISE_ADDR": agentAddr,
+		"HOME":                    w.dir,
 	})
+	hubEnv = append(hubEnv, "FLOTILLA_ALLOW_INSECURE_HTTP_REPOS=true") // the test's git server is plain http
 	hubArgs = replaceArgs(t, hubArgs, map[string]string{
 		"--state-dir":    stateDir,
 		"--http-listen":  httpAddr,
