@@ -150,3 +150,38 @@ func TestRenderLeftOutLinks(t *testing.T) {
 		t.Errorf("render good: %q, %v", out, err)
 	}
 }
+
+// TestRenderLinksInside: links that stay in the repository keep working,
+// chained too: a kustomization's base through a folder link, a chart's
+// templates through a folder link, a plain folder's file link to a link.
+func TestRenderLinksInside(t *testing.T) {
+	root := t.TempDir()
+	writeFiles(t, root, map[string]string{
+		"common/base/kustomization.yaml": "resources: [cm.yaml]\n",
+		"common/base/cm.yaml":            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: from-base}\n",
+		"kz/kustomization.yaml":          "resources: [base]\nnamePrefix: kz-\n",
+		"shared/cm.yaml":                 "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: shared}\n",
+		"chart/Chart.yaml":               "apiVersion: v2\nname: c\nversion: 0.1.0\n",
+		"manifests/real.yaml":            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: real}\n",
+	})
+	for name, target := range map[string]string{
+		"kz/base":           "../common/base",
+		"chart/templates":   "../shared",
+		"manifests/a.yaml":  "b.yaml",
+		"manifests/b.yaml":  "real.yaml",
+		"plain/linked.yaml": "../manifests/a.yaml",
+	} {
+		p := filepath.Join(root, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(target, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for p, want := range map[string]string{"kz": "name: kz-from-base", "chart": "name: shared", "plain": "name: real"} {
+		if out, err := renderPath(t, root, p); err != nil || !strings.Contains(out, want) {
+			t.Errorf("render %s: %q, %v; want %q", p, out, err, want)
+		}
+	}
+}

@@ -180,3 +180,21 @@ func TestReadChartCheckoutMetadata(t *testing.T) {
 		}
 	}
 }
+
+// TestReadChartHugeFile: a chart file over helm's file size limit is
+// refused by its size, naming it, as helm's LoadDir refuses it.
+func TestReadChartHugeFile(t *testing.T) {
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{
+		"c/Chart.yaml":          "apiVersion: v2\nname: c\nversion: 0.1.0\n",
+		"c/templates/huge.yaml": "# " + strings.Repeat("x", int(loader.MaxDecompressedFileSize)) + "\n",
+	})
+	root, err := openRepoRoot(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.close()
+	if _, err := readChart(root, "c"); err == nil || !strings.Contains(err.Error(), `chart file "huge.yaml" is larger than the maximum file size`) {
+		t.Errorf("readChart: %v, want huge.yaml over the size limit", err)
+	}
+}
