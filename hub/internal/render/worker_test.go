@@ -173,3 +173,57 @@ func TestRenderCancelled(t *testing.T) {
 		t.Fatalf("got %v, want the context's error", err)
 	}
 }
+
+// BenchmarkRenderInWorkers measures one uncached render of each kind
+// through a Renderer with warm workers (compare BenchmarkRender, which
+// renders in-process), and with a worker started for each render
+// ("-cold": the cost of starting the binary).
+func BenchmarkRenderInWorkers(b *testing.B) {
+	root := repoRootForTest(b)
+	for _, tt := range []struct {
+		name string
+		src  app.Source
+	}{
+		{"kustomize", app.Source{Path: "kustomize/overlays/prod"}},
+		{"helm", app.Source{Path: "helm/mychart", Helm: &app.Helm{ValueFiles: []string{"values-prod.yaml"}}}},
+	} {
+		in := Input{Root: root, Source: tt.src, Namespace: "ns", AppName: "web"}
+		b.Run(tt.name, func(b *testing.B) {
+			r := New(Options{Workers: testWorkers(b, root, nil)})
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				i++
+				if _, err := r.Render(b.Context(), CacheKey(fmt.Sprint(i), in), in); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(tt.name+"-cold", func(b *testing.B) {
+			for b.Loop() {
+				p := testWorkers(b, root, nil)
+				if _, err := New(Options{Workers: p}).Render(b.Context(), "k", in); err != nil {
+					b.Fatal(err)
+				}
+				p.Close()
+			}
+		})
+	}
+}
+
+// BenchmarkFanOutInWorkers is BenchmarkFanOut's 100apps-100clusters
+// cold-dedup case with Helm and Kustomize rendered in warm workers.
+func BenchmarkFanOutInWorkers(b *testing.B) {
+	root := repoRootForTest(b)
+	apps := make([]*app.Application, 100)
+	for i := range apps {
+		apps[i] = benchApp(i)
+	}
+	clusters := benchClusters(100)
+	p := testWorkers(b, root, nil)
+	bundles := 0
+	for b.Loop() {
+		bundles = fanOut(b, New(Options{MaxEntries: 4096, Workers: p}), root, apps, clusters, true)
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(bundles), "ns/bundle")
+}

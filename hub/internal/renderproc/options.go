@@ -99,8 +99,8 @@ func (o *Options) Validate() error {
 	if o.CPU < time.Second {
 		errs = append(errs, fmt.Errorf("--%s %s: must be at least 1s", FlagCPU, o.CPU))
 	}
-	if o.Memory.Value() < 64<<20 {
-		errs = append(errs, fmt.Errorf("--%s %s: must be at least 64Mi", FlagMemory, o.Memory.String()))
+	if o.Memory.Value() < 128<<20 {
+		errs = append(errs, fmt.Errorf("--%s %s: must be at least 128Mi", FlagMemory, o.Memory.String()))
 	}
 	if o.MaxOutput.Value() < 1<<20 {
 		errs = append(errs, fmt.Errorf("--%s %s: must be at least 1Mi", FlagMaxOutput, o.MaxOutput.String()))

@@ -20,7 +20,7 @@ type Pool struct {
 	mu         sync.Mutex
 	closed     bool
 	namespaces bool // start workers in their own user and network namespaces
-	warned     bool // the confinement warning was logged
+	warned     bool // the Landlock warning was logged
 }
 
 // New returns a pool for opts (see DefaultOptions; call opts.Validate
@@ -187,17 +187,19 @@ func (p *Pool) start(ctx context.Context) (*worker, error) {
 	w, err := startWorker(ctx, argv, p.opts, ns)
 	if err != nil && ns && ctx.Err() == nil {
 		p.mu.Lock()
+		warn := p.namespaces
 		p.namespaces = false
 		p.mu.Unlock()
-		p.log.Warn("render workers run without their own network namespace: the kernel refused one; Helm and Kustomize renders are kept off the network by Landlock only, where the kernel has it", "error", err)
-		p.warned = true
+		if warn {
+			p.log.Warn("render workers run without their own network namespace: the kernel refused one; Helm and Kustomize renders are kept off the network by Landlock only, where the kernel has it", "error", err)
+		}
 		w, err = startWorker(ctx, argv, p.opts, false)
 	}
 	if err != nil {
 		return nil, err
 	}
 	p.mu.Lock()
-	warn := !p.warned && w.hello.Landlock == 0 && len(p.opts.ReadDirs) > 0
+	warn := !p.warned && w.hello.Landlock == 0 && len(p.opts.ReadDirs) > 0 // once
 	if warn {
 		p.warned = true
 	}

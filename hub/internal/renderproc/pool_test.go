@@ -250,3 +250,15 @@ func TestReadsConfined(t *testing.T) {
 		}
 	}
 }
+
+// TestSmallestMemoryLimitStarts: the Go runtime starts and serves under
+// the smallest memory limit Validate accepts (RLIMIT_DATA counts only
+// writable mappings, not the address space Go reserves; but with cgo, as
+// this test binary has, each thread's 8 MiB stack counts: the hub is built
+// without cgo and starts under 64Mi).
+func TestSmallestMemoryLimitStarts(t *testing.T) {
+	p := testPool(t, func(o *Options) { o.Memory = resource.MustParse("128Mi") })
+	if got, err := p.Do(t.Context(), []byte("echo:small")); err != nil || string(got) != "small" {
+		t.Fatalf("got %q, %v", got, err)
+	}
+}

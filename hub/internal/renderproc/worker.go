@@ -171,7 +171,9 @@ func (w *worker) died(cause error, l Limits) error {
 	if ps != nil && ps.ExitCode() == exitCPU {
 		return &LimitError{Limit: "cpu", Value: l.CPU.String(), Flag: FlagCPU}
 	}
-	if strings.Contains(w.stderr.String(), "out of memory") {
+	// The Go runtime's words when an allocation or, with cgo, a thread
+	// stack is refused: both are RLIMIT_DATA.
+	if msg := w.stderr.String(); strings.Contains(msg, "out of memory") || strings.Contains(msg, "pthread_create failed") {
 		return &LimitError{Limit: "memory", Value: l.Memory.String(), Flag: FlagMemory}
 	}
 	if ps != nil {
@@ -259,11 +261,11 @@ func (t *tail) String() string {
 }
 
 // lastLine returns the first line of a Go crash ("fatal error: ...",
-// "panic: ...") or else the last line written.
+// "panic: ...", "runtime...: ...") or else the last line written.
 func (t *tail) lastLine() string {
 	s := strings.TrimSpace(t.String())
 	for _, l := range strings.Split(s, "\n") {
-		if strings.HasPrefix(l, "fatal error:") || strings.HasPrefix(l, "panic:") {
+		if strings.HasPrefix(l, "fatal error:") || strings.HasPrefix(l, "panic:") || strings.HasPrefix(l, "runtime") {
 			return l
 		}
 	}
