@@ -158,10 +158,10 @@ func (e *env) commit(msg string, files map[string]string) string {
 
 func (e *env) webhook() {
 	e.t.Helper()
-	body := fmt.Sprintf(`{"ref":"refs/heads/main","repository":{"clone_url":%q}}`, e.repo.URL)
-	req, _ := newRequest(e.t.Context(), "POST", e.hub.HTTPURL+"/api/webhook", body)
-	req.Header.Set("X-GitHub-Event", "push")
-	req.Header.Set("Content-Type", "application/json")
+	req, err := e.hub.WebhookRequest(e.t.Context(), e.repo.URL)
+	if err != nil {
+		e.t.Fatal(err)
+	}
 	resp, err := httpClient.Do(req)
 	if err != nil {
 		e.t.Fatal(err)

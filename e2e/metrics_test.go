@@ -58,7 +58,7 @@ func TestMetrics(t *testing.T) {
 		})
 	})
 	e.eventually("hub metrics", func() error {
-		m, err := scrape(e.t.Context(), e.hub.HTTPURL+"/metrics")
+		m, err := scrapeWithToken(e.t.Context(), e.hub.HTTPURL+"/metrics", e.hub.Token)
 		if err != nil {
 			return err
 		}
@@ -97,9 +97,18 @@ func expect(got map[string]float64, want map[string]check) error {
 // scrape reads a Prometheus text exposition into series → value, the
 // series spelled as exposed (labels in the exposer's order).
 func scrape(ctx context.Context, url string) (map[string]float64, error) {
+	return scrapeWithToken(ctx, url, "")
+}
+
+// scrapeWithToken is scrape with a bearer token (the hub's /metrics needs
+// one).
+func scrapeWithToken(ctx context.Context, url, token string) (map[string]float64, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return nil, err
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	resp, err := httpClient.Do(req)
 	if err != nil {

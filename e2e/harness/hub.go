@@ -2,12 +2,14 @@ package harness
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 )
@@ -20,6 +22,9 @@ type Hub struct {
 	AgentAddr string
 	HTTPURL   string
 	Token     string
+	// WebhookSecret signs PushWebhook's events (the hub refuses unsigned
+	// ones); empty when the test passed its own --webhook-secret-file.
+	WebhookSecret string
 	args      []string
 	dir       string
 }
@@ -48,6 +53,14 @@ func StartHub(ctx context.Context, binDir, dir string, o HubOptions) (*Hub, erro
 		o.PollInterval = time.Hour
 	}
 	h := &Hub{BinDir: binDir, StateDir: filepath.Join(dir, "hub-state"), AgentAddr: agentAddr, HTTPURL: "http://" + httpAddr, dir: dir}
+	if !slices.Contains(o.Extra, "--webhook-secret-file") {
+		h.WebhookSecret = rand.Text()
+		f := filepath.Join(dir, "webhook-secret")
+		if err := os.WriteFile(f, []byte(h.WebhookSecret), 0o600); err != nil {
+			return nil, err
+		}
+		o.Extra = append([]string{"--webhook-secret-file", f}, o.Extra...)
+	}
 	h.args = append([]string{
 		"--state-dir", h.StateDir, "--agent-listen", agentAddr, "--http-listen", httpAddr,
 		"--apps-dir", o.AppsDir, "--poll-interval", o.PollInterval.String(), "--resync", "2s",

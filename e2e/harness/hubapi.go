@@ -3,6 +3,9 @@ package harness
 import (
 	"bytes"
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -52,16 +55,13 @@ func (h *Hub) DoJSON(ctx context.Context, method, path string, in, out any) erro
 	return nil
 }
 
-// PushWebhook sends the hub an unsigned GitHub push event for repoURL, as
-// a git host does after a push.
+// PushWebhook sends the hub a GitHub push event for repoURL, signed with
+// the hub's webhook secret, as a git host does after a push.
 func (h *Hub) PushWebhook(ctx context.Context, repoURL string) error {
-	body := fmt.Sprintf(`{"ref":"refs/heads/main","repository":{"clone_url":%q}}`, repoURL)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.HTTPURL+"/api/webhook", bytes.NewReader([]byte(body)))
+	req, err := h.WebhookRequest(ctx, repoURL)
 	if err != nil {
 		return err
 	}
-	req.Header.Set("X-GitHub-Event", "push")
-	req.Header.Set("Content-Type", "application/json")
 	resp, err := apiClient.Do(req)
 	if err != nil {
 		return fmt.Errorf("webhook: %w", err)
@@ -72,4 +72,22 @@ func (h *Hub) PushWebhook(ctx context.Context, repoURL string) error {
 		return fmt.Errorf("webhook answered HTTP %d", resp.StatusCode)
 	}
 	return nil
+}
+
+// WebhookRequest returns a GitHub push event for repoURL, signed with the
+// hub's webhook secret (X-Hub-Signature-256) when it has one.
+func (h *Hub) WebhookRequest(ctx context.Context, repoURL string) (*http.Request, error) {
+	body := []byte(fmt.Sprintf(`{"ref":"refs/heads/main","repository":{"clone_url":%q}}`, repoURL))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.HTTPURL+"/api/webhook", bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("X-GitHub-Event", "push")
+	req.Header.Set("Content-Type", "application/json")
+	if h.WebhookSecret != "" {
+		m := hmac.New(sha256.New, []byte(h.WebhookSecret))
+		m.Write(body)
+		req.Header.Set("X-Hub-Signature-256", "sha256="+hex.EncodeToString(m.Sum(nil)))
+	}
+	return req, nil
 }

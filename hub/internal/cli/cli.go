@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"net/url"
 	"os"
 	"time"
 
@@ -132,7 +134,7 @@ func run(ctx context.Context, e env, args []string) error {
 		fmt.Fprintln(w, version.Version)
 		return nil
 	case "login":
-		return login(ctx, c, f, w)
+		return login(ctx, c, f, w, e.stderr)
 	case "refresh":
 		if err := c.do(ctx, "POST", "/api/v1/refresh", nil, nil); err != nil {
 			return err
@@ -153,9 +155,12 @@ func run(ctx context.Context, e env, args []string) error {
 	return usageError{fmt.Sprintf("unknown command %q; see `flotilla --help`", pos[0])}
 }
 
-func login(ctx context.Context, c *client, f flags, w io.Writer) error {
+func login(ctx context.Context, c *client, f flags, w, stderr io.Writer) error {
 	if f.server == "" || f.token == "" {
 		return usageError{"login needs --server and --token"}
+	}
+	if insecureRemote(f.server) {
+		fmt.Fprintf(stderr, "WARNING: %s is plain http to another host: the token travels unencrypted and anyone on the path can read and reuse it; use https\n", f.server)
 	}
 	var who struct{ Name, Role string }
 	if err := c.do(ctx, "GET", "/api/v1/whoami", nil, &who); err != nil {
@@ -166,6 +171,21 @@ func login(ctx context.Context, c *client, f flags, w io.Writer) error {
 	}
 	fmt.Fprintf(w, "Logged in to %s as %s (%s); saved in %s\n", f.server, who.Name, who.Role, ConfigPath())
 	return nil
+}
+
+// insecureRemote reports whether server is a plain-http URL to a host
+// other than this machine's loopback.
+func insecureRemote(server string) bool {
+	u, err := url.Parse(server)
+	if err != nil || u.Scheme != "http" {
+		return false
+	}
+	host := u.Hostname()
+	if host == "localhost" {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return ip == nil || !ip.IsLoopback()
 }
 
 func envOr(k, def string) string {

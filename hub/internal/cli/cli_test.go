@@ -251,10 +251,30 @@ func TestLogin(t *testing.T) {
 	if !strings.Contains(out, "as viewer (readonly)") {
 		t.Errorf("login output %q", out)
 	}
+	if strings.Contains(out, "WARNING") {
+		t.Errorf("warning for a loopback hub: %q", out)
+	}
 	// The saved login is used without flags.
 	var buf bytes.Buffer
 	if err := run(context.Background(), env{stdout: &buf, stderr: &buf, now: time.Now}, []string{"cluster", "get", "prod-eu-1"}); err != nil {
 		t.Fatalf("cluster get with the saved login: %v", err)
+	}
+}
+
+// Plain http to anything but loopback puts the token on the wire in clear.
+func TestInsecureRemote(t *testing.T) {
+	for server, want := range map[string]bool{
+		"http://127.0.0.1:8080":         false,
+		"http://localhost:8080":         false,
+		"http://[::1]:8080":             false,
+		"https://hub.example.com":       false,
+		"http://hub.example.com":        true,
+		"http://10.1.2.3:8080":          true,
+		"http://127.0.0.1.example.com/": true,
+	} {
+		if got := insecureRemote(server); got != want {
+			t.Errorf("insecureRemote(%q) = %v, want %v", server, got, want)
+		}
 	}
 }
 

@@ -28,9 +28,14 @@ type Deps struct {
 	JoinInfo func() (addr, caHash string)
 	// TokenTTL is the lifetime of join tokens.
 	TokenTTL time.Duration
-	// WebhookSecret verifies webhooks; empty accepts unsigned ones.
+	// WebhookSecret verifies webhooks. Empty refuses every webhook unless
+	// AllowUnsignedWebhooks is set.
 	WebhookSecret []byte
-	// Metrics serves /metrics.
+	// AllowUnsignedWebhooks accepts webhooks without a signature when no
+	// WebhookSecret is set (anyone who reaches the hub can then make it
+	// poll a repository; refreshes are rate-limited per repository).
+	AllowUnsignedWebhooks bool
+	// Metrics serves /metrics to callers with a valid API token (any role).
 	Metrics http.Handler
 	// Ready reports readiness for /readyz.
 	Ready func() error
@@ -69,15 +74,28 @@ func New(d Deps) *API {
 	return a
 }
 
-// ServeHTTP implements http.Handler.
-func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.mux.ServeHTTP(w, r) }
+// ServeHTTP implements http.Handler. Every answer carries headers that keep
+// the UI out of frames and browsers from guessing content types.
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("Content-Security-Policy", contentSecurityPolicy)
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "no-referrer")
+	a.mux.ServeHTTP(w, r)
+}
+
+// contentSecurityPolicy allows the UI's own script and style only, no
+// framing by any page, no plugins, and no form posts elsewhere.
+const contentSecurityPolicy = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; " +
+	"object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 
 func (a *API) routes() {
 	m := a.mux
 	m.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	m.HandleFunc("GET /readyz", a.readyz)
 	if a.d.Metrics != nil {
-		m.Handle("GET /metrics", a.d.Metrics)
+		m.Handle("GET /metrics", a.auth(store.RoleReadOnly)(a.d.Metrics.ServeHTTP))
 	}
 	m.HandleFunc("POST /api/webhook", a.webhook)
 	if a.d.UI != nil {

@@ -9,6 +9,7 @@ import (
 // backup streams a consistent snapshot of the hub's store (itself a store
 // file: restore by starting a hub with it as <state-dir>/hub.db).
 func (a *API) backup(w http.ResponseWriter, r *http.Request) {
+	longLived(w)
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="flotilla-hub-%s.db"`, a.now().UTC().Format("20060102T150405Z")))
 	a.audit(r, "backup", "store", "")

@@ -24,6 +24,7 @@ func (a *API) events(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, "streaming not supported by this connection")
 		return
 	}
+	longLived(w)
 	changed, stop := a.d.Fleet.Watch()
 	defer stop()
 	h := w.Header()

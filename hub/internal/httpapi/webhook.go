@@ -6,6 +6,7 @@ import (
 	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -38,16 +39,33 @@ type webhookPayload struct {
 // webhook handles push events from GitHub, GitLab, Gitea/Gogs and
 // Bitbucket: it checks the provider's signature or token against the
 // configured secret and makes the hub poll the named repository at once.
+// Without a configured secret webhooks are refused, unless
+// Deps.AllowUnsignedWebhooks says otherwise. Nothing of the body is read
+// before the request is known to be small enough, and a provider that
+// authenticates with a header token (GitLab) is checked before the body is
+// read at all.
 func (a *API) webhook(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxWebhookBytes+1))
-	if err != nil || len(body) > maxWebhookBytes {
-		writeError(w, http.StatusRequestEntityTooLarge, "webhook body too large or unreadable")
+	secret := a.d.WebhookSecret
+	if len(secret) == 0 && !a.d.AllowUnsignedWebhooks {
+		writeError(w, http.StatusForbidden, "webhooks are off: this hub has no webhook secret (set --webhook-secret-file and the same secret on the git host)")
 		return
 	}
-	provider, ok := a.verifyWebhook(r, body)
-	if !ok {
-		a.d.Log.Warn("webhook refused: bad signature", "provider", provider, "remote", r.RemoteAddr)
-		writeError(w, http.StatusUnauthorized, "webhook signature or token does not match the configured secret")
+	if r.ContentLength > maxWebhookBytes {
+		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("webhook body of %d bytes is over the limit of %d", r.ContentLength, maxWebhookBytes))
+		return
+	}
+	provider, verify := webhookVerifier(r.Header, secret)
+	if verify.header != nil && !verify.header() {
+		a.refuseWebhook(w, r, provider)
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxWebhookBytes))
+	if err != nil {
+		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("webhook body over the limit of %d bytes or unreadable", maxWebhookBytes))
+		return
+	}
+	if verify.body != nil && !verify.body(body) {
+		a.refuseWebhook(w, r, provider)
 		return
 	}
 	var p webhookPayload
@@ -68,24 +86,49 @@ func (a *API) webhook(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusAccepted, map[string]any{"provider": provider, "matched": matched})
 }
 
-// verifyWebhook identifies the provider by its headers and checks its
-// signature. With no secret configured every webhook is accepted.
-func (a *API) verifyWebhook(r *http.Request, body []byte) (string, bool) {
-	secret := a.d.WebhookSecret
-	h := r.Header
+func (a *API) refuseWebhook(w http.ResponseWriter, r *http.Request, provider string) {
+	a.d.Log.Warn("webhook refused: bad signature", "provider", provider, "remote", r.RemoteAddr)
+	writeError(w, http.StatusUnauthorized, "webhook signature or token does not match the configured secret")
+}
+
+// webhookCheck verifies a webhook: header checks what the headers alone
+// prove (before the body is read), body checks a signature over the body.
+// Both nil: accepted (no secret configured and unsigned webhooks allowed).
+type webhookCheck struct {
+	header func() bool
+	body   func([]byte) bool
+}
+
+// webhookVerifier identifies the provider by its headers and returns how
+// to check its signature against secret (nil checks when secret is empty).
+func webhookVerifier(h http.Header, secret []byte) (string, webhookCheck) {
+	signed := func(sig string) webhookCheck {
+		if len(secret) == 0 {
+			return webhookCheck{}
+		}
+		return webhookCheck{body: func(b []byte) bool { return hmacHex(secret, b, sig) }}
+	}
 	switch {
 	case h.Get("X-Gitlab-Event") != "" || h.Get("X-Gitlab-Token") != "":
-		return "gitlab", len(secret) == 0 || subtle.ConstantTimeCompare([]byte(h.Get("X-Gitlab-Token")), secret) == 1
+		if len(secret) == 0 {
+			return "gitlab", webhookCheck{}
+		}
+		return "gitlab", webhookCheck{header: func() bool {
+			return subtle.ConstantTimeCompare([]byte(h.Get("X-Gitlab-Token")), secret) == 1
+		}}
 	case h.Get("X-Gitea-Event") != "" || h.Get("X-Gitea-Signature") != "":
-		return "gitea", len(secret) == 0 || hmacHex(secret, body, h.Get("X-Gitea-Signature"))
+		return "gitea", signed(h.Get("X-Gitea-Signature"))
 	case h.Get("X-Gogs-Event") != "" || h.Get("X-Gogs-Signature") != "":
-		return "gogs", len(secret) == 0 || hmacHex(secret, body, h.Get("X-Gogs-Signature"))
+		return "gogs", signed(h.Get("X-Gogs-Signature"))
 	case h.Get("X-GitHub-Event") != "":
-		return "github", len(secret) == 0 || hmacHex(secret, body, strings.TrimPrefix(h.Get("X-Hub-Signature-256"), "sha256="))
+		return "github", signed(strings.TrimPrefix(h.Get("X-Hub-Signature-256"), "sha256="))
 	case h.Get("X-Event-Key") != "": // Bitbucket Cloud and Server
-		return "bitbucket", len(secret) == 0 || hmacHex(secret, body, strings.TrimPrefix(h.Get("X-Hub-Signature"), "sha256="))
+		return "bitbucket", signed(strings.TrimPrefix(h.Get("X-Hub-Signature"), "sha256="))
 	}
-	return "unknown", len(secret) == 0
+	if len(secret) == 0 {
+		return "unknown", webhookCheck{}
+	}
+	return "unknown", webhookCheck{header: func() bool { return false }}
 }
 
 func hmacHex(secret, body []byte, sig string) bool {

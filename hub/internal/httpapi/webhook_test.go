@@ -95,3 +95,36 @@ func TestWebhookProviders(t *testing.T) {
 		}
 	})
 }
+
+// Without a secret webhooks are refused (a flood of them would make the
+// hub poll its repositories with its credentials), unless unsigned ones
+// are allowed explicitly; a body announced over the limit is refused
+// before it is read.
+func TestWebhookWithoutSecret(t *testing.T) {
+	body := `{"ref":"refs/heads/main","repository":{"clone_url":"https://git.example.com/x.git"}}`
+	post := func(h *apitest.Hub, body string) int {
+		req, err := http.NewRequest("POST", h.Server.URL+"/api/webhook", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("X-GitHub-Event", "push")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return -1 // the server may close before reading an oversize body
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	off := apitest.New(t, apitest.Options{})
+	if code := post(off, body); code != http.StatusForbidden {
+		t.Errorf("unsigned webhook to a hub without a secret: %d, want 403", code)
+	}
+	open := apitest.New(t, apitest.Options{AllowUnsignedWebhooks: true})
+	if code := post(open, body); code != http.StatusAccepted {
+		t.Errorf("unsigned webhook with unsigned webhooks allowed: %d, want 202", code)
+	}
+	big := strings.Repeat(" ", 5<<20) // the limit is 4 MiB
+	if code := post(open, big); code != http.StatusRequestEntityTooLarge {
+		t.Errorf("webhook over the limit: %d, want 413", code)
+	}
+}

@@ -106,9 +106,14 @@ func TestHubMetricsScrape(t *testing.T) {
 		`flotilla_app_sync_status{app="web",cluster="c1",status="`,
 		`flotilla_app_health_status{app="web",cluster="c1",status="Unknown"} 1`,
 	}
+	// /metrics needs a token: without one nothing is shown.
+	if code, body := get("/metrics", ""); code != http.StatusUnauthorized || strings.Contains(body, "flotilla_") {
+		t.Fatalf("/metrics without a token: %d\n%s", code, grepFlotilla(body))
+	}
+	admin := strings.TrimSpace(string(tok))
 	var body string
 	for {
-		_, body = get("/metrics", "")
+		_, body = get("/metrics", admin)
 		missing := ""
 		for _, w := range want {
 			if !strings.Contains(body, w) {

@@ -49,6 +49,9 @@ type Options struct {
 	// Git: credentials, schemes, deadlines and size limits of git access.
 	Git               GitOptions
 	WebhookSecretFile string
+	// AllowUnsignedWebhooks accepts webhooks without a signature when no
+	// WebhookSecretFile is set; default off (they are refused).
+	AllowUnsignedWebhooks bool
 
 	CertTTL  time.Duration
 	TokenTTL time.Duration
@@ -115,7 +118,8 @@ func (o *Options) BindFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.PollInterval, "poll-interval", o.PollInterval, "how often each repo's refs are listed (plus up to 10% jitter)")
 	fs.DurationVar(&o.Resync, "resync", o.Resync, "how often everything is re-evaluated without a git change")
 	o.Git.BindFlags(fs)
-	fs.StringVar(&o.WebhookSecretFile, "webhook-secret-file", o.WebhookSecretFile, "file holding the shared secret of git webhooks")
+	fs.StringVar(&o.WebhookSecretFile, "webhook-secret-file", o.WebhookSecretFile, "file holding the shared secret of git webhooks (without it webhooks are refused)")
+	fs.BoolVar(&o.AllowUnsignedWebhooks, "allow-unsigned-webhooks", o.AllowUnsignedWebhooks, "accept webhooks without a signature when no webhook secret is set (anyone who reaches the hub can then trigger repository polls)")
 	fs.DurationVar(&o.CertTTL, "cert-ttl", o.CertTTL, "lifetime of agent client certificates (renewed at 2/3)")
 	fs.DurationVar(&o.TokenTTL, "join-token-ttl", o.TokenTTL, "lifetime of join tokens")
 	fs.StringVar(&o.CAKeyFile, "ca-key-file", o.CAKeyFile, "file holding the hub CA's private key, readable by the hub only (default: ca.key in --state-dir; created on the first start when missing)")

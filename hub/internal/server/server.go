@@ -136,15 +136,20 @@ func Run(ctx context.Context, o Options, log hclog.Logger) error {
 			return fmt.Errorf("webhook secret: %w", err)
 		}
 		secret = []byte(strings.TrimSpace(string(b)))
+	} else if o.AllowUnsignedWebhooks {
+		log.Warn("webhooks are accepted WITHOUT a signature (--allow-unsigned-webhooks): anyone who reaches the hub can make it poll a repository; set --webhook-secret-file")
+	} else {
+		log.Info("webhooks are off until a secret is set (--webhook-secret-file)")
 	}
 	api := httpapi.New(httpapi.Deps{
 		Store: st, Fleet: fl, Controller: ctrl, Git: git,
-		JoinInfo:      func() (string, string) { return advertise, ca.Hash() },
-		TokenTTL:      o.TokenTTL,
-		WebhookSecret: secret,
-		Metrics:       promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}),
-		Results:       results,
-		UI:            webui.Handler(),
+		JoinInfo:              func() (string, string) { return advertise, ca.Hash() },
+		TokenTTL:              o.TokenTTL,
+		WebhookSecret:         secret,
+		AllowUnsignedWebhooks: o.AllowUnsignedWebhooks,
+		Metrics:               promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}),
+		Results:               results,
+		UI:                    webui.Handler(),
 		Ready: func() error {
 			if ctrl.Snapshot().At.IsZero() {
 				return errors.New("first reconcile not done")
@@ -153,7 +158,7 @@ func Run(ctx context.Context, o Options, log hclog.Logger) error {
 		},
 		Log: log.Named("http"),
 	})
-	httpSrv := &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second}
+	httpSrv := httpapi.NewServer(api)
 
 	log.Info("hub started", "agent_addr", agentLis.Addr().String(), "http_addr", httpLis.Addr().String(),
 		"advertise", advertise, "ca_hash", ca.Hash(), "state_dir", o.StateDir)

@@ -44,6 +44,9 @@ type Options struct {
 	Metrics http.Handler
 	// WebhookSecret, when set, is the secret webhooks must be signed with.
 	WebhookSecret string
+	// AllowUnsignedWebhooks accepts unsigned webhooks when WebhookSecret is
+	// empty (else they are refused).
+	AllowUnsignedWebhooks bool
 }
 
 // Clusters registered by New, with their labels.
@@ -118,14 +121,15 @@ func New(t testing.TB, o Options) *Hub {
 	h.Results = httpapi.NewResults()
 	h.API = httpapi.New(httpapi.Deps{
 		Store: st, Fleet: h.Fleet, Controller: h.Controller, Git: git,
-		JoinInfo:       func() (string, string) { return "hub.example:8443", "sha256:cafe" },
-		TokenTTL:       time.Hour,
-		Results:        h.Results,
-		CommandTimeout: 10 * time.Second,
-		UI:             o.UI,
-		Metrics:        o.Metrics,
-		WebhookSecret:  []byte(o.WebhookSecret),
-		Log:            log,
+		JoinInfo:              func() (string, string) { return "hub.example:8443", "sha256:cafe" },
+		TokenTTL:              time.Hour,
+		Results:               h.Results,
+		CommandTimeout:        10 * time.Second,
+		UI:                    o.UI,
+		Metrics:               o.Metrics,
+		WebhookSecret:         []byte(o.WebhookSecret),
+		AllowUnsignedWebhooks: o.AllowUnsignedWebhooks,
+		Log:                   log,
 	})
 	h.Server = httptest.NewServer(h.API)
 	t.Cleanup(func() {

@@ -28,16 +28,8 @@ function el(tag, attrs, ...children) {
 
 function token() { return localStorage.getItem(TOKEN_KEY) || ""; }
 
-// A token given once as ?token=… is stored and removed from the address.
-(function takeTokenFromURL() {
-  const u = new URL(location.href);
-  const t = u.searchParams.get("token");
-  if (t) {
-    localStorage.setItem(TOKEN_KEY, t);
-    u.searchParams.delete("token");
-    history.replaceState(null, "", u.pathname + u.search + u.hash);
-  }
-})();
+// A token is never taken from the address: URLs end up in browser
+// history, proxy logs and Referer headers. People sign in with the form.
 
 class APIError extends Error {
   constructor(status, message) { super(message); this.status = status; }

@@ -310,6 +310,7 @@ func hubConnected(ctx context.Context, hub *harness.Hub) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	req.Header.Set("Authorization", "Bearer "+hub.Token)
 	resp, err := simClient.Do(req)
 	if err != nil {
 		return 0, err
