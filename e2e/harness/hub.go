@@ -25,8 +25,8 @@ type Hub struct {
 	// WebhookSecret signs PushWebhook's events (the hub refuses unsigned
 	// ones); empty when the test passed its own --webhook-secret-file.
 	WebhookSecret string
-	args      []string
-	dir       string
+	args          []string
+	dir           string
 }
 
 // HubOptions configure StartHub.

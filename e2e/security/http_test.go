@@ -143,4 +143,3 @@ func TestHTTPUINotFramable(t *testing.T) {
 		t.Errorf("UI X-Frame-Options %q", xfo)
 	}
 }
-
