@@ -11,9 +11,12 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -218,4 +221,85 @@ func TestEndlessAdvertisement(t *testing.T) {
 		t.Fatalf("tracking an endless ref advertisement: %v", err)
 	}
 	t.Log(err)
+}
+
+// While a fetch waits on a slow remote, Resolve and TreeID answer at once
+// from the last good state; the new commit shows once the fetch is done.
+func TestReadersNotHeldBySlowFetch(t *testing.T) {
+	dir := t.TempDir()
+	_, repo := gitserver.StartT(t, dir, "r")
+	if err := repo.Write(map[string][]byte{"a.yaml": []byte("a: 1\n")}); err != nil {
+		t.Fatal(err)
+	}
+	c1, err := repo.CommitAndPush("one")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A proxy that holds pack downloads (POST .../git-upload-pack) while hold
+	// is open, and says when one is held.
+	target, _ := url.Parse(repo.URL)
+	rp := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: target.Scheme, Host: target.Host})
+	var holding atomic.Bool
+	held, release := make(chan struct{}, 1), make(chan struct{})
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost && holding.Load() {
+			held <- struct{}{}
+			<-release
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	t.Cleanup(proxy.Close)
+	t.Cleanup(func() {
+		select {
+		case <-release:
+		default:
+			close(release)
+		}
+	})
+	viaProxy := proxy.URL + "/r.git"
+	m := New(Options{Dir: filepath.Join(dir, "state"), AllowInsecureHTTP: true}, hclog.NewNullLogger())
+	if err := m.Track(t.Context(), viaProxy); err != nil {
+		t.Fatal(err)
+	}
+	tree1, err := m.TreeID(viaProxy, c1, ".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := m.Resolve(viaProxy, "main"); err != nil || got != c1 {
+		t.Fatalf("resolve: %s, %v", got, err)
+	}
+	if err := repo.Write(map[string][]byte{"a.yaml": []byte("a: 2\n")}); err != nil {
+		t.Fatal(err)
+	}
+	c2, err := repo.CommitAndPush("two")
+	if err != nil {
+		t.Fatal(err)
+	}
+	holding.Store(true)
+	mr, _ := m.mirror(viaProxy)
+	polled := make(chan error, 1)
+	go func() { _, err := m.poll(t.Context(), mr); polled <- err }()
+	<-held // the fetch is now waiting on the remote, holding the repo
+
+	answered := make(chan string, 1)
+	go func() {
+		rev, rerr := m.Resolve(viaProxy, "main")
+		tree, terr := m.TreeID(viaProxy, c1, ".")
+		answered <- fmt.Sprintf("%s %v %s %v", rev, rerr, tree, terr)
+	}()
+	select {
+	case got := <-answered:
+		if want := fmt.Sprintf("%s <nil> %s <nil>", c1, tree1); got != want {
+			t.Fatalf("during the fetch: %s; want %s", got, want)
+		}
+	case <-t.Context().Done():
+		t.Fatal("Resolve and TreeID waited for the fetch")
+	}
+	close(release)
+	if err := <-polled; err != nil {
+		t.Fatal(err)
+	}
+	if got, err := m.Resolve(viaProxy, "main"); err != nil || got != c2 {
+		t.Fatalf("after the fetch: %s, %v; want %s", got, err, c2)
+	}
 }

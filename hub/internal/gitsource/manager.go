@@ -103,10 +103,8 @@ func (m *Manager) Track(ctx context.Context, repoURL string) error {
 	}
 	m.mu.Unlock()
 	if ok {
-		mr.mu.Lock()
-		fetched, err := mr.refs != "", mr.lastErr
-		mr.mu.Unlock()
-		if fetched || err != nil {
+		refs, err := mr.status()
+		if refs != "" || err != nil {
 			return err
 		}
 	}
@@ -162,10 +160,7 @@ func (m *Manager) Resolve(repoURL, rev string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	mr.mu.Lock()
-	lastErr := mr.lastErr
-	mr.mu.Unlock()
-	if lastErr != nil {
+	if _, lastErr := mr.status(); lastErr != nil {
 		return "", lastErr
 	}
 	h, err := mr.resolve(rev)
@@ -240,9 +235,8 @@ func (m *Manager) Prune(repoURL string, keep map[string]bool) {
 
 func (m *Manager) poll(ctx context.Context, mr *mirror) (bool, error) {
 	start := time.Now()
-	mr.mu.Lock()
-	hadErr := mr.lastErr != nil
-	mr.mu.Unlock()
+	_, lastErr := mr.status()
+	hadErr := lastErr != nil
 	changed, err := mr.sync(ctx)
 	if m.opts.OnPoll != nil {
 		m.opts.OnPoll(mr.name, time.Since(start), err)

@@ -33,10 +33,31 @@ type mirror struct {
 	dir  string
 	net  netOptions
 
-	mu      sync.Mutex // serializes fetches and reads of repo
-	repo    *git.Repository
+	mu   sync.Mutex // serializes fetches and reads of repo
+	repo *git.Repository
+
+	// state is never held across network calls: while a fetch holds mu,
+	// readers are answered from the last good resolutions (revs, trees).
+	state   sync.Mutex
 	refs    string // fingerprint of the remote refs at the last fetch
 	lastErr error
+	gen     int                      // bumped when a fetch moved the refs
+	revs    map[string]plumbing.Hash // rev → commit, since the last fetch
+	trees   map[[2]string]string     // (commit, path) → tree id (immutable)
+}
+
+// status returns the refs fingerprint of the last fetch and the last error.
+func (m *mirror) status() (string, error) {
+	m.state.Lock()
+	defer m.state.Unlock()
+	return m.refs, m.lastErr
+}
+
+func (m *mirror) setErr(err error) error {
+	m.state.Lock()
+	defer m.state.Unlock()
+	m.lastErr = err
+	return err
 }
 
 // netOptions are what every network operation of a mirror needs.
@@ -125,40 +146,69 @@ func (m *mirror) listRefs(ctx context.Context) (string, error) {
 // size limit) leaves the mirror at its last good state.
 func (m *mirror) sync(ctx context.Context) (bool, error) {
 	fp, err := m.listRefs(ctx)
-	m.mu.Lock()
-	defer m.mu.Unlock()
 	if err != nil {
-		m.lastErr = err
-		return false, err
+		return false, m.setErr(err)
 	}
-	if fp == m.refs && m.lastErr == nil {
+	if refs, lastErr := m.status(); fp == refs && lastErr == nil {
 		return false, nil
 	}
 	auth, err := m.net.auth()
 	if err != nil {
-		m.lastErr = fmt.Errorf("fetch %s: %w", m.name, err)
-		return false, m.lastErr
+		return false, m.setErr(fmt.Errorf("fetch %s: %w", m.name, err))
 	}
 	fctx, cancel := context.WithTimeout(withReadCap(ctx, m.net.wireMax()), m.net.fetchTimeout)
 	defer cancel()
+	m.mu.Lock()
 	err = m.repo.FetchContext(fctx, &git.FetchOptions{RemoteName: "origin", Auth: auth, CABundle: m.net.caBundle, ProxyOptions: sshProxy(fctx, m.url, m.net.wireMax()), Force: true, Prune: true, Tags: git.NoTags})
+	m.mu.Unlock()
 	if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
-		m.lastErr = fmt.Errorf("fetch %s: %w", m.name, scrub(m.url, deadlineErr(fctx, m.net.fetchTimeout, err)))
-		return false, m.lastErr
+		return false, m.setErr(fmt.Errorf("fetch %s: %w", m.name, scrub(m.url, deadlineErr(fctx, m.net.fetchTimeout, err))))
 	}
+	m.state.Lock()
+	defer m.state.Unlock()
 	m.lastErr = nil
 	changed := fp != m.refs
 	m.refs = fp
+	if changed {
+		m.gen++
+		m.revs = nil
+	}
 	return changed, nil
 }
 
 // resolve turns a branch, tag or commit SHA (full or abbreviated) into a
 // commit hash. An empty rev or "HEAD" means the remote's default branch.
+// While a fetch is running, a rev resolved since the previous fetch is
+// answered from memory: a slow remote never holds up readers.
 func (m *mirror) resolve(rev string) (plumbing.Hash, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.lastErr != nil && m.refs == "" {
-		return plumbing.ZeroHash, m.lastErr
+	m.state.Lock()
+	gen := m.gen
+	h, cached := m.revs[rev]
+	m.state.Unlock()
+	if !m.mu.TryLock() {
+		if cached {
+			return h, nil
+		}
+		m.mu.Lock()
+	}
+	h, err := m.resolveLocked(rev)
+	m.mu.Unlock()
+	if err == nil {
+		m.state.Lock()
+		if m.gen == gen {
+			if m.revs == nil {
+				m.revs = map[string]plumbing.Hash{}
+			}
+			m.revs[rev] = h
+		}
+		m.state.Unlock()
+	}
+	return h, err
+}
+
+func (m *mirror) resolveLocked(rev string) (plumbing.Hash, error) {
+	if refs, lastErr := m.status(); lastErr != nil && refs == "" {
+		return plumbing.ZeroHash, lastErr
 	}
 	candidates := []plumbing.ReferenceName{
 		plumbing.NewBranchReferenceName(rev),
@@ -206,9 +256,31 @@ func isHex(s string) bool {
 
 // treeID returns the hash of the tree at path in commit, or the commit hash
 // itself when path is the root. A missing path is an error naming it.
+// Answers are kept (a commit's trees never change), so that they are served
+// while a fetch holds the repo.
 func (m *mirror) treeID(commit plumbing.Hash, path string) (string, error) {
+	key := [2]string{commit.String(), path}
+	m.state.Lock()
+	id, cached := m.trees[key]
+	m.state.Unlock()
+	if cached {
+		return id, nil
+	}
 	m.mu.Lock()
-	defer m.mu.Unlock()
+	id, err := m.treeIDLocked(commit, path)
+	m.mu.Unlock()
+	if err == nil {
+		m.state.Lock()
+		if m.trees == nil || len(m.trees) > 10000 {
+			m.trees = map[[2]string]string{}
+		}
+		m.trees[key] = id
+		m.state.Unlock()
+	}
+	return id, err
+}
+
+func (m *mirror) treeIDLocked(commit plumbing.Hash, path string) (string, error) {
 	c, err := m.repo.CommitObject(commit)
 	if err != nil {
 		return "", fmt.Errorf("commit %s of %s: %w", commit, m.name, err)
