@@ -9,6 +9,14 @@
 // repository anywhere kustomize would fetch or clone it is refused before
 // kustomize runs (ErrRemoteDisabled).
 //
+// Helm templates and Kustomize builds cannot be interrupted once started;
+// with Options.Workers set (the hub always sets it unless
+// --render-in-process), they run in worker processes of package
+// renderproc, killed at their time, CPU and memory limits, without network
+// and (with Landlock) reading nothing but the checkouts (worker.go; the
+// hub binary serves as a worker through ServeWorker). Plain directories
+// render in-process and stop when ctx ends.
+//
 // A Renderer caches results by a caller-given key (see CacheKey): identical
 // inputs render once, also when asked for concurrently, however many
 // clusters receive them. Returned objects are shared between callers and
