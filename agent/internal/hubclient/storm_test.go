@@ -29,7 +29,10 @@ func TestReconnectStormAfterHubRestart(t *testing.T) {
 			t.Fatalf("FLOTILLA_STORM_AGENTS=%q: %v", v, err)
 		}
 	}
-	f := newFixture(t)
+	// Every simulated cluster enrols from this one address: lift the
+	// hub's per-address enrolment limits, as a fleet behind one NAT would.
+	f := newFixture(t, "--agent-enroll-rate", "10000", "--agent-enroll-burst", "10000",
+		"--agent-max-unauthenticated-conns-per-ip", "8192")
 	ctx, cancel := context.WithCancel(t.Context())
 	var wg sync.WaitGroup
 	defer wg.Wait()
