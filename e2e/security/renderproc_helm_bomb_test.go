@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	"github.com/flotilla-cd/flotilla/e2e/harness"
 )
 
@@ -237,4 +239,49 @@ func waitAppErrors(t *testing.T, h *harness.Hub, name string, parts ...string) s
 		return nil
 	})
 	return msg
+}
+
+// TestRenderHelmCPUBombKeepsLastGood: an app that deployed, then got a
+// commit turning its chart into the bomb, shows the limit error while its
+// cluster keeps the last good objects (real agent, real API server).
+func TestRenderHelmCPUBombKeepsLastGood(t *testing.T) {
+	_, repo := gitRepo(t, "charts")
+	good := "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web\ndata:\n  version: good\n"
+	if err := repo.Write(map[string][]byte{
+		"web/Chart.yaml":        []byte("apiVersion: v2\nname: web\nversion: 0.1.0\n"),
+		"web/templates/cm.yaml": []byte(good),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := repo.CommitAndPush("a good chart"); err != nil {
+		t.Fatal(err)
+	}
+	kc := startCluster(t, "victim")
+	apps := filepath.Join(t.TempDir(), "apps")
+	if err := os.MkdirAll(apps, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	addApp(t, apps, "web", application("web", repo.URL, "web", "web", "victim"))
+	h := startHub(t, apps, append(plainHTTPFlags(), "--render-timeout", "3s", "--poll-interval", "1s")...)
+	startAgent(t, h, "victim", kc)
+	cs := clientset(t, kc)
+	if err := h.WaitSynced(t.Context(), 2*time.Minute, "web", "", false, "victim"); err != nil {
+		t.Fatalf("web did not sync: %v", err)
+	}
+
+	if err := repo.Write(map[string][]byte{"web/templates/cm.yaml": []byte(cpuBombTemplate)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := repo.CommitAndPush("the bomb"); err != nil {
+		t.Fatal(err)
+	}
+	waitAppErrors(t, h, "web", "helm chart web", "time limit of 3s", "--render-timeout")
+	cm, err := cs.CoreV1().ConfigMaps("web").Get(t.Context(), "web", metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("the last good ConfigMap is gone: %v", err)
+	}
+	if v := cm.Data["version"]; v != "good" {
+		t.Errorf("ConfigMap web/web version %q, want the last good one", v)
+	}
+	waitIdle(t, h.PID())
 }
