@@ -2,7 +2,7 @@ package renderproc
 
 import (
 	"context"
-		"fmt"
+	"fmt"
 	"os"
 	"sync"
 
@@ -14,8 +14,8 @@ import (
 type Pool struct {
 	opts Options
 	log  hclog.Logger
-	sem  chan struct{}  // one token per worker process alive or starting
-	idle chan *worker   // workers waiting for a request (some may have expired)
+	sem  chan struct{} // one token per worker process alive or starting
+	idle chan *worker  // workers waiting for a request (some may have expired)
 
 	mu         sync.Mutex
 	closed     bool
@@ -209,4 +209,3 @@ func (p *Pool) start(ctx context.Context) (*worker, error) {
 	}
 	return w, nil
 }
-
