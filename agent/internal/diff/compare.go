@@ -32,8 +32,10 @@ func Compare(k manifest.Key, want, live *unstructured.Unstructured, rules []Rule
 }
 
 // Unified renders a unified diff of two objects as YAML, from live to
-// desired. A nil side renders as empty.
+// desired. A nil side renders as empty. The values of a Secret are masked
+// (maskSecrets): the maps are modified.
 func Unified(name string, live, desired map[string]any) string {
+	maskSecrets(live, desired)
 	a, b := toYAML(live), toYAML(desired)
 	d, err := difflib.GetUnifiedDiffString(difflib.UnifiedDiff{
 		A: difflib.SplitLines(a), B: difflib.SplitLines(b),

@@ -8,6 +8,7 @@ import (
 
 	"github.com/flotilla-cd/flotilla/agent/internal/diff"
 	apiv1alpha1 "github.com/flotilla-cd/flotilla/shared/api/v1alpha1"
+	"github.com/flotilla-cd/flotilla/shared/manifest"
 )
 
 // Do runs a hub command and returns its result: SYNC applies the held
@@ -91,6 +92,11 @@ func (e *Engine) diffApp(ctx context.Context, a *app) (string, int, error) {
 		live, found, err := e.applier.Get(ctx, o.desired.GroupVersionKind(), o.key.Namespace, o.key.Name)
 		if err == nil && !found {
 			diffs[i] = diff.Unified(o.key.String(), nil, diff.Normalize(o.desired))
+			return nil
+		}
+		if err == nil && live.GetAnnotations()[manifest.TrackingAnnotation] != manifest.TrackingID(a.name, o.key) {
+			// Not this app's object (yet): its content is not the app's to show.
+			diffs[i] = fmt.Sprintf("--- live %s\n+++ desired %s\n exists, not managed by this app\n", o.key, o.key)
 			return nil
 		}
 		var dry = o.desired
