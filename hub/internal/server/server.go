@@ -98,6 +98,9 @@ func Run(ctx context.Context, o Options, log hclog.Logger) error {
 	renderer := render.New(render.Options{Workers: workers})
 	ctrl = controller.New(controller.Options{
 		AppsDir: o.AppsDir, AppsRepo: o.AppsRepo, AppsPath: o.AppsPath, AppsRevision: o.AppsRevision, Resync: o.Resync,
+		// A job is one checkout and one render; the render itself is
+		// killed at --render-timeout, the job given up at twice that.
+		RenderTimeout: 2 * o.Render.Timeout,
 		OnReconcile: func(d time.Duration, renders int, _ error) {
 			m.reconcile.Observe(d.Seconds())
 			m.renders.Add(float64(renders))
@@ -151,6 +154,8 @@ func Run(ctx context.Context, o Options, log hclog.Logger) error {
 		Results:               results,
 		UI:                    webui.Handler(),
 		Ready: func() error {
+			// The first reconcile never waits for git or renders: a repo
+			// that does not answer keeps only its own apps waiting.
 			if ctrl.Snapshot().At.IsZero() {
 				return errors.New("first reconcile not done")
 			}

@@ -1,0 +1,311 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"path/filepath"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/flotilla-cd/flotilla/hub/internal/app"
+	"github.com/flotilla-cd/flotilla/hub/internal/fleet"
+	"github.com/flotilla-cd/flotilla/hub/internal/render"
+	"github.com/flotilla-cd/flotilla/hub/internal/store"
+	"github.com/flotilla-cd/flotilla/hub/internal/target"
+)
+
+// reconcile computes and publishes the desired state from what the repo
+// workers and jobs last answered. It returns how many apps or targets are
+// still waiting for a repo or a job.
+func (c *Controller) reconcile(ctx context.Context) int {
+	c.passMu.Lock()
+	defer c.passMu.Unlock()
+	start := time.Now()
+	snap, desired, pending, err := c.compute(ctx)
+	c.mu.Lock()
+	renders := c.renders
+	c.renders = 0
+	if err != nil {
+		// Keep the previous desired state and apps; report the error.
+		prev := *c.snap
+		prev.At, prev.Error = time.Now(), err.Error()
+		c.snap = &prev
+		c.mu.Unlock()
+		var w waitingError
+		if errors.As(err, &w) {
+			c.log.Info("waiting for the apps repository", "repo", w.url)
+		} else {
+			c.log.Error("load definitions", "error", err)
+		}
+	} else {
+		prevWarnings := c.snap.Warnings
+		c.snap = snap
+		c.last = desired
+		c.mu.Unlock()
+		c.fleet.SetAll(desired)
+		if !slices.Equal(prevWarnings, snap.Warnings) {
+			for _, w := range snap.Warnings {
+				c.log.Warn("definition warning", "warning", w)
+			}
+		}
+	}
+	if c.opts.OnReconcile != nil {
+		c.opts.OnReconcile(time.Since(start), renders, err)
+	}
+	c.log.Debug("reconciled", "duration", time.Since(start), "renders", renders, "pending", pending)
+	return pending
+}
+
+// definitions loads the apps and cluster declarations from the configured
+// sources. An error here means nothing is known for sure: the caller keeps
+// its previous state. pending is true while the apps repo's definitions
+// are still being fetched or loaded (the last ones loaded are used).
+func (c *Controller) definitions() (all app.Definitions, pending bool, err error) {
+	if c.opts.AppsDir != "" {
+		d, err := app.LoadDir(c.opts.AppsDir)
+		if err != nil {
+			return all, false, err
+		}
+		all = merge(all, d)
+	}
+	if c.opts.AppsRepo != "" {
+		d, p, err := c.appsRepoDefinitions()
+		if err != nil {
+			return all, p, err
+		}
+		all, pending = merge(all, d), p
+	}
+	seen := map[string]string{}
+	for _, a := range all.Apps {
+		if f, ok := seen[a.Name]; ok {
+			return all, pending, fmt.Errorf("application %q is defined twice: in %s and in %s", a.Name, f, a.File)
+		}
+		seen[a.Name] = a.File
+	}
+	return all, pending, nil
+}
+
+// appsRepoDefinitions returns the definitions of the apps repo at its
+// revision; while they are fetched or loaded, the last ones loaded.
+func (c *Controller) appsRepoDefinitions() (app.Definitions, bool, error) {
+	repo := c.opts.AppsRepo
+	commit, err, known := c.repos.commit(repo, c.opts.AppsRevision)
+	var v any
+	if known && err == nil {
+		v, err, known = c.jobs.get("defs\x00"+repo+"\x00"+commit, "load definitions of "+repo, func(context.Context) (any, error) {
+			root, err := c.git.Checkout(repo, commit)
+			if err != nil {
+				return nil, err
+			}
+			d, err := app.LoadDir(filepath.Join(root, filepath.FromSlash(c.opts.AppsPath)))
+			if err != nil {
+				return nil, fmt.Errorf("%s at %s: %w", repo, short(commit), err)
+			}
+			c.git.Prune(repo, map[string]bool{commit: true})
+			return d, nil
+		})
+	}
+	c.mu.Lock()
+	lastGood := c.appsDefs
+	c.mu.Unlock()
+	switch {
+	case known && err == nil:
+		d := v.(app.Definitions)
+		c.mu.Lock()
+		c.appsDefs = &d
+		c.mu.Unlock()
+		return d, false, nil
+	case known:
+		return app.Definitions{}, false, fmt.Errorf("apps repo: %w", err)
+	case lastGood != nil:
+		return *lastGood, true, nil
+	default:
+		// Nothing is known yet: the caller publishes nothing (no app is
+		// removed from any cluster) until the definitions are loaded.
+		return app.Definitions{}, true, waitingError{repo}
+	}
+}
+
+func merge(a, b app.Definitions) app.Definitions {
+	a.Apps = append(a.Apps, b.Apps...)
+	a.AppSets = append(a.AppSets, b.AppSets...)
+	a.Clusters = append(a.Clusters, b.Clusters...)
+	a.Warnings = append(a.Warnings, b.Warnings...)
+	return a
+}
+
+// clusterList merges registered clusters with labels declared in git; git
+// labels win for the keys they name.
+func (c *Controller) clusterList(ctx context.Context, decls []app.ClusterDecl) ([]target.Cluster, error) {
+	var out []target.Cluster
+	byName := map[string]int{}
+	page := store.Page{Limit: store.MaxPageLimit}
+	for {
+		cs, next, err := c.store.ListClusters(ctx, page)
+		if err != nil {
+			return nil, fmt.Errorf("list clusters: %w", err)
+		}
+		for _, cl := range cs {
+			byName[cl.Name] = len(out)
+			out = append(out, target.Cluster{Name: cl.Name, Labels: maps.Clone(cl.Labels)})
+		}
+		if next == "" {
+			break
+		}
+		page.After = next
+	}
+	for _, d := range decls {
+		i, ok := byName[d.Name]
+		if !ok {
+			continue // declared but not enrolled: no agent to send to
+		}
+		if out[i].Labels == nil {
+			out[i].Labels = map[string]string{}
+		}
+		maps.Copy(out[i].Labels, d.Labels)
+	}
+	return out, nil
+}
+
+func (c *Controller) compute(ctx context.Context) (*Snapshot, map[string]fleet.Desired, int, error) {
+	defs, defsPending, err := c.definitions()
+	if err != nil {
+		return nil, nil, boolInt(defsPending), err
+	}
+	pending := boolInt(defsPending)
+	clusters, err := c.clusterList(ctx, defs.Clusters)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	apps, err := defs.Resolve(toAppClusters(clusters))
+	if err != nil {
+		// A broken ApplicationSet leaves its apps out; every other app stays.
+		defs.Warnings = append(defs.Warnings, err.Error())
+	}
+	sort.Slice(apps, func(i, j int) bool { return apps[i].Name < apps[j].Name })
+
+	c.mu.Lock()
+	prev := c.snap
+	c.mu.Unlock()
+	prevTargets := map[pinKey]TargetState{}
+	for _, as := range prev.Apps {
+		for _, t := range as.Targets {
+			prevTargets[pinKey{as.Name, t.Cluster}] = t
+		}
+	}
+
+	snap := &Snapshot{At: time.Now(), Warnings: defs.Warnings}
+	for _, cl := range clusters {
+		snap.Clusters = append(snap.Clusters, ClusterState{Name: cl.Name, Labels: cl.Labels})
+	}
+	desired := map[string]fleet.Desired{}
+	objsByCluster := map[string]map[string]render.AppObjects{}
+	stateIdx := map[pinKey]*TargetState{}
+	u := &usage{jobs: map[string]bool{}, commits: map[string]map[string]bool{}, unknown: map[string]bool{}}
+
+	for _, a := range apps {
+		as := AppState{Name: a.Name, File: a.File, Spec: a.Spec}
+		policy, perr := syncPolicy(a)
+		if perr != nil {
+			as.Error = fmt.Sprintf("%s: Application %s: %v", a.File, a.Name, perr)
+		}
+		if rev, err, known := c.repos.commit(a.Spec.Source.RepoURL, a.Spec.Source.TargetRevision); known && err == nil {
+			as.Revision = rev
+		} else if err != nil && as.Error == "" {
+			as.Error = err.Error()
+		}
+		for _, cl := range clusters {
+			if !target.Targets(a, cl) {
+				continue
+			}
+			if desired[cl.Name] == nil {
+				desired[cl.Name] = fleet.Desired{}
+				objsByCluster[cl.Name] = map[string]render.AppObjects{}
+			}
+			last := c.last[cl.Name][a.Name] // the last good bundle (nil: hold what the agent has)
+			var (
+				out  bundleResult
+				ts   TargetState
+				berr error
+				done = true
+			)
+			if perr != nil {
+				ts, berr = TargetState{Cluster: cl.Name}, perr
+			} else {
+				out, ts, done, berr = c.bundleFor(a, cl, policy, u)
+			}
+			b := out.bundle
+			switch {
+			case !done:
+				// Rendering: show the last finished state of this target.
+				pending++
+				if p, ok := prevTargets[pinKey{a.Name, cl.Name}]; ok {
+					ts = p
+				}
+				b = last
+			case berr != nil:
+				var w waitingError
+				if errors.As(berr, &w) {
+					pending++
+				}
+				ts.Error = berr.Error()
+				b = last
+			default:
+				objsByCluster[cl.Name][a.Name] = render.AppObjects{Namespace: a.Spec.Destination.Namespace, Objects: out.objs}
+			}
+			ts.Digest = b.GetDigest()
+			desired[cl.Name][a.Name] = b
+			as.Targets = append(as.Targets, ts)
+		}
+		snap.Apps = append(snap.Apps, as)
+		for i := range snap.Apps[len(snap.Apps)-1].Targets {
+			t := &snap.Apps[len(snap.Apps)-1].Targets[i]
+			stateIdx[pinKey{a.Name, t.Cluster}] = t
+		}
+	}
+	// Two apps claiming one object on one cluster: both keep their last good bundle.
+	for cluster, byApp := range objsByCluster {
+		if err := render.CheckConflicts(byApp); err != nil {
+			for _, appName := range conflictingApps(byApp) {
+				desired[cluster][appName] = c.last[cluster][appName]
+				if t := stateIdx[pinKey{appName, cluster}]; t != nil {
+					t.Error = err.Error()
+					t.Digest = desired[cluster][appName].GetDigest()
+				}
+			}
+		}
+	}
+	c.jobs.keepOnly(u.jobs)
+	// Checkouts of commits no longer in use are removed (the render cache
+	// keeps what was rendered from them); a repo some target still waits
+	// for keeps all of its checkouts.
+	for repo, commits := range u.commits {
+		if repo == c.opts.AppsRepo || u.unknown[repo] {
+			continue
+		}
+		keep := map[string]bool{}
+		for commit := range commits {
+			keep[commit], keep[commit+".tmp"] = true, true // .tmp: a checkout being written
+		}
+		c.git.Prune(repo, keep)
+	}
+	return snap, desired, pending, nil
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func toAppClusters(cs []target.Cluster) []app.Cluster {
+	out := make([]app.Cluster, len(cs))
+	for i, c := range cs {
+		out[i] = app.Cluster{Name: c.Name, Labels: c.Labels}
+	}
+	return out
+}

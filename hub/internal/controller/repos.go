@@ -1,0 +1,202 @@
+package controller
+
+import (
+	"context"
+	"maps"
+	"sync"
+
+	"github.com/flotilla-cd/flotilla/hub/internal/gitsource"
+)
+
+// repos runs one worker per repository: it fetches the repo for the first
+// time (under gitsource's list and fetch deadlines) and resolves the revisions the reconcile
+// asked for, off the reconcile path. The reconcile only reads what the
+// workers last found, so a repo whose server never answers delays no one
+// but its own apps.
+type repos struct {
+	git     *gitsource.Manager
+	changed func() // called when a worker's answers changed
+
+	mu   sync.Mutex
+	ctx  context.Context // workers' context; set by start
+	wg   sync.WaitGroup
+	byID map[string]*repo
+}
+
+// repo is one repository's worker state.
+type repo struct {
+	url  string
+	kick chan struct{} // buffered 1: resolve again
+
+	round sync.Mutex // one round at a time (the worker or refreshNow)
+
+	mu       sync.Mutex
+	wanted   map[string]bool   // revisions asked for
+	resolved map[string]result // revision → commit (or error) at the last round
+	done     bool              // a first round finished
+}
+
+type result struct {
+	v   string
+	err error
+}
+
+// waitingError is the condition of apps whose repository has not answered
+// yet.
+type waitingError struct{ url string }
+
+func (e waitingError) Error() string { return "waiting for repository " + e.url }
+
+func newRepos(git *gitsource.Manager, changed func()) *repos {
+	return &repos{git: git, changed: changed, byID: map[string]*repo{}}
+}
+
+// start sets the context the workers run under (the first one wins).
+func (rs *repos) start(ctx context.Context) {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	if rs.ctx == nil {
+		rs.ctx = ctx
+	}
+}
+
+// commit returns what url's worker last resolved rev to. ok is false when
+// the worker has not answered for rev yet (the worker is started or asked);
+// err is then a waitingError while the repo's first fetch has not ended,
+// nil when only rev is new. It never waits for git.
+func (rs *repos) commit(url, rev string) (commit string, err error, ok bool) {
+	r := rs.get(url)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	res, known := r.resolved[rev]
+	if !r.wanted[rev] {
+		r.wanted[rev] = true
+		r.poke()
+	}
+	switch {
+	case known:
+		return res.v, res.err, true
+	case r.done:
+		return "", nil, false
+	default:
+		return "", waitingError{url}, false
+	}
+}
+
+func (rs *repos) get(url string) *repo {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	r, ok := rs.byID[url]
+	if ok {
+		return r
+	}
+	r = &repo{url: url, kick: make(chan struct{}, 1), wanted: map[string]bool{}, resolved: map[string]result{}}
+	rs.byID[url] = r
+	ctx := rs.ctx
+	if ctx == nil {
+		ctx = context.TODO() // never: start runs before the first reconcile
+	}
+	rs.wg.Add(1)
+	go func() {
+		defer rs.wg.Done()
+		rs.work(ctx, r)
+	}()
+	return r
+}
+
+func (r *repo) poke() {
+	select {
+	case r.kick <- struct{}{}:
+	default:
+	}
+}
+
+// kickAll asks every worker to resolve again (git moved).
+func (rs *repos) kickAll() {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	for _, r := range rs.byID {
+		r.poke()
+	}
+}
+
+// refreshNow runs one round of every worker in the caller's goroutine
+// (ReconcileNow: tests and benchmarks).
+func (rs *repos) refreshNow(ctx context.Context) {
+	rs.mu.Lock()
+	all := make([]*repo, 0, len(rs.byID))
+	for _, r := range rs.byID {
+		all = append(all, r)
+	}
+	rs.mu.Unlock()
+	for _, r := range all {
+		rs.runRound(ctx, r)
+	}
+}
+
+func (rs *repos) work(ctx context.Context, r *repo) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-r.kick:
+		}
+		rs.runRound(ctx, r)
+	}
+}
+
+// runRound tracks the repo (its first fetch; later fetches are gitsource's
+// polls) and resolves every wanted revision.
+func (rs *repos) runRound(ctx context.Context, r *repo) {
+	r.round.Lock()
+	defer r.round.Unlock()
+	err := rs.git.Track(ctx, r.url)
+	if ctx.Err() != nil {
+		return // shutting down: leave the last answers
+	}
+	r.mu.Lock()
+	revs := make([]string, 0, len(r.wanted))
+	for rev := range r.wanted {
+		revs = append(revs, rev)
+	}
+	r.mu.Unlock()
+	res := make(map[string]result, len(revs))
+	for _, rev := range revs {
+		if err != nil {
+			res[rev] = result{err: err}
+			continue
+		}
+		c, rerr := rs.git.Resolve(r.url, rev)
+		res[rev] = result{c, rerr}
+	}
+	r.mu.Lock()
+	changed := !r.done || !maps.EqualFunc(r.resolved, res, sameResult)
+	r.resolved, r.done = res, true
+	r.mu.Unlock()
+	if changed {
+		rs.changed()
+	}
+}
+
+func sameResult(a, b result) bool {
+	if a.v != b.v || (a.err == nil) != (b.err == nil) {
+		return false
+	}
+	return a.err == nil || a.err.Error() == b.err.Error()
+}
+
+// wait waits for the workers to stop after their context ended, at most
+// until ctx ends.
+func (rs *repos) wait(ctx context.Context) bool {
+	done := make(chan struct{})
+	go func() {
+		rs.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
