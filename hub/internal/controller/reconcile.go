@@ -191,7 +191,9 @@ func (c *Controller) compute(ctx context.Context) (*Snapshot, map[string]fleet.D
 	prev := c.snap
 	c.mu.Unlock()
 	prevTargets := map[pinKey]TargetState{}
+	prevRevision := map[string]string{}
 	for _, as := range prev.Apps {
+		prevRevision[as.Name] = as.Revision
 		for _, t := range as.Targets {
 			prevTargets[pinKey{as.Name, t.Cluster}] = t
 		}
@@ -217,6 +219,7 @@ func (c *Controller) compute(ctx context.Context) (*Snapshot, map[string]fleet.D
 		} else if err != nil && as.Error == "" {
 			as.Error = err.Error()
 		}
+		inFlight := false
 		for _, cl := range clusters {
 			if !target.Targets(a, cl) {
 				continue
@@ -240,10 +243,14 @@ func (c *Controller) compute(ctx context.Context) (*Snapshot, map[string]fleet.D
 			b := out.bundle
 			switch {
 			case !done:
-				// Rendering: show the last finished state of this target.
+				// Rendering: show the last finished state of this target
+				// (none yet: no revision, so nobody takes it as done).
 				pending++
+				inFlight = true
 				if p, ok := prevTargets[pinKey{a.Name, cl.Name}]; ok {
 					ts = p
+				} else {
+					ts.Revision = ""
 				}
 				b = last
 			case berr != nil:
@@ -259,6 +266,9 @@ func (c *Controller) compute(ctx context.Context) (*Snapshot, map[string]fleet.D
 			ts.Digest = b.GetDigest()
 			desired[cl.Name][a.Name] = b
 			as.Targets = append(as.Targets, ts)
+		}
+		if inFlight {
+			as.Revision = prevRevision[a.Name] // the app moves once all its targets rendered
 		}
 		snap.Apps = append(snap.Apps, as)
 		for i := range snap.Apps[len(snap.Apps)-1].Targets {
