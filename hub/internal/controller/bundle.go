@@ -64,6 +64,8 @@ func (c *Controller) bundleFor(a *app.Application, cl target.Cluster, policy *ap
 	if !known {
 		u.unknown[src.RepoURL] = true
 		// waitingError: the repo never answered; nil: rev is being resolved.
+		// Either way the pin has not taken effect yet (a rollback waits).
+		ts.Pinned = ""
 		return bundleResult{}, ts, err != nil, err
 	}
 	if err != nil {
