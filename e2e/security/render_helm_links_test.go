@@ -109,7 +109,7 @@ func TestRenderHelmChainedLinks(t *testing.T) {
 			return err
 		}
 		loot = a
-		if strings.TrimSpace(appErrors(a)) != "" {
+		if e := strings.TrimSpace(appErrors(a)); e != "" && !strings.Contains(e, "waiting for repository") {
 			return nil
 		}
 		if c := a.Cluster("victim"); c != nil && c.Sync == "Synced" {
