@@ -12,4 +12,9 @@ var Version = "v0.1.0-dev"
 const ProtocolVersion uint32 = 1
 
 // Capabilities are the optional protocol features this build understands.
-var Capabilities = []string{"bundle-gzip", "renew", "commands", "drift-diff"}
+var Capabilities = []string{"bundle-gzip", "renew", "commands", "drift-diff", CapSecretMask}
+
+// CapSecretMask is sent by agents that mask every Secret value in the diffs
+// they send (statuses and DIFF results). The hub withholds the Secret parts
+// of diffs from agents without it.
+const CapSecretMask = "secret-mask"

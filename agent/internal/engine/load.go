@@ -111,6 +111,9 @@ func (a *app) plan(b *apiv1alpha1.Bundle) ([]*objState, []apply.Wave, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("bundle %s: %w", a.name, err)
 	}
+	if err := checkScope(waves, b); err != nil {
+		return nil, nil, fmt.Errorf("bundle %s: %w", a.name, err)
+	}
 	seen := map[manifest.Key]bool{}
 	rules := rulesKey(b.GetIgnoreDifferences())
 	var out []*objState
@@ -184,4 +187,32 @@ func (e *Engine) permitted(k manifest.Key, namespaced bool) error {
 		return fmt.Errorf("%s: %w: namespace %s is not one of its namespaces (%s)", k, ErrNotPermitted, k.Namespace, strings.Join(nss, ", "))
 	}
 	return nil
+}
+
+// checkScope refuses a bundle with objects outside its app's scope (the
+// sync policy's), now that the plan knows every object's real scope: the
+// hub cannot know the scope of custom kinds it has not seen defined.
+func checkScope(waves []apply.Wave, b *apiv1alpha1.Bundle) error {
+	s := b.GetSyncPolicy().GetScope()
+	if s == nil {
+		return nil
+	}
+	var errs []error
+	refused := 0
+	for _, w := range waves {
+		for _, step := range w.Steps {
+			for _, o := range step.Objects {
+				if err := manifest.CheckScope(manifest.KeyOf(o), step.Phase == apply.PhaseNamespaced, b.GetNamespace(), s); err != nil {
+					refused++
+					if len(errs) < 10 {
+						errs = append(errs, err)
+					}
+				}
+			}
+		}
+	}
+	if refused > len(errs) {
+		errs = append(errs, fmt.Errorf("and %d more objects %w", refused-len(errs), manifest.ErrOutOfScope))
+	}
+	return errors.Join(errs...)
 }

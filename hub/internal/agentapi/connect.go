@@ -100,7 +100,7 @@ func (s *Server) Connect(stream apiv1alpha1.AgentService_ConnectServer) error {
 	// the new certificate.
 	expire := time.AfterFunc(cert.NotAfter.Sub(s.now()), func() { out.end(errCertExpired) })
 	out.attach(sess)
-	err = s.receive(ctx, cluster, cert.Serial, stream, sess, out)
+	err = s.receive(ctx, cluster, cert.Serial, stream, sess, out, masksSecrets(hello))
 	expire.Stop()
 	stopEnd()
 	cause := context.Cause(sess.Context())
@@ -134,7 +134,10 @@ func onFreshStack(f func()) {
 
 // receive handles messages from the agent until the stream ends. Replies
 // go out through out.
-func (s *Server) receive(ctx context.Context, cluster, serial string, stream apiv1alpha1.AgentService_ConnectServer, sess *fleet.Session, out *outbox) error {
+//
+// masks says whether the agent masks Secret values in its diffs; when it
+// does not, the hub withholds the diffs of Secrets it relays.
+func (s *Server) receive(ctx context.Context, cluster, serial string, stream apiv1alpha1.AgentService_ConnectServer, sess *fleet.Session, out *outbox, masks bool) error {
 	for {
 		m, err := stream.Recv()
 		if err != nil {
@@ -143,11 +146,15 @@ func (s *Server) receive(ctx context.Context, cluster, serial string, stream api
 		switch msg := m.GetMsg().(type) {
 		case *apiv1alpha1.AgentMessage_Hello:
 			sess.Rehello(msg.Hello.GetBundleDigests())
+			masks = masksSecrets(msg.Hello)
 		case *apiv1alpha1.AgentMessage_Status:
 			st := msg.Status
 			if err := s.acceptStatus(cluster, st); err != nil {
 				s.refusedStatus(cluster, err)
 				continue
+			}
+			if !masks {
+				withholdSecretDiffs(st)
 			}
 			prev := s.fleet.Report(cluster, st)
 			s.statuses.put(ctx, cluster, st)
@@ -162,6 +169,9 @@ func (s *Server) receive(ctx context.Context, cluster, serial string, stream api
 			}
 			out.reply(&apiv1alpha1.HubMessage{Msg: &apiv1alpha1.HubMessage_Renew{Renew: resp}})
 		case *apiv1alpha1.AgentMessage_CommandResult:
+			if !masks {
+				msg.CommandResult.Diff = withholdSecretSections(msg.CommandResult.GetDiff())
+			}
 			if s.opts.Hooks.CommandResult != nil {
 				s.opts.Hooks.CommandResult(cluster, msg.CommandResult)
 			}

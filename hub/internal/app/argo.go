@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/flotilla-cd/flotilla/shared/manifest"
 )
 
 // InClusterServer is Argo CD's name for the cluster it runs in. Flotilla has
@@ -24,7 +26,8 @@ const ServerScheme = "flotilla://"
 // Fields listed here but not supported are reported by convertArgoSpec.
 type argoApplication struct {
 	Metadata struct {
-		Name string `json:"name"`
+		Name        string            `json:"name"`
+		Annotations map[string]string `json:"annotations,omitempty"`
 	} `json:"metadata"`
 	Spec argoSpec `json:"spec"`
 }
@@ -171,6 +174,9 @@ func convertArgoApp(file string, m map[string]any) (*Application, []string, erro
 	}
 	a := &Application{Name: in.Metadata.Name, File: file}
 	ok, err := convertArgoSpec(n, in.Spec, &a.Spec)
+	if err == nil {
+		a.Spec.Scope, err = argoScope(in.Metadata.Annotations)
+	}
 	slices.Sort(n.list)
 	if err != nil {
 		return nil, n.list, fmt.Errorf("%s: Application %s: %w", file, in.Metadata.Name, err)
@@ -359,4 +365,30 @@ func selectorOf(v any) (*metav1.LabelSelector, error) {
 		return nil, err
 	}
 	return &sel, nil
+}
+
+// argoScope reads the scope of an Argo CD Application, which has no field
+// for it, from its annotations.
+func argoScope(ann map[string]string) (*Scope, error) {
+	var sc Scope
+	if v, ok := ann[manifest.ScopeNamespacesAnnotation]; ok {
+		for p := range strings.SplitSeq(v, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				sc.Namespaces = append(sc.Namespaces, p)
+			}
+		}
+	}
+	if v, ok := ann[manifest.ScopeClusterAnnotation]; ok {
+		switch strings.TrimSpace(v) {
+		case "true":
+			sc.ClusterScoped = true
+		case "false", "":
+		default:
+			return nil, invalidf("metadata.annotations[%s]: %q is not true or false", manifest.ScopeClusterAnnotation, v)
+		}
+	}
+	if len(sc.Namespaces) == 0 && !sc.ClusterScoped {
+		return nil, nil
+	}
+	return &sc, nil
 }

@@ -32,6 +32,19 @@ type Spec struct {
 	ClusterOverrides  []ClusterOverride  `json:"clusterOverrides,omitempty"`
 	SyncPolicy        SyncPolicy         `json:"syncPolicy,omitempty"`
 	IgnoreDifferences []IgnoreDifference `json:"ignoreDifferences,omitempty"`
+	// Scope widens where the app's objects may go. Without it an app may
+	// put namespaced objects only in its destination namespace and may not
+	// create cluster-scoped objects.
+	Scope *Scope `json:"scope,omitempty"`
+}
+
+// Scope is an app's tenancy boundary beyond its destination namespace.
+type Scope struct {
+	// Namespaces are further namespaces the app may use, as shell globs
+	// ("team-a-*"; "*" is every namespace).
+	Namespaces []string `json:"namespaces,omitempty"`
+	// ClusterScoped lets the app create cluster-scoped objects.
+	ClusterScoped bool `json:"clusterScoped,omitempty"`
 }
 
 // Source says where the manifests come from and how they are rendered. At

@@ -8,6 +8,8 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/flotilla-cd/flotilla/shared/manifest"
 )
 
 // Validate checks an application. Errors wrap ErrInvalid and read
@@ -46,6 +48,13 @@ func validateApp(a *Application) error {
 	if d.Namespace != "" {
 		if errs := validation.IsDNS1123Label(d.Namespace); len(errs) > 0 {
 			return invalidf("spec.destination.namespace %q: %s", d.Namespace, strings.Join(errs, "; "))
+		}
+	}
+	if sc := s.Scope; sc != nil {
+		for i, p := range sc.Namespaces {
+			if err := manifest.ValidNamespacePattern(p); err != nil {
+				return invalidf("spec.scope.namespaces[%d]: %v", i, err)
+			}
 		}
 	}
 	for i, o := range s.ClusterOverrides {

@@ -126,6 +126,9 @@ func (c *Controller) build(ctx context.Context, a *app.Application, src app.Sour
 	if err != nil {
 		return bundleResult{}, fmt.Errorf("render %s at %s: %w", src.Path, short(commit), err)
 	}
+	if err := checkScope(objs, a.Spec.Destination.Namespace, policy.GetScope()); err != nil {
+		return bundleResult{}, fmt.Errorf("render %s at %s: %w", src.Path, short(commit), err)
+	}
 	bkey := key + "\x00" + a.Name + "\x00" + a.Spec.Destination.Namespace + "\x00" + policyKey(policy, a)
 	c.mu.Lock()
 	b, ok := c.bundles[bkey]

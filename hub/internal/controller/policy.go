@@ -11,7 +11,10 @@ import (
 // syncPolicy converts an app's sync policy to its wire form.
 func syncPolicy(a *app.Application) (*apiv1alpha1.SyncPolicy, error) {
 	sp := a.Spec.SyncPolicy
-	out := &apiv1alpha1.SyncPolicy{SyncOptions: sp.SyncOptions}
+	out := &apiv1alpha1.SyncPolicy{SyncOptions: sp.SyncOptions, Scope: &apiv1alpha1.Scope{}}
+	if sc := a.Spec.Scope; sc != nil {
+		out.Scope.Namespaces, out.Scope.ClusterScoped = sc.Namespaces, sc.ClusterScoped
+	}
 	if sp.Automated != nil {
 		out.Automated, out.Prune, out.SelfHeal = true, sp.Automated.Prune, sp.Automated.SelfHeal
 	}

@@ -6,6 +6,7 @@ import (
 	"slices"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/flotilla-cd/flotilla/shared/manifest"
 )
@@ -22,26 +23,10 @@ type AppObjects struct {
 	Objects   []*unstructured.Unstructured
 }
 
-// clusterScoped are built-in kinds without a namespace. Objects of other
-// kinds without one are taken to land in the destination namespace.
-var clusterScoped = map[string]bool{
-	"/Namespace": true, "/Node": true, "/PersistentVolume": true, "/ComponentStatus": true,
-	"rbac.authorization.k8s.io/ClusterRole": true, "rbac.authorization.k8s.io/ClusterRoleBinding": true,
-	"apiextensions.k8s.io/CustomResourceDefinition": true, "apiregistration.k8s.io/APIService": true,
-	"admissionregistration.k8s.io/MutatingWebhookConfiguration": true, "admissionregistration.k8s.io/ValidatingWebhookConfiguration": true,
-	"admissionregistration.k8s.io/ValidatingAdmissionPolicy": true, "admissionregistration.k8s.io/ValidatingAdmissionPolicyBinding": true,
-	"admissionregistration.k8s.io/MutatingAdmissionPolicy": true, "admissionregistration.k8s.io/MutatingAdmissionPolicyBinding": true,
-	"storage.k8s.io/StorageClass": true, "storage.k8s.io/CSIDriver": true, "storage.k8s.io/CSINode": true, "storage.k8s.io/VolumeAttachment": true,
-	"storage.k8s.io/VolumeAttributesClass": true, "scheduling.k8s.io/PriorityClass": true, "node.k8s.io/RuntimeClass": true,
-	"networking.k8s.io/IngressClass": true, "networking.k8s.io/IPAddress": true, "networking.k8s.io/ServiceCIDR": true,
-	"certificates.k8s.io/CertificateSigningRequest": true, "flowcontrol.apiserver.k8s.io/FlowSchema": true,
-	"flowcontrol.apiserver.k8s.io/PriorityLevelConfiguration": true, "resource.k8s.io/DeviceClass": true,
-}
-
 // KeyIn returns obj's key as applied with destination namespace ns.
 func KeyIn(obj *unstructured.Unstructured, ns string) manifest.Key {
 	k := manifest.KeyOf(obj)
-	if k.Namespace == "" && !clusterScoped[k.Group+"/"+k.Kind] {
+	if k.Namespace == "" && !manifest.BuiltinClusterScoped(schema.GroupKind{Group: k.Group, Kind: k.Kind}) {
 		k.Namespace = ns
 	}
 	return k

@@ -188,7 +188,7 @@ func (x Operation_Phase) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Operation_Phase.Descriptor instead.
 func (Operation_Phase) EnumDescriptor() ([]byte, []int) {
-	return file_flotilla_proto_rawDescGZIP(), []int{13, 0}
+	return file_flotilla_proto_rawDescGZIP(), []int{14, 0}
 }
 
 type Command_Type int32
@@ -243,7 +243,7 @@ func (x Command_Type) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Command_Type.Descriptor instead.
 func (Command_Type) EnumDescriptor() ([]byte, []int) {
-	return file_flotilla_proto_rawDescGZIP(), []int{14, 0}
+	return file_flotilla_proto_rawDescGZIP(), []int{15, 0}
 }
 
 type EnrollRequest struct {
@@ -926,8 +926,14 @@ type SyncPolicy struct {
 	SelfHeal  bool `protobuf:"varint,3,opt,name=self_heal,json=selfHeal,proto3" json:"self_heal,omitempty"`
 	// sync_options as in Argo CD: CreateNamespace=true, PruneLast=true,
 	// Replace=true, Force=true, ServerSideApply=true.
-	SyncOptions   []string `protobuf:"bytes,4,rep,name=sync_options,json=syncOptions,proto3" json:"sync_options,omitempty"`
-	Retry         *Retry   `protobuf:"bytes,5,opt,name=retry,proto3" json:"retry,omitempty"`
+	SyncOptions []string `protobuf:"bytes,4,rep,name=sync_options,json=syncOptions,proto3" json:"sync_options,omitempty"`
+	Retry       *Retry   `protobuf:"bytes,5,opt,name=retry,proto3" json:"retry,omitempty"`
+	// scope, when set, is the app's tenancy boundary on the cluster; the
+	// agent refuses every object outside it (the hub checks the same before
+	// it sends a bundle). It lives in the sync policy, whose bytes the bundle
+	// digest covers, so an older agent that does not know it still verifies
+	// the digest.
+	Scope         *Scope `protobuf:"bytes,6,opt,name=scope,proto3" json:"scope,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -997,6 +1003,70 @@ func (x *SyncPolicy) GetRetry() *Retry {
 	return nil
 }
 
+func (x *SyncPolicy) GetScope() *Scope {
+	if x != nil {
+		return x.Scope
+	}
+	return nil
+}
+
+// Scope bounds where an app's objects may go. A namespaced object must be
+// in the bundle's namespace or in one that a pattern of namespaces matches
+// (shell globs: "team-a-*"; "*" is any namespace). A cluster-scoped object
+// needs cluster_scoped, except a Namespace named as an allowed namespace
+// (the app may create the namespace it may use).
+type Scope struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Namespaces    []string               `protobuf:"bytes,1,rep,name=namespaces,proto3" json:"namespaces,omitempty"`
+	ClusterScoped bool                   `protobuf:"varint,2,opt,name=cluster_scoped,json=clusterScoped,proto3" json:"cluster_scoped,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Scope) Reset() {
+	*x = Scope{}
+	mi := &file_flotilla_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Scope) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Scope) ProtoMessage() {}
+
+func (x *Scope) ProtoReflect() protoreflect.Message {
+	mi := &file_flotilla_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Scope.ProtoReflect.Descriptor instead.
+func (*Scope) Descriptor() ([]byte, []int) {
+	return file_flotilla_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *Scope) GetNamespaces() []string {
+	if x != nil {
+		return x.Namespaces
+	}
+	return nil
+}
+
+func (x *Scope) GetClusterScoped() bool {
+	if x != nil {
+		return x.ClusterScoped
+	}
+	return false
+}
+
 type Retry struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// limit is the number of retries; negative means unlimited.
@@ -1010,7 +1080,7 @@ type Retry struct {
 
 func (x *Retry) Reset() {
 	*x = Retry{}
-	mi := &file_flotilla_proto_msgTypes[9]
+	mi := &file_flotilla_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1022,7 +1092,7 @@ func (x *Retry) String() string {
 func (*Retry) ProtoMessage() {}
 
 func (x *Retry) ProtoReflect() protoreflect.Message {
-	mi := &file_flotilla_proto_msgTypes[9]
+	mi := &file_flotilla_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1035,7 +1105,7 @@ func (x *Retry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Retry.ProtoReflect.Descriptor instead.
 func (*Retry) Descriptor() ([]byte, []int) {
-	return file_flotilla_proto_rawDescGZIP(), []int{9}
+	return file_flotilla_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Retry) GetLimit() int64 {
@@ -1080,7 +1150,7 @@ type IgnoreDifference struct {
 
 func (x *IgnoreDifference) Reset() {
 	*x = IgnoreDifference{}
-	mi := &file_flotilla_proto_msgTypes[10]
+	mi := &file_flotilla_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1092,7 +1162,7 @@ func (x *IgnoreDifference) String() string {
 func (*IgnoreDifference) ProtoMessage() {}
 
 func (x *IgnoreDifference) ProtoReflect() protoreflect.Message {
-	mi := &file_flotilla_proto_msgTypes[10]
+	mi := &file_flotilla_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1105,7 +1175,7 @@ func (x *IgnoreDifference) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IgnoreDifference.ProtoReflect.Descriptor instead.
 func (*IgnoreDifference) Descriptor() ([]byte, []int) {
-	return file_flotilla_proto_rawDescGZIP(), []int{10}
+	return file_flotilla_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *IgnoreDifference) GetGroup() string {
@@ -1173,7 +1243,7 @@ type AppStatus struct {
 
 func (x *AppStatus) Reset() {
 	*x = AppStatus{}
-	mi := &file_flotilla_proto_msgTypes[11]
+	mi := &file_flotilla_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1185,7 +1255,7 @@ func (x *AppStatus) String() string {
 func (*AppStatus) ProtoMessage() {}
 
 func (x *AppStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_flotilla_proto_msgTypes[11]
+	mi := &file_flotilla_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1198,7 +1268,7 @@ func (x *AppStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppStatus.ProtoReflect.Descriptor instead.
 func (*AppStatus) Descriptor() ([]byte, []int) {
-	return file_flotilla_proto_rawDescGZIP(), []int{11}
+	return file_flotilla_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *AppStatus) GetApp() string {
@@ -1289,7 +1359,7 @@ type ObjectStatus struct {
 
 func (x *ObjectStatus) Reset() {
 	*x = ObjectStatus{}
-	mi := &file_flotilla_proto_msgTypes[12]
+	mi := &file_flotilla_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1301,7 +1371,7 @@ func (x *ObjectStatus) String() string {
 func (*ObjectStatus) ProtoMessage() {}
 
 func (x *ObjectStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_flotilla_proto_msgTypes[12]
+	mi := &file_flotilla_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1314,7 +1384,7 @@ func (x *ObjectStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ObjectStatus.ProtoReflect.Descriptor instead.
 func (*ObjectStatus) Descriptor() ([]byte, []int) {
-	return file_flotilla_proto_rawDescGZIP(), []int{12}
+	return file_flotilla_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ObjectStatus) GetGroup() string {
@@ -1396,7 +1466,7 @@ type Operation struct {
 
 func (x *Operation) Reset() {
 	*x = Operation{}
-	mi := &file_flotilla_proto_msgTypes[13]
+	mi := &file_flotilla_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1408,7 +1478,7 @@ func (x *Operation) String() string {
 func (*Operation) ProtoMessage() {}
 
 func (x *Operation) ProtoReflect() protoreflect.Message {
-	mi := &file_flotilla_proto_msgTypes[13]
+	mi := &file_flotilla_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1421,7 +1491,7 @@ func (x *Operation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Operation.ProtoReflect.Descriptor instead.
 func (*Operation) Descriptor() ([]byte, []int) {
-	return file_flotilla_proto_rawDescGZIP(), []int{13}
+	return file_flotilla_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Operation) GetPhase() Operation_Phase {
@@ -1486,7 +1556,7 @@ type Command struct {
 
 func (x *Command) Reset() {
 	*x = Command{}
-	mi := &file_flotilla_proto_msgTypes[14]
+	mi := &file_flotilla_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1498,7 +1568,7 @@ func (x *Command) String() string {
 func (*Command) ProtoMessage() {}
 
 func (x *Command) ProtoReflect() protoreflect.Message {
-	mi := &file_flotilla_proto_msgTypes[14]
+	mi := &file_flotilla_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1511,7 +1581,7 @@ func (x *Command) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Command.ProtoReflect.Descriptor instead.
 func (*Command) Descriptor() ([]byte, []int) {
-	return file_flotilla_proto_rawDescGZIP(), []int{14}
+	return file_flotilla_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Command) GetId() string {
@@ -1562,7 +1632,7 @@ type CommandResult struct {
 
 func (x *CommandResult) Reset() {
 	*x = CommandResult{}
-	mi := &file_flotilla_proto_msgTypes[15]
+	mi := &file_flotilla_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1574,7 +1644,7 @@ func (x *CommandResult) String() string {
 func (*CommandResult) ProtoMessage() {}
 
 func (x *CommandResult) ProtoReflect() protoreflect.Message {
-	mi := &file_flotilla_proto_msgTypes[15]
+	mi := &file_flotilla_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1587,7 +1657,7 @@ func (x *CommandResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommandResult.ProtoReflect.Descriptor instead.
 func (*CommandResult) Descriptor() ([]byte, []int) {
-	return file_flotilla_proto_rawDescGZIP(), []int{15}
+	return file_flotilla_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *CommandResult) GetId() string {
@@ -1634,7 +1704,7 @@ type RenewRequest struct {
 
 func (x *RenewRequest) Reset() {
 	*x = RenewRequest{}
-	mi := &file_flotilla_proto_msgTypes[16]
+	mi := &file_flotilla_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1646,7 +1716,7 @@ func (x *RenewRequest) String() string {
 func (*RenewRequest) ProtoMessage() {}
 
 func (x *RenewRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_flotilla_proto_msgTypes[16]
+	mi := &file_flotilla_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1659,7 +1729,7 @@ func (x *RenewRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenewRequest.ProtoReflect.Descriptor instead.
 func (*RenewRequest) Descriptor() ([]byte, []int) {
-	return file_flotilla_proto_rawDescGZIP(), []int{16}
+	return file_flotilla_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *RenewRequest) GetCsrPem() []byte {
@@ -1679,7 +1749,7 @@ type RenewResponse struct {
 
 func (x *RenewResponse) Reset() {
 	*x = RenewResponse{}
-	mi := &file_flotilla_proto_msgTypes[17]
+	mi := &file_flotilla_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1691,7 +1761,7 @@ func (x *RenewResponse) String() string {
 func (*RenewResponse) ProtoMessage() {}
 
 func (x *RenewResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_flotilla_proto_msgTypes[17]
+	mi := &file_flotilla_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1704,7 +1774,7 @@ func (x *RenewResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenewResponse.ProtoReflect.Descriptor instead.
 func (*RenewResponse) Descriptor() ([]byte, []int) {
-	return file_flotilla_proto_rawDescGZIP(), []int{17}
+	return file_flotilla_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *RenewResponse) GetCertificatePem() []byte {
@@ -1775,14 +1845,20 @@ const file_flotilla_proto_rawDesc = "" +
 	"\x12ignore_differences\x18\x06 \x03(\v2'.flotilla.api.v1alpha1.IgnoreDifferenceR\x11ignoreDifferences\x12!\n" +
 	"\fobjects_gzip\x18\a \x01(\fR\vobjectsGzip\x12\x1f\n" +
 	"\vsource_path\x18\b \x01(\tR\n" +
-	"sourcePath\"\xb4\x01\n" +
+	"sourcePath\"\xe8\x01\n" +
 	"\n" +
 	"SyncPolicy\x12\x1c\n" +
 	"\tautomated\x18\x01 \x01(\bR\tautomated\x12\x14\n" +
 	"\x05prune\x18\x02 \x01(\bR\x05prune\x12\x1b\n" +
 	"\tself_heal\x18\x03 \x01(\bR\bselfHeal\x12!\n" +
 	"\fsync_options\x18\x04 \x03(\tR\vsyncOptions\x122\n" +
-	"\x05retry\x18\x05 \x01(\v2\x1c.flotilla.api.v1alpha1.RetryR\x05retry\"\xab\x01\n" +
+	"\x05retry\x18\x05 \x01(\v2\x1c.flotilla.api.v1alpha1.RetryR\x05retry\x122\n" +
+	"\x05scope\x18\x06 \x01(\v2\x1c.flotilla.api.v1alpha1.ScopeR\x05scope\"N\n" +
+	"\x05Scope\x12\x1e\n" +
+	"\n" +
+	"namespaces\x18\x01 \x03(\tR\n" +
+	"namespaces\x12%\n" +
+	"\x0ecluster_scoped\x18\x02 \x01(\bR\rclusterScoped\"\xab\x01\n" +
 	"\x05Retry\x12\x14\n" +
 	"\x05limit\x18\x01 \x01(\x03R\x05limit\x12.\n" +
 	"\x13backoff_duration_ms\x18\x02 \x01(\x03R\x11backoffDurationMs\x12%\n" +
@@ -1884,7 +1960,7 @@ func file_flotilla_proto_rawDescGZIP() []byte {
 }
 
 var file_flotilla_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_flotilla_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_flotilla_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
 var file_flotilla_proto_goTypes = []any{
 	(SyncStatus)(0),               // 0: flotilla.api.v1alpha1.SyncStatus
 	(HealthStatus)(0),             // 1: flotilla.api.v1alpha1.HealthStatus
@@ -1899,54 +1975,56 @@ var file_flotilla_proto_goTypes = []any{
 	(*DesiredState)(nil),          // 10: flotilla.api.v1alpha1.DesiredState
 	(*Bundle)(nil),                // 11: flotilla.api.v1alpha1.Bundle
 	(*SyncPolicy)(nil),            // 12: flotilla.api.v1alpha1.SyncPolicy
-	(*Retry)(nil),                 // 13: flotilla.api.v1alpha1.Retry
-	(*IgnoreDifference)(nil),      // 14: flotilla.api.v1alpha1.IgnoreDifference
-	(*AppStatus)(nil),             // 15: flotilla.api.v1alpha1.AppStatus
-	(*ObjectStatus)(nil),          // 16: flotilla.api.v1alpha1.ObjectStatus
-	(*Operation)(nil),             // 17: flotilla.api.v1alpha1.Operation
-	(*Command)(nil),               // 18: flotilla.api.v1alpha1.Command
-	(*CommandResult)(nil),         // 19: flotilla.api.v1alpha1.CommandResult
-	(*RenewRequest)(nil),          // 20: flotilla.api.v1alpha1.RenewRequest
-	(*RenewResponse)(nil),         // 21: flotilla.api.v1alpha1.RenewResponse
-	nil,                           // 22: flotilla.api.v1alpha1.Hello.BundleDigestsEntry
-	(*timestamppb.Timestamp)(nil), // 23: google.protobuf.Timestamp
+	(*Scope)(nil),                 // 13: flotilla.api.v1alpha1.Scope
+	(*Retry)(nil),                 // 14: flotilla.api.v1alpha1.Retry
+	(*IgnoreDifference)(nil),      // 15: flotilla.api.v1alpha1.IgnoreDifference
+	(*AppStatus)(nil),             // 16: flotilla.api.v1alpha1.AppStatus
+	(*ObjectStatus)(nil),          // 17: flotilla.api.v1alpha1.ObjectStatus
+	(*Operation)(nil),             // 18: flotilla.api.v1alpha1.Operation
+	(*Command)(nil),               // 19: flotilla.api.v1alpha1.Command
+	(*CommandResult)(nil),         // 20: flotilla.api.v1alpha1.CommandResult
+	(*RenewRequest)(nil),          // 21: flotilla.api.v1alpha1.RenewRequest
+	(*RenewResponse)(nil),         // 22: flotilla.api.v1alpha1.RenewResponse
+	nil,                           // 23: flotilla.api.v1alpha1.Hello.BundleDigestsEntry
+	(*timestamppb.Timestamp)(nil), // 24: google.protobuf.Timestamp
 }
 var file_flotilla_proto_depIdxs = []int32{
-	23, // 0: flotilla.api.v1alpha1.EnrollResponse.not_after:type_name -> google.protobuf.Timestamp
+	24, // 0: flotilla.api.v1alpha1.EnrollResponse.not_after:type_name -> google.protobuf.Timestamp
 	8,  // 1: flotilla.api.v1alpha1.AgentMessage.hello:type_name -> flotilla.api.v1alpha1.Hello
-	15, // 2: flotilla.api.v1alpha1.AgentMessage.status:type_name -> flotilla.api.v1alpha1.AppStatus
-	20, // 3: flotilla.api.v1alpha1.AgentMessage.renew:type_name -> flotilla.api.v1alpha1.RenewRequest
-	19, // 4: flotilla.api.v1alpha1.AgentMessage.command_result:type_name -> flotilla.api.v1alpha1.CommandResult
+	16, // 2: flotilla.api.v1alpha1.AgentMessage.status:type_name -> flotilla.api.v1alpha1.AppStatus
+	21, // 3: flotilla.api.v1alpha1.AgentMessage.renew:type_name -> flotilla.api.v1alpha1.RenewRequest
+	20, // 4: flotilla.api.v1alpha1.AgentMessage.command_result:type_name -> flotilla.api.v1alpha1.CommandResult
 	9,  // 5: flotilla.api.v1alpha1.HubMessage.welcome:type_name -> flotilla.api.v1alpha1.Welcome
 	10, // 6: flotilla.api.v1alpha1.HubMessage.desired:type_name -> flotilla.api.v1alpha1.DesiredState
-	18, // 7: flotilla.api.v1alpha1.HubMessage.command:type_name -> flotilla.api.v1alpha1.Command
-	21, // 8: flotilla.api.v1alpha1.HubMessage.renew:type_name -> flotilla.api.v1alpha1.RenewResponse
-	22, // 9: flotilla.api.v1alpha1.Hello.bundle_digests:type_name -> flotilla.api.v1alpha1.Hello.BundleDigestsEntry
+	19, // 7: flotilla.api.v1alpha1.HubMessage.command:type_name -> flotilla.api.v1alpha1.Command
+	22, // 8: flotilla.api.v1alpha1.HubMessage.renew:type_name -> flotilla.api.v1alpha1.RenewResponse
+	23, // 9: flotilla.api.v1alpha1.Hello.bundle_digests:type_name -> flotilla.api.v1alpha1.Hello.BundleDigestsEntry
 	11, // 10: flotilla.api.v1alpha1.DesiredState.bundles:type_name -> flotilla.api.v1alpha1.Bundle
 	12, // 11: flotilla.api.v1alpha1.Bundle.sync_policy:type_name -> flotilla.api.v1alpha1.SyncPolicy
-	14, // 12: flotilla.api.v1alpha1.Bundle.ignore_differences:type_name -> flotilla.api.v1alpha1.IgnoreDifference
-	13, // 13: flotilla.api.v1alpha1.SyncPolicy.retry:type_name -> flotilla.api.v1alpha1.Retry
-	0,  // 14: flotilla.api.v1alpha1.AppStatus.sync:type_name -> flotilla.api.v1alpha1.SyncStatus
-	1,  // 15: flotilla.api.v1alpha1.AppStatus.health:type_name -> flotilla.api.v1alpha1.HealthStatus
-	16, // 16: flotilla.api.v1alpha1.AppStatus.objects:type_name -> flotilla.api.v1alpha1.ObjectStatus
-	17, // 17: flotilla.api.v1alpha1.AppStatus.last_operation:type_name -> flotilla.api.v1alpha1.Operation
-	23, // 18: flotilla.api.v1alpha1.AppStatus.observed_at:type_name -> google.protobuf.Timestamp
-	0,  // 19: flotilla.api.v1alpha1.ObjectStatus.sync:type_name -> flotilla.api.v1alpha1.SyncStatus
-	1,  // 20: flotilla.api.v1alpha1.ObjectStatus.health:type_name -> flotilla.api.v1alpha1.HealthStatus
-	2,  // 21: flotilla.api.v1alpha1.Operation.phase:type_name -> flotilla.api.v1alpha1.Operation.Phase
-	23, // 22: flotilla.api.v1alpha1.Operation.started_at:type_name -> google.protobuf.Timestamp
-	23, // 23: flotilla.api.v1alpha1.Operation.finished_at:type_name -> google.protobuf.Timestamp
-	3,  // 24: flotilla.api.v1alpha1.Command.type:type_name -> flotilla.api.v1alpha1.Command.Type
-	23, // 25: flotilla.api.v1alpha1.RenewResponse.not_after:type_name -> google.protobuf.Timestamp
-	4,  // 26: flotilla.api.v1alpha1.AgentService.Enroll:input_type -> flotilla.api.v1alpha1.EnrollRequest
-	6,  // 27: flotilla.api.v1alpha1.AgentService.Connect:input_type -> flotilla.api.v1alpha1.AgentMessage
-	5,  // 28: flotilla.api.v1alpha1.AgentService.Enroll:output_type -> flotilla.api.v1alpha1.EnrollResponse
-	7,  // 29: flotilla.api.v1alpha1.AgentService.Connect:output_type -> flotilla.api.v1alpha1.HubMessage
-	28, // [28:30] is the sub-list for method output_type
-	26, // [26:28] is the sub-list for method input_type
-	26, // [26:26] is the sub-list for extension type_name
-	26, // [26:26] is the sub-list for extension extendee
-	0,  // [0:26] is the sub-list for field type_name
+	15, // 12: flotilla.api.v1alpha1.Bundle.ignore_differences:type_name -> flotilla.api.v1alpha1.IgnoreDifference
+	14, // 13: flotilla.api.v1alpha1.SyncPolicy.retry:type_name -> flotilla.api.v1alpha1.Retry
+	13, // 14: flotilla.api.v1alpha1.SyncPolicy.scope:type_name -> flotilla.api.v1alpha1.Scope
+	0,  // 15: flotilla.api.v1alpha1.AppStatus.sync:type_name -> flotilla.api.v1alpha1.SyncStatus
+	1,  // 16: flotilla.api.v1alpha1.AppStatus.health:type_name -> flotilla.api.v1alpha1.HealthStatus
+	17, // 17: flotilla.api.v1alpha1.AppStatus.objects:type_name -> flotilla.api.v1alpha1.ObjectStatus
+	18, // 18: flotilla.api.v1alpha1.AppStatus.last_operation:type_name -> flotilla.api.v1alpha1.Operation
+	24, // 19: flotilla.api.v1alpha1.AppStatus.observed_at:type_name -> google.protobuf.Timestamp
+	0,  // 20: flotilla.api.v1alpha1.ObjectStatus.sync:type_name -> flotilla.api.v1alpha1.SyncStatus
+	1,  // 21: flotilla.api.v1alpha1.ObjectStatus.health:type_name -> flotilla.api.v1alpha1.HealthStatus
+	2,  // 22: flotilla.api.v1alpha1.Operation.phase:type_name -> flotilla.api.v1alpha1.Operation.Phase
+	24, // 23: flotilla.api.v1alpha1.Operation.started_at:type_name -> google.protobuf.Timestamp
+	24, // 24: flotilla.api.v1alpha1.Operation.finished_at:type_name -> google.protobuf.Timestamp
+	3,  // 25: flotilla.api.v1alpha1.Command.type:type_name -> flotilla.api.v1alpha1.Command.Type
+	24, // 26: flotilla.api.v1alpha1.RenewResponse.not_after:type_name -> google.protobuf.Timestamp
+	4,  // 27: flotilla.api.v1alpha1.AgentService.Enroll:input_type -> flotilla.api.v1alpha1.EnrollRequest
+	6,  // 28: flotilla.api.v1alpha1.AgentService.Connect:input_type -> flotilla.api.v1alpha1.AgentMessage
+	5,  // 29: flotilla.api.v1alpha1.AgentService.Enroll:output_type -> flotilla.api.v1alpha1.EnrollResponse
+	7,  // 30: flotilla.api.v1alpha1.AgentService.Connect:output_type -> flotilla.api.v1alpha1.HubMessage
+	29, // [29:31] is the sub-list for method output_type
+	27, // [27:29] is the sub-list for method input_type
+	27, // [27:27] is the sub-list for extension type_name
+	27, // [27:27] is the sub-list for extension extendee
+	0,  // [0:27] is the sub-list for field type_name
 }
 
 func init() { file_flotilla_proto_init() }
@@ -1972,7 +2050,7 @@ func file_flotilla_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_flotilla_proto_rawDesc), len(file_flotilla_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   19,
+			NumMessages:   20,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
