@@ -2,6 +2,7 @@ package conformance
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -168,7 +169,11 @@ type Case struct {
 	Name      string
 	Namespace string
 	Repo      *gitserver.Repo
-	t         *testing.T
+	// Annotations go on the Application ArgoApplication writes, e.g.
+	// {"flotilla.dev/scope-cluster-scoped": "true"} for an app that creates
+	// cluster-scoped objects (by default an app may not; docs/security.md).
+	Annotations map[string]string
+	t           *testing.T
 }
 
 // NewCase makes the repository of app name (empty until Commit). The app's
@@ -222,13 +227,19 @@ func (c *Case) Define(doc string) {
 // ArgoApplication is an Argo CD Application for the case, as an Argo CD
 // user writes it: source path in its repository at main, destination the
 // suite's cluster by name and the case's namespace, automated sync with
-// prune and self-heal, and CreateNamespace. extra is YAML indented under
-// spec (e.g. "  ignoreDifferences: [...]\n"), appended as is.
+// prune and self-heal, and CreateNamespace; c.Annotations on it. extra is
+// YAML indented under spec (e.g. "  ignoreDifferences: [...]\n"),
+// appended as is.
 func (c *Case) ArgoApplication(path, extra string) string {
+	ann, err := json.Marshal(c.Annotations)
+	if err != nil {
+		c.t.Fatal(err)
+	}
 	return fmt.Sprintf(`apiVersion: argoproj.io/v1alpha1
 kind: Application
 metadata:
   name: %s
+  annotations: %s
 spec:
   project: default
   source:
@@ -241,7 +252,7 @@ spec:
   syncPolicy:
     automated: {prune: true, selfHeal: true}
     syncOptions: [CreateNamespace=true]
-%s`, c.Name, c.Repo.URL, path, ClusterName, c.Namespace, extra)
+%s`, c.Name, ann, c.Repo.URL, path, ClusterName, c.Namespace, extra)
 }
 
 // WaitSynced waits until the app is Synced (and Healthy when healthy) on
