@@ -28,6 +28,10 @@ type Deps struct {
 	JoinInfo func() (addr, caHash string)
 	// TokenTTL is the lifetime of join tokens.
 	TokenTTL time.Duration
+	// TokenUsed, when set, is called with every API token that
+	// authenticated a request (the server removes the first admin token's
+	// file at its first use).
+	TokenUsed func(raw string)
 	// WebhookSecret verifies webhooks. Empty refuses every webhook unless
 	// AllowUnsignedWebhooks is set.
 	WebhookSecret []byte
@@ -173,6 +177,9 @@ func (a *API) auth(role string) func(http.HandlerFunc) http.Handler {
 			if role == store.RoleAdmin && tok.Role != store.RoleAdmin {
 				writeError(w, http.StatusForbidden, fmt.Sprintf("token %q is read-only; this call changes state", tok.Name))
 				return
+			}
+			if a.d.TokenUsed != nil {
+				a.d.TokenUsed(strings.TrimSpace(raw))
 			}
 			ctx := context.WithValue(r.Context(), ctxKey{}, Caller{Name: tok.Name, Role: tok.Role})
 			h(w, r.WithContext(ctx))

@@ -25,7 +25,8 @@ func freeAddr(t *testing.T) string {
 	return l.Addr().String()
 }
 
-// TestHubMetricsScrape runs the hub, registers a cluster through the API and
+// TestHubMetricsScrape runs the hub, registers a cluster through the API
+// (the first use of the admin token, whose file is then removed) and
 // scrapes /metrics for the metrics the hub owns: connected agents, bundle
 // pushes, git poll and reconcile (render) durations, renders, and per-app
 // sync and health. /healthz and /readyz answer too.
@@ -95,6 +96,11 @@ func TestHubMetricsScrape(t *testing.T) {
 		t.Fatalf("add cluster: %v %v", err, resp)
 	}
 	resp.Body.Close()
+	// The first admin token's file goes at its first use; the token stays
+	// valid (the scrapes below use it).
+	if _, err := os.Stat(filepath.Join(o.StateDir, AdminTokenFile)); !os.IsNotExist(err) {
+		t.Errorf("admin token file after the token's first use: %v, want it removed", err)
+	}
 
 	want := []string{
 		"flotilla_hub_connected_agents 0",

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/http"
 	"os"
@@ -47,7 +48,8 @@ func Run(ctx context.Context, o Options, log hclog.Logger) error {
 		return err
 	}
 	defer st.Close()
-	if err := ensureAdminToken(ctx, st, o.StateDir, log); err != nil {
+	bootstrap, err := ensureAdminToken(ctx, st, o.StateDir, log)
+	if err != nil {
 		return err
 	}
 
@@ -148,6 +150,7 @@ func Run(ctx context.Context, o Options, log hclog.Logger) error {
 		Store: st, Fleet: fl, Controller: ctrl, Git: git,
 		JoinInfo:              func() (string, string) { return advertise, ca.Hash() },
 		TokenTTL:              o.TokenTTL,
+		TokenUsed:             bootstrap.used,
 		WebhookSecret:         secret,
 		AllowUnsignedWebhooks: o.AllowUnsignedWebhooks,
 		Metrics:               promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}),
@@ -214,26 +217,55 @@ func Run(ctx context.Context, o Options, log hclog.Logger) error {
 	return <-errc
 }
 
+// bootstrapToken is the first admin token while its file is still in the
+// state dir: the file is removed the first time the token is used, so that
+// the token does not stay readable on disk for ever.
+type bootstrapToken struct {
+	path, raw string
+	log       hclog.Logger
+	once      sync.Once
+}
+
+// used removes the token's file when raw is the bootstrap token.
+func (b *bootstrapToken) used(raw string) {
+	if b == nil || raw != b.raw {
+		return
+	}
+	b.once.Do(func() {
+		if err := os.Remove(b.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			b.log.Warn("remove the admin token file after its first use", "file", b.path, "error", err)
+			return
+		}
+		b.log.Info("the admin token was used; its file was removed (keep the token elsewhere)", "file", b.path)
+	})
+}
+
 // ensureAdminToken creates the first admin token on the first start and
-// shows it once: in the log and in the state dir's admin-token file.
-func ensureAdminToken(ctx context.Context, st store.Store, dir string, log hclog.Logger) error {
+// shows it once, in the state dir's admin-token file, until it is first
+// used. It returns the token while its file exists (nil otherwise).
+func ensureAdminToken(ctx context.Context, st store.Store, dir string, log hclog.Logger) (*bootstrapToken, error) {
+	p := filepath.Join(dir, AdminTokenFile)
 	toks, _, err := st.ListAPITokens(ctx, store.Page{Limit: 1})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if len(toks) > 0 {
-		return nil
+		// A later start before the first use: the file is still there.
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return nil, nil
+		}
+		return &bootstrapToken{path: p, raw: strings.TrimSpace(string(b)), log: log}, nil
 	}
 	raw, _, err := st.CreateAPIToken(ctx, "admin", store.RoleAdmin, time.Now())
 	if err != nil {
-		return err
+		return nil, err
 	}
-	p := filepath.Join(dir, AdminTokenFile)
 	if err := os.WriteFile(p, []byte(raw+"\n"), 0o600); err != nil {
-		return fmt.Errorf("write admin token: %w", err)
+		return nil, fmt.Errorf("write admin token: %w", err)
 	}
-	log.Info("created the admin API token; it is shown once", "file", p)
-	return nil
+	log.Info("created the admin API token; its file is removed at its first use", "file", p)
+	return &bootstrapToken{path: p, raw: raw, log: log}, nil
 }
 
 func restoreStatus(ctx context.Context, st store.Store, fl *fleet.Fleet, log hclog.Logger) {
