@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net/http"
 	"os"
 	"os/exec"
@@ -69,9 +71,18 @@ func StartHub(ctx context.Context, binDir, dir string, o HubOptions) (*Hub, erro
 	if err := h.start(ctx); err != nil {
 		return nil, err
 	}
+	// The hub removes its admin-token file at the token's first use; the
+	// harness keeps a copy beside the state dir for later starts on it.
+	kept := filepath.Join(dir, "harness-admin-token")
 	tok, err := os.ReadFile(filepath.Join(h.StateDir, "admin-token"))
+	if errors.Is(err, fs.ErrNotExist) {
+		tok, err = os.ReadFile(kept)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("admin token: %w", err)
+	}
+	if err := os.WriteFile(kept, tok, 0o600); err != nil {
+		return nil, err
 	}
 	h.Token = strings.TrimSpace(string(tok))
 	return h, nil

@@ -91,11 +91,12 @@ func TestStolenCAKeyCannotSupersedeAnAgent(t *testing.T) {
 	// mode: a newer certificate of the hub's lifetime is adopted, a longer
 	// one still refused.
 	h.Stop()
-	h, err = harness.StartHub(t.Context(), binDir, dir, harness.HubOptions{AppsDir: apps, Extra: []string{"--restore-mode"}})
+	restored, err := harness.StartHub(t.Context(), binDir, dir, harness.HubOptions{AppsDir: apps, Extra: []string{"--restore-mode"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { h.Stop() })
+	t.Cleanup(restored.Stop)
+	h = restored
 	if s, err := connect(t, h, longLived); status.Code(err) != codes.PermissionDenied {
 		if s != nil {
 			s.cancel()

@@ -108,6 +108,12 @@ func (a *Applier) Replace(ctx context.Context, obj *unstructured.Unstructured, t
 // is not an error. When uid is set the delete is conditional on it, so an
 // object re-created by someone else in the meantime is left alone.
 func (a *Applier) Delete(ctx context.Context, gvk schema.GroupVersionKind, namespace, name, uid string) error {
+	return a.DeleteWith(ctx, gvk, namespace, name, uid, metav1.DeletePropagationBackground)
+}
+
+// DeleteWith is Delete with the given propagation policy (Argo CD's
+// PrunePropagationPolicy).
+func (a *Applier) DeleteWith(ctx context.Context, gvk schema.GroupVersionKind, namespace, name, uid string, policy metav1.DeletionPropagation) error {
 	ri, _, err := a.Resource(gvk, namespace)
 	if err != nil {
 		if meta.IsNoMatchError(err) {
@@ -115,8 +121,7 @@ func (a *Applier) Delete(ctx context.Context, gvk schema.GroupVersionKind, names
 		}
 		return fmt.Errorf("delete %s %s/%s: %w", gvk.Kind, namespace, name, err)
 	}
-	bg := metav1.DeletePropagationBackground
-	opts := metav1.DeleteOptions{PropagationPolicy: &bg}
+	opts := metav1.DeleteOptions{PropagationPolicy: &policy}
 	if uid != "" {
 		u := types.UID(uid)
 		opts.Preconditions = &metav1.Preconditions{UID: &u}

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
@@ -66,6 +67,27 @@ func BundleScope(objs []*unstructured.Unstructured, fallback ScopeFunc) ScopeFun
 			return ns, nil
 		}
 		return fallback(gk)
+	}
+}
+
+// MissingAsNamespaced wraps fallback so that a kind the cluster does not
+// serve yet is planned as namespaced when its objects say
+// SkipDryRunOnMissingResource=true (or all is set, the app-wide option):
+// its CRD is expected from elsewhere, and the step that applies it finds
+// out its real scope (or fails and retries until the kind is served).
+func MissingAsNamespaced(objs []*unstructured.Unstructured, fallback ScopeFunc, all bool) ScopeFunc {
+	skip := map[schema.GroupKind]bool{}
+	for _, o := range objs {
+		if all || ObjectOptionsOf(o).SkipDryRunOnMissingResource {
+			skip[o.GroupVersionKind().GroupKind()] = true
+		}
+	}
+	return func(gk schema.GroupKind) (bool, error) {
+		ns, err := fallback(gk)
+		if err != nil && skip[gk] && meta.IsNoMatchError(err) {
+			return true, nil
+		}
+		return ns, err
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
@@ -111,14 +112,26 @@ func TestPlan(t *testing.T) {
 }
 
 func TestOptions(t *testing.T) {
-	got := ParseSyncOptions([]string{"CreateNamespace=true", "PruneLast=true", "Replace=false", " Force = true ", "Unknown=true"})
-	want := SyncOptions{CreateNamespace: true, PruneLast: true, Force: true}
+	got := ParseSyncOptions([]string{"CreateNamespace=true", "PruneLast=true", "Replace=false", " Force = true ", "Unknown=true", "SkipDryRunOnMissingResource=true", "PrunePropagationPolicy=Orphan"})
+	want := SyncOptions{CreateNamespace: true, PruneLast: true, Force: true, SkipDryRunOnMissingResource: true, PrunePropagation: metav1.DeletePropagationOrphan}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("ParseSyncOptions (-want +got):\n%s", diff)
 	}
-	o := obj("v1", "ConfigMap", "", "x", map[string]string{manifest.SyncOptionsAnnotation: "Prune=false,Replace=true", manifest.ArgoSyncOptionsAnnotation: "PruneLast=true"})
-	if diff := cmp.Diff(ObjectOptions{NoPrune: true, PruneLast: true, Replace: true}, ObjectOptionsOf(o)); diff != "" {
+	if got := ParseSyncOptions(nil).PrunePropagation; got != metav1.DeletePropagationBackground {
+		t.Errorf("default PrunePropagation = %q, want Background", got)
+	}
+	o := obj("v1", "ConfigMap", "", "x", map[string]string{
+		manifest.SyncOptionsAnnotation:     "Prune=false,Replace=true",
+		manifest.ArgoSyncOptionsAnnotation: "PruneLast=true,Delete=confirm,SkipDryRunOnMissingResource=true",
+		ArgoCompareOptionsAnnotation:       "IgnoreExtraneous",
+	})
+	want2 := ObjectOptions{NoPrune: true, NoDelete: true, PruneLast: true, Replace: true, SkipDryRunOnMissingResource: true, IgnoreExtraneous: true}
+	if diff := cmp.Diff(want2, ObjectOptionsOf(o)); diff != "" {
 		t.Errorf("ObjectOptionsOf (-want +got):\n%s", diff)
+	}
+	o = obj("v1", "ConfigMap", "", "x", map[string]string{manifest.ArgoSyncOptionsAnnotation: "Prune=confirm"})
+	if !ObjectOptionsOf(o).NoPrune {
+		t.Error("Prune=confirm: the object would be pruned without the confirmation Flotilla cannot ask for")
 	}
 }
 

@@ -106,7 +106,8 @@ func (a *app) plan(b *apiv1alpha1.Bundle) ([]*objState, []apply.Wave, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	scope := apply.BundleScope(objs, a.e.applier.Mapper().Namespaced)
+	skipMissing := apply.ParseSyncOptions(b.GetSyncPolicy().GetSyncOptions()).SkipDryRunOnMissingResource
+	scope := apply.MissingAsNamespaced(objs, apply.BundleScope(objs, a.e.applier.Mapper().Namespaced), skipMissing)
 	waves, err := apply.Plan(objs, b.GetNamespace(), scope)
 	if err != nil {
 		return nil, nil, fmt.Errorf("bundle %s: %w", a.name, err)
@@ -159,7 +160,17 @@ func (a *app) mapObject(ctx context.Context, st *objState) error {
 		if err != nil {
 			return fmt.Errorf("%s: %w", st.key, err)
 		}
-		st.gvr, st.namespaced, st.mapped = mp.Resource, mp.Scope.Name() == meta.RESTScopeNameNamespace, true
+		namespaced := mp.Scope.Name() == meta.RESTScopeNameNamespace
+		if !namespaced && st.key.Namespace != "" {
+			// Planned as namespaced before its kind was served
+			// (SkipDryRunOnMissingResource): it is cluster-scoped.
+			k := st.key
+			k.Namespace = ""
+			if err := manifest.CheckScope(k, false, a.bundle.GetNamespace(), a.bundle.GetSyncPolicy().GetScope()); err != nil {
+				return err
+			}
+		}
+		st.gvr, st.namespaced, st.mapped = mp.Resource, namespaced, true
 	}
 	if err := a.e.permitted(st.key, st.namespaced); err != nil {
 		return err

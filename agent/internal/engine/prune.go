@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
@@ -27,6 +28,9 @@ type staleObj struct {
 	wave      int
 	pruneLast bool
 	reason    string // why it is kept; empty for prune candidates
+	// ignoreExtraneous: kept, it does not make the app OutOfSync
+	// (compare-options: IgnoreExtraneous).
+	ignoreExtraneous bool
 }
 
 func entryOf(k manifest.Key, gvk schema.GroupVersionKind) inventory.Entry {
@@ -113,7 +117,7 @@ func (a *app) findStale(ctx context.Context, prune bool) (cands []staleObj, kept
 		so := staleObj{entry: e, live: live}
 		so.wave, _ = apply.WaveOf(live)
 		oo := apply.ObjectOptionsOf(live)
-		so.pruneLast = oo.PruneLast
+		so.pruneLast, so.ignoreExtraneous = oo.PruneLast, oo.IgnoreExtraneous
 		switch {
 		case oo.NoPrune:
 			so.reason = "left the bundle; kept because of sync option Prune=false"
@@ -149,7 +153,7 @@ func (a *app) prune(ctx context.Context, cands []staleObj, pruned map[manifest.K
 	}
 	for _, group := range byDeleteOrder(todo, func(c staleObj) manifest.Key { return c.entry.Key() }, func(c staleObj) bool { return c.live.GetNamespace() != "" }) {
 		err := parallel(ctx, a.e.opts.Parallelism, group, func(ctx context.Context, c staleObj) error {
-			return a.e.applier.Delete(ctx, c.live.GroupVersionKind(), c.live.GetNamespace(), c.live.GetName(), string(c.live.GetUID()))
+			return a.e.applier.DeleteWith(ctx, c.live.GroupVersionKind(), c.live.GetNamespace(), c.live.GetName(), string(c.live.GetUID()), a.syncOpts.PrunePropagation)
 		})
 		if err != nil {
 			return fmt.Errorf("prune: %w", err)
@@ -197,7 +201,7 @@ func (a *app) remove(ctx context.Context) time.Time {
 	b, inv := a.persisted, slices.Clone(a.inventory)
 	a.storeMu.Unlock()
 	if b.GetSyncPolicy().GetPrune() {
-		if err := a.deleteOwned(ctx, inv); err != nil {
+		if err := a.deleteOwned(ctx, inv, apply.ParseSyncOptions(b.GetSyncPolicy().GetSyncOptions()).PrunePropagation); err != nil {
 			a.lastErr = err.Error()
 			a.publish()
 			if a.retry == nil {
@@ -234,8 +238,8 @@ func (a *app) remove(ctx context.Context) time.Time {
 }
 
 // deleteOwned deletes the inventory objects the app owns, except those with
-// Prune=false.
-func (a *app) deleteOwned(ctx context.Context, inv []inventory.Entry) error {
+// Prune=false or Delete=false, with the given propagation.
+func (a *app) deleteOwned(ctx context.Context, inv []inventory.Entry, propagation metav1.DeletionPropagation) error {
 	var (
 		mu    sync.Mutex
 		owned []*unstructured.Unstructured
@@ -245,7 +249,7 @@ func (a *app) deleteOwned(ctx context.Context, inv []inventory.Entry) error {
 		if err != nil {
 			return err
 		}
-		if found && apply.OwnedBy(a.name, live) && !apply.ObjectOptionsOf(live).NoPrune {
+		if oo := apply.ObjectOptionsOf(live); found && apply.OwnedBy(a.name, live) && !oo.NoPrune && !oo.NoDelete {
 			mu.Lock()
 			owned = append(owned, live)
 			mu.Unlock()
@@ -257,7 +261,7 @@ func (a *app) deleteOwned(ctx context.Context, inv []inventory.Entry) error {
 	}
 	for _, group := range byDeleteOrder(owned, manifest.KeyOf, func(o *unstructured.Unstructured) bool { return o.GetNamespace() != "" }) {
 		err := parallel(ctx, a.e.opts.Parallelism, group, func(ctx context.Context, o *unstructured.Unstructured) error {
-			return a.e.applier.Delete(ctx, o.GroupVersionKind(), o.GetNamespace(), o.GetName(), string(o.GetUID()))
+			return a.e.applier.DeleteWith(ctx, o.GroupVersionKind(), o.GetNamespace(), o.GetName(), string(o.GetUID()), propagation)
 		})
 		if err != nil {
 			return fmt.Errorf("delete objects of app %s: %w", a.name, err)

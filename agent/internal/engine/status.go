@@ -58,7 +58,9 @@ func (a *app) buildStatus() *apiv1alpha1.AppStatus {
 			Group: k.Group, Version: so.entry.Version, Kind: k.Kind, Namespace: k.Namespace, Name: k.Name,
 			Sync: apiv1alpha1.SyncStatus_SYNC_STATUS_OUT_OF_SYNC, Health: apiv1alpha1.HealthStatus_HEALTH_STATUS_UNKNOWN, Message: so.reason,
 		})
-		appSync = apiv1alpha1.SyncStatus_SYNC_STATUS_OUT_OF_SYNC
+		if !so.ignoreExtraneous {
+			appSync = apiv1alpha1.SyncStatus_SYNC_STATUS_OUT_OF_SYNC
+		}
 	}
 	st.Sync, st.Health = appSync, appHealth
 	return st

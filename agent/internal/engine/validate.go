@@ -75,7 +75,7 @@ func (a *app) validate(ctx context.Context) (*preflight, error) {
 		st := todo[i]
 		gk := st.key.GroupKind()
 		if err := a.mapObject(ctx, st); err != nil {
-			if crdKinds[gk] && meta.IsNoMatchError(err) {
+			if meta.IsNoMatchError(err) && (crdKinds[gk] || a.skipDryRunOnMissing(st)) {
 				deferred[i] = true
 				return nil
 			}
@@ -161,6 +161,12 @@ func (a *app) dryRun(ctx context.Context, st *objState) error {
 		st.sync, st.message, st.diff = apiv1alpha1.SyncStatus_SYNC_STATUS_SYNCED, "", ""
 	}
 	return nil
+}
+
+// skipDryRunOnMissing reports whether SkipDryRunOnMissingResource=true (app
+// or object) defers the dry-run of an object whose kind is not served yet.
+func (a *app) skipDryRunOnMissing(st *objState) bool {
+	return a.syncOpts.SkipDryRunOnMissingResource || apply.ObjectOptionsOf(st.desired).SkipDryRunOnMissingResource
 }
 
 // mayReplace reports whether Replace=true or Force=true (app or object)

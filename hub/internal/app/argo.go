@@ -240,6 +240,11 @@ func convertArgoSpec(n *notes, in argoSpec, out *Spec) (bool, error) {
 
 	if p := in.SyncPolicy; p != nil {
 		out.SyncPolicy.SyncOptions = p.SyncOptions
+		for i, o := range p.SyncOptions {
+			if note := syncOptionNote(o); note != "" {
+				n.add(fmt.Sprintf("spec.syncPolicy.syncOptions[%d]", i), "%s", note)
+			}
+		}
 		if a := p.Automated; a != nil {
 			if a.Enabled == nil || *a.Enabled {
 				out.SyncPolicy.Automated = &Automated{Prune: a.Prune, SelfHeal: a.SelfHeal}
@@ -391,4 +396,27 @@ func argoScope(ann map[string]string) (*Scope, error) {
 		return nil, nil
 	}
 	return &sc, nil
+}
+
+// syncOptionNote says how Flotilla differs on an Argo CD sync option, or
+// "" when it honours it as Argo CD does (docs/argocd-sync-parity.md).
+func syncOptionNote(opt string) string {
+	k, v, _ := strings.Cut(opt, "=")
+	k, v = strings.TrimSpace(k), strings.TrimSpace(v)
+	switch k {
+	case "CreateNamespace", "PruneLast", "Replace", "Force", "RespectIgnoreDifferences",
+		"SkipDryRunOnMissingResource", "PrunePropagationPolicy":
+		return ""
+	case "ApplyOutOfSyncOnly", "ServerSideApply", "FailOnSharedResource":
+		if strings.EqualFold(v, "false") {
+			return fmt.Sprintf("%s=false is not supported: the agent always behaves as if it were true; ignored", k)
+		}
+		return ""
+	case "Validate":
+		if strings.EqualFold(v, "false") {
+			return "Validate=false has no effect: server-side apply always refuses fields the API server's schema does not declare"
+		}
+		return ""
+	}
+	return fmt.Sprintf("unknown sync option %q; ignored", opt)
 }
