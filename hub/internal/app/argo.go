@@ -97,10 +97,10 @@ type argoKustomize struct {
 }
 
 type argoDirectory struct {
-	Recurse bool   `json:"recurse,omitempty"`
-	Include string `json:"include,omitempty"`
-	Exclude string `json:"exclude,omitempty"`
-	Jsonnet any    `json:"jsonnet,omitempty"`
+	Recurse bool     `json:"recurse,omitempty"`
+	Include string   `json:"include,omitempty"`
+	Exclude string   `json:"exclude,omitempty"`
+	Jsonnet *Jsonnet `json:"jsonnet,omitempty"`
 }
 
 type argoDestination struct {
@@ -293,10 +293,7 @@ func convertArgoSource(n *notes, field string, in argoSource) (Source, error) {
 	}
 	out := Source{RepoURL: in.RepoURL, TargetRevision: in.TargetRevision, Path: in.Path}
 	if d := in.Directory; d != nil {
-		if d.Jsonnet != nil && !isEmpty(d.Jsonnet) {
-			return Source{}, invalidf("%s.directory.jsonnet: Jsonnet is not supported", field)
-		}
-		out.Directory = &Directory{Recurse: d.Recurse, Include: d.Include, Exclude: d.Exclude}
+		out.Directory = &Directory{Recurse: d.Recurse, Include: d.Include, Exclude: d.Exclude, Jsonnet: d.Jsonnet}
 	}
 	if h := in.Helm; h != nil {
 		f := field + ".helm"

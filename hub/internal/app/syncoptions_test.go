@@ -1,6 +1,7 @@
 package app
 
 import (
+	"errors"
 	"strings"
 	"testing"
 )
@@ -28,5 +29,38 @@ spec:
 		if strings.Contains(all, quiet) {
 			t.Errorf("warning about a supported option %s:\n%s", quiet, all)
 		}
+	}
+}
+
+func TestArgoDirectoryJsonnet(t *testing.T) {
+	defs, err := Decode("apps.yaml", []byte(`apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata: {name: a}
+spec:
+  source:
+    repoURL: https://git.example/r.git
+    path: p
+    directory:
+      jsonnet:
+        extVars: [{name: env, value: prod}, {name: count, value: "3", code: true}]
+        tlas: [{name: team, value: a}]
+        libs: [vendor]
+  destination: {namespace: team-a, name: c}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	j := defs.Apps[0].Spec.Source.Directory.Jsonnet
+	if j == nil || len(j.ExtVars) != 2 || !j.ExtVars[1].Code || len(j.TLAs) != 1 || j.Libs[0] != "vendor" {
+		t.Fatalf("jsonnet settings %+v", j)
+	}
+	if _, err := Decode("apps.yaml", []byte(`apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata: {name: a}
+spec:
+  source: {repoURL: https://git.example/r.git, path: p, directory: {jsonnet: {libs: [../../etc]}}}
+  destination: {namespace: team-a, name: c}
+`)); !errors.Is(err, ErrInvalid) {
+		t.Errorf("a Jsonnet library outside the repository: %v, want ErrInvalid", err)
 	}
 }

@@ -70,6 +70,27 @@ type Directory struct {
 	// alternative, '?' and '[...]' as usual.
 	Include string `json:"include,omitempty"`
 	Exclude string `json:"exclude,omitempty"`
+	// Jsonnet sets how the folder's *.jsonnet files are evaluated (they
+	// are evaluated with or without it; *.libsonnet files are only
+	// imported).
+	Jsonnet *Jsonnet `json:"jsonnet,omitempty"`
+}
+
+// Jsonnet are the inputs of Jsonnet evaluation, as Argo CD names them.
+type Jsonnet struct {
+	ExtVars []JsonnetVar `json:"extVars,omitempty"`
+	TLAs    []JsonnetVar `json:"tlas,omitempty"`
+	// Libs are folders (relative to the repository root) searched for
+	// imports not found beside the importing file.
+	Libs []string `json:"libs,omitempty"`
+}
+
+// JsonnetVar is an external variable or top-level argument: a string, or
+// Jsonnet code when Code is set.
+type JsonnetVar struct {
+	Name  string `json:"name"`
+	Value string `json:"value"`
+	Code  bool   `json:"code,omitempty"`
 }
 
 // Helm renders a chart stored in the repository, as `helm template` does.

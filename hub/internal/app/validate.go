@@ -148,6 +148,20 @@ func validateParts(field string, d *Directory, h *Helm, k *Kustomize) error {
 				return invalidf("%s.directory.%s: %v", field, name, err)
 			}
 		}
+		if j := d.Jsonnet; j != nil {
+			for kind, vars := range map[string][]JsonnetVar{"extVars": j.ExtVars, "tlas": j.TLAs} {
+				for i, v := range vars {
+					if v.Name == "" {
+						return invalidf("%s.directory.jsonnet.%s[%d].name is missing", field, kind, i)
+					}
+				}
+			}
+			for i, l := range j.Libs {
+				if err := ValidatePath(l); err != nil {
+					return invalidf("%s.directory.jsonnet.libs[%d]: %v", field, i, err)
+				}
+			}
+		}
 	}
 	if h != nil {
 		for i, p := range h.Parameters {

@@ -1,9 +1,11 @@
 package controller
 
 import (
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 
 	"github.com/flotilla-cd/flotilla/hub/internal/app"
 	"github.com/flotilla-cd/flotilla/hub/internal/render"
@@ -40,20 +42,38 @@ func conflictingApps(byApp map[string]render.AppObjects) []string {
 }
 
 // readsOutsidePath reports whether rendering src may read files outside its
-// path (Kustomize bases, Helm value files), so that the whole commit, not
+// path (Kustomize bases, Helm value files, Jsonnet imports, symbolic
+// links), so that the whole commit, not
 // the path's tree, must key its render cache.
 func readsOutsidePath(root string, src app.Source) bool {
 	if src.Helm != nil || src.Kustomize != nil {
 		return true
 	}
-	if src.Directory != nil {
-		return false
-	}
 	dir := filepath.Join(root, filepath.FromSlash(src.Path))
-	for _, n := range []string{"Chart.yaml", "kustomization.yaml", "kustomization.yml", "Kustomization"} {
-		if _, err := os.Stat(filepath.Join(dir, n)); err == nil {
-			return true
+	if src.Directory == nil {
+		for _, n := range []string{"Chart.yaml", "kustomization.yaml", "kustomization.yml", "Kustomization"} {
+			if _, err := os.Stat(filepath.Join(dir, n)); err == nil {
+				return true
+			}
 		}
 	}
-	return false
+	// A plain directory reads elsewhere through Jsonnet imports and
+	// symbolic links (resolved inside the repository).
+	recurse := src.Directory != nil && src.Directory.Recurse
+	outside := false
+	_ = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		switch {
+		case err != nil:
+			outside = true // cannot tell: key by the whole commit
+		case d.IsDir() && p != dir && (!recurse || d.Name() == ".git"):
+			return filepath.SkipDir
+		case d.Type()&fs.ModeSymlink != 0, strings.HasSuffix(strings.ToLower(d.Name()), ".jsonnet"):
+			outside = true
+		}
+		if outside {
+			return filepath.SkipAll
+		}
+		return nil
+	})
+	return outside
 }

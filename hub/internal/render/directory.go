@@ -38,7 +38,7 @@ func renderDirectory(ctx context.Context, root *repoRoot, dir string, d *app.Dir
 	if err != nil {
 		return nil, fmt.Errorf("directory.exclude: %w", err)
 	}
-	w := dirWalk{ctx: ctx, root: root, top: dir, recurse: d.Recurse, include: include, exclude: exclude}
+	w := dirWalk{ctx: ctx, root: root, top: dir, recurse: d.Recurse, include: include, exclude: exclude, jsonnet: d.Jsonnet}
 	if err := w.walk(dir); err != nil {
 		return nil, err
 	}
@@ -51,6 +51,7 @@ type dirWalk struct {
 	top              string
 	recurse          bool
 	include, exclude *regexp.Regexp
+	jsonnet          *app.Jsonnet
 	out              []origined
 }
 
@@ -92,9 +93,6 @@ func (w *dirWalk) walk(dir string) error {
 		if w.exclude != nil && w.exclude.MatchString(rel) || w.include != nil && !w.include.MatchString(rel) {
 			continue
 		}
-		if ext == ".jsonnet" {
-			return fmt.Errorf("%s: Jsonnet is not supported (exclude it with directory.exclude)", p)
-		}
 		if e == nil {
 			return w.root.leftOutErr(p)
 		}
@@ -105,7 +103,13 @@ func (w *dirWalk) walk(dir string) error {
 		if e.Type()&fs.ModeSymlink != 0 && fi.IsDir() {
 			continue
 		}
-		data, err := w.root.fs.ReadFile(real)
+		var data []byte
+		if ext == ".jsonnet" {
+			ext = ".json"
+			data, err = evalJsonnet(w.root, real, w.jsonnet)
+		} else {
+			data, err = w.root.fs.ReadFile(real)
+		}
 		if err != nil {
 			return err
 		}

@@ -113,6 +113,14 @@ var goldenTests = []goldenTest{
 	{name: "err-helm-schema", src: app.Source{Path: "helm/full", Helm: &app.Helm{Values: "replicas: 0"}}, wantErr: true},
 	{name: "err-helm-template", src: app.Source{Path: "helm/badtemplate"}, wantErr: true},
 	{name: "err-helm-kube-version", src: app.Source{Path: "helm/oldkube"}, wantErr: true},
+	{name: "jsonnet", ns: "shop", src: app.Source{Path: "jsonnet/app", Directory: &app.Directory{Jsonnet: &app.Jsonnet{
+		ExtVars: []app.JsonnetVar{{Name: "env", Value: "prod"}, {Name: "replicas", Value: "3", Code: true}},
+		TLAs:    []app.JsonnetVar{{Name: "team", Value: "payments"}},
+		Libs:    []string{"jsonnet/vendor"},
+	}}}},
+	{name: "err-jsonnet-missing-extvar", src: app.Source{Path: "jsonnet/app", Directory: &app.Directory{Jsonnet: &app.Jsonnet{Libs: []string{"jsonnet/vendor"}}}}, wantErr: true},
+	{name: "err-jsonnet-import-outside", src: app.Source{Path: "jsonnet/escape"}, wantErr: true},
+	{name: "err-jsonnet-broken", src: app.Source{Path: "jsonnet/broken"}, wantErr: true},
 }
 
 // TestRenderGolden renders each source of testdata/repo and compares the

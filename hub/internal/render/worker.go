@@ -12,10 +12,10 @@ import (
 	"github.com/flotilla-cd/flotilla/hub/internal/renderproc"
 )
 
-// This file runs Helm and Kustomize renders in worker processes (package
-// renderproc): a template or build cannot be interrupted once started, a
-// worker can be killed. Plain directories render in-process: they check
-// ctx between files.
+// This file runs Helm, Kustomize and Jsonnet renders in worker processes
+// (package renderproc): a template, build or evaluation cannot be
+// interrupted once started, a worker can be killed. Plain directories
+// render in-process: they check ctx between files.
 
 // workerAnswer is a worker's answer to an Input.
 type workerAnswer struct {
@@ -128,12 +128,15 @@ func (r *Renderer) render(ctx context.Context, in Input) ([]*unstructured.Unstru
 		return renderSource(ctx, in)
 	}
 	k := detect(root, dir, in.Source)
+	jsonnet := k == kindDirectory && hasJsonnet(root, dir, in.Source.Directory != nil && in.Source.Directory.Recurse)
 	root.close()
-	switch k {
-	case kindHelm:
+	switch {
+	case k == kindHelm:
 		return renderInWorker(ctx, r.opts.Workers, in, "helm chart "+dir)
-	case kindKustomize:
+	case k == kindKustomize:
 		return renderInWorker(ctx, r.opts.Workers, in, "kustomize "+dir)
+	case jsonnet:
+		return renderInWorker(ctx, r.opts.Workers, in, "jsonnet "+dir)
 	}
 	return renderSource(ctx, in)
 }

@@ -227,3 +227,35 @@ func BenchmarkFanOutInWorkers(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(bundles), "ns/bundle")
 }
+
+// TestJsonnetBombStopped: Jsonnet evaluation cannot be interrupted, so a
+// directory with Jsonnet files renders in a worker, which is killed at the
+// time limit; the error names the folder and the limit.
+func TestJsonnetBombStopped(t *testing.T) {
+	for _, tt := range []struct{ name, expr, want string }{
+		{"cpu", "local f(n, acc) = if n == 0 then acc else f(n - 1, acc + 1) tailstrict; f(10000000000, 0)", "time limit of 1s"},
+		{"memory", "std.foldl(function(a, b) a + b, std.range(1, 1000000000), 0)", "memory limit of"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			root := t.TempDir()
+			if err := os.MkdirAll(filepath.Join(root, "bomb"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			bomb := "{ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'b' }, data: { n: std.toString(" + tt.expr + ") } }\n"
+			if err := os.WriteFile(filepath.Join(root, "bomb/main.jsonnet"), []byte(bomb), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			r := New(Options{Workers: testWorkers(t, root, func(o *renderproc.Options) { o.Timeout = time.Second })})
+			in := Input{Root: root, Source: app.Source{Path: "bomb"}, Namespace: "ns", AppName: "bomb"}
+			_, err := r.Render(t.Context(), CacheKey("t", in), in)
+			if !errors.Is(err, ErrRender) || !errors.Is(err, renderproc.ErrLimit) {
+				t.Fatalf("got %v, want a render error wrapping ErrLimit", err)
+			}
+			for _, w := range []string{"jsonnet bomb", tt.want} {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("%q does not say %q", err, w)
+				}
+			}
+		})
+	}
+}
