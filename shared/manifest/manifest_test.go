@@ -27,7 +27,12 @@ func TestParse(t *testing.T) {
 		{name: "no kind", in: "apiVersion: v1\nmetadata: {name: a}\n", err: "field kind is missing"},
 		{name: "no apiVersion in second doc", in: "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n---\nkind: ConfigMap\nmetadata: {name: b}\n", err: "document 2: invalid object: field apiVersion is missing"},
 		{name: "no name", in: "apiVersion: v1\nkind: ConfigMap\n", err: "field metadata.name is missing (ConfigMap)"},
-		{name: "generateName", in: "apiVersion: v1\nkind: Pod\nmetadata: {generateName: p-}\n", err: "generateName"},
+		{name: "generateName on a plain object", in: "apiVersion: v1\nkind: Pod\nmetadata: {generateName: p-}\n", err: `Pod with metadata.generateName "p-" is not a hook`},
+		{name: "generateName on a Skip hook", in: "apiVersion: v1\nkind: Pod\nmetadata: {generateName: p-, annotations: {argocd.argoproj.io/hook: Skip}}\n", err: "is not a hook"},
+		{name: "generateName on a hook", in: "apiVersion: batch/v1\nkind: Job\nmetadata: {generateName: migrate-, namespace: db, annotations: {argocd.argoproj.io/hook: PreSync}}\n",
+			want: []string{"batch/Job db/migrate-"}},
+		{name: "generateName on a Helm hook", in: "apiVersion: batch/v1\nkind: Job\nmetadata: {generateName: seed-, annotations: {helm.sh/hook: post-install}}\n",
+			want: []string{"batch/Job /seed-"}},
 		{name: "list item bad", in: "apiVersion: v1\nkind: List\nitems:\n- {apiVersion: v1, metadata: {name: a}}\n", err: "item 0"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -31,10 +31,16 @@ type Key struct {
 	Name      string
 }
 
-// KeyOf returns the key of obj.
+// KeyOf returns the key of obj. An object without a name (a hook with
+// metadata.generateName) is keyed by its generateName: that is its
+// identity in a bundle.
 func KeyOf(obj *unstructured.Unstructured) Key {
 	gvk := obj.GroupVersionKind()
-	return Key{Group: gvk.Group, Kind: gvk.Kind, Namespace: obj.GetNamespace(), Name: obj.GetName()}
+	name := obj.GetName()
+	if name == "" {
+		name = obj.GetGenerateName()
+	}
+	return Key{Group: gvk.Group, Kind: gvk.Kind, Namespace: obj.GetNamespace(), Name: name}
 }
 
 // String renders the key as "group/Kind namespace/name", the form used in

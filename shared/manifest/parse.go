@@ -78,7 +78,10 @@ func decodeDocument(raw []byte) ([]*unstructured.Unstructured, error) {
 }
 
 // Validate checks the fields every object needs: apiVersion, kind and
-// metadata.name.
+// metadata.name. A hook that runs in a sync phase (HookOf) may have
+// metadata.generateName instead of a name, as in Argo CD; any other object
+// with generateName is refused, since GitOps cannot track an object whose
+// name the API server picks.
 func Validate(obj *unstructured.Unstructured) error {
 	switch {
 	case obj.GetAPIVersion() == "":
@@ -88,7 +91,10 @@ func Validate(obj *unstructured.Unstructured) error {
 	case obj.GetName() == "" && obj.GetGenerateName() == "":
 		return fmt.Errorf("%w: field metadata.name is missing (%s)", ErrInvalidObject, obj.GetKind())
 	case obj.GetName() == "":
-		return fmt.Errorf("%w: %s uses metadata.generateName, which GitOps cannot track; set metadata.name", ErrInvalidObject, obj.GetKind())
+		if h, ok := HookOf(obj); ok && len(h.Phases) > 0 {
+			return nil
+		}
+		return fmt.Errorf("%w: %s with metadata.generateName %q is not a hook: only hooks (annotation %s) may use generateName, since GitOps cannot track an object whose name the API server picks; set metadata.name", ErrInvalidObject, obj.GetKind(), obj.GetGenerateName(), HookAnnotation)
 	}
 	return nil
 }

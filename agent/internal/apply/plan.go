@@ -92,12 +92,16 @@ func MissingAsNamespaced(objs []*unstructured.Unstructured, fallback ScopeFunc, 
 }
 
 // WaveOf returns the sync wave of obj (flotilla.dev/sync-wave, else
-// argocd.argoproj.io/sync-wave, else 0).
+// argocd.argoproj.io/sync-wave, else helm.sh/hook-weight as Argo CD reads
+// it, else 0).
 func WaveOf(obj *unstructured.Unstructured) (int, error) {
 	ann := obj.GetAnnotations()
 	v, ok := ann[manifest.SyncWaveAnnotation]
 	if !ok {
 		v, ok = ann[manifest.ArgoSyncWaveAnnotation]
+	}
+	if !ok {
+		v, ok = ann[manifest.HelmHookWeightAnnotation]
 	}
 	if !ok || strings.TrimSpace(v) == "" {
 		return 0, nil

@@ -76,7 +76,7 @@ func (e *Engine) acceptBundle(ctx context.Context, b *apiv1alpha1.Bundle) error 
 	if same {
 		return nil // already persisted and scheduled
 	}
-	rec := &inventory.Record{App: a.name, Bundle: b, Inventory: a.inventory}
+	rec := &inventory.Record{App: a.name, Bundle: b, Inventory: a.inventory, HooksDone: a.hooksDone}
 	if err := e.store.Save(ctx, rec); err != nil {
 		return fmt.Errorf("accept bundle %s of app %s: %w", b.GetDigest(), a.name, err)
 	}
@@ -99,7 +99,7 @@ func (e *Engine) acceptRemoval(ctx context.Context, name string) error {
 	}
 	defer a.storeMu.Unlock()
 	if a.persisted != nil {
-		rec := &inventory.Record{App: a.name, Bundle: a.persisted, Removed: true, Inventory: a.inventory}
+		rec := &inventory.Record{App: a.name, Bundle: a.persisted, Removed: true, Inventory: a.inventory, HooksDone: a.hooksDone}
 		if err := e.store.SaveInventory(ctx, rec); err != nil {
 			return fmt.Errorf("accept removal of app %s: %w", name, err)
 		}

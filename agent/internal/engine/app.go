@@ -83,6 +83,7 @@ type app struct {
 	storeMu   sync.Mutex // serialises store writes; guards persisted, inventory
 	persisted *apiv1alpha1.Bundle
 	inventory []inventory.Entry
+	hooksDone string // digest whose hooks an operation ran to success
 
 	// worker
 	want     *apiv1alpha1.Bundle // accepted bundle
@@ -96,6 +97,7 @@ type app struct {
 	objs     map[manifest.Key]*objState
 	order    []manifest.Key
 	waves    []apply.Wave
+	hooks    []*hookSpec               // the bundle's hooks, one per phase, in run order
 	stale    map[manifest.Key]staleObj // left-over objects kept, with the reason
 	needSync bool
 	// valid is the digest of the loaded bundle once the dry-run of a sync

@@ -166,6 +166,7 @@ func (e *Engine) Load(ctx context.Context) error {
 		a.persisted = rec.Bundle
 		a.held = rec.Bundle.GetDigest()
 		a.inventory = rec.Inventory
+		a.hooksDone = rec.HooksDone
 		a.pending = rec.Bundle
 		a.removed = rec.Removed
 		e.apps[rec.App] = a

@@ -23,7 +23,7 @@ import (
 // load decodes and plans b. On failure the app keeps no loaded bundle and
 // retries with its backoff.
 func (a *app) load(ctx context.Context, b *apiv1alpha1.Bundle) {
-	objs, waves, err := a.plan(b)
+	objs, waves, hooks, err := a.plan(b)
 	if err != nil {
 		a.bundle, a.loadErr, a.lastErr, a.failedAt = nil, err, err.Error(), b.GetDigest()
 		a.retry = newRetry(b.GetSyncPolicy().GetRetry())
@@ -54,6 +54,7 @@ func (a *app) load(ctx context.Context, b *apiv1alpha1.Bundle) {
 	})
 	a.restoreFingerprints()
 	a.waves = waves
+	a.hooks = hooks
 	a.managed.Store(int64(len(a.order)))
 	a.bundle, a.loadErr, a.lastErr = b, nil, ""
 	a.policy = b.GetSyncPolicy()
@@ -100,20 +101,30 @@ func (a *app) restoreFingerprints() {
 	}
 }
 
-// plan decodes, plans and prepares the objects of b.
-func (a *app) plan(b *apiv1alpha1.Bundle) ([]*objState, []apply.Wave, error) {
-	objs, err := manifest.DecodeObjects(b)
+// plan decodes, plans and prepares the objects of b: the objects kept in
+// sync, in waves, and the hooks.
+func (a *app) plan(b *apiv1alpha1.Bundle) ([]*objState, []apply.Wave, []*hookSpec, error) {
+	all, err := manifest.DecodeObjects(b)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	skipMissing := apply.ParseSyncOptions(b.GetSyncPolicy().GetSyncOptions()).SkipDryRunOnMissingResource
-	scope := apply.MissingAsNamespaced(objs, apply.BundleScope(objs, a.e.applier.Mapper().Namespaced), skipMissing)
+	scope := apply.MissingAsNamespaced(all, apply.BundleScope(all, a.e.applier.Mapper().Namespaced), skipMissing)
+	objs, hookObjs := splitHooks(all)
 	waves, err := apply.Plan(objs, b.GetNamespace(), scope)
 	if err != nil {
-		return nil, nil, fmt.Errorf("bundle %s: %w", a.name, err)
+		return nil, nil, nil, fmt.Errorf("bundle %s: %w", a.name, err)
 	}
-	if err := checkScope(waves, b); err != nil {
-		return nil, nil, fmt.Errorf("bundle %s: %w", a.name, err)
+	hookWaves, err := apply.Plan(hookObjs, b.GetNamespace(), scope)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("bundle %s: %w", a.name, err)
+	}
+	if err := checkScope(append(slices.Clone(waves), hookWaves...), b); err != nil {
+		return nil, nil, nil, fmt.Errorf("bundle %s: %w", a.name, err)
+	}
+	hooks, err := hookSpecs(a.name, hookWaves)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("bundle %s: %w", a.name, err)
 	}
 	seen := map[manifest.Key]bool{}
 	rules := rulesKey(b.GetIgnoreDifferences())
@@ -125,14 +136,14 @@ func (a *app) plan(b *apiv1alpha1.Bundle) ([]*objState, []apply.Wave, error) {
 				step.Objects[i] = p
 				k := manifest.KeyOf(p)
 				if seen[k] {
-					return nil, nil, fmt.Errorf("bundle %s: object %s appears twice", a.name, k)
+					return nil, nil, nil, fmt.Errorf("bundle %s: object %s appears twice", a.name, k)
 				}
 				seen[k] = true
 				out = append(out, &objState{key: k, desired: p, hash: diff.Hash(p) + rules, wave: w.Wave, sync: apiv1alpha1.SyncStatus_SYNC_STATUS_UNKNOWN})
 			}
 		}
 	}
-	return out, waves, nil
+	return out, waves, hooks, nil
 }
 
 // rulesKey is added to each object's hash when the bundle has ignore

@@ -83,11 +83,27 @@ func (a *app) saveInventory(ctx context.Context, entries []inventory.Entry, unio
 	if slices.Equal(inv, a.inventory) || a.persisted == nil {
 		return nil
 	}
-	rec := &inventory.Record{App: a.name, Bundle: a.persisted, Inventory: inv}
+	rec := &inventory.Record{App: a.name, Bundle: a.persisted, Inventory: inv, HooksDone: a.hooksDone}
 	if err := a.e.store.SaveInventory(ctx, rec); err != nil {
 		return err
 	}
 	a.inventory = inv
+	return nil
+}
+
+// saveHooksDone records that an operation ran the hooks of digest to
+// success.
+func (a *app) saveHooksDone(ctx context.Context, digest string) error {
+	a.storeMu.Lock()
+	defer a.storeMu.Unlock()
+	if a.hooksDone == digest || a.persisted == nil {
+		return nil
+	}
+	rec := &inventory.Record{App: a.name, Bundle: a.persisted, Inventory: a.inventory, HooksDone: digest}
+	if err := a.e.store.SaveInventory(ctx, rec); err != nil {
+		return fmt.Errorf("record hooks of app %s as done: %w", a.name, err)
+	}
+	a.hooksDone = digest
 	return nil
 }
 

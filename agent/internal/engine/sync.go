@@ -48,7 +48,13 @@ func (a *app) runSync(ctx context.Context, by string, prune bool) error {
 		InitiatedBy: by, StartedAt: timestamppb.New(start),
 	}
 	a.publish()
-	err := a.sync(opCtx, prune)
+	a.storeMu.Lock()
+	hooks := len(a.hooks) > 0 && hooksDue(by, a.bundle.GetDigest(), a.hooksDone)
+	a.storeMu.Unlock()
+	err := a.sync(opCtx, prune, hooks)
+	if err == nil && hooks {
+		err = a.saveHooksDone(opCtx, a.bundle.GetDigest())
+	}
 	op := a.lastOp
 	op.FinishedAt = timestamppb.Now()
 	m := a.e.metrics
@@ -57,6 +63,9 @@ func (a *app) runSync(ctx context.Context, by string, prune bool) error {
 	case err == nil:
 		m.syncs.WithLabelValues(resultSucceeded).Inc()
 		op.Phase, op.Message = apiv1alpha1.Operation_PHASE_SUCCEEDED, fmt.Sprintf("synced %d objects", len(a.order))
+		if n := len(op.Hooks); n > 0 {
+			op.Message += fmt.Sprintf(", ran %d hooks", n)
+		}
 		a.needSync, a.lastErr, a.retryAt = false, "", time.Time{}
 		a.retry.Reset()
 		a.log.Info("synced", "digest", op.Digest, "objects", len(a.order), "initiated_by", by, "took", time.Since(start))
@@ -80,8 +89,22 @@ func (a *app) runSync(ctx context.Context, by string, prune bool) error {
 	return err
 }
 
-// sync applies the loaded bundle wave by wave and prunes what left it.
-func (a *app) sync(ctx context.Context, prune bool) error {
+// sync runs one sync operation: with hooks, the PreSync hooks, then the
+// Sync phase (waves of objects and Sync hooks), then, once every object is
+// Healthy, the PostSync hooks; when it fails, the SyncFail hooks.
+func (a *app) sync(ctx context.Context, prune, hooks bool) error {
+	err := a.syncPhases(ctx, prune, hooks)
+	if err != nil && hooks && ctx.Err() == nil && hasPhase(a.hooks, manifest.SyncFail) {
+		if ferr := a.runHookPhase(ctx, manifest.SyncFail); ferr != nil {
+			err = errors.Join(err, ferr)
+		}
+	}
+	return err
+}
+
+// syncPhases applies the loaded bundle wave by wave and prunes what left
+// it, running the hooks of each phase when hooks is set.
+func (a *app) syncPhases(ctx context.Context, prune, hooks bool) error {
 	// Nothing is written unless the API server accepts every object.
 	start := time.Now()
 	pf, err := a.validate(ctx)
@@ -106,35 +129,45 @@ func (a *app) sync(ctx context.Context, prune bool) error {
 	if err != nil {
 		return err
 	}
+	if hooks {
+		if err := a.runHookPhase(ctx, manifest.PreSync); err != nil {
+			return err
+		}
+	}
 	pruned := map[manifest.Key]bool{}
 	a.applied = map[manifest.Key]bool{}
 	defer func() { a.applied = nil }()
-	for i, w := range a.waves {
-		for _, step := range w.Steps {
-			if err := a.validateStep(ctx, pf, step); err != nil {
-				return fmt.Errorf("wave %d, %s: %w", w.Wave, step.Phase, err)
-			}
-			if err := a.applyStep(ctx, step); err != nil {
-				return fmt.Errorf("wave %d, %s: %w", w.Wave, step.Phase, err)
-			}
-			for _, o := range step.Objects {
-				a.applied[manifest.KeyOf(o)] = true
-			}
-			if step.Phase == apply.PhaseCRDs {
-				if err := a.waitCRDs(ctx, step); err != nil {
-					return fmt.Errorf("wave %d: %w", w.Wave, err)
-				}
-			}
+	var syncHooks [][]*hookSpec
+	if hooks {
+		syncHooks = phaseWaves(a.hooks, manifest.Sync)
+	}
+	postSync := hooks && hasPhase(a.hooks, manifest.PostSync)
+	waves := mergeWaves(a.waves, syncHooks)
+	for i, w := range waves {
+		if err := a.applyWave(ctx, pf, w.wave); err != nil {
+			return err
+		}
+		runs, err := a.startHooks(ctx, w.hooks)
+		if err != nil {
+			a.finishHooks(ctx, runs)
+			return fmt.Errorf("wave %d: Sync hooks: %w", w.num, err)
 		}
 		if !a.syncOpts.PruneLast {
-			if err := a.prune(ctx, cands, pruned, func(c staleObj) bool { return !c.pruneLast && c.wave <= w.Wave }); err != nil {
-				return fmt.Errorf("wave %d: %w", w.Wave, err)
+			if err := a.prune(ctx, cands, pruned, func(c staleObj) bool { return !c.pruneLast && c.wave <= w.num }); err != nil {
+				return fmt.Errorf("wave %d: %w", w.num, err)
 			}
 		}
-		last := i == len(a.waves)-1
-		if !last || (len(cands) > len(pruned)) {
-			if err := a.waitHealthy(ctx, a.waveKeys(w), fmt.Sprintf("wave %d", w.Wave)); err != nil {
+		last := i == len(waves)-1
+		if w.wave != nil && (!last || len(cands) > len(pruned) || postSync) {
+			if err := a.waitHealthy(ctx, a.waveKeys(*w.wave), fmt.Sprintf("wave %d", w.num)); err != nil {
 				return err
+			}
+		}
+		if len(runs) > 0 {
+			err := a.waitHooks(ctx, runs)
+			a.finishHooks(ctx, runs)
+			if err != nil {
+				return fmt.Errorf("wave %d: Sync hooks: %w", w.num, err)
 			}
 		}
 	}
@@ -146,7 +179,41 @@ func (a *app) sync(ctx context.Context, prune bool) error {
 	for _, k := range kept {
 		entries = append(entries, k.entry)
 	}
-	return a.saveInventory(ctx, entries, false)
+	if err := a.saveInventory(ctx, entries, false); err != nil {
+		return err
+	}
+	if postSync {
+		// PostSync runs once every object is Healthy (Argo CD).
+		if err := a.waitHealthy(ctx, a.order, "before PostSync hooks"); err != nil {
+			return err
+		}
+		return a.runHookPhase(ctx, manifest.PostSync)
+	}
+	return nil
+}
+
+// applyWave applies the steps of one wave of objects (nil: none).
+func (a *app) applyWave(ctx context.Context, pf *preflight, w *apply.Wave) error {
+	if w == nil {
+		return nil
+	}
+	for _, step := range w.Steps {
+		if err := a.validateStep(ctx, pf, step); err != nil {
+			return fmt.Errorf("wave %d, %s: %w", w.Wave, step.Phase, err)
+		}
+		if err := a.applyStep(ctx, step); err != nil {
+			return fmt.Errorf("wave %d, %s: %w", w.Wave, step.Phase, err)
+		}
+		for _, o := range step.Objects {
+			a.applied[manifest.KeyOf(o)] = true
+		}
+		if step.Phase == apply.PhaseCRDs {
+			if err := a.waitCRDs(ctx, step); err != nil {
+				return fmt.Errorf("wave %d: %w", w.Wave, err)
+			}
+		}
+	}
+	return nil
 }
 
 func (a *app) waveKeys(w apply.Wave) []manifest.Key {

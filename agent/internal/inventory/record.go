@@ -58,6 +58,10 @@ type Record struct {
 	Removed bool
 	// Inventory lists every object the app may own in the cluster.
 	Inventory []Entry
+	// HooksDone is the digest of the last bundle whose hooks a sync
+	// operation ran to success, so that a restarted agent does not run
+	// them again.
+	HooksDone string
 }
 
 var unsafeChars = regexp.MustCompile(`[^a-z0-9-]+`)

@@ -38,6 +38,8 @@ type meta struct {
 	Digest  string `json:"digest"`
 	Chunks  int    `json:"chunks"`
 	Removed bool   `json:"removed,omitempty"`
+	// HooksDone is Record.HooksDone.
+	HooksDone string `json:"hooksDone,omitempty"`
 }
 
 // Save writes rec: the bundle chunks when the index does not already point
@@ -68,7 +70,7 @@ func (s *Store) Save(ctx context.Context, rec *Record) error {
 			}
 		}
 	}
-	if err := s.writeIndex(ctx, rec, meta{App: rec.App, Digest: digest, Chunks: chunks, Removed: rec.Removed}); err != nil {
+	if err := s.writeIndex(ctx, rec, meta{App: rec.App, Digest: digest, Chunks: chunks, Removed: rec.Removed, HooksDone: rec.HooksDone}); err != nil {
 		return err
 	}
 	return s.deleteChunks(ctx, rec.App, digest)
@@ -76,7 +78,7 @@ func (s *Store) Save(ctx context.Context, rec *Record) error {
 
 // SaveInventory rewrites only the index of an app already saved.
 func (s *Store) SaveInventory(ctx context.Context, rec *Record) error {
-	m := meta{App: rec.App, Digest: rec.Bundle.GetDigest(), Removed: rec.Removed}
+	m := meta{App: rec.App, Digest: rec.Bundle.GetDigest(), Removed: rec.Removed, HooksDone: rec.HooksDone}
 	cur, err := s.readMeta(ctx, rec.App)
 	if err != nil {
 		return err
@@ -178,7 +180,7 @@ func (s *Store) Load(ctx context.Context) ([]*Record, error) {
 		if err := json.Unmarshal(sec.Data["meta"], &m); err != nil {
 			return nil, fmt.Errorf("secret %s field meta: %w", sec.Name, err)
 		}
-		rec := &Record{App: m.App, Removed: m.Removed}
+		rec := &Record{App: m.App, Removed: m.Removed, HooksDone: m.HooksDone}
 		if err := gunzipJSON(sec.Data["inventory.json.gz"], &rec.Inventory); err != nil {
 			return nil, fmt.Errorf("app %s: secret %s field inventory.json.gz: %w", m.App, sec.Name, err)
 		}

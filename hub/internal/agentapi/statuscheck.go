@@ -42,6 +42,16 @@ func checkStatus(st *apiv1alpha1.AppStatus) error {
 	if op := st.GetLastOperation(); op != nil {
 		op.Message = cut(op.GetMessage(), maxMessageBytes)
 		op.InitiatedBy = cut(op.GetInitiatedBy(), maxNameBytes)
+		if n := len(op.GetHooks()); n > MaxStatusObjects {
+			return fmt.Errorf("%w: app %s: %d hook results, at most %d", errStatusRefused, st.GetApp(), n, MaxStatusObjects)
+		}
+		for _, h := range op.GetHooks() {
+			if len(h.GetPhase()) > maxNameBytes || len(h.GetGroup()) > maxNameBytes || len(h.GetKind()) > maxNameBytes ||
+				len(h.GetNamespace()) > maxNameBytes || len(h.GetName()) > maxNameBytes || len(h.GetHook()) > maxNameBytes {
+				return fmt.Errorf("%w: app %s: a hook name over %d bytes", errStatusRefused, st.GetApp(), maxNameBytes)
+			}
+			h.Message = cut(h.GetMessage(), maxMessageBytes)
+		}
 	}
 	for _, o := range st.GetObjects() {
 		if len(o.GetGroup()) > maxNameBytes || len(o.GetVersion()) > maxNameBytes || len(o.GetKind()) > maxNameBytes ||

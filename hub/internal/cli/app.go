@@ -205,6 +205,29 @@ func appDetail(tw *tabwriter.Writer, v httpapi.AppView) {
 			row(tw, cv.Cluster, o.Kind, orDash(o.Namespace), o.Name, o.Sync, o.Health, orDash(oneLine(o.Message)))
 		}
 	}
+	hookRows(tw, v.Clusters)
+}
+
+// hookRows lists the hooks of each cluster's last operation.
+func hookRows(tw *tabwriter.Writer, clusters []httpapi.AppClusterView) {
+	header := false
+	for _, cv := range clusters {
+		if cv.LastOperation == nil {
+			continue
+		}
+		for _, h := range cv.LastOperation.Hooks {
+			if !header {
+				row(tw, "")
+				row(tw, "CLUSTER", "HOOK PHASE", "KIND", "NAMESPACE", "NAME", "STATUS", "MESSAGE")
+				header = true
+			}
+			name := orDash(h.Name)
+			if h.Deleted {
+				name += " (deleted)"
+			}
+			row(tw, cv.Cluster, h.Phase, h.Kind, orDash(h.Namespace), name, h.Status, orDash(oneLine(h.Message)))
+		}
+	}
 }
 
 func oneLine(s string) string {

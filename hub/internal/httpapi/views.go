@@ -7,6 +7,7 @@ import (
 	"github.com/flotilla-cd/flotilla/hub/internal/controller"
 	"github.com/flotilla-cd/flotilla/hub/internal/fleet"
 	"github.com/flotilla-cd/flotilla/hub/internal/gitsource"
+	"github.com/flotilla-cd/flotilla/hub/internal/store"
 	apiv1alpha1 "github.com/flotilla-cd/flotilla/shared/api/v1alpha1"
 )
 
@@ -66,6 +67,9 @@ type OperationView struct {
 	InitiatedBy string    `json:"initiatedBy,omitempty"`
 	StartedAt   time.Time `json:"startedAt,omitzero"`
 	FinishedAt  time.Time `json:"finishedAt,omitzero"`
+	// Hooks are the resource hooks the operation ran (PreSync, Sync,
+	// PostSync, SyncFail), in the order they started.
+	Hooks []store.HookRecord `json:"hooks,omitempty"`
 }
 
 // SyncName is the API's spelling of a sync status.
@@ -148,7 +152,7 @@ func operationView(op *apiv1alpha1.Operation) *OperationView {
 	if op == nil {
 		return nil
 	}
-	v := &OperationView{Phase: PhaseName(op.GetPhase()), Revision: op.GetRevision(), Digest: op.GetDigest(), Message: op.GetMessage(), InitiatedBy: op.GetInitiatedBy()}
+	v := &OperationView{Phase: PhaseName(op.GetPhase()), Revision: op.GetRevision(), Digest: op.GetDigest(), Message: op.GetMessage(), InitiatedBy: op.GetInitiatedBy(), Hooks: store.HookRecords(op)}
 	if op.GetStartedAt() != nil {
 		v.StartedAt = op.GetStartedAt().AsTime()
 	}

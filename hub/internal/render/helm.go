@@ -6,9 +6,13 @@ import (
 	"net/url"
 	"path"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 
+	"helm.sh/helm/v3/pkg/release"
 	"helm.sh/helm/v3/pkg/strvals"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
 
 	"github.com/flotilla-cd/flotilla/hub/internal/app"
@@ -17,8 +21,8 @@ import (
 )
 
 // renderHelm renders the chart in dir as `helm template` does (client only,
-// CRDs included unless skipCrds, hooks included as plain objects except
-// test hooks). Values are merged in this order, later wins: the chart's
+// CRDs included unless skipCrds), with Helm hooks mapped to Argo CD hooks
+// as Argo CD maps them (see helmHook). Values are merged in this order, later wins: the chart's
 // values.yaml, helm.valueFiles (relative to the chart folder, inside the
 // repository), helm.values, helm.valuesObject, helm.parameters. The release
 // name defaults to the application name; the namespace to the destination
@@ -70,41 +74,94 @@ func renderHelm(ctx context.Context, root *repoRoot, dir string, in Input) ([]or
 	return out, nil
 }
 
-// objects parses the rendered documents: CRDs, manifests, then hooks other
-// than test hooks. Each object is named by its chart file, under prefix
-// (the folder holding the chart, relative to the repository root).
+// objects parses the rendered documents: CRDs, manifests, then the hooks
+// Argo CD runs during a sync, mapped by helmHook. Each object is named by
+// its chart file, under prefix (the folder holding the chart, relative to
+// the repository root).
 func (c *chartOutput) objects(prefix string) ([]origined, error) {
 	var out []origined
-	add := func(file, data string) error {
+	add := func(file, data string, hook *release.Hook) error {
 		origin := joinOrigin(prefix, filepath.ToSlash(file))
 		objs, err := manifest.Parse(origin, []byte(data))
 		if err != nil {
 			return err
 		}
 		for _, o := range objs {
+			if hook != nil && !helmHook(o, hook) {
+				continue
+			}
 			out = append(out, origined{obj: o, origin: origin})
 		}
 		return nil
 	}
 	for _, crd := range c.CRDs {
-		if err := add(crd.Filename, string(crd.File.Data)); err != nil {
+		if err := add(crd.Filename, string(crd.File.Data), nil); err != nil {
 			return nil, err
 		}
 	}
 	for _, m := range c.Manifests {
-		if err := add(m.Name, m.Content); err != nil {
+		if err := add(m.Name, m.Content, nil); err != nil {
 			return nil, err
 		}
 	}
 	for _, hook := range c.Hooks {
-		if isTestHook(hook) {
-			continue
-		}
-		if err := add(hook.Path, hook.Manifest); err != nil {
+		if err := add(hook.Path, hook.Manifest, hook); err != nil {
 			return nil, err
 		}
 	}
 	return out, nil
+}
+
+// helmHook maps the Helm hook h (Helm's parsed events, weight and delete
+// policies) onto its object o as Argo CD does, writing Argo CD's hook
+// annotations so that the bundle says what the agent runs; it reports
+// whether o is kept. As in Argo CD:
+//   - an object with Argo CD's own hook annotation keeps it, and its Helm
+//     annotations are ignored;
+//   - pre-install and pre-upgrade run in PreSync, post-install and
+//     post-upgrade in PostSync (install and upgrade are not told apart);
+//   - test hooks (test, test-success, test-failure) and pre-delete,
+//     post-delete, pre-rollback and post-rollback hooks are dropped: a sync
+//     never runs them;
+//   - helm.sh/hook-weight orders hooks as the sync wave, unless the object
+//     sets a sync-wave annotation;
+//   - hook-succeeded, hook-failed and before-hook-creation map to
+//     HookSucceeded, HookFailed and BeforeHookCreation (the default, for
+//     Helm as for Argo CD).
+func helmHook(o *unstructured.Unstructured, h *release.Hook) bool {
+	ann := o.GetAnnotations()
+	if ann == nil {
+		ann = map[string]string{}
+	}
+	if _, argo := ann[manifest.HookAnnotation]; argo {
+		return true
+	}
+	var phases []string
+	for _, e := range h.Events {
+		if ph, ok := manifest.HelmPhase(string(e)); ok && !slices.Contains(phases, string(ph)) {
+			phases = append(phases, string(ph))
+		}
+	}
+	if len(phases) == 0 {
+		return false
+	}
+	ann[manifest.HookAnnotation] = strings.Join(phases, ",")
+	_, wave := ann[manifest.ArgoSyncWaveAnnotation]
+	_, flotillaWave := ann[manifest.SyncWaveAnnotation]
+	if !wave && !flotillaWave && h.Weight != 0 {
+		ann[manifest.ArgoSyncWaveAnnotation] = strconv.Itoa(h.Weight)
+	}
+	var policies []string
+	for _, p := range h.DeletePolicies {
+		if dp, ok := manifest.HelmDeletePolicy(string(p)); ok && !slices.Contains(policies, string(dp)) {
+			policies = append(policies, string(dp))
+		}
+	}
+	if _, set := ann[manifest.HookDeletePolicyAnnotation]; !set && len(policies) > 0 {
+		ann[manifest.HookDeletePolicyAnnotation] = strings.Join(policies, ",")
+	}
+	o.SetAnnotations(ann)
+	return true
 }
 
 func joinOrigin(prefix, p string) string {

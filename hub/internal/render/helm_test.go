@@ -9,12 +9,14 @@ import (
 	"helm.sh/helm/v3/pkg/chart"
 
 	"github.com/flotilla-cd/flotilla/hub/internal/app"
+	"github.com/flotilla-cd/flotilla/shared/manifest"
 )
 
 // TestRenderHelmOrigins renders testdata/repo/helm/full (subcharts enabled
 // and disabled by condition, tag and alias, CRDs in the chart and in a
 // subchart, NOTES.txt, partials, hooks and test hooks) and checks which
-// objects come out, in which order, named by which chart file.
+// objects come out, in which order, named by which chart file, and how
+// Helm hooks are mapped to Argo CD hooks (phase, wave, delete policy).
 func TestRenderHelmOrigins(t *testing.T) {
 	crds := []string{
 		"helm/full/crds/widgets.yaml CustomResourceDefinition widgets.example.com",
@@ -27,9 +29,14 @@ func TestRenderHelmOrigins(t *testing.T) {
 		"helm/full/charts/sub/templates/service.yaml Service rel-sub",
 		"helm/full/templates/deployment.yaml Deployment rel-full",
 	}
-	hooks := []string{ // test hooks (templates/tests/test.yaml) dropped
-		"helm/full/templates/hooks.yaml ConfigMap rel-seed",
-		"helm/full/templates/hooks.yaml Job rel-migrate",
+	// Test hooks (templates/tests/test.yaml) and the pre-delete,
+	// post-rollback hook rel-cleanup are dropped; Argo CD's own annotation
+	// wins over helm.sh/hook (rel-argo-wins); a generateName hook is kept.
+	hooks := []string{
+		"helm/full/templates/hooks.yaml ConfigMap rel-seed hook=PostSync wave=-1 delete=",
+		"helm/full/templates/hooks.yaml Pod rel-argo-wins hook=Sync wave= delete=",
+		"helm/full/templates/hooks.yaml Job rel-migrate hook=PreSync wave=5 delete=BeforeHookCreation,HookSucceeded",
+		"helm/full/templates/hooks.yaml Job rel-smoke- hook=PostSync wave= delete=HookFailed",
 	}
 	tests := []struct {
 		name string
@@ -58,7 +65,11 @@ func TestRenderHelmOrigins(t *testing.T) {
 			}
 			var got []string
 			for _, o := range objs {
-				got = append(got, fmt.Sprintf("%s %s %s", o.origin, o.obj.GetKind(), o.obj.GetName()))
+				line := fmt.Sprintf("%s %s %s", o.origin, o.obj.GetKind(), manifest.KeyOf(o.obj).Name)
+				if ann := o.obj.GetAnnotations(); ann[manifest.HelmHookAnnotation] != "" {
+					line += fmt.Sprintf(" hook=%s wave=%s delete=%s", ann[manifest.HookAnnotation], ann[manifest.ArgoSyncWaveAnnotation], ann[manifest.HookDeletePolicyAnnotation])
+				}
+				got = append(got, line)
 			}
 			if diff := cmp.Diff(tt.want, got); diff != "" {
 				t.Errorf("objects differ (-want +got):\n%s", diff)

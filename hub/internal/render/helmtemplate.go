@@ -123,13 +123,3 @@ func checkDependencies(chrt *chart.Chart) error {
 	return nil
 }
 
-// isTestHook reports whether h runs on `helm test` (never applied by
-// Flotilla).
-func isTestHook(h *release.Hook) bool {
-	for _, e := range h.Events {
-		if e == release.HookTest {
-			return true
-		}
-	}
-	return false
-}

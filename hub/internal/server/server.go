@@ -304,7 +304,7 @@ func recordHistory(ctx context.Context, st store.Store, cluster string, cur *api
 	_, err := st.AppendHistory(ctx, store.HistoryEntry{
 		App: cur.GetApp(), Cluster: cluster, Revision: op.GetRevision(), Digest: op.GetDigest(),
 		StartedAt: op.GetStartedAt().AsTime(), FinishedAt: op.GetFinishedAt().AsTime(),
-		InitiatedBy: op.GetInitiatedBy(), Result: res, Message: op.GetMessage(),
+		InitiatedBy: op.GetInitiatedBy(), Result: res, Message: op.GetMessage(), Hooks: store.HookRecords(op),
 	})
 	if err != nil {
 		log.Warn("append history", "cluster", cluster, "app", cur.GetApp(), "error", err)

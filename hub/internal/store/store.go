@@ -107,6 +107,55 @@ type HistoryEntry struct {
 	InitiatedBy string    `json:"initiatedBy,omitempty"`
 	Result      string    `json:"result,omitempty"` // ResultSucceeded or ResultFailed
 	Message     string    `json:"message,omitempty"`
+	// Hooks are the resource hooks the sync ran, in the order they
+	// started.
+	Hooks []HookRecord `json:"hooks,omitempty"`
+}
+
+// HookRecord is one run of a resource hook in one phase of a sync, as its
+// agent reported it.
+type HookRecord struct {
+	// Phase is PreSync, Sync, PostSync or SyncFail.
+	Phase     string `json:"phase"`
+	Group     string `json:"group,omitempty"`
+	Kind      string `json:"kind"`
+	Namespace string `json:"namespace,omitempty"`
+	// Name is the created object's name (generated for a hook with
+	// metadata.generateName).
+	Name string `json:"name,omitempty"`
+	// Hook is the hook's identity in git: its name or generateName.
+	Hook string `json:"hook"`
+	Wave int32  `json:"wave,omitempty"`
+	// Status is Running, Succeeded, Failed or Unknown.
+	Status     string    `json:"status"`
+	Message    string    `json:"message,omitempty"`
+	StartedAt  time.Time `json:"startedAt,omitzero"`
+	FinishedAt time.Time `json:"finishedAt,omitzero"`
+	// Deleted is set when the hook's delete policy removed it.
+	Deleted bool `json:"deleted,omitempty"`
+}
+
+// HookRecords converts an operation's hook results.
+func HookRecords(op *apiv1alpha1.Operation) []HookRecord {
+	hs := op.GetHooks()
+	if len(hs) == 0 {
+		return nil
+	}
+	out := make([]HookRecord, 0, len(hs))
+	for _, h := range hs {
+		r := HookRecord{
+			Phase: h.GetPhase(), Group: h.GetGroup(), Kind: h.GetKind(), Namespace: h.GetNamespace(), Name: h.GetName(),
+			Hook: h.GetHook(), Wave: h.GetWave(), Status: h.GetStatus().Name(), Message: h.GetMessage(), Deleted: h.GetDeleted(),
+		}
+		if h.GetStartedAt() != nil {
+			r.StartedAt = h.GetStartedAt().AsTime()
+		}
+		if h.GetFinishedAt() != nil {
+			r.FinishedAt = h.GetFinishedAt().AsTime()
+		}
+		out = append(out, r)
+	}
+	return out
 }
 
 // AuditEntry records one call that changed something.

@@ -44,3 +44,16 @@ func (p Operation_Phase) Name() string {
 	}
 	return "Unknown"
 }
+
+// Name returns "Running", "Succeeded", "Failed" or "Unknown".
+func (s HookResult_Status) Name() string {
+	switch s {
+	case HookResult_STATUS_RUNNING:
+		return "Running"
+	case HookResult_STATUS_SUCCEEDED:
+		return "Succeeded"
+	case HookResult_STATUS_FAILED:
+		return "Failed"
+	}
+	return "Unknown"
+}
