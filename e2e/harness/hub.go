@@ -206,6 +206,19 @@ type Operation struct {
 	InitiatedBy string    `json:"initiatedBy"`
 	StartedAt   time.Time `json:"startedAt"`
 	FinishedAt  time.Time `json:"finishedAt"`
+	Hooks       []Hook    `json:"hooks"`
+}
+
+// Hook is one resource hook an operation ran.
+type Hook struct {
+	Phase     string `json:"phase"`
+	Kind      string `json:"kind"`
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+	Hook      string `json:"hook"`
+	Status    string `json:"status"`
+	Message   string `json:"message"`
+	Deleted   bool   `json:"deleted"`
 }
 
 // Cluster returns the entry of cluster, or nil.
