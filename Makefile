@@ -15,6 +15,9 @@ GO_LDFLAGS   := -s -w -X github.com/flotilla-cd/flotilla/shared/version.Version=
 BINARIES     := ./hub/cmd/flotilla-hub ./hub/cmd/flotilla ./agent/cmd/flotilla-agent
 PROTOC_GEN_GO_VERSION      := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
+# protoc is Debian's (Go cannot build it); the generated code names its
+# version, so a different one is refused rather than silently used.
+PROTOC_VERSION := 3.21.12
 TEST_TIMEOUT ?= 40m
 # Debian packages the tests and tools use.
 APT_PACKAGES := git protobuf-compiler chromium
@@ -22,7 +25,7 @@ APT_PACKAGES := git protobuf-compiler chromium
 export FLOTILLA_E2E_BIN_DIR := $(BIN)
 export FLOTILLA_CONTROL_PLANE_BIN_DIR := $(BIN)
 
-.PHONY: all build test unit e2e e2e-kind bins deps proto proto-check lint quickstart bench images images-push deploy-test clean
+.PHONY: all build test unit e2e e2e-kind bins deps check-deps proto proto-check protoc-version lint quickstart bench images images-push deploy-test clean
 
 all: build
 
@@ -31,7 +34,7 @@ build:
 	@mkdir -p $(BIN)
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(GO_LDFLAGS)" -o $(BIN)/ $(BINARIES)
 
-## deps: Debian packages the tests need (as root; skipped when present)
+## deps: Debian packages that Go cannot build (apt-get, as root or with sudo; once)
 deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
@@ -40,12 +43,17 @@ deps:
 	  else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; fi; \
 	fi
 
+## check-deps: fail, naming them, when Debian packages are missing (run `make deps`)
+check-deps:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then echo "missing Debian packages:$$missing; run 'make deps' (apt-get, once)" >&2; exit 1; fi
+
 ## bins: test control-plane binaries into bin/ (first build ~20 min on 2 cores, then cached)
 bins:
 	./e2e/tools/build.sh $(BIN)
 
 ## test: lint, generated-code check, then every test (unit, integration, e2e)
-test: deps bins build lint proto-check
+test: check-deps bins build lint proto-check
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
 
 ## unit: tests that need no control plane
@@ -53,7 +61,7 @@ unit:
 	$(GO) test -count=1 -short ./...
 
 ## e2e: the end-to-end suite only (hub and agents as processes, real clusters)
-e2e: deps bins build
+e2e: check-deps bins build
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) -v ./e2e/...
 
 ## e2e-kind: the same e2e suite on kind clusters (needs Docker and kind)
@@ -61,14 +69,19 @@ e2e-kind: build
 	FLOTILLA_E2E_PROVIDER=kind $(GO) test -count=1 -timeout $(TEST_TIMEOUT) -v ./e2e/...
 
 ## proto: regenerate shared/api from its .proto with pinned generators
-proto: $(BIN)/tools/protoc-gen-go $(BIN)/tools/protoc-gen-go-grpc
+proto: protoc-version $(BIN)/tools/protoc-gen-go $(BIN)/tools/protoc-gen-go-grpc
 	PATH=$(BIN)/tools:$$PATH protoc -I shared/api/v1alpha1 \
 	  --go_out=shared/api/v1alpha1 --go_opt=paths=source_relative \
 	  --go-grpc_out=shared/api/v1alpha1 --go-grpc_opt=paths=source_relative \
 	  shared/api/v1alpha1/flotilla.proto
 
+## protoc-version: the pinned protoc (PROTOC_VERSION) is the one on the PATH
+protoc-version:
+	@v=$$(protoc --version 2>/dev/null | awk '{print $$2}'); \
+	if [ "$$v" != "$(PROTOC_VERSION)" ]; then echo "protoc $$v found, $(PROTOC_VERSION) pinned (Debian's protobuf-compiler; run make deps)" >&2; exit 1; fi
+
 ## proto-check: fail when the committed generated code is stale
-proto-check: $(BIN)/tools/protoc-gen-go $(BIN)/tools/protoc-gen-go-grpc
+proto-check: protoc-version $(BIN)/tools/protoc-gen-go $(BIN)/tools/protoc-gen-go-grpc
 	@tmp=$$(mktemp -d); trap 'rm -rf $$tmp' EXIT; \
 	PATH=$(BIN)/tools:$$PATH protoc -I shared/api/v1alpha1 \
 	  --go_out=$$tmp --go_opt=paths=source_relative \
@@ -95,7 +108,7 @@ quickstart: deps bins build
 	$(GO) run ./e2e/cmd/quickstart --bin-dir $(BIN)
 
 ## bench: the benchmark harness; writes docs/benchmarks.md
-bench: deps bins build
+bench: check-deps bins build
 	$(GO) run ./e2e/cmd/bench --bin-dir $(BIN) --out docs/benchmarks.md
 
 ## images: container images (needs a Docker engine)
@@ -109,7 +122,7 @@ images-push: images
 	docker push $(IMAGE_REPO)/flotilla-agent:$(VERSION)
 
 ## deploy-test: Dockerfile/Makefile checks, server dry-run of every manifest, install walks
-deploy-test: deps bins build
+deploy-test: check-deps bins build
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) -v ./deploy/...
 
 clean:

@@ -32,6 +32,18 @@ func binDir(t *testing.T) string {
 	return d
 }
 
+// kubectlBin returns the kubectl that `make bins` builds into the bin
+// folder (the same Kubernetes version as the test API servers), failing
+// the test when it is missing rather than skipping.
+func kubectlBin(t *testing.T) string {
+	t.Helper()
+	p := filepath.Join(binDir(t), "kubectl")
+	if _, err := os.Stat(p); err != nil {
+		t.Fatalf("kubectl: %v (build it with `make bins`)", err)
+	}
+	return p
+}
+
 // TestServerDryRun renders every installation and has a real kube-apiserver
 // accept each object with `kubectl apply --dry-run=server`: schemas, RBAC
 // escalation checks and admission run, nothing is stored. The namespaces the
@@ -40,9 +52,7 @@ func TestServerDryRun(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a kube-apiserver")
 	}
-	if _, err := exec.LookPath("kubectl"); err != nil {
-		t.Skip("kubectl not installed")
-	}
+	kubectlBin(t)
 	all := renderAll(t)
 	c := cluster.Start(t, &cluster.ProcessProvider{BinDir: binDir(t), WorkDir: t.TempDir()}, "deploy-dryrun")
 	cs, err := kubernetes.NewForConfig(c.RESTConfig())
@@ -127,7 +137,7 @@ func yamlStream(t *testing.T, objs []*unstructured.Unstructured) *bytes.Buffer {
 // runKubectl runs kubectl and returns its stdout and stderr together.
 func runKubectl(t *testing.T, stdin *bytes.Buffer, args ...string) (string, error) {
 	t.Helper()
-	cmd := exec.CommandContext(t.Context(), "kubectl", args...)
+	cmd := exec.CommandContext(t.Context(), kubectlBin(t), args...)
 	if stdin != nil {
 		cmd.Stdin = stdin
 	}

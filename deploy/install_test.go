@@ -163,9 +163,7 @@ func newWalk(t *testing.T, files map[string]string) *walk {
 	if testing.Short() {
 		t.Skip("starts a cluster, a hub and an agent")
 	}
-	if _, err := exec.LookPath("kubectl"); err != nil {
-		t.Skip("kubectl not installed")
-	}
+	kubectlBin(t)
 	ctx := t.Context()
 	w := &walk{t: t, dir: t.TempDir()}
 	w.bins = flotillaBinaries(t, filepath.Join(w.dir, "bin"))
@@ -253,7 +251,8 @@ func (w *walk) sh(script string) {
 	w.t.Helper()
 	cmd := exec.CommandContext(w.t.Context(), "sh", "-ec", script)
 	cmd.Dir = repoRoot
-	cmd.Env = append(os.Environ(), "KUBECONFIG="+w.cluster.Kubeconfig())
+	// kubectl is the one `make bins` built, first on the PATH.
+	cmd.Env = append(os.Environ(), "KUBECONFIG="+w.cluster.Kubeconfig(), "PATH="+binDir(w.t)+string(os.PathListSeparator)+os.Getenv("PATH"))
 	if out, err := cmd.CombinedOutput(); err != nil {
 		w.t.Fatalf("%s: %v\n%s", script, err, out)
 	}

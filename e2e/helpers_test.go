@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os/exec"
+	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -22,7 +23,7 @@ const waitTimeout = 90 * time.Second
 // kubectl runs the real kubectl against cluster with its kubeconfig.
 func (e *env) kubectl(clusterName string, args ...string) string {
 	e.t.Helper()
-	cmd := exec.CommandContext(e.t.Context(), "kubectl", append([]string{"--kubeconfig", e.clusters[clusterName].Kubeconfig()}, args...)...)
+	cmd := exec.CommandContext(e.t.Context(), filepath.Join(controlPlaneBins, "kubectl"), append([]string{"--kubeconfig", e.clusters[clusterName].Kubeconfig()}, args...)...)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		e.t.Fatalf("kubectl %s on %s: %v: %s", strings.Join(args, " "), clusterName, err, out)

@@ -38,10 +38,6 @@ func scenarioRollback(e *env) {
 
 	e.t.Run("CLI", func(t *testing.T) {
 		e := e.sub(t)
-		help, _ := e.hub.CLI(t.Context(), "--help")
-		if !strings.Contains(help, "app rollback") {
-			t.Skip("`flotilla app rollback` is not in the CLI (flotilla --help does not list it)")
-		}
 		v3 := e.commit("rb v3", map[string]string{
 			"rb/deployment.yaml": deployment("rb", 1, "nginx:1.28"),
 			"rb/config.yaml":     cmManifest("rb", map[string]string{"release": "v3"}),

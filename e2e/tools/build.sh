@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # build.sh BIN_DIR builds the test control-plane binaries (etcd, kube-apiserver,
-# kube-controller-manager, kube-scheduler, kwok) from this tools module into
+# kube-controller-manager, kube-scheduler, kwok) and kubectl (which tests
+# drive as users do) from this tools module into
 # BIN_DIR, but only those that are missing there. Versions are pinned by
 # e2e/tools/go.mod; the flags below must stay as they are so that the Go build
 # cache of earlier builds is reused.
@@ -22,8 +23,9 @@ declare -A pkgs=(
 	[kube-controller-manager]=k8s.io/kubernetes/cmd/kube-controller-manager
 	[kube-scheduler]=k8s.io/kubernetes/cmd/kube-scheduler
 	[kwok]=sigs.k8s.io/kwok/cmd/kwok
+	[kubectl]=k8s.io/kubernetes/cmd/kubectl
 )
-order=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok)
+order=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok kubectl)
 
 # One build at a time per BIN_DIR: a second caller waits, then finds the
 # binaries present.

@@ -15,6 +15,7 @@ import (
 
 	"github.com/flotilla-cd/flotilla/agent/internal/run"
 	"github.com/flotilla-cd/flotilla/shared/envflag"
+	"github.com/flotilla-cd/flotilla/shared/logbridge"
 	"github.com/flotilla-cd/flotilla/shared/version"
 )
 
@@ -47,5 +48,6 @@ func runMain(ctx context.Context, args []string) error {
 		return nil
 	}
 	log := hclog.New(&hclog.LoggerOptions{Name: "agent", Level: hclog.LevelFromString(o.LogLevel), JSONFormat: o.LogJSON}).With("cluster", o.Cluster)
+	logbridge.Install(log)
 	return run.Run(ctx, o, log)
 }

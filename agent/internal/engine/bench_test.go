@@ -103,10 +103,11 @@ func BenchmarkApply1000(b *testing.B) {
 // BenchmarkKubectlApply1000 applies the same 1,000 objects with kubectl,
 // one file per object, client-side and server-side.
 func BenchmarkKubectlApply1000(b *testing.B) {
-	kubectl, err := exec.LookPath("kubectl")
+	bins, err := testenv.BinDir()
 	if err != nil {
-		b.Skip("kubectl not found")
+		b.Fatal(err)
 	}
+	kubectl := filepath.Join(bins, "kubectl") // built by make bins
 	dir := b.TempDir()
 	kc := filepath.Join(dir, "kubeconfig")
 	if err := testenv.WriteKubeconfig(restCfg, kc); err != nil {

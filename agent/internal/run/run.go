@@ -12,8 +12,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cenkalti/backoff/v4"
 	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/client-go/dynamic"
@@ -52,9 +54,12 @@ func Run(ctx context.Context, o Options, log hclog.Logger) error {
 		ids = identity.SecretStore{Secrets: kube.NewSecrets(dyn, o.Namespace), Namespace: o.Namespace, Name: o.IdentitySecret}
 	}
 
-	// /metrics serves the default registry.
+	// /metrics serves the agent's own registry (never the global one):
+	// its metrics, the Go runtime's and the process's.
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	eng, err := engine.New(cfg, engine.Options{
-		Namespace: o.Namespace, Cluster: o.Cluster, Namespaces: o.WatchNamespaces, Registerer: prometheus.DefaultRegisterer,
+		Namespace: o.Namespace, Cluster: o.Cluster, Namespaces: o.WatchNamespaces, Registerer: reg,
 	}, log)
 	if err != nil {
 		return err
@@ -84,14 +89,14 @@ func Run(ctx context.Context, o Options, log hclog.Logger) error {
 	}()
 
 	connected := prometheus.NewGauge(prometheus.GaugeOpts{Name: "flotilla_agent_connected", Help: "1 while the stream to the hub is open."})
-	prometheus.MustRegister(connected)
+	reg.MustRegister(connected)
 	if o.MetricsListen != "" {
 		lis, err := net.Listen("tcp", o.MetricsListen)
 		if err != nil {
 			return fmt.Errorf("metrics listener: %w", err)
 		}
 		mux := http.NewServeMux()
-		mux.Handle("GET /metrics", promhttp.Handler())
+		mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 		if o.Pprof {
 			mux.HandleFunc("/debug/pprof/", pprof.Index)
 			mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
@@ -157,25 +162,24 @@ func ensureIdentity(ctx context.Context, o Options, ids identity.Store, log hclo
 			return fmt.Errorf("--ca-file: %w", err)
 		}
 	}
-	wait := 500 * time.Millisecond
-	for {
-		id, err = identity.Enroll(ctx, identity.EnrollOptions{
+	// Jittered exponential backoff from 500 ms to 30 s, for ever (a hub
+	// that is down is waited for); refusals that retrying cannot fix end it.
+	bo := backoff.NewExponentialBackOff()
+	bo.InitialInterval, bo.MaxInterval, bo.MaxElapsedTime = 500*time.Millisecond, 30*time.Second, 0
+	id, err = backoff.RetryNotifyWithData(func() (*identity.Identity, error) {
+		id, err := identity.Enroll(ctx, identity.EnrollOptions{
 			HubAddr: o.Hub, ServerName: o.ServerName, Cluster: o.Cluster, Token: o.JoinToken,
 			CAHash: o.CAHash, CAPEM: caPEM, AgentVersion: version.Version,
 		})
-		if err == nil {
-			break
+		if err != nil && permanent(err) {
+			return nil, backoff.Permanent(err)
 		}
-		if permanent(err) {
-			return err
-		}
+		return id, err
+	}, backoff.WithContext(bo, ctx), func(err error, wait time.Duration) {
 		log.Warn("enrolment failed; retrying", "error", err, "retry_in", wait)
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(wait):
-		}
-		wait = min(wait*2, 30*time.Second)
+	})
+	if err != nil {
+		return err
 	}
 	if err := ids.Save(ctx, id); err != nil {
 		return err

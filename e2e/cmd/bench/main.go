@@ -47,7 +47,7 @@ func run(ctx context.Context, args []string) error {
 	fs.IntSliceVar(&c.Fanout, "fanout", []int{1000, 10000}, "simulated agent counts, ascending")
 	fs.IntSliceVar(&c.FanCommits, "fanout-commits", []int{20, 5}, "commits per fan-out size")
 	fs.IntVar(&c.PerSimProc, "agents-per-process", 2500, "simulated agents per agentsim process")
-	fs.StringVar(&c.Kubectl, "kubectl", "kubectl", "kubectl binary for the apply comparison")
+	fs.StringVar(&c.Kubectl, "kubectl", "", "kubectl binary for the apply comparison (default: the one make bins builds into --bin-dir)")
 	fs.BoolVar(&c.Profile, "profile", true, "build the hub and agent with a profiling overlay and keep CPU/heap profiles of missed rows")
 	fs.StringVar(&c.AgentsimBin, "agentsim", "", "agentsim binary (default: built from ./e2e/cmd/agentsim)")
 	if err := fs.Parse(args); err != nil {
@@ -64,6 +64,9 @@ func run(ctx context.Context, args []string) error {
 		return err
 	}
 	c.BinDir = bin
+	if c.Kubectl == "" {
+		c.Kubectl = filepath.Join(bin, "kubectl")
+	}
 	var lim syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err == nil && lim.Cur < lim.Max {
 		lim.Cur = lim.Max // children (the hub) inherit it

@@ -17,6 +17,7 @@ import (
 	"github.com/flotilla-cd/flotilla/hub/internal/renderproc"
 	"github.com/flotilla-cd/flotilla/hub/internal/server"
 	"github.com/flotilla-cd/flotilla/shared/envflag"
+	"github.com/flotilla-cd/flotilla/shared/logbridge"
 	"github.com/flotilla-cd/flotilla/shared/version"
 )
 
@@ -52,5 +53,12 @@ func run(ctx context.Context, args []string) error {
 		return nil
 	}
 	log := hclog.New(&hclog.LoggerOptions{Name: "hub", Level: hclog.LevelFromString(o.LogLevel), JSONFormat: o.LogJSON})
+	logbridge.Install(log)
+	if err := o.Validate(); err != nil {
+		return err
+	}
+	if err := server.ApplyMemorySettings(o, log); err != nil {
+		return err
+	}
 	return server.Run(ctx, o, log)
 }

@@ -21,7 +21,7 @@ import (
 // commit (docs/performance-notes.md).
 const DefaultGCPercent = 50
 
-// memorySettings is what applyMemorySettings sets.
+// memorySettings is what ApplyMemorySettings sets.
 type memorySettings struct {
 	GCPercent   int   // 0: left as it is
 	MemoryLimit int64 // 0: left as it is
@@ -87,9 +87,10 @@ func cgroupMemoryLimit() int64 {
 	return 0
 }
 
-// applyMemorySettings sets the Go runtime's GC percent and soft memory
-// limit for the hub.
-func applyMemorySettings(o Options, log hclog.Logger) error {
+// ApplyMemorySettings sets the Go runtime's GC percent and soft memory
+// limit for the hub process. It changes process-wide state, so the
+// command's main calls it, not Run (which tests start in their process).
+func ApplyMemorySettings(o Options, log hclog.Logger) error {
 	m, err := decideMemory(o, os.Getenv, cgroupMemoryLimit())
 	if err != nil {
 		return err

@@ -37,9 +37,6 @@ func Run(ctx context.Context, o Options, log hclog.Logger) error {
 	if err := o.Validate(); err != nil {
 		return err
 	}
-	if err := applyMemorySettings(o, log); err != nil {
-		return err
-	}
 	if err := os.MkdirAll(o.StateDir, 0o700); err != nil {
 		return fmt.Errorf("state dir: %w", err)
 	}
