@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -38,6 +39,40 @@ func (a *app) runHookPhase(ctx context.Context, phase manifest.HookPhase) error 
 		if err != nil {
 			return fmt.Errorf("%s hooks, wave %d: %w", phase, w[0].wave, err)
 		}
+	}
+	return nil
+}
+
+// dryRunHooks server-side dry-runs the creation of every hook of the
+// bundle before the operation writes anything, so that a hook the API
+// server refuses fails the operation with nothing changed, as the dry-run
+// of the objects does. A named hook whose earlier instance exists, and a
+// hook in a namespace this sync creates, cannot be judged yet and pass.
+func (a *app) dryRunHooks(ctx context.Context) error {
+	seen := map[manifest.Key]bool{}
+	var specs []*hookSpec
+	for _, s := range a.hooks {
+		if !seen[s.key] {
+			seen[s.key] = true
+			specs = append(specs, s)
+		}
+	}
+	err := parallel(ctx, a.e.opts.Parallelism, specs, func(ctx context.Context, s *hookSpec) error {
+		if err := a.mapHook(ctx, s); err != nil {
+			return err
+		}
+		ri, _, err := a.e.applier.Resource(s.desired.GroupVersionKind(), s.key.Namespace)
+		if err != nil {
+			return fmt.Errorf("hook %s: %w", s.key, err)
+		}
+		_, err = ri.Create(ctx, s.desired, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}, FieldManager: a.e.opts.FieldManager})
+		if err == nil || apierrors.IsAlreadyExists(err) || apierrors.IsNotFound(err) {
+			return nil
+		}
+		return fmt.Errorf("dry-run hook %s: %w", s.key, err)
+	})
+	if err != nil {
+		return fmt.Errorf("dry-run of the hooks failed; nothing was applied: %w", err)
 	}
 	return nil
 }
@@ -126,24 +161,9 @@ func (a *app) mapHook(ctx context.Context, s *hookSpec) error {
 // deleteEarlierHooks deletes every live instance of the hook (found by its
 // label) and waits until they are gone.
 func (a *app) deleteEarlierHooks(ctx context.Context, s *hookSpec) error {
-	ri, _, err := a.e.applier.Resource(s.desired.GroupVersionKind(), s.key.Namespace)
+	gone, err := a.deleteHookInstances(ctx, s)
 	if err != nil {
-		return fmt.Errorf("hook %s: %w", s.key, err)
-	}
-	list, err := ri.List(ctx, metav1.ListOptions{LabelSelector: hookLabel + "=" + s.desired.GetLabels()[hookLabel]})
-	if err != nil {
-		return fmt.Errorf("hook %s: list earlier instances: %w", s.key, err)
-	}
-	gone := map[string]string{} // name → uid
-	for _, old := range list.Items {
-		if old.GetAnnotations()[hookOfAnnotation] != s.desired.GetAnnotations()[hookOfAnnotation] {
-			continue // a hash collision, however unlikely, is not ours
-		}
-		if err := a.e.applier.Delete(ctx, old.GroupVersionKind(), old.GetNamespace(), old.GetName(), string(old.GetUID())); err != nil {
-			return fmt.Errorf("hook %s: delete earlier instance: %w", s.key, err)
-		}
-		gone[old.GetName()] = string(old.GetUID())
-		a.log.Debug("deleted earlier hook instance", "hook", s.key.String(), "name", old.GetName())
+		return err
 	}
 	for len(gone) > 0 {
 		changed := a.e.cache.Changed()
@@ -159,6 +179,56 @@ func (a *app) deleteEarlierHooks(ctx context.Context, s *hookSpec) error {
 		case <-ctx.Done():
 			return fmt.Errorf("hook %s: wait for earlier instance to be deleted: %w", s.key, ctx.Err())
 		case <-changed:
+		}
+	}
+	return nil
+}
+
+// deleteHookInstances deletes every live instance of the hook s (found by
+// its label and identity annotation) and returns them, name → uid.
+func (a *app) deleteHookInstances(ctx context.Context, s *hookSpec) (map[string]string, error) {
+	ri, _, err := a.e.applier.Resource(s.desired.GroupVersionKind(), s.key.Namespace)
+	if err != nil {
+		if meta.IsNoMatchError(err) {
+			return nil, nil // the kind is not served: no instance exists
+		}
+		return nil, fmt.Errorf("hook %s: %w", s.key, err)
+	}
+	list, err := ri.List(ctx, metav1.ListOptions{LabelSelector: hookLabel + "=" + s.desired.GetLabels()[hookLabel]})
+	if err != nil {
+		return nil, fmt.Errorf("hook %s: list instances: %w", s.key, err)
+	}
+	gone := map[string]string{}
+	for _, old := range list.Items {
+		if old.GetAnnotations()[hookOfAnnotation] != s.desired.GetAnnotations()[hookOfAnnotation] {
+			continue // a hash collision, however unlikely, is not ours
+		}
+		if err := a.e.applier.Delete(ctx, old.GroupVersionKind(), old.GetNamespace(), old.GetName(), string(old.GetUID())); err != nil {
+			return nil, fmt.Errorf("hook %s: delete instance: %w", s.key, err)
+		}
+		gone[old.GetName()] = string(old.GetUID())
+		a.log.Debug("deleted hook instance", "hook", s.key.String(), "name", old.GetName())
+	}
+	return gone, nil
+}
+
+// deleteAllHooks deletes the live instances of every hook of b, for an app
+// removed with prune. A bundle that cannot be planned any more (a kind no
+// longer served) has no instances to find.
+func (a *app) deleteAllHooks(ctx context.Context, b *apiv1alpha1.Bundle) error {
+	_, _, hooks, err := a.plan(b)
+	if err != nil {
+		a.log.Warn("cannot plan the hooks of a removed app; their instances are left", "error", err)
+		return nil
+	}
+	done := map[manifest.Key]bool{}
+	for _, s := range hooks {
+		if done[s.key] {
+			continue
+		}
+		done[s.key] = true
+		if _, err := a.deleteHookInstances(ctx, s); err != nil {
+			return fmt.Errorf("delete hooks of app %s: %w", a.name, err)
 		}
 	}
 	return nil

@@ -199,6 +199,16 @@ func TestHookPhasesInOrder(t *testing.T) {
 	if smoke2.GetUID() == smoke.GetUID() {
 		t.Error("PostSync hook not re-created")
 	}
+
+	// Removing the app with prune deletes its objects and the hook
+	// instances BeforeHookCreation left.
+	if err := e.Accept(context.Background(), nil, []string{"hooked"}); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 20*time.Second, func(context.Context) (bool, string) {
+		_, cm := get(t, gvrConfigMap, ns, "app")
+		return !cm && len(podsNamed(t, ns, "smoke")) == 0, fmt.Sprintf("after removal: ConfigMap app exists %v, smoke pods %d", cm, len(podsNamed(t, ns, "smoke")))
+	})
 }
 
 // TestFailedPreSyncHook: a failed PreSync hook fails the operation before
@@ -267,5 +277,33 @@ func TestFailedPreSyncHook(t *testing.T) {
 	endPod(t, ns, m3.GetName(), "Succeeded")
 	if res := <-done; !res.GetOk() {
 		t.Fatalf("manual sync: %v", res)
+	}
+}
+
+// TestInvalidHookFailsBeforeWriting: a hook the API server refuses (here a
+// PostSync Pod without containers) fails the operation before anything is
+// written: no PreSync hook runs, no object is applied.
+func TestInvalidHookFailsBeforeWriting(t *testing.T) {
+	ns, agentNS := testNamespaces(t)
+	e := startEngine(t, agentNS)
+	bad := testenv.Obj(map[string]any{"apiVersion": "v1", "kind": "Pod", "metadata": map[string]any{"name": "broken"}, "spec": map[string]any{"containers": []any{}}})
+	bad.SetAnnotations(map[string]string{manifest.HookAnnotation: "PostSync"})
+	policy := &apiv1alpha1.SyncPolicy{Automated: true, Prune: true, Retry: &apiv1alpha1.Retry{Limit: 0}}
+	accept(t, e, bundle(t, "invalid", ns, policy, nil,
+		hookPod("", "migrate-", map[string]string{manifest.HookAnnotation: "PreSync"}),
+		configMap("app", map[string]any{"v": "1"}),
+		bad,
+	))
+	st := waitStatus(t, e, "invalid", 20*time.Second, func(s *apiv1alpha1.AppStatus) bool {
+		return s.GetLastOperation().GetPhase() == apiv1alpha1.Operation_PHASE_FAILED
+	})
+	if msg := st.GetLastOperation().GetMessage(); !strings.Contains(msg, "nothing was applied") || !strings.Contains(msg, "broken") {
+		t.Errorf("operation message %q does not name the refused hook", msg)
+	}
+	if _, ok := get(t, gvrConfigMap, ns, "app"); ok {
+		t.Error("ConfigMap app applied although a hook was refused")
+	}
+	if n := len(podsNamed(t, ns, "migrate-")); n != 0 {
+		t.Errorf("PreSync hook created although a hook was refused (%d pods)", n)
 	}
 }

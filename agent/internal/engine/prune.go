@@ -209,7 +209,8 @@ func byDeleteOrder[T any](items []T, key func(T) manifest.Key, namespaced func(T
 }
 
 // remove cleans up an app the hub removed: with prune on it deletes every
-// object it owns, then it drops its persisted record. Like Argo CD's
+// object it owns and the live instances of its hooks, then it drops its
+// persisted record. Like Argo CD's
 // non-cascading delete, with prune off the objects stay as they are,
 // tracking annotation included.
 func (a *app) remove(ctx context.Context) time.Time {
@@ -217,7 +218,11 @@ func (a *app) remove(ctx context.Context) time.Time {
 	b, inv := a.persisted, slices.Clone(a.inventory)
 	a.storeMu.Unlock()
 	if b.GetSyncPolicy().GetPrune() {
-		if err := a.deleteOwned(ctx, inv, apply.ParseSyncOptions(b.GetSyncPolicy().GetSyncOptions()).PrunePropagation); err != nil {
+		err := a.deleteOwned(ctx, inv, apply.ParseSyncOptions(b.GetSyncPolicy().GetSyncOptions()).PrunePropagation)
+		if err == nil {
+			err = a.deleteAllHooks(ctx, b)
+		}
+		if err != nil {
 			a.lastErr = err.Error()
 			a.publish()
 			if a.retry == nil {

@@ -111,6 +111,11 @@ func (a *app) syncPhases(ctx context.Context, prune, hooks bool) error {
 	if err != nil {
 		return err
 	}
+	if hooks {
+		if err := a.dryRunHooks(ctx); err != nil {
+			return err
+		}
+	}
 	a.log.Debug("bundle dry-run passed", "objects", len(a.order), "deferred", len(pf.deferred), "took", time.Since(start))
 	a.valid = a.bundle.GetDigest()
 	if ns := a.bundle.GetNamespace(); a.createsDestination() {
