@@ -32,6 +32,10 @@ func TestCheckStatus(t *testing.T) {
 		{name: "long texts are cut", st: &apiv1alpha1.AppStatus{App: "web", Message: strings.Repeat("é", maxMessageBytes),
 			LastOperation: &apiv1alpha1.Operation{Message: strings.Repeat("m", 1<<20)},
 			Objects:       objects(2, &apiv1alpha1.ObjectStatus{Message: strings.Repeat("m", 1<<20), Diff: strings.Repeat("d", 1<<20)})}},
+		{name: "hook message is cut", st: &apiv1alpha1.AppStatus{App: "web",
+			LastOperation: &apiv1alpha1.Operation{Hooks: []*apiv1alpha1.HookResult{{Phase: "PreSync", Kind: "Job", Hook: "m-", Message: strings.Repeat("m", 1<<20)}}}}},
+		{name: "hook name too long", st: &apiv1alpha1.AppStatus{App: "web",
+			LastOperation: &apiv1alpha1.Operation{Hooks: []*apiv1alpha1.HookResult{{Phase: "PreSync", Kind: "Job", Name: strings.Repeat("n", 300)}}}}, refused: true},
 		{name: "too large after cutting", st: &apiv1alpha1.AppStatus{App: "web", Objects: objects(100, &apiv1alpha1.ObjectStatus{Diff: strings.Repeat("d", 1<<20)})}, refused: true},
 	}
 	for _, tt := range tests {
@@ -47,6 +51,9 @@ func TestCheckStatus(t *testing.T) {
 				t.Fatal(err)
 			}
 			texts := []string{tt.st.GetMessage(), tt.st.GetLastOperation().GetMessage()}
+			for _, h := range tt.st.GetLastOperation().GetHooks() {
+				texts = append(texts, h.GetMessage())
+			}
 			for _, o := range tt.st.GetObjects() {
 				texts = append(texts, o.GetMessage())
 				if len(o.GetDiff()) > maxDiffBytes {

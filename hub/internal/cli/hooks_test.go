@@ -1,0 +1,51 @@
+package cli
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+	"text/tabwriter"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/flotilla-cd/flotilla/hub/internal/httpapi"
+	"github.com/flotilla-cd/flotilla/hub/internal/store"
+)
+
+// TestAppDetailHooks: `flotilla app get` lists the hooks of each cluster's
+// last operation, with the generated name and whether the delete policy
+// removed the hook; without hooks it prints no hook table.
+func TestAppDetailHooks(t *testing.T) {
+	op := &httpapi.OperationView{Phase: "Succeeded", Hooks: []store.HookRecord{
+		{Phase: "PreSync", Kind: "Job", Namespace: "shop", Name: "migrate-x7k2p", Hook: "migrate-", Status: "Succeeded", Deleted: true},
+		{Phase: "PostSync", Kind: "Job", Namespace: "shop", Name: "smoke", Hook: "smoke", Status: "Failed", Message: "BackoffLimitExceeded\nmore"},
+	}}
+	v := httpapi.AppView{Name: "shop", Sync: "Synced", Health: "Healthy", Clusters: []httpapi.AppClusterView{
+		{Cluster: "eu", Sync: "Synced", Health: "Healthy", LastOperation: op},
+		{Cluster: "us", Sync: "Synced", Health: "Healthy"},
+	}}
+	var buf bytes.Buffer
+	tw := tabwriter.NewWriter(&buf, 0, 4, 2, ' ', 0)
+	appDetail(tw, v)
+	tw.Flush()
+	out := buf.String()
+	i := strings.Index(out, "CLUSTER  HOOK PHASE")
+	if i < 0 {
+		t.Fatalf("no hook table in:\n%s", out)
+	}
+	want := `CLUSTER  HOOK PHASE  KIND  NAMESPACE  NAME                     STATUS     MESSAGE
+eu       PreSync     Job   shop       migrate-x7k2p (deleted)  Succeeded  -
+eu       PostSync    Job   shop       smoke                    Failed     BackoffLimitExceeded …
+`
+	if diff := cmp.Diff(want, out[i:]); diff != "" {
+		t.Errorf("hook table (-want +got):\n%s", diff)
+	}
+
+	buf.Reset()
+	v.Clusters[0].LastOperation = &httpapi.OperationView{Phase: "Succeeded"}
+	appDetail(tw, v)
+	tw.Flush()
+	if strings.Contains(buf.String(), "HOOK PHASE") {
+		t.Errorf("hook table without hooks:\n%s", buf.String())
+	}
+}
