@@ -122,4 +122,3 @@ func checkDependencies(chrt *chart.Chart) error {
 	}
 	return nil
 }
-
