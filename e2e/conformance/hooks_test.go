@@ -136,8 +136,9 @@ const hookJobSpec = `spec:
 // hooks run once per sync operation (a new commit), never on a self-heal;
 // a hook with generateName gets a new name each run; HookSucceeded deletes
 // a hook that succeeded; the default BeforeHookCreation deletes the last
-// run's hook before the next is created. Hooks are not among the app's
-// objects.
+// run's hook before the next is created, so a named hook Job whose template
+// changed in git is re-created (never "spec.template is immutable"). Hooks
+// are not among the app's objects.
 func TestHooksRunInPhases(t *testing.T) {
 	c := NewCase(t, "hooks-phases")
 	jobs := watchJobs(t, c, c.Namespace)
@@ -173,13 +174,16 @@ spec:
       - name: web
         image: registry.invalid/web:1
 `,
+			// The smoke Job's template changes with each commit: a Job's
+			// template is immutable, so the next run must re-create it.
 			"app/smoke.yaml": `apiVersion: batch/v1
 kind: Job
 metadata:
   name: smoke
   annotations:
     argocd.argoproj.io/hook: PostSync
-` + hookJobSpec,
+` + hookJobSpec + `        env: [{name: SETTING, value: "` + setting + `"}]
+`,
 		}
 	}
 	rev1 := c.Commit(files("one"))
@@ -270,6 +274,9 @@ metadata:
 	}
 	if settings.Data["setting"] != "two" {
 		t.Errorf("setting = %q after the second commit", settings.Data["setting"])
+	}
+	if env := smokes[1].Spec.Template.Spec.Containers[0].Env; len(env) != 1 || env[0].Value != "two" {
+		t.Errorf("second PostSync Job has env %v, want SETTING=two", env)
 	}
 	notBefore(t, "second PostSync Job created after the second migration completed", smokes[1].CreationTimestamp, *migrates[1].Status.CompletionTime)
 	notBefore(t, "second PostSync Job created after the first one completed", smokes[1].CreationTimestamp, *smokes[0].Status.CompletionTime)

@@ -307,3 +307,34 @@ func TestInvalidHookFailsBeforeWriting(t *testing.T) {
 		t.Errorf("PreSync hook created although a hook was refused (%d pods)", n)
 	}
 }
+
+// TestSyncHookWaitsInItsWave: a Sync hook runs with the Sync phase's
+// objects of its wave, after the objects of earlier waves, and the next
+// wave starts only once it completed.
+func TestSyncHookWaitsInItsWave(t *testing.T) {
+	ns, agentNS := testNamespaces(t)
+	e := startEngine(t, agentNS)
+	first := configMap("first", map[string]any{"k": "v"})
+	last := configMap("last", map[string]any{"k": "v"})
+	last.SetAnnotations(map[string]string{manifest.ArgoSyncWaveAnnotation: "2"})
+	accept(t, e, bundle(t, "waves", ns, auto(true, true), nil,
+		first,
+		hookPod("", "during-", map[string]string{manifest.HookAnnotation: "Sync", manifest.ArgoSyncWaveAnnotation: "1"}),
+		last,
+	))
+	during := waitPod(t, ns, "during-")
+	if _, ok := get(t, gvrConfigMap, ns, "first"); !ok {
+		t.Error("the wave 1 Sync hook started before wave 0 was applied")
+	}
+	if _, ok := get(t, gvrConfigMap, ns, "last"); ok {
+		t.Fatal("wave 2 applied while the wave 1 Sync hook runs")
+	}
+	endPod(t, ns, during.GetName(), "Succeeded")
+	st := waitStatus(t, e, "waves", 20*time.Second, synced)
+	if _, ok := get(t, gvrConfigMap, ns, "last"); !ok {
+		t.Error("wave 2 not applied after the Sync hook completed")
+	}
+	if got := hookResults(st); len(got) != 1 || got[0] != "Sync Pod during- STATUS_SUCCEEDED deleted=false" {
+		t.Errorf("hook results: %q", got)
+	}
+}
