@@ -82,6 +82,10 @@ func (a *app) load(ctx context.Context, b *apiv1alpha1.Bundle) {
 			continue
 		}
 	}
+	// Hooks' kinds too, so that a sync does not wait for a new watch.
+	for _, s := range a.hooks {
+		_ = a.mapHook(ctx, s) // an error shows when the hook runs
+	}
 	a.log.Info("loaded bundle", "digest", b.GetDigest(), "revision", b.GetRevision(), "objects", len(a.order), "waves", len(waves), "automated", a.needSync)
 	if !a.policy.GetAutomated() {
 		a.check(ctx, a.order, true) // report sync status without applying

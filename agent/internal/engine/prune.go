@@ -54,6 +54,13 @@ func (a *app) desiredEntries() []inventory.Entry {
 // (union: existing entries are kept as they are) or replacing it. Nothing is
 // written when it does not change.
 func (a *app) saveInventory(ctx context.Context, entries []inventory.Entry, union bool) error {
+	return a.saveRecord(ctx, entries, union, "")
+}
+
+// saveRecord is saveInventory that also records, when hooksDone is set,
+// that an operation ran the hooks of that digest to success (in the same
+// write).
+func (a *app) saveRecord(ctx context.Context, entries []inventory.Entry, union bool, hooksDone string) error {
 	a.storeMu.Lock()
 	defer a.storeMu.Unlock()
 	byKey := map[manifest.Key]inventory.Entry{}
@@ -80,30 +87,27 @@ func (a *app) saveInventory(ctx context.Context, entries []inventory.Entry, unio
 		}
 		return 0
 	})
-	if slices.Equal(inv, a.inventory) || a.persisted == nil {
+	done := a.hooksDone
+	if hooksDone != "" {
+		done = hooksDone
+	}
+	if (slices.Equal(inv, a.inventory) && done == a.hooksDone) || a.persisted == nil {
 		return nil
 	}
-	rec := &inventory.Record{App: a.name, Bundle: a.persisted, Inventory: inv, HooksDone: a.hooksDone}
+	rec := &inventory.Record{App: a.name, Bundle: a.persisted, Inventory: inv, HooksDone: done}
 	if err := a.e.store.SaveInventory(ctx, rec); err != nil {
 		return err
 	}
-	a.inventory = inv
+	a.inventory, a.hooksDone = inv, done
 	return nil
 }
 
 // saveHooksDone records that an operation ran the hooks of digest to
 // success.
 func (a *app) saveHooksDone(ctx context.Context, digest string) error {
-	a.storeMu.Lock()
-	defer a.storeMu.Unlock()
-	if a.hooksDone == digest || a.persisted == nil {
-		return nil
-	}
-	rec := &inventory.Record{App: a.name, Bundle: a.persisted, Inventory: a.inventory, HooksDone: digest}
-	if err := a.e.store.SaveInventory(ctx, rec); err != nil {
+	if err := a.saveRecord(ctx, nil, true, digest); err != nil {
 		return fmt.Errorf("record hooks of app %s as done: %w", a.name, err)
 	}
-	a.hooksDone = digest
 	return nil
 }
 

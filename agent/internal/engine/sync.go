@@ -184,7 +184,13 @@ func (a *app) syncPhases(ctx context.Context, prune, hooks bool) error {
 	for _, k := range kept {
 		entries = append(entries, k.entry)
 	}
-	if err := a.saveInventory(ctx, entries, false); err != nil {
+	// Without PostSync hooks the operation has succeeded: record its
+	// hooks as done in the same write.
+	var done string
+	if hooks && !postSync {
+		done = a.bundle.GetDigest()
+	}
+	if err := a.saveRecord(ctx, entries, false, done); err != nil {
 		return err
 	}
 	if postSync {
