@@ -98,27 +98,38 @@ type header struct {
 // warning). Any other kind is an error naming the file and document.
 // Applications are validated (see Validate); ApplicationSets are checked
 // and returned unexpanded.
+//
+// Each document stands or falls alone: one that cannot be used is listed
+// in Broken (by kind and name when they can be read) and the others are
+// returned; the error joins those of the broken documents.
 func Decode(file string, data []byte) (Definitions, error) {
 	var defs Definitions
 	for _, doc := range splitDocuments(file, data) {
-		// Leading newlines make YAML errors report lines of the file.
-		js, err := yaml.YAMLToJSON(append(bytes.Repeat([]byte("\n"), doc.line-1), doc.raw...))
-		if err != nil {
-			return Definitions{}, fmt.Errorf("%s: %w", doc.where(), invalidf("%v", err))
-		}
-		var m map[string]any
-		if err := json.Unmarshal(js, &m); err != nil {
-			return Definitions{}, fmt.Errorf("%s: %w", doc.where(), invalidf("not an object: %v", err))
-		}
 		var h header
-		if err := json.Unmarshal(js, &h); err != nil {
-			return Definitions{}, fmt.Errorf("%s: %w", doc.where(), invalidf("%v", fieldError(err)))
-		}
-		if err := decodeDocument(&defs, doc, h, js, m); err != nil {
-			return Definitions{}, err
+		err := decodeOne(&defs, doc, &h)
+		if err != nil {
+			defs.Broken = append(defs.Broken, newBroken(h.Kind, h.Metadata.Name, doc.file, err))
 		}
 	}
-	return defs, nil
+	return defs, defs.Err()
+}
+
+// decodeOne decodes one document into defs; h gets its header as far as it
+// could be read.
+func decodeOne(defs *Definitions, doc document, h *header) error {
+	// Leading newlines make YAML errors report lines of the file.
+	js, err := yaml.YAMLToJSON(append(bytes.Repeat([]byte("\n"), doc.line-1), doc.raw...))
+	if err != nil {
+		return fmt.Errorf("%s: %w", doc.where(), invalidf("%v", err))
+	}
+	var m map[string]any
+	if err := json.Unmarshal(js, &m); err != nil {
+		return fmt.Errorf("%s: %w", doc.where(), invalidf("not an object: %v", err))
+	}
+	if err := json.Unmarshal(js, h); err != nil {
+		return fmt.Errorf("%s: %w", doc.where(), invalidf("%v", fieldError(err)))
+	}
+	return decodeDocument(defs, doc, *h, js, m)
 }
 
 func decodeDocument(defs *Definitions, doc document, h header, js []byte, m map[string]any) error {

@@ -1,7 +1,6 @@
 package app
 
 import (
-	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -12,8 +11,10 @@ import (
 
 // LoadDir decodes every *.yaml, *.yml and *.json file under dir, in lexical
 // path order, skipping folders whose name starts with a dot. Files are named
-// by their path relative to dir. Two applications (or ApplicationSets, or
-// cluster declarations) with the same name are an error naming both files.
+// by their path relative to dir. A definition that cannot be used (see
+// Decode), and every one of two applications (or ApplicationSets, or
+// cluster declarations) with the same name, are listed in Broken; the
+// others are returned. The error is about reading the folder only.
 func LoadDir(dir string) (Definitions, error) {
 	var files []string
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
@@ -43,44 +44,52 @@ func LoadDir(dir string) (Definitions, error) {
 			return Definitions{}, fmt.Errorf("load definitions: %w", err)
 		}
 		rel, _ := filepath.Rel(dir, p)
-		defs, err := Decode(filepath.ToSlash(rel), data)
-		if err != nil {
-			return Definitions{}, err
-		}
-		all.Apps = append(all.Apps, defs.Apps...)
-		all.AppSets = append(all.AppSets, defs.AppSets...)
-		all.Clusters = append(all.Clusters, defs.Clusters...)
-		all.Warnings = append(all.Warnings, defs.Warnings...)
+		defs, _ := Decode(filepath.ToSlash(rel), data) // broken ones are in defs.Broken
+		all.Merge(defs)
 	}
-	if err := all.checkUnique(); err != nil {
-		return Definitions{}, err
-	}
+	all.DropDuplicates()
 	return all, nil
 }
 
-func (d *Definitions) checkUnique() error {
-	apps := map[string]string{}
-	for _, a := range d.Apps {
-		if prev, ok := apps[a.Name]; ok {
-			return invalidf("Application %s is defined twice: in %s and in %s", a.Name, prev, a.File)
-		}
-		apps[a.Name] = a.File
+// Merge appends everything of o to d.
+func (d *Definitions) Merge(o Definitions) {
+	d.Apps = append(d.Apps, o.Apps...)
+	d.AppSets = append(d.AppSets, o.AppSets...)
+	d.Clusters = append(d.Clusters, o.Clusters...)
+	d.Warnings = append(d.Warnings, o.Warnings...)
+	d.Broken = append(d.Broken, o.Broken...)
+}
+
+// DropDuplicates moves every definition whose name is used twice (by two
+// applications, two ApplicationSets or two cluster declarations) to Broken,
+// with an error naming both files: neither copy silently wins.
+func (d *Definitions) DropDuplicates() {
+	d.Apps = dropDuplicates(d, d.Apps, KindApp, "is defined twice", func(a *Application) (string, string) { return a.Name, a.File })
+	d.AppSets = dropDuplicates(d, d.AppSets, KindAppSet, "is defined twice", func(s *AppSet) (string, string) { return s.Name, s.File })
+	d.Clusters = dropDuplicates(d, d.Clusters, KindCluster, "is declared twice", func(c ClusterDecl) (string, string) { return c.Name, c.File })
+}
+
+func dropDuplicates[T any](d *Definitions, items []T, kind, says string, id func(T) (name, file string)) []T {
+	files := map[string][]string{}
+	for _, it := range items {
+		n, f := id(it)
+		files[n] = append(files[n], f)
 	}
-	sets := map[string]string{}
-	for _, s := range d.AppSets {
-		if prev, ok := sets[s.Name]; ok {
-			return invalidf("ApplicationSet %s is defined twice: in %s and in %s", s.Name, prev, s.File)
+	out := items[:0]
+	reported := map[string]bool{}
+	for _, it := range items {
+		n, f := id(it)
+		if len(files[n]) == 1 {
+			out = append(out, it)
+			continue
 		}
-		sets[s.Name] = s.File
-	}
-	clusters := map[string]string{}
-	for _, c := range d.Clusters {
-		if prev, ok := clusters[c.Name]; ok {
-			return invalidf("Cluster %s is declared twice: in %s and in %s", c.Name, prev, c.File)
+		if !reported[n] {
+			reported[n] = true
+			err := invalidf("%s %s %s: in %s", kind, n, says, strings.Join(files[n], " and in "))
+			d.Broken = append(d.Broken, newBroken(kind, n, f, err))
 		}
-		clusters[c.Name] = c.File
 	}
-	return nil
+	return out
 }
 
 // Resolve expands every ApplicationSet for clusters and returns all
@@ -89,34 +98,39 @@ func (d *Definitions) checkUnique() error {
 // and reported in the returned error (one per set, joined); the others are
 // still returned.
 func (d *Definitions) Resolve(clusters []Cluster) ([]*Application, error) {
+	apps, broken := d.ResolveSets(clusters)
+	return apps, Definitions{Broken: broken}.Err()
+}
+
+// ResolveSets is Resolve, listing each ApplicationSet left out as Broken
+// (Kind ApplicationSet). Generated applications carry their set's name.
+func (d *Definitions) ResolveSets(clusters []Cluster) ([]*Application, []Broken) {
 	out := slices.Clone(d.Apps)
 	owner := map[string]string{}
 	for _, a := range d.Apps {
 		owner[a.Name] = a.File
 	}
-	var errs []error
+	var broken []Broken
 	for _, s := range d.AppSets {
 		apps, err := s.Expand(clusters)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		var clash error
-		for _, a := range apps {
-			if prev, ok := owner[a.Name]; ok {
-				clash = fmt.Errorf("%s: ApplicationSet %s: %w", s.File, s.Name, invalidf("generated Application %s is already defined in %s", a.Name, prev))
-				break
+		if err == nil {
+			for _, a := range apps {
+				if prev, ok := owner[a.Name]; ok {
+					err = fmt.Errorf("%s: ApplicationSet %s: %w", s.File, s.Name, invalidf("generated Application %s is already defined in %s", a.Name, prev))
+					break
+				}
 			}
 		}
-		if clash != nil {
-			errs = append(errs, clash)
+		if err != nil {
+			broken = append(broken, newBroken(KindAppSet, s.Name, s.File, err))
 			continue
 		}
 		for _, a := range apps {
+			a.Set = s.Name
 			owner[a.Name] = fmt.Sprintf("%s (ApplicationSet %s)", s.File, s.Name)
 		}
 		out = append(out, apps...)
 	}
 	slices.SortFunc(out, func(a, b *Application) int { return strings.Compare(a.Name, b.Name) })
-	return out, errors.Join(errs...)
+	return out, broken
 }

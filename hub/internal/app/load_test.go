@@ -65,13 +65,57 @@ func TestLoadDirDuplicate(t *testing.T) {
 		"team-a/web.yaml": appDoc("web"),
 		"team-b/web.yaml": appDoc("web"),
 	})
-	_, err := LoadDir(dir)
-	if !errors.Is(err, ErrInvalid) {
+	defs, err := LoadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := defs.Err(); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("got %v, want ErrInvalid", err)
 	}
 	want := "Application web is defined twice: in team-a/web.yaml and in team-b/web.yaml"
-	if err.Error() != want {
-		t.Errorf("got %q, want %q", err, want)
+	if len(defs.Broken) != 1 || defs.Broken[0].Error != want || defs.Broken[0].Name != "web" {
+		t.Errorf("broken %+v, want one for web saying %q", defs.Broken, want)
+	}
+	if len(defs.Apps) != 0 {
+		t.Errorf("apps %v: neither copy of a duplicate may win", defs.Apps)
+	}
+}
+
+// TestLoadDirIsolatesBrokenDefinitions: each definition stands or falls
+// alone. A file holding a good Application between broken ones (an unknown
+// field, a config management plugin, a mistyped kind, YAML that does not
+// parse), and a good file beside it, load their good apps; every broken
+// one is listed with its name where it can be read and an error naming the
+// file and field.
+func TestLoadDirIsolatesBrokenDefinitions(t *testing.T) {
+	argo := func(name, extra string) string {
+		return "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata: {name: " + name + "}\nspec:\n  source: {repoURL: https://git.example/r.git, path: p" + extra + "}\n  destination: {namespace: ns, name: c}\n"
+	}
+	dir := writeFiles(t, map[string]string{
+		"mixed.yaml": appDoc("bad-field") + "  sourcee: {}\n---\n" + argo("good-argo", "") + "---\n" + argo("plugin", ", plugin: {name: cmp}") +
+			"---\napiVersion: flotilla.dev/v1alpha1\nkind: Applicaton\nmetadata: {name: typo}\n---\nkind: [unclosed\n",
+		"other.yaml": appDoc("good"),
+	})
+	defs, err := LoadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, a := range defs.Apps {
+		names = append(names, a.Name)
+	}
+	if diff := cmp.Diff([]string{"good-argo", "good"}, names); diff != "" {
+		t.Errorf("loaded apps (-want +got):\n%s", diff)
+	}
+	want := map[string]string{"bad-field": "sourcee", "plugin": "plugin", "typo": "Applicaton", "": "mixed.yaml"}
+	if len(defs.Broken) != len(want) {
+		t.Fatalf("broken %+v, want %d", defs.Broken, len(want))
+	}
+	for _, b := range defs.Broken {
+		w, ok := want[b.Name]
+		if !ok || !strings.Contains(b.Error, w) || !strings.Contains(b.Error, "mixed.yaml") || b.File != "mixed.yaml" {
+			t.Errorf("broken %+v: want an entry named %q saying %q and the file", b, b.Name, w)
+		}
 	}
 }
 

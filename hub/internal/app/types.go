@@ -1,6 +1,9 @@
 package app
 
 import (
+	"errors"
+	"fmt"
+
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -20,6 +23,8 @@ const (
 type Application struct {
 	Name string `json:"name"`
 	Spec Spec   `json:"spec"`
+	// Set names the ApplicationSet that generated the application.
+	Set string `json:"set,omitempty"`
 	// File is where the application was defined, relative to the folder
 	// it was loaded from (or as given to Decode).
 	File string `json:"file"`
@@ -242,4 +247,34 @@ type Definitions struct {
 	AppSets  []*AppSet      `json:"appSets,omitempty"`
 	Clusters []ClusterDecl  `json:"clusters,omitempty"`
 	Warnings []string       `json:"warnings,omitempty"`
+	// Broken are the definitions that could not be used. Each stands or
+	// falls alone: the others of the same file and commit take effect.
+	Broken []Broken `json:"broken,omitempty"`
+}
+
+// Broken is a definition that could not be used, with the error naming the
+// file, document and field. Kind and Name are empty when the document is
+// not readable enough to tell.
+type Broken struct {
+	Kind  string `json:"kind,omitempty"`
+	Name  string `json:"name,omitempty"`
+	File  string `json:"file"`
+	Error string `json:"error"`
+	err   error
+}
+
+func newBroken(kind, name, file string, err error) Broken {
+	return Broken{Kind: kind, Name: name, File: file, Error: err.Error(), err: err}
+}
+
+// Err joins the errors of the broken definitions (nil when there are none).
+func (d Definitions) Err() error {
+	errs := make([]error, 0, len(d.Broken))
+	for _, b := range d.Broken {
+		if b.err == nil {
+			b.err = fmt.Errorf("%w: %s", ErrInvalid, b.Error)
+		}
+		errs = append(errs, b.err)
+	}
+	return errors.Join(errs...)
 }

@@ -155,8 +155,11 @@ func diff(ctx context.Context, c *client, name string, f flags, w io.Writer) err
 func appTable(tw *tabwriter.Writer, apps []httpapi.AppView) {
 	row(tw, "APP", "CLUSTER", "SYNC", "HEALTH", "REVISION", "MESSAGE")
 	for _, a := range apps {
-		if len(a.Clusters) == 0 {
-			row(tw, a.Name, "-", a.Sync, a.Health, shortRev(a.Revision), orDash(a.Error))
+		if len(a.Clusters) == 0 || a.Error != "" {
+			row(tw, a.Name, "-", a.Sync, a.Health, shortRev(a.Revision), orDash(oneLine(a.Error)))
+		}
+		for _, wn := range a.Warnings {
+			row(tw, a.Name, "-", "Unknown", "Unknown", "-", "warning: "+oneLine(wn))
 		}
 		for _, cv := range a.Clusters {
 			row(tw, a.Name, cv.Cluster, cv.Sync, cv.Health, shortRev(cv.Revision), orDash(oneLine(clusterMessage(cv))))
@@ -188,6 +191,9 @@ func appDetail(tw *tabwriter.Writer, v httpapi.AppView) {
 	row(tw, "Health:", v.Health)
 	if v.Error != "" {
 		row(tw, "Error:", v.Error)
+	}
+	for _, wn := range v.Warnings {
+		row(tw, "Warning:", wn)
 	}
 	row(tw, "")
 	row(tw, "CLUSTER", "SYNC", "HEALTH", "REVISION", "LAST SYNC", "MESSAGE")

@@ -46,15 +46,27 @@ func definitionsCmd(ctx context.Context, c *client, f flags, w io.Writer) error 
 	if err := c.do(ctx, "GET", "/api/v1/definitions", nil, &v); err != nil {
 		return err
 	}
-	return printOut(w, f.out, v, func(tw *tabwriter.Writer) {
+	err := printOut(w, f.out, v, func(tw *tabwriter.Writer) {
 		row(tw, "Evaluated:", v.At.Format("2006-01-02 15:04:05 MST"))
 		row(tw, "Applications:", fmt.Sprint(v.Apps))
 		row(tw, "Clusters:", fmt.Sprint(v.Clusters))
 		if v.Error != "" {
 			row(tw, "Error:", v.Error+" (the previous desired state stays in force)")
 		}
+		for _, b := range v.Broken {
+			row(tw, "Broken:", b.Error+" (not used; the apps it names keep their last state)")
+		}
 		for _, wn := range v.Warnings {
 			row(tw, "Warning:", wn)
 		}
 	})
+	switch {
+	case err != nil:
+		return err
+	case v.Error != "":
+		return fmt.Errorf("%w: they could not be loaded", ErrDefinitions)
+	case len(v.Broken) > 0:
+		return fmt.Errorf("%w: %d could not be used", ErrDefinitions, len(v.Broken))
+	}
+	return nil
 }

@@ -35,6 +35,10 @@ var ErrTimeout = errors.New("timed out")
 // ErrDiff is returned by `app diff` when some object differs.
 var ErrDiff = errors.New("live state differs from the desired state")
 
+// ErrDefinitions is returned by `definitions` when some definition could
+// not be used, so that CI can gate on it.
+var ErrDefinitions = errors.New("definitions have errors")
+
 // ExitCode maps an error from Run to the process exit code.
 func ExitCode(err error) int {
 	var ue usageError

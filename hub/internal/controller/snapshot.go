@@ -11,8 +11,11 @@ type Snapshot struct {
 	At time.Time `json:"at"`
 	// Error is set when the definitions could not be loaded; the previous
 	// desired state stays in force.
-	Error    string         `json:"error,omitempty"`
-	Warnings []string       `json:"warnings,omitempty"`
+	Error    string   `json:"error,omitempty"`
+	Warnings []string `json:"warnings,omitempty"`
+	// Broken are the definitions that could not be used; the apps they
+	// name keep their last state (see AppState.Broken).
+	Broken   []app.Broken   `json:"broken,omitempty"`
 	Apps     []AppState     `json:"apps"`
 	Clusters []ClusterState `json:"clusters"`
 }
@@ -24,8 +27,17 @@ type AppState struct {
 	Spec app.Spec `json:"spec"`
 	// Revision is the commit the app's main source resolved to.
 	Revision string `json:"revision,omitempty"`
-	// Error is an app-wide problem (invalid policy, unreachable repo).
-	Error   string        `json:"error,omitempty"`
+	// Error is an app-wide problem (invalid policy, unreachable repo, a
+	// definition that could not be used).
+	Error string `json:"error,omitempty"`
+	// Warnings are problems that do not stop the app, e.g. a destination
+	// cluster that is not registered.
+	Warnings []string `json:"warnings,omitempty"`
+	// Set is the ApplicationSet that generated the app.
+	Set string `json:"set,omitempty"`
+	// Broken: the app's definition could not be used; it keeps its last
+	// state and bundles.
+	Broken  bool          `json:"broken,omitempty"`
 	Targets []TargetState `json:"targets"`
 }
 

@@ -26,15 +26,29 @@ type DefinitionsView struct {
 	At       time.Time `json:"at"`
 	Error    string    `json:"error,omitempty"`
 	Warnings []string  `json:"warnings"`
-	Apps     int       `json:"apps"`
-	Clusters int       `json:"clusters"`
+	// Broken are the definitions that could not be used; the apps they
+	// name keep their last state.
+	Broken   []BrokenView `json:"broken"`
+	Apps     int          `json:"apps"`
+	Clusters int          `json:"clusters"`
+}
+
+// BrokenView is a definition that could not be used.
+type BrokenView struct {
+	Kind  string `json:"kind,omitempty"`
+	Name  string `json:"name,omitempty"`
+	File  string `json:"file"`
+	Error string `json:"error"`
 }
 
 func (a *API) definitions(w http.ResponseWriter, _ *http.Request) {
 	s := a.d.Controller.Snapshot()
-	v := DefinitionsView{At: s.At, Error: s.Error, Warnings: s.Warnings, Apps: len(s.Apps), Clusters: len(s.Clusters)}
+	v := DefinitionsView{At: s.At, Error: s.Error, Warnings: s.Warnings, Broken: []BrokenView{}, Apps: len(s.Apps), Clusters: len(s.Clusters)}
 	if v.Warnings == nil {
 		v.Warnings = []string{}
+	}
+	for _, b := range s.Broken {
+		v.Broken = append(v.Broken, BrokenView{Kind: b.Kind, Name: b.Name, File: b.File, Error: b.Error})
 	}
 	writeJSON(w, http.StatusOK, v)
 }

@@ -63,11 +63,15 @@ type appCollector struct {
 var (
 	appSyncDesc   = prometheus.NewDesc("flotilla_app_sync_status", "1 for the current sync status of an app on a cluster.", []string{"app", "cluster", "status"}, nil)
 	appHealthDesc = prometheus.NewDesc("flotilla_app_health_status", "1 for the current health of an app on a cluster.", []string{"app", "cluster", "status"}, nil)
+	appErrorDesc  = prometheus.NewDesc("flotilla_app_definition_error", "1 for an app whose definition could not be used (it keeps its last state).", []string{"app"}, nil)
+	brokenDesc    = prometheus.NewDesc("flotilla_hub_broken_definitions", "Definitions that could not be used at the last reconcile.", nil, nil)
 )
 
 func (c *appCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- appSyncDesc
 	ch <- appHealthDesc
+	ch <- appErrorDesc
+	ch <- brokenDesc
 }
 
 func (c *appCollector) Collect(ch chan<- prometheus.Metric) {
@@ -75,7 +79,14 @@ func (c *appCollector) Collect(ch chan<- prometheus.Metric) {
 	if ctl == nil {
 		return
 	}
-	for _, v := range httpapi.Views(ctl.Snapshot(), c.fl, false) {
+	snap := ctl.Snapshot()
+	ch <- prometheus.MustNewConstMetric(brokenDesc, prometheus.GaugeValue, float64(len(snap.Broken)))
+	for _, as := range snap.Apps {
+		if as.Broken {
+			ch <- prometheus.MustNewConstMetric(appErrorDesc, prometheus.GaugeValue, 1, as.Name)
+		}
+	}
+	for _, v := range httpapi.Views(snap, c.fl, false) {
 		for _, cv := range v.Clusters {
 			ch <- prometheus.MustNewConstMetric(appSyncDesc, prometheus.GaugeValue, 1, v.Name, cv.Cluster, cv.Sync)
 			ch <- prometheus.MustNewConstMetric(appHealthDesc, prometheus.GaugeValue, 1, v.Name, cv.Cluster, cv.Health)

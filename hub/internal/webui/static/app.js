@@ -192,7 +192,9 @@ async function fleetView() {
   const rows = apps.map((a) => {
     const byCluster = Object.fromEntries(a.clusters.map((c) => [c.cluster, c]));
     return el("tr", { "data-app-row": a.name },
-      el("td", {}, el("a", { href: "#/apps/" + encodeURIComponent(a.name) }, a.name)),
+      el("td", {}, el("a", { href: "#/apps/" + encodeURIComponent(a.name) }, a.name),
+        a.error ? el("p", { class: "error", "data-app-error": a.name }, a.error) : null,
+        (a.warnings || []).map((w) => el("p", { class: "warning" }, w))),
       el("td", {}, badge("sync", a.sync), " ", badge("health", a.health)),
       el("td", {}, el("button", { "data-sync-app": a.name, onclick: () => sync(a.name, "") }, "Sync")),
       names.map((n) => {
