@@ -185,7 +185,10 @@ func (a *app) deleteEarlierHooks(ctx context.Context, s *hookSpec) error {
 }
 
 // deleteHookInstances deletes every live instance of the hook s (found by
-// its label and identity annotation) and returns them, name → uid.
+// its label and identity annotation) and returns them, name → uid. For a
+// named hook this includes the object of that name the app applied as an
+// ordinary object before it became a hook (it carries the app's tracking
+// id).
 func (a *app) deleteHookInstances(ctx context.Context, s *hookSpec) (map[string]string, error) {
 	ri, _, err := a.e.applier.Resource(s.desired.GroupVersionKind(), s.key.Namespace)
 	if err != nil {
@@ -198,8 +201,21 @@ func (a *app) deleteHookInstances(ctx context.Context, s *hookSpec) (map[string]
 	if err != nil {
 		return nil, fmt.Errorf("hook %s: list instances: %w", s.key, err)
 	}
+	items := list.Items
+	if name := s.desired.GetName(); name != "" {
+		live, err := ri.Get(ctx, name, metav1.GetOptions{})
+		switch {
+		case err == nil && live.GetAnnotations()[manifest.TrackingAnnotation] == manifest.TrackingID(a.name, s.key):
+			ann := live.GetAnnotations()
+			ann[hookOfAnnotation] = s.desired.GetAnnotations()[hookOfAnnotation]
+			live.SetAnnotations(ann)
+			items = append(items, *live)
+		case err != nil && !apierrors.IsNotFound(err):
+			return nil, fmt.Errorf("hook %s: read: %w", s.key, err)
+		}
+	}
 	gone := map[string]string{}
-	for _, old := range list.Items {
+	for _, old := range items {
 		if old.GetAnnotations()[hookOfAnnotation] != s.desired.GetAnnotations()[hookOfAnnotation] {
 			continue // a hash collision, however unlikely, is not ours
 		}

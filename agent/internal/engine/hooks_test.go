@@ -338,3 +338,35 @@ func TestSyncHookWaitsInItsWave(t *testing.T) {
 		t.Errorf("hook results: %q", got)
 	}
 }
+
+// TestObjectBecomesHook: an object the app applied as an ordinary object
+// and that becomes a hook in a later bundle (a repo moved from a renderer
+// that applied hooks as plain objects) is replaced by the hook run, not
+// patched, and is not pruned as a left-over afterwards.
+func TestObjectBecomesHook(t *testing.T) {
+	ns, agentNS := testNamespaces(t)
+	e := startEngine(t, agentNS)
+	accept(t, e, bundle(t, "moved", ns, auto(true, true), nil, hookPod("upgrade", "", nil), configMap("app", map[string]any{"v": "1"})))
+	waitStatus(t, e, "moved", 20*time.Second, synced)
+	plain, ok := get(t, gvrPod, ns, "upgrade")
+	if !ok {
+		t.Fatal("plain Pod upgrade not applied")
+	}
+	accept(t, e, bundle(t, "moved", ns, auto(true, true), nil,
+		hookPod("upgrade", "", map[string]string{manifest.HookAnnotation: "PreSync"}), configMap("app", map[string]any{"v": "2"})))
+	hook := waitPod(t, ns, "upgrade", string(plain.GetUID()))
+	endPod(t, ns, "upgrade", "Succeeded")
+	st := waitStatus(t, e, "moved", 20*time.Second, func(s *apiv1alpha1.AppStatus) bool {
+		return synced(s) && len(s.GetLastOperation().GetHooks()) == 1
+	})
+	live, ok := get(t, gvrPod, ns, "upgrade")
+	if !ok || live.GetUID() != hook.GetUID() {
+		t.Fatalf("hook Pod upgrade pruned or replaced after its run (found %v)", ok)
+	}
+	if live.GetAnnotations()[manifest.TrackingAnnotation] != "" {
+		t.Errorf("hook Pod keeps the tracking annotation: %v", live.GetAnnotations())
+	}
+	if o := objectStatus(st, "Pod", "upgrade"); o != nil {
+		t.Errorf("hook listed among the app's objects: %v", o)
+	}
+}

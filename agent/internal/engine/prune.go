@@ -120,8 +120,14 @@ func (a *app) findStale(ctx context.Context, prune bool) (cands []staleObj, kept
 	a.storeMu.Unlock()
 	kept = map[manifest.Key]staleObj{}
 	var todo []inventory.Entry
+	hooks := map[manifest.Key]bool{}
+	for _, s := range a.hooks {
+		hooks[s.key] = true
+	}
 	for _, e := range inv {
-		if _, ok := a.objs[e.Key()]; !ok {
+		// An object that became a hook is no left-over: its hook run
+		// replaces it (BeforeHookCreation), and it leaves the inventory.
+		if _, ok := a.objs[e.Key()]; !ok && !hooks[e.Key()] {
 			todo = append(todo, e)
 		}
 	}
