@@ -52,6 +52,19 @@
 //     object is deleted and re-created.
 //   - CreateNamespace=true creates the destination namespace without a
 //     tracking id, so the app never prunes it (as Argo CD).
+//   - Hooks (argocd.argoproj.io/hook, and helm.sh/hook mapped as Argo CD
+//     maps it) are not kept in sync: they carry no tracking annotation, are
+//     not in the inventory, never drift, are never pruned as left-overs and
+//     never make the app OutOfSync. A sync operation runs them (PreSync,
+//     then the Sync phase's waves with Sync hooks, then PostSync once every
+//     object is Healthy; SyncFail when it fails) when it is manual or its
+//     bundle's hooks have not yet succeeded: the digest whose hooks
+//     succeeded is persisted, so a retry of a failed operation runs them
+//     again but a restart, a resync of the same bundle or a self-heal
+//     never does. Hooks are found again by a label holding a hash of their
+//     identity (app, kind, namespace, name or generateName), which is how
+//     BeforeHookCreation deletes earlier instances and an app removed with
+//     prune deletes the last ones.
 //   - An agent limited to namespaces (Options.Namespaces, for RBAC that
 //     covers only those) watches per namespace and refuses, before writing
 //     anything, a bundle with a cluster-scoped object or an object in
