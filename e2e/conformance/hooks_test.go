@@ -88,6 +88,23 @@ func (l *jobLog) completed(c *Case, prefix string, n int) []*batchv1.Job {
 	return jobs
 }
 
+// firstCompleted waits until a Job named with prefix has been seen
+// completed and returns the first such Job seen (later runs may follow).
+func (l *jobLog) firstCompleted(c *Case, prefix string) *batchv1.Job {
+	c.t.Helper()
+	var first *batchv1.Job
+	c.Eventually(time.Minute, fmt.Sprintf("a completed Job named %s*", prefix), func() error {
+		for _, j := range l.named(prefix) {
+			if j.Status.CompletionTime != nil {
+				first = j
+				return nil
+			}
+		}
+		return fmt.Errorf("none of %d Jobs seen completed", len(l.named(prefix)))
+	})
+	return first
+}
+
 // availableAt returns when the Deployment's Available condition turned
 // true.
 func availableAt(t *testing.T, d *appsv1.Deployment) metav1.Time {
@@ -383,5 +400,102 @@ spec:
 	}
 	if got := hookSummary(c.App().Cluster(ClusterName).LastOperation); !slices.Equal(got, want) {
 		t.Errorf("hooks of the operation = %q, want %q", got, want)
+	}
+}
+
+// TestSyncFailHookOnFailedPreSync: a PreSync Job that fails (here its
+// deadline passes: its Pod cannot be created, the ServiceAccount does not
+// exist) fails the operation before the Sync phase, the SyncFail hook runs
+// after the failure, and HookFailed deletes the failed Job. Once git no
+// longer fails, the app syncs.
+func TestSyncFailHookOnFailedPreSync(t *testing.T) {
+	c := NewCase(t, "hooks-syncfail")
+	jobs := watchJobs(t, c, c.Namespace)
+	settings := `apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: settings
+data: {k: v}
+`
+	cleanup := `apiVersion: batch/v1
+kind: Job
+metadata:
+  generateName: cleanup-
+  annotations:
+    argocd.argoproj.io/hook: SyncFail
+` + hookJobSpec
+	rev1 := c.Commit(map[string]string{
+		"app/migrate.yaml": `apiVersion: batch/v1
+kind: Job
+metadata:
+  generateName: migrate-
+  annotations:
+    argocd.argoproj.io/hook: PreSync
+    argocd.argoproj.io/hook-delete-policy: HookFailed
+spec:
+  backoffLimit: 0
+  activeDeadlineSeconds: 1
+  template:
+    spec:
+      restartPolicy: Never
+      serviceAccountName: does-not-exist
+      containers:
+      - name: run
+        image: registry.invalid/tools:1
+`,
+		"app/settings.yaml": settings,
+		"app/cleanup.yaml":  cleanup,
+	})
+	c.Define(c.ArgoApplication("app", ""))
+
+	ctx := t.Context()
+	cleanup1 := jobs.firstCompleted(c, "cleanup-") // retries of the operation run it again
+	c.Eventually(time.Minute, "the operation reported failed", func() error {
+		cl := c.App().Cluster(ClusterName)
+		if cl == nil || cl.LastOperation == nil || cl.LastOperation.Phase != "Failed" || cl.LastOperation.Revision != rev1 {
+			return fmt.Errorf("last operation %+v", cl)
+		}
+		return nil
+	})
+	var failedAt *metav1.Time
+	for _, j := range jobs.named("migrate-") {
+		for _, cond := range j.Status.Conditions {
+			if cond.Type == batchv1.JobFailed && cond.Status == corev1.ConditionTrue && (failedAt == nil || cond.LastTransitionTime.Before(failedAt)) {
+				failedAt = cond.LastTransitionTime.DeepCopy()
+			}
+		}
+	}
+	if failedAt == nil {
+		t.Fatal("no PreSync Job was seen Failed")
+	}
+	notBefore(t, "SyncFail Job created after the PreSync Job failed", cleanup1.CreationTimestamp, *failedAt)
+	if _, err := c.S.Kube.CoreV1().ConfigMaps(c.Namespace).Get(ctx, "settings", metav1.GetOptions{}); err == nil {
+		t.Error("ConfigMap settings (Sync phase) applied although the PreSync hook failed")
+	}
+	op := c.App().Cluster(ClusterName).LastOperation
+	if !strings.Contains(op.Message, "PreSync") {
+		t.Errorf("operation message %q does not name the PreSync phase", op.Message)
+	}
+	c.Eventually(time.Minute, "failed PreSync Job (HookFailed) deleted", func() error {
+		for _, j := range jobs.named("migrate-") {
+			if _, err := c.S.Kube.BatchV1().Jobs(c.Namespace).Get(ctx, j.Name, metav1.GetOptions{}); err == nil {
+				for _, cond := range j.Status.Conditions {
+					if cond.Type == batchv1.JobFailed && cond.Status == corev1.ConditionTrue {
+						return fmt.Errorf("failed Job %s still exists", j.Name)
+					}
+				}
+			}
+		}
+		return nil
+	})
+
+	// Without the failing hook the next commit syncs.
+	if err := c.Repo.Write(map[string][]byte{"app/migrate.yaml": nil}); err != nil {
+		t.Fatal(err)
+	}
+	rev2 := c.Commit(map[string]string{"app/settings.yaml": settings})
+	c.WaitSynced(rev2, true)
+	if _, err := c.S.Kube.CoreV1().ConfigMaps(c.Namespace).Get(ctx, "settings", metav1.GetOptions{}); err != nil {
+		t.Errorf("ConfigMap settings after the fix: %v", err)
 	}
 }
