@@ -149,6 +149,7 @@ const hookJobSpec = `spec:
 `
 
 // TestHooksRunInPhases: Argo CD runs PreSync hooks before the Sync phase,
+// skips an object marked Skip,
 // the Sync phase in waves, and PostSync hooks once every object is Healthy;
 // hooks run once per sync operation (a new commit), never on a self-heal;
 // a hook with generateName gets a new name each run; HookSucceeded deletes
@@ -191,6 +192,14 @@ spec:
       - name: web
         image: registry.invalid/web:1
 `,
+			"app/skipped.yaml": `apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: skipped
+  annotations:
+    argocd.argoproj.io/hook: Skip
+data: {k: v}
+`,
 			// The smoke Job's template changes with each commit: a Job's
 			// template is immutable, so the next run must re-create it.
 			"app/smoke.yaml": `apiVersion: batch/v1
@@ -226,6 +235,10 @@ metadata:
 	// PostSync: created once every Sync-phase object was Healthy.
 	notBefore(t, "PostSync Job smoke created after Deployment web was Available", smoke.CreationTimestamp, availableAt(t, web))
 	notBefore(t, "PostSync Job smoke created after ConfigMap settings", smoke.CreationTimestamp, settings.CreationTimestamp)
+
+	if _, err := c.S.Kube.CoreV1().ConfigMaps(c.Namespace).Get(ctx, "skipped", metav1.GetOptions{}); err == nil {
+		t.Error("ConfigMap skipped (hook Skip) was applied")
+	}
 
 	// HookSucceeded: the migration Job is deleted; the PostSync Job
 	// (default policy BeforeHookCreation) stays until the next run.
@@ -497,5 +510,39 @@ spec:
 	c.WaitSynced(rev2, true)
 	if _, err := c.S.Kube.CoreV1().ConfigMaps(c.Namespace).Get(ctx, "settings", metav1.GetOptions{}); err != nil {
 		t.Errorf("ConfigMap settings after the fix: %v", err)
+	}
+}
+
+// TestGenerateNameOnlyForHooks: as in Argo CD, metadata.generateName is for
+// hooks; an ordinary object with it is refused with an error naming it, on
+// the app, and nothing of the commit is applied.
+func TestGenerateNameOnlyForHooks(t *testing.T) {
+	c := NewCase(t, "hooks-generatename")
+	c.Commit(map[string]string{
+		"app/config.yaml": `apiVersion: v1
+kind: ConfigMap
+metadata:
+  generateName: config-
+data: {k: v}
+`,
+	})
+	c.Define(c.ArgoApplication("app", ""))
+	c.Eventually(time.Minute, "the app shows the refusal", func() error {
+		a, err := c.S.Hub.App(t.Context(), c.Name)
+		if err != nil {
+			return err // not listed yet
+		}
+		if e := Errors(a); !strings.Contains(e, `ConfigMap with metadata.generateName "config-" is not a hook`) {
+			return fmt.Errorf("app errors: %q", e)
+		}
+		return nil
+	})
+	cms, err := c.S.Kube.CoreV1().ConfigMaps(c.Namespace).List(t.Context(), metav1.ListOptions{})
+	if err == nil {
+		for _, cm := range cms.Items {
+			if strings.HasPrefix(cm.Name, "config-") {
+				t.Errorf("ConfigMap %s created from a generateName that is not a hook", cm.Name)
+			}
+		}
 	}
 }
