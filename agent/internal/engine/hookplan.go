@@ -25,6 +25,10 @@ const (
 	// hookLabel holds a hash of the identity, so that earlier instances
 	// of a hook (BeforeHookCreation) are found by a label selector.
 	hookLabel = "flotilla.dev/hook"
+	// hookRunAnnotation names the run an instance belongs to, "<bundle
+	// digest> <phase>", so that an agent restarted while a hook ran adopts
+	// it instead of starting it again.
+	hookRunAnnotation = "flotilla.dev/hook-run"
 )
 
 // initiatedAutomated is Operation.initiated_by of automated syncs and
@@ -61,10 +65,10 @@ func splitHooks(objs []*unstructured.Unstructured) (normal, hooks []*unstructure
 	return normal, hooks
 }
 
-// hookSpecs prepares the planned hook objects of app (namespaces already
-// set by apply.Plan) into one spec per phase, ordered by phase, wave and
-// key.
-func hookSpecs(app string, waves []apply.Wave) ([]*hookSpec, error) {
+// hookSpecs prepares the planned hook objects of app's bundle digest
+// (namespaces already set by apply.Plan) into one spec per phase, ordered
+// by phase, wave and key.
+func hookSpecs(app, digest string, waves []apply.Wave) ([]*hookSpec, error) {
 	var out []*hookSpec
 	seen := map[manifest.Key]bool{}
 	for _, w := range waves {
@@ -78,7 +82,11 @@ func hookSpecs(app string, waves []apply.Wave) ([]*hookSpec, error) {
 				}
 				seen[k] = true
 				for _, ph := range h.Phases {
-					out = append(out, &hookSpec{key: k, phase: ph, wave: w.Wave, hook: h, desired: p})
+					d := p.DeepCopy()
+					ann := d.GetAnnotations()
+					ann[hookRunAnnotation] = digest + " " + string(ph)
+					d.SetAnnotations(ann)
+					out = append(out, &hookSpec{key: k, phase: ph, wave: w.Wave, hook: h, desired: d})
 				}
 			}
 		}

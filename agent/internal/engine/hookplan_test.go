@@ -54,7 +54,7 @@ func TestHookPlan(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	specs, err := hookSpecs("shop", hw)
+	specs, err := hookSpecs("shop", "sha256:d1", hw)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,7 +77,8 @@ func TestHookPlan(t *testing.T) {
 	}
 	p := specs[1].desired
 	if p.GetAnnotations()[manifest.TrackingAnnotation] != "" || p.GetAnnotations()[hookOfAnnotation] != "shop:/Pod:app/migrate-" ||
-		p.GetLabels()[apply.ManagedLabel] != "true" || p.GetLabels()[hookLabel] == "" || p.GetGenerateName() != "migrate-" {
+		p.GetLabels()[apply.ManagedLabel] != "true" || p.GetLabels()[hookLabel] == "" || p.GetGenerateName() != "migrate-" ||
+		p.GetAnnotations()[hookRunAnnotation] != "sha256:d1 PreSync" {
 		t.Errorf("prepared hook: annotations %v labels %v", p.GetAnnotations(), p.GetLabels())
 	}
 

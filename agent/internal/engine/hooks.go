@@ -98,9 +98,11 @@ func (a *app) startHooks(ctx context.Context, specs []*hookSpec) ([]*hookRun, er
 	return runs, err
 }
 
-// startHook deletes the earlier instances of the hook when its policy
-// says BeforeHookCreation, then creates it: with create for a generateName
-// hook, else with server-side apply.
+// startHook adopts a running instance of this very run of the hook (same
+// bundle digest and phase: the agent restarted while it ran), or else
+// deletes the earlier instances when its policy says BeforeHookCreation
+// and creates it: with create for a generateName hook, else with
+// server-side apply.
 func (a *app) startHook(ctx context.Context, r *hookRun) error {
 	s := r.spec
 	fail := func(err error) error {
@@ -110,15 +112,24 @@ func (a *app) startHook(ctx context.Context, r *hookRun) error {
 	if err := a.mapHook(ctx, s); err != nil {
 		return fail(err)
 	}
+	insts, err := a.hookInstances(ctx, s)
+	if err != nil {
+		return fail(err)
+	}
+	run := s.desired.GetAnnotations()[hookRunAnnotation]
+	for _, o := range insts {
+		if status, _ := hookOutcome(&o); o.GetAnnotations()[hookRunAnnotation] == run && o.GetDeletionTimestamp() == nil && status == apiv1alpha1.HookResult_STATUS_RUNNING {
+			r.res.Name, r.uid = o.GetName(), string(o.GetUID())
+			a.log.Info("hook adopted: still running from before", "phase", string(s.phase), "hook", s.key.String(), "name", o.GetName())
+			return nil
+		}
+	}
 	if s.hook.Has(manifest.BeforeHookCreation) {
-		if err := a.deleteEarlierHooks(ctx, s); err != nil {
+		if err := a.deleteEarlierHooks(ctx, s, insts); err != nil {
 			return fail(err)
 		}
 	}
-	var (
-		out *unstructured.Unstructured
-		err error
-	)
+	var out *unstructured.Unstructured
 	if s.desired.GetName() == "" {
 		ri, _, rerr := a.e.applier.Resource(s.desired.GroupVersionKind(), s.key.Namespace)
 		if rerr != nil {
@@ -158,10 +169,10 @@ func (a *app) mapHook(ctx context.Context, s *hookSpec) error {
 	return nil
 }
 
-// deleteEarlierHooks deletes every live instance of the hook (found by its
-// label) and waits until they are gone.
-func (a *app) deleteEarlierHooks(ctx context.Context, s *hookSpec) error {
-	gone, err := a.deleteHookInstances(ctx, s)
+// deleteEarlierHooks deletes the earlier instances of the hook and waits
+// until they are gone.
+func (a *app) deleteEarlierHooks(ctx context.Context, s *hookSpec, insts []unstructured.Unstructured) error {
+	gone, err := a.deleteHookInstances(ctx, s, insts)
 	if err != nil {
 		return err
 	}
@@ -184,12 +195,11 @@ func (a *app) deleteEarlierHooks(ctx context.Context, s *hookSpec) error {
 	return nil
 }
 
-// deleteHookInstances deletes every live instance of the hook s (found by
-// its label and identity annotation) and returns them, name → uid. For a
-// named hook this includes the object of that name the app applied as an
-// ordinary object before it became a hook (it carries the app's tracking
-// id).
-func (a *app) deleteHookInstances(ctx context.Context, s *hookSpec) (map[string]string, error) {
+// hookInstances lists the live instances of the hook s: the objects with
+// its label and identity annotation and, for a named hook, the object of
+// that name the app applied as an ordinary object before it became a hook
+// (it carries the app's tracking id).
+func (a *app) hookInstances(ctx context.Context, s *hookSpec) ([]unstructured.Unstructured, error) {
 	ri, _, err := a.e.applier.Resource(s.desired.GroupVersionKind(), s.key.Namespace)
 	if err != nil {
 		if meta.IsNoMatchError(err) {
@@ -201,24 +211,30 @@ func (a *app) deleteHookInstances(ctx context.Context, s *hookSpec) (map[string]
 	if err != nil {
 		return nil, fmt.Errorf("hook %s: list instances: %w", s.key, err)
 	}
-	items := list.Items
+	id := s.desired.GetAnnotations()[hookOfAnnotation]
+	var out []unstructured.Unstructured
+	for _, o := range list.Items {
+		if o.GetAnnotations()[hookOfAnnotation] == id { // else a hash collision, however unlikely
+			out = append(out, o)
+		}
+	}
 	if name := s.desired.GetName(); name != "" {
 		live, err := ri.Get(ctx, name, metav1.GetOptions{})
 		switch {
 		case err == nil && live.GetAnnotations()[manifest.TrackingAnnotation] == manifest.TrackingID(a.name, s.key):
-			ann := live.GetAnnotations()
-			ann[hookOfAnnotation] = s.desired.GetAnnotations()[hookOfAnnotation]
-			live.SetAnnotations(ann)
-			items = append(items, *live)
+			out = append(out, *live)
 		case err != nil && !apierrors.IsNotFound(err):
 			return nil, fmt.Errorf("hook %s: read: %w", s.key, err)
 		}
 	}
+	return out, nil
+}
+
+// deleteHookInstances deletes the given instances of the hook s and
+// returns them, name → uid.
+func (a *app) deleteHookInstances(ctx context.Context, s *hookSpec, insts []unstructured.Unstructured) (map[string]string, error) {
 	gone := map[string]string{}
-	for _, old := range items {
-		if old.GetAnnotations()[hookOfAnnotation] != s.desired.GetAnnotations()[hookOfAnnotation] {
-			continue // a hash collision, however unlikely, is not ours
-		}
+	for _, old := range insts {
 		if err := a.e.applier.Delete(ctx, old.GroupVersionKind(), old.GetNamespace(), old.GetName(), string(old.GetUID())); err != nil {
 			return nil, fmt.Errorf("hook %s: delete instance: %w", s.key, err)
 		}
@@ -243,7 +259,11 @@ func (a *app) deleteAllHooks(ctx context.Context, b *apiv1alpha1.Bundle) error {
 			continue
 		}
 		done[s.key] = true
-		if _, err := a.deleteHookInstances(ctx, s); err != nil {
+		insts, err := a.hookInstances(ctx, s)
+		if err == nil {
+			_, err = a.deleteHookInstances(ctx, s, insts)
+		}
+		if err != nil {
 			return fmt.Errorf("delete hooks of app %s: %w", a.name, err)
 		}
 	}

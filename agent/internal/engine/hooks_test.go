@@ -370,3 +370,29 @@ func TestObjectBecomesHook(t *testing.T) {
 		t.Errorf("hook listed among the app's objects: %v", o)
 	}
 }
+
+// TestRestartAdoptsRunningHook: an agent restarted while a PreSync hook
+// runs waits for that run instead of starting the hook again.
+func TestRestartAdoptsRunningHook(t *testing.T) {
+	ns, agentNS := testNamespaces(t)
+	e, stop := runEngine(t, agentNS)
+	accept(t, e, bundle(t, "restarted", ns, auto(true, true), nil,
+		hookPod("", "migrate-", map[string]string{manifest.HookAnnotation: "PreSync", manifest.HookDeletePolicyAnnotation: "HookSucceeded"}),
+		configMap("app", map[string]any{"v": "1"}),
+	))
+	migrate := waitPod(t, ns, "migrate-")
+	stop()
+	e2 := startEngine(t, agentNS)
+	waitStatus(t, e2, "restarted", 20*time.Second, func(s *apiv1alpha1.AppStatus) bool {
+		h := s.GetLastOperation().GetHooks()
+		return len(h) == 1 && h[0].GetName() == migrate.GetName()
+	})
+	if n := len(podsNamed(t, ns, "migrate-")); n != 1 {
+		t.Fatalf("%d PreSync hook pods after the restart, want the one still running", n)
+	}
+	endPod(t, ns, migrate.GetName(), "Succeeded")
+	waitStatus(t, e2, "restarted", 20*time.Second, synced)
+	if _, ok := get(t, gvrConfigMap, ns, "app"); !ok {
+		t.Error("ConfigMap app not applied after the adopted hook succeeded")
+	}
+}

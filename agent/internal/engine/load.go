@@ -126,7 +126,7 @@ func (a *app) plan(b *apiv1alpha1.Bundle) ([]*objState, []apply.Wave, []*hookSpe
 	if err := checkScope(append(slices.Clone(waves), hookWaves...), b); err != nil {
 		return nil, nil, nil, fmt.Errorf("bundle %s: %w", a.name, err)
 	}
-	hooks, err := hookSpecs(a.name, hookWaves)
+	hooks, err := hookSpecs(a.name, b.GetDigest(), hookWaves)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("bundle %s: %w", a.name, err)
 	}
