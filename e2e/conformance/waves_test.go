@@ -79,3 +79,50 @@ data: {k: v}
 		t.Errorf("ConfigMap last (wave 1) created at %s, before Deployment web (wave 0) was Available at %s", last.CreationTimestamp, available)
 	}
 }
+
+// TestWaveWaitsForJob: Argo CD counts a Job healthy only once it completed,
+// so a migration Job in wave 0 holds wave 1 back until it finishes (kstatus
+// alone calls a started Job Current). The ConfigMap of wave 1 is created no
+// earlier than the Job's completion time.
+func TestWaveWaitsForJob(t *testing.T) {
+	c := NewCase(t, "waves-job")
+	rev := c.Commit(map[string]string{
+		"app/migrate.yaml": `apiVersion: batch/v1
+kind: Job
+metadata:
+  name: migrate
+spec:
+  backoffLimit: 0
+  template:
+    spec:
+      restartPolicy: Never
+      containers:
+      - name: migrate
+        image: registry.invalid/migrate:1
+`,
+		"app/after.yaml": `apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: after-migration
+  annotations:
+    argocd.argoproj.io/sync-wave: "1"
+data: {k: v}
+`,
+	})
+	c.Define(c.ArgoApplication("app", ""))
+	c.WaitSynced(rev, true)
+	job, err := c.S.Kube.BatchV1().Jobs(c.Namespace).Get(t.Context(), "migrate", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if job.Status.CompletionTime == nil {
+		t.Fatalf("Job migrate has not completed although the app is Synced and Healthy: %+v", job.Status)
+	}
+	after, err := c.S.Kube.CoreV1().ConfigMaps(c.Namespace).Get(t.Context(), "after-migration", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.CreationTimestamp.Before(job.Status.CompletionTime) {
+		t.Errorf("wave 1's ConfigMap created at %s, before wave 0's Job completed at %s", after.CreationTimestamp, job.Status.CompletionTime)
+	}
+}

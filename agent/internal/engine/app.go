@@ -44,6 +44,11 @@ type objState struct {
 	diff      string
 	heal      healLimiter
 	healAt    time.Time // a delayed self-heal is due then
+	// healErr is the API server's refusal of the last self-heal, on one
+	// line ("" once a write succeeds); healFailures counts refusals in a
+	// row, which space the retries out (refusalBackoff).
+	healErr      string
+	healFailures int
 	// health cache, keyed by the live resourceVersion
 	healthRV string
 	health   health.Result

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -38,6 +39,7 @@ func (a *app) check(ctx context.Context, keys []manifest.Key, force bool) {
 }
 
 func (a *app) checkObject(ctx context.Context, st *objState, force bool) {
+	defer a.e.metrics.checks.Inc()
 	if err := a.mapObject(ctx, st); err != nil {
 		st.sync, st.message = apiv1alpha1.SyncStatus_SYNC_STATUS_OUT_OF_SYNC, err.Error()
 		return
@@ -86,6 +88,7 @@ func (a *app) checkObject(ctx context.Context, st *objState, force bool) {
 		}
 		return
 	}
+	a.takeOver(ctx, st, live)
 	live = a.withManagedFields(ctx, st, live)
 	dry, err := a.e.applier.Apply(ctx, st.desired, true)
 	if err != nil {
@@ -154,15 +157,69 @@ func (a *app) heal(ctx context.Context, st *objState, live *unstructured.Unstruc
 	out, err := a.write(ctx, st, live)
 	if err != nil {
 		st.heal.record(pace, now)
-		st.healAt = now.Add(max(st.heal.delay(pace, now), time.Second))
-		a.log.Warn("self-heal failed", "object", st.key.String(), "error", err)
+		st.healFailures++
+		st.healAt = now.Add(max(st.heal.delay(pace, now), refusalBackoff(st.healFailures)))
+		msg := oneLine(err)
+		if msg != st.healErr {
+			a.log.Warn("self-heal refused", "object", st.key.String(), "error", msg, "retry_in", time.Until(st.healAt).Round(time.Second))
+		} else {
+			a.log.Debug("self-heal refused again", "object", st.key.String(), "failures", st.healFailures)
+		}
+		st.healErr = msg
+		st.sync, st.message = apiv1alpha1.SyncStatus_SYNC_STATUS_OUT_OF_SYNC, "self-heal refused: "+msg
 		return false
 	}
-	if live == nil || out.GetResourceVersion() != live.GetResourceVersion() {
+	st.healErr, st.healFailures = "", 0
+	if healed(st.key, out, live, a.rules) {
 		st.heal.record(pace, now)
 		a.e.metrics.selfHeals.Inc()
 		a.log.Info("self-healed drift", "object", st.key.String())
 		return true
 	}
 	return false
+}
+
+// healed decides whether a self-heal write reverted drift: the object was
+// gone, or what the write left differs from the live object the agent saw
+// in a field the comparison looks at. A write that changed nothing of the
+// kind (the object was touched by the agent's own apply, or a controller
+// changed a field the bundle leaves out, such as an HPA scaling replicas,
+// or only status and server-owned metadata moved) is not drift, whatever
+// the resourceVersion did.
+func healed(k manifest.Key, out, live *unstructured.Unstructured, rules []diff.Rule) bool {
+	return live == nil || !diff.Compare(k, out, live, rules).Equal
+}
+
+// takeOver gives the agent the fields that other managers (kubectl, Argo
+// CD, Helm; see apply.ForeignManagers) hold on live, an object it is about
+// to dry-run or write, so that the apply removes what the bundle no longer
+// sets and replaces list entries they added. Nothing is read unless the
+// watch cache shows such a manager. A failure is logged; the apply that
+// follows reports what the API server says.
+func (a *app) takeOver(ctx context.Context, st *objState, live *unstructured.Unstructured) {
+	if live == nil {
+		return
+	}
+	foreign := a.e.applier.ForeignManagers(live)
+	if len(foreign) == 0 {
+		return
+	}
+	done, err := a.e.applier.TakeOver(ctx, st.desired.GroupVersionKind(), st.key.Namespace, st.key.Name)
+	switch {
+	case err != nil:
+		a.log.Warn("taking over fields failed", "object", st.key.String(), "managers", strings.Join(foreign, ","), "error", err)
+	case done:
+		a.log.Info("took over fields of other managers", "object", st.key.String(), "managers", strings.Join(foreign, ","))
+	}
+}
+
+// refusalBackoff spaces out the self-heals of an object the API server
+// keeps refusing: 1 s after the first refusal, doubling up to 5 minutes.
+func refusalBackoff(failures int) time.Duration {
+	return min(time.Second<<min(max(failures-1, 0), 9), 5*time.Minute)
+}
+
+// oneLine is err's message on one line (API errors can span several).
+func oneLine(err error) string {
+	return strings.Join(strings.Fields(err.Error()), " ")
 }

@@ -1,10 +1,20 @@
 package engine
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/client_golang/prometheus"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/flotilla-cd/flotilla/agent/internal/testenv"
+	"github.com/flotilla-cd/flotilla/shared/manifest"
 )
 
 func TestHealLimiter(t *testing.T) {
@@ -91,5 +101,89 @@ func TestNotifierCoalesces(t *testing.T) {
 	case <-n.c:
 		t.Fatal("coalesced signals delivered twice")
 	case <-time.After(100 * time.Millisecond):
+	}
+}
+
+func TestRefusalBackoff(t *testing.T) {
+	want := []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second}
+	for i, w := range want {
+		if got := refusalBackoff(i + 1); got != w {
+			t.Errorf("refusalBackoff(%d) = %v, want %v", i+1, got, w)
+		}
+	}
+	if got := refusalBackoff(100); got != 5*time.Minute {
+		t.Errorf("refusalBackoff(100) = %v, want the 5m cap", got)
+	}
+	if got := oneLine(errors.New("Service \"web\" is invalid:\n  spec.ports[1].name: Required value\n")); got != `Service "web" is invalid: spec.ports[1].name: Required value` {
+		t.Errorf("oneLine = %q", got)
+	}
+}
+
+// TestHealed: drift is counted only when the self-heal write changed a
+// field the bundle sets, never because the resourceVersion moved.
+func TestHealed(t *testing.T) {
+	k := manifest.Key{Group: "apps", Kind: "Deployment", Namespace: "ns", Name: "web"}
+	obj := func(rv string, replicas int64, image string, status map[string]any) *unstructured.Unstructured {
+		d := deployment("web", replicas, nil)
+		d.SetNamespace("ns")
+		d.SetResourceVersion(rv)
+		containers, _, _ := unstructured.NestedSlice(d.Object, "spec", "template", "spec", "containers")
+		containers[0].(map[string]any)["image"] = image
+		_ = unstructured.SetNestedSlice(d.Object, containers, "spec", "template", "spec", "containers")
+		if status != nil {
+			d.Object["status"] = status
+		}
+		return d
+	}
+	for _, tc := range []struct {
+		name      string
+		out, live *unstructured.Unstructured
+		want      bool
+	}{
+		{"object was deleted", obj("2", 1, "nginx:1", nil), nil, true},
+		{"image reverted", obj("3", 1, "nginx:1", nil), obj("2", 1, "nginx:2", nil), true},
+		{"HPA scaled replicas the bundle leaves out", obj("3", 5, "nginx:1", nil), obj("2", 5, "nginx:1", nil), false},
+		{"only status and resourceVersion moved", obj("4", 1, "nginx:1", map[string]any{"readyReplicas": int64(1)}), obj("2", 1, "nginx:1", nil), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := healed(k, tc.out, tc.live, nil); got != tc.want {
+				t.Errorf("healed = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestNoFalseDriftUnderHPA: a Deployment whose replicas the bundle leaves
+// to an HPA. The HPA controller scaling it (through the scale subresource,
+// as kube-controller-manager) is not drift: the agent looks at each change
+// (its checks counter moves) and counts no drift and no self-heal.
+func TestNoFalseDriftUnderHPA(t *testing.T) {
+	ns, agentNS := testNamespaces(t)
+	reg := prometheus.NewRegistry()
+	e, _ := runEngineWith(t, restCfg, Options{Namespace: agentNS, Registerer: reg})
+	d := deployment("web", 1, nil)
+	unstructured.RemoveNestedField(d.Object, "spec", "replicas")
+	accept(t, e, bundle(t, "hpa", ns, auto(true, true), nil, d))
+	waitStatus(t, e, "hpa", 20*time.Second, synced)
+	base := gathered(t, reg)
+	for i, n := range []int64{3, 5, 2} {
+		before := gathered(t, reg)["flotilla_agent_drift_checks_total"]
+		patch := fmt.Appendf(nil, `{"spec":{"replicas":%d}}`, n)
+		if _, err := dyn.Resource(gvrDeploy).Namespace(ns).Patch(context.Background(), "web", types.MergePatchType, patch, metav1.PatchOptions{FieldManager: "kube-controller-manager"}, "scale"); err != nil {
+			t.Fatal(err)
+		}
+		testenv.Eventually(t, 20*time.Second, func(context.Context) (bool, string) {
+			got := gathered(t, reg)["flotilla_agent_drift_checks_total"]
+			return got > before, fmt.Sprintf("scale %d: the agent has not looked at the change (checks %v)", i, got)
+		})
+		if replicas(t, ns, "web") != n {
+			t.Fatalf("replicas = %d after scaling to %d: the agent reverted the HPA", replicas(t, ns, "web"), n)
+		}
+	}
+	after := gathered(t, reg)
+	for _, m := range []string{"flotilla_agent_drift_events_total", "flotilla_agent_self_heal_total"} {
+		if after[m] != base[m] {
+			t.Errorf("%s went from %v to %v with no out-of-band change to a field the bundle sets", m, base[m], after[m])
+		}
 	}
 }

@@ -22,6 +22,7 @@ type metrics struct {
 	syncs         *prometheus.CounterVec
 	drift         prometheus.Counter
 	selfHeals     prometheus.Counter
+	checks        prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -43,6 +44,10 @@ func newMetrics() *metrics {
 			Name: "flotilla_agent_self_heal_total",
 			Help: "Objects re-applied by self-heal that the write changed back.",
 		}),
+		checks: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "flotilla_agent_drift_checks_total",
+			Help: "Live objects looked at for drift after the watch saw them change (most are found in sync).",
+		}),
 	}
 	for _, r := range []string{resultSucceeded, resultFailed, resultSuperseded} {
 		m.syncs.WithLabelValues(r)
@@ -53,7 +58,7 @@ func newMetrics() *metrics {
 // register registers the engine's metrics, the gauges read from its state
 // at scrape time included.
 func (m *metrics) register(reg prometheus.Registerer, e *Engine) error {
-	for _, c := range []prometheus.Collector{m.applyDuration, m.syncs, m.drift, m.selfHeals, &appCollector{e: e}} {
+	for _, c := range []prometheus.Collector{m.applyDuration, m.syncs, m.drift, m.selfHeals, m.checks, &appCollector{e: e}} {
 		if err := reg.Register(c); err != nil {
 			return fmt.Errorf("register engine metrics: %w", err)
 		}

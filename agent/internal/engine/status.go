@@ -6,6 +6,7 @@ import (
 
 	"github.com/flotilla-cd/flotilla/agent/internal/health"
 	apiv1alpha1 "github.com/flotilla-cd/flotilla/shared/api/v1alpha1"
+	sharedhealth "github.com/flotilla-cd/flotilla/shared/health"
 )
 
 // buildStatus computes the app's status from the worker's state and the
@@ -35,6 +36,10 @@ func (a *app) buildStatus() *apiv1alpha1.AppStatus {
 			Sync: o.sync, Message: o.message, Diff: o.diff,
 		}
 		h := a.objectHealth(o)
+		if o.healErr != "" {
+			// The API server refuses to put it back: Degraded, with why.
+			h = health.Result{Status: apiv1alpha1.HealthStatus_HEALTH_STATUS_DEGRADED, Message: "self-heal refused: " + o.healErr}
+		}
 		os.Health = h.Status
 		if os.Message == "" && h.Status != apiv1alpha1.HealthStatus_HEALTH_STATUS_HEALTHY {
 			os.Message = h.Message
@@ -50,7 +55,7 @@ func (a *app) buildStatus() *apiv1alpha1.AppStatus {
 				appSync = apiv1alpha1.SyncStatus_SYNC_STATUS_UNKNOWN
 			}
 		}
-		appHealth = health.Worst(appHealth, h.Status)
+		appHealth = sharedhealth.Worst(appHealth, h.Status)
 		st.Objects = append(st.Objects, os)
 	}
 	for k, so := range a.stale {

@@ -311,6 +311,7 @@ func (a *app) ownerConflict(st *objState, live *unstructured.Unstructured) error
 // keeping the live values of ignored fields, and replaces the object when an
 // immutable field changed and Replace=true or Force=true allows it.
 func (a *app) write(ctx context.Context, st *objState, live *unstructured.Unstructured) (*unstructured.Unstructured, error) {
+	a.takeOver(ctx, st, live)
 	desired := diff.RespectIgnored(st.key, a.rules, st.desired, live)
 	out, err := a.e.applier.Apply(ctx, desired, false)
 	if err != nil && apply.IsImmutable(err) {
@@ -324,7 +325,7 @@ func (a *app) write(ctx context.Context, st *objState, live *unstructured.Unstru
 		return nil, err
 	}
 	st.liveFP, st.appliedRV, st.appliedAt = diff.Fingerprint(out), out.GetResourceVersion(), time.Now()
-	st.healAt = time.Time{}
+	st.healAt, st.healErr, st.healFailures = time.Time{}, "", 0
 	st.sync, st.message, st.diff = apiv1alpha1.SyncStatus_SYNC_STATUS_SYNCED, "", ""
 	return out, nil
 }

@@ -146,6 +146,7 @@ func (a *app) dryRun(ctx context.Context, st *objState) error {
 			st.sync, st.message, st.diff = apiv1alpha1.SyncStatus_SYNC_STATUS_SYNCED, "", ""
 			return nil
 		}
+		a.takeOver(ctx, st, live)
 		live = a.withManagedFields(ctx, st, live)
 	}
 	dry, err := a.e.applier.Apply(ctx, st.desired, true)

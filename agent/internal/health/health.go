@@ -13,13 +13,22 @@ type Result struct {
 	Message string
 }
 
-// Of computes the health of a live object with kstatus. A nil object is
-// Missing. kstatus results map as: Current → Healthy, InProgress and
-// Terminating → Progressing, Failed → Degraded, NotFound → Missing, and
-// anything else (including a kstatus error) → Unknown.
+// Of computes the health of a live object as Argo CD assesses it: the
+// kinds it has its own checks for (see byKind) first, kstatus for the rest.
+// A nil object is Missing. kstatus results map as: Current → Healthy,
+// InProgress and Terminating → Progressing, Failed → Degraded, NotFound →
+// Missing, and anything else (including a kstatus error) → Unknown.
 func Of(live *unstructured.Unstructured) Result {
 	if live == nil {
 		return Result{Status: apiv1alpha1.HealthStatus_HEALTH_STATUS_MISSING, Message: "object does not exist"}
+	}
+	if live.GetDeletionTimestamp() != nil {
+		return Result{Status: apiv1alpha1.HealthStatus_HEALTH_STATUS_PROGRESSING, Message: "being deleted"}
+	}
+	if check, ok := byKind[live.GroupVersionKind().GroupKind()]; ok {
+		if r, decided := check(live); decided {
+			return r
+		}
 	}
 	res, err := status.Compute(live)
 	if err != nil {
@@ -43,36 +52,3 @@ func fromKStatus(s status.Status) apiv1alpha1.HealthStatus {
 	}
 }
 
-// severity orders health from best to worst as Argo CD does: Healthy,
-// Suspended, Progressing, Missing, Degraded, Unknown.
-func severity(h apiv1alpha1.HealthStatus) int {
-	switch h {
-	case apiv1alpha1.HealthStatus_HEALTH_STATUS_HEALTHY:
-		return 0
-	case apiv1alpha1.HealthStatus_HEALTH_STATUS_SUSPENDED:
-		return 1
-	case apiv1alpha1.HealthStatus_HEALTH_STATUS_PROGRESSING:
-		return 2
-	case apiv1alpha1.HealthStatus_HEALTH_STATUS_MISSING:
-		return 3
-	case apiv1alpha1.HealthStatus_HEALTH_STATUS_DEGRADED:
-		return 4
-	default:
-		return 5
-	}
-}
-
-// Worse reports whether a is worse than b.
-func Worse(a, b apiv1alpha1.HealthStatus) bool { return severity(a) > severity(b) }
-
-// Worst returns the worst of hs; Healthy when hs is empty (an app with no
-// objects has nothing unhealthy).
-func Worst(hs ...apiv1alpha1.HealthStatus) apiv1alpha1.HealthStatus {
-	w := apiv1alpha1.HealthStatus_HEALTH_STATUS_HEALTHY
-	for _, h := range hs {
-		if Worse(h, w) {
-			w = h
-		}
-	}
-	return w
-}

@@ -9,13 +9,7 @@ import (
 	apiv1alpha1 "github.com/flotilla-cd/flotilla/shared/api/v1alpha1"
 )
 
-const (
-	healthy     = apiv1alpha1.HealthStatus_HEALTH_STATUS_HEALTHY
-	progressing = apiv1alpha1.HealthStatus_HEALTH_STATUS_PROGRESSING
-	degraded    = apiv1alpha1.HealthStatus_HEALTH_STATUS_DEGRADED
-	missing     = apiv1alpha1.HealthStatus_HEALTH_STATUS_MISSING
-	unknown     = apiv1alpha1.HealthStatus_HEALTH_STATUS_UNKNOWN
-)
+const missing = apiv1alpha1.HealthStatus_HEALTH_STATUS_MISSING
 
 func deployment(gen, observed, replicas, available int64) *unstructured.Unstructured {
 	return &unstructured.Unstructured{Object: map[string]any{
@@ -60,20 +54,3 @@ func TestOf(t *testing.T) {
 	}
 }
 
-func TestWorst(t *testing.T) {
-	tests := []struct {
-		in   []apiv1alpha1.HealthStatus
-		want apiv1alpha1.HealthStatus
-	}{
-		{nil, healthy},
-		{[]apiv1alpha1.HealthStatus{healthy, progressing}, progressing},
-		{[]apiv1alpha1.HealthStatus{missing, progressing, healthy}, missing},
-		{[]apiv1alpha1.HealthStatus{missing, degraded}, degraded},
-		{[]apiv1alpha1.HealthStatus{degraded, unknown}, unknown},
-	}
-	for _, tc := range tests {
-		if diff := cmp.Diff(tc.want, Worst(tc.in...)); diff != "" {
-			t.Errorf("Worst(%v) (-want +got):\n%s", tc.in, diff)
-		}
-	}
-}

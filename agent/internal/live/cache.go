@@ -192,12 +192,29 @@ func (c *Cache) newInformer(gvr schema.GroupVersionResource, ns string) cache.Sh
 	)
 }
 
-// stripManagedFields drops metadata.managedFields before objects enter the
-// cache: they are a large share of an object's memory and only ignore rules
-// by field manager need them (those read the object from the API server).
+// stripManagedFields drops the field sets of metadata.managedFields before
+// objects enter the cache: they are a large share of an object's memory and
+// only ignore rules by field manager and field takeover need them (those
+// read the object from the API server). Each entry's manager, operation
+// and subresource stay, so that the engine knows without a request whether
+// another manager holds fields of an object it applies.
 func stripManagedFields(obj any) (any, error) {
 	if u, ok := obj.(*unstructured.Unstructured); ok {
-		u.SetManagedFields(nil)
+		entries := u.GetManagedFields()
+		if len(entries) == 0 {
+			return obj, nil
+		}
+		kept := make([]any, 0, len(entries))
+		for _, e := range entries {
+			m := map[string]any{"manager": e.Manager, "operation": string(e.Operation)}
+			if e.Subresource != "" {
+				m["subresource"] = e.Subresource
+			}
+			kept = append(kept, m)
+		}
+		if md, ok := u.Object["metadata"].(map[string]any); ok {
+			md["managedFields"] = kept
+		}
 	}
 	return obj, nil
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/flotilla-cd/flotilla/hub/internal/gitsource"
 	"github.com/flotilla-cd/flotilla/hub/internal/store"
 	apiv1alpha1 "github.com/flotilla-cd/flotilla/shared/api/v1alpha1"
+	"github.com/flotilla-cd/flotilla/shared/health"
 )
 
 // AppView is an application with its state on every targeted cluster.
@@ -82,7 +83,6 @@ func HealthName(v apiv1alpha1.HealthStatus) string { return v.Name() }
 // PhaseName is the API's spelling of an operation phase.
 func PhaseName(v apiv1alpha1.Operation_Phase) string { return v.Name() }
 
-var healthRank = map[string]int{"Healthy": 0, "Suspended": 1, "Progressing": 2, "Unknown": 3, "Missing": 4, "Degraded": 5}
 
 // Views joins the controller's snapshot with the statuses agents reported.
 // An (app, cluster) is Synced only when the agent reports Synced for the
@@ -120,7 +120,7 @@ func Views(snap *controller.Snapshot, fl *fleet.Fleet, withObjects bool) []AppVi
 			if cv.Sync != "Synced" {
 				v.Sync = worstSync(v.Sync, cv.Sync)
 			}
-			if healthRank[cv.Health] > healthRank[v.Health] {
+			if health.RankName(cv.Health) > health.RankName(v.Health) {
 				v.Health = cv.Health
 			}
 			v.Clusters = append(v.Clusters, cv)

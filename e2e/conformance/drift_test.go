@@ -1,0 +1,103 @@
+package conformance
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+)
+
+// agentMetric reads one sample (without labels) from the agent's /metrics.
+func agentMetric(ctx context.Context, s *Suite, name string) (float64, error) {
+	req, err := http.NewRequestWithContext(ctx, "GET", s.Agent.MetricsURL+"/metrics", nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
+			return strconv.ParseFloat(strings.TrimSpace(v), 64)
+		}
+	}
+	return 0, fmt.Errorf("no sample %s on the agent's /metrics", name)
+}
+
+// TestNoDriftUnderHPA: Argo CD users leave replicas out of a Deployment an
+// HPA scales. The HPA controller scaling it (through the scale subresource,
+// as kube-controller-manager does), and the Deployment controller rolling
+// it out and updating its status, are no drift: the agent looks at every
+// change and counts no drift event and no self-heal, and never puts the
+// replicas back.
+func TestNoDriftUnderHPA(t *testing.T) {
+	c := NewCase(t, "drift-hpa")
+	rev := c.Commit(map[string]string{"app/web.yaml": `apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+spec:
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+      - name: web
+        image: registry.invalid/web:1
+`})
+	c.Define(c.ArgoApplication("app", ""))
+	c.WaitSynced(rev, true)
+	ctx := t.Context()
+	metric := func(name string) float64 {
+		v, err := agentMetric(ctx, c.S, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	drift, heals := metric("flotilla_agent_drift_events_total"), metric("flotilla_agent_self_heal_total")
+	for _, n := range []int32{3, 5, 2} {
+		checks := metric("flotilla_agent_drift_checks_total")
+		patch := fmt.Appendf(nil, `{"spec":{"replicas":%d}}`, n)
+		if _, err := c.S.Kube.AppsV1().Deployments(c.Namespace).Patch(ctx, "web", types.MergePatchType, patch, metav1.PatchOptions{FieldManager: "kube-controller-manager"}, "scale"); err != nil {
+			t.Fatal(err)
+		}
+		c.Eventually(time.Minute, fmt.Sprintf("%d replicas available and looked at by the agent", n), func() error {
+			d, err := c.S.Kube.AppsV1().Deployments(c.Namespace).Get(ctx, "web", metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			if d.Status.AvailableReplicas != n || d.Status.ObservedGeneration != d.Generation {
+				return fmt.Errorf("%d of %d replicas available", d.Status.AvailableReplicas, n)
+			}
+			if got := metric("flotilla_agent_drift_checks_total"); got <= checks {
+				return fmt.Errorf("the agent has not looked at the change yet (%v checks)", got)
+			}
+			return nil
+		})
+	}
+	d, err := c.S.Kube.AppsV1().Deployments(c.Namespace).Get(ctx, "web", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *d.Spec.Replicas != 2 {
+		t.Errorf("replicas %d, want the HPA's 2", *d.Spec.Replicas)
+	}
+	if got := metric("flotilla_agent_drift_events_total"); got != drift {
+		t.Errorf("drift events went from %v to %v with no out-of-band change to a field the bundle sets", drift, got)
+	}
+	if got := metric("flotilla_agent_self_heal_total"); got != heals {
+		t.Errorf("self-heals went from %v to %v", heals, got)
+	}
+}
