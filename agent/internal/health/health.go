@@ -51,4 +51,3 @@ func fromKStatus(s status.Status) apiv1alpha1.HealthStatus {
 		return apiv1alpha1.HealthStatus_HEALTH_STATUS_UNKNOWN
 	}
 }
-

@@ -53,4 +53,3 @@ func TestOf(t *testing.T) {
 		})
 	}
 }
-

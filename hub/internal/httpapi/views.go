@@ -83,7 +83,6 @@ func HealthName(v apiv1alpha1.HealthStatus) string { return v.Name() }
 // PhaseName is the API's spelling of an operation phase.
 func PhaseName(v apiv1alpha1.Operation_Phase) string { return v.Name() }
 
-
 // Views joins the controller's snapshot with the statuses agents reported.
 // An (app, cluster) is Synced only when the agent reports Synced for the
 // digest the hub wants.
