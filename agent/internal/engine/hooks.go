@@ -107,6 +107,7 @@ func (a *app) startHook(ctx context.Context, r *hookRun) error {
 	s := r.spec
 	fail := func(err error) error {
 		r.res.Status, r.res.Message, r.res.FinishedAt = apiv1alpha1.HookResult_STATUS_FAILED, err.Error(), timestamppb.Now()
+		a.e.metrics.hooks.WithLabelValues(r.res.Phase, resultFailed).Inc()
 		return err
 	}
 	if err := a.mapHook(ctx, s); err != nil {
@@ -283,6 +284,7 @@ func (a *app) waitHooks(ctx context.Context, runs []*hookRun) error {
 			live, ok := a.e.cache.Get(r.spec.gvr, r.spec.key.Namespace, r.res.Name)
 			if !ok || string(live.GetUID()) != r.uid {
 				if r.seen {
+					a.e.metrics.hooks.WithLabelValues(r.res.Phase, resultFailed).Inc()
 					r.res.Status, r.res.Message = apiv1alpha1.HookResult_STATUS_FAILED, "deleted while it ran"
 					r.res.FinishedAt = timestamppb.Now()
 					return fmt.Errorf("%w: %s %s was deleted while it ran", ErrHookFailed, r.spec.key.Kind, r.res.Name)
@@ -298,6 +300,11 @@ func (a *app) waitHooks(ctx context.Context, runs []*hookRun) error {
 				continue
 			}
 			r.res.Status, r.res.FinishedAt = status, timestamppb.Now()
+			result := resultSucceeded
+			if status == apiv1alpha1.HookResult_STATUS_FAILED {
+				result = resultFailed
+			}
+			a.e.metrics.hooks.WithLabelValues(r.res.Phase, result).Inc()
 			a.log.Info("hook finished", "phase", r.res.Phase, "hook", r.spec.key.String(), "name", r.res.Name, "status", status.String())
 			if status == apiv1alpha1.HookResult_STATUS_FAILED {
 				return fmt.Errorf("%w: %s %s/%s: %s", ErrHookFailed, r.spec.key.Kind, r.spec.key.Namespace, r.res.Name, msg)

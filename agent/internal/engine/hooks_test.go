@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -245,6 +246,9 @@ func TestFailedPreSyncHook(t *testing.T) {
 	testenv.Eventually(t, 10*time.Second, func(context.Context) (bool, string) {
 		return len(podsNamed(t, ns, "migrate-")) == 0, "failed PreSync hook (HookFailed) not deleted"
 	})
+	if f, s := testutil.ToFloat64(e.metrics.hooks.WithLabelValues("PreSync", resultFailed)), testutil.ToFloat64(e.metrics.hooks.WithLabelValues("SyncFail", resultSucceeded)); f != 1 || s != 1 {
+		t.Errorf("flotilla_agent_hook_runs_total: PreSync failed %v, SyncFail succeeded %v; want 1 and 1", f, s)
+	}
 
 	// A bundle whose hooks succeed, then a restart: the restarted agent
 	// syncs again but runs no hook.

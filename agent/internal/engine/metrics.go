@@ -23,6 +23,7 @@ type metrics struct {
 	drift         prometheus.Counter
 	selfHeals     prometheus.Counter
 	checks        prometheus.Counter
+	hooks         *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -48,6 +49,10 @@ func newMetrics() *metrics {
 			Name: "flotilla_agent_drift_checks_total",
 			Help: "Live objects looked at for drift after the watch saw them change (most are found in sync).",
 		}),
+		hooks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "flotilla_agent_hook_runs_total",
+			Help: "Resource hooks run by sync operations, by phase (PreSync, Sync, PostSync, SyncFail) and result (succeeded or failed).",
+		}, []string{"phase", "result"}),
 	}
 	for _, r := range []string{resultSucceeded, resultFailed, resultSuperseded} {
 		m.syncs.WithLabelValues(r)
@@ -58,7 +63,7 @@ func newMetrics() *metrics {
 // register registers the engine's metrics, the gauges read from its state
 // at scrape time included.
 func (m *metrics) register(reg prometheus.Registerer, e *Engine) error {
-	for _, c := range []prometheus.Collector{m.applyDuration, m.syncs, m.drift, m.selfHeals, m.checks, &appCollector{e: e}} {
+	for _, c := range []prometheus.Collector{m.applyDuration, m.syncs, m.drift, m.selfHeals, m.checks, m.hooks, &appCollector{e: e}} {
 		if err := reg.Register(c); err != nil {
 			return fmt.Errorf("register engine metrics: %w", err)
 		}
