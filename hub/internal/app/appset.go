@@ -17,6 +17,8 @@ import (
 type AppSet struct {
 	Name string `json:"name"`
 	File string `json:"file"`
+	// Parent names the application whose render defined this set.
+	Parent string `json:"parent,omitempty"`
 	// GoTemplate selects Go text/template (with Sprig functions, as Argo
 	// CD) over Argo CD's default {{param}} substitution.
 	GoTemplate        bool        `json:"goTemplate,omitempty"`

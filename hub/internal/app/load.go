@@ -126,7 +126,7 @@ func (d *Definitions) ResolveSets(clusters []Cluster) ([]*Application, []Broken)
 			continue
 		}
 		for _, a := range apps {
-			a.Set = s.Name
+			a.Set, a.Parent = s.Name, s.Parent
 			owner[a.Name] = fmt.Sprintf("%s (ApplicationSet %s)", s.File, s.Name)
 		}
 		out = append(out, apps...)

@@ -25,6 +25,9 @@ type Application struct {
 	Spec Spec   `json:"spec"`
 	// Set names the ApplicationSet that generated the application.
 	Set string `json:"set,omitempty"`
+	// Parent names the application whose render defined this one
+	// (app-of-apps); it is removed with its parent.
+	Parent string `json:"parent,omitempty"`
 	// File is where the application was defined, relative to the folder
 	// it was loaded from (or as given to Decode).
 	File string `json:"file"`

@@ -186,6 +186,9 @@ func clusterMessage(cv httpapi.AppClusterView) string {
 func appDetail(tw *tabwriter.Writer, v httpapi.AppView) {
 	row(tw, "Name:", v.Name)
 	row(tw, "Defined in:", orDash(v.File))
+	if v.Parent != "" {
+		row(tw, "Parent:", v.Parent+" (app-of-apps: removed with it)")
+	}
 	row(tw, "Revision:", orDash(v.Revision))
 	row(tw, "Sync:", v.Sync)
 	row(tw, "Health:", v.Health)

@@ -21,6 +21,9 @@ import (
 type bundleResult struct {
 	bundle *apiv1alpha1.Bundle
 	objs   []*unstructured.Unstructured
+	// children are the Applications and ApplicationSets the render holds
+	// (app-of-apps): definitions for the hub, never sent to the cluster.
+	children []*unstructured.Unstructured
 }
 
 // usage records what one reconcile used: job keys (their results are
@@ -126,6 +129,7 @@ func (c *Controller) build(ctx context.Context, a *app.Application, src app.Sour
 	if err != nil {
 		return bundleResult{}, fmt.Errorf("render %s at %s: %w", src.Path, short(commit), err)
 	}
+	objs, children := splitChildren(objs)
 	if err := checkScope(objs, a.Spec.Destination.Namespace, policy.GetScope()); err != nil {
 		return bundleResult{}, fmt.Errorf("render %s at %s: %w", src.Path, short(commit), err)
 	}
@@ -147,7 +151,7 @@ func (c *Controller) build(ctx context.Context, a *app.Application, src app.Sour
 		c.bundles[bkey] = b
 		c.mu.Unlock()
 	}
-	return bundleResult{bundle: b, objs: objs}, nil
+	return bundleResult{bundle: b, objs: objs, children: children}, nil
 }
 
 func short(commit string) string {

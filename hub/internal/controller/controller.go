@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/flotilla-cd/flotilla/hub/internal/app"
 	"github.com/flotilla-cd/flotilla/hub/internal/fleet"
@@ -75,6 +76,9 @@ type Controller struct {
 	pinsLoaded bool
 	renders    int
 	appsDefs   *app.Definitions // last definitions loaded from AppsRepo
+	// children are the Applications each parent app last rendered
+	// (app-of-apps), taken as definitions by the next reconcile.
+	children map[string][]*unstructured.Unstructured
 }
 
 type pinKey struct{ app, cluster string }

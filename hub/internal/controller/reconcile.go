@@ -10,6 +10,8 @@ import (
 	"sort"
 	"time"
 
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
 	"github.com/flotilla-cd/flotilla/hub/internal/app"
 	"github.com/flotilla-cd/flotilla/hub/internal/fleet"
 	"github.com/flotilla-cd/flotilla/hub/internal/render"
@@ -164,6 +166,16 @@ func (c *Controller) compute(ctx context.Context) (*Snapshot, map[string]fleet.D
 		return nil, nil, boolInt(defsPending), err
 	}
 	pending := boolInt(defsPending)
+	// Apps defined by other apps' renders (app-of-apps) join the
+	// definitions; a name already taken is an error on the child.
+	c.mu.Lock()
+	rendered := c.children
+	c.mu.Unlock()
+	taken := map[string]string{}
+	for _, a := range defs.Apps {
+		taken[a.Name] = a.File
+	}
+	defs.Merge(childDefinitions(rendered, taken))
 	clusters, err := c.clusterList(ctx, defs.Clusters)
 	if err != nil {
 		return nil, nil, 0, err
@@ -194,9 +206,11 @@ func (c *Controller) compute(ctx context.Context) (*Snapshot, map[string]fleet.D
 	objsByCluster := map[string]map[string]render.AppObjects{}
 	stateIdx := map[pinKey]*TargetState{}
 	u := &usage{jobs: map[string]bool{}, commits: map[string]map[string]bool{}, unknown: map[string]bool{}}
+	nextChildren := map[string][]*unstructured.Unstructured{}
 
 	for _, a := range apps {
-		as := AppState{Name: a.Name, File: a.File, Spec: a.Spec, Set: a.Set}
+		as := AppState{Name: a.Name, File: a.File, Spec: a.Spec, Set: a.Set, Parent: a.Parent}
+		childrenFrom := "" // the children come from the app's first target
 		policy, perr := syncPolicy(a)
 		if perr != nil {
 			as.Error = fmt.Sprintf("%s: Application %s: %v", a.File, a.Name, perr)
@@ -250,6 +264,16 @@ func (c *Controller) compute(ctx context.Context) (*Snapshot, map[string]fleet.D
 			default:
 				objsByCluster[cl.Name][a.Name] = render.AppObjects{Namespace: a.Spec.Destination.Namespace, Objects: out.objs}
 			}
+			if childrenFrom == "" {
+				childrenFrom = cl.Name
+				if done && berr == nil {
+					if len(out.children) > 0 {
+						nextChildren[a.Name] = out.children
+					}
+				} else if prev, ok := rendered[a.Name]; ok {
+					nextChildren[a.Name] = prev // rendering or failed: the children stay
+				}
+			}
 			ts.Digest = b.GetDigest()
 			desired[cl.Name][a.Name] = b
 			as.Targets = append(as.Targets, ts)
@@ -265,6 +289,12 @@ func (c *Controller) compute(ctx context.Context) (*Snapshot, map[string]fleet.D
 		}
 	}
 	c.holdBroken(snap, desired, apps, broken, prev)
+	if !sameChildren(rendered, nextChildren) {
+		c.mu.Lock()
+		c.children = nextChildren
+		c.mu.Unlock()
+		c.Trigger() // the new children are definitions of the next pass
+	}
 	sort.Slice(snap.Apps, func(i, j int) bool { return snap.Apps[i].Name < snap.Apps[j].Name })
 	// Two apps claiming one object on one cluster: both keep their last good bundle.
 	for cluster, byApp := range objsByCluster {
@@ -376,4 +406,18 @@ func unknownClusters(a *app.Application, clusters []target.Cluster) []string {
 		}
 	}
 	return out
+}
+
+// sameChildren reports whether two renders of children hold the same
+// objects (renders are cached: the same render gives the same objects).
+func sameChildren(a, b map[string][]*unstructured.Unstructured) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if w, ok := b[k]; !ok || !slices.Equal(v, w) {
+			return false
+		}
+	}
+	return true
 }

@@ -33,6 +33,8 @@ type AppState struct {
 	// Warnings are problems that do not stop the app, e.g. a destination
 	// cluster that is not registered.
 	Warnings []string `json:"warnings,omitempty"`
+	// Parent is the app whose render defined this one (app-of-apps).
+	Parent string `json:"parent,omitempty"`
 	// Set is the ApplicationSet that generated the app.
 	Set string `json:"set,omitempty"`
 	// Broken: the app's definition could not be used; it keeps its last

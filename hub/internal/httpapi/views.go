@@ -14,11 +14,13 @@ import (
 
 // AppView is an application with its state on every targeted cluster.
 type AppView struct {
-	Name     string           `json:"name"`
-	File     string           `json:"file,omitempty"`
-	Revision string           `json:"revision,omitempty"`
-	Error    string           `json:"error,omitempty"`
-	Warnings []string         `json:"warnings,omitempty"`
+	Name     string   `json:"name"`
+	File     string   `json:"file,omitempty"`
+	Revision string   `json:"revision,omitempty"`
+	Error    string   `json:"error,omitempty"`
+	Warnings []string `json:"warnings,omitempty"`
+	// Parent is the app whose render defined this one (app-of-apps).
+	Parent   string           `json:"parent,omitempty"`
 	Spec     any              `json:"spec,omitempty"`
 	Clusters []AppClusterView `json:"clusters"`
 	Sync     string           `json:"sync"`
@@ -91,7 +93,7 @@ func Views(snap *controller.Snapshot, fl *fleet.Fleet, withObjects bool) []AppVi
 	out := make([]AppView, 0, len(snap.Apps))
 	for _, as := range snap.Apps {
 		repo := as.Spec.Source.RepoURL // credentials in it are never shown
-		v := AppView{Name: as.Name, File: as.File, Revision: as.Revision, Error: gitsource.RedactText(as.Error, repo), Warnings: as.Warnings, Clusters: []AppClusterView{}, Sync: "Synced", Health: "Healthy"}
+		v := AppView{Name: as.Name, File: as.File, Revision: as.Revision, Error: gitsource.RedactText(as.Error, repo), Warnings: as.Warnings, Parent: as.Parent, Clusters: []AppClusterView{}, Sync: "Synced", Health: "Healthy"}
 		if withObjects {
 			spec := as.Spec
 			spec.Source.RepoURL = gitsource.Redact(repo)

@@ -271,9 +271,12 @@ async function appView(name) {
   return el("div", {},
     el("p", {}, el("a", { href: "#/" }, "← Fleet")),
     el("h1", {}, a.name, " ", badge("sync", a.sync), " ", badge("health", a.health)),
-    el("p", { class: "muted" }, "Defined in ", a.file || "–", " · revision ", el("code", {}, short(a.revision)), " ",
+    el("p", { class: "muted" }, "Defined in ", a.file || "–",
+      a.parent ? [" · child of ", el("a", { href: "#/apps/" + encodeURIComponent(a.parent), "data-parent": a.parent }, a.parent)] : null,
+      " · revision ", el("code", {}, short(a.revision)), " ",
       el("button", { "data-sync-app": a.name, onclick: () => sync(a.name, "") }, "Sync all")),
     a.error ? el("p", { class: "error" }, a.error) : null,
+    (a.warnings || []).map((w) => el("p", { class: "warning" }, w)),
     sections,
     el("h2", {}, "History"),
     hist);
