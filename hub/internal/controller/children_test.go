@@ -30,7 +30,7 @@ spec:
 	}
 	cm := func(name string) string { return "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: " + name + "}\n" }
 	w.push(map[string]string{
-		"root/apps.yaml": child("child-a") + "---\n" + child("child-b") + "---\n" + cm("root-cm"),
+		"root/apps.yaml":  child("child-a") + "---\n" + child("child-b") + "---\n" + cm("root-cm"),
 		"child-a/cm.yaml": cm("a"), "child-b/cm.yaml": cm("b"), "web/cm.yaml": cmV1,
 	})
 	w.app("root", strings.NewReplacer("{name: web}", "{name: root}", "path: web", "path: root").Replace(appYAML(w.repo.URL, "web", "env: prod")))
