@@ -35,7 +35,8 @@ func KeyIn(obj *unstructured.Unstructured, ns string) manifest.Key {
 // CheckConflicts refuses two applications claiming one object on one
 // cluster. apps holds, by application name, what each sends to that
 // cluster. The error names both applications and the object; all conflicts
-// are reported (joined), in application name order.
+// are reported (joined), in application name order. Hooks with
+// metadata.generateName claim no object: each run gets a name of its own.
 func CheckConflicts(apps map[string]AppObjects) error {
 	names := make([]string, 0, len(apps))
 	for n := range apps {
@@ -47,6 +48,9 @@ func CheckConflicts(apps map[string]AppObjects) error {
 	for _, n := range names {
 		a := apps[n]
 		for _, o := range a.Objects {
+			if o.GetName() == "" {
+				continue // a generateName hook
+			}
 			k := KeyIn(o, a.Namespace)
 			if prev, ok := owner[k]; ok && prev != n {
 				errs = append(errs, fmt.Errorf("%w: %s is in application %s and in application %s", ErrConflict, k, prev, n))

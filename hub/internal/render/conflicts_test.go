@@ -16,6 +16,13 @@ func obj(apiVersion, kind, ns, name string) *unstructured.Unstructured {
 	return o
 }
 
+func hookJob(generateName string) *unstructured.Unstructured {
+	o := obj("batch/v1", "Job", "", "")
+	o.SetGenerateName(generateName)
+	o.SetAnnotations(map[string]string{"argocd.argoproj.io/hook": "PreSync"})
+	return o
+}
+
 func TestCheckConflicts(t *testing.T) {
 	tests := []struct {
 		name string
@@ -36,6 +43,10 @@ func TestCheckConflicts(t *testing.T) {
 			"c": {Namespace: "z", Objects: []*unstructured.Unstructured{obj("rbac.authorization.k8s.io/v1", "ClusterRole", "", "r")}},
 		}, "object claimed by two applications: /Namespace /shop is in application a and in application b\n" +
 			"object claimed by two applications: rbac.authorization.k8s.io/ClusterRole /r is in application a and in application c"},
+		{"generateName hooks claim nothing", map[string]AppObjects{
+			"a": {Namespace: "n", Objects: []*unstructured.Unstructured{hookJob("migrate-")}},
+			"b": {Namespace: "n", Objects: []*unstructured.Unstructured{hookJob("migrate-")}},
+		}, ""},
 		{"same kind name in another group", map[string]AppObjects{
 			"a": {Namespace: "n", Objects: []*unstructured.Unstructured{obj("example.com/v1", "Deployment", "", "web")}},
 			"b": {Namespace: "n", Objects: []*unstructured.Unstructured{obj("apps/v1", "Deployment", "", "web")}},
