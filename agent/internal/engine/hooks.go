@@ -130,6 +130,14 @@ func (a *app) startHook(ctx context.Context, r *hookRun) error {
 			return fail(err)
 		}
 	}
+	if name := s.desired.GetName(); name != "" {
+		// A named hook never takes over another app's object.
+		if live, ok := a.e.cache.Get(s.gvr, s.key.Namespace, name); ok {
+			if other, _, tracked := manifest.ParseTrackingID(live.GetAnnotations()[manifest.TrackingAnnotation]); tracked && other != a.name && a.e.holds(other) {
+				return fail(fmt.Errorf("hook %s: %w %s", s.key, ErrOwnedByOtherApp, other))
+			}
+		}
+	}
 	var out *unstructured.Unstructured
 	if s.desired.GetName() == "" {
 		ri, _, rerr := a.e.applier.Resource(s.desired.GroupVersionKind(), s.key.Namespace)

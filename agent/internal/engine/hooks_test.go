@@ -400,3 +400,27 @@ func TestRestartAdoptsRunningHook(t *testing.T) {
 		t.Error("ConfigMap app not applied after the adopted hook succeeded")
 	}
 }
+
+// TestNamedHookDoesNotTakeOverAnotherAppsObject: a named hook whose name is
+// an object of another app fails, naming that app, and leaves the object
+// alone.
+func TestNamedHookDoesNotTakeOverAnotherAppsObject(t *testing.T) {
+	ns, agentNS := testNamespaces(t)
+	e := startEngine(t, agentNS)
+	accept(t, e, bundle(t, "owner", ns, auto(true, true), nil, configMap("shared", map[string]any{"by": "owner"})))
+	waitStatus(t, e, "owner", 20*time.Second, synced)
+	hook := configMap("shared", map[string]any{"by": "hook"})
+	hook.SetAnnotations(map[string]string{manifest.HookAnnotation: "PreSync"})
+	policy := &apiv1alpha1.SyncPolicy{Automated: true, Retry: &apiv1alpha1.Retry{Limit: 0}}
+	accept(t, e, bundle(t, "intruder", ns, policy, nil, hook, configMap("own", map[string]any{"k": "v"})))
+	st := waitStatus(t, e, "intruder", 20*time.Second, func(s *apiv1alpha1.AppStatus) bool {
+		return s.GetLastOperation().GetPhase() == apiv1alpha1.Operation_PHASE_FAILED
+	})
+	if msg := st.GetLastOperation().GetMessage(); !strings.Contains(msg, "managed by another app: owner") {
+		t.Errorf("operation message %q does not name the owner", msg)
+	}
+	cm, _ := get(t, gvrConfigMap, ns, "shared")
+	if by, _, _ := unstructured.NestedString(cm.Object, "data", "by"); by != "owner" {
+		t.Errorf("the other app's ConfigMap was overwritten by the hook: by=%s", by)
+	}
+}
