@@ -28,6 +28,7 @@ func TestFleet(t *testing.T) {
 		{"AlertOnly", scenarioAlertOnly},
 		{"Rollback", scenarioRollback},
 		{"Targeting", scenarioTargeting},
+		{"Capabilities", scenarioCapabilities},
 		{"BadInput", scenarioBadInput},
 		{"Security", scenarioSecurity},
 		{"HubDown", scenarioHubDown},

@@ -132,6 +132,7 @@ type hungFleet struct {
 	appsDir string
 	stuck   string          // A's repoURL
 	dialed  <-chan struct{} // the hub connected to A's server
+	cluster string          // the (simulated) cluster every app targets
 }
 
 // newFleet starts the hub with app B and waits until B is rendered.
@@ -146,11 +147,11 @@ func newFleet(t *testing.T) *hungFleet {
 	ctlWriteApp(t, appsDir, "b", repo.URL, "b")
 	// Git deadlines far beyond the test: A's repo stays slow within them.
 	h := startHub(t, appsDir, "--git-list-timeout", "10m", "--git-fetch-timeout", "10m")
-	if _, err := h.AddCluster(t.Context(), "c1", "env=prod"); err != nil {
-		t.Fatal(err)
-	}
-	ctlRendered(t, h, "b", "c1", rev)
-	return &hungFleet{h: h, repo: repo, appsDir: appsDir}
+	// A cluster whose agent reported its capabilities: Helm charts
+	// (the spinning one) render for it.
+	c1 := reportingCluster(t, h, "c1", "env=prod")
+	ctlRendered(t, h, "b", c1, rev)
+	return &hungFleet{h: h, repo: repo, appsDir: appsDir, cluster: c1}
 }
 
 // addSilentApp adds app A on a silent server and waits until the hub
@@ -173,7 +174,7 @@ func (f *hungFleet) commitReachesB(t *testing.T, v string) {
 	if err := f.h.PushWebhook(t.Context(), f.repo.URL); err != nil {
 		t.Fatal(err)
 	}
-	ctlRendered(t, f.h, "b", "c1", rev)
+	ctlRendered(t, f.h, "b", f.cluster, rev)
 }
 
 func TestControllerSilentRepoDoesNotStallOtherApps(t *testing.T) {

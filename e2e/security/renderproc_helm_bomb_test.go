@@ -128,10 +128,8 @@ func TestRenderHelmCPUBombStopped(t *testing.T) {
 	}
 	h := startHub(t, "", append(plainHTTPFlags(), "--render-timeout", "3s")...)
 	apps := filepath.Join(filepath.Dir(h.StateDir), "apps")
-	if _, err := h.AddCluster(t.Context(), "victim"); err != nil {
-		t.Fatal(err)
-	}
-	addApp(t, apps, "bomb", application("bomb", url, "bomb", "bomb", "victim"))
+	victim := reportingCluster(t, h, "victim")
+	addApp(t, apps, "bomb", application("bomb", url, "bomb", "bomb", victim))
 
 	msg := waitAppErrors(t, h, "bomb", "helm chart bomb", "time limit of 3s", "--render-timeout")
 	t.Logf("bomb: %s", strings.TrimSpace(msg))
@@ -139,7 +137,7 @@ func TestRenderHelmCPUBombStopped(t *testing.T) {
 
 	// The hub still answers and renders: a good app added now gets its
 	// revision and no error.
-	addApp(t, apps, "web", application("web", good.URL, "web", "web", "victim"))
+	addApp(t, apps, "web", application("web", good.URL, "web", "web", victim))
 	eventually(t, time.Minute, "app web rendered", func() error {
 		a, err := h.App(t.Context(), "web")
 		if err != nil {
@@ -162,10 +160,8 @@ func TestRenderHelmCPUBombSIGTERM(t *testing.T) {
 	url := bombRepo(t)
 	h := startHub(t, "", append(plainHTTPFlags(), "--render-timeout", "1h", "--render-cpu-limit", "1h")...)
 	apps := filepath.Join(filepath.Dir(h.StateDir), "apps")
-	if _, err := h.AddCluster(t.Context(), "victim"); err != nil {
-		t.Fatal(err)
-	}
-	addApp(t, apps, "bomb", application("bomb", url, "bomb", "bomb", "victim"))
+	victim := reportingCluster(t, h, "victim")
+	addApp(t, apps, "bomb", application("bomb", url, "bomb", "bomb", victim))
 
 	// Wait until the bomb burns CPU (in a worker, or in the hub itself).
 	start := cpuTicks(t, h.PID())

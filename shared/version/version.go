@@ -12,9 +12,16 @@ var Version = "v0.1.0-dev"
 const ProtocolVersion uint32 = 1
 
 // Capabilities are the optional protocol features this build understands.
-var Capabilities = []string{"bundle-gzip", "renew", "commands", "drift-diff", CapSecretMask}
+var Capabilities = []string{"bundle-gzip", "renew", "commands", "drift-diff", CapSecretMask, CapClusterCapabilities}
 
 // CapSecretMask is sent by agents that mask every Secret value in the diffs
 // they send (statuses and DIFF results). The hub withholds the Secret parts
 // of diffs from agents without it.
 const CapSecretMask = "secret-mask"
+
+// CapClusterCapabilities is sent by agents that report their API server's
+// version and served API versions (Hello.cluster_capabilities, and a
+// ClusterCapabilities message when they change) and by hubs that accept
+// those updates. An agent sends updates only to a hub listing it; a hub
+// renders Helm charts for a cluster only once its agent reported them.
+const CapClusterCapabilities = "cluster-capabilities"

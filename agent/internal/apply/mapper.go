@@ -57,9 +57,9 @@ var ErrStaleAPI = errors.New("its aggregated API server is unavailable")
 
 // NewMapper returns a Mapper reading discovery with cfg.
 func NewMapper(cfg *rest.Config) (*Mapper, error) {
-	rc, err := rest.UnversionedRESTClientFor(dynamic.ConfigFor(cfg))
+	rc, err := NewDiscoveryClient(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("discovery client: %w", err)
+		return nil, err
 	}
 	return &Mapper{client: rc}, nil
 }
@@ -161,13 +161,9 @@ func (m *Mapper) reread(seen uint64) (meta.RESTMapper, uint64, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), discoveryTimeout)
 	defer cancel()
-	var groups []apidiscoveryv2.APIGroupDiscovery
-	for _, root := range []string{"/api", "/apis"} {
-		list, err := m.read(ctx, root)
-		if err != nil {
-			return nil, gen, err
-		}
-		groups = append(groups, list.Items...)
+	groups, err := Discover(ctx, m.client)
+	if err != nil {
+		return nil, gen, err
 	}
 	mp, stale := restMapper(groups)
 	m.mu.Lock()
@@ -177,9 +173,34 @@ func (m *Mapper) reread(seen uint64) (meta.RESTMapper, uint64, error) {
 	return mp, m.gen, nil
 }
 
-// read fetches the aggregated discovery document of root (/api or /apis).
-func (m *Mapper) read(ctx context.Context, root string) (*apidiscoveryv2.APIGroupDiscoveryList, error) {
-	res := m.client.Get().AbsPath(root).SetHeader("Accept", acceptDiscovery).Do(ctx)
+// Discover reads the API server's aggregated discovery (/api, then /apis)
+// with client, an unversioned REST client of the server (see
+// NewDiscoveryClient).
+func Discover(ctx context.Context, client rest.Interface) ([]apidiscoveryv2.APIGroupDiscovery, error) {
+	var groups []apidiscoveryv2.APIGroupDiscovery
+	for _, root := range []string{"/api", "/apis"} {
+		list, err := readDiscovery(ctx, client, root)
+		if err != nil {
+			return nil, err
+		}
+		groups = append(groups, list.Items...)
+	}
+	return groups, nil
+}
+
+// NewDiscoveryClient returns the REST client Discover reads with.
+func NewDiscoveryClient(cfg *rest.Config) (rest.Interface, error) {
+	rc, err := rest.UnversionedRESTClientFor(dynamic.ConfigFor(cfg))
+	if err != nil {
+		return nil, fmt.Errorf("discovery client: %w", err)
+	}
+	return rc, nil
+}
+
+// readDiscovery fetches the aggregated discovery document of root (/api
+// or /apis).
+func readDiscovery(ctx context.Context, client rest.Interface, root string) (*apidiscoveryv2.APIGroupDiscoveryList, error) {
+	res := client.Get().AbsPath(root).SetHeader("Accept", acceptDiscovery).Do(ctx)
 	raw, err := res.Raw()
 	if err != nil {
 		return nil, fmt.Errorf("discovery %s: %w", root, err)

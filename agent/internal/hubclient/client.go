@@ -44,6 +44,18 @@ type Options struct {
 	InitialBackoff, MaxBackoff time.Duration
 	// OnConnected, when set, is called after every Welcome (metrics).
 	OnConnected func(connected bool)
+	// Capabilities, when set, are reported to the hub: in every Hello,
+	// and when they change to a hub that accepts updates.
+	Capabilities CapabilitiesSource
+}
+
+// CapabilitiesSource is what the client reports about the cluster's API
+// server; agent/internal/capabilities implements it.
+type CapabilitiesSource interface {
+	// Current returns the capabilities, nil while unknown.
+	Current() *apiv1alpha1.ClusterCapabilities
+	// Changed receives a value when Current changed.
+	Changed() <-chan struct{}
 }
 
 // Client is the agent side of the Connect stream.

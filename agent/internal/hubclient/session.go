@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -30,11 +31,18 @@ func (c *Client) session(ctx context.Context) sessionResult {
 	if err != nil {
 		return sessionResult{err: err}
 	}
+	var capsChanged <-chan struct{}
+	var capsSent *apiv1alpha1.ClusterCapabilities
+	if c.opts.Capabilities != nil {
+		capsChanged = c.opts.Capabilities.Changed()
+		capsSent = c.opts.Capabilities.Current()
+	}
 	err = stream.Send(&apiv1alpha1.AgentMessage{Msg: &apiv1alpha1.AgentMessage_Hello{Hello: &apiv1alpha1.Hello{
-		ProtocolVersion: version.ProtocolVersion,
-		AgentVersion:    version.Version,
-		Capabilities:    version.Capabilities,
-		BundleDigests:   c.engine.Held(),
+		ProtocolVersion:     version.ProtocolVersion,
+		AgentVersion:        version.Version,
+		Capabilities:        version.Capabilities,
+		BundleDigests:       c.engine.Held(),
+		ClusterCapabilities: capsSent,
 	}}})
 	if err != nil {
 		return sessionResult{err: fmt.Errorf("send hello: %w", err)}
@@ -46,6 +54,9 @@ func (c *Client) session(ctx context.Context) sessionResult {
 	w := first.GetWelcome()
 	if w == nil {
 		return sessionResult{err: errors.New("hub did not answer with a Welcome")}
+	}
+	if !slices.Contains(w.GetCapabilities(), version.CapClusterCapabilities) {
+		capsChanged = nil // an older hub: it reads them from the next Hello only
 	}
 	welcomedAt := time.Now()
 	c.log.Info("connected to hub", "hub", c.opts.HubAddr, "hub_version", w.GetHubVersion(), "cluster", w.GetCluster())
@@ -87,6 +98,15 @@ func (c *Client) session(ctx context.Context) sessionResult {
 			if err := flush(); err != nil {
 				return sessionResult{welcomed: true, since: welcomedAt, err: err}
 			}
+		case <-capsChanged:
+			cur := c.opts.Capabilities.Current()
+			if cur == nil || proto.Equal(cur, capsSent) {
+				continue
+			}
+			if err := stream.Send(&apiv1alpha1.AgentMessage{Msg: &apiv1alpha1.AgentMessage_ClusterCapabilities{ClusterCapabilities: cur}}); err != nil {
+				return sessionResult{welcomed: true, since: welcomedAt, err: err}
+			}
+			capsSent = cur
 		case m := <-out:
 			if err := stream.Send(m); err != nil {
 				return sessionResult{welcomed: true, since: welcomedAt, err: err}

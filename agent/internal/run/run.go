@@ -22,6 +22,8 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/flotilla-cd/flotilla/agent/internal/apply"
+	"github.com/flotilla-cd/flotilla/agent/internal/capabilities"
 	"github.com/flotilla-cd/flotilla/agent/internal/engine"
 	"github.com/flotilla-cd/flotilla/agent/internal/hubclient"
 	"github.com/flotilla-cd/flotilla/agent/internal/identity"
@@ -114,6 +116,13 @@ func Run(ctx context.Context, o Options, log hclog.Logger) error {
 		log.Info("metrics listening", "addr", lis.Addr().String())
 	}
 
+	dc, err := apply.NewDiscoveryClient(cfg)
+	if err != nil {
+		return err
+	}
+	caps := capabilities.New(dc, dyn, 0, log.Named("capabilities"))
+	wg.Go(func() { caps.Run(ctx) })
+
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -123,7 +132,7 @@ func Run(ctx context.Context, o Options, log hclog.Logger) error {
 			return
 		}
 		c := hubclient.New(hubclient.Options{
-			HubAddr: o.Hub, ServerName: o.ServerName,
+			HubAddr: o.Hub, ServerName: o.ServerName, Capabilities: caps,
 			OnConnected: func(up bool) {
 				if up {
 					connected.Set(1)

@@ -93,6 +93,7 @@ func (s *Server) Connect(stream apiv1alpha1.AgentService_ConnectServer) error {
 		return err
 	}
 	s.log.Info("agent connected", "cluster", cluster, "agent_version", hello.GetAgentVersion(), "held", len(hello.GetBundleDigests()))
+	s.reportCapabilities(ctx, cluster, hello.GetClusterCapabilities())
 
 	stopEnd := out.endWith(sess.Context())
 	// The stream lives no longer than the certificate it was opened with:
@@ -147,6 +148,9 @@ func (s *Server) receive(ctx context.Context, cluster, serial string, stream api
 		case *apiv1alpha1.AgentMessage_Hello:
 			sess.Rehello(msg.Hello.GetBundleDigests())
 			masks = masksSecrets(msg.Hello)
+			s.reportCapabilities(ctx, cluster, msg.Hello.GetClusterCapabilities())
+		case *apiv1alpha1.AgentMessage_ClusterCapabilities:
+			s.reportCapabilities(ctx, cluster, msg.ClusterCapabilities)
 		case *apiv1alpha1.AgentMessage_Status:
 			st := msg.Status
 			if err := s.acceptStatus(cluster, st); err != nil {
@@ -222,4 +226,14 @@ func (s *Server) renew(ctx context.Context, cluster, serial string, req *apiv1al
 	}
 	s.log.Info("certificate renewal issued", "cluster", cluster, "serial", is.Serial, "not_after", is.NotAfter)
 	return &apiv1alpha1.RenewResponse{CertificatePem: is.CertPEM, NotAfter: timestamppb.New(is.NotAfter)}, nil
+}
+
+// reportCapabilities hands what an agent reported about its API server to
+// the Capabilities hook; nil (an agent that does not report them) is
+// ignored.
+func (s *Server) reportCapabilities(ctx context.Context, cluster string, c *apiv1alpha1.ClusterCapabilities) {
+	if c == nil || s.opts.Hooks.Capabilities == nil {
+		return
+	}
+	onFreshStack(func() { s.opts.Hooks.Capabilities(ctx, cluster, c) })
 }

@@ -53,6 +53,10 @@ type Hooks struct {
 	Sent func(cluster string, ds *apiv1alpha1.DesiredState)
 	// CommandResult is called for every command result from an agent.
 	CommandResult func(cluster string, r *apiv1alpha1.CommandResult)
+	// Capabilities is called with what an agent reports about its API
+	// server: in its Hello and whenever it changes. Agents that do not
+	// report them never call it.
+	Capabilities func(ctx context.Context, cluster string, c *apiv1alpha1.ClusterCapabilities)
 }
 
 // Server implements apiv1alpha1.AgentServiceServer.

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	"google.golang.org/protobuf/proto"
@@ -76,13 +77,21 @@ func (c *Controller) bundleFor(a *app.Application, cl target.Cluster, policy *ap
 	}
 	ts.Revision = commit
 	u.commit(src.RepoURL, commit)
-	key := jobKey(a, src, commit, policy)
+	var caps *render.Capabilities
+	if mayBeHelm(src) {
+		// Helm renders per capability set; other kinds once for all.
+		caps = c.capabilitiesOf(cl.Name)
+	}
+	key := jobKey(a, src, commit, policy, caps)
 	u.jobs[key] = true
 	v, err, done := c.jobs.get(key, fmt.Sprintf("app %s: render %s at %s", a.Name, src.Path, short(commit)), func(ctx context.Context) (any, error) {
-		return c.build(ctx, a, src, commit, policy)
+		return c.build(ctx, a, src, commit, policy, caps)
 	})
 	if !done {
 		return bundleResult{}, ts, false, nil
+	}
+	if errors.Is(err, errNoCapabilities) {
+		return bundleResult{}, ts, true, capabilitiesWaitingError{cl.Name}
 	}
 	if err != nil {
 		return bundleResult{}, ts, true, err
@@ -92,22 +101,40 @@ func (c *Controller) bundleFor(a *app.Application, cl target.Cluster, policy *ap
 	return out, ts, true, nil
 }
 
-// jobKey names everything a bundle is built from.
-func jobKey(a *app.Application, src app.Source, commit string, policy *apiv1alpha1.SyncPolicy) string {
+// mayBeHelm reports whether src may be a Helm chart (which renders with
+// the cluster's capabilities): its helm field is set, or no field says
+// which kind it is and the files decide.
+func mayBeHelm(src app.Source) bool {
+	return src.Helm != nil || (src.Directory == nil && src.Kustomize == nil)
+}
+
+// jobKey names everything a bundle is built from: caps are the target
+// cluster's capabilities for a source that may be a Helm chart (nil
+// otherwise, or when the cluster has not reported them).
+func jobKey(a *app.Application, src app.Source, commit string, policy *apiv1alpha1.SyncPolicy, caps *render.Capabilities) string {
+	capsDigest := ""
+	if caps != nil {
+		capsDigest = caps.Digest()
+	}
 	b, _ := json.Marshal(struct {
 		App    string
 		Dest   app.Destination
 		Src    app.Source
 		Commit string
 		Policy string
-	}{a.Name, a.Spec.Destination, src, commit, policyKey(policy, a)})
+		Caps   string
+	}{a.Name, a.Spec.Destination, src, commit, policyKey(policy, a), capsDigest})
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:16])
 }
 
 // build checks out, renders and bundles one app at one commit: the work of
 // a render job, under the job's deadline.
-func (c *Controller) build(ctx context.Context, a *app.Application, src app.Source, commit string, policy *apiv1alpha1.SyncPolicy) (bundleResult, error) {
+//
+// A Helm chart renders with caps, the target cluster's capabilities; with
+// none reported, build returns errNoCapabilities rather than guess. Other
+// kinds of source render without them, once for every cluster.
+func (c *Controller) build(ctx context.Context, a *app.Application, src app.Source, commit string, policy *apiv1alpha1.SyncPolicy, caps *render.Capabilities) (bundleResult, error) {
 	// Plain directories read only under their path, so the path's tree id
 	// keys the render; Kustomize and Helm may read elsewhere in the repo
 	// (bases, value files), so the whole commit keys them.
@@ -124,6 +151,12 @@ func (c *Controller) build(ctx context.Context, a *app.Application, src app.Sour
 		return bundleResult{}, err
 	}
 	in := render.Input{Root: root, Source: src, Namespace: a.Spec.Destination.Namespace, AppName: a.Name}
+	if render.NeedsCapabilities(root, src) {
+		if caps == nil {
+			return bundleResult{}, errNoCapabilities
+		}
+		in.Capabilities = caps
+	}
 	key := render.CacheKey(tree, in)
 	objs, err := c.renderer.Render(ctx, key, in)
 	if err != nil {

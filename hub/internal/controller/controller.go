@@ -43,12 +43,14 @@ type Options struct {
 const DefaultRenderTimeout = 2 * time.Minute
 
 // Store is what the controller reads and keeps in the hub's store: the
-// registered clusters and the rollback pins.
+// registered clusters, the rollback pins and the clusters' capabilities.
 type Store interface {
 	ListClusters(ctx context.Context, p store.Page) ([]store.Cluster, string, error)
 	PutPin(ctx context.Context, p store.Pin) error
 	DeletePins(ctx context.Context, app, cluster string) error
 	ListPins(ctx context.Context) ([]store.Pin, error)
+	PutCapabilities(ctx context.Context, c store.ClusterCapabilities) error
+	ListCapabilities(ctx context.Context) ([]store.ClusterCapabilities, error)
 }
 
 var _ Store = (*store.Bolt)(nil)
@@ -70,9 +72,10 @@ type Controller struct {
 
 	mu         sync.Mutex
 	snap       *Snapshot
-	last       map[string]fleet.Desired       // last desired state, for last-good holding
-	bundles    map[string]*apiv1alpha1.Bundle // bundle cache: render key + app policy → bundle
-	pins       map[pinKey]string              // rollback pins: (app, cluster) → revision
+	last       map[string]fleet.Desired        // last desired state, for last-good holding
+	bundles    map[string]*apiv1alpha1.Bundle  // bundle cache: render key + app policy → bundle
+	pins       map[pinKey]string               // rollback pins: (app, cluster) → revision
+	caps       map[string]*render.Capabilities // cluster → what its agent last reported
 	pinsLoaded bool
 	renders    int
 	appsDefs   *app.Definitions // last definitions loaded from AppsRepo
@@ -101,6 +104,7 @@ func New(opts Options, git *gitsource.Manager, r *render.Renderer, fl *fleet.Fle
 		last:     map[string]fleet.Desired{},
 		bundles:  map[string]*apiv1alpha1.Bundle{},
 		pins:     map[pinKey]string{},
+		caps:     map[string]*render.Capabilities{},
 		snap:     &Snapshot{},
 	}
 	c.repos = newRepos(git, c.workDone)
@@ -164,16 +168,32 @@ func (c *Controller) Pin(ctx context.Context, appName, cluster, revision string)
 	return nil
 }
 
-// loadPins reads the pins kept in the store.
+// loadPins reads the pins and the clusters' capabilities kept in the
+// store.
 func (c *Controller) loadPins(ctx context.Context) error {
 	pins, err := c.store.ListPins(ctx)
 	if err != nil {
 		return fmt.Errorf("load pins: %w", err)
 	}
+	caps, err := c.store.ListCapabilities(ctx)
+	if err != nil {
+		return fmt.Errorf("load cluster capabilities: %w", err)
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, p := range pins {
 		c.pins[pinKey{p.App, p.Cluster}] = p.Revision
+	}
+	for _, sc := range caps {
+		if _, ok := c.caps[sc.Cluster]; ok {
+			continue // reported since
+		}
+		rc, err := render.NewCapabilities(sc.KubeVersion, sc.APIVersions)
+		if err != nil {
+			c.log.Warn("stored capabilities ignored", "cluster", sc.Cluster, "error", err)
+			continue
+		}
+		c.caps[sc.Cluster] = rc
 	}
 	return nil
 }

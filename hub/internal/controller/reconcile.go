@@ -200,7 +200,11 @@ func (c *Controller) compute(ctx context.Context) (*Snapshot, map[string]fleet.D
 
 	snap := &Snapshot{At: time.Now(), Warnings: defs.Warnings, Broken: broken}
 	for _, cl := range clusters {
-		snap.Clusters = append(snap.Clusters, ClusterState{Name: cl.Name, Labels: cl.Labels})
+		cs := ClusterState{Name: cl.Name, Labels: cl.Labels}
+		if caps := c.capabilitiesOf(cl.Name); caps != nil {
+			cs.KubeVersion = caps.KubeVersion
+		}
+		snap.Clusters = append(snap.Clusters, cs)
 	}
 	desired := map[string]fleet.Desired{}
 	objsByCluster := map[string]map[string]render.AppObjects{}

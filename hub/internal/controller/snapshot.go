@@ -61,4 +61,7 @@ type TargetState struct {
 type ClusterState struct {
 	Name   string            `json:"name"`
 	Labels map[string]string `json:"labels,omitempty"`
+	// KubeVersion is the API server version the cluster's agent last
+	// reported ("" until it reports one; see Controller.SetCapabilities).
+	KubeVersion string `json:"kubeVersion,omitempty"`
 }

@@ -50,7 +50,7 @@ func renderHelm(ctx context.Context, root *repoRoot, dir string, in Input) ([]or
 		return nil, fmt.Errorf("helm chart %s: %w", chartRel, err)
 	}
 
-	opts := templateOptions{ReleaseName: h.ReleaseName, Namespace: h.Namespace, IncludeCRDs: !h.SkipCRDs}
+	opts := templateOptions{ReleaseName: h.ReleaseName, Namespace: h.Namespace, IncludeCRDs: !h.SkipCRDs, Capabilities: in.Capabilities}
 	if opts.ReleaseName == "" {
 		opts.ReleaseName = in.AppName
 	}

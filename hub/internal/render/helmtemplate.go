@@ -28,6 +28,9 @@ type templateOptions struct {
 	ReleaseName string
 	// Namespace is .Release.Namespace.
 	Namespace string
+	// Capabilities are the target cluster's (nil: Helm's client-only
+	// defaults).
+	Capabilities *Capabilities
 	// IncludeCRDs adds the files of every crds/ folder (the chart's and
 	// its subcharts') ahead of the templates, as `helm template
 	// --include-crds` does.
@@ -51,7 +54,7 @@ type chartOutput struct {
 // the chart's values.yaml) as a client-only install: dependencies enabled
 // or disabled by condition and tags and import-values merged, values
 // checked against every values.schema.json, the chart's kubeVersion checked
-// against helm's default capabilities, templates rendered without a
+// against the cluster's version (opts.Capabilities), templates rendered without a
 // cluster (lookup returns nothing), NOTES.txt and partials dropped, hooks
 // split from manifests. chrt is modified (disabled dependencies removed).
 func templateChart(ctx context.Context, chrt *chart.Chart, vals map[string]any, opts templateOptions) (*chartOutput, error) {
@@ -64,9 +67,10 @@ func templateChart(ctx context.Context, chrt *chart.Chart, vals map[string]any, 
 	if err := chartutil.ProcessDependenciesWithMerge(chrt, vals); err != nil {
 		return nil, err
 	}
-	// Client-only capabilities, as helm template without --kube-version
-	// and --api-versions.
-	caps := chartutil.DefaultCapabilities.Copy()
+	caps, err := helmCapabilities(opts.Capabilities)
+	if err != nil {
+		return nil, err
+	}
 	relOpts := chartutil.ReleaseOptions{
 		Name:      opts.ReleaseName,
 		Namespace: opts.Namespace,
@@ -78,7 +82,7 @@ func templateChart(ctx context.Context, chrt *chart.Chart, vals map[string]any, 
 		return nil, err
 	}
 	if kv := chrt.Metadata.KubeVersion; kv != "" && !chartutil.IsCompatibleRange(kv, caps.KubeVersion.String()) {
-		return nil, fmt.Errorf("chart requires kubeVersion: %s which is incompatible with Kubernetes %s", kv, caps.KubeVersion.String())
+		return nil, fmt.Errorf("chart requires kubeVersion: %s which is incompatible with Kubernetes %s%s", kv, caps.KubeVersion.String(), kubeVersionSource(opts.Capabilities))
 	}
 	var eng engine.Engine // no REST config: lookup finds nothing, as in helm template
 	files, err := eng.Render(chrt, values)
@@ -121,4 +125,13 @@ func checkDependencies(chrt *chart.Chart) error {
 		return fmt.Errorf("found in Chart.yaml, but missing in charts/ directory: %s", strings.Join(missing, ", "))
 	}
 	return nil
+}
+
+// kubeVersionSource says where the Kubernetes version of an error came
+// from.
+func kubeVersionSource(c *Capabilities) string {
+	if c == nil {
+		return "" // Helm's default, worded as helm words it
+	}
+	return " (the version of the cluster's API server)"
 }

@@ -36,6 +36,11 @@ type Input struct {
 	Namespace string
 	// AppName is the default Helm release name.
 	AppName string
+	// Capabilities are the target cluster's, for Helm charts; nil renders
+	// with Helm's client-only defaults (Kubernetes v1.20). Other kinds of
+	// source ignore them: leave them nil there, so that the render is
+	// shared by every cluster.
+	Capabilities *Capabilities `json:"capabilities,omitempty"`
 }
 
 // Options configures a Renderer. Zero values take the defaults.
@@ -196,8 +201,9 @@ func isContextErr(err error) bool {
 // read: pass the root tree unless the source is known to read only its own
 // path). It hashes the canonical JSON of the parameters that change the
 // output: the cleaned path, the directory, Helm and Kustomize settings, the
-// namespace and the application name. Root, repoURL and targetRevision are
-// left out: the same tree renders the same wherever it is checked out.
+// namespace, the application name and the digest of the capabilities
+// (when set). Root, repoURL and targetRevision are left out: the same tree
+// renders the same wherever it is checked out.
 func CacheKey(treeID string, in Input) string {
 	p := struct {
 		Path      string         `json:"path"`
@@ -216,6 +222,9 @@ func CacheKey(treeID string, in Input) string {
 	h := sha256.New()
 	fmt.Fprintf(h, "flotilla.render.v1\x00%s\x00", treeID)
 	h.Write(js)
+	if in.Capabilities != nil {
+		fmt.Fprintf(h, "\x00capabilities\x00%s", in.Capabilities.Digest())
+	}
 	return hex.EncodeToString(h.Sum(nil))
 }
 

@@ -114,6 +114,11 @@ func Run(ctx context.Context, o Options, log hclog.Logger) error {
 	}
 	agents := agentapi.New(ca, st, fl, agentapi.Options{CertTTL: o.CertTTL, Limits: limits, RestoreMode: o.RestoreMode, Hooks: agentapi.Hooks{
 		CommandResult: results.Deliver,
+		Capabilities: func(ctx context.Context, cluster string, c *apiv1alpha1.ClusterCapabilities) {
+			if err := ctrl.SetCapabilities(ctx, cluster, c.GetKubeVersion(), c.GetApiVersions()); err != nil {
+				log.Warn("cluster capabilities", "cluster", cluster, "error", err)
+			}
+		},
 		Sent: func(_ string, ds *apiv1alpha1.DesiredState) {
 			m.pushes.Add(float64(len(ds.GetBundles())))
 		},

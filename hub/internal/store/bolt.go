@@ -34,9 +34,10 @@ var (
 	bucketHistPair    = []byte("history_pair") // app \0 cluster \0 id -> nil
 	bucketAudit       = []byte("audit")        // id -> json AuditEntry
 	bucketPins        = []byte("pins")         // app \0 cluster -> json Pin
+	bucketCaps        = []byte("capabilities") // cluster -> json ClusterCapabilities
 
 	allBuckets = [][]byte{bucketMeta, bucketClusters, bucketJoinTokens, bucketAPITokens, bucketCA,
-		bucketStatus, bucketHistory, bucketHistApp, bucketHistCluster, bucketHistPair, bucketAudit, bucketPins}
+		bucketStatus, bucketHistory, bucketHistApp, bucketHistCluster, bucketHistPair, bucketAudit, bucketPins, bucketCaps}
 
 	keySchema = []byte("schema")
 )

@@ -92,7 +92,8 @@ func (s *Bolt) ListClusters(ctx context.Context, p Page) ([]Cluster, string, err
 	return out, next, nil
 }
 
-// DeleteCluster deletes the cluster, its join token and its statuses;
+// DeleteCluster deletes the cluster, its join token, its capabilities and
+// its statuses;
 // ErrNotFound if it does not exist. Its sync history stays.
 func (s *Bolt) DeleteCluster(ctx context.Context, name string) error {
 	err := s.update(ctx, func(tx *bolt.Tx) error {
@@ -105,6 +106,9 @@ func (s *Bolt) DeleteCluster(ctx context.Context, name string) error {
 			return err
 		}
 		if err := tx.Bucket(bucketJoinTokens).Delete(key); err != nil {
+			return err
+		}
+		if err := tx.Bucket(bucketCaps).Delete(key); err != nil {
 			return err
 		}
 		return deletePrefix(tx.Bucket(bucketStatus), statusPrefix(name))

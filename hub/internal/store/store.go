@@ -168,6 +168,16 @@ type AuditEntry struct {
 	Detail string    `json:"detail,omitempty"`
 }
 
+// ClusterCapabilities is what a cluster's agent last reported about its
+// API server (see apiv1alpha1.ClusterCapabilities): the hub renders Helm
+// charts for that cluster with them, also after a restart.
+type ClusterCapabilities struct {
+	Cluster     string    `json:"cluster"`
+	KubeVersion string    `json:"kubeVersion"`
+	APIVersions []string  `json:"apiVersions"`
+	ReportedAt  time.Time `json:"reportedAt,omitzero"`
+}
+
 // Pin holds an app (on one cluster, or on all when Cluster is "") at a
 // revision after a rollback, until it is unpinned.
 type Pin struct {
@@ -274,6 +284,12 @@ type Store interface {
 	DeletePins(ctx context.Context, app, cluster string) error
 	// ListPins lists every pin, ordered by app then cluster.
 	ListPins(ctx context.Context) ([]Pin, error)
+	// PutCapabilities records the capabilities a cluster reported,
+	// replacing the previous ones; DeleteCluster removes them.
+	PutCapabilities(ctx context.Context, c ClusterCapabilities) error
+	// ListCapabilities lists the capabilities of every cluster that
+	// reported them, in cluster name order.
+	ListCapabilities(ctx context.Context) ([]ClusterCapabilities, error)
 
 	// Backup writes a consistent snapshot of the whole store to w while the
 	// store stays in use. The snapshot is itself a store file.

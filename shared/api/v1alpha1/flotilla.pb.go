@@ -188,7 +188,7 @@ func (x Operation_Phase) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Operation_Phase.Descriptor instead.
 func (Operation_Phase) EnumDescriptor() ([]byte, []int) {
-	return file_flotilla_proto_rawDescGZIP(), []int{14, 0}
+	return file_flotilla_proto_rawDescGZIP(), []int{15, 0}
 }
 
 type HookResult_Status int32
@@ -240,7 +240,7 @@ func (x HookResult_Status) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use HookResult_Status.Descriptor instead.
 func (HookResult_Status) EnumDescriptor() ([]byte, []int) {
-	return file_flotilla_proto_rawDescGZIP(), []int{15, 0}
+	return file_flotilla_proto_rawDescGZIP(), []int{16, 0}
 }
 
 type Command_Type int32
@@ -295,7 +295,7 @@ func (x Command_Type) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Command_Type.Descriptor instead.
 func (Command_Type) EnumDescriptor() ([]byte, []int) {
-	return file_flotilla_proto_rawDescGZIP(), []int{16, 0}
+	return file_flotilla_proto_rawDescGZIP(), []int{17, 0}
 }
 
 type EnrollRequest struct {
@@ -440,6 +440,7 @@ type AgentMessage struct {
 	//	*AgentMessage_Status
 	//	*AgentMessage_Renew
 	//	*AgentMessage_CommandResult
+	//	*AgentMessage_ClusterCapabilities
 	Msg           isAgentMessage_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -518,6 +519,15 @@ func (x *AgentMessage) GetCommandResult() *CommandResult {
 	return nil
 }
 
+func (x *AgentMessage) GetClusterCapabilities() *ClusterCapabilities {
+	if x != nil {
+		if x, ok := x.Msg.(*AgentMessage_ClusterCapabilities); ok {
+			return x.ClusterCapabilities
+		}
+	}
+	return nil
+}
+
 type isAgentMessage_Msg interface {
 	isAgentMessage_Msg()
 }
@@ -538,6 +548,14 @@ type AgentMessage_CommandResult struct {
 	CommandResult *CommandResult `protobuf:"bytes,4,opt,name=command_result,json=commandResult,proto3,oneof"`
 }
 
+type AgentMessage_ClusterCapabilities struct {
+	// cluster_capabilities is sent when the cluster's API changed since
+	// the last Hello or update (a CRD installed or removed, an upgrade),
+	// only to a hub whose Welcome lists the "cluster-capabilities"
+	// capability.
+	ClusterCapabilities *ClusterCapabilities `protobuf:"bytes,5,opt,name=cluster_capabilities,json=clusterCapabilities,proto3,oneof"`
+}
+
 func (*AgentMessage_Hello) isAgentMessage_Msg() {}
 
 func (*AgentMessage_Status) isAgentMessage_Msg() {}
@@ -545,6 +563,8 @@ func (*AgentMessage_Status) isAgentMessage_Msg() {}
 func (*AgentMessage_Renew) isAgentMessage_Msg() {}
 
 func (*AgentMessage_CommandResult) isAgentMessage_Msg() {}
+
+func (*AgentMessage_ClusterCapabilities) isAgentMessage_Msg() {}
 
 // HubMessage is anything the hub sends on the Connect stream.
 type HubMessage struct {
@@ -672,8 +692,11 @@ type Hello struct {
 	// bundle_digests maps application name to the digest of the bundle the
 	// agent holds for it.
 	BundleDigests map[string]string `protobuf:"bytes,4,rep,name=bundle_digests,json=bundleDigests,proto3" json:"bundle_digests,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// cluster_capabilities describes the agent's API server, for rendering
+	// (Helm's .Capabilities). Unset from agents that do not report it.
+	ClusterCapabilities *ClusterCapabilities `protobuf:"bytes,5,opt,name=cluster_capabilities,json=clusterCapabilities,proto3" json:"cluster_capabilities,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
 }
 
 func (x *Hello) Reset() {
@@ -734,6 +757,72 @@ func (x *Hello) GetBundleDigests() map[string]string {
 	return nil
 }
 
+func (x *Hello) GetClusterCapabilities() *ClusterCapabilities {
+	if x != nil {
+		return x.ClusterCapabilities
+	}
+	return nil
+}
+
+// ClusterCapabilities is what a cluster's API server serves, as discovery
+// reports it: what Helm's .Capabilities are built from.
+type ClusterCapabilities struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// kube_version is the API server's version (discovery's gitVersion,
+	// "v1.31.2").
+	KubeVersion string `protobuf:"bytes,1,opt,name=kube_version,json=kubeVersion,proto3" json:"kube_version,omitempty"`
+	// api_versions lists every served "group/version" ("v1" for the core
+	// group) and "group/version/Kind" ("apps/v1/Deployment"), sorted, without
+	// duplicates.
+	ApiVersions   []string `protobuf:"bytes,2,rep,name=api_versions,json=apiVersions,proto3" json:"api_versions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClusterCapabilities) Reset() {
+	*x = ClusterCapabilities{}
+	mi := &file_flotilla_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClusterCapabilities) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClusterCapabilities) ProtoMessage() {}
+
+func (x *ClusterCapabilities) ProtoReflect() protoreflect.Message {
+	mi := &file_flotilla_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClusterCapabilities.ProtoReflect.Descriptor instead.
+func (*ClusterCapabilities) Descriptor() ([]byte, []int) {
+	return file_flotilla_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *ClusterCapabilities) GetKubeVersion() string {
+	if x != nil {
+		return x.KubeVersion
+	}
+	return ""
+}
+
+func (x *ClusterCapabilities) GetApiVersions() []string {
+	if x != nil {
+		return x.ApiVersions
+	}
+	return nil
+}
+
 type Welcome struct {
 	state           protoimpl.MessageState `protogen:"open.v1"`
 	ProtocolVersion uint32                 `protobuf:"varint,1,opt,name=protocol_version,json=protocolVersion,proto3" json:"protocol_version,omitempty"`
@@ -747,7 +836,7 @@ type Welcome struct {
 
 func (x *Welcome) Reset() {
 	*x = Welcome{}
-	mi := &file_flotilla_proto_msgTypes[5]
+	mi := &file_flotilla_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -759,7 +848,7 @@ func (x *Welcome) String() string {
 func (*Welcome) ProtoMessage() {}
 
 func (x *Welcome) ProtoReflect() protoreflect.Message {
-	mi := &file_flotilla_proto_msgTypes[5]
+	mi := &file_flotilla_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -772,7 +861,7 @@ func (x *Welcome) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Welcome.ProtoReflect.Descriptor instead.
 func (*Welcome) Descriptor() ([]byte, []int) {
-	return file_flotilla_proto_rawDescGZIP(), []int{5}
+	return file_flotilla_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Welcome) GetProtocolVersion() uint32 {
@@ -817,7 +906,7 @@ type DesiredState struct {
 
 func (x *DesiredState) Reset() {
 	*x = DesiredState{}
-	mi := &file_flotilla_proto_msgTypes[6]
+	mi := &file_flotilla_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -829,7 +918,7 @@ func (x *DesiredState) String() string {
 func (*DesiredState) ProtoMessage() {}
 
 func (x *DesiredState) ProtoReflect() protoreflect.Message {
-	mi := &file_flotilla_proto_msgTypes[6]
+	mi := &file_flotilla_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -842,7 +931,7 @@ func (x *DesiredState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DesiredState.ProtoReflect.Descriptor instead.
 func (*DesiredState) Descriptor() ([]byte, []int) {
-	return file_flotilla_proto_rawDescGZIP(), []int{6}
+	return file_flotilla_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *DesiredState) GetBundles() []*Bundle {
@@ -885,7 +974,7 @@ type Bundle struct {
 
 func (x *Bundle) Reset() {
 	*x = Bundle{}
-	mi := &file_flotilla_proto_msgTypes[7]
+	mi := &file_flotilla_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -897,7 +986,7 @@ func (x *Bundle) String() string {
 func (*Bundle) ProtoMessage() {}
 
 func (x *Bundle) ProtoReflect() protoreflect.Message {
-	mi := &file_flotilla_proto_msgTypes[7]
+	mi := &file_flotilla_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -910,7 +999,7 @@ func (x *Bundle) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Bundle.ProtoReflect.Descriptor instead.
 func (*Bundle) Descriptor() ([]byte, []int) {
-	return file_flotilla_proto_rawDescGZIP(), []int{7}
+	return file_flotilla_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Bundle) GetApp() string {
@@ -992,7 +1081,7 @@ type SyncPolicy struct {
 
 func (x *SyncPolicy) Reset() {
 	*x = SyncPolicy{}
-	mi := &file_flotilla_proto_msgTypes[8]
+	mi := &file_flotilla_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1004,7 +1093,7 @@ func (x *SyncPolicy) String() string {
 func (*SyncPolicy) ProtoMessage() {}
 
 func (x *SyncPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_flotilla_proto_msgTypes[8]
+	mi := &file_flotilla_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1017,7 +1106,7 @@ func (x *SyncPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncPolicy.ProtoReflect.Descriptor instead.
 func (*SyncPolicy) Descriptor() ([]byte, []int) {
-	return file_flotilla_proto_rawDescGZIP(), []int{8}
+	return file_flotilla_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *SyncPolicy) GetAutomated() bool {
@@ -1077,7 +1166,7 @@ type Scope struct {
 
 func (x *Scope) Reset() {
 	*x = Scope{}
-	mi := &file_flotilla_proto_msgTypes[9]
+	mi := &file_flotilla_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1089,7 +1178,7 @@ func (x *Scope) String() string {
 func (*Scope) ProtoMessage() {}
 
 func (x *Scope) ProtoReflect() protoreflect.Message {
-	mi := &file_flotilla_proto_msgTypes[9]
+	mi := &file_flotilla_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1102,7 +1191,7 @@ func (x *Scope) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Scope.ProtoReflect.Descriptor instead.
 func (*Scope) Descriptor() ([]byte, []int) {
-	return file_flotilla_proto_rawDescGZIP(), []int{9}
+	return file_flotilla_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Scope) GetNamespaces() []string {
@@ -1132,7 +1221,7 @@ type Retry struct {
 
 func (x *Retry) Reset() {
 	*x = Retry{}
-	mi := &file_flotilla_proto_msgTypes[10]
+	mi := &file_flotilla_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1144,7 +1233,7 @@ func (x *Retry) String() string {
 func (*Retry) ProtoMessage() {}
 
 func (x *Retry) ProtoReflect() protoreflect.Message {
-	mi := &file_flotilla_proto_msgTypes[10]
+	mi := &file_flotilla_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1157,7 +1246,7 @@ func (x *Retry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Retry.ProtoReflect.Descriptor instead.
 func (*Retry) Descriptor() ([]byte, []int) {
-	return file_flotilla_proto_rawDescGZIP(), []int{10}
+	return file_flotilla_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Retry) GetLimit() int64 {
@@ -1202,7 +1291,7 @@ type IgnoreDifference struct {
 
 func (x *IgnoreDifference) Reset() {
 	*x = IgnoreDifference{}
-	mi := &file_flotilla_proto_msgTypes[11]
+	mi := &file_flotilla_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1214,7 +1303,7 @@ func (x *IgnoreDifference) String() string {
 func (*IgnoreDifference) ProtoMessage() {}
 
 func (x *IgnoreDifference) ProtoReflect() protoreflect.Message {
-	mi := &file_flotilla_proto_msgTypes[11]
+	mi := &file_flotilla_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1227,7 +1316,7 @@ func (x *IgnoreDifference) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IgnoreDifference.ProtoReflect.Descriptor instead.
 func (*IgnoreDifference) Descriptor() ([]byte, []int) {
-	return file_flotilla_proto_rawDescGZIP(), []int{11}
+	return file_flotilla_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *IgnoreDifference) GetGroup() string {
@@ -1295,7 +1384,7 @@ type AppStatus struct {
 
 func (x *AppStatus) Reset() {
 	*x = AppStatus{}
-	mi := &file_flotilla_proto_msgTypes[12]
+	mi := &file_flotilla_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1307,7 +1396,7 @@ func (x *AppStatus) String() string {
 func (*AppStatus) ProtoMessage() {}
 
 func (x *AppStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_flotilla_proto_msgTypes[12]
+	mi := &file_flotilla_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1320,7 +1409,7 @@ func (x *AppStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppStatus.ProtoReflect.Descriptor instead.
 func (*AppStatus) Descriptor() ([]byte, []int) {
-	return file_flotilla_proto_rawDescGZIP(), []int{12}
+	return file_flotilla_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *AppStatus) GetApp() string {
@@ -1411,7 +1500,7 @@ type ObjectStatus struct {
 
 func (x *ObjectStatus) Reset() {
 	*x = ObjectStatus{}
-	mi := &file_flotilla_proto_msgTypes[13]
+	mi := &file_flotilla_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1423,7 +1512,7 @@ func (x *ObjectStatus) String() string {
 func (*ObjectStatus) ProtoMessage() {}
 
 func (x *ObjectStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_flotilla_proto_msgTypes[13]
+	mi := &file_flotilla_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1436,7 +1525,7 @@ func (x *ObjectStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ObjectStatus.ProtoReflect.Descriptor instead.
 func (*ObjectStatus) Descriptor() ([]byte, []int) {
-	return file_flotilla_proto_rawDescGZIP(), []int{13}
+	return file_flotilla_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ObjectStatus) GetGroup() string {
@@ -1523,7 +1612,7 @@ type Operation struct {
 
 func (x *Operation) Reset() {
 	*x = Operation{}
-	mi := &file_flotilla_proto_msgTypes[14]
+	mi := &file_flotilla_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1535,7 +1624,7 @@ func (x *Operation) String() string {
 func (*Operation) ProtoMessage() {}
 
 func (x *Operation) ProtoReflect() protoreflect.Message {
-	mi := &file_flotilla_proto_msgTypes[14]
+	mi := &file_flotilla_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1548,7 +1637,7 @@ func (x *Operation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Operation.ProtoReflect.Descriptor instead.
 func (*Operation) Descriptor() ([]byte, []int) {
-	return file_flotilla_proto_rawDescGZIP(), []int{14}
+	return file_flotilla_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Operation) GetPhase() Operation_Phase {
@@ -1634,7 +1723,7 @@ type HookResult struct {
 
 func (x *HookResult) Reset() {
 	*x = HookResult{}
-	mi := &file_flotilla_proto_msgTypes[15]
+	mi := &file_flotilla_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1646,7 +1735,7 @@ func (x *HookResult) String() string {
 func (*HookResult) ProtoMessage() {}
 
 func (x *HookResult) ProtoReflect() protoreflect.Message {
-	mi := &file_flotilla_proto_msgTypes[15]
+	mi := &file_flotilla_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1659,7 +1748,7 @@ func (x *HookResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HookResult.ProtoReflect.Descriptor instead.
 func (*HookResult) Descriptor() ([]byte, []int) {
-	return file_flotilla_proto_rawDescGZIP(), []int{15}
+	return file_flotilla_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *HookResult) GetPhase() string {
@@ -1759,7 +1848,7 @@ type Command struct {
 
 func (x *Command) Reset() {
 	*x = Command{}
-	mi := &file_flotilla_proto_msgTypes[16]
+	mi := &file_flotilla_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1771,7 +1860,7 @@ func (x *Command) String() string {
 func (*Command) ProtoMessage() {}
 
 func (x *Command) ProtoReflect() protoreflect.Message {
-	mi := &file_flotilla_proto_msgTypes[16]
+	mi := &file_flotilla_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1784,7 +1873,7 @@ func (x *Command) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Command.ProtoReflect.Descriptor instead.
 func (*Command) Descriptor() ([]byte, []int) {
-	return file_flotilla_proto_rawDescGZIP(), []int{16}
+	return file_flotilla_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Command) GetId() string {
@@ -1835,7 +1924,7 @@ type CommandResult struct {
 
 func (x *CommandResult) Reset() {
 	*x = CommandResult{}
-	mi := &file_flotilla_proto_msgTypes[17]
+	mi := &file_flotilla_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1847,7 +1936,7 @@ func (x *CommandResult) String() string {
 func (*CommandResult) ProtoMessage() {}
 
 func (x *CommandResult) ProtoReflect() protoreflect.Message {
-	mi := &file_flotilla_proto_msgTypes[17]
+	mi := &file_flotilla_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1860,7 +1949,7 @@ func (x *CommandResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommandResult.ProtoReflect.Descriptor instead.
 func (*CommandResult) Descriptor() ([]byte, []int) {
-	return file_flotilla_proto_rawDescGZIP(), []int{17}
+	return file_flotilla_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *CommandResult) GetId() string {
@@ -1907,7 +1996,7 @@ type RenewRequest struct {
 
 func (x *RenewRequest) Reset() {
 	*x = RenewRequest{}
-	mi := &file_flotilla_proto_msgTypes[18]
+	mi := &file_flotilla_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1919,7 +2008,7 @@ func (x *RenewRequest) String() string {
 func (*RenewRequest) ProtoMessage() {}
 
 func (x *RenewRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_flotilla_proto_msgTypes[18]
+	mi := &file_flotilla_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1932,7 +2021,7 @@ func (x *RenewRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenewRequest.ProtoReflect.Descriptor instead.
 func (*RenewRequest) Descriptor() ([]byte, []int) {
-	return file_flotilla_proto_rawDescGZIP(), []int{18}
+	return file_flotilla_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *RenewRequest) GetCsrPem() []byte {
@@ -1952,7 +2041,7 @@ type RenewResponse struct {
 
 func (x *RenewResponse) Reset() {
 	*x = RenewResponse{}
-	mi := &file_flotilla_proto_msgTypes[19]
+	mi := &file_flotilla_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1964,7 +2053,7 @@ func (x *RenewResponse) String() string {
 func (*RenewResponse) ProtoMessage() {}
 
 func (x *RenewResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_flotilla_proto_msgTypes[19]
+	mi := &file_flotilla_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1977,7 +2066,7 @@ func (x *RenewResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenewResponse.ProtoReflect.Descriptor instead.
 func (*RenewResponse) Descriptor() ([]byte, []int) {
-	return file_flotilla_proto_rawDescGZIP(), []int{19}
+	return file_flotilla_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *RenewResponse) GetCertificatePem() []byte {
@@ -2007,12 +2096,13 @@ const file_flotilla_proto_rawDesc = "" +
 	"\x0eEnrollResponse\x12'\n" +
 	"\x0fcertificate_pem\x18\x01 \x01(\fR\x0ecertificatePem\x12\x15\n" +
 	"\x06ca_pem\x18\x02 \x01(\fR\x05caPem\x127\n" +
-	"\tnot_after\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\bnotAfter\"\x93\x02\n" +
+	"\tnot_after\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\bnotAfter\"\xf4\x02\n" +
 	"\fAgentMessage\x124\n" +
 	"\x05hello\x18\x01 \x01(\v2\x1c.flotilla.api.v1alpha1.HelloH\x00R\x05hello\x12:\n" +
 	"\x06status\x18\x02 \x01(\v2 .flotilla.api.v1alpha1.AppStatusH\x00R\x06status\x12;\n" +
 	"\x05renew\x18\x03 \x01(\v2#.flotilla.api.v1alpha1.RenewRequestH\x00R\x05renew\x12M\n" +
-	"\x0ecommand_result\x18\x04 \x01(\v2$.flotilla.api.v1alpha1.CommandResultH\x00R\rcommandResultB\x05\n" +
+	"\x0ecommand_result\x18\x04 \x01(\v2$.flotilla.api.v1alpha1.CommandResultH\x00R\rcommandResult\x12_\n" +
+	"\x14cluster_capabilities\x18\x05 \x01(\v2*.flotilla.api.v1alpha1.ClusterCapabilitiesH\x00R\x13clusterCapabilitiesB\x05\n" +
 	"\x03msg\"\x8a\x02\n" +
 	"\n" +
 	"HubMessage\x12:\n" +
@@ -2020,15 +2110,19 @@ const file_flotilla_proto_rawDesc = "" +
 	"\adesired\x18\x02 \x01(\v2#.flotilla.api.v1alpha1.DesiredStateH\x00R\adesired\x12:\n" +
 	"\acommand\x18\x03 \x01(\v2\x1e.flotilla.api.v1alpha1.CommandH\x00R\acommand\x12<\n" +
 	"\x05renew\x18\x04 \x01(\v2$.flotilla.api.v1alpha1.RenewResponseH\x00R\x05renewB\x05\n" +
-	"\x03msg\"\x95\x02\n" +
+	"\x03msg\"\xf4\x02\n" +
 	"\x05Hello\x12)\n" +
 	"\x10protocol_version\x18\x01 \x01(\rR\x0fprotocolVersion\x12#\n" +
 	"\ragent_version\x18\x02 \x01(\tR\fagentVersion\x12\"\n" +
 	"\fcapabilities\x18\x03 \x03(\tR\fcapabilities\x12V\n" +
-	"\x0ebundle_digests\x18\x04 \x03(\v2/.flotilla.api.v1alpha1.Hello.BundleDigestsEntryR\rbundleDigests\x1a@\n" +
+	"\x0ebundle_digests\x18\x04 \x03(\v2/.flotilla.api.v1alpha1.Hello.BundleDigestsEntryR\rbundleDigests\x12]\n" +
+	"\x14cluster_capabilities\x18\x05 \x01(\v2*.flotilla.api.v1alpha1.ClusterCapabilitiesR\x13clusterCapabilities\x1a@\n" +
 	"\x12BundleDigestsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x93\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"[\n" +
+	"\x13ClusterCapabilities\x12!\n" +
+	"\fkube_version\x18\x01 \x01(\tR\vkubeVersion\x12!\n" +
+	"\fapi_versions\x18\x02 \x03(\tR\vapiVersions\"\x93\x01\n" +
 	"\aWelcome\x12)\n" +
 	"\x10protocol_version\x18\x01 \x01(\rR\x0fprotocolVersion\x12\x1f\n" +
 	"\vhub_version\x18\x02 \x01(\tR\n" +
@@ -2186,7 +2280,7 @@ func file_flotilla_proto_rawDescGZIP() []byte {
 }
 
 var file_flotilla_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_flotilla_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
+var file_flotilla_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_flotilla_proto_goTypes = []any{
 	(SyncStatus)(0),               // 0: flotilla.api.v1alpha1.SyncStatus
 	(HealthStatus)(0),             // 1: flotilla.api.v1alpha1.HealthStatus
@@ -2198,65 +2292,68 @@ var file_flotilla_proto_goTypes = []any{
 	(*AgentMessage)(nil),          // 7: flotilla.api.v1alpha1.AgentMessage
 	(*HubMessage)(nil),            // 8: flotilla.api.v1alpha1.HubMessage
 	(*Hello)(nil),                 // 9: flotilla.api.v1alpha1.Hello
-	(*Welcome)(nil),               // 10: flotilla.api.v1alpha1.Welcome
-	(*DesiredState)(nil),          // 11: flotilla.api.v1alpha1.DesiredState
-	(*Bundle)(nil),                // 12: flotilla.api.v1alpha1.Bundle
-	(*SyncPolicy)(nil),            // 13: flotilla.api.v1alpha1.SyncPolicy
-	(*Scope)(nil),                 // 14: flotilla.api.v1alpha1.Scope
-	(*Retry)(nil),                 // 15: flotilla.api.v1alpha1.Retry
-	(*IgnoreDifference)(nil),      // 16: flotilla.api.v1alpha1.IgnoreDifference
-	(*AppStatus)(nil),             // 17: flotilla.api.v1alpha1.AppStatus
-	(*ObjectStatus)(nil),          // 18: flotilla.api.v1alpha1.ObjectStatus
-	(*Operation)(nil),             // 19: flotilla.api.v1alpha1.Operation
-	(*HookResult)(nil),            // 20: flotilla.api.v1alpha1.HookResult
-	(*Command)(nil),               // 21: flotilla.api.v1alpha1.Command
-	(*CommandResult)(nil),         // 22: flotilla.api.v1alpha1.CommandResult
-	(*RenewRequest)(nil),          // 23: flotilla.api.v1alpha1.RenewRequest
-	(*RenewResponse)(nil),         // 24: flotilla.api.v1alpha1.RenewResponse
-	nil,                           // 25: flotilla.api.v1alpha1.Hello.BundleDigestsEntry
-	(*timestamppb.Timestamp)(nil), // 26: google.protobuf.Timestamp
+	(*ClusterCapabilities)(nil),   // 10: flotilla.api.v1alpha1.ClusterCapabilities
+	(*Welcome)(nil),               // 11: flotilla.api.v1alpha1.Welcome
+	(*DesiredState)(nil),          // 12: flotilla.api.v1alpha1.DesiredState
+	(*Bundle)(nil),                // 13: flotilla.api.v1alpha1.Bundle
+	(*SyncPolicy)(nil),            // 14: flotilla.api.v1alpha1.SyncPolicy
+	(*Scope)(nil),                 // 15: flotilla.api.v1alpha1.Scope
+	(*Retry)(nil),                 // 16: flotilla.api.v1alpha1.Retry
+	(*IgnoreDifference)(nil),      // 17: flotilla.api.v1alpha1.IgnoreDifference
+	(*AppStatus)(nil),             // 18: flotilla.api.v1alpha1.AppStatus
+	(*ObjectStatus)(nil),          // 19: flotilla.api.v1alpha1.ObjectStatus
+	(*Operation)(nil),             // 20: flotilla.api.v1alpha1.Operation
+	(*HookResult)(nil),            // 21: flotilla.api.v1alpha1.HookResult
+	(*Command)(nil),               // 22: flotilla.api.v1alpha1.Command
+	(*CommandResult)(nil),         // 23: flotilla.api.v1alpha1.CommandResult
+	(*RenewRequest)(nil),          // 24: flotilla.api.v1alpha1.RenewRequest
+	(*RenewResponse)(nil),         // 25: flotilla.api.v1alpha1.RenewResponse
+	nil,                           // 26: flotilla.api.v1alpha1.Hello.BundleDigestsEntry
+	(*timestamppb.Timestamp)(nil), // 27: google.protobuf.Timestamp
 }
 var file_flotilla_proto_depIdxs = []int32{
-	26, // 0: flotilla.api.v1alpha1.EnrollResponse.not_after:type_name -> google.protobuf.Timestamp
+	27, // 0: flotilla.api.v1alpha1.EnrollResponse.not_after:type_name -> google.protobuf.Timestamp
 	9,  // 1: flotilla.api.v1alpha1.AgentMessage.hello:type_name -> flotilla.api.v1alpha1.Hello
-	17, // 2: flotilla.api.v1alpha1.AgentMessage.status:type_name -> flotilla.api.v1alpha1.AppStatus
-	23, // 3: flotilla.api.v1alpha1.AgentMessage.renew:type_name -> flotilla.api.v1alpha1.RenewRequest
-	22, // 4: flotilla.api.v1alpha1.AgentMessage.command_result:type_name -> flotilla.api.v1alpha1.CommandResult
-	10, // 5: flotilla.api.v1alpha1.HubMessage.welcome:type_name -> flotilla.api.v1alpha1.Welcome
-	11, // 6: flotilla.api.v1alpha1.HubMessage.desired:type_name -> flotilla.api.v1alpha1.DesiredState
-	21, // 7: flotilla.api.v1alpha1.HubMessage.command:type_name -> flotilla.api.v1alpha1.Command
-	24, // 8: flotilla.api.v1alpha1.HubMessage.renew:type_name -> flotilla.api.v1alpha1.RenewResponse
-	25, // 9: flotilla.api.v1alpha1.Hello.bundle_digests:type_name -> flotilla.api.v1alpha1.Hello.BundleDigestsEntry
-	12, // 10: flotilla.api.v1alpha1.DesiredState.bundles:type_name -> flotilla.api.v1alpha1.Bundle
-	13, // 11: flotilla.api.v1alpha1.Bundle.sync_policy:type_name -> flotilla.api.v1alpha1.SyncPolicy
-	16, // 12: flotilla.api.v1alpha1.Bundle.ignore_differences:type_name -> flotilla.api.v1alpha1.IgnoreDifference
-	15, // 13: flotilla.api.v1alpha1.SyncPolicy.retry:type_name -> flotilla.api.v1alpha1.Retry
-	14, // 14: flotilla.api.v1alpha1.SyncPolicy.scope:type_name -> flotilla.api.v1alpha1.Scope
-	0,  // 15: flotilla.api.v1alpha1.AppStatus.sync:type_name -> flotilla.api.v1alpha1.SyncStatus
-	1,  // 16: flotilla.api.v1alpha1.AppStatus.health:type_name -> flotilla.api.v1alpha1.HealthStatus
-	18, // 17: flotilla.api.v1alpha1.AppStatus.objects:type_name -> flotilla.api.v1alpha1.ObjectStatus
-	19, // 18: flotilla.api.v1alpha1.AppStatus.last_operation:type_name -> flotilla.api.v1alpha1.Operation
-	26, // 19: flotilla.api.v1alpha1.AppStatus.observed_at:type_name -> google.protobuf.Timestamp
-	0,  // 20: flotilla.api.v1alpha1.ObjectStatus.sync:type_name -> flotilla.api.v1alpha1.SyncStatus
-	1,  // 21: flotilla.api.v1alpha1.ObjectStatus.health:type_name -> flotilla.api.v1alpha1.HealthStatus
-	2,  // 22: flotilla.api.v1alpha1.Operation.phase:type_name -> flotilla.api.v1alpha1.Operation.Phase
-	26, // 23: flotilla.api.v1alpha1.Operation.started_at:type_name -> google.protobuf.Timestamp
-	26, // 24: flotilla.api.v1alpha1.Operation.finished_at:type_name -> google.protobuf.Timestamp
-	20, // 25: flotilla.api.v1alpha1.Operation.hooks:type_name -> flotilla.api.v1alpha1.HookResult
-	3,  // 26: flotilla.api.v1alpha1.HookResult.status:type_name -> flotilla.api.v1alpha1.HookResult.Status
-	26, // 27: flotilla.api.v1alpha1.HookResult.started_at:type_name -> google.protobuf.Timestamp
-	26, // 28: flotilla.api.v1alpha1.HookResult.finished_at:type_name -> google.protobuf.Timestamp
-	4,  // 29: flotilla.api.v1alpha1.Command.type:type_name -> flotilla.api.v1alpha1.Command.Type
-	26, // 30: flotilla.api.v1alpha1.RenewResponse.not_after:type_name -> google.protobuf.Timestamp
-	5,  // 31: flotilla.api.v1alpha1.AgentService.Enroll:input_type -> flotilla.api.v1alpha1.EnrollRequest
-	7,  // 32: flotilla.api.v1alpha1.AgentService.Connect:input_type -> flotilla.api.v1alpha1.AgentMessage
-	6,  // 33: flotilla.api.v1alpha1.AgentService.Enroll:output_type -> flotilla.api.v1alpha1.EnrollResponse
-	8,  // 34: flotilla.api.v1alpha1.AgentService.Connect:output_type -> flotilla.api.v1alpha1.HubMessage
-	33, // [33:35] is the sub-list for method output_type
-	31, // [31:33] is the sub-list for method input_type
-	31, // [31:31] is the sub-list for extension type_name
-	31, // [31:31] is the sub-list for extension extendee
-	0,  // [0:31] is the sub-list for field type_name
+	18, // 2: flotilla.api.v1alpha1.AgentMessage.status:type_name -> flotilla.api.v1alpha1.AppStatus
+	24, // 3: flotilla.api.v1alpha1.AgentMessage.renew:type_name -> flotilla.api.v1alpha1.RenewRequest
+	23, // 4: flotilla.api.v1alpha1.AgentMessage.command_result:type_name -> flotilla.api.v1alpha1.CommandResult
+	10, // 5: flotilla.api.v1alpha1.AgentMessage.cluster_capabilities:type_name -> flotilla.api.v1alpha1.ClusterCapabilities
+	11, // 6: flotilla.api.v1alpha1.HubMessage.welcome:type_name -> flotilla.api.v1alpha1.Welcome
+	12, // 7: flotilla.api.v1alpha1.HubMessage.desired:type_name -> flotilla.api.v1alpha1.DesiredState
+	22, // 8: flotilla.api.v1alpha1.HubMessage.command:type_name -> flotilla.api.v1alpha1.Command
+	25, // 9: flotilla.api.v1alpha1.HubMessage.renew:type_name -> flotilla.api.v1alpha1.RenewResponse
+	26, // 10: flotilla.api.v1alpha1.Hello.bundle_digests:type_name -> flotilla.api.v1alpha1.Hello.BundleDigestsEntry
+	10, // 11: flotilla.api.v1alpha1.Hello.cluster_capabilities:type_name -> flotilla.api.v1alpha1.ClusterCapabilities
+	13, // 12: flotilla.api.v1alpha1.DesiredState.bundles:type_name -> flotilla.api.v1alpha1.Bundle
+	14, // 13: flotilla.api.v1alpha1.Bundle.sync_policy:type_name -> flotilla.api.v1alpha1.SyncPolicy
+	17, // 14: flotilla.api.v1alpha1.Bundle.ignore_differences:type_name -> flotilla.api.v1alpha1.IgnoreDifference
+	16, // 15: flotilla.api.v1alpha1.SyncPolicy.retry:type_name -> flotilla.api.v1alpha1.Retry
+	15, // 16: flotilla.api.v1alpha1.SyncPolicy.scope:type_name -> flotilla.api.v1alpha1.Scope
+	0,  // 17: flotilla.api.v1alpha1.AppStatus.sync:type_name -> flotilla.api.v1alpha1.SyncStatus
+	1,  // 18: flotilla.api.v1alpha1.AppStatus.health:type_name -> flotilla.api.v1alpha1.HealthStatus
+	19, // 19: flotilla.api.v1alpha1.AppStatus.objects:type_name -> flotilla.api.v1alpha1.ObjectStatus
+	20, // 20: flotilla.api.v1alpha1.AppStatus.last_operation:type_name -> flotilla.api.v1alpha1.Operation
+	27, // 21: flotilla.api.v1alpha1.AppStatus.observed_at:type_name -> google.protobuf.Timestamp
+	0,  // 22: flotilla.api.v1alpha1.ObjectStatus.sync:type_name -> flotilla.api.v1alpha1.SyncStatus
+	1,  // 23: flotilla.api.v1alpha1.ObjectStatus.health:type_name -> flotilla.api.v1alpha1.HealthStatus
+	2,  // 24: flotilla.api.v1alpha1.Operation.phase:type_name -> flotilla.api.v1alpha1.Operation.Phase
+	27, // 25: flotilla.api.v1alpha1.Operation.started_at:type_name -> google.protobuf.Timestamp
+	27, // 26: flotilla.api.v1alpha1.Operation.finished_at:type_name -> google.protobuf.Timestamp
+	21, // 27: flotilla.api.v1alpha1.Operation.hooks:type_name -> flotilla.api.v1alpha1.HookResult
+	3,  // 28: flotilla.api.v1alpha1.HookResult.status:type_name -> flotilla.api.v1alpha1.HookResult.Status
+	27, // 29: flotilla.api.v1alpha1.HookResult.started_at:type_name -> google.protobuf.Timestamp
+	27, // 30: flotilla.api.v1alpha1.HookResult.finished_at:type_name -> google.protobuf.Timestamp
+	4,  // 31: flotilla.api.v1alpha1.Command.type:type_name -> flotilla.api.v1alpha1.Command.Type
+	27, // 32: flotilla.api.v1alpha1.RenewResponse.not_after:type_name -> google.protobuf.Timestamp
+	5,  // 33: flotilla.api.v1alpha1.AgentService.Enroll:input_type -> flotilla.api.v1alpha1.EnrollRequest
+	7,  // 34: flotilla.api.v1alpha1.AgentService.Connect:input_type -> flotilla.api.v1alpha1.AgentMessage
+	6,  // 35: flotilla.api.v1alpha1.AgentService.Enroll:output_type -> flotilla.api.v1alpha1.EnrollResponse
+	8,  // 36: flotilla.api.v1alpha1.AgentService.Connect:output_type -> flotilla.api.v1alpha1.HubMessage
+	35, // [35:37] is the sub-list for method output_type
+	33, // [33:35] is the sub-list for method input_type
+	33, // [33:33] is the sub-list for extension type_name
+	33, // [33:33] is the sub-list for extension extendee
+	0,  // [0:33] is the sub-list for field type_name
 }
 
 func init() { file_flotilla_proto_init() }
@@ -2269,6 +2366,7 @@ func file_flotilla_proto_init() {
 		(*AgentMessage_Status)(nil),
 		(*AgentMessage_Renew)(nil),
 		(*AgentMessage_CommandResult)(nil),
+		(*AgentMessage_ClusterCapabilities)(nil),
 	}
 	file_flotilla_proto_msgTypes[3].OneofWrappers = []any{
 		(*HubMessage_Welcome)(nil),
@@ -2282,7 +2380,7 @@ func file_flotilla_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_flotilla_proto_rawDesc), len(file_flotilla_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   21,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -108,6 +108,7 @@ func (a *agent) session(ctx context.Context, hubAddr string) (bool, error) {
 	a.mu.Unlock()
 	err = stream.Send(&apiv1alpha1.AgentMessage{Msg: &apiv1alpha1.AgentMessage_Hello{Hello: &apiv1alpha1.Hello{
 		ProtocolVersion: version.ProtocolVersion, AgentVersion: "agentsim", Capabilities: version.Capabilities, BundleDigests: digests,
+		ClusterCapabilities: simulatedCapabilities,
 	}}})
 	if err != nil {
 		return false, fmt.Errorf("send hello: %w", err)
@@ -202,4 +203,13 @@ func (a *agent) report(stream apiv1alpha1.AgentService_ConnectClient, apps []str
 		a.mu.Unlock()
 	}
 	return nil
+}
+
+// simulatedCapabilities is what every simulated agent reports about its
+// (absent) API server, so that the hub renders Helm charts for it: one
+// capability set for the whole simulated fleet.
+var simulatedCapabilities = &apiv1alpha1.ClusterCapabilities{
+	KubeVersion: "v1.31.0",
+	ApiVersions: []string{"apps/v1", "apps/v1/Deployment", "batch/v1", "batch/v1/Job", "policy/v1", "policy/v1/PodDisruptionBudget",
+		"v1", "v1/ConfigMap", "v1/Namespace", "v1/Secret", "v1/Service"},
 }
