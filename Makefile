@@ -97,11 +97,13 @@ $(BIN)/tools/protoc-gen-go:
 $(BIN)/tools/protoc-gen-go-grpc:
 	GOBIN=$(BIN)/tools $(GO) install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC_VERSION)
 
-## lint: gofmt check and go vet
+## lint: gofmt, go vet, and tidy go.mod files
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '\.pb\.go$$')); \
 	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	@$(GO) mod tidy -diff >/dev/null || { echo "go.mod/go.sum are not tidy: run go mod tidy"; exit 1; }
+	@cd e2e/tools && $(GO) mod tidy -diff >/dev/null || { echo "e2e/tools/go.mod is not tidy: run go mod tidy in e2e/tools"; exit 1; }
 
 ## quickstart: real local cluster + hub + agent + example apps, status printed
 quickstart: deps bins build
