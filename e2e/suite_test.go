@@ -29,6 +29,7 @@ func TestFleet(t *testing.T) {
 		{"Rollback", scenarioRollback},
 		{"Targeting", scenarioTargeting},
 		{"Capabilities", scenarioCapabilities},
+		{"MultiSource", scenarioMultiSource},
 		{"BadInput", scenarioBadInput},
 		{"Security", scenarioSecurity},
 		{"HubDown", scenarioHubDown},

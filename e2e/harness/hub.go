@@ -233,12 +233,14 @@ func (a App) Cluster(name string) *AppCluster {
 
 // App is one app as `flotilla app list -o json` shows it.
 type App struct {
-	Name     string       `json:"name"`
-	Revision string       `json:"revision"`
-	Error    string       `json:"error"`
-	Sync     string       `json:"sync"`
-	Health   string       `json:"health"`
-	Clusters []AppCluster `json:"clusters"`
+	Name     string `json:"name"`
+	Revision string `json:"revision"`
+	// Revisions are each source's commit, for an app with several.
+	Revisions []string     `json:"revisions"`
+	Error     string       `json:"error"`
+	Sync      string       `json:"sync"`
+	Health    string       `json:"health"`
+	Clusters  []AppCluster `json:"clusters"`
 }
 
 // Apps lists the apps through the CLI.

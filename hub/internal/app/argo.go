@@ -207,15 +207,32 @@ func convertArgoSpec(n *notes, in argoSpec, out *Spec) (bool, error) {
 	case len(in.Sources) == 1:
 		src, field = &in.Sources[0], "spec.sources[0]"
 	case len(in.Sources) > 1:
-		return false, invalidf("spec.sources: multiple sources are not supported (%d given); use one source", len(in.Sources))
+		src = nil
+		for i, in := range in.Sources {
+			f := fmt.Sprintf("spec.sources[%d]", i)
+			s, err := convertArgoSource(n, f, in)
+			if err != nil {
+				return false, err
+			}
+			s.Ref, s.Name = in.Ref, in.Name
+			out.Sources = append(out.Sources, s)
+		}
 	case src == nil:
 		return false, invalidf("spec.source is missing")
 	}
-	s, err := convertArgoSource(n, field, *src)
-	if err != nil {
-		return false, err
+	if src != nil {
+		s, err := convertArgoSource(n, field, *src)
+		if err != nil {
+			return false, err
+		}
+		if src.Ref != "" {
+			n.add(field+".ref", "only used by multiple sources; ignored")
+		}
+		if src.Name != "" {
+			n.add(field+".name", "ignored")
+		}
+		out.Source = s
 	}
-	out.Source = s
 
 	d := in.Destination
 	out.Destination.Namespace = d.Namespace
@@ -284,12 +301,6 @@ func convertArgoSource(n *notes, field string, in argoSource) (Source, error) {
 		return Source{}, invalidf("%s.chart: charts from Helm repositories are not supported; keep the chart in git and use path", field)
 	case in.Plugin != nil:
 		return Source{}, invalidf("%s.plugin: config management plugins are not supported", field)
-	}
-	if in.Ref != "" {
-		n.add(field+".ref", "only used by multiple sources; ignored")
-	}
-	if in.Name != "" {
-		n.add(field+".name", "ignored")
 	}
 	out := Source{RepoURL: in.RepoURL, TargetRevision: in.TargetRevision, Path: in.Path}
 	if d := in.Directory; d != nil {

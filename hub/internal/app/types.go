@@ -35,7 +35,14 @@ type Application struct {
 
 // Spec is an application's desired state.
 type Spec struct {
-	Source            Source             `json:"source"`
+	// Source is the one source of a single-source app; empty when Sources
+	// is set (see AllSources).
+	Source Source `json:"source,omitzero"`
+	// Sources are the sources of a multi-source app, as Argo CD's
+	// spec.sources: each is rendered and the objects concatenated; a
+	// source with Ref lends its repository's files to the others' Helm
+	// valueFiles ("$ref/path").
+	Sources           []Source           `json:"sources,omitempty"`
 	Destination       Destination        `json:"destination"`
 	ClusterOverrides  []ClusterOverride  `json:"clusterOverrides,omitempty"`
 	SyncPolicy        SyncPolicy         `json:"syncPolicy,omitempty"`
@@ -68,6 +75,28 @@ type Source struct {
 	Directory *Directory `json:"directory,omitempty"`
 	Helm      *Helm      `json:"helm,omitempty"`
 	Kustomize *Kustomize `json:"kustomize,omitempty"`
+	// Ref names this source (in spec.sources only) so that another
+	// source's helm.valueFiles can read its files as "$<ref>/<path>"
+	// (relative to the repository root). A source with a ref and no path
+	// only lends files; with a path it is also rendered.
+	Ref string `json:"ref,omitempty"`
+	// Name labels the source (in spec.sources only), for people.
+	Name string `json:"name,omitempty"`
+}
+
+// AllSources returns the app's sources: Sources when set, else the one
+// Source.
+func (s Spec) AllSources() []Source {
+	if len(s.Sources) > 0 {
+		return s.Sources
+	}
+	return []Source{s.Source}
+}
+
+// Rendered reports whether the source is rendered: every source but a
+// multi-source app's ref source without a path.
+func (s Source) Rendered() bool {
+	return s.Ref == "" || s.Path != ""
 }
 
 // Directory renders the YAML and JSON files of a folder.

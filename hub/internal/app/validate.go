@@ -26,16 +26,7 @@ func validateApp(a *Application) error {
 		return invalidf("metadata.name: %v", err)
 	}
 	s := a.Spec
-	if s.Source.RepoURL == "" {
-		return invalidf("spec.source.repoURL is missing")
-	}
-	if err := ValidatePath(s.Source.Path); err != nil {
-		return invalidf("spec.source.path: %v", err)
-	}
-	if err := validateKinds("spec.source", s.Source.Directory, s.Source.Helm, s.Source.Kustomize); err != nil {
-		return err
-	}
-	if err := validateParts("spec.source", s.Source.Directory, s.Source.Helm, s.Source.Kustomize); err != nil {
+	if err := validateSources(s); err != nil {
 		return err
 	}
 	d := s.Destination
@@ -96,6 +87,83 @@ func validateApp(a *Application) error {
 		}
 	}
 	return nil
+}
+
+// validateSources checks spec.source, or spec.sources with their refs.
+func validateSources(s Spec) error {
+	if len(s.Sources) == 0 {
+		if s.Source.Ref != "" {
+			return invalidf("spec.source.ref: a ref names one of spec.sources; a single source has no other to lend files to")
+		}
+		return validateSource("spec.source", s.Source)
+	}
+	if s.Source.RepoURL != "" || s.Source.Path != "" {
+		return invalidf("spec: set source or sources, not both")
+	}
+	if len(s.ClusterOverrides) > 0 {
+		return invalidf("spec.clusterOverrides: not supported with spec.sources (they change the one source of an app)")
+	}
+	refs := map[string]int{}
+	rendered := 0
+	for i, src := range s.Sources {
+		f := fmt.Sprintf("spec.sources[%d]", i)
+		if err := validateSource(f, src); err != nil {
+			return err
+		}
+		if src.Ref != "" {
+			if errs := validation.IsDNS1123Label(src.Ref); len(errs) > 0 {
+				return invalidf("%s.ref %q: %s", f, src.Ref, strings.Join(errs, "; "))
+			}
+			if j, dup := refs[src.Ref]; dup {
+				return invalidf("%s.ref %q: already the ref of spec.sources[%d]", f, src.Ref, j)
+			}
+			refs[src.Ref] = i
+		}
+		if src.Rendered() {
+			rendered++
+		}
+	}
+	if rendered == 0 {
+		return invalidf("spec.sources: every source is a ref without a path; nothing is rendered")
+	}
+	for i, src := range s.Sources {
+		if src.Helm == nil {
+			continue
+		}
+		for j, vf := range src.Helm.ValueFiles {
+			ref, ok := ValueFileRef(vf)
+			if !ok {
+				continue
+			}
+			if _, known := refs[ref]; !known {
+				return invalidf("spec.sources[%d].helm.valueFiles[%d] %q: no source has ref %q", i, j, vf, ref)
+			}
+		}
+	}
+	return nil
+}
+
+// ValueFileRef returns the ref a Helm value file names ("$values/a.yaml"
+// names "values"); ok is false for a path in the chart's own repository.
+func ValueFileRef(vf string) (ref string, ok bool) {
+	if !strings.HasPrefix(vf, "$") {
+		return "", false
+	}
+	ref, _, _ = strings.Cut(vf[1:], "/")
+	return ref, true
+}
+
+func validateSource(f string, src Source) error {
+	if src.RepoURL == "" {
+		return invalidf("%s.repoURL is missing", f)
+	}
+	if err := ValidatePath(src.Path); err != nil {
+		return invalidf("%s.path: %v", f, err)
+	}
+	if err := validateKinds(f, src.Directory, src.Helm, src.Kustomize); err != nil {
+		return err
+	}
+	return validateParts(f, src.Directory, src.Helm, src.Kustomize)
 }
 
 func first[T any](a, b *T) *T {

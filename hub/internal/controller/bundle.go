@@ -7,6 +7,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 
 	"google.golang.org/protobuf/proto"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -44,48 +46,78 @@ func (u *usage) commit(repo, commit string) {
 }
 
 // bundleFor returns the bundle of a on cl from its render job. done is
-// false while the repo has not answered or the job runs; err is the git,
+// false while a repo has not answered or the job runs; err is the git,
 // render or bundle error.
 func (c *Controller) bundleFor(a *app.Application, cl target.Cluster, policy *apiv1alpha1.SyncPolicy, u *usage) (bundleResult, TargetState, bool, error) {
 	ts := TargetState{Cluster: cl.Name}
-	src, err := target.Effective(a, cl)
+	srcs, err := target.EffectiveSources(a, cl)
 	if err != nil {
 		return bundleResult{}, ts, true, err
 	}
 	c.mu.Lock()
 	pin := c.pinOf(a.Name, cl.Name)
 	c.mu.Unlock()
-	rev := src.TargetRevision
 	if pin != "" {
+		if len(srcs) > 1 {
+			return bundleResult{}, ts, true, fmt.Errorf("app %s has several sources: rollback to one revision (%s) is not supported; unpin it", a.Name, pin)
+		}
 		// A rollback suspends auto-sync (and self-heal) until unpin: the
 		// agent applies the pinned bundle only on a SYNC command.
-		rev, ts.Pinned = pin, pin
+		srcs[0].TargetRevision, ts.Pinned = pin, pin
 		policy = proto.Clone(policy).(*apiv1alpha1.SyncPolicy)
 		policy.Automated, policy.SelfHeal = false, false
 	}
-	ts.Path = src.Path
-	commit, err, known := c.repos.commit(src.RepoURL, rev)
-	if !known {
-		u.unknown[src.RepoURL] = true
-		// waitingError: the repo never answered; nil: rev is being resolved.
-		// Either way the pin has not taken effect yet (a rollback waits).
-		ts.Pinned = ""
-		return bundleResult{}, ts, err != nil, err
+	ts.Path = srcs[0].Path
+	// Every source's revision is asked for at once, so that their repos
+	// answer in parallel.
+	commits := make([]string, len(srcs))
+	var (
+		waiting  bool
+		firstErr error
+	)
+	for i, src := range srcs {
+		commit, err, known := c.repos.commit(src.RepoURL, src.TargetRevision)
+		switch {
+		case !known:
+			u.unknown[src.RepoURL] = true
+			// waitingError: the repo never answered; nil: the revision is
+			// being resolved. Either way a pin has not taken effect yet (a
+			// rollback waits).
+			ts.Pinned = ""
+			if err != nil && firstErr == nil {
+				firstErr = err
+			}
+			if err == nil {
+				waiting = true
+			}
+		case err != nil:
+			if firstErr == nil {
+				firstErr = err
+			}
+		default:
+			u.commit(src.RepoURL, commit)
+			commits[i] = commit
+		}
 	}
-	if err != nil {
-		return bundleResult{}, ts, true, err
+	if firstErr != nil {
+		return bundleResult{}, ts, true, firstErr
 	}
-	ts.Revision = commit
-	u.commit(src.RepoURL, commit)
+	if waiting {
+		return bundleResult{}, ts, false, nil
+	}
+	ts.Revision = bundleRevision(commits)
+	if len(commits) > 1 {
+		ts.Revisions = commits
+	}
 	var caps *render.Capabilities
-	if mayBeHelm(src) {
+	if slices.ContainsFunc(srcs, mayBeHelm) {
 		// Helm renders per capability set; other kinds once for all.
 		caps = c.capabilitiesOf(cl.Name)
 	}
-	key := jobKey(a, src, commit, policy, caps)
+	key := jobKey(a, srcs, commits, policy, caps)
 	u.jobs[key] = true
-	v, err, done := c.jobs.get(key, fmt.Sprintf("app %s: render %s at %s", a.Name, src.Path, short(commit)), func(ctx context.Context) (any, error) {
-		return c.build(ctx, a, src, commit, policy, caps)
+	v, err, done := c.jobs.get(key, fmt.Sprintf("app %s: render %s at %s", a.Name, srcs[0].Path, short(commits[0])), func(ctx context.Context) (any, error) {
+		return c.build(ctx, a, srcs, commits, policy, caps)
 	})
 	if !done {
 		return bundleResult{}, ts, false, nil
@@ -101,78 +133,115 @@ func (c *Controller) bundleFor(a *app.Application, cl target.Cluster, policy *ap
 	return out, ts, true, nil
 }
 
+// bundleRevision is the revision a bundle carries: the commit of a
+// single-source app; the commits of every source, in order and joined by
+// commas, for a multi-source app.
+func bundleRevision(commits []string) string {
+	return strings.Join(commits, ",")
+}
+
 // mayBeHelm reports whether src may be a Helm chart (which renders with
 // the cluster's capabilities): its helm field is set, or no field says
 // which kind it is and the files decide.
 func mayBeHelm(src app.Source) bool {
-	return src.Helm != nil || (src.Directory == nil && src.Kustomize == nil)
+	return src.Rendered() && (src.Helm != nil || (src.Directory == nil && src.Kustomize == nil))
 }
 
 // jobKey names everything a bundle is built from: caps are the target
-// cluster's capabilities for a source that may be a Helm chart (nil
+// cluster's capabilities when a source may be a Helm chart (nil
 // otherwise, or when the cluster has not reported them).
-func jobKey(a *app.Application, src app.Source, commit string, policy *apiv1alpha1.SyncPolicy, caps *render.Capabilities) string {
+func jobKey(a *app.Application, srcs []app.Source, commits []string, policy *apiv1alpha1.SyncPolicy, caps *render.Capabilities) string {
 	capsDigest := ""
 	if caps != nil {
 		capsDigest = caps.Digest()
 	}
 	b, _ := json.Marshal(struct {
-		App    string
-		Dest   app.Destination
-		Src    app.Source
-		Commit string
-		Policy string
-		Caps   string
-	}{a.Name, a.Spec.Destination, src, commit, policyKey(policy, a), capsDigest})
+		App     string
+		Dest    app.Destination
+		Srcs    []app.Source
+		Commits []string
+		Policy  string
+		Caps    string
+	}{a.Name, a.Spec.Destination, srcs, commits, policyKey(policy, a), capsDigest})
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:16])
 }
 
-// build checks out, renders and bundles one app at one commit: the work of
-// a render job, under the job's deadline.
+// build checks out, renders and bundles one app at its sources' commits:
+// the work of a render job, under the job's deadline. The objects of every
+// rendered source are concatenated, in source order; an object rendered
+// by two sources is an error naming both.
 //
 // A Helm chart renders with caps, the target cluster's capabilities; with
 // none reported, build returns errNoCapabilities rather than guess. Other
 // kinds of source render without them, once for every cluster.
-func (c *Controller) build(ctx context.Context, a *app.Application, src app.Source, commit string, policy *apiv1alpha1.SyncPolicy, caps *render.Capabilities) (bundleResult, error) {
-	// Plain directories read only under their path, so the path's tree id
-	// keys the render; Kustomize and Helm may read elsewhere in the repo
-	// (bases, value files), so the whole commit keys them.
-	root, err := c.git.Checkout(src.RepoURL, commit)
-	if err != nil {
-		return bundleResult{}, err
-	}
-	treePath := src.Path
-	if readsOutsidePath(root, src) {
-		treePath = ""
-	}
-	tree, err := c.git.TreeID(src.RepoURL, commit, treePath)
-	if err != nil {
-		return bundleResult{}, err
-	}
-	in := render.Input{Root: root, Source: src, Namespace: a.Spec.Destination.Namespace, AppName: a.Name}
-	if render.NeedsCapabilities(root, src) {
-		if caps == nil {
-			return bundleResult{}, errNoCapabilities
+func (c *Controller) build(ctx context.Context, a *app.Application, srcs []app.Source, commits []string, policy *apiv1alpha1.SyncPolicy, caps *render.Capabilities) (bundleResult, error) {
+	roots := make([]string, len(srcs))
+	refs := map[string]string{}
+	var refTrees []string
+	for i, src := range srcs {
+		root, err := c.git.Checkout(src.RepoURL, commits[i])
+		if err != nil {
+			return bundleResult{}, err
 		}
-		in.Capabilities = caps
+		roots[i] = root
+		if src.Ref != "" {
+			tree, err := c.git.TreeID(src.RepoURL, commits[i], "")
+			if err != nil {
+				return bundleResult{}, err
+			}
+			refs[src.Ref] = root
+			refTrees = append(refTrees, src.Ref+"="+tree)
+		}
 	}
-	key := render.CacheKey(tree, in)
-	objs, err := c.renderer.Render(ctx, key, in)
-	if err != nil {
-		return bundleResult{}, fmt.Errorf("render %s at %s: %w", src.Path, short(commit), err)
+	var (
+		objs, children []*unstructured.Unstructured
+		keys           []string
+		from           = map[manifest.Key]int{}
+	)
+	for i, src := range srcs {
+		if !src.Rendered() {
+			continue
+		}
+		what := fmt.Sprintf("render %s at %s", src.Path, short(commits[i]))
+		if len(srcs) > 1 {
+			what = fmt.Sprintf("spec.sources[%d]: %s", i, what)
+		}
+		in, key, err := c.renderInput(a, src, roots[i], commits[i], caps)
+		if err != nil {
+			return bundleResult{}, err
+		}
+		if usesRefs(src) {
+			in.Refs = refs
+			key = render.CacheKey(key+"\x00refs\x00"+strings.Join(refTrees, "\x00"), in)
+		}
+		got, err := c.renderer.Render(ctx, key, in)
+		if err != nil {
+			return bundleResult{}, fmt.Errorf("%s: %w", what, err)
+		}
+		rest, kids := splitChildren(got)
+		for _, o := range rest {
+			k := manifest.KeyOf(o)
+			if j, dup := from[k]; dup {
+				return bundleResult{}, fmt.Errorf("%s: %s is also rendered by spec.sources[%d]", what, k, j)
+			}
+			from[k] = i
+		}
+		objs = append(objs, rest...)
+		children = append(children, kids...)
+		keys = append(keys, key)
 	}
-	objs, children := splitChildren(objs)
 	if err := checkScope(objs, a.Spec.Destination.Namespace, policy.GetScope()); err != nil {
-		return bundleResult{}, fmt.Errorf("render %s at %s: %w", src.Path, short(commit), err)
+		return bundleResult{}, fmt.Errorf("render %s at %s: %w", srcs[0].Path, short(commits[0]), err)
 	}
-	bkey := key + "\x00" + a.Name + "\x00" + a.Spec.Destination.Namespace + "\x00" + policyKey(policy, a)
+	bkey := strings.Join(keys, "+") + "\x00" + a.Name + "\x00" + a.Spec.Destination.Namespace + "\x00" + policyKey(policy, a)
 	c.mu.Lock()
 	b, ok := c.bundles[bkey]
 	c.mu.Unlock()
 	if !ok {
 		cp := append([]*unstructured.Unstructured(nil), objs...) // NewBundle sorts; cached slices are shared
-		b, err = manifest.NewBundle(a.Name, a.Spec.Destination.Namespace, commit, src.Path, cp, policy, ignoreDifferences(a))
+		var err error
+		b, err = manifest.NewBundle(a.Name, a.Spec.Destination.Namespace, bundleRevision(commits), srcs[0].Path, cp, policy, ignoreDifferences(a))
 		if err != nil {
 			return bundleResult{}, err
 		}
@@ -185,6 +254,42 @@ func (c *Controller) build(ctx context.Context, a *app.Application, src app.Sour
 		c.mu.Unlock()
 	}
 	return bundleResult{bundle: b, objs: objs, children: children}, nil
+}
+
+// renderInput returns the render input of src, checked out at root, and
+// its cache key. Plain directories read only under their path, so the
+// path's tree id keys the render; Kustomize and Helm may read elsewhere
+// in the repo (bases, value files), so the whole commit keys them.
+func (c *Controller) renderInput(a *app.Application, src app.Source, root, commit string, caps *render.Capabilities) (render.Input, string, error) {
+	treePath := src.Path
+	if readsOutsidePath(root, src) {
+		treePath = ""
+	}
+	tree, err := c.git.TreeID(src.RepoURL, commit, treePath)
+	if err != nil {
+		return render.Input{}, "", err
+	}
+	in := render.Input{Root: root, Source: src, Namespace: a.Spec.Destination.Namespace, AppName: a.Name}
+	if render.NeedsCapabilities(root, src) {
+		if caps == nil {
+			return render.Input{}, "", errNoCapabilities
+		}
+		in.Capabilities = caps
+	}
+	return in, render.CacheKey(tree, in), nil
+}
+
+// usesRefs reports whether src reads files of other sources ("$ref/...").
+func usesRefs(src app.Source) bool {
+	if src.Helm == nil {
+		return false
+	}
+	for _, vf := range src.Helm.ValueFiles {
+		if _, ok := app.ValueFileRef(vf); ok {
+			return true
+		}
+	}
+	return false
 }
 
 func short(commit string) string {

@@ -8,6 +8,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/hashicorp/go-hclog"
 
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
 	"github.com/flotilla-cd/flotilla/hub/internal/fleet"
 	"github.com/flotilla-cd/flotilla/hub/internal/store"
 	"github.com/flotilla-cd/flotilla/shared/manifest"
@@ -215,4 +217,8 @@ func snapKube(s *Snapshot, cluster string) string {
 		}
 	}
 	return ""
+}
+
+func manifestObjects(w *world, cluster string) ([]*unstructured.Unstructured, error) {
+	return manifest.DecodeObjects(w.fl.DesiredOf(cluster)["web"])
 }

@@ -191,8 +191,10 @@ func (c *Controller) compute(ctx context.Context) (*Snapshot, map[string]fleet.D
 	c.mu.Unlock()
 	prevTargets := map[pinKey]TargetState{}
 	prevRevision := map[string]string{}
+	prevRevisions := map[string][]string{}
 	for _, as := range prev.Apps {
 		prevRevision[as.Name] = as.Revision
+		prevRevisions[as.Name] = as.Revisions
 		for _, t := range as.Targets {
 			prevTargets[pinKey{as.Name, t.Cluster}] = t
 		}
@@ -219,10 +221,13 @@ func (c *Controller) compute(ctx context.Context) (*Snapshot, map[string]fleet.D
 		if perr != nil {
 			as.Error = fmt.Sprintf("%s: Application %s: %v", a.File, a.Name, perr)
 		}
-		if rev, err, known := c.repos.commit(a.Spec.Source.RepoURL, a.Spec.Source.TargetRevision); known && err == nil {
-			as.Revision = rev
-		} else if err != nil && as.Error == "" {
+		if revs, err := c.sourceRevisions(a); err != nil && as.Error == "" {
 			as.Error = err.Error()
+		} else if revs != nil {
+			as.Revision = bundleRevision(revs)
+			if len(revs) > 1 {
+				as.Revisions = revs
+			}
 		}
 		inFlight := false
 		for _, cl := range clusters {
@@ -284,6 +289,7 @@ func (c *Controller) compute(ctx context.Context) (*Snapshot, map[string]fleet.D
 		}
 		if inFlight {
 			as.Revision = prevRevision[a.Name] // the app moves once all its targets rendered
+			as.Revisions = prevRevisions[a.Name]
 		}
 		as.Warnings = unknownClusters(a, clusters)
 		snap.Apps = append(snap.Apps, as)
@@ -327,6 +333,24 @@ func (c *Controller) compute(ctx context.Context) (*Snapshot, map[string]fleet.D
 		c.git.Prune(repo, keep)
 	}
 	return snap, desired, pending, nil
+}
+
+// sourceRevisions returns the commits a's sources resolved to (their
+// untemplated revisions), nil while one is unknown, or the first error.
+func (c *Controller) sourceRevisions(a *app.Application) ([]string, error) {
+	srcs := a.Spec.AllSources()
+	out := make([]string, len(srcs))
+	for i, src := range srcs {
+		rev, err, known := c.repos.commit(src.RepoURL, src.TargetRevision)
+		if err != nil {
+			return nil, err
+		}
+		if !known {
+			return nil, nil
+		}
+		out[i] = rev
+	}
+	return out, nil
 }
 
 func boolInt(b bool) int {

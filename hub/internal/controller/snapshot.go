@@ -25,8 +25,11 @@ type AppState struct {
 	Name string   `json:"name"`
 	File string   `json:"file,omitempty"`
 	Spec app.Spec `json:"spec"`
-	// Revision is the commit the app's main source resolved to.
+	// Revision is the commit the app's source resolved to (every source's,
+	// joined by commas, for a multi-source app).
 	Revision string `json:"revision,omitempty"`
+	// Revisions are the commits of each source of a multi-source app.
+	Revisions []string `json:"revisions,omitempty"`
 	// Error is an app-wide problem (invalid policy, unreachable repo, a
 	// definition that could not be used).
 	Error string `json:"error,omitempty"`
@@ -45,11 +48,15 @@ type AppState struct {
 
 // TargetState is one (app, cluster).
 type TargetState struct {
-	Cluster  string `json:"cluster"`
-	Digest   string `json:"digest,omitempty"`
+	Cluster string `json:"cluster"`
+	Digest  string `json:"digest,omitempty"`
+	// Revision is the commit the bundle was rendered from; for an app with
+	// several sources, every source's commit in order, joined by commas.
 	Revision string `json:"revision,omitempty"`
-	Path     string `json:"path,omitempty"`
-	Objects  int    `json:"objects"`
+	// Revisions are the commits of each source of a multi-source app.
+	Revisions []string `json:"revisions,omitempty"`
+	Path      string   `json:"path,omitempty"`
+	Objects   int      `json:"objects"`
 	// Error is the render, git or conflict error of this (app, cluster);
 	// Digest then names the last good bundle still in force, if any.
 	Error string `json:"error,omitempty"`

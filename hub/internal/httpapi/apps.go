@@ -96,7 +96,9 @@ func (a *API) syncApp(w http.ResponseWriter, r *http.Request) {
 func (a *API) refreshApp(w http.ResponseWriter, r *http.Request) {
 	for _, as := range a.d.Controller.Snapshot().Apps {
 		if as.Name == r.PathValue("name") && a.d.Git != nil {
-			a.d.Git.Refresh(as.Spec.Source.RepoURL)
+			for _, src := range as.Spec.AllSources() {
+				a.d.Git.Refresh(src.RepoURL)
+			}
 		}
 	}
 	a.d.Controller.Trigger()

@@ -1,9 +1,11 @@
 package httpapi
 
 import (
+	"slices"
 	"sort"
 	"time"
 
+	"github.com/flotilla-cd/flotilla/hub/internal/app"
 	"github.com/flotilla-cd/flotilla/hub/internal/controller"
 	"github.com/flotilla-cd/flotilla/hub/internal/fleet"
 	"github.com/flotilla-cd/flotilla/hub/internal/gitsource"
@@ -14,11 +16,13 @@ import (
 
 // AppView is an application with its state on every targeted cluster.
 type AppView struct {
-	Name     string   `json:"name"`
-	File     string   `json:"file,omitempty"`
-	Revision string   `json:"revision,omitempty"`
-	Error    string   `json:"error,omitempty"`
-	Warnings []string `json:"warnings,omitempty"`
+	Name     string `json:"name"`
+	File     string `json:"file,omitempty"`
+	Revision string `json:"revision,omitempty"`
+	// Revisions are each source's commit, for an app with several.
+	Revisions []string `json:"revisions,omitempty"`
+	Error     string   `json:"error,omitempty"`
+	Warnings  []string `json:"warnings,omitempty"`
 	// Parent is the app whose render defined this one (app-of-apps).
 	Parent   string           `json:"parent,omitempty"`
 	Spec     any              `json:"spec,omitempty"`
@@ -33,7 +37,9 @@ type AppClusterView struct {
 	// Desired is what the hub computed.
 	Digest   string `json:"digest,omitempty"`
 	Revision string `json:"revision,omitempty"`
-	Error    string `json:"error,omitempty"`
+	// Revisions are each source's commit, for an app with several.
+	Revisions []string `json:"revisions,omitempty"`
+	Error     string   `json:"error,omitempty"`
 	// Pinned is the revision a rollback pinned this target to; auto-sync
 	// is suspended while it is set.
 	Pinned string `json:"pinned,omitempty"`
@@ -92,15 +98,19 @@ func Views(snap *controller.Snapshot, fl *fleet.Fleet, withObjects bool) []AppVi
 	status := fl.Status()
 	out := make([]AppView, 0, len(snap.Apps))
 	for _, as := range snap.Apps {
-		repo := as.Spec.Source.RepoURL // credentials in it are never shown
-		v := AppView{Name: as.Name, File: as.File, Revision: as.Revision, Error: gitsource.RedactText(as.Error, repo), Warnings: as.Warnings, Parent: as.Parent, Clusters: []AppClusterView{}, Sync: "Synced", Health: "Healthy"}
+		redact := redactSources(as.Spec) // credentials in repo URLs are never shown
+		v := AppView{Name: as.Name, File: as.File, Revision: as.Revision, Revisions: as.Revisions, Error: redact(as.Error), Warnings: as.Warnings, Parent: as.Parent, Clusters: []AppClusterView{}, Sync: "Synced", Health: "Healthy"}
 		if withObjects {
 			spec := as.Spec
-			spec.Source.RepoURL = gitsource.Redact(repo)
+			spec.Source.RepoURL = gitsource.Redact(spec.Source.RepoURL)
+			spec.Sources = slices.Clone(spec.Sources)
+			for i := range spec.Sources {
+				spec.Sources[i].RepoURL = gitsource.Redact(spec.Sources[i].RepoURL)
+			}
 			v.Spec = spec
 		}
 		for _, t := range as.Targets {
-			cv := AppClusterView{Cluster: t.Cluster, Digest: t.Digest, Revision: t.Revision, Error: gitsource.RedactText(t.Error, repo), Pinned: t.Pinned, Sync: "Unknown", Health: "Unknown"}
+			cv := AppClusterView{Cluster: t.Cluster, Digest: t.Digest, Revision: t.Revision, Revisions: t.Revisions, Error: redact(t.Error), Pinned: t.Pinned, Sync: "Unknown", Health: "Unknown"}
 			cv.Connected, _ = fl.Connected(t.Cluster)
 			if st := status[t.Cluster][as.Name]; st != nil {
 				cv.ObservedDigest, cv.ObservedRev, cv.Message = st.GetDigest(), st.GetRevision(), st.GetMessage()
@@ -169,4 +179,16 @@ func worstSync(a, b string) string {
 		return "OutOfSync"
 	}
 	return "Unknown"
+}
+
+// redactSources returns a function removing the credentials of every
+// repository URL of spec from a text.
+func redactSources(spec app.Spec) func(string) string {
+	srcs := spec.AllSources()
+	return func(text string) string {
+		for _, s := range srcs {
+			text = gitsource.RedactText(text, s.RepoURL)
+		}
+		return text
+	}
 }

@@ -45,7 +45,7 @@ func renderHelm(ctx context.Context, root *repoRoot, dir string, in Input) ([]or
 	if err := checkDependencies(chrt); err != nil {
 		return nil, fmt.Errorf("helm chart %s: %w (vendor dependencies into charts/)", chartRel, err)
 	}
-	vals, err := helmValues(root, dir, h)
+	vals, err := helmValues(root, dir, h, in.Refs)
 	if err != nil {
 		return nil, fmt.Errorf("helm chart %s: %w", chartRel, err)
 	}
@@ -171,22 +171,27 @@ func joinOrigin(prefix, p string) string {
 	return prefix + "/" + p
 }
 
-// helmValues merges the value sources of h.
-func helmValues(root *repoRoot, chartDir string, h *app.Helm) (map[string]any, error) {
+// helmValues merges the value sources of h. A value file "$ref/path" is
+// read from the repository of the source with that ref (refs: ref name →
+// checkout), relative to its root.
+func helmValues(root *repoRoot, chartDir string, h *app.Helm, refs map[string]string) (map[string]any, error) {
 	vals := map[string]any{}
 	for i, f := range h.ValueFiles {
 		field := fmt.Sprintf("helm.valueFiles[%d] %s", i, f)
 		if u, err := url.Parse(f); err == nil && u.Scheme != "" {
 			return nil, fmt.Errorf("%s: remote value files are not supported", field)
 		}
-		if strings.HasPrefix(f, "$") {
-			return nil, fmt.Errorf("%s: references to other sources are not supported", field)
+		var data []byte
+		var err error
+		if ref, ok := app.ValueFileRef(f); ok {
+			data, err = readRefFile(refs, ref, f)
+		} else {
+			p := path.Join(chartDir, f)
+			if path.IsAbs(f) {
+				p = path.Clean("." + f) // absolute means from the repository root, as in Argo CD
+			}
+			data, err = root.readFile(p)
 		}
-		p := path.Join(chartDir, f)
-		if path.IsAbs(f) {
-			p = path.Clean("." + f) // absolute means from the repository root, as in Argo CD
-		}
-		data, err := root.readFile(p)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", field, err)
 		}
@@ -219,6 +224,25 @@ func helmValues(root *repoRoot, chartDir string, h *app.Helm) (map[string]any, e
 		}
 	}
 	return vals, nil
+}
+
+// readRefFile reads the value file vf ("$ref/path") from the checkout of
+// the source with ref, inside it only.
+func readRefFile(refs map[string]string, ref, vf string) ([]byte, error) {
+	dir, ok := refs[ref]
+	if !ok {
+		return nil, fmt.Errorf("no source has ref %q", ref)
+	}
+	_, rel, _ := strings.Cut(vf, "/")
+	if rel == "" {
+		return nil, fmt.Errorf("no file after $%s", ref)
+	}
+	r, err := openRepoRoot(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer r.close()
+	return r.readFile(path.Clean("./" + rel))
 }
 
 func deepCopyJSON(m map[string]any) map[string]any {

@@ -41,6 +41,11 @@ type Input struct {
 	// source ignore them: leave them nil there, so that the render is
 	// shared by every cluster.
 	Capabilities *Capabilities `json:"capabilities,omitempty"`
+	// Refs are the checkouts of a multi-source app's ref sources, by ref
+	// name: Helm value files "$<ref>/<path>" are read from them (inside
+	// them only). The cache key must account for their content (see
+	// CacheKey's treeID).
+	Refs map[string]string `json:"refs,omitempty"`
 }
 
 // Options configures a Renderer. Zero values take the defaults.

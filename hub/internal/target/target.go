@@ -106,6 +106,36 @@ func Effective(a *app.Application, c Cluster) (app.Source, error) {
 	return src, nil
 }
 
+// EffectiveSources returns what a renders for cluster c: its sources with
+// their templates executed for c (Effective's one source for a
+// single-source app; cluster overrides are refused with spec.sources).
+func EffectiveSources(a *app.Application, c Cluster) ([]app.Source, error) {
+	if len(a.Spec.Sources) == 0 {
+		src, err := Effective(a, c)
+		if err != nil {
+			return nil, err
+		}
+		return []app.Source{src}, nil
+	}
+	t := templater{data: map[string]any{"cluster": map[string]any{"name": c.Name, "labels": nonNil(c.Labels)}}}
+	out := make([]app.Source, len(a.Spec.Sources))
+	for i, s := range a.Spec.Sources {
+		f := fmt.Sprintf("spec.sources[%d]", i)
+		src := cloneSource(s)
+		t.source(f, &src)
+		if t.err == nil {
+			if err := app.ValidatePath(src.Path); err != nil {
+				t.err = fmt.Errorf("%s.path: %w", f, err)
+			}
+		}
+		if t.err != nil {
+			return nil, fmt.Errorf("app %s: cluster %s: %w", a.Name, c.Name, t.err)
+		}
+		out[i] = src
+	}
+	return out, nil
+}
+
 func nonNil(m map[string]string) map[string]string {
 	if m == nil {
 		return map[string]string{}
