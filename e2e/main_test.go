@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -25,24 +24,12 @@ func TestMain(m *testing.M) {
 
 func run(m *testing.M) int {
 	_, file, _, _ := runtime.Caller(0)
-	root := filepath.Dir(filepath.Dir(file))
-	controlPlaneBins = os.Getenv("FLOTILLA_CONTROL_PLANE_BIN_DIR")
-	if controlPlaneBins == "" {
-		controlPlaneBins = filepath.Join(root, "bin")
+	bins, cp, cleanup, err := harness.TestBinaries(filepath.Dir(filepath.Dir(file)))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
 	}
-	binDir = os.Getenv("FLOTILLA_E2E_BIN_DIR")
-	if binDir == "" {
-		dir, err := os.MkdirTemp("", "flotilla-e2e-bin-")
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		defer os.RemoveAll(dir)
-		if err := harness.BuildBinaries(context.Background(), root, dir); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		binDir = dir
-	}
+	defer cleanup()
+	binDir, controlPlaneBins = bins, cp
 	return m.Run()
 }

@@ -43,19 +43,7 @@ func agentMetric(ctx context.Context, s *Suite, name string) (float64, error) {
 // replicas back.
 func TestNoDriftUnderHPA(t *testing.T) {
 	c := NewCase(t, "drift-hpa")
-	rev := c.Commit(map[string]string{"app/web.yaml": `apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: web
-spec:
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec:
-      containers:
-      - name: web
-        image: registry.invalid/web:1
-`})
+	rev := c.Commit(map[string]string{"app/web.yaml": WebDeployment("", false)})
 	c.Define(c.ArgoApplication("app", ""))
 	c.WaitSynced(rev, true)
 	ctx := t.Context()

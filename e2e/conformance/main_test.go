@@ -46,25 +46,13 @@ func TestMain(m *testing.M) {
 
 func run(m *testing.M) int {
 	_, file, _, _ := runtime.Caller(0)
-	root := filepath.Dir(filepath.Dir(filepath.Dir(file)))
-	controlPlaneBins = os.Getenv("FLOTILLA_CONTROL_PLANE_BIN_DIR")
-	if controlPlaneBins == "" {
-		controlPlaneBins = filepath.Join(root, "bin")
+	bins, cp, cleanup, err := harness.TestBinaries(filepath.Dir(filepath.Dir(filepath.Dir(file))))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
 	}
-	binDir = os.Getenv("FLOTILLA_E2E_BIN_DIR")
-	if binDir == "" {
-		dir, err := os.MkdirTemp("", "flotilla-conformance-bin-")
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		defer os.RemoveAll(dir)
-		if err := harness.BuildBinaries(context.Background(), root, dir); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		binDir = dir
-	}
+	defer cleanup()
+	binDir, controlPlaneBins = bins, cp
 	code := m.Run()
 	if shared.stop != nil {
 		shared.stop()
@@ -289,4 +277,28 @@ func Errors(a harness.App) string {
 		parts = append(parts, cl.Error, cl.Message)
 	}
 	return strings.TrimSpace(strings.Join(parts, "\n"))
+}
+
+// WebDeployment is a Deployment named web with one container (its image is
+// never pulled: kwok runs the pods). metadata is YAML added under metadata
+// (each line indented two spaces, e.g. "  annotations: {...}\n"); without
+// replicas the field is left out, for an HPA to own.
+func WebDeployment(metadata string, replicas bool) string {
+	r := "  replicas: 1\n"
+	if !replicas {
+		r = ""
+	}
+	return `apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+` + metadata + `spec:
+` + r + `  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+      - name: web
+        image: registry.invalid/web:1
+`
 }

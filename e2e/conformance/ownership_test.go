@@ -43,20 +43,8 @@ func TestKubectlChangesReverted(t *testing.T) {
 	kubectl(t, c.S, nil, "apply", "-f", settings)
 
 	files := map[string]string{
-		"app/svc.yaml": "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  selector: {app: web}\n  ports: [{port: 80, targetPort: 8080}]\n",
-		"app/web.yaml": `apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web}
-spec:
-  replicas: 1
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec:
-      containers:
-      - name: web
-        image: registry.invalid/web:1
-`,
+		"app/svc.yaml":      "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  selector: {app: web}\n  ports: [{port: 80, targetPort: 8080}]\n",
+		"app/web.yaml":      WebDeployment("", true),
 		"app/settings.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings}\ndata: {keep: '1', drop: '2'}\n",
 	}
 	rev := c.Commit(files)

@@ -21,20 +21,7 @@ metadata:
     argocd.argoproj.io/sync-wave: "-1"
 data: {k: v}
 `,
-		"app/web.yaml": `apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: web
-spec:
-  replicas: 1
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec:
-      containers:
-      - name: web
-        image: registry.invalid/web:1
-`,
+		"app/web.yaml": WebDeployment("", true),
 		"app/last.yaml": `apiVersion: v1
 kind: ConfigMap
 metadata:

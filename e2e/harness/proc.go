@@ -154,3 +154,30 @@ func BuildBinaries(ctx context.Context, root, dir string) error {
 	}
 	return nil
 }
+
+// TestBinaries returns the folders a test package's TestMain needs, for
+// the module at root: the flotilla binaries ($FLOTILLA_E2E_BIN_DIR, which
+// the Makefile sets to bin/, else built once into a temporary folder that
+// cleanup removes) and the control-plane binaries
+// ($FLOTILLA_CONTROL_PLANE_BIN_DIR, else root/bin).
+func TestBinaries(root string) (binDir, controlPlane string, cleanup func(), err error) {
+	cleanup = func() {}
+	controlPlane = os.Getenv("FLOTILLA_CONTROL_PLANE_BIN_DIR")
+	if controlPlane == "" {
+		controlPlane = filepath.Join(root, "bin")
+	}
+	binDir = os.Getenv("FLOTILLA_E2E_BIN_DIR")
+	if binDir != "" {
+		return binDir, controlPlane, cleanup, nil
+	}
+	dir, err := os.MkdirTemp("", "flotilla-test-bin-")
+	if err != nil {
+		return "", "", cleanup, err
+	}
+	cleanup = func() { os.RemoveAll(dir) }
+	if err := BuildBinaries(context.Background(), root, dir); err != nil {
+		cleanup()
+		return "", "", func() {}, err
+	}
+	return dir, controlPlane, cleanup, nil
+}
