@@ -21,7 +21,7 @@ import (
 // world is a controller wired to a real git server over HTTP, a real store
 // and a fleet, with definitions in a local folder.
 type world struct {
-	t       *testing.T
+	t       testing.TB
 	srv     *gitserver.Server
 	repo    *gitserver.Repo
 	appsDir string
@@ -33,7 +33,7 @@ type world struct {
 	polled  chan struct{}
 }
 
-func newWorld(t *testing.T, clusters map[string]map[string]string) *world {
+func newWorld(t testing.TB, clusters map[string]map[string]string) *world {
 	t.Helper()
 	dir := t.TempDir()
 	srv, repo := gitserver.StartT(t, dir, "config")
@@ -184,7 +184,7 @@ func TestErrorsKeepLastGood(t *testing.T) {
 
 // pollOnce runs the git manager until it has polled once after a refresh
 // of url (what the webhook handler does).
-func pollOnce(t *testing.T, w *world, url string) {
+func pollOnce(t testing.TB, w *world, url string) {
 	t.Helper()
 	for len(w.polled) > 0 {
 		<-w.polled
