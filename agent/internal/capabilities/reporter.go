@@ -102,17 +102,30 @@ func (r *Reporter) Run(ctx context.Context) {
 	timer := time.NewTimer(r.debounce)
 	timer.Stop()
 	defer timer.Stop()
+	// confirm: the next timer is a second read after a burst. The API
+	// server may serve a new kind a moment after its CRD's last status
+	// change (the last event): one more read then catches it.
+	confirm := false
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-kick:
+			confirm = false
 			timer.Reset(r.debounce)
 		case <-timer.C:
 			r.read(ctx)
+			if !confirm {
+				confirm = true
+				timer.Reset(confirmAfter * r.debounce)
+			}
 		}
 	}
 }
+
+// confirmAfter is how many debounce periods after a burst's read the
+// confirming read runs.
+const confirmAfter = 2
 
 // informer watches gvr, keeping only the names of its objects in memory
 // (CRDs are large; only their changes matter here). It is built on the
