@@ -40,7 +40,8 @@ func (c *Controller) SetCapabilities(ctx context.Context, cluster, kubeVersion s
 	prev := c.caps[cluster]
 	same := prev != nil && prev.Digest() == rc.Digest()
 	if !same {
-		c.caps[cluster] = rc
+		c.caps[cluster] = c.internCapabilities(rc)
+		c.dropUnusedSet(prev)
 	}
 	c.mu.Unlock()
 	if same {
@@ -51,6 +52,31 @@ func (c *Controller) SetCapabilities(ctx context.Context, cluster, kubeVersion s
 	return c.store.PutCapabilities(ctx, store.ClusterCapabilities{
 		Cluster: cluster, KubeVersion: rc.KubeVersion, APIVersions: rc.APIVersions, ReportedAt: time.Now(),
 	})
+}
+
+// internCapabilities returns the one shared copy of rc's set: clusters
+// with the same set (a fleet has few distinct ones) share its memory.
+// c.mu is held.
+func (c *Controller) internCapabilities(rc *render.Capabilities) *render.Capabilities {
+	if shared, ok := c.capSets[rc.Digest()]; ok {
+		return shared
+	}
+	c.capSets[rc.Digest()] = rc
+	return rc
+}
+
+// dropUnusedSet forgets the shared set prev when no cluster has it any
+// more. c.mu is held.
+func (c *Controller) dropUnusedSet(prev *render.Capabilities) {
+	if prev == nil {
+		return
+	}
+	for _, cc := range c.caps {
+		if cc == prev {
+			return
+		}
+	}
+	delete(c.capSets, prev.Digest())
 }
 
 // capabilitiesOf returns what cluster last reported, or nil.

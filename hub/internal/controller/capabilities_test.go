@@ -222,3 +222,29 @@ func snapKube(s *Snapshot, cluster string) string {
 func manifestObjects(w *world, cluster string) ([]*unstructured.Unstructured, error) {
 	return manifest.DecodeObjects(w.fl.DesiredOf(cluster)["web"])
 }
+
+// TestCapabilitySetsShared: clusters reporting the same set share one
+// copy of it, and a set no cluster has any more is forgotten.
+func TestCapabilitySetsShared(t *testing.T) {
+	w := newWorld(t, map[string]map[string]string{"a": nil, "b": nil})
+	ctx := t.Context()
+	for _, name := range []string{"a", "b"} {
+		if err := w.c.SetCapabilities(ctx, name, "v1.31.0", []string{"v1", "apps/v1"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if w.c.capabilitiesOf("a") != w.c.capabilitiesOf("b") {
+		t.Error("two clusters with one set hold two copies")
+	}
+	for _, name := range []string{"a", "b"} {
+		if err := w.c.SetCapabilities(ctx, name, "v1.32.0", []string{"v1"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.c.mu.Lock()
+	n := len(w.c.capSets)
+	w.c.mu.Unlock()
+	if n != 1 {
+		t.Errorf("%d sets kept, want 1 (the old set is no cluster's)", n)
+	}
+}

@@ -76,6 +76,7 @@ type Controller struct {
 	bundles    map[string]*apiv1alpha1.Bundle  // bundle cache: render key + app policy → bundle
 	pins       map[pinKey]string               // rollback pins: (app, cluster) → revision
 	caps       map[string]*render.Capabilities // cluster → what its agent last reported
+	capSets    map[string]*render.Capabilities // digest → the one shared copy of a set
 	pinsLoaded bool
 	renders    int
 	appsDefs   *app.Definitions // last definitions loaded from AppsRepo
@@ -105,6 +106,7 @@ func New(opts Options, git *gitsource.Manager, r *render.Renderer, fl *fleet.Fle
 		bundles:  map[string]*apiv1alpha1.Bundle{},
 		pins:     map[pinKey]string{},
 		caps:     map[string]*render.Capabilities{},
+		capSets:  map[string]*render.Capabilities{},
 		snap:     &Snapshot{},
 	}
 	c.repos = newRepos(git, c.workDone)
@@ -193,7 +195,7 @@ func (c *Controller) loadPins(ctx context.Context) error {
 			c.log.Warn("stored capabilities ignored", "cluster", sc.Cluster, "error", err)
 			continue
 		}
-		c.caps[sc.Cluster] = rc
+		c.caps[sc.Cluster] = c.internCapabilities(rc)
 	}
 	return nil
 }

@@ -22,6 +22,10 @@ type Capabilities struct {
 	// APIVersions are the served "group/version" and
 	// "group/version/Kind" strings ("v1", "apps/v1/Deployment").
 	APIVersions []string `json:"apiVersions"`
+
+	// digest is Digest's answer, computed once by NewCapabilities (a
+	// set is hashed for every job key and render key of its cluster).
+	digest string
 }
 
 // NewCapabilities returns the capabilities of kubeVersion and apiVersions,
@@ -33,12 +37,22 @@ func NewCapabilities(kubeVersion string, apiVersions []string) (*Capabilities, e
 	}
 	vs := slices.Clone(apiVersions)
 	slices.Sort(vs)
-	return &Capabilities{KubeVersion: kubeVersion, APIVersions: slices.Compact(vs)}, nil
+	c := &Capabilities{KubeVersion: kubeVersion, APIVersions: slices.Compact(vs)}
+	c.digest = c.computeDigest()
+	return c, nil
 }
 
 // Digest identifies the capability set: equal sets (whatever the order
-// of APIVersions) have equal digests.
+// of APIVersions) have equal digests. Do not modify a set made by
+// NewCapabilities: its digest is computed once.
 func (c *Capabilities) Digest() string {
+	if c.digest != "" {
+		return c.digest
+	}
+	return c.computeDigest()
+}
+
+func (c *Capabilities) computeDigest() string {
 	vs := slices.Clone(c.APIVersions)
 	slices.Sort(vs)
 	vs = slices.Compact(vs)
