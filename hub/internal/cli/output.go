@@ -47,8 +47,16 @@ func orDash(s string) string {
 }
 
 func shortRev(s string) string {
-	if len(s) > 8 {
-		return s[:8]
+	if s == "" {
+		return orDash(s)
 	}
-	return orDash(s)
+	// An app with several sources has one commit per source, joined by
+	// commas.
+	parts := strings.Split(s, ",")
+	for i, p := range parts {
+		if len(p) > 8 {
+			parts[i] = p[:8]
+		}
+	}
+	return strings.Join(parts, ",")
 }

@@ -236,7 +236,8 @@ async function clustersView() {
         el("td", {}, Object.entries(c.labels || {}).sort().map(([k, v]) => el("span", { class: "label" }, k + "=" + v))))))));
 }
 
-const short = (rev) => (rev ? rev.slice(0, 8) : "–");
+// An app with several sources has one commit per source, joined by commas.
+const short = (rev) => (rev ? rev.split(",").map((r) => r.slice(0, 8)).join(",") : "–");
 
 async function appView(name) {
   const [a, history] = await Promise.all([
