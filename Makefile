@@ -53,7 +53,7 @@ bins:
 	./e2e/tools/build.sh $(BIN)
 
 ## test: lint, generated-code check, then every test (unit, integration, e2e)
-test: check-deps bins build lint proto-check
+test: deps bins build lint proto-check
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
 
 ## unit: tests that need no control plane
