@@ -67,13 +67,7 @@ func appCmd(ctx context.Context, c *client, args []string, f flags, e env) error
 		if err := listAll(ctx, c, q, &lr); err != nil {
 			return err
 		}
-		return printOut(w, f.out, lr.Items, func(tw *tabwriter.Writer) {
-			row(tw, "ID", "CLUSTER", "REVISION", "FINISHED", "DURATION", "BY", "RESULT", "MESSAGE")
-			for _, h := range lr.Items {
-				row(tw, fmt.Sprint(h.ID), h.Cluster, shortRev(h.Revision), h.FinishedAt.UTC().Format(time.RFC3339),
-					h.FinishedAt.Sub(h.StartedAt).Round(time.Millisecond).String(), orDash(h.InitiatedBy), h.Result, orDash(oneLine(h.Message)))
-			}
-		})
+		return printOut(w, f.out, lr.Items, func(tw *tabwriter.Writer) { historyTable(tw, lr.Items) })
 	case "rollback":
 		req := httpapi.RollbackRequest{HistoryID: f.history, Cluster: f.cluster}
 		if len(args) > 2 {
@@ -215,6 +209,23 @@ func appDetail(tw *tabwriter.Writer, v httpapi.AppView) {
 		}
 	}
 	hookRows(tw, v.Clusters)
+}
+
+// historyTable prints history entries, each followed by the hooks its
+// operation ran (result and message columns).
+func historyTable(tw *tabwriter.Writer, items []store.HistoryEntry) {
+	row(tw, "ID", "CLUSTER", "REVISION", "FINISHED", "DURATION", "BY", "RESULT", "MESSAGE")
+	for _, h := range items {
+		row(tw, fmt.Sprint(h.ID), h.Cluster, shortRev(h.Revision), h.FinishedAt.UTC().Format(time.RFC3339),
+			h.FinishedAt.Sub(h.StartedAt).Round(time.Millisecond).String(), orDash(h.InitiatedBy), h.Result, orDash(oneLine(h.Message)))
+		for _, k := range h.Hooks {
+			name := orDash(k.Name)
+			if k.Deleted {
+				name += " (deleted)"
+			}
+			row(tw, "", "", "", "", "", "", k.Status, fmt.Sprintf("%s hook %s %s", k.Phase, k.Kind, name))
+		}
+	}
 }
 
 // hookRows lists the hooks of each cluster's last operation.

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 	"text/tabwriter"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -47,5 +48,31 @@ eu       PostSync    Job   shop       smoke                    Failed     Backof
 	tw.Flush()
 	if strings.Contains(buf.String(), "HOOK PHASE") {
 		t.Errorf("hook table without hooks:\n%s", buf.String())
+	}
+}
+
+// TestHistoryTableHooks: `flotilla app history` shows under each sync the
+// hooks it ran.
+func TestHistoryTableHooks(t *testing.T) {
+	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	items := []store.HistoryEntry{
+		{ID: 2, Cluster: "eu", Revision: "0123456789abcdef", StartedAt: at, FinishedAt: at.Add(1500 * time.Millisecond), InitiatedBy: "automated", Result: "Succeeded", Message: "synced 2 objects, ran 2 hooks",
+			Hooks: []store.HookRecord{
+				{Phase: "PreSync", Kind: "Job", Name: "migrate-x7k2p", Hook: "migrate-", Status: "Succeeded", Deleted: true},
+				{Phase: "PostSync", Kind: "Job", Name: "smoke", Hook: "smoke", Status: "Succeeded"},
+			}},
+		{ID: 1, Cluster: "eu", Revision: "fedcba9876543210", StartedAt: at, FinishedAt: at.Add(time.Second), InitiatedBy: "automated", Result: "Succeeded", Message: "synced 2 objects"},
+	}
+	var buf bytes.Buffer
+	tw := tabwriter.NewWriter(&buf, 0, 4, 2, ' ', 0)
+	historyTable(tw, items)
+	tw.Flush()
+	want := "ID  CLUSTER  REVISION  FINISHED              DURATION  BY         RESULT     MESSAGE\n" +
+		"2   eu       01234567  2026-01-02T03:04:06Z  1.5s      automated  Succeeded  synced 2 objects, ran 2 hooks\n" +
+		"                                                                  Succeeded  PreSync hook Job migrate-x7k2p (deleted)\n" +
+		"                                                                  Succeeded  PostSync hook Job smoke\n" +
+		"1   eu       fedcba98  2026-01-02T03:04:06Z  1s        automated  Succeeded  synced 2 objects\n"
+	if diff := cmp.Diff(want, buf.String()); diff != "" {
+		t.Errorf("history (-want +got):\n%s", diff)
 	}
 }
