@@ -133,3 +133,33 @@ func ValidNamespacePattern(p string) error {
 	}
 	return nil
 }
+
+// maxScopeErrors bounds the objects one scope error names.
+const maxScopeErrors = 10
+
+// ScopeErrors collects the refusals of CheckScope over a bundle: Err names
+// the first ten objects and counts the rest.
+type ScopeErrors struct {
+	errs    []error
+	refused int
+}
+
+// Add records err (nil is ignored).
+func (s *ScopeErrors) Add(err error) {
+	if err == nil {
+		return
+	}
+	s.refused++
+	if len(s.errs) < maxScopeErrors {
+		s.errs = append(s.errs, err)
+	}
+}
+
+// Err joins the recorded refusals; nil when there were none.
+func (s *ScopeErrors) Err() error {
+	errs := s.errs
+	if s.refused > len(errs) {
+		errs = append(errs, fmt.Errorf("and %d more objects %w", s.refused-len(errs), ErrOutOfScope))
+	}
+	return errors.Join(errs...)
+}

@@ -223,22 +223,13 @@ func checkScope(waves []apply.Wave, b *apiv1alpha1.Bundle) error {
 	if s == nil {
 		return nil
 	}
-	var errs []error
-	refused := 0
+	var refused manifest.ScopeErrors
 	for _, w := range waves {
 		for _, step := range w.Steps {
 			for _, o := range step.Objects {
-				if err := manifest.CheckScope(manifest.KeyOf(o), step.Phase == apply.PhaseNamespaced, b.GetNamespace(), s); err != nil {
-					refused++
-					if len(errs) < 10 {
-						errs = append(errs, err)
-					}
-				}
+				refused.Add(manifest.CheckScope(manifest.KeyOf(o), step.Phase == apply.PhaseNamespaced, b.GetNamespace(), s))
 			}
 		}
 	}
-	if refused > len(errs) {
-		errs = append(errs, fmt.Errorf("and %d more objects %w", refused-len(errs), manifest.ErrOutOfScope))
-	}
-	return errors.Join(errs...)
+	return refused.Err()
 }

@@ -1,18 +1,12 @@
 package controller
 
 import (
-	"errors"
-	"fmt"
-
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/flotilla-cd/flotilla/hub/internal/render"
 	apiv1alpha1 "github.com/flotilla-cd/flotilla/shared/api/v1alpha1"
 	"github.com/flotilla-cd/flotilla/shared/manifest"
 )
-
-// maxScopeErrors bounds the objects one scope error names.
-const maxScopeErrors = 10
 
 // checkScope refuses a render with objects outside the app's scope s:
 // namespaced objects outside the destination namespace ns and the scope's
@@ -25,8 +19,7 @@ func checkScope(objs []*unstructured.Unstructured, ns string, s *apiv1alpha1.Sco
 		return nil
 	}
 	crds := manifest.ClusterScopedCRDKinds(objs)
-	var errs []error
-	refused := 0
+	var refused manifest.ScopeErrors
 	for _, o := range objs {
 		gk := o.GroupVersionKind().GroupKind()
 		namespaced := !manifest.BuiltinClusterScoped(gk) && !crds[gk]
@@ -34,15 +27,7 @@ func checkScope(objs []*unstructured.Unstructured, ns string, s *apiv1alpha1.Sco
 		if !namespaced {
 			k.Namespace = ""
 		}
-		if err := manifest.CheckScope(k, namespaced, ns, s); err != nil {
-			refused++
-			if len(errs) < maxScopeErrors {
-				errs = append(errs, err)
-			}
-		}
+		refused.Add(manifest.CheckScope(k, namespaced, ns, s))
 	}
-	if refused > len(errs) {
-		errs = append(errs, fmt.Errorf("and %d more objects %w", refused-len(errs), manifest.ErrOutOfScope))
-	}
-	return errors.Join(errs...)
+	return refused.Err()
 }
