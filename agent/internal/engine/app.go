@@ -30,25 +30,9 @@ type objState struct {
 	mapped  bool
 	// namespaced is the scope of gvr (valid once mapped)
 	namespaced bool
-	// liveFP is the fingerprint of the live object last known to match
-	// desired; an event with the same fingerprint needs no API request
-	// and finds the object in sync (ending a delayed heal).
-	liveFP string
-	// appliedRV is the resourceVersion our last write produced (or the
-	// last live one found equal), at appliedAt; a cache state older than
-	// it, seen shortly after, is not checked (its event follows).
-	appliedRV string
-	appliedAt time.Time
-	sync      apiv1alpha1.SyncStatus
-	message   string
-	diff      string
-	heal      healLimiter
-	healAt    time.Time // a delayed self-heal is due then
-	// healErr is the API server's refusal of the last self-heal, on one
-	// line ("" once a write succeeds); healFailures counts refusals in a
-	// row, which space the retries out (refusalBackoff).
-	healErr      string
-	healFailures int
+	// objMemory holds the verdict and what the decisions (decide.go)
+	// remember between two looks.
+	objMemory
 	// health cache, keyed by the live resourceVersion
 	healthRV string
 	health   health.Result
@@ -152,7 +136,8 @@ func (a *app) heldDigest() (string, bool) {
 
 // run is the worker loop.
 func (a *app) run(ctx context.Context) {
-	timer := time.NewTimer(time.Hour)
+	clk := a.e.clock
+	timer := clk.NewTimer(time.Hour)
 	defer timer.Stop()
 	a.poke()
 	for {
@@ -161,7 +146,7 @@ func (a *app) run(ctx context.Context) {
 			a.failRequests(ctx.Err())
 			return
 		case <-a.wake:
-		case <-timer.C:
+		case <-timer.C():
 		}
 		next := a.reconcile(ctx)
 		if a.done {
@@ -169,7 +154,7 @@ func (a *app) run(ctx context.Context) {
 		}
 		timer.Stop()
 		if !next.IsZero() {
-			timer.Reset(max(time.Until(next), time.Millisecond))
+			timer.Reset(max(next.Sub(clk.Now()), time.Millisecond))
 		}
 	}
 }
@@ -208,7 +193,7 @@ func (a *app) reconcile(ctx context.Context) time.Time {
 		a.failRequestsList(syncReqs, refresh, errAppRemoved)
 		return a.remove(ctx)
 	}
-	now := time.Now()
+	now := a.e.clock.Now()
 	if a.want != nil && (a.bundle == nil || a.bundle.GetDigest() != a.want.GetDigest()) && (a.loadErr == nil || a.failedAt != a.want.GetDigest() || !now.Before(a.retryAt)) {
 		a.load(ctx, a.want)
 	}

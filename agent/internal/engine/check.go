@@ -8,13 +8,8 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/flotilla-cd/flotilla/agent/internal/diff"
-	apiv1alpha1 "github.com/flotilla-cd/flotilla/shared/api/v1alpha1"
 	"github.com/flotilla-cd/flotilla/shared/manifest"
 )
-
-// staleWindow is how long after our write a cache state older than it is
-// taken for a late event rather than the live state.
-const staleWindow = 10 * time.Second
 
 // selfHeal reports whether drift is reverted at once: the policy asks for
 // it and the loaded bundle passed a sync's dry-run.
@@ -41,83 +36,43 @@ func (a *app) check(ctx context.Context, keys []manifest.Key, force bool) {
 func (a *app) checkObject(ctx context.Context, st *objState, force bool) {
 	defer a.e.metrics.checks.Inc()
 	if err := a.mapObject(ctx, st); err != nil {
-		st.sync, st.message = apiv1alpha1.SyncStatus_SYNC_STATUS_OUT_OF_SYNC, err.Error()
+		st.objMemory = st.failed(err)
 		return
 	}
 	live, found := a.e.cache.Get(st.gvr, st.key.Namespace, st.key.Name)
-	if !found {
-		if st.sync == apiv1alpha1.SyncStatus_SYNC_STATUS_SYNCED {
-			a.e.metrics.drift.Inc()
-			a.log.Info("drift detected: object deleted", "object", st.key.String())
+	l := look{now: a.e.clock.Now(), force: force, selfHeal: a.selfHeal(), rules: a.hasRules(st.key), found: found}
+	if found {
+		l.liveRV, l.liveFP = live.GetResourceVersion(), diff.Fingerprint(live)
+		l.conflict = a.ownerConflict(st, live)
+	} else {
+		live = nil
+	}
+	var v verdict
+	st.objMemory, v = decideLook(st.objMemory, l)
+	if v.step == stepDryRun {
+		a.takeOver(ctx, st, live)
+		live = a.withManagedFields(ctx, st, live)
+		dry, err := a.e.applier.Apply(ctx, st.desired, true)
+		if err != nil {
+			st.objMemory = st.failed(err)
+			return
 		}
-		st.liveFP, st.diff = "", ""
-		st.sync, st.message = apiv1alpha1.SyncStatus_SYNC_STATUS_OUT_OF_SYNC, "object does not exist"
-		if a.selfHeal() {
-			a.heal(ctx, st, nil)
-		}
-		return
+		st.objMemory, v = decideCompare(st.objMemory, l, diff.Compare(st.key, dry, live, a.rules))
 	}
-	if time.Since(st.appliedAt) < staleWindow && older(live.GetResourceVersion(), st.appliedRV) {
-		// The cache has not caught up with our last write yet (an
-		// event of an earlier version came in after it): this is not
-		// the live state, and the event of our write follows. Only
-		// shortly after the write: once etcd is restored from a backup,
-		// resourceVersions go back for good.
-		return
+	if v.drift {
+		a.e.metrics.drift.Inc()
 	}
-	fp := diff.Fingerprint(live)
-	if !force && fp == st.liveFP {
-		// The live object is in a state known to match desired, again
-		// or still. Any verdict given since (a self-heal delayed, a
-		// failed heal) is over, and so is a pending heal.
-		st.healAt = time.Time{}
-		st.sync, st.message, st.diff = apiv1alpha1.SyncStatus_SYNC_STATUS_SYNCED, "", ""
-		return
+	if v.logDrift != "" {
+		a.log.Info("drift detected: "+v.logDrift, "object", st.key.String())
 	}
-	if err := a.ownerConflict(st, live); err != nil {
-		st.liveFP = ""
-		st.sync, st.message = apiv1alpha1.SyncStatus_SYNC_STATUS_OUT_OF_SYNC, err.Error()
-		return
-	}
-	if !force && a.selfHeal() && !a.hasRules(st.key) {
-		// Re-apply straight away: an apply that changes nothing writes
-		// nothing, and this saves the dry-run round trip. It was drift
-		// when the write changed the object.
+	switch v.step {
+	case stepHeal:
+		a.heal(ctx, st, live)
+	case stepHealBlind:
 		if a.heal(ctx, st, live) {
 			a.e.metrics.drift.Inc()
 		}
-		return
 	}
-	a.takeOver(ctx, st, live)
-	live = a.withManagedFields(ctx, st, live)
-	dry, err := a.e.applier.Apply(ctx, st.desired, true)
-	if err != nil {
-		st.sync, st.message = apiv1alpha1.SyncStatus_SYNC_STATUS_OUT_OF_SYNC, err.Error()
-		return
-	}
-	res := diff.Compare(st.key, dry, live, a.rules)
-	if res.Equal {
-		st.healAt = time.Time{}
-		st.liveFP, st.diff = fp, ""
-		st.appliedRV, st.appliedAt = live.GetResourceVersion(), time.Now()
-		st.sync, st.message = apiv1alpha1.SyncStatus_SYNC_STATUS_SYNCED, ""
-		return
-	}
-	if a.selfHeal() {
-		a.e.metrics.drift.Inc()
-		a.heal(ctx, st, live)
-		return
-	}
-	if st.sync != apiv1alpha1.SyncStatus_SYNC_STATUS_OUT_OF_SYNC || st.diff != res.Diff {
-		// A first difference found after loading a bundle is a pending
-		// change, not drift.
-		if st.sync == apiv1alpha1.SyncStatus_SYNC_STATUS_SYNCED || st.diff != "" {
-			a.e.metrics.drift.Inc()
-		}
-		a.log.Info("drift detected", "object", st.key.String())
-	}
-	st.liveFP = ""
-	st.sync, st.message, st.diff = apiv1alpha1.SyncStatus_SYNC_STATUS_OUT_OF_SYNC, "live object differs from desired", res.Diff
 }
 
 // withManagedFields returns live with its managedFields (read from the API
@@ -144,39 +99,28 @@ func (a *app) hasRules(k manifest.Key) bool {
 }
 
 // heal re-applies st.desired now, or later when the object keeps being
-// changed back (healLimiter). It reports whether the write changed the
-// object (or re-created it).
+// changed back (healNow). It reports whether the write changed the object
+// (or re-created it).
 func (a *app) heal(ctx context.Context, st *objState, live *unstructured.Unstructured) bool {
-	now, pace := time.Now(), a.e.opts.healPacing
-	if d := st.heal.delay(pace, now); d > 0 {
-		st.healAt = now.Add(d)
-		st.sync, st.message = apiv1alpha1.SyncStatus_SYNC_STATUS_OUT_OF_SYNC, "self-heal delayed: the object keeps changing back"
-		a.log.Debug("self-heal delayed", "object", st.key.String(), "delay", d)
+	now, pace := a.e.clock.Now(), a.e.opts.healPacing
+	var now2 bool
+	if st.objMemory, now2 = healNow(st.objMemory, pace, now); !now2 {
+		a.log.Debug("self-heal delayed", "object", st.key.String(), "until", st.healAt)
 		return false
 	}
 	out, err := a.write(ctx, st, live)
-	if err != nil {
-		st.heal.record(pace, now)
-		st.healFailures++
-		st.healAt = now.Add(max(st.heal.delay(pace, now), refusalBackoff(st.healFailures)))
-		msg := oneLine(err)
-		if msg != st.healErr {
-			a.log.Warn("self-heal refused", "object", st.key.String(), "error", msg, "retry_in", time.Until(st.healAt).Round(time.Second))
-		} else {
-			a.log.Debug("self-heal refused again", "object", st.key.String(), "failures", st.healFailures)
-		}
-		st.healErr = msg
-		st.sync, st.message = apiv1alpha1.SyncStatus_SYNC_STATUS_OUT_OF_SYNC, "self-heal refused: "+msg
-		return false
-	}
-	st.healErr, st.healFailures = "", 0
-	if healed(st.key, out, live, a.rules) {
-		st.heal.record(pace, now)
+	var r healResult
+	st.objMemory, r = afterHeal(st.objMemory, pace, now, err, err == nil && healed(st.key, out, live, a.rules))
+	switch {
+	case r.newRefusal:
+		a.log.Warn("self-heal refused", "object", st.key.String(), "error", r.refused, "retry_in", st.healAt.Sub(now).Round(time.Second))
+	case r.refused != "":
+		a.log.Debug("self-heal refused again", "object", st.key.String(), "failures", st.healFailures)
+	case r.healed:
 		a.e.metrics.selfHeals.Inc()
 		a.log.Info("self-healed drift", "object", st.key.String())
-		return true
 	}
-	return false
+	return r.healed
 }
 
 // healed decides whether a self-heal write reverted drift: the object was

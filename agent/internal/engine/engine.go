@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
+	"k8s.io/utils/clock"
 
 	"github.com/flotilla-cd/flotilla/agent/internal/apply"
 	"github.com/flotilla-cd/flotilla/agent/internal/inventory"
@@ -58,6 +59,9 @@ type Options struct {
 	// healPacing paces self-heals (zero: defaultHealPacing); tests shorten
 	// it.
 	healPacing healPacing
+	// clock tells the time to every decision and timer (nil: the real
+	// clock); tests inject a fake one.
+	clock clock.Clock
 }
 
 func (o *Options) setDefaults() {
@@ -74,6 +78,9 @@ func (o *Options) setDefaults() {
 		o.StatusEvery = DefaultStatusEvery
 	}
 	o.Namespaces = normalizeNamespaces(o.Namespaces)
+	if o.clock == nil {
+		o.clock = clock.RealClock{}
+	}
 	if o.healPacing == (healPacing{}) {
 		o.healPacing = defaultHealPacing
 	}
@@ -95,6 +102,7 @@ func normalizeNamespaces(in []string) []string {
 // Engine enforces the accepted bundles on one cluster.
 type Engine struct {
 	opts    Options
+	clock   clock.Clock
 	log     hclog.Logger
 	applier *apply.Applier
 	cache   *live.Cache
@@ -135,6 +143,7 @@ func New(cfg *rest.Config, opts Options, log hclog.Logger) (*Engine, error) {
 	}
 	e := &Engine{
 		opts:       opts,
+		clock:      opts.clock,
 		log:        log,
 		applier:    apply.NewApplier(dyn, mapper, opts.FieldManager),
 		store:      inventory.New(dyn, opts.Namespace, opts.FieldManager),

@@ -28,7 +28,7 @@ func (a *app) load(ctx context.Context, b *apiv1alpha1.Bundle) {
 		a.bundle, a.loadErr, a.lastErr, a.failedAt = nil, err, err.Error(), b.GetDigest()
 		a.retry = newRetry(b.GetSyncPolicy().GetRetry())
 		d := a.retry.NextBackOff()
-		a.retryAt = time.Now().Add(d)
+		a.retryAt = a.e.clock.Now().Add(d)
 		a.log.Error("cannot load bundle", "digest", b.GetDigest(), "error", err, "retry_in", d)
 		return
 	}
@@ -143,7 +143,7 @@ func (a *app) plan(b *apiv1alpha1.Bundle) ([]*objState, []apply.Wave, []*hookSpe
 					return nil, nil, nil, fmt.Errorf("bundle %s: object %s appears twice", a.name, k)
 				}
 				seen[k] = true
-				out = append(out, &objState{key: k, desired: p, hash: diff.Hash(p) + rules, wave: w.Wave, sync: apiv1alpha1.SyncStatus_SYNC_STATUS_UNKNOWN})
+				out = append(out, &objState{key: k, desired: p, hash: diff.Hash(p) + rules, wave: w.Wave, objMemory: objMemory{sync: apiv1alpha1.SyncStatus_SYNC_STATUS_UNKNOWN}})
 			}
 		}
 	}

@@ -243,7 +243,7 @@ func (a *app) remove(ctx context.Context) time.Time {
 				d = maxRetryInterval
 			}
 			a.log.Warn("deleting app objects failed", "error", err, "retry_in", d)
-			return time.Now().Add(d)
+			return a.e.clock.Now().Add(d)
 		}
 	}
 	a.storeMu.Lock()
@@ -252,11 +252,11 @@ func (a *app) remove(ctx context.Context) time.Time {
 	revived := !a.removed || a.pending != nil
 	a.mu.Unlock()
 	if revived {
-		return time.Now() // Accept brought it back; reconcile again
+		return a.e.clock.Now() // Accept brought it back; reconcile again
 	}
 	if err := a.e.store.Delete(ctx, a.name); err != nil {
 		a.log.Warn("deleting app record failed", "error", err)
-		return time.Now().Add(5 * time.Second)
+		return a.e.clock.Now().Add(5 * time.Second)
 	}
 	final := &apiv1alpha1.AppStatus{App: a.name, Digest: b.GetDigest(), Removed: true, ObservedAt: timestamppb.Now()}
 	a.mu.Lock()

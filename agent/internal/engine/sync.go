@@ -42,7 +42,7 @@ func (a *app) runSync(ctx context.Context, by string, prune bool) error {
 		a.mu.Unlock()
 	}()
 
-	start := time.Now()
+	start := a.e.clock.Now()
 	a.lastOp = &apiv1alpha1.Operation{
 		Phase: apiv1alpha1.Operation_PHASE_RUNNING, Revision: a.bundle.GetRevision(), Digest: a.bundle.GetDigest(),
 		InitiatedBy: by, StartedAt: timestamppb.New(start),
@@ -58,7 +58,7 @@ func (a *app) runSync(ctx context.Context, by string, prune bool) error {
 	op := a.lastOp
 	op.FinishedAt = timestamppb.Now()
 	m := a.e.metrics
-	m.applyDuration.Observe(time.Since(start).Seconds())
+	m.applyDuration.Observe(a.e.clock.Since(start).Seconds())
 	switch {
 	case err == nil:
 		m.syncs.WithLabelValues(resultSucceeded).Inc()
@@ -68,7 +68,7 @@ func (a *app) runSync(ctx context.Context, by string, prune bool) error {
 		}
 		a.needSync, a.lastErr, a.retryAt = false, "", time.Time{}
 		a.retry.Reset()
-		a.log.Info("synced", "digest", op.Digest, "objects", len(a.order), "initiated_by", by, "took", time.Since(start))
+		a.log.Info("synced", "digest", op.Digest, "objects", len(a.order), "initiated_by", by, "took", a.e.clock.Since(start))
 		return nil
 	case ctx.Err() == nil && opCtx.Err() != nil:
 		m.syncs.WithLabelValues(resultSuperseded).Inc()
@@ -78,9 +78,9 @@ func (a *app) runSync(ctx context.Context, by string, prune bool) error {
 	m.syncs.WithLabelValues(resultFailed).Inc()
 	op.Phase, op.Message = apiv1alpha1.Operation_PHASE_FAILED, err.Error()
 	a.lastErr = err.Error()
-	if d := a.retry.NextBackOff(); d >= 0 {
-		a.needSync, a.retryAt, a.retryBy, a.retryPrune = true, time.Now().Add(d), by, prune
-		a.log.Warn("sync failed", "error", err, "retry_in", d)
+	if at, ok := retryAfter(a.retry, a.e.clock.Now()); ok {
+		a.needSync, a.retryAt, a.retryBy, a.retryPrune = true, at, by, prune
+		a.log.Warn("sync failed", "error", err, "retry_at", at)
 	} else {
 		a.needSync = false
 		a.lastErr += " (retries exhausted)"
@@ -106,7 +106,7 @@ func (a *app) sync(ctx context.Context, prune, hooks bool) error {
 // it, running the hooks of each phase when hooks is set.
 func (a *app) syncPhases(ctx context.Context, prune, hooks bool) error {
 	// Nothing is written unless the API server accepts every object.
-	start := time.Now()
+	start := a.e.clock.Now()
 	pf, err := a.validate(ctx)
 	if err != nil {
 		return err
@@ -116,7 +116,7 @@ func (a *app) syncPhases(ctx context.Context, prune, hooks bool) error {
 			return err
 		}
 	}
-	a.log.Debug("bundle dry-run passed", "objects", len(a.order), "deferred", len(pf.deferred), "took", time.Since(start))
+	a.log.Debug("bundle dry-run passed", "objects", len(a.order), "deferred", len(pf.deferred), "took", a.e.clock.Since(start))
 	a.valid = a.bundle.GetDigest()
 	if ns := a.bundle.GetNamespace(); a.createsDestination() {
 		if exists, looked := pf.nsExists[ns]; !exists {
@@ -321,12 +321,10 @@ func (a *app) write(ctx context.Context, st *objState, live *unstructured.Unstru
 		}
 	}
 	if err != nil {
-		st.sync, st.message = apiv1alpha1.SyncStatus_SYNC_STATUS_OUT_OF_SYNC, err.Error()
+		st.objMemory = st.failed(err)
 		return nil, err
 	}
-	st.liveFP, st.appliedRV, st.appliedAt = diff.Fingerprint(out), out.GetResourceVersion(), time.Now()
-	st.healAt, st.healErr, st.healFailures = time.Time{}, "", 0
-	st.sync, st.message, st.diff = apiv1alpha1.SyncStatus_SYNC_STATUS_SYNCED, "", ""
+	st.objMemory = written(st.objMemory, out.GetResourceVersion(), diff.Fingerprint(out), a.e.clock.Now())
 	return out, nil
 }
 

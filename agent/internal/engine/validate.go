@@ -3,7 +3,6 @@ package engine
 import (
 	"context"
 	"fmt"
-	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -158,8 +157,7 @@ func (a *app) dryRun(ctx context.Context, st *objState) error {
 		return err
 	}
 	if found && diff.Compare(st.key, dry, live, a.rules).Equal {
-		st.liveFP, st.appliedRV, st.appliedAt = fp, live.GetResourceVersion(), time.Now()
-		st.sync, st.message, st.diff = apiv1alpha1.SyncStatus_SYNC_STATUS_SYNCED, "", ""
+		st.objMemory = matched(st.objMemory, live.GetResourceVersion(), fp, a.e.clock.Now())
 	}
 	return nil
 }
