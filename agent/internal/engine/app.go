@@ -79,7 +79,7 @@ type app struct {
 	bundle   *apiv1alpha1.Bundle // loaded bundle (nil when loading failed)
 	loadErr  error
 	failedAt string                // digest whose load failed
-	applied  map[manifest.Key]bool // objects written by the running sync
+	changes  *ChangeSet            // what the running (or last) sync did
 	policy   *apiv1alpha1.SyncPolicy
 	syncOpts apply.SyncOptions
 	rules    []diff.Rule

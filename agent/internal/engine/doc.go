@@ -9,6 +9,17 @@
 // happen on it, so syncs, self-heals and deletion of the same app never
 // race. The engine needs no hub: after Load it enforces what was persisted.
 //
+// The package is an apply manager around a pure decision core, one file per
+// verb: operation.go runs a sync operation (phases, waves, hooks, retry);
+// applyset.go applies a wave's objects and prune.go deletes left-overs, both
+// recording a typed ChangeSet (created, configured, replaced, unchanged,
+// pruned) that the operation's result sums up; wait.go waits for health and
+// CRDs; diff.go looks at live objects after watch events; heal.go writes
+// self-heals. What each look, dry-run comparison, self-heal and failed sync
+// means is decided in decide.go by pure functions of the object's memory,
+// the observation and the time, read from an injected clock, and tested as
+// tables without an API server.
+//
 // Decisions where Argo CD or Flux leave room:
 //
 //   - Ownership is the tracking annotation flotilla.dev/tracking-id. Every

@@ -1,11 +1,16 @@
 package engine
 
 import (
+	"context"
+	"strings"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
+	"github.com/flotilla-cd/flotilla/agent/internal/diff"
 	apiv1alpha1 "github.com/flotilla-cd/flotilla/shared/api/v1alpha1"
+	"github.com/flotilla-cd/flotilla/shared/manifest"
 )
 
 // healPacing paces the self-heals of one object: an object may be healed
@@ -99,4 +104,51 @@ func newRetry(r *apiv1alpha1.Retry) backoff.BackOff {
 		return backoff.WithMaxRetries(b, uint64(r.GetLimit()))
 	}
 	return b
+}
+
+// heal re-applies st.desired now, or later when the object keeps being
+// changed back (healNow). It reports whether the write changed the object
+// (or re-created it).
+func (a *app) heal(ctx context.Context, st *objState, live *unstructured.Unstructured) bool {
+	now, pace := a.e.clock.Now(), a.e.opts.healPacing
+	var now2 bool
+	if st.objMemory, now2 = healNow(st.objMemory, pace, now); !now2 {
+		a.log.Debug("self-heal delayed", "object", st.key.String(), "until", st.healAt)
+		return false
+	}
+	out, _, err := a.write(ctx, st, live)
+	var r healResult
+	st.objMemory, r = afterHeal(st.objMemory, pace, now, err, err == nil && healed(st.key, out, live, a.rules))
+	switch {
+	case r.newRefusal:
+		a.log.Warn("self-heal refused", "object", st.key.String(), "error", r.refused, "retry_in", st.healAt.Sub(now).Round(time.Second))
+	case r.refused != "":
+		a.log.Debug("self-heal refused again", "object", st.key.String(), "failures", st.healFailures)
+	case r.healed:
+		a.e.metrics.selfHeals.Inc()
+		a.log.Info("self-healed drift", "object", st.key.String())
+	}
+	return r.healed
+}
+
+// healed decides whether a self-heal write reverted drift: the object was
+// gone, or what the write left differs from the live object the agent saw
+// in a field the comparison looks at. A write that changed nothing of the
+// kind (the object was touched by the agent's own apply, or a controller
+// changed a field the bundle leaves out, such as an HPA scaling replicas,
+// or only status and server-owned metadata moved) is not drift, whatever
+// the resourceVersion did.
+func healed(k manifest.Key, out, live *unstructured.Unstructured, rules []diff.Rule) bool {
+	return live == nil || !diff.Compare(k, out, live, rules).Equal
+}
+
+// refusalBackoff spaces out the self-heals of an object the API server
+// keeps refusing: 1 s after the first refusal, doubling up to 5 minutes.
+func refusalBackoff(failures int) time.Duration {
+	return min(time.Second<<min(max(failures-1, 0), 9), 5*time.Minute)
+}
+
+// oneLine is err's message on one line (API errors can span several).
+func oneLine(err error) string {
+	return strings.Join(strings.Fields(err.Error()), " ")
 }

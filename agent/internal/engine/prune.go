@@ -167,10 +167,10 @@ func (a *app) findStale(ctx context.Context, prune bool) (cands []staleObj, kept
 
 // prune deletes the candidates selected by pick that are not yet pruned,
 // namespaced objects first and Namespaces last.
-func (a *app) prune(ctx context.Context, cands []staleObj, pruned map[manifest.Key]bool, pick func(staleObj) bool) error {
+func (a *app) prune(ctx context.Context, cands []staleObj, changes *ChangeSet, pick func(staleObj) bool) error {
 	var todo []staleObj
 	for _, c := range cands {
-		if !pruned[c.entry.Key()] && pick(c) {
+		if !changes.Has(c.entry.Key()) && pick(c) {
 			todo = append(todo, c)
 		}
 	}
@@ -185,7 +185,7 @@ func (a *app) prune(ctx context.Context, cands []staleObj, pruned map[manifest.K
 			return fmt.Errorf("prune: %w", err)
 		}
 		for _, c := range group {
-			pruned[c.entry.Key()] = true
+			changes.Add(c.entry.Key(), Pruned)
 			a.log.Info("pruned object", "object", c.entry.Key().String())
 		}
 	}
