@@ -43,7 +43,7 @@ func (a *app) runSync(ctx context.Context, by string, prune bool) error {
 		err = a.saveHooksDone(opCtx, a.bundle.GetDigest())
 	}
 	op := a.lastOp
-	op.FinishedAt = timestamppb.Now()
+	op.FinishedAt = timestamppb.New(a.e.clock.Now())
 	m := a.e.metrics
 	m.applyDuration.Observe(a.e.clock.Since(start).Seconds())
 	switch {

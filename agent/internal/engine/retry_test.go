@@ -8,6 +8,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/watch"
+	testingclock "k8s.io/utils/clock/testing"
 
 	"github.com/flotilla-cd/flotilla/agent/internal/testenv"
 	apiv1alpha1 "github.com/flotilla-cd/flotilla/shared/api/v1alpha1"
@@ -96,5 +97,39 @@ func TestPruneOrder(t *testing.T) {
 				t.Fatal("old was never deleted")
 			}
 		})
+	}
+}
+
+// TestRetryFollowsTheClock: a failed sync's retry is due by the engine's
+// clock. With a one-hour backoff on a fake clock, the retry runs as soon as
+// the clock passes that hour, not an hour of real time later.
+func TestRetryFollowsTheClock(t *testing.T) {
+	_, agentNS := testNamespaces(t)
+	later := "clock-" + agentNS
+	clk := testingclock.NewFakeClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	e, _ := runEngineWith(t, restCfg, Options{Namespace: agentNS, clock: clk})
+	pol := auto(true, true)
+	pol.Retry = &apiv1alpha1.Retry{Limit: -1, BackoffDurationMs: time.Hour.Milliseconds(), BackoffFactor: 1}
+	accept(t, e, bundle(t, "retry", later, pol, nil, configMap("c", nil)))
+	st := waitStatus(t, e, "retry", 10*time.Second, func(s *apiv1alpha1.AppStatus) bool {
+		return s.GetLastOperation().GetPhase() == apiv1alpha1.Operation_PHASE_FAILED
+	})
+	failedAt := st.GetLastOperation().GetFinishedAt().AsTime()
+	mustCreate(t, gvrNamespace, "", testenv.Obj(map[string]any{"apiVersion": "v1", "kind": "Namespace", "metadata": map[string]any{"name": later}}))
+	// The worker may arm its timer after a step: step again on every poll.
+	deadline := time.Now().Add(20 * time.Second)
+	for !synced(statusOf(e, "retry")) {
+		if time.Now().After(deadline) {
+			t.Fatalf("not synced after stepping the clock: %v", statusOf(e, "retry"))
+		}
+		clk.Step(2 * time.Hour)
+		select {
+		case <-e.Updates():
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	op := statusOf(e, "retry").GetLastOperation()
+	if !op.GetStartedAt().AsTime().After(failedAt.Add(time.Hour)) {
+		t.Errorf("retry started at %v, want an hour after the failure at %v on the engine's clock", op.GetStartedAt().AsTime(), failedAt)
 	}
 }
