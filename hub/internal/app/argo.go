@@ -244,12 +244,13 @@ func convertArgoSpec(n *notes, in argoSpec, out *Spec) (bool, error) {
 		}
 	case strings.HasPrefix(d.Server, ServerScheme):
 		out.Destination.Clusters = []string{strings.TrimPrefix(d.Server, ServerScheme)}
+	case d.Server == InClusterServer:
+		// Argo CD's app-of-apps root: rendered on the hub for the
+		// Applications it defines (anything else it renders is an error
+		// on the app, naming the way out).
+		out.Destination.Hub = true
 	case d.Server != "":
-		hint := ""
-		if d.Server == InClusterServer {
-			hint = " (Argo CD's in-cluster server)"
-		}
-		n.add("spec.destination", "server %s%s names no Flotilla cluster: a cluster must be named; set spec.destination.name to the cluster's name; application skipped", d.Server, hint)
+		n.add("spec.destination", "server %s names no Flotilla cluster: a cluster must be named; set spec.destination.name to the cluster's name; application skipped", d.Server)
 		return false, nil
 	default:
 		return false, invalidf("spec.destination: no name (the cluster) given")

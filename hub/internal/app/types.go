@@ -205,6 +205,10 @@ type Destination struct {
 	Namespace       string                `json:"namespace,omitempty"`
 	Clusters        []string              `json:"clusters,omitempty"`
 	ClusterSelector *metav1.LabelSelector `json:"clusterSelector,omitempty"`
+	// Hub: the app is rendered on the hub only, for the Applications and
+	// ApplicationSets it defines (the root of Argo CD's app-of-apps); it
+	// sends nothing to any cluster. Argo CD's in-cluster server maps to it.
+	Hub bool `json:"hub,omitempty"`
 }
 
 // ClusterOverride changes the source for the clusters it matches (by name

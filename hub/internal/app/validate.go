@@ -30,7 +30,14 @@ func validateApp(a *Application) error {
 		return err
 	}
 	d := s.Destination
-	if len(d.Clusters) == 0 && d.ClusterSelector == nil {
+	if d.Hub {
+		if len(d.Clusters) > 0 || d.ClusterSelector != nil {
+			return invalidf("spec.destination: hub and clusters or clusterSelector: an app either defines apps on the hub or deploys to clusters")
+		}
+		if len(s.ClusterOverrides) > 0 {
+			return invalidf("spec.clusterOverrides: an app whose destination is the hub has no clusters to override")
+		}
+	} else if len(d.Clusters) == 0 && d.ClusterSelector == nil {
 		return invalidf("spec.destination: no clusters and no clusterSelector")
 	}
 	if err := validateTargeting("spec.destination", d.Clusters, d.ClusterSelector); err != nil {

@@ -150,7 +150,11 @@ func appTable(tw *tabwriter.Writer, apps []httpapi.AppView) {
 	row(tw, "APP", "CLUSTER", "SYNC", "HEALTH", "REVISION", "MESSAGE")
 	for _, a := range apps {
 		if len(a.Clusters) == 0 || a.Error != "" {
-			row(tw, a.Name, "-", a.Sync, a.Health, shortRev(a.Revision), orDash(oneLine(a.Error)))
+			cluster := "-"
+			if a.Hub {
+				cluster = "(hub)"
+			}
+			row(tw, a.Name, cluster, a.Sync, a.Health, shortRev(a.Revision), orDash(oneLine(a.Error)))
 		}
 		for _, wn := range a.Warnings {
 			row(tw, a.Name, "-", "Unknown", "Unknown", "-", "warning: "+oneLine(wn))
@@ -182,6 +186,9 @@ func appDetail(tw *tabwriter.Writer, v httpapi.AppView) {
 	row(tw, "Defined in:", orDash(v.File))
 	if v.Parent != "" {
 		row(tw, "Parent:", v.Parent+" (app-of-apps: removed with it)")
+	}
+	if v.Hub {
+		row(tw, "Destination:", "the hub (app-of-apps root: defines apps, deploys nothing)")
 	}
 	row(tw, "Revision:", orDash(v.Revision))
 	row(tw, "Sync:", v.Sync)

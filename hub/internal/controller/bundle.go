@@ -113,6 +113,9 @@ func (c *Controller) bundleFor(a *app.Application, cl target.Cluster, policy *ap
 	if slices.ContainsFunc(srcs, mayBeHelm) {
 		// Helm renders per capability set; other kinds once for all.
 		caps = c.capabilitiesOf(cl.Name)
+		if cl.Name == hubTarget {
+			caps = hubCapabilities
+		}
 	}
 	key := jobKey(a, srcs, commits, policy, caps)
 	u.jobs[key] = true
@@ -231,7 +234,9 @@ func (c *Controller) build(ctx context.Context, a *app.Application, srcs []app.S
 		children = append(children, kids...)
 		keys = append(keys, key)
 	}
-	if err := checkScope(objs, a.Spec.Destination.Namespace, policy.GetScope()); err != nil {
+	if a.Spec.Destination.Hub {
+		// Nothing goes to a cluster; hubApp names what should not be here.
+	} else if err := checkScope(objs, a.Spec.Destination.Namespace, policy.GetScope()); err != nil {
 		return bundleResult{}, fmt.Errorf("render %s at %s: %w", srcs[0].Path, short(commits[0]), err)
 	}
 	bkey := strings.Join(keys, "+") + "\x00" + a.Name + "\x00" + a.Spec.Destination.Namespace + "\x00" + policyKey(policy, a)

@@ -91,3 +91,74 @@ spec:
 		}
 	}
 }
+
+// TestAppOfAppsHubRoot: the root of Argo CD's app-of-apps, as Argo CD's
+// documentation writes it: destination Argo CD's in-cluster server,
+// rendering Applications and an AppProject. The root renders on the hub;
+// its children become apps targeting cluster a; no cluster gets anything
+// of the root. A root that also renders a ConfigMap has an error naming it,
+// and its children are defined all the same.
+func TestAppOfAppsHubRoot(t *testing.T) {
+	w := newWorld(t, map[string]map[string]string{"a": {"env": "prod"}})
+	child := func(name string) string {
+		return fmt.Sprintf(`apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata: {name: %s, namespace: argocd}
+spec:
+  project: team
+  source: {repoURL: %s, targetRevision: main, path: %s}
+  destination: {name: a, namespace: %s}
+`, name, w.repo.URL, name, name)
+	}
+	root := func(name, path string) string {
+		return fmt.Sprintf(`apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata: {name: %s, namespace: argocd}
+spec:
+  project: default
+  source: {repoURL: %s, targetRevision: main, path: %s}
+  destination: {server: https://kubernetes.default.svc, namespace: argocd}
+  syncPolicy: {automated: {prune: true, selfHeal: true}}
+`, name, w.repo.URL, path)
+	}
+	project := "apiVersion: argoproj.io/v1alpha1\nkind: AppProject\nmetadata: {name: team, namespace: argocd}\nspec: {sourceRepos: ['*']}\n"
+	cm := func(name string) string { return "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: " + name + "}\n" }
+	w.push(map[string]string{
+		"apps/children.yaml": child("child-a") + "---\n" + child("child-b") + "---\n" + project,
+		"mixed/apps.yaml":    child("child-c") + "---\n" + cm("stray"),
+		"child-a/cm.yaml":    cm("a"), "child-b/cm.yaml": cm("b"), "child-c/cm.yaml": cm("c"),
+	})
+	w.app("root", root("root", "apps"))
+	w.app("mixed", root("mixed", "mixed"))
+	ctx := t.Context()
+	w.c.ReconcileNow(ctx)
+	w.c.ReconcileNow(ctx) // the children found by the first pass are defined by the second
+
+	states := map[string]AppState{}
+	for _, as := range w.c.Snapshot().Apps {
+		states[as.Name] = as
+	}
+	for _, name := range []string{"child-a", "child-b", "child-c"} {
+		if states[name].Parent == "" {
+			t.Errorf("%s not defined by a root: %+v", name, states[name])
+		}
+		if w.fl.DesiredOf("a")[name].GetDigest() == "" {
+			t.Errorf("%s has no bundle for cluster a", name)
+		}
+	}
+	r := states["root"]
+	if !r.Hub || r.Revision == "" || r.Error != "" || len(r.Targets) != 0 {
+		t.Errorf("root: %+v, want a rendered hub app with no error and no targets", r)
+	}
+	if len(r.Warnings) != 1 || !strings.Contains(r.Warnings[0], "AppProject team") {
+		t.Errorf("root warnings %q, want one naming the AppProject", r.Warnings)
+	}
+	if m := states["mixed"]; !strings.Contains(m.Error, "ConfigMap") || !strings.Contains(m.Error, "stray") || !strings.Contains(m.Error, "spec.destination") {
+		t.Errorf("mixed root error %q, want one naming ConfigMap stray and spec.destination", m.Error)
+	}
+	for _, name := range []string{"root", "mixed"} {
+		if _, ok := w.fl.DesiredOf("a")[name]; ok {
+			t.Errorf("the hub app %s was sent to cluster a", name)
+		}
+	}
+}

@@ -287,11 +287,28 @@ func (c *Controller) compute(ctx context.Context) (*Snapshot, map[string]fleet.D
 			desired[cl.Name][a.Name] = b
 			as.Targets = append(as.Targets, ts)
 		}
+		if a.Spec.Destination.Hub && perr == nil {
+			kids, done, ok := c.hubApp(a, policy, u, &as)
+			switch {
+			case ok:
+				if len(kids) > 0 {
+					nextChildren[a.Name] = kids
+				}
+			case !done:
+				pending++
+				inFlight = true
+				fallthrough
+			default:
+				if prev, ok := rendered[a.Name]; ok {
+					nextChildren[a.Name] = prev // rendering or failed: the children stay
+				}
+			}
+		}
 		if inFlight {
 			as.Revision = prevRevision[a.Name] // the app moves once all its targets rendered
 			as.Revisions = prevRevisions[a.Name]
 		}
-		as.Warnings = unknownClusters(a, clusters)
+		as.Warnings = append(as.Warnings, unknownClusters(a, clusters)...)
 		snap.Apps = append(snap.Apps, as)
 		for i := range snap.Apps[len(snap.Apps)-1].Targets {
 			t := &snap.Apps[len(snap.Apps)-1].Targets[i]

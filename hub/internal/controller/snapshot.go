@@ -42,7 +42,10 @@ type AppState struct {
 	Set string `json:"set,omitempty"`
 	// Broken: the app's definition could not be used; it keeps its last
 	// state and bundles.
-	Broken  bool          `json:"broken,omitempty"`
+	Broken bool `json:"broken,omitempty"`
+	// Hub: the app's destination is the hub (an app-of-apps root); it
+	// has no targets, its Revision is its last render's.
+	Hub     bool          `json:"hub,omitempty"`
 	Targets []TargetState `json:"targets"`
 }
 

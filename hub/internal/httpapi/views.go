@@ -24,7 +24,10 @@ type AppView struct {
 	Error     string   `json:"error,omitempty"`
 	Warnings  []string `json:"warnings,omitempty"`
 	// Parent is the app whose render defined this one (app-of-apps).
-	Parent   string           `json:"parent,omitempty"`
+	Parent string `json:"parent,omitempty"`
+	// Hub: the app is rendered on the hub for the apps it defines (an
+	// app-of-apps root); it has no clusters.
+	Hub      bool             `json:"hub,omitempty"`
 	Spec     any              `json:"spec,omitempty"`
 	Clusters []AppClusterView `json:"clusters"`
 	Sync     string           `json:"sync"`
@@ -99,7 +102,7 @@ func Views(snap *controller.Snapshot, fl *fleet.Fleet, withObjects bool) []AppVi
 	out := make([]AppView, 0, len(snap.Apps))
 	for _, as := range snap.Apps {
 		redact := redactSources(as.Spec) // credentials in repo URLs are never shown
-		v := AppView{Name: as.Name, File: as.File, Revision: as.Revision, Revisions: as.Revisions, Error: redact(as.Error), Warnings: as.Warnings, Parent: as.Parent, Clusters: []AppClusterView{}, Sync: "Synced", Health: "Healthy"}
+		v := AppView{Name: as.Name, File: as.File, Revision: as.Revision, Revisions: as.Revisions, Error: redact(as.Error), Warnings: as.Warnings, Parent: as.Parent, Hub: as.Hub, Clusters: []AppClusterView{}, Sync: "Synced", Health: "Healthy"}
 		if withObjects {
 			spec := as.Spec
 			spec.Source.RepoURL = gitsource.Redact(spec.Source.RepoURL)
@@ -136,7 +139,9 @@ func Views(snap *controller.Snapshot, fl *fleet.Fleet, withObjects bool) []AppVi
 			}
 			v.Clusters = append(v.Clusters, cv)
 		}
-		if len(as.Targets) == 0 {
+		if len(as.Targets) == 0 && (!as.Hub || as.Revision == "") {
+			// A hub app (an app-of-apps root) is Synced once rendered:
+			// its children are defined by then.
 			v.Sync, v.Health = "Unknown", "Unknown"
 		}
 		if as.Error != "" && v.Sync == "Synced" {
