@@ -78,8 +78,8 @@ type app struct {
 	want     *apiv1alpha1.Bundle // accepted bundle
 	bundle   *apiv1alpha1.Bundle // loaded bundle (nil when loading failed)
 	loadErr  error
-	failedAt string                // digest whose load failed
-	changes  *ChangeSet            // what the running (or last) sync did
+	failedAt string     // digest whose load failed
+	changes  *ChangeSet // what the running (or last) sync did
 	policy   *apiv1alpha1.SyncPolicy
 	syncOpts apply.SyncOptions
 	rules    []diff.Rule

@@ -192,11 +192,11 @@ func TestHealSequence(t *testing.T) {
 		err     error         // the write's refusal
 		changed bool          // the write reverted drift
 		// want
-		writes    bool
-		healAt    time.Duration // since t0, when delayed or refused
-		result    healResult
-		failures  int
-		wantSync  apiv1alpha1.SyncStatus
+		writes   bool
+		healAt   time.Duration // since t0, when delayed or refused
+		result   healResult
+		failures int
+		wantSync apiv1alpha1.SyncStatus
 	}
 	oneLineMsg := "admission webhook \"policy\" denied the request: replicas must be 3"
 	events := []event{

@@ -32,6 +32,9 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	if testenv.UnitOnly() {
+		os.Exit(m.Run())
+	}
 	env, err := testenv.Start()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "engine integration tests:", err)
@@ -53,8 +56,15 @@ var (
 	gvrNamespace = schema.GroupVersionResource{Version: "v1", Resource: "namespaces"}
 )
 
+// needCluster skips t when no control plane runs (-short).
+func needCluster(t testing.TB) {
+	t.Helper()
+	testenv.Need(t, restCfg != nil)
+}
+
 // testNamespaces creates a destination namespace and an agent namespace.
 func testNamespaces(t testing.TB) (dest, agent string) {
+	needCluster(t)
 	t.Helper()
 	n := nsSeq.Add(1)
 	base := strings.ToLower(strings.NewReplacer("/", "-", "_", "-").Replace(t.Name()))
@@ -69,6 +79,7 @@ func testNamespaces(t testing.TB) (dest, agent string) {
 }
 
 func mustCreate(t testing.TB, gvr schema.GroupVersionResource, ns string, obj *unstructured.Unstructured) *unstructured.Unstructured {
+	needCluster(t)
 	t.Helper()
 	out, err := dyn.Resource(gvr).Namespace(ns).Create(context.Background(), obj, metav1.CreateOptions{})
 	if err != nil {
@@ -92,6 +103,7 @@ func runEngine(t testing.TB, agentNS string) (*Engine, func()) {
 
 // runEngineWith runs an engine on cfg until stop is called or the test ends.
 func runEngineWith(t testing.TB, cfg *rest.Config, opts Options) (*Engine, func()) {
+	needCluster(t)
 	t.Helper()
 	log := hclog.New(&hclog.LoggerOptions{Name: "test", Level: hclog.Warn, Output: os.Stderr})
 	if testing.Verbose() {
@@ -176,6 +188,7 @@ func configMap(name string, data map[string]any) *unstructured.Unstructured {
 }
 
 func get(t testing.TB, gvr schema.GroupVersionResource, ns, name string) (*unstructured.Unstructured, bool) {
+	needCluster(t)
 	t.Helper()
 	o, err := dyn.Resource(gvr).Namespace(ns).Get(context.Background(), name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {

@@ -27,6 +27,9 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	if testenv.UnitOnly() {
+		os.Exit(m.Run())
+	}
 	env, err := testenv.Start()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "inventory integration tests:", err)
@@ -71,6 +74,7 @@ func randomBundle(t *testing.T, app string, size int) *apiv1alpha1.Bundle {
 }
 
 func TestSaveLoadLargeBundle(t *testing.T) {
+	testenv.Need(t, dyn != nil)
 	ctx := context.Background()
 	s := newStore(t, "inv-large")
 	big := randomBundle(t, "big", 3<<20) // 3 MiB compressed: 4 chunks
@@ -130,6 +134,7 @@ func TestSaveLoadLargeBundle(t *testing.T) {
 }
 
 func TestLoadRefusesMissingChunk(t *testing.T) {
+	testenv.Need(t, dyn != nil)
 	ctx := context.Background()
 	s := newStore(t, "inv-missing")
 	b := randomBundle(t, "a", 1<<20)

@@ -18,6 +18,9 @@ import (
 var dyn dynamic.Interface
 
 func TestMain(m *testing.M) {
+	if testenv.UnitOnly() {
+		os.Exit(m.Run())
+	}
 	env, err := testenv.Start()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "kube integration tests:", err)
@@ -30,6 +33,7 @@ func TestMain(m *testing.M) {
 }
 
 func TestNamespace(t *testing.T) {
+	testenv.Need(t, dyn != nil)
 	ctx := context.Background()
 	if _, err := GetNamespace(ctx, dyn, "kube-ns-a"); !apierrors.IsNotFound(err) {
 		t.Fatalf("GetNamespace of a missing namespace: %v, want NotFound", err)
@@ -50,6 +54,7 @@ func TestNamespace(t *testing.T) {
 }
 
 func TestSecrets(t *testing.T) {
+	testenv.Need(t, dyn != nil)
 	ctx := context.Background()
 	if err := CreateNamespace(ctx, dyn, "kube-secrets", "test"); err != nil {
 		t.Fatal(err)

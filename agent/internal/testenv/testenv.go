@@ -6,6 +6,7 @@ package testenv
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -110,3 +111,19 @@ func Eventually(tb testing.TB, timeout time.Duration, cond func(ctx context.Cont
 
 // Obj builds an unstructured object from a map.
 func Obj(m map[string]any) *unstructured.Unstructured { return &unstructured.Unstructured{Object: m} }
+
+// UnitOnly reports whether the tests run with -short (`make unit`): a
+// package's TestMain then starts no control plane, and its tests that need
+// one skip through Need. Call it from TestMain (it parses the flags).
+func UnitOnly() bool {
+	flag.Parse()
+	return testing.Short()
+}
+
+// Need skips tb when no control plane was started (-short, `make unit`).
+func Need(tb testing.TB, started bool) {
+	tb.Helper()
+	if !started {
+		tb.Skip("needs a control plane (make test); not run by -short")
+	}
+}
