@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/net/http2"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protowire"
@@ -76,7 +75,8 @@ func hugeEnroll(ctx context.Context, addr, cluster string, n int) string {
 	frame = append(frame, msg...)
 	body := io.MultiReader(strings.NewReader(string(frame)), io.LimitReader(filler{}, int64(n)))
 
-	tr := &http2.Transport{TLSClientConfig: attackerTLS(nil)}
+	tr := &http.Transport{TLSClientConfig: attackerTLS(nil), Protocols: new(http.Protocols)}
+	tr.Protocols.SetHTTP2(true) // HTTP/2 only, as gRPC speaks
 	defer tr.CloseIdleConnections()
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()

@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sync/atomic"
 	"testing"
@@ -69,32 +68,4 @@ func TestRenderKustomizeRemoteRefused(t *testing.T) {
 	if n := requests.Load(); n != 0 {
 		t.Errorf("the hub sent %d requests to the URLs in the kustomizations, want none", n)
 	}
-}
-
-// localRepo makes a git repository on the disk holding a kustomization.
-func localRepo(t *testing.T) string {
-	t.Helper()
-	dir := filepath.Join(t.TempDir(), "base")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	files := map[string]string{
-		"kustomization.yaml": "resources: [cm.yaml]\n",
-		"cm.yaml":            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cloned\n",
-	}
-	for name, data := range files {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, args := range [][]string{
-		{"init", "-q", "--initial-branch=main"},
-		{"add", "-A"},
-		{"-c", "user.name=t", "-c", "user.email=t@t.invalid", "commit", "-q", "-m", "base"},
-	} {
-		if out, err := exec.Command("git", append([]string{"-C", dir}, args...)...).CombinedOutput(); err != nil {
-			t.Fatalf("git %v: %v: %s", args, err, out)
-		}
-	}
-	return dir
 }

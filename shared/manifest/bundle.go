@@ -100,7 +100,7 @@ func NewBundle(app, namespace, revision, sourcePath string, objs []*unstructured
 // does not change its digest and so is not pushed again.
 func digest(b *apiv1alpha1.Bundle, rawObjects []byte) string {
 	h := sha256.New()
-	fmt.Fprintf(h, "flotilla.bundle.v1\x00%s\x00%s\x00", b.App, b.Namespace)
+	_, _ = fmt.Fprintf(h, "flotilla.bundle.v1\x00%s\x00%s\x00", b.App, b.Namespace)
 	opts := proto.MarshalOptions{Deterministic: true}
 	if b.SyncPolicy != nil {
 		p, _ := opts.Marshal(b.SyncPolicy)

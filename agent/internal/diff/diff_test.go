@@ -32,12 +32,12 @@ func TestCompare(t *testing.T) {
 	scaled := deploy(5, "nginx")
 	scaled.SetManagedFields([]metav1.ManagedFieldsEntry{{
 		Manager: "hpa", Operation: metav1.ManagedFieldsOperationUpdate,
-		FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:spec":{"f:replicas":{}}}`)},
+		FieldsV1: metav1.NewFieldsV1(`{"f:spec":{"f:replicas":{}}}`),
 	}})
 	sidecar := deploy(2, "nginx")
 	sidecar.SetManagedFields([]metav1.ManagedFieldsEntry{{
 		Manager: "injector", Operation: metav1.ManagedFieldsOperationUpdate,
-		FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:spec":{"f:template":{"f:spec":{"f:containers":{"k:{\"name\":\"sidecar\"}":{".":{},"f:image":{},"f:name":{}}}}}}}`)},
+		FieldsV1: metav1.NewFieldsV1(`{"f:spec":{"f:template":{"f:spec":{"f:containers":{"k:{\"name\":\"sidecar\"}":{".":{},"f:image":{},"f:name":{}}}}}}}`),
 	}})
 	statusOnly := deploy(2, "nginx")
 	statusOnly.Object["status"] = map[string]any{"replicas": int64(1)}

@@ -1,7 +1,6 @@
 package diff
 
 import (
-	"bytes"
 	"fmt"
 	"reflect"
 	"strconv"
@@ -77,7 +76,7 @@ func applyIgnore(k manifest.Key, rules []Rule, live *unstructured.Unstructured, 
 				continue
 			}
 			set := &fieldpath.Set{}
-			if err := set.FromJSON(bytes.NewReader(mf.FieldsV1.Raw)); err != nil {
+			if err := set.FromJSON(mf.FieldsV1.GetRawReader()); err != nil {
 				continue
 			}
 			set.Leaves().Iterate(func(p fieldpath.Path) {

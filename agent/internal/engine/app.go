@@ -216,7 +216,7 @@ func (a *app) reconcile(ctx context.Context) time.Time {
 			r.done <- err
 		}
 	case a.needSync && !now.Before(a.retryAt):
-		a.runSync(ctx, a.retryBy, a.retryPrune)
+		_ = a.runSync(ctx, a.retryBy, a.retryPrune) // recorded in the status; retried again on failure
 	default:
 		keys := make([]manifest.Key, 0, len(dirty))
 		for k := range dirty {

@@ -20,7 +20,7 @@ const replaceTimeout = 2 * time.Minute
 
 // ErrOwnedByOtherApp is wrapped when an object of the bundle already
 // belongs to another app on this cluster.
-var ErrOwnedByOtherApp = errors.New("object is managed by another app:")
+var ErrOwnedByOtherApp = errors.New("object is managed by another app")
 
 // applyWave applies the steps of one wave of objects (nil: none).
 func (a *app) applyWave(ctx context.Context, pf *preflight, w *apply.Wave) error {
@@ -127,7 +127,7 @@ func (a *app) ownerConflict(st *objState, live *unstructured.Unstructured) error
 	if !ok || other == a.name || !a.e.holds(other) {
 		return nil
 	}
-	return fmt.Errorf("%s: %w %s", st.key, ErrOwnedByOtherApp, other)
+	return fmt.Errorf("%s: %w: %s", st.key, ErrOwnedByOtherApp, other)
 }
 
 // write server-side applies st.desired over live (nil when missing),

@@ -134,7 +134,7 @@ func (a *app) startHook(ctx context.Context, r *hookRun) error {
 		// A named hook never takes over another app's object.
 		if live, ok := a.e.cache.Get(s.gvr, s.key.Namespace, name); ok {
 			if other, _, tracked := manifest.ParseTrackingID(live.GetAnnotations()[manifest.TrackingAnnotation]); tracked && other != a.name && a.e.holds(other) {
-				return fail(fmt.Errorf("hook %s: %w %s", s.key, ErrOwnedByOtherApp, other))
+				return fail(fmt.Errorf("hook %s: %w: %s", s.key, ErrOwnedByOtherApp, other))
 			}
 		}
 	}

@@ -39,7 +39,7 @@ func (handshakenCreds) ClientHandshake(context.Context, string, net.Conn) (net.C
 
 // Info implements credentials.TransportCredentials.
 func (handshakenCreds) Info() credentials.ProtocolInfo {
-	return credentials.ProtocolInfo{SecurityProtocol: "tls", SecurityVersion: "1.3"}
+	return credentials.ProtocolInfo{SecurityProtocol: "tls"}
 }
 
 // Clone implements credentials.TransportCredentials.

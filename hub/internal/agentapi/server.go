@@ -145,12 +145,12 @@ func (s *Server) Endpoint(tlsCfg *tls.Config) *Endpoint {
 		grpc.MaxHeaderListSize(maxHeaderListBytes),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second, MaxConnectionIdle: lim.AuthenticatedIdle}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
-		// Agents are mostly idle: a write buffer per connection only while
-		// writing keeps the memory per connected agent down. No read
+		// Agents are mostly idle: gRPC shares write buffers between
+		// connections (its default now), taken only while writing, which
+		// keeps the memory per connected agent down. No read
 		// buffer: the framer reads from the TLS connection, which already
 		// holds a whole decrypted record, so a bufio.Reader on top only
 		// copied it again and kept 8 KiB per connection.
-		grpc.SharedWriteBuffer(true),
 		grpc.ReadBufferSize(0),
 		// The shared write buffer is taken from a pool for each flush:
 		// a fan-out to 10,000 agents takes 10,000 at once, garbage for
@@ -181,7 +181,6 @@ func (s *Server) Endpoint(tlsCfg *tls.Config) *Endpoint {
 		}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 		grpc.UnaryInterceptor(newPeerLimiter(lim.EnrollRate, lim.EnrollBurst).unary),
-		grpc.SharedWriteBuffer(true),
 	)
 	apiv1alpha1.RegisterAgentServiceServer(enroll, enrollService{s})
 	return &Endpoint{srv: s, tlsCfg: tlsCfg, agents: agents, enroll: enroll}

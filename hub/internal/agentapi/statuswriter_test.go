@@ -56,7 +56,9 @@ func TestStatusWriter(t *testing.T) {
 	}
 	for _, r := range recs {
 		var n int
-		fmt.Sscanf(r.Status.GetApp(), "app%d", &n)
+		if _, err := fmt.Sscanf(r.Status.GetApp(), "app%d", &n); err != nil {
+			t.Fatalf("app name %q: %v", r.Status.GetApp(), err)
+		}
 		if want := fmt.Sprintf("d%d", n+100); r.Status.GetDigest() != want {
 			t.Fatalf("%s/%s: digest %s, want the newest %s", r.Cluster, r.Status.GetApp(), r.Status.GetDigest(), want)
 		}

@@ -7,8 +7,6 @@ import (
 	"slices"
 	"strings"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-
 	"github.com/flotilla-cd/flotilla/shared/manifest"
 )
 
@@ -363,22 +361,6 @@ func nameOf(m map[string]any) string {
 func sorted(s []string) []string {
 	slices.Sort(s)
 	return s
-}
-
-// selectorOf converts a decoded JSON label selector.
-func selectorOf(v any) (*metav1.LabelSelector, error) {
-	if v == nil {
-		return nil, nil
-	}
-	js, err := json.Marshal(v)
-	if err != nil {
-		return nil, err
-	}
-	var sel metav1.LabelSelector
-	if err := json.Unmarshal(js, &sel); err != nil {
-		return nil, err
-	}
-	return &sel, nil
 }
 
 // argoScope reads the scope of an Argo CD Application, which has no field

@@ -191,7 +191,7 @@ func TestSetCapabilitiesStoresOnlyChanges(t *testing.T) {
 	if err := w.c.SetCapabilities(ctx, "a", "latest", nil); err == nil {
 		t.Error("an invalid Kubernetes version was accepted")
 	}
-	var _ store.ClusterCapabilities = first[0]
+	_ = store.ClusterCapabilities(first[0])
 }
 
 func configMapData(t *testing.T, fl *fleet.Fleet, cluster string) map[string]any {

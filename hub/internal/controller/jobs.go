@@ -70,13 +70,6 @@ func (j *jobs) get(key, what string, fn func(ctx context.Context) (any, error)) 
 	return nil, nil, false
 }
 
-// pending reports the number of jobs waiting or running.
-func (j *jobs) pending() int {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	return len(j.running)
-}
-
 // keepOnly drops the results whose key is not in keep.
 func (j *jobs) keepOnly(keep map[string]bool) {
 	j.mu.Lock()

@@ -36,7 +36,7 @@ func TestJobsStuckJobFreesItsSlot(t *testing.T) {
 		t.Fatalf("stuck job: ok %v err %v", ok, err)
 	}
 	// The one slot serves the next job.
-	j.get("good", "render good", func(context.Context) (any, error) { return "bundle", nil })
+	_, _, _ = j.get("good", "render good", func(context.Context) (any, error) { return "bundle", nil }) // starts it
 	<-done
 	v, err, ok := j.get("good", "render good", nil)
 	if !ok || err != nil || v != "bundle" {
@@ -56,7 +56,7 @@ func TestJobsRetryFailedAfterInterval(t *testing.T) {
 	j.start(t.Context())
 	var calls atomic.Int32
 	fail := func(context.Context) (any, error) { calls.Add(1); return nil, errors.New("boom") }
-	j.get("k", "render", fail)
+	_, _, _ = j.get("k", "render", fail) // starts it
 	<-done
 	if _, err, ok := j.get("k", "render", fail); !ok || err == nil {
 		t.Fatalf("failed job: %v %v", err, ok)

@@ -380,7 +380,7 @@ func boolInt(b bool) int {
 func toAppClusters(cs []target.Cluster) []app.Cluster {
 	out := make([]app.Cluster, len(cs))
 	for i, c := range cs {
-		out[i] = app.Cluster{Name: c.Name, Labels: c.Labels}
+		out[i] = app.Cluster(c)
 	}
 	return out
 }

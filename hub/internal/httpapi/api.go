@@ -265,5 +265,5 @@ type whoamiResponse struct {
 
 func (a *API) whoami(w http.ResponseWriter, r *http.Request) {
 	c := callerOf(r.Context())
-	writeJSON(w, http.StatusOK, whoamiResponse{Name: c.Name, Role: c.Role})
+	writeJSON(w, http.StatusOK, whoamiResponse(c))
 }

@@ -90,17 +90,17 @@ func checkKustomization(fsys *rootFS, dir, file string, data []byte, seen map[st
 	}
 	var r refs
 	r.add("resources", kz.Resources...)
-	r.add("bases", kz.Bases...)
+	r.add("bases", kz.Bases...) //nolint:staticcheck // legacy fields still name files to confine
 	r.add("components", kz.Components...)
 	r.add("crds", kz.Crds...)
 	r.add("configurations", kz.Configurations...)
 	for i, p := range kz.Patches {
 		r.add(fmt.Sprintf("patches[%d].path", i), p.Path)
 	}
-	for i, p := range kz.PatchesJson6902 {
+	for i, p := range kz.PatchesJson6902 { //nolint:staticcheck // legacy field, still read by kustomize
 		r.add(fmt.Sprintf("patchesJson6902[%d].path", i), p.Path)
 	}
-	for _, p := range kz.PatchesStrategicMerge {
+	for _, p := range kz.PatchesStrategicMerge { //nolint:staticcheck // legacy field, still read by kustomize
 		r.add("patchesStrategicMerge", string(p))
 	}
 	for i, p := range kz.Replacements {

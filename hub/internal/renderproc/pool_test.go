@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -62,8 +63,10 @@ func testHandler(_ context.Context, req []byte) ([]byte, error) {
 	case "read":
 		return os.ReadFile(arg)
 	case "big":
-		var n int
-		fmt.Sscan(arg, &n)
+		n, err := strconv.Atoi(arg)
+		if err != nil {
+			return nil, err
+		}
 		return make([]byte, n), nil
 	case "fail":
 		return nil, errors.New(arg)

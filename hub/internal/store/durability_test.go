@@ -50,7 +50,9 @@ func TestDurabilityChild(t *testing.T) {
 		mu.Lock()
 		defer mu.Unlock()
 		// One write(2) per line: a line is either wholly in the pipe or not.
-		os.Stdout.WriteString(fmt.Sprintf("ack "+format+"\n", args...))
+		if _, err := fmt.Fprintf(os.Stdout, "ack "+format+"\n", args...); err != nil {
+			panic(err) // the parent reads the pipe; it cannot be gone
+		}
 	}
 	fail := func(what string, err error) {
 		mu.Lock()
