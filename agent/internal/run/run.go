@@ -9,7 +9,6 @@ import (
 	"net/http/pprof"
 	"os"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
@@ -17,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/sync/errgroup"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
@@ -76,19 +76,21 @@ func Run(ctx context.Context, o Options, log hclog.Logger) error {
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	var wg sync.WaitGroup
-	errc := make(chan error, 3)
+	// The parts run until ctx ends; the first to fail stops the others,
+	// and its error is Run's.
+	g, ctx := errgroup.WithContext(ctx)
 	// An agent is idle most of the time after a sync: hand the memory of a
 	// burst back to the OS instead of keeping it mapped for minutes.
-	wg.Go(func() { memtrim.Run(ctx, memtrim.Options{}, log.Named("memtrim")) })
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
+	g.Go(func() error {
+		memtrim.Run(ctx, memtrim.Options{}, log.Named("memtrim"))
+		return nil
+	})
+	g.Go(func() error {
 		if err := eng.Run(ctx); err != nil {
-			errc <- fmt.Errorf("engine: %w", err)
-			cancel()
+			return fmt.Errorf("engine: %w", err)
 		}
-	}()
+		return nil
+	})
 
 	connected := prometheus.NewGauge(prometheus.GaugeOpts{Name: "flotilla_agent_connected", Help: "1 while the stream to the hub is open."})
 	reg.MustRegister(connected)
@@ -121,15 +123,14 @@ func Run(ctx context.Context, o Options, log hclog.Logger) error {
 		return err
 	}
 	caps := capabilities.New(dc, dyn, 0, log.Named("capabilities"))
-	wg.Go(func() { caps.Run(ctx) })
+	g.Go(func() error {
+		caps.Run(ctx)
+		return nil
+	})
 
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
+	g.Go(func() error {
 		if err := ensureIdentity(ctx, o, ids, log); err != nil {
-			errc <- err
-			cancel()
-			return
+			return err
 		}
 		c := hubclient.New(hubclient.Options{
 			HubAddr: o.Hub, ServerName: o.ServerName, Capabilities: caps,
@@ -141,11 +142,10 @@ func Run(ctx context.Context, o Options, log hclog.Logger) error {
 				}
 			},
 		}, ids, eng, log.Named("hub"))
-		_ = c.Run(ctx)
-	}()
-	wg.Wait()
-	close(errc)
-	return <-errc
+		_ = c.Run(ctx) // runs until ctx ends, reconnecting on its own
+		return nil
+	})
+	return g.Wait()
 }
 
 // ensureIdentity enrols when no identity is stored yet (or the stored one is

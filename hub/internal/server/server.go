@@ -15,6 +15,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/flotilla-cd/flotilla/hub/internal/agentapi"
 	"github.com/flotilla-cd/flotilla/hub/internal/controller"
@@ -178,17 +179,16 @@ func Run(ctx context.Context, o Options, log hclog.Logger) error {
 	if err := serveDebug(ctx, o.DebugListen, log); err != nil {
 		return fmt.Errorf("debug listener: %w", err)
 	}
-	var wg sync.WaitGroup
-	errc := make(chan error, 4)
+	// The parts run until ctx ends; the first to fail stops the others,
+	// and its error is Run's.
+	g, ctx := errgroup.WithContext(ctx)
 	run := func(name string, f func() error) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		g.Go(func() error {
 			if err := f(); err != nil {
-				errc <- fmt.Errorf("%s: %w", name, err)
-				cancel()
+				return fmt.Errorf("%s: %w", name, err)
 			}
-		}()
+			return nil
+		})
 	}
 	run("git", func() error { return git.Run(ctx) })
 	run("controller", func() error { return ctrl.Run(ctx) })
@@ -212,11 +212,10 @@ func Run(ctx context.Context, o Options, log hclog.Logger) error {
 		}
 		return nil
 	})
-	wg.Wait()
+	err = g.Wait()
 	history.Wait()
-	close(errc)
 	log.Info("hub stopped")
-	return <-errc
+	return err
 }
 
 // bootstrapToken is the first admin token while its file is still in the
