@@ -243,3 +243,44 @@ func TestSSHKeyCredentials(t *testing.T) {
 		t.Fatal("an unauthorized key was accepted")
 	}
 }
+
+// TestResolveDefaultBranch: "HEAD" (and no revision) is the branch the
+// remote's HEAD points at, as Argo CD resolves it, even when it is neither
+// main nor master; moving the remote's HEAD moves the answer.
+func TestResolveDefaultBranch(t *testing.T) {
+	repo, m := newRepo(t)
+	if err := repo.Write(map[string][]byte{"x.yaml": []byte("x: main\n")}); err != nil {
+		t.Fatal(err)
+	}
+	onMain, err := repo.CommitAndPush("on main")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gitIn(t, repo.Work, "checkout", "-q", "-b", "trunk")
+	if err := repo.Write(map[string][]byte{"x.yaml": []byte("x: trunk\n")}); err != nil {
+		t.Fatal(err)
+	}
+	gitIn(t, repo.Work, "commit", "-q", "-am", "on trunk")
+	gitIn(t, repo.Work, "push", "-q", "origin", "trunk")
+	onTrunk := gitIn(t, repo.Work, "rev-parse", "HEAD")
+	gitIn(t, repo.Bare, "symbolic-ref", "HEAD", "refs/heads/trunk")
+	if err := m.Track(t.Context(), repo.URL); err != nil {
+		t.Fatal(err)
+	}
+	for _, rev := range []string{"", "HEAD"} {
+		if got, err := m.Resolve(repo.URL, rev); err != nil || got != onTrunk {
+			t.Errorf("Resolve(%q) = %s, %v; want trunk's %s (main is %s)", rev, got, err, onTrunk, onMain)
+		}
+	}
+	gitIn(t, repo.Bare, "symbolic-ref", "HEAD", "refs/heads/main")
+	mr, err := m.mirror(repo.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.poll(t.Context(), mr); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := m.Resolve(repo.URL, "HEAD"); err != nil || got != onMain {
+		t.Errorf("after the remote's HEAD moved to main: Resolve(HEAD) = %s, %v; want %s", got, err, onMain)
+	}
+}

@@ -40,6 +40,9 @@ type mirror struct {
 	// readers are answered from the last good resolutions (revs, trees).
 	state   sync.Mutex
 	refs    string // fingerprint of the remote refs at the last fetch
+	// head is the branch the remote's HEAD points at (its default
+	// branch), as it advertised it at the last fetch ("" if it did not).
+	head    plumbing.ReferenceName
 	lastErr error
 	gen     int                      // bumped when a fetch moved the refs
 	revs    map[string]plumbing.Hash // rev → commit, since the last fetch
@@ -116,36 +119,43 @@ func deadlineErr(ctx context.Context, d time.Duration, err error) error {
 }
 
 // listRefs asks the remote for its refs without fetching objects and returns
-// a fingerprint of them. It gives up after the list timeout.
-func (m *mirror) listRefs(ctx context.Context) (string, error) {
+// a fingerprint of them and the branch its HEAD points at. It gives up
+// after the list timeout.
+func (m *mirror) listRefs(ctx context.Context) (string, plumbing.ReferenceName, error) {
 	auth, err := m.net.auth()
 	if err != nil {
-		return "", fmt.Errorf("list refs of %s: %w", m.name, err)
+		return "", "", fmt.Errorf("list refs of %s: %w", m.name, err)
 	}
 	ctx, cancel := context.WithTimeout(withReadCap(ctx, m.net.maxBytes), m.net.listTimeout)
 	defer cancel()
 	rem := git.NewRemote(memory.NewStorage(), &config.RemoteConfig{Name: "origin", URLs: []string{m.url}})
 	refs, err := rem.ListContext(ctx, &git.ListOptions{Auth: auth, CABundle: m.net.caBundle, ProxyOptions: sshProxy(ctx, m.url, m.net.maxBytes)})
 	if err != nil {
-		return "", fmt.Errorf("list refs of %s: %w", m.name, scrub(m.url, deadlineErr(ctx, m.net.listTimeout, err)))
+		return "", "", fmt.Errorf("list refs of %s: %w", m.name, scrub(m.url, deadlineErr(ctx, m.net.listTimeout, err)))
 	}
 	lines := make([]string, 0, len(refs))
+	var head plumbing.ReferenceName
 	for _, r := range refs {
 		n := r.Name()
+		if n == plumbing.HEAD && r.Type() == plumbing.SymbolicReference && r.Target().IsBranch() {
+			head = r.Target()
+			lines = append(lines, "HEAD -> "+head.String())
+			continue
+		}
 		if !n.IsBranch() && !n.IsTag() {
 			continue
 		}
 		lines = append(lines, n.String()+" "+r.Hash().String())
 	}
 	sort.Strings(lines)
-	return strings.Join(lines, "\n"), nil
+	return strings.Join(lines, "\n"), head, nil
 }
 
 // sync lists the remote refs and fetches when they differ from the last
 // fetch. It reports whether anything moved. A fetch that fails (deadline,
 // size limit) leaves the mirror at its last good state.
 func (m *mirror) sync(ctx context.Context) (bool, error) {
-	fp, err := m.listRefs(ctx)
+	fp, head, err := m.listRefs(ctx)
 	if err != nil {
 		return false, m.setErr(err)
 	}
@@ -168,7 +178,7 @@ func (m *mirror) sync(ctx context.Context) (bool, error) {
 	defer m.state.Unlock()
 	m.lastErr = nil
 	changed := fp != m.refs
-	m.refs = fp
+	m.refs, m.head = fp, head
 	if changed {
 		m.gen++
 		m.revs = nil
@@ -177,7 +187,9 @@ func (m *mirror) sync(ctx context.Context) (bool, error) {
 }
 
 // resolve turns a branch, tag or commit SHA (full or abbreviated) into a
-// commit hash. An empty rev or "HEAD" means the remote's default branch.
+// commit hash. An empty rev or "HEAD" means the remote's default branch:
+// the branch its HEAD points at, or main, then master, when a remote does
+// not say.
 // While a fetch is running, a rev resolved since the previous fetch is
 // answered from memory: a slow remote never holds up readers.
 func (m *mirror) resolve(rev string) (plumbing.Hash, error) {
@@ -217,6 +229,11 @@ func (m *mirror) resolveLocked(rev string) (plumbing.Hash, error) {
 	}
 	if rev == "" || rev == "HEAD" {
 		candidates = []plumbing.ReferenceName{plumbing.NewBranchReferenceName("main"), plumbing.NewBranchReferenceName("master")}
+		m.state.Lock()
+		if m.head != "" {
+			candidates = []plumbing.ReferenceName{m.head}
+		}
+		m.state.Unlock()
 	}
 	for _, name := range candidates {
 		ref, err := m.repo.Reference(name, true)

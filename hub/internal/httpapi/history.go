@@ -91,7 +91,7 @@ type RollbackTarget struct {
 // connected agent reports that it holds that bundle a SYNC command makes it
 // apply it once. Git changes no longer reach the pinned target; unpin
 // restores the app's own policy, and with it auto-sync to its
-// targetRevision. Pins live in the hub's memory: a hub restart unpins.
+// targetRevision. Pins are kept in the hub's store, so a restarted hub keeps them.
 func (a *API) rollback(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
 	var req RollbackRequest
