@@ -38,8 +38,8 @@ type mirror struct {
 
 	// state is never held across network calls: while a fetch holds mu,
 	// readers are answered from the last good resolutions (revs, trees).
-	state   sync.Mutex
-	refs    string // fingerprint of the remote refs at the last fetch
+	state sync.Mutex
+	refs  string // fingerprint of the remote refs at the last fetch
 	// head is the branch the remote's HEAD points at (its default
 	// branch), as it advertised it at the last fetch ("" if it did not).
 	head    plumbing.ReferenceName
