@@ -296,12 +296,14 @@ func convertArgoSpec(n *notes, in argoSpec, out *Spec) (bool, error) {
 
 func convertArgoSource(n *notes, field string, in argoSource) (Source, error) {
 	switch {
-	case in.Chart != "":
-		return Source{}, invalidf("%s.chart: charts from Helm repositories are not supported; keep the chart in git and use path", field)
 	case in.Plugin != nil:
 		return Source{}, invalidf("%s.plugin: config management plugins are not supported", field)
 	}
-	out := Source{RepoURL: in.RepoURL, TargetRevision: in.TargetRevision, Path: in.Path}
+	out := Source{RepoURL: in.RepoURL, TargetRevision: in.TargetRevision, Path: in.Path, Chart: in.Chart}
+	if in.Chart != "" && !strings.Contains(in.RepoURL, "://") {
+		// Argo CD names an OCI repository without its scheme.
+		out.RepoURL = "oci://" + in.RepoURL
+	}
 	if d := in.Directory; d != nil {
 		out.Directory = &Directory{Recurse: d.Recurse, Include: d.Include, Exclude: d.Exclude, Jsonnet: d.Jsonnet}
 	}

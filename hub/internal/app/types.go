@@ -82,7 +82,15 @@ type Source struct {
 	Ref string `json:"ref,omitempty"`
 	// Name labels the source (in spec.sources only), for people.
 	Name string `json:"name,omitempty"`
+	// Chart names a chart in the Helm repository RepoURL (https://... with
+	// an index.yaml, or oci://host/path); TargetRevision is then its
+	// version or a semver constraint ("1.2.x", "^1.2.0"; empty: the
+	// newest release). Path is not used; Helm gives values and options.
+	Chart string `json:"chart,omitempty"`
 }
+
+// IsChart reports whether the source is a chart from a Helm repository.
+func (s Source) IsChart() bool { return s.Chart != "" }
 
 // AllSources returns the app's sources: Sources when set, else the one
 // Source.
@@ -96,7 +104,7 @@ func (s Spec) AllSources() []Source {
 // Rendered reports whether the source is rendered: every source but a
 // multi-source app's ref source without a path.
 func (s Source) Rendered() bool {
-	return s.Ref == "" || s.Path != ""
+	return s.Ref == "" || s.Path != "" || s.Chart != ""
 }
 
 // Directory renders the YAML and JSON files of a folder.

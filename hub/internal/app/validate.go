@@ -167,6 +167,18 @@ func validateSource(f string, src Source) error {
 	if err := ValidatePath(src.Path); err != nil {
 		return invalidf("%s.path: %v", f, err)
 	}
+	if src.Chart != "" {
+		switch {
+		case strings.ContainsAny(src.Chart, "/\\") || src.Chart == "." || src.Chart == "..":
+			return invalidf("%s.chart %q: a chart name, not a path", f, src.Chart)
+		case src.Path != "":
+			return invalidf("%s: chart and path: a chart from a Helm repository has no path", f)
+		case src.Directory != nil || src.Kustomize != nil:
+			return invalidf("%s: chart with directory or kustomize: a chart renders with helm", f)
+		case !strings.HasPrefix(src.RepoURL, "https://") && !strings.HasPrefix(src.RepoURL, "http://") && !strings.HasPrefix(src.RepoURL, "oci://"):
+			return invalidf("%s.repoURL %q: a Helm repository is https://... (with an index.yaml) or oci://host/path", f, src.RepoURL)
+		}
+	}
 	if err := validateKinds(f, src.Directory, src.Helm, src.Kustomize); err != nil {
 		return err
 	}

@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/flotilla-cd/flotilla/hub/internal/app"
+	"github.com/flotilla-cd/flotilla/hub/internal/chartsource"
 	"github.com/flotilla-cd/flotilla/hub/internal/render"
 	"github.com/flotilla-cd/flotilla/hub/internal/target"
 	apiv1alpha1 "github.com/flotilla-cd/flotilla/shared/api/v1alpha1"
@@ -76,7 +77,7 @@ func (c *Controller) bundleFor(a *app.Application, cl target.Cluster, policy *ap
 		firstErr error
 	)
 	for i, src := range srcs {
-		commit, err, known := c.repos.commit(src.RepoURL, src.TargetRevision)
+		commit, err, known := c.repos.commit(sourceKey(src), src.TargetRevision)
 		switch {
 		case !known:
 			u.unknown[src.RepoURL] = true
@@ -95,7 +96,9 @@ func (c *Controller) bundleFor(a *app.Application, cl target.Cluster, policy *ap
 				firstErr = err
 			}
 		default:
-			u.commit(src.RepoURL, commit)
+			if !src.IsChart() {
+				u.commit(src.RepoURL, commit)
+			}
 			commits[i] = commit
 		}
 	}
@@ -179,10 +182,19 @@ func jobKey(a *app.Application, srcs []app.Source, commits []string, policy *api
 // none reported, build returns errNoCapabilities rather than guess. Other
 // kinds of source render without them, once for every cluster.
 func (c *Controller) build(ctx context.Context, a *app.Application, srcs []app.Source, commits []string, policy *apiv1alpha1.SyncPolicy, caps *render.Capabilities) (bundleResult, error) {
+	srcs = slices.Clone(srcs) // a chart source's Path is set to its folder below
 	roots := make([]string, len(srcs))
 	refs := map[string]string{}
 	var refTrees []string
 	for i, src := range srcs {
+		if src.IsChart() {
+			root, dir, err := c.chartRoot(ctx, src, commits[i])
+			if err != nil {
+				return bundleResult{}, err
+			}
+			roots[i], srcs[i].Path = root, dir
+			continue
+		}
 		root, err := c.git.Checkout(src.RepoURL, commits[i])
 		if err != nil {
 			return bundleResult{}, err
@@ -270,9 +282,13 @@ func (c *Controller) renderInput(a *app.Application, src app.Source, root, commi
 	if readsOutsidePath(root, src) {
 		treePath = ""
 	}
-	tree, err := c.git.TreeID(src.RepoURL, commit, treePath)
-	if err != nil {
-		return render.Input{}, "", err
+	tree := commit // a chart's reference names its archive's digest
+	if !src.IsChart() {
+		t, err := c.git.TreeID(src.RepoURL, commit, treePath)
+		if err != nil {
+			return render.Input{}, "", err
+		}
+		tree = t
 	}
 	in := render.Input{Root: root, Source: src, Namespace: a.Spec.Destination.Namespace, AppName: a.Name}
 	if render.NeedsCapabilities(root, src) {
@@ -302,4 +318,25 @@ func short(commit string) string {
 		return commit[:12]
 	}
 	return commit
+}
+
+// chartRoot fetches the chart of src at ref (cached by digest) and returns
+// the folder holding it and the chart's folder name in it.
+func (c *Controller) chartRoot(ctx context.Context, src app.Source, ref string) (string, string, error) {
+	if c.opts.Charts == nil {
+		return "", "", fmt.Errorf("chart %s from %s: charts from Helm repositories are not enabled on this hub", src.Chart, src.RepoURL)
+	}
+	r, err := chartsource.ParseRef(ref)
+	if err != nil {
+		return "", "", err
+	}
+	root, err := c.opts.Charts.Fetch(ctx, src.RepoURL, src.Chart, r)
+	if err != nil {
+		return "", "", err
+	}
+	dir, err := chartsource.ChartDir(root)
+	if err != nil {
+		return "", "", fmt.Errorf("chart %s %s from %s: no chart folder in the archive", src.Chart, r.Version, src.RepoURL)
+	}
+	return root, dir, nil
 }

@@ -11,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/flotilla-cd/flotilla/hub/internal/app"
+	"github.com/flotilla-cd/flotilla/hub/internal/chartsource"
 	"github.com/flotilla-cd/flotilla/hub/internal/fleet"
 	"github.com/flotilla-cd/flotilla/hub/internal/gitsource"
 	"github.com/flotilla-cd/flotilla/hub/internal/render"
@@ -37,7 +38,17 @@ type Options struct {
 	// job still running then is reported failed, its slot freed, and the
 	// app keeps its last good bundle; default 2m.
 	RenderTimeout time.Duration
+	// Charts fetches charts from Helm repositories (nil: apps with a
+	// chart source get an error saying so).
+	Charts *chartsource.Manager
+	// ChartPoll is how often the versions of each chart source are
+	// looked up again (a new version matching its constraint rolls out);
+	// default PollDefault.
+	ChartPoll time.Duration
 }
+
+// PollDefault is the default of Options.ChartPoll.
+const PollDefault = 60 * time.Second
 
 // DefaultRenderTimeout is the default of Options.RenderTimeout.
 const DefaultRenderTimeout = 2 * time.Minute
@@ -109,7 +120,12 @@ func New(opts Options, git *gitsource.Manager, r *render.Renderer, fl *fleet.Fle
 		capSets:  map[string]*render.Capabilities{},
 		snap:     &Snapshot{},
 	}
+	if opts.ChartPoll <= 0 {
+		opts.ChartPoll = PollDefault
+	}
+	c.opts = opts
 	c.repos = newRepos(git, c.workDone)
+	c.repos.charts, c.repos.chartPoll = opts.Charts, opts.ChartPoll
 	c.jobs = newJobs(opts.RenderWorkers, opts.RenderTimeout, opts.Resync, c.workDone)
 	return c
 }

@@ -358,7 +358,7 @@ func (c *Controller) sourceRevisions(a *app.Application) ([]string, error) {
 	srcs := a.Spec.AllSources()
 	out := make([]string, len(srcs))
 	for i, src := range srcs {
-		rev, err, known := c.repos.commit(src.RepoURL, src.TargetRevision)
+		rev, err, known := c.repos.commit(sourceKey(src), src.TargetRevision)
 		if err != nil {
 			return nil, err
 		}

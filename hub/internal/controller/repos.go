@@ -2,9 +2,14 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"maps"
+	"strings"
 	"sync"
+	"time"
 
+	"github.com/flotilla-cd/flotilla/hub/internal/app"
+	"github.com/flotilla-cd/flotilla/hub/internal/chartsource"
 	"github.com/flotilla-cd/flotilla/hub/internal/gitsource"
 )
 
@@ -16,6 +21,10 @@ import (
 type repos struct {
 	git     *gitsource.Manager
 	changed func() // called when a worker's answers changed
+	// charts resolves the chart sources (keys made by chartKey), looked
+	// up again every chartPoll.
+	charts    *chartsource.Manager
+	chartPoll time.Duration
 
 	mu   sync.Mutex
 	ctx  context.Context // workers' context; set by start
@@ -135,14 +144,57 @@ func (rs *repos) refreshNow(ctx context.Context) {
 }
 
 func (rs *repos) work(ctx context.Context, r *repo) {
+	var poll <-chan time.Time // chart repositories are polled here
+	if _, _, ok := parseChartKey(r.url); ok {
+		t := time.NewTicker(rs.chartPoll)
+		defer t.Stop()
+		poll = t.C
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-r.kick:
+		case <-poll:
 		}
 		rs.runRound(ctx, r)
 	}
+}
+
+// chartKey is the worker key of a chart source: its repository and chart.
+// Its "revisions" are version constraints, its "commits" chart references
+// (chartsource.Ref.String).
+func chartKey(src app.Source) string { return "chart\x00" + src.RepoURL + "\x00" + src.Chart }
+
+func parseChartKey(key string) (repoURL, chart string, ok bool) {
+	rest, ok := strings.CutPrefix(key, "chart\x00")
+	if !ok {
+		return "", "", false
+	}
+	repoURL, chart, ok = strings.Cut(rest, "\x00")
+	return repoURL, chart, ok
+}
+
+// sourceKey is the worker key of src: its git repository or its chart.
+func sourceKey(src app.Source) string {
+	if src.IsChart() {
+		return chartKey(src)
+	}
+	return src.RepoURL
+}
+
+// resolveChart resolves every wanted constraint of a chart source.
+func (rs *repos) resolveChart(ctx context.Context, repoURL, chart string, revs []string) map[string]result {
+	res := make(map[string]result, len(revs))
+	for _, rev := range revs {
+		if rs.charts == nil {
+			res[rev] = result{err: errors.New("charts from Helm repositories are not enabled on this hub")}
+			continue
+		}
+		ref, err := rs.charts.Resolve(ctx, repoURL, chart, rev)
+		res[rev] = result{ref.String(), err}
+	}
+	return res
 }
 
 // runRound tracks the repo (its first fetch; later fetches are gitsource's
@@ -150,24 +202,34 @@ func (rs *repos) work(ctx context.Context, r *repo) {
 func (rs *repos) runRound(ctx context.Context, r *repo) {
 	r.round.Lock()
 	defer r.round.Unlock()
-	err := rs.git.Track(ctx, r.url)
-	if ctx.Err() != nil {
-		return // shutting down: leave the last answers
-	}
 	r.mu.Lock()
 	revs := make([]string, 0, len(r.wanted))
 	for rev := range r.wanted {
 		revs = append(revs, rev)
 	}
 	r.mu.Unlock()
-	res := make(map[string]result, len(revs))
-	for _, rev := range revs {
-		if err != nil {
-			res[rev] = result{err: err}
-			continue
+	var res map[string]result
+	if repoURL, chart, ok := parseChartKey(r.url); ok {
+		res = rs.resolveChart(ctx, repoURL, chart, revs)
+		if ctx.Err() != nil {
+			return // shutting down: leave the last answers
 		}
-		c, rerr := rs.git.Resolve(r.url, rev)
-		res[rev] = result{c, rerr}
+		// A repository that is down is an error on its apps, which keep
+		// their last good bundles (as with git).
+	} else {
+		err := rs.git.Track(ctx, r.url)
+		if ctx.Err() != nil {
+			return // shutting down: leave the last answers
+		}
+		res = make(map[string]result, len(revs))
+		for _, rev := range revs {
+			if err != nil {
+				res[rev] = result{err: err}
+				continue
+			}
+			c, rerr := rs.git.Resolve(r.url, rev)
+			res[rev] = result{c, rerr}
+		}
 	}
 	r.mu.Lock()
 	changed := !r.done || !maps.EqualFunc(r.resolved, res, sameResult)

@@ -185,3 +185,26 @@ func (cs *credentials) authFor(repoURL string) (transport.AuthMethod, error) {
 	}
 	return nil, nil
 }
+
+// BasicAuth returns the username and token of the credential template that
+// matches an https URL (for Helm chart repositories, which share the git
+// credentials file), or ok false when none does.
+func (m *Manager) BasicAuth(url string) (user, pass string, ok bool, err error) {
+	c := m.creds.match(url)
+	if c == nil || c.TokenFile == "" {
+		return "", "", false, nil
+	}
+	b, err := os.ReadFile(c.TokenFile)
+	if err != nil {
+		return "", "", false, fmt.Errorf("token file of %s: %w", c.URL, err)
+	}
+	user = c.Username
+	if user == "" {
+		user = "git"
+	}
+	return user, strings.TrimSpace(string(b)), true, nil
+}
+
+// CABundle returns the extra CA certificates (PEM) trusted for https
+// repositories, or nil.
+func (m *Manager) CABundle() []byte { return m.ca }

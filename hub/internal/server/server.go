@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/flotilla-cd/flotilla/hub/internal/agentapi"
+	"github.com/flotilla-cd/flotilla/hub/internal/chartsource"
 	"github.com/flotilla-cd/flotilla/hub/internal/controller"
 	"github.com/flotilla-cd/flotilla/hub/internal/fleet"
 	"github.com/flotilla-cd/flotilla/hub/internal/gitsource"
@@ -88,6 +89,15 @@ func Run(ctx context.Context, o Options, log hclog.Logger) error {
 		m.gitPoll.WithLabelValues(res).Observe(d.Seconds())
 	}
 	git := gitsource.New(gitOpts, log.Named("git"))
+	// Charts from Helm repositories use the git credentials file (https
+	// prefixes), CA file and http policy.
+	charts, err := chartsource.New(chartsource.Options{
+		Dir: filepath.Join(o.StateDir, "charts"), Timeout: gitOpts.FetchTimeout,
+		Auth: git.BasicAuth, CABundle: git.CABundle(), AllowInsecureHTTP: gitOpts.AllowInsecureHTTP,
+	})
+	if err != nil {
+		return err
+	}
 	workers, err := startRenderWorkers(ctx, o, log.Named("render"))
 	if err != nil {
 		return err
@@ -101,6 +111,7 @@ func Run(ctx context.Context, o Options, log hclog.Logger) error {
 		// A job is one checkout and one render; the render itself is
 		// killed at --render-timeout, the job given up at twice that.
 		RenderTimeout: 2 * o.Render.Timeout,
+		Charts:        charts, ChartPoll: o.PollInterval,
 		OnReconcile: func(d time.Duration, renders int, _ error) {
 			m.reconcile.Observe(d.Seconds())
 			m.renders.Add(float64(renders))

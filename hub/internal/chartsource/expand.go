@@ -1,0 +1,44 @@
+package chartsource
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+
+	"helm.sh/helm/v3/pkg/chartutil"
+)
+
+// expand unpacks a chart archive into dir (the chart under dir/<name>/) and
+// marks it complete; a half-written dir is replaced.
+func expand(dir string, data []byte) error {
+	tmp, err := os.MkdirTemp(filepath.Dir(dir), ".expand-*")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	if err := chartutil.Expand(tmp, bytes.NewReader(data)); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(tmp, ".complete"), nil, 0o600); err != nil {
+		return err
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		return err
+	}
+	return os.Rename(tmp, dir)
+}
+
+// ChartDir returns the name of the chart folder inside an expanded chart
+// directory.
+func ChartDir(dir string) (string, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return "", err
+	}
+	for _, e := range ents {
+		if e.IsDir() && e.Name() != "" && e.Name()[0] != '.' {
+			return e.Name(), nil
+		}
+	}
+	return "", os.ErrNotExist
+}
