@@ -67,8 +67,8 @@ type argoHelm struct {
 	Version                 string          `json:"version,omitempty"`
 	PassCredentials         any             `json:"passCredentials,omitempty"`
 	IgnoreMissingValueFiles any             `json:"ignoreMissingValueFiles,omitempty"`
-	KubeVersion             any             `json:"kubeVersion,omitempty"`
-	APIVersions             any             `json:"apiVersions,omitempty"`
+	KubeVersion             string          `json:"kubeVersion,omitempty"`
+	APIVersions             []string        `json:"apiVersions,omitempty"`
 	SkipTests               any             `json:"skipTests,omitempty"`
 	SkipSchemaValidation    any             `json:"skipSchemaValidation,omitempty"`
 }
@@ -315,12 +315,12 @@ func convertArgoSource(n *notes, field string, in argoSource) (Source, error) {
 		if h.Version != "" && h.Version != "v3" {
 			return Source{}, invalidf("%s.version %q: only Helm v3 is supported", f, h.Version)
 		}
-		for name, v := range map[string]any{"passCredentials": h.PassCredentials, "ignoreMissingValueFiles": h.IgnoreMissingValueFiles, "kubeVersion": h.KubeVersion, "apiVersions": h.APIVersions, "skipTests": h.SkipTests, "skipSchemaValidation": h.SkipSchemaValidation} {
+		for name, v := range map[string]any{"passCredentials": h.PassCredentials, "ignoreMissingValueFiles": h.IgnoreMissingValueFiles, "skipTests": h.SkipTests, "skipSchemaValidation": h.SkipSchemaValidation} {
 			if v != nil && !isEmpty(v) {
 				n.add(f+"."+name, "not supported; ignored")
 			}
 		}
-		out.Helm = &Helm{ValueFiles: h.ValueFiles, Values: h.Values, ValuesObject: h.ValuesObject, ReleaseName: h.ReleaseName, Parameters: h.Parameters, SkipCRDs: h.SkipCrds, Namespace: h.Namespace}
+		out.Helm = &Helm{ValueFiles: h.ValueFiles, Values: h.Values, ValuesObject: h.ValuesObject, ReleaseName: h.ReleaseName, Parameters: h.Parameters, SkipCRDs: h.SkipCrds, Namespace: h.Namespace, KubeVersion: h.KubeVersion, APIVersions: h.APIVersions}
 	}
 	if k := in.Kustomize; k != nil {
 		f := field + ".kustomize"

@@ -155,6 +155,14 @@ type Helm struct {
 	// Namespace overrides the release namespace (default: the destination
 	// namespace).
 	Namespace string `json:"namespace,omitempty"`
+	// KubeVersion, when set, replaces the Kubernetes version the cluster
+	// reported as the chart's .Capabilities.KubeVersion (and for its
+	// Chart.yaml kubeVersion check), as Argo CD's helm.kubeVersion.
+	KubeVersion string `json:"kubeVersion,omitempty"`
+	// APIVersions, when set, replace the API versions the cluster reported
+	// as the chart's .Capabilities.APIVersions ("group/version" or
+	// "group/version/Kind"), as Argo CD's helm.apiVersions.
+	APIVersions []string `json:"apiVersions,omitempty"`
 }
 
 // HelmParameter is a --set (or --set-string with ForceString) value, applied

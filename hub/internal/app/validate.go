@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/Masterminds/semver/v3"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
 
@@ -259,6 +260,16 @@ func validateParts(field string, d *Directory, h *Helm, k *Kustomize) error {
 		for i, f := range h.ValueFiles {
 			if f == "" {
 				return invalidf("%s.helm.valueFiles[%d] is empty", field, i)
+			}
+		}
+		if h.KubeVersion != "" {
+			if _, err := semver.NewVersion(h.KubeVersion); err != nil {
+				return invalidf("%s.helm.kubeVersion %q: not a Kubernetes version: %v", field, h.KubeVersion, err)
+			}
+		}
+		for i, v := range h.APIVersions {
+			if strings.TrimSpace(v) == "" {
+				return invalidf("%s.helm.apiVersions[%d] is empty", field, i)
 			}
 		}
 	}

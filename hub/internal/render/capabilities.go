@@ -87,6 +87,34 @@ func helmCapabilities(c *Capabilities) (*chartutil.Capabilities, error) {
 	}, nil
 }
 
+// overrideCapabilities returns the capabilities a chart renders with when
+// its source sets helm.kubeVersion or helm.apiVersions: as Argo CD's
+// overrides, the Kubernetes version replaces the cluster's (read as
+// `helm template --kube-version` reads it: "1.24" is v1.24) and the API
+// versions replace the cluster's list. c is returned unchanged without
+// overrides; a nil c (no cluster) starts from Helm's client-only defaults.
+func overrideCapabilities(c *Capabilities, h *app.Helm) (*Capabilities, error) {
+	if h == nil || (h.KubeVersion == "" && len(h.APIVersions) == 0) {
+		return c, nil
+	}
+	kubeVersion := chartutil.DefaultCapabilities.KubeVersion.Version
+	apiVersions := []string(chartutil.DefaultVersionSet)
+	if c != nil {
+		kubeVersion, apiVersions = c.KubeVersion, c.APIVersions
+	}
+	if h.KubeVersion != "" {
+		kv, err := chartutil.ParseKubeVersion(h.KubeVersion)
+		if err != nil {
+			return nil, fmt.Errorf("helm.kubeVersion %q: %w", h.KubeVersion, err)
+		}
+		kubeVersion = kv.Version
+	}
+	if len(h.APIVersions) > 0 {
+		apiVersions = h.APIVersions
+	}
+	return NewCapabilities(kubeVersion, apiVersions)
+}
+
 // NeedsCapabilities reports whether src, checked out at root, is rendered
 // with the cluster's capabilities: a Helm chart. Plain directories and
 // kustomizations render the same for every cluster.

@@ -50,7 +50,11 @@ func renderHelm(ctx context.Context, root *repoRoot, dir string, in Input) ([]or
 		return nil, fmt.Errorf("helm chart %s: %w", chartRel, err)
 	}
 
-	opts := templateOptions{ReleaseName: h.ReleaseName, Namespace: h.Namespace, IncludeCRDs: !h.SkipCRDs, Capabilities: in.Capabilities}
+	caps, err := overrideCapabilities(in.Capabilities, h)
+	if err != nil {
+		return nil, fmt.Errorf("helm chart %s: %w", chartRel, err)
+	}
+	opts := templateOptions{ReleaseName: h.ReleaseName, Namespace: h.Namespace, IncludeCRDs: !h.SkipCRDs, Capabilities: caps, KubeVersionOverride: h.KubeVersion != ""}
 	if opts.ReleaseName == "" {
 		opts.ReleaseName = in.AppName
 	}

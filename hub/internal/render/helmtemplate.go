@@ -35,6 +35,9 @@ type templateOptions struct {
 	// its subcharts') ahead of the templates, as `helm template
 	// --include-crds` does.
 	IncludeCRDs bool
+	// KubeVersionOverride says that Capabilities.KubeVersion is the
+	// source's helm.kubeVersion, not the cluster's (for errors).
+	KubeVersionOverride bool
 }
 
 // chartOutput is a rendered chart: what `helm template` prints, split.
@@ -82,7 +85,7 @@ func templateChart(ctx context.Context, chrt *chart.Chart, vals map[string]any, 
 		return nil, err
 	}
 	if kv := chrt.Metadata.KubeVersion; kv != "" && !chartutil.IsCompatibleRange(kv, caps.KubeVersion.String()) {
-		return nil, fmt.Errorf("chart requires kubeVersion: %s which is incompatible with Kubernetes %s%s", kv, caps.KubeVersion.String(), kubeVersionSource(opts.Capabilities))
+		return nil, fmt.Errorf("chart requires kubeVersion: %s which is incompatible with Kubernetes %s%s", kv, caps.KubeVersion.String(), kubeVersionSource(opts))
 	}
 	var eng engine.Engine // no REST config: lookup finds nothing, as in helm template
 	files, err := eng.Render(chrt, values)
@@ -129,8 +132,11 @@ func checkDependencies(chrt *chart.Chart) error {
 
 // kubeVersionSource says where the Kubernetes version of an error came
 // from.
-func kubeVersionSource(c *Capabilities) string {
-	if c == nil {
+func kubeVersionSource(opts templateOptions) string {
+	switch {
+	case opts.KubeVersionOverride:
+		return " (the source's helm.kubeVersion)"
+	case opts.Capabilities == nil:
 		return "" // Helm's default, worded as helm words it
 	}
 	return " (the version of the cluster's API server)"

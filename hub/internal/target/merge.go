@@ -77,6 +77,12 @@ func mergeHelm(h, o *app.Helm) error {
 		h.Namespace = o.Namespace
 	}
 	h.SkipCRDs = h.SkipCRDs || o.SkipCRDs
+	if o.KubeVersion != "" {
+		h.KubeVersion = o.KubeVersion
+	}
+	if len(o.APIVersions) > 0 {
+		h.APIVersions = o.APIVersions // a list replaces, as in Argo CD
+	}
 	switch {
 	case o.Values == "":
 	case h.Values == "":

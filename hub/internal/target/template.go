@@ -48,6 +48,7 @@ func (t *templater) source(f string, s *app.Source) {
 		t.str(f+".helm.values", &h.Values)
 		t.str(f+".helm.releaseName", &h.ReleaseName)
 		t.str(f+".helm.namespace", &h.Namespace)
+		t.str(f+".helm.kubeVersion", &h.KubeVersion)
 		for i := range h.Parameters {
 			t.str(fmt.Sprintf("%s.helm.parameters[%d].value", f, i), &h.Parameters[i].Value)
 		}
