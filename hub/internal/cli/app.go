@@ -10,8 +10,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/flotilla-cd/flotilla/hub/internal/httpapi"
-	"github.com/flotilla-cd/flotilla/hub/internal/store"
+	"github.com/flotilla-cd/flotilla/hub/api"
 )
 
 func appPath(name, rest string) string { return "/api/v1/apps/" + url.PathEscape(name) + rest }
@@ -22,7 +21,7 @@ func appCmd(ctx context.Context, c *client, args []string, f flags, e env) error
 	}
 	w := e.stdout
 	if args[0] == "list" {
-		var lr httpapi.ListResponse[httpapi.AppView]
+		var lr api.ListResponse[api.AppView]
 		if err := listAll(ctx, c, "/api/v1/apps", &lr); err != nil {
 			return err
 		}
@@ -34,7 +33,7 @@ func appCmd(ctx context.Context, c *client, args []string, f flags, e env) error
 	name := args[1]
 	switch args[0] {
 	case "get":
-		var v httpapi.AppView
+		var v api.AppView
 		if err := c.do(ctx, "GET", appPath(name, ""), nil, &v); err != nil {
 			return err
 		}
@@ -42,8 +41,8 @@ func appCmd(ctx context.Context, c *client, args []string, f flags, e env) error
 	case "diff":
 		return diff(ctx, c, name, f, w)
 	case "sync", "refresh":
-		var sr httpapi.SyncResponse
-		if err := c.do(ctx, "POST", appPath(name, "/"+args[0]), httpapi.SyncRequest{Cluster: f.cluster, Prune: f.prune}, &sr); err != nil {
+		var sr api.SyncResponse
+		if err := c.do(ctx, "POST", appPath(name, "/"+args[0]), api.SyncRequest{Cluster: f.cluster, Prune: f.prune}, &sr); err != nil {
 			return err
 		}
 		return printOut(w, f.out, sr, func(tw *tabwriter.Writer) {
@@ -63,20 +62,20 @@ func appCmd(ctx context.Context, c *client, args []string, f flags, e env) error
 		if f.cluster != "" {
 			q += "?cluster=" + url.QueryEscape(f.cluster)
 		}
-		var lr httpapi.ListResponse[store.HistoryEntry]
+		var lr api.ListResponse[api.HistoryEntry]
 		if err := listAll(ctx, c, q, &lr); err != nil {
 			return err
 		}
 		return printOut(w, f.out, lr.Items, func(tw *tabwriter.Writer) { historyTable(tw, lr.Items) })
 	case "rollback":
-		req := httpapi.RollbackRequest{HistoryID: f.history, Cluster: f.cluster}
+		req := api.RollbackRequest{HistoryID: f.history, Cluster: f.cluster}
 		if len(args) > 2 {
 			req.Revision = args[2]
 		}
 		if (req.Revision == "") == (req.HistoryID == 0) {
 			return usageError{"app rollback needs a REVISION or --history ID (one of them)"}
 		}
-		var rr httpapi.RollbackResponse
+		var rr api.RollbackResponse
 		if err := c.do(ctx, "POST", appPath(name, "/rollback"), req, &rr); err != nil {
 			return err
 		}
@@ -88,7 +87,7 @@ func appCmd(ctx context.Context, c *client, args []string, f flags, e env) error
 			}
 		})
 	case "unpin":
-		if err := c.do(ctx, "POST", appPath(name, "/unpin"), httpapi.UnpinRequest{Cluster: f.cluster}, nil); err != nil {
+		if err := c.do(ctx, "POST", appPath(name, "/unpin"), api.UnpinRequest{Cluster: f.cluster}, nil); err != nil {
 			return err
 		}
 		fmt.Fprintf(w, "%s unpinned%s; auto-sync follows git again\n", name, onCluster(f.cluster))
@@ -112,7 +111,7 @@ func diff(ctx context.Context, c *client, name string, f flags, w io.Writer) err
 	if f.cluster != "" {
 		q += "?cluster=" + url.QueryEscape(f.cluster)
 	}
-	var dr httpapi.DiffResponse
+	var dr api.DiffResponse
 	if err := c.do(ctx, "GET", q, nil, &dr); err != nil {
 		return err
 	}
@@ -146,7 +145,7 @@ func diff(ctx context.Context, c *client, name string, f flags, w io.Writer) err
 	return nil
 }
 
-func appTable(tw *tabwriter.Writer, apps []httpapi.AppView) {
+func appTable(tw *tabwriter.Writer, apps []api.AppView) {
 	row(tw, "APP", "CLUSTER", "SYNC", "HEALTH", "REVISION", "MESSAGE")
 	for _, a := range apps {
 		if len(a.Clusters) == 0 || a.Error != "" {
@@ -165,7 +164,7 @@ func appTable(tw *tabwriter.Writer, apps []httpapi.AppView) {
 	}
 }
 
-func clusterMessage(cv httpapi.AppClusterView) string {
+func clusterMessage(cv api.AppClusterView) string {
 	var parts []string
 	if cv.Pinned != "" {
 		parts = append(parts, "pinned to "+shortRev(cv.Pinned)+", auto-sync suspended")
@@ -181,7 +180,7 @@ func clusterMessage(cv httpapi.AppClusterView) string {
 	return strings.Join(parts, "; ")
 }
 
-func appDetail(tw *tabwriter.Writer, v httpapi.AppView) {
+func appDetail(tw *tabwriter.Writer, v api.AppView) {
 	row(tw, "Name:", v.Name)
 	row(tw, "Defined in:", orDash(v.File))
 	if v.Parent != "" {
@@ -220,7 +219,7 @@ func appDetail(tw *tabwriter.Writer, v httpapi.AppView) {
 
 // historyTable prints history entries, each followed by the hooks its
 // operation ran (result and message columns).
-func historyTable(tw *tabwriter.Writer, items []store.HistoryEntry) {
+func historyTable(tw *tabwriter.Writer, items []api.HistoryEntry) {
 	row(tw, "ID", "CLUSTER", "REVISION", "FINISHED", "DURATION", "BY", "RESULT", "MESSAGE")
 	for _, h := range items {
 		row(tw, fmt.Sprint(h.ID), h.Cluster, shortRev(h.Revision), h.FinishedAt.UTC().Format(time.RFC3339),
@@ -236,7 +235,7 @@ func historyTable(tw *tabwriter.Writer, items []store.HistoryEntry) {
 }
 
 // hookRows lists the hooks of each cluster's last operation.
-func hookRows(tw *tabwriter.Writer, clusters []httpapi.AppClusterView) {
+func hookRows(tw *tabwriter.Writer, clusters []api.AppClusterView) {
 	header := false
 	for _, cv := range clusters {
 		if cv.LastOperation == nil {

@@ -7,7 +7,7 @@ import (
 	"os"
 	"text/tabwriter"
 
-	"github.com/flotilla-cd/flotilla/hub/internal/httpapi"
+	"github.com/flotilla-cd/flotilla/hub/api"
 )
 
 // backupCmd writes an online snapshot of the hub's store to a file.
@@ -42,7 +42,7 @@ func backupCmd(ctx context.Context, c *client, args []string, w io.Writer) error
 
 // definitionsCmd shows whether the definitions loaded and what was ignored.
 func definitionsCmd(ctx context.Context, c *client, f flags, w io.Writer) error {
-	var v httpapi.DefinitionsView
+	var v api.DefinitionsView
 	if err := c.do(ctx, "GET", "/api/v1/definitions", nil, &v); err != nil {
 		return err
 	}

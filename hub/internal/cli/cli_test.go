@@ -18,6 +18,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/flotilla-cd/flotilla/hub/api"
 	"github.com/flotilla-cd/flotilla/hub/internal/httpapi"
 	"github.com/flotilla-cd/flotilla/hub/internal/httpapi/apitest"
 	"github.com/flotilla-cd/flotilla/hub/internal/store"
@@ -69,7 +70,7 @@ func runCLI(t *testing.T, server, token string, args ...string) (string, error) 
 	return out.String() + errb.String(), err
 }
 
-func appState(t *testing.T, h *apitest.Hub, app, cluster string) httpapi.AppClusterView {
+func appState(t *testing.T, h *apitest.Hub, app, cluster string) api.AppClusterView {
 	t.Helper()
 	for _, v := range httpapi.Views(h.Controller.Snapshot(), h.Fleet, false) {
 		if v.Name != app {
@@ -81,7 +82,7 @@ func appState(t *testing.T, h *apitest.Hub, app, cluster string) httpapi.AppClus
 			}
 		}
 	}
-	return httpapi.AppClusterView{}
+	return api.AppClusterView{}
 }
 
 func waitState(app, cluster, sync, rev string) func(t *testing.T, h *apitest.Hub) {

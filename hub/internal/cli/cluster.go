@@ -11,7 +11,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/util/validation"
 
-	"github.com/flotilla-cd/flotilla/hub/internal/httpapi"
+	"github.com/flotilla-cd/flotilla/hub/api"
 )
 
 func parseLabels(kvs []string) (map[string]string, error) {
@@ -43,14 +43,14 @@ func clusterCmd(ctx context.Context, c *client, args []string, f flags, e env) e
 		if err := need(args, 2, "cluster name"); err != nil {
 			return err
 		}
-		var jr httpapi.JoinResponse
+		var jr api.JoinResponse
 		var err error
 		if args[0] == "add" {
 			l, lerr := parseLabels(f.labels)
 			if lerr != nil {
 				return lerr
 			}
-			err = c.do(ctx, "POST", "/api/v1/clusters", httpapi.AddClusterRequest{Name: args[1], Labels: l}, &jr)
+			err = c.do(ctx, "POST", "/api/v1/clusters", api.AddClusterRequest{Name: args[1], Labels: l}, &jr)
 		} else {
 			err = c.do(ctx, "POST", "/api/v1/clusters/"+url.PathEscape(args[1])+"/token", nil, &jr)
 		}
@@ -63,7 +63,7 @@ func clusterCmd(ctx context.Context, c *client, args []string, f flags, e env) e
 			fmt.Fprintf(tw, "or install it in the cluster:\n\n  kubectl apply -k deploy/agent && kubectl -n flotilla-system create secret generic flotilla-agent-join \\\n    --from-literal=FLOTILLA_HUB=%s --from-literal=FLOTILLA_CLUSTER=%s \\\n    --from-literal=FLOTILLA_JOIN_TOKEN=%s --from-literal=FLOTILLA_CA_HASH=%s\n", jr.HubAddr, jr.Cluster, jr.Token, jr.CAHash)
 		})
 	case "list":
-		var lr httpapi.ListResponse[httpapi.ClusterView]
+		var lr api.ListResponse[api.ClusterView]
 		if err := listAll(ctx, c, "/api/v1/clusters", &lr); err != nil {
 			return err
 		}
@@ -77,7 +77,7 @@ func clusterCmd(ctx context.Context, c *client, args []string, f flags, e env) e
 		if err := need(args, 2, "cluster name"); err != nil {
 			return err
 		}
-		var cv httpapi.ClusterView
+		var cv api.ClusterView
 		if err := c.do(ctx, "GET", "/api/v1/clusters/"+url.PathEscape(args[1]), nil, &cv); err != nil {
 			return err
 		}
@@ -106,8 +106,8 @@ func clusterCmd(ctx context.Context, c *client, args []string, f flags, e env) e
 		if err != nil {
 			return err
 		}
-		var cv httpapi.ClusterView
-		if err := c.do(ctx, "PATCH", "/api/v1/clusters/"+url.PathEscape(args[1])+"/labels", httpapi.LabelRequest{Labels: l}, &cv); err != nil {
+		var cv api.ClusterView
+		if err := c.do(ctx, "PATCH", "/api/v1/clusters/"+url.PathEscape(args[1])+"/labels", api.LabelRequest{Labels: l}, &cv); err != nil {
 			return err
 		}
 		fmt.Fprintf(w, "Cluster %s labels: %s\n", cv.Name, orDash(labelString(cv.Labels)))
@@ -117,7 +117,7 @@ func clusterCmd(ctx context.Context, c *client, args []string, f flags, e env) e
 }
 
 // listAll reads every page of a list.
-func listAll[T any](ctx context.Context, c *client, path string, into *httpapi.ListResponse[T]) error {
+func listAll[T any](ctx context.Context, c *client, path string, into *api.ListResponse[T]) error {
 	after := ""
 	sep := "?"
 	if strings.Contains(path, "?") {
@@ -125,7 +125,7 @@ func listAll[T any](ctx context.Context, c *client, path string, into *httpapi.L
 	}
 	into.Items = []T{}
 	for {
-		var page httpapi.ListResponse[T]
+		var page api.ListResponse[T]
 		p := path + sep + "limit=1000"
 		if after != "" {
 			p += "&after=" + url.QueryEscape(after)
@@ -149,7 +149,7 @@ func yesNo(b bool) string {
 }
 
 // lastSeen is "now" for a connected agent, else how long ago it was seen.
-func lastSeen(cv httpapi.ClusterView, now time.Time) string {
+func lastSeen(cv api.ClusterView, now time.Time) string {
 	switch {
 	case cv.Connected:
 		return "now"

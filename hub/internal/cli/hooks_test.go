@@ -9,19 +9,18 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/flotilla-cd/flotilla/hub/internal/httpapi"
-	"github.com/flotilla-cd/flotilla/hub/internal/store"
+	"github.com/flotilla-cd/flotilla/hub/api"
 )
 
 // TestAppDetailHooks: `flotilla app get` lists the hooks of each cluster's
 // last operation, with the generated name and whether the delete policy
 // removed the hook; without hooks it prints no hook table.
 func TestAppDetailHooks(t *testing.T) {
-	op := &httpapi.OperationView{Phase: "Succeeded", Hooks: []store.HookRecord{
+	op := &api.OperationView{Phase: "Succeeded", Hooks: []api.Hook{
 		{Phase: "PreSync", Kind: "Job", Namespace: "shop", Name: "migrate-x7k2p", Hook: "migrate-", Status: "Succeeded", Deleted: true},
 		{Phase: "PostSync", Kind: "Job", Namespace: "shop", Name: "smoke", Hook: "smoke", Status: "Failed", Message: "BackoffLimitExceeded\nmore"},
 	}}
-	v := httpapi.AppView{Name: "shop", Sync: "Synced", Health: "Healthy", Clusters: []httpapi.AppClusterView{
+	v := api.AppView{Name: "shop", Sync: "Synced", Health: "Healthy", Clusters: []api.AppClusterView{
 		{Cluster: "eu", Sync: "Synced", Health: "Healthy", LastOperation: op},
 		{Cluster: "us", Sync: "Synced", Health: "Healthy"},
 	}}
@@ -43,7 +42,7 @@ eu       PostSync    Job   shop       smoke                    Failed     Backof
 	}
 
 	buf.Reset()
-	v.Clusters[0].LastOperation = &httpapi.OperationView{Phase: "Succeeded"}
+	v.Clusters[0].LastOperation = &api.OperationView{Phase: "Succeeded"}
 	appDetail(tw, v)
 	tw.Flush()
 	if strings.Contains(buf.String(), "HOOK PHASE") {
@@ -55,9 +54,9 @@ eu       PostSync    Job   shop       smoke                    Failed     Backof
 // hooks it ran.
 func TestHistoryTableHooks(t *testing.T) {
 	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	items := []store.HistoryEntry{
+	items := []api.HistoryEntry{
 		{ID: 2, Cluster: "eu", Revision: "0123456789abcdef", StartedAt: at, FinishedAt: at.Add(1500 * time.Millisecond), InitiatedBy: "automated", Result: "Succeeded", Message: "synced 2 objects, ran 2 hooks",
-			Hooks: []store.HookRecord{
+			Hooks: []api.Hook{
 				{Phase: "PreSync", Kind: "Job", Name: "migrate-x7k2p", Hook: "migrate-", Status: "Succeeded", Deleted: true},
 				{Phase: "PostSync", Kind: "Job", Name: "smoke", Hook: "smoke", Status: "Succeeded"},
 			}},

@@ -9,7 +9,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/flotilla-cd/flotilla/hub/internal/httpapi"
+	"github.com/flotilla-cd/flotilla/hub/api"
 )
 
 func tokenCmd(ctx context.Context, c *client, args []string, f flags, e env) error {
@@ -22,21 +22,21 @@ func tokenCmd(ctx context.Context, c *client, args []string, f flags, e env) err
 		if err := need(args, 2, "token name"); err != nil {
 			return err
 		}
-		var tr httpapi.CreateTokenResponse
-		if err := c.do(ctx, "POST", "/api/v1/tokens", httpapi.CreateTokenRequest{Name: args[1], Role: f.role}, &tr); err != nil {
+		var tr api.CreateTokenResponse
+		if err := c.do(ctx, "POST", "/api/v1/tokens", api.CreateTokenRequest{Name: args[1], Role: f.role}, &tr); err != nil {
 			return err
 		}
 		return printOut(w, f.out, tr, func(tw *tabwriter.Writer) {
 			fmt.Fprintf(tw, "Token %s (%s, id %s) created. It is shown once:\n\n  %s\n", tr.Name, tr.Role, tr.ID, tr.Token)
 		})
 	case "list":
-		var lr httpapi.ListResponse[httpapi.TokenView]
+		var lr api.ListResponse[api.TokenView]
 		if err := listAll(ctx, c, "/api/v1/tokens", &lr); err != nil {
 			return err
 		}
 		return printOut(w, f.out, lr.Items, func(tw *tabwriter.Writer) {
 			items := slices.Clone(lr.Items)
-			slices.SortFunc(items, func(a, b httpapi.TokenView) int { return strings.Compare(a.Name, b.Name) })
+			slices.SortFunc(items, func(a, b api.TokenView) int { return strings.Compare(a.Name, b.Name) })
 			row(tw, "ID", "NAME", "ROLE", "CREATED")
 			for _, t := range items {
 				row(tw, t.ID, t.Name, t.Role, t.CreatedAt.UTC().Format(time.RFC3339))

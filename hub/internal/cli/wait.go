@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/flotilla-cd/flotilla/hub/internal/httpapi"
+	"github.com/flotilla-cd/flotilla/hub/api"
 )
 
 // wait follows the hub's event stream and re-reads the app on every event
@@ -22,7 +22,7 @@ func wait(ctx context.Context, c *client, name string, f flags, e env) error {
 	}
 	last := ""
 	for {
-		var v httpapi.AppView
+		var v api.AppView
 		if err := c.do(ctx, "GET", appPath(name, ""), nil, &v); err != nil {
 			if ctx.Err() != nil {
 				break
@@ -51,7 +51,7 @@ func wait(ctx context.Context, c *client, name string, f flags, e env) error {
 }
 
 // progress says whether the app is done and describes where it is.
-func progress(v httpapi.AppView, f flags) (bool, string) {
+func progress(v api.AppView, f flags) (bool, string) {
 	done, n, total := true, 0, 0
 	var parts []string
 	for _, cv := range v.Clusters {

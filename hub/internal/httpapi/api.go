@@ -12,6 +12,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/flotilla-cd/flotilla/hub/api"
 	"github.com/flotilla-cd/flotilla/hub/internal/controller"
 	"github.com/flotilla-cd/flotilla/hub/internal/fleet"
 	"github.com/flotilla-cd/flotilla/hub/internal/gitsource"
@@ -196,13 +197,8 @@ func (a *API) audit(r *http.Request, action, target, detail string) {
 	}
 }
 
-// errorBody is every error response.
-type errorBody struct {
-	Error string `json:"error"`
-}
-
 func writeError(w http.ResponseWriter, code int, msg string) {
-	writeJSON(w, code, errorBody{Error: msg})
+	writeJSON(w, code, api.Error{Error: msg})
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
@@ -237,13 +233,6 @@ func decodeBody(r *http.Request, v any) error {
 	return nil
 }
 
-// ListResponse is every paginated list.
-type ListResponse[T any] struct {
-	Items []T `json:"items"`
-	// Next is the cursor of the next page; empty on the last page.
-	Next string `json:"next,omitempty"`
-}
-
 // pageOf reads ?after= and ?limit= (1..1000, default 100).
 func pageOf(r *http.Request) (store.Page, error) {
 	p := store.Page{After: r.URL.Query().Get("after")}
@@ -257,13 +246,7 @@ func pageOf(r *http.Request) (store.Page, error) {
 	return p, nil
 }
 
-// whoamiResponse names the caller's token.
-type whoamiResponse struct {
-	Name string `json:"name"`
-	Role string `json:"role"`
-}
-
 func (a *API) whoami(w http.ResponseWriter, r *http.Request) {
 	c := callerOf(r.Context())
-	writeJSON(w, http.StatusOK, whoamiResponse(c))
+	writeJSON(w, http.StatusOK, api.WhoamiResponse{Name: c.Name, Role: c.Role})
 }

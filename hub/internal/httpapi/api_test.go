@@ -14,7 +14,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/flotilla-cd/flotilla/hub/internal/httpapi"
+	"github.com/flotilla-cd/flotilla/hub/api"
 	"github.com/flotilla-cd/flotilla/hub/internal/httpapi/apitest"
 	"github.com/flotilla-cd/flotilla/hub/internal/store"
 )
@@ -65,7 +65,7 @@ func TestPagination(t *testing.T) {
 	// Every list walks page by page to the same items as one big page.
 	for _, path := range []string{"/api/v1/clusters", "/api/v1/apps", "/api/v1/audit", "/api/v1/tokens"} {
 		t.Run(path, func(t *testing.T) {
-			var all httpapi.ListResponse[map[string]any]
+			var all api.ListResponse[map[string]any]
 			if code := call(t, h, h.AdminToken, "GET", path+"?limit=1000", nil, &all); code != 200 {
 				t.Fatalf("GET %s: %d", path, code)
 			}
@@ -75,7 +75,7 @@ func TestPagination(t *testing.T) {
 			var paged []map[string]any
 			after, pages := "", 0
 			for {
-				var p httpapi.ListResponse[map[string]any]
+				var p api.ListResponse[map[string]any]
 				q := path + "?limit=2"
 				if after != "" {
 					q += "&after=" + after
@@ -132,7 +132,7 @@ func TestTokens(t *testing.T) {
 			t.Errorf("read-only %s %s: got %d, want 403", c.method, c.path, code)
 		}
 	}
-	var audit httpapi.ListResponse[store.AuditEntry]
+	var audit api.ListResponse[api.AuditEntry]
 	call(t, h, h.AdminToken, "GET", "/api/v1/audit", nil, &audit)
 	if len(audit.Items) != 0 {
 		t.Errorf("refused calls were audited: %+v", audit.Items)
@@ -144,8 +144,8 @@ func TestTokens(t *testing.T) {
 	}
 
 	// Create, use, list and delete a read-only token.
-	var created httpapi.CreateTokenResponse
-	if code := call(t, h, h.AdminToken, "POST", "/api/v1/tokens", httpapi.CreateTokenRequest{Name: "ci"}, &created); code != http.StatusCreated {
+	var created api.CreateTokenResponse
+	if code := call(t, h, h.AdminToken, "POST", "/api/v1/tokens", api.CreateTokenRequest{Name: "ci"}, &created); code != http.StatusCreated {
 		t.Fatalf("create token: %d", code)
 	}
 	if created.Role != store.RoleReadOnly || created.Token == "" {
@@ -159,7 +159,7 @@ func TestTokens(t *testing.T) {
 	if code := call(t, h, created.Token, "POST", "/api/v1/apps/guestbook/sync", nil, nil); code != http.StatusForbidden {
 		t.Errorf("new read-only token syncing: got %d, want 403", code)
 	}
-	var list httpapi.ListResponse[httpapi.TokenView]
+	var list api.ListResponse[api.TokenView]
 	call(t, h, h.AdminToken, "GET", "/api/v1/tokens", nil, &list)
 	var names []string
 	for _, tv := range list.Items {
@@ -196,22 +196,22 @@ func sortedCopy(xs []string) []string {
 	return out
 }
 
-func appView(t *testing.T, h *apitest.Hub, name string) httpapi.AppView {
+func appView(t *testing.T, h *apitest.Hub, name string) api.AppView {
 	t.Helper()
-	var v httpapi.AppView
+	var v api.AppView
 	if code := call(t, h, h.AdminToken, "GET", "/api/v1/apps/"+name, nil, &v); code != 200 {
 		t.Fatalf("get app %s: %d", name, code)
 	}
 	return v
 }
 
-func clusterOf(v httpapi.AppView, cluster string) httpapi.AppClusterView {
+func clusterOf(v api.AppView, cluster string) api.AppClusterView {
 	for _, cv := range v.Clusters {
 		if cv.Cluster == cluster {
 			return cv
 		}
 	}
-	return httpapi.AppClusterView{}
+	return api.AppClusterView{}
 }
 
 func TestSyncDiffHistoryRollback(t *testing.T) {
@@ -227,21 +227,21 @@ func TestSyncDiffHistoryRollback(t *testing.T) {
 	if v.Sync != "OutOfSync" || clusterOf(v, "staging-1").Objects[0].Diff == "" {
 		t.Fatalf("billing before sync: %+v", v)
 	}
-	var diff httpapi.DiffResponse
+	var diff api.DiffResponse
 	if code := call(t, h, h.ReadOnlyToken, "GET", "/api/v1/apps/billing/diff?cluster=staging-1", nil, &diff); code != 200 {
 		t.Fatalf("diff: %d", code)
 	}
 	if len(diff.Clusters) != 1 || !diff.Clusters[0].OK || diff.Clusters[0].Summary != "1 objects differ" || !strings.Contains(diff.Clusters[0].Diff, "ConfigMap") {
 		t.Errorf("diff: %+v", diff)
 	}
-	var sr httpapi.SyncResponse
-	if code := call(t, h, h.AdminToken, "POST", "/api/v1/apps/billing/sync", httpapi.SyncRequest{Cluster: "staging-1"}, &sr); code != http.StatusAccepted {
+	var sr api.SyncResponse
+	if code := call(t, h, h.AdminToken, "POST", "/api/v1/apps/billing/sync", api.SyncRequest{Cluster: "staging-1"}, &sr); code != http.StatusAccepted {
 		t.Fatalf("sync: %d", code)
 	}
 	h.WaitFor(t, 10*time.Second, "billing Synced on staging-1", func() bool {
 		return clusterOf(appView(t, h, "billing"), "staging-1").Sync == "Synced"
 	})
-	var hist httpapi.ListResponse[store.HistoryEntry]
+	var hist api.ListResponse[api.HistoryEntry]
 	call(t, h, h.AdminToken, "GET", "/api/v1/apps/billing/history", nil, &hist)
 	if len(hist.Items) != 1 || hist.Items[0].InitiatedBy != "admin" || hist.Items[0].Cluster != "staging-1" {
 		t.Errorf("billing history: %+v", hist.Items)
@@ -256,8 +256,8 @@ func TestSyncDiffHistoryRollback(t *testing.T) {
 
 	// Roll prod-eu-1 back to the first commit: pinned, applied once by a
 	// SYNC from the caller, auto-sync suspended.
-	var rb httpapi.RollbackResponse
-	if code := call(t, h, h.AdminToken, "POST", "/api/v1/apps/guestbook/rollback", httpapi.RollbackRequest{Revision: old, Cluster: "prod-eu-1"}, &rb); code != http.StatusAccepted {
+	var rb api.RollbackResponse
+	if code := call(t, h, h.AdminToken, "POST", "/api/v1/apps/guestbook/rollback", api.RollbackRequest{Revision: old, Cluster: "prod-eu-1"}, &rb); code != http.StatusAccepted {
 		t.Fatalf("rollback: %d", code)
 	}
 	if len(rb.Targets) != 1 || rb.Targets[0].Sync != "sent" {
@@ -281,11 +281,11 @@ func TestSyncDiffHistoryRollback(t *testing.T) {
 
 	// Rollback by history entry of another app is refused.
 	call(t, h, h.AdminToken, "GET", "/api/v1/apps/billing/history", nil, &hist)
-	if code := call(t, h, h.AdminToken, "POST", "/api/v1/apps/guestbook/rollback", httpapi.RollbackRequest{HistoryID: hist.Items[0].ID}, nil); code != http.StatusBadRequest {
+	if code := call(t, h, h.AdminToken, "POST", "/api/v1/apps/guestbook/rollback", api.RollbackRequest{HistoryID: hist.Items[0].ID}, nil); code != http.StatusBadRequest {
 		t.Errorf("rollback to another app's history: %d", code)
 	}
 	// An unknown revision is refused and leaves no pin.
-	if code := call(t, h, h.AdminToken, "POST", "/api/v1/apps/guestbook/rollback", httpapi.RollbackRequest{Revision: "no-such-branch", Cluster: "prod-us-1"}, nil); code != http.StatusUnprocessableEntity {
+	if code := call(t, h, h.AdminToken, "POST", "/api/v1/apps/guestbook/rollback", api.RollbackRequest{Revision: "no-such-branch", Cluster: "prod-us-1"}, nil); code != http.StatusUnprocessableEntity {
 		t.Errorf("rollback to unknown revision: %d", code)
 	}
 	h.WaitFor(t, 10*time.Second, "prod-us-1 unpinned again", func() bool {
@@ -293,7 +293,7 @@ func TestSyncDiffHistoryRollback(t *testing.T) {
 	})
 
 	// Unpin: auto-sync resumes and the agent returns to the current commit.
-	if code := call(t, h, h.AdminToken, "POST", "/api/v1/apps/guestbook/unpin", httpapi.UnpinRequest{Cluster: "prod-eu-1"}, nil); code != http.StatusAccepted {
+	if code := call(t, h, h.AdminToken, "POST", "/api/v1/apps/guestbook/unpin", api.UnpinRequest{Cluster: "prod-eu-1"}, nil); code != http.StatusAccepted {
 		t.Fatalf("unpin: %d", code)
 	}
 	h.WaitFor(t, 10*time.Second, "guestbook back on the current commit", func() bool {

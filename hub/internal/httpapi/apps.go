@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/flotilla-cd/flotilla/hub/api"
 	"github.com/flotilla-cd/flotilla/hub/internal/controller"
 	apiv1alpha1 "github.com/flotilla-cd/flotilla/shared/api/v1alpha1"
 )
@@ -28,7 +29,7 @@ func (a *API) listApps(w http.ResponseWriter, r *http.Request) {
 		limit = 100
 	}
 	end := min(start+limit, len(views))
-	resp := ListResponse[AppView]{Items: views[start:end]}
+	resp := api.ListResponse[api.AppView]{Items: views[start:end]}
 	if end < len(views) {
 		resp.Next = views[end-1].Name
 	}
@@ -74,19 +75,6 @@ func (a *API) appTargets(w http.ResponseWriter, name, cluster string) ([]control
 	return nil, false
 }
 
-// SyncRequest asks agents to apply an app now.
-type SyncRequest struct {
-	// Cluster limits the sync to one cluster; empty syncs all targets.
-	Cluster string `json:"cluster,omitempty"`
-	Prune   bool   `json:"prune,omitempty"`
-}
-
-// SyncResponse lists where the command was sent.
-type SyncResponse struct {
-	Sent   []string          `json:"sent"`
-	Failed map[string]string `json:"failed,omitempty"`
-}
-
 func (a *API) syncApp(w http.ResponseWriter, r *http.Request) {
 	a.command(w, r, apiv1alpha1.Command_TYPE_SYNC, "app.sync")
 }
@@ -109,7 +97,7 @@ func (a *API) refreshApp(w http.ResponseWriter, r *http.Request) {
 // (connected) agents without waiting for them.
 func (a *API) command(w http.ResponseWriter, r *http.Request, typ apiv1alpha1.Command_Type, action string) {
 	name := r.PathValue("name")
-	var req SyncRequest
+	var req api.SyncRequest
 	if r.ContentLength != 0 {
 		if err := decodeBody(r, &req); err != nil {
 			writeError(w, http.StatusBadRequest, err.Error())
@@ -120,7 +108,7 @@ func (a *API) command(w http.ResponseWriter, r *http.Request, typ apiv1alpha1.Co
 	if !ok {
 		return
 	}
-	resp := SyncResponse{Sent: []string{}}
+	resp := api.SyncResponse{Sent: []string{}}
 	who := callerOf(r.Context()).Name
 	for _, t := range targets {
 		cmd := &apiv1alpha1.Command{Id: newID(), Type: typ, App: name, InitiatedBy: who, Prune: req.Prune}
@@ -167,15 +155,11 @@ func (a *API) listAudit(w http.ResponseWriter, r *http.Request) {
 		storeError(w, err, "audit entry")
 		return
 	}
-	writeJSON(w, http.StatusOK, ListResponse[any]{Items: toAny(es), Next: next})
-}
-
-func toAny[T any](xs []T) []any {
-	out := make([]any, len(xs))
-	for i := range xs {
-		out[i] = xs[i]
+	out := api.ListResponse[api.AuditEntry]{Items: make([]api.AuditEntry, len(es)), Next: next}
+	for i, e := range es {
+		out.Items[i] = auditView(e)
 	}
-	return out
+	writeJSON(w, http.StatusOK, out)
 }
 
 func newID() string {

@@ -3,7 +3,8 @@ package httpapi
 import (
 	"fmt"
 	"net/http"
-	"time"
+
+	"github.com/flotilla-cd/flotilla/hub/api"
 )
 
 // backup streams a consistent snapshot of the hub's store (itself a store
@@ -19,36 +20,14 @@ func (a *API) backup(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// DefinitionsView is the state of the Application definitions as the last
-// reconcile saw them: when, the error that kept the previous state in force
-// (if any), and warnings about fields Flotilla cannot honour.
-type DefinitionsView struct {
-	At       time.Time `json:"at"`
-	Error    string    `json:"error,omitempty"`
-	Warnings []string  `json:"warnings"`
-	// Broken are the definitions that could not be used; the apps they
-	// name keep their last state.
-	Broken   []BrokenView `json:"broken"`
-	Apps     int          `json:"apps"`
-	Clusters int          `json:"clusters"`
-}
-
-// BrokenView is a definition that could not be used.
-type BrokenView struct {
-	Kind  string `json:"kind,omitempty"`
-	Name  string `json:"name,omitempty"`
-	File  string `json:"file"`
-	Error string `json:"error"`
-}
-
 func (a *API) definitions(w http.ResponseWriter, _ *http.Request) {
 	s := a.d.Controller.Snapshot()
-	v := DefinitionsView{At: s.At, Error: s.Error, Warnings: s.Warnings, Broken: []BrokenView{}, Apps: len(s.Apps), Clusters: len(s.Clusters)}
+	v := api.DefinitionsView{At: s.At, Error: s.Error, Warnings: s.Warnings, Broken: []api.BrokenView{}, Apps: len(s.Apps), Clusters: len(s.Clusters)}
 	if v.Warnings == nil {
 		v.Warnings = []string{}
 	}
 	for _, b := range s.Broken {
-		v.Broken = append(v.Broken, BrokenView{Kind: b.Kind, Name: b.Name, File: b.File, Error: b.Error})
+		v.Broken = append(v.Broken, api.BrokenView{Kind: b.Kind, Name: b.Name, File: b.File, Error: b.Error})
 	}
 	writeJSON(w, http.StatusOK, v)
 }

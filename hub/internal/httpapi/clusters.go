@@ -7,10 +7,10 @@ import (
 	"regexp"
 	"sort"
 	"strings"
-	"time"
 
 	"k8s.io/apimachinery/pkg/util/validation"
 
+	"github.com/flotilla-cd/flotilla/hub/api"
 	"github.com/flotilla-cd/flotilla/hub/internal/store"
 )
 
@@ -33,24 +33,12 @@ func checkLabels(labels map[string]string, removable bool) error {
 	return nil
 }
 
-// ClusterView is a cluster as the API shows it.
-type ClusterView struct {
-	Name         string            `json:"name"`
-	Labels       map[string]string `json:"labels,omitempty"`
-	Connected    bool              `json:"connected"`
-	LastSeen     time.Time         `json:"lastSeen,omitzero"`
-	AgentVersion string            `json:"agentVersion,omitempty"`
-	Enrolled     bool              `json:"enrolled"`
-	CertNotAfter time.Time         `json:"certNotAfter,omitzero"`
-	CreatedAt    time.Time         `json:"createdAt,omitzero"`
-}
-
-func (a *API) view(c store.Cluster) ClusterView {
+func (a *API) view(c store.Cluster) api.ClusterView {
 	conn, seen := a.d.Fleet.Connected(c.Name)
 	if seen.Before(c.LastSeen) {
 		seen = c.LastSeen
 	}
-	return ClusterView{
+	return api.ClusterView{
 		Name: c.Name, Labels: c.Labels, Connected: conn, LastSeen: seen, AgentVersion: c.AgentVersion,
 		Enrolled: c.CertSerial != "" && !c.Revoked, CertNotAfter: c.CertNotAfter, CreatedAt: c.CreatedAt,
 	}
@@ -67,7 +55,7 @@ func (a *API) listClusters(w http.ResponseWriter, r *http.Request) {
 		storeError(w, err, "cluster")
 		return
 	}
-	out := ListResponse[ClusterView]{Items: []ClusterView{}, Next: next}
+	out := api.ListResponse[api.ClusterView]{Items: []api.ClusterView{}, Next: next}
 	for _, c := range cs {
 		out.Items = append(out.Items, a.view(c))
 	}
@@ -83,27 +71,10 @@ func (a *API) getCluster(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, a.view(c))
 }
 
-// AddClusterRequest registers a cluster.
-type AddClusterRequest struct {
-	Name   string            `json:"name"`
-	Labels map[string]string `json:"labels,omitempty"`
-}
-
-// JoinResponse carries what an agent needs to enrol, once.
-type JoinResponse struct {
-	Cluster   string    `json:"cluster"`
-	Token     string    `json:"token"`
-	ExpiresAt time.Time `json:"expiresAt"`
-	HubAddr   string    `json:"hubAddr"`
-	CAHash    string    `json:"caHash"`
-	// Command is the agent command line that enrols and connects.
-	Command string `json:"command"`
-}
-
 var nameRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
 
 func (a *API) addCluster(w http.ResponseWriter, r *http.Request) {
-	var req AddClusterRequest
+	var req api.AddClusterRequest
 	if err := decodeBody(r, &req); err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
@@ -144,7 +115,7 @@ func (a *API) writeJoin(w http.ResponseWriter, r *http.Request, name string, cod
 		return
 	}
 	addr, hash := a.d.JoinInfo()
-	writeJSON(w, code, JoinResponse{
+	writeJSON(w, code, api.JoinResponse{
 		Cluster: name, Token: tok, ExpiresAt: now.Add(a.d.TokenTTL), HubAddr: addr, CAHash: hash,
 		Command: fmt.Sprintf("flotilla-agent --hub %s --cluster %s --join-token %s --ca-hash %s", addr, name, tok, hash),
 	})
@@ -162,14 +133,9 @@ func (a *API) removeCluster(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// LabelRequest sets (value non-empty) or removes (value "") labels.
-type LabelRequest struct {
-	Labels map[string]string `json:"labels"`
-}
-
 func (a *API) labelCluster(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
-	var req LabelRequest
+	var req api.LabelRequest
 	if err := decodeBody(r, &req); err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return

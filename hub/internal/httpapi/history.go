@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/flotilla-cd/flotilla/hub/api"
 	"github.com/flotilla-cd/flotilla/hub/internal/store"
 	apiv1alpha1 "github.com/flotilla-cd/flotilla/shared/api/v1alpha1"
 )
@@ -49,39 +50,11 @@ func (a *API) history(w http.ResponseWriter, r *http.Request, app, cluster strin
 		storeError(w, err, "history")
 		return
 	}
-	out := ListResponse[store.HistoryEntry]{Items: es, Next: next}
-	if out.Items == nil {
-		out.Items = []store.HistoryEntry{}
+	out := api.ListResponse[api.HistoryEntry]{Items: make([]api.HistoryEntry, len(es)), Next: next}
+	for i, e := range es {
+		out.Items[i] = historyView(e)
 	}
 	writeJSON(w, http.StatusOK, out)
-}
-
-// RollbackRequest pins an app to an earlier revision. Give Revision (a
-// commit, tag or branch) or HistoryID (an entry of the app's history).
-// Cluster limits the rollback to one cluster; with HistoryID and no
-// Cluster, the entry's own cluster is rolled back.
-type RollbackRequest struct {
-	Revision  string `json:"revision,omitempty"`
-	HistoryID uint64 `json:"historyId,omitempty"`
-	Cluster   string `json:"cluster,omitempty"`
-}
-
-// RollbackResponse says what was pinned and where the sync went.
-type RollbackResponse struct {
-	App      string           `json:"app"`
-	Revision string           `json:"revision"`
-	Cluster  string           `json:"cluster,omitempty"`
-	Targets  []RollbackTarget `json:"targets"`
-}
-
-// RollbackTarget is one cluster of a rollback.
-type RollbackTarget struct {
-	Cluster string `json:"cluster"`
-	Digest  string `json:"digest,omitempty"`
-	// Sync is "sent" (the agent holds the pinned bundle and was told to
-	// apply it once) or "pending" (Message says why; run `app sync` later).
-	Sync    string `json:"sync"`
-	Message string `json:"message,omitempty"`
 }
 
 // rollback pins (app, cluster) to an earlier revision and suspends its
@@ -94,7 +67,7 @@ type RollbackTarget struct {
 // targetRevision. Pins are kept in the hub's store, so a restarted hub keeps them.
 func (a *API) rollback(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
-	var req RollbackRequest
+	var req api.RollbackRequest
 	if err := decodeBody(r, &req); err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
@@ -136,7 +109,7 @@ func (a *API) rollback(w http.ResponseWriter, r *http.Request) {
 
 	ctx, cancel := context.WithTimeout(r.Context(), a.d.CommandTimeout)
 	defer cancel()
-	resp := RollbackResponse{App: name, Revision: rev, Cluster: req.Cluster}
+	resp := api.RollbackResponse{App: name, Revision: rev, Cluster: req.Cluster}
 	want := map[string]bool{}
 	for _, t := range targets {
 		want[t.Cluster] = true
@@ -172,7 +145,7 @@ func (a *API) rollback(w http.ResponseWriter, r *http.Request) {
 	who := callerOf(r.Context()).Name
 	for _, t := range targets {
 		s := states[t.Cluster]
-		rt := RollbackTarget{Cluster: t.Cluster, Digest: s.digest, Sync: "pending"}
+		rt := api.RollbackTarget{Cluster: t.Cluster, Digest: s.digest, Sync: api.RollbackPending}
 		switch {
 		case !s.rendered:
 			rt.Message = "the hub has not rendered the pinned revision yet"
@@ -185,7 +158,7 @@ func (a *API) rollback(w http.ResponseWriter, r *http.Request) {
 			if err := a.d.Fleet.SendCommand(t.Cluster, cmd); err != nil {
 				rt.Message = err.Error()
 			} else {
-				rt.Sync = "sent"
+				rt.Sync = api.RollbackSent
 			}
 		}
 		resp.Targets = append(resp.Targets, rt)
@@ -232,14 +205,9 @@ func (a *API) rollbackStates(app, rev string, want map[string]bool) (map[string]
 	return out, done
 }
 
-// UnpinRequest lifts a rollback pin; Cluster "" lifts every pin of the app.
-type UnpinRequest struct {
-	Cluster string `json:"cluster,omitempty"`
-}
-
 func (a *API) unpin(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
-	var req UnpinRequest
+	var req api.UnpinRequest
 	if r.ContentLength != 0 {
 		if err := decodeBody(r, &req); err != nil {
 			writeError(w, http.StatusBadRequest, err.Error())
@@ -263,7 +231,7 @@ func (a *API) unpin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.audit(r, "app.unpin", name, "cluster="+req.Cluster)
-	writeJSON(w, http.StatusAccepted, map[string]string{"app": name, "cluster": req.Cluster})
+	writeJSON(w, http.StatusAccepted, api.UnpinResponse{App: name, Cluster: req.Cluster})
 }
 
 func onCluster(c string) string {

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/flotilla-cd/flotilla/hub/internal/httpapi"
+	"github.com/flotilla-cd/flotilla/hub/api"
 	"github.com/flotilla-cd/flotilla/hub/internal/httpapi/apitest"
 )
 
@@ -20,21 +20,21 @@ func TestClusterLabelsAreValidated(t *testing.T) {
 		body   any
 		want   int
 	}{
-		{"add with a good label", "POST", "/api/v1/clusters", httpapi.AddClusterRequest{Name: "edge-1", Labels: map[string]string{"example.com/tier": "edge_1"}}, http.StatusCreated},
-		{"add with a bad key", "POST", "/api/v1/clusters", httpapi.AddClusterRequest{Name: "edge-2", Labels: map[string]string{"bad key": "x"}}, http.StatusBadRequest},
-		{"add with a bad value", "POST", "/api/v1/clusters", httpapi.AddClusterRequest{Name: "edge-3", Labels: map[string]string{"env": "<script>"}}, http.StatusBadRequest},
-		{"add with a long value", "POST", "/api/v1/clusters", httpapi.AddClusterRequest{Name: "edge-4", Labels: map[string]string{"env": strings.Repeat("a", 64)}}, http.StatusBadRequest},
-		{"set a good label", "PATCH", "/api/v1/clusters/edge-1/labels", httpapi.LabelRequest{Labels: map[string]string{"region": "eu"}}, http.StatusOK},
-		{"set a bad key", "PATCH", "/api/v1/clusters/edge-1/labels", httpapi.LabelRequest{Labels: map[string]string{"/region": "eu"}}, http.StatusBadRequest},
-		{"set a bad value", "PATCH", "/api/v1/clusters/edge-1/labels", httpapi.LabelRequest{Labels: map[string]string{"region": "eu west"}}, http.StatusBadRequest},
-		{"remove a label", "PATCH", "/api/v1/clusters/edge-1/labels", httpapi.LabelRequest{Labels: map[string]string{"region": ""}}, http.StatusOK},
+		{"add with a good label", "POST", "/api/v1/clusters", api.AddClusterRequest{Name: "edge-1", Labels: map[string]string{"example.com/tier": "edge_1"}}, http.StatusCreated},
+		{"add with a bad key", "POST", "/api/v1/clusters", api.AddClusterRequest{Name: "edge-2", Labels: map[string]string{"bad key": "x"}}, http.StatusBadRequest},
+		{"add with a bad value", "POST", "/api/v1/clusters", api.AddClusterRequest{Name: "edge-3", Labels: map[string]string{"env": "<script>"}}, http.StatusBadRequest},
+		{"add with a long value", "POST", "/api/v1/clusters", api.AddClusterRequest{Name: "edge-4", Labels: map[string]string{"env": strings.Repeat("a", 64)}}, http.StatusBadRequest},
+		{"set a good label", "PATCH", "/api/v1/clusters/edge-1/labels", api.LabelRequest{Labels: map[string]string{"region": "eu"}}, http.StatusOK},
+		{"set a bad key", "PATCH", "/api/v1/clusters/edge-1/labels", api.LabelRequest{Labels: map[string]string{"/region": "eu"}}, http.StatusBadRequest},
+		{"set a bad value", "PATCH", "/api/v1/clusters/edge-1/labels", api.LabelRequest{Labels: map[string]string{"region": "eu west"}}, http.StatusBadRequest},
+		{"remove a label", "PATCH", "/api/v1/clusters/edge-1/labels", api.LabelRequest{Labels: map[string]string{"region": ""}}, http.StatusOK},
 	}
 	for _, tt := range tests {
 		if code := call(t, h, h.AdminToken, tt.method, tt.path, tt.body, nil); code != tt.want {
 			t.Errorf("%s: HTTP %d, want %d", tt.name, code, tt.want)
 		}
 	}
-	var c httpapi.ClusterView
+	var c api.ClusterView
 	call(t, h, h.AdminToken, "GET", "/api/v1/clusters/edge-1", nil, &c)
 	if len(c.Labels) != 1 || c.Labels["example.com/tier"] != "edge_1" {
 		t.Errorf("labels of edge-1: %v; want only example.com/tier=edge_1", c.Labels)

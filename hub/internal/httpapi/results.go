@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"sync"
 
+	"github.com/flotilla-cd/flotilla/hub/api"
 	apiv1alpha1 "github.com/flotilla-cd/flotilla/shared/api/v1alpha1"
 )
 
@@ -67,24 +68,6 @@ func (a *API) Call(ctx context.Context, cluster string, cmd *apiv1alpha1.Command
 	}
 }
 
-// DiffResponse is the diff of desired against live on each cluster.
-type DiffResponse struct {
-	App      string        `json:"app"`
-	Clusters []ClusterDiff `json:"clusters"`
-}
-
-// ClusterDiff is one cluster's answer to a diff.
-type ClusterDiff struct {
-	Cluster string `json:"cluster"`
-	// OK is false when the agent could not compute the diff (Error says why).
-	OK    bool   `json:"ok"`
-	Error string `json:"error,omitempty"`
-	// Summary is the agent's one-line summary ("2 objects differ").
-	Summary string `json:"summary,omitempty"`
-	// Diff is a unified diff; empty when live matches desired.
-	Diff string `json:"diff,omitempty"`
-}
-
 // diffApp asks each targeted agent (or ?cluster=) for the diff of the
 // app's desired objects against its cluster, and waits for the answers.
 func (a *API) diffApp(w http.ResponseWriter, r *http.Request) {
@@ -95,13 +78,13 @@ func (a *API) diffApp(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), a.d.CommandTimeout)
 	defer cancel()
-	resp := DiffResponse{App: name, Clusters: make([]ClusterDiff, len(targets))}
+	resp := api.DiffResponse{App: name, Clusters: make([]api.ClusterDiff, len(targets))}
 	var wg sync.WaitGroup
 	for i, t := range targets {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			cd := ClusterDiff{Cluster: t.Cluster}
+			cd := api.ClusterDiff{Cluster: t.Cluster}
 			res, err := a.Call(ctx, t.Cluster, &apiv1alpha1.Command{Id: newID(), Type: apiv1alpha1.Command_TYPE_DIFF, App: name, InitiatedBy: callerOf(r.Context()).Name})
 			switch {
 			case err != nil:

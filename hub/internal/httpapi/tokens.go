@@ -3,38 +3,13 @@ package httpapi
 import (
 	"fmt"
 	"net/http"
-	"time"
 
+	"github.com/flotilla-cd/flotilla/hub/api"
 	"github.com/flotilla-cd/flotilla/hub/internal/store"
 )
 
-// TokenView is an API token without its secret.
-type TokenView struct {
-	ID        string    `json:"id"`
-	Name      string    `json:"name"`
-	Role      string    `json:"role"`
-	CreatedAt time.Time `json:"createdAt,omitzero"`
-}
-
-// CreateTokenRequest makes an API token. Role is "readonly" (the default)
-// or "admin".
-type CreateTokenRequest struct {
-	Name string `json:"name"`
-	Role string `json:"role,omitempty"`
-}
-
-// CreateTokenResponse carries the raw token; it is shown only here.
-type CreateTokenResponse struct {
-	TokenView
-	Token string `json:"token"`
-}
-
-func tokenView(t store.APIToken) TokenView {
-	return TokenView{ID: t.ID, Name: t.Name, Role: t.Role, CreatedAt: t.CreatedAt}
-}
-
 func (a *API) createToken(w http.ResponseWriter, r *http.Request) {
-	var req CreateTokenRequest
+	var req api.CreateTokenRequest
 	if err := decodeBody(r, &req); err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
@@ -56,7 +31,7 @@ func (a *API) createToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.audit(r, "token.create", tok.Name, "role="+tok.Role+" id="+tok.ID)
-	writeJSON(w, http.StatusCreated, CreateTokenResponse{TokenView: tokenView(tok), Token: raw})
+	writeJSON(w, http.StatusCreated, api.CreateTokenResponse{TokenView: tokenView(tok), Token: raw})
 }
 
 func (a *API) listTokens(w http.ResponseWriter, r *http.Request) {
@@ -70,7 +45,7 @@ func (a *API) listTokens(w http.ResponseWriter, r *http.Request) {
 		storeError(w, err, "token")
 		return
 	}
-	out := ListResponse[TokenView]{Items: []TokenView{}, Next: next}
+	out := api.ListResponse[api.TokenView]{Items: []api.TokenView{}, Next: next}
 	for _, t := range ts {
 		out.Items = append(out.Items, tokenView(t))
 	}

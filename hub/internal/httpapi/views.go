@@ -3,8 +3,8 @@ package httpapi
 import (
 	"slices"
 	"sort"
-	"time"
 
+	"github.com/flotilla-cd/flotilla/hub/api"
 	"github.com/flotilla-cd/flotilla/hub/internal/app"
 	"github.com/flotilla-cd/flotilla/hub/internal/controller"
 	"github.com/flotilla-cd/flotilla/hub/internal/fleet"
@@ -13,77 +13,6 @@ import (
 	apiv1alpha1 "github.com/flotilla-cd/flotilla/shared/api/v1alpha1"
 	"github.com/flotilla-cd/flotilla/shared/health"
 )
-
-// AppView is an application with its state on every targeted cluster.
-type AppView struct {
-	Name     string `json:"name"`
-	File     string `json:"file,omitempty"`
-	Revision string `json:"revision,omitempty"`
-	// Revisions are each source's commit, for an app with several.
-	Revisions []string `json:"revisions,omitempty"`
-	Error     string   `json:"error,omitempty"`
-	Warnings  []string `json:"warnings,omitempty"`
-	// Parent is the app whose render defined this one (app-of-apps).
-	Parent string `json:"parent,omitempty"`
-	// Hub: the app is rendered on the hub for the apps it defines (an
-	// app-of-apps root); it has no clusters.
-	Hub      bool             `json:"hub,omitempty"`
-	Spec     any              `json:"spec,omitempty"`
-	Clusters []AppClusterView `json:"clusters"`
-	Sync     string           `json:"sync"`
-	Health   string           `json:"health"`
-}
-
-// AppClusterView is one (app, cluster).
-type AppClusterView struct {
-	Cluster string `json:"cluster"`
-	// Desired is what the hub computed.
-	Digest   string `json:"digest,omitempty"`
-	Revision string `json:"revision,omitempty"`
-	// Revisions are each source's commit, for an app with several.
-	Revisions []string `json:"revisions,omitempty"`
-	Error     string   `json:"error,omitempty"`
-	// Pinned is the revision a rollback pinned this target to; auto-sync
-	// is suspended while it is set.
-	Pinned string `json:"pinned,omitempty"`
-	// Observed is what the agent reported.
-	Connected      bool           `json:"connected"`
-	Sync           string         `json:"sync"`
-	Health         string         `json:"health"`
-	Message        string         `json:"message,omitempty"`
-	ObservedDigest string         `json:"observedDigest,omitempty"`
-	ObservedRev    string         `json:"observedRevision,omitempty"`
-	Objects        []ObjectView   `json:"objects,omitempty"`
-	LastOperation  *OperationView `json:"lastOperation,omitempty"`
-}
-
-// ObjectView is one managed object as its agent reported it.
-type ObjectView struct {
-	Group     string `json:"group,omitempty"`
-	Version   string `json:"version,omitempty"`
-	Kind      string `json:"kind"`
-	Namespace string `json:"namespace,omitempty"`
-	Name      string `json:"name"`
-	Sync      string `json:"sync"`
-	Health    string `json:"health"`
-	Message   string `json:"message,omitempty"`
-	// Diff is a unified diff of desired against live when the object drifted.
-	Diff string `json:"diff,omitempty"`
-}
-
-// OperationView is the last sync an agent ran.
-type OperationView struct {
-	Phase       string    `json:"phase"`
-	Revision    string    `json:"revision,omitempty"`
-	Digest      string    `json:"digest,omitempty"`
-	Message     string    `json:"message,omitempty"`
-	InitiatedBy string    `json:"initiatedBy,omitempty"`
-	StartedAt   time.Time `json:"startedAt,omitzero"`
-	FinishedAt  time.Time `json:"finishedAt,omitzero"`
-	// Hooks are the resource hooks the operation ran (PreSync, Sync,
-	// PostSync, SyncFail), in the order they started.
-	Hooks []store.HookRecord `json:"hooks,omitempty"`
-}
 
 // SyncName is the API's spelling of a sync status.
 func SyncName(v apiv1alpha1.SyncStatus) string { return v.Name() }
@@ -97,12 +26,12 @@ func PhaseName(v apiv1alpha1.Operation_Phase) string { return v.Name() }
 // Views joins the controller's snapshot with the statuses agents reported.
 // An (app, cluster) is Synced only when the agent reports Synced for the
 // digest the hub wants.
-func Views(snap *controller.Snapshot, fl *fleet.Fleet, withObjects bool) []AppView {
+func Views(snap *controller.Snapshot, fl *fleet.Fleet, withObjects bool) []api.AppView {
 	status := fl.Status()
-	out := make([]AppView, 0, len(snap.Apps))
+	out := make([]api.AppView, 0, len(snap.Apps))
 	for _, as := range snap.Apps {
 		redact := redactSources(as.Spec) // credentials in repo URLs are never shown
-		v := AppView{Name: as.Name, File: as.File, Revision: as.Revision, Revisions: as.Revisions, Error: redact(as.Error), Warnings: as.Warnings, Parent: as.Parent, Hub: as.Hub, Clusters: []AppClusterView{}, Sync: "Synced", Health: "Healthy"}
+		v := api.AppView{Name: as.Name, File: as.File, Revision: as.Revision, Revisions: as.Revisions, Error: redact(as.Error), Warnings: as.Warnings, Parent: as.Parent, Hub: as.Hub, Clusters: []api.AppClusterView{}, Sync: "Synced", Health: "Healthy"}
 		if withObjects {
 			spec := as.Spec
 			spec.Source.RepoURL = gitsource.Redact(spec.Source.RepoURL)
@@ -113,7 +42,7 @@ func Views(snap *controller.Snapshot, fl *fleet.Fleet, withObjects bool) []AppVi
 			v.Spec = spec
 		}
 		for _, t := range as.Targets {
-			cv := AppClusterView{Cluster: t.Cluster, Digest: t.Digest, Revision: t.Revision, Revisions: t.Revisions, Error: redact(t.Error), Pinned: t.Pinned, Sync: "Unknown", Health: "Unknown"}
+			cv := api.AppClusterView{Cluster: t.Cluster, Digest: t.Digest, Revision: t.Revision, Revisions: t.Revisions, Error: redact(t.Error), Pinned: t.Pinned, Sync: "Unknown", Health: "Unknown"}
 			cv.Connected, _ = fl.Connected(t.Cluster)
 			if st := status[t.Cluster][as.Name]; st != nil {
 				cv.ObservedDigest, cv.ObservedRev, cv.Message = st.GetDigest(), st.GetRevision(), st.GetMessage()
@@ -154,10 +83,10 @@ func Views(snap *controller.Snapshot, fl *fleet.Fleet, withObjects bool) []AppVi
 	return out
 }
 
-func objectViews(objs []*apiv1alpha1.ObjectStatus) []ObjectView {
-	out := make([]ObjectView, 0, len(objs))
+func objectViews(objs []*apiv1alpha1.ObjectStatus) []api.ObjectView {
+	out := make([]api.ObjectView, 0, len(objs))
 	for _, o := range objs {
-		out = append(out, ObjectView{
+		out = append(out, api.ObjectView{
 			Group: o.GetGroup(), Version: o.GetVersion(), Kind: o.GetKind(), Namespace: o.GetNamespace(), Name: o.GetName(),
 			Sync: SyncName(o.GetSync()), Health: HealthName(o.GetHealth()), Message: o.GetMessage(), Diff: o.GetDiff(),
 		})
@@ -165,11 +94,11 @@ func objectViews(objs []*apiv1alpha1.ObjectStatus) []ObjectView {
 	return out
 }
 
-func operationView(op *apiv1alpha1.Operation) *OperationView {
+func operationView(op *apiv1alpha1.Operation) *api.OperationView {
 	if op == nil {
 		return nil
 	}
-	v := &OperationView{Phase: PhaseName(op.GetPhase()), Revision: op.GetRevision(), Digest: op.GetDigest(), Message: op.GetMessage(), InitiatedBy: op.GetInitiatedBy(), Hooks: store.HookRecords(op)}
+	v := &api.OperationView{Phase: PhaseName(op.GetPhase()), Revision: op.GetRevision(), Digest: op.GetDigest(), Message: op.GetMessage(), InitiatedBy: op.GetInitiatedBy(), Hooks: hookViews(store.HookRecords(op))}
 	if op.GetStartedAt() != nil {
 		v.StartedAt = op.GetStartedAt().AsTime()
 	}

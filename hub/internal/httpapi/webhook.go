@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/flotilla-cd/flotilla/hub/api"
 	"github.com/flotilla-cd/flotilla/hub/internal/gitsource"
 )
 
@@ -83,7 +84,7 @@ func (a *API) webhook(w http.ResponseWriter, r *http.Request) {
 	}
 	a.d.Log.Info("webhook", "provider", provider, "repo", gitsource.Redact(firstNonEmpty(urls)), "tracked", matched)
 	a.d.Controller.Trigger()
-	writeJSON(w, http.StatusAccepted, map[string]any{"provider": provider, "matched": matched})
+	writeJSON(w, http.StatusAccepted, api.WebhookResponse{Matched: matched, Provider: provider})
 }
 
 func (a *API) refuseWebhook(w http.ResponseWriter, r *http.Request, provider string) {

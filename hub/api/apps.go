@@ -1,0 +1,156 @@
+package api
+
+import "time"
+
+// AppView is an application with its state on every targeted cluster
+// (GET /api/v1/apps, GET /api/v1/apps/{name}).
+type AppView struct {
+	Name     string `json:"name"`
+	File     string `json:"file,omitempty"`
+	Revision string `json:"revision,omitempty"`
+	// Revisions are each source's commit, for an app with several.
+	Revisions []string `json:"revisions,omitempty"`
+	Error     string   `json:"error,omitempty"`
+	Warnings  []string `json:"warnings,omitempty"`
+	// Parent is the app whose render defined this one (app-of-apps).
+	Parent string `json:"parent,omitempty"`
+	// Hub: the app is rendered on the hub for the apps it defines (an
+	// app-of-apps root); it has no clusters.
+	Hub bool `json:"hub,omitempty"`
+	// Spec is the application's spec, credentials removed from its
+	// repository URLs; only GET /api/v1/apps/{name} fills it.
+	Spec     any              `json:"spec,omitempty"`
+	Clusters []AppClusterView `json:"clusters"`
+	Sync     string           `json:"sync"`
+	Health   string           `json:"health"`
+}
+
+// AppClusterView is one (app, cluster).
+type AppClusterView struct {
+	Cluster string `json:"cluster"`
+	// Desired is what the hub computed.
+	Digest   string `json:"digest,omitempty"`
+	Revision string `json:"revision,omitempty"`
+	// Revisions are each source's commit, for an app with several.
+	Revisions []string `json:"revisions,omitempty"`
+	Error     string   `json:"error,omitempty"`
+	// Pinned is the revision a rollback pinned this target to; auto-sync
+	// is suspended while it is set.
+	Pinned string `json:"pinned,omitempty"`
+	// Observed is what the agent reported.
+	Connected      bool           `json:"connected"`
+	Sync           string         `json:"sync"`
+	Health         string         `json:"health"`
+	Message        string         `json:"message,omitempty"`
+	ObservedDigest string         `json:"observedDigest,omitempty"`
+	ObservedRev    string         `json:"observedRevision,omitempty"`
+	Objects        []ObjectView   `json:"objects,omitempty"`
+	LastOperation  *OperationView `json:"lastOperation,omitempty"`
+}
+
+// ObjectView is one managed object as its agent reported it.
+type ObjectView struct {
+	Group     string `json:"group,omitempty"`
+	Version   string `json:"version,omitempty"`
+	Kind      string `json:"kind"`
+	Namespace string `json:"namespace,omitempty"`
+	Name      string `json:"name"`
+	Sync      string `json:"sync"`
+	Health    string `json:"health"`
+	Message   string `json:"message,omitempty"`
+	// Diff is a unified diff of desired against live when the object drifted.
+	Diff string `json:"diff,omitempty"`
+}
+
+// OperationView is the last sync an agent ran.
+type OperationView struct {
+	Phase       string    `json:"phase"`
+	Revision    string    `json:"revision,omitempty"`
+	Digest      string    `json:"digest,omitempty"`
+	Message     string    `json:"message,omitempty"`
+	InitiatedBy string    `json:"initiatedBy,omitempty"`
+	StartedAt   time.Time `json:"startedAt,omitzero"`
+	FinishedAt  time.Time `json:"finishedAt,omitzero"`
+	// Hooks are the resource hooks the operation ran (PreSync, Sync,
+	// PostSync, SyncFail), in the order they started.
+	Hooks []Hook `json:"hooks,omitempty"`
+}
+
+// Hook is one resource hook a sync ran.
+type Hook struct {
+	// Phase is PreSync, Sync, PostSync or SyncFail.
+	Phase     string `json:"phase"`
+	Group     string `json:"group,omitempty"`
+	Kind      string `json:"kind"`
+	Namespace string `json:"namespace,omitempty"`
+	// Name is the created object's name (generated for a hook with
+	// metadata.generateName).
+	Name string `json:"name,omitempty"`
+	// Hook is the hook's identity in git: its name or generateName.
+	Hook string `json:"hook"`
+	Wave int32  `json:"wave,omitempty"`
+	// Status is Running, Succeeded, Failed or Unknown.
+	Status     string    `json:"status"`
+	Message    string    `json:"message,omitempty"`
+	StartedAt  time.Time `json:"startedAt,omitzero"`
+	FinishedAt time.Time `json:"finishedAt,omitzero"`
+	// Deleted is set when the hook's delete policy removed it.
+	Deleted bool `json:"deleted,omitempty"`
+}
+
+// SyncRequest asks agents to apply an app now (POST
+// /api/v1/apps/{name}/sync) or to re-read live state (…/refresh).
+type SyncRequest struct {
+	// Cluster limits the command to one cluster; empty sends it to all
+	// targets.
+	Cluster string `json:"cluster,omitempty"`
+	Prune   bool   `json:"prune,omitempty"`
+}
+
+// SyncResponse lists where the command was sent.
+type SyncResponse struct {
+	Sent   []string          `json:"sent"`
+	Failed map[string]string `json:"failed,omitempty"`
+}
+
+// DiffResponse is the diff of desired against live on each cluster (GET
+// /api/v1/apps/{name}/diff).
+type DiffResponse struct {
+	App      string        `json:"app"`
+	Clusters []ClusterDiff `json:"clusters"`
+}
+
+// ClusterDiff is one cluster's answer to a diff.
+type ClusterDiff struct {
+	Cluster string `json:"cluster"`
+	// OK is false when the agent could not compute the diff (Error says why).
+	OK    bool   `json:"ok"`
+	Error string `json:"error,omitempty"`
+	// Summary is the agent's one-line summary ("2 objects differ").
+	Summary string `json:"summary,omitempty"`
+	// Diff is a unified diff; empty when live matches desired.
+	Diff string `json:"diff,omitempty"`
+}
+
+// DefinitionsView is the state of the Application definitions as the last
+// reconcile saw them (GET /api/v1/definitions): when, the error that kept
+// the previous state in force (if any), and warnings about fields Flotilla
+// cannot honour.
+type DefinitionsView struct {
+	At       time.Time `json:"at"`
+	Error    string    `json:"error,omitempty"`
+	Warnings []string  `json:"warnings"`
+	// Broken are the definitions that could not be used; the apps they
+	// name keep their last state.
+	Broken   []BrokenView `json:"broken"`
+	Apps     int          `json:"apps"`
+	Clusters int          `json:"clusters"`
+}
+
+// BrokenView is a definition that could not be used.
+type BrokenView struct {
+	Kind  string `json:"kind,omitempty"`
+	Name  string `json:"name,omitempty"`
+	File  string `json:"file"`
+	Error string `json:"error"`
+}
