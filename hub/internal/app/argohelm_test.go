@@ -23,6 +23,7 @@ func TestArgoHelmCapabilityOverrides(t *testing.T) {
 		{name: "kubeVersion", helm: `{kubeVersion: "1.24"}`, wantVersion: "1.24"},
 		{name: "apiVersions", helm: `{apiVersions: [policy/v1beta1, example.com/v1/Widget]}`, wantAPIs: []string{"policy/v1beta1", "example.com/v1/Widget"}},
 		{name: "both", helm: `{kubeVersion: v1.30.2, apiVersions: [v1]}`, wantVersion: "v1.30.2", wantAPIs: []string{"v1"}},
+		{name: "templated kubeVersion (checked when rendered)", helm: `{kubeVersion: "1.{{ .cluster.labels.minor }}"}`, wantVersion: "1.{{ .cluster.labels.minor }}"},
 		{name: "not a version", helm: `{kubeVersion: latest}`, wantErr: `helm.kubeVersion "latest": not a Kubernetes version`},
 		{name: "empty API version", helm: `{apiVersions: [v1, " "]}`, wantErr: "helm.apiVersions[1] is empty"},
 	}

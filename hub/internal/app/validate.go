@@ -262,7 +262,7 @@ func validateParts(field string, d *Directory, h *Helm, k *Kustomize) error {
 				return invalidf("%s.helm.valueFiles[%d] is empty", field, i)
 			}
 		}
-		if h.KubeVersion != "" {
+		if h.KubeVersion != "" && !strings.Contains(h.KubeVersion, "{{") { // a template is checked by the render
 			if _, err := semver.NewVersion(h.KubeVersion); err != nil {
 				return invalidf("%s.helm.kubeVersion %q: not a Kubernetes version: %v", field, h.KubeVersion, err)
 			}
