@@ -141,6 +141,8 @@ func TestGolden(t *testing.T) {
 		{name: "err-usage", args: []string{"app", "rollback", "guestbook"}},
 		{name: "err-output", args: []string{"app", "list", "-o", "xml"}},
 		{name: "err-sync-disconnected", args: []string{"app", "sync", "billing", "--cluster", "staging-1"}},
+		{name: "err-label-form", args: []string{"cluster", "label", "staging-1", "tier"}},
+		{name: "err-bad-label", args: []string{"cluster", "add", "edge-1", "--label", "bad key=x"}},
 		{name: "cluster-add", args: []string{"cluster", "add", "edge-1", "--label", "env=edge"}},
 		{name: "cluster-remove", args: []string{"cluster", "remove", "edge-1"}},
 	}

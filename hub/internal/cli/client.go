@@ -14,6 +14,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/flotilla-cd/flotilla/hub/api"
 )
 
 // Config is what `flotilla login` saves.
@@ -124,9 +126,7 @@ func (c *client) send(ctx context.Context, method, path string, body any) (*http
 	}
 	defer resp.Body.Close()
 	data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	var e struct {
-		Error string `json:"error"`
-	}
+	var e api.Error
 	if !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") || json.Unmarshal(data, &e) != nil || e.Error == "" {
 		return nil, fmt.Errorf("%s does not look like a Flotilla hub: %s %s answered %d (%s)", c.server, method, path, resp.StatusCode, resp.Header.Get("Content-Type"))
 	}

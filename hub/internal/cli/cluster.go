@@ -9,11 +9,12 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"k8s.io/apimachinery/pkg/util/validation"
-
 	"github.com/flotilla-cd/flotilla/hub/api"
 )
 
+// parseLabels reads key=value (set) and key- (remove) arguments. The hub
+// checks that keys and values are Kubernetes label keys and values and
+// names the one it refuses; the CLI does not link Kubernetes' validation.
 func parseLabels(kvs []string) (map[string]string, error) {
 	m := map[string]string{}
 	for _, kv := range kvs {
@@ -24,9 +25,6 @@ func parseLabels(kvs []string) (map[string]string, error) {
 		}
 		if !ok || k == "" || v == "" {
 			return nil, usageError{fmt.Sprintf("label %q: want key=value (or key- to remove)", kv)}
-		}
-		if errs := append(validation.IsQualifiedName(k), validation.IsValidLabelValue(v)...); len(errs) > 0 {
-			return nil, usageError{fmt.Sprintf("label %q: %s", kv, strings.Join(errs, "; "))}
 		}
 		m[k] = v
 	}
