@@ -111,6 +111,7 @@ lint: $(BIN)/tools/golangci-lint
 	$(BIN)/tools/golangci-lint run --timeout 20m ./...
 	@$(GO) mod tidy -diff >/dev/null || { echo "go.mod/go.sum are not tidy: run go mod tidy"; exit 1; }
 	@cd e2e/tools && $(GO) mod tidy -diff >/dev/null || { echo "e2e/tools/go.mod is not tidy: run go mod tidy in e2e/tools"; exit 1; }
+	@cd e2e/registry && $(GO) mod tidy -diff >/dev/null || { echo "e2e/registry/go.mod is not tidy: run go mod tidy in e2e/registry"; exit 1; }
 
 ## quickstart: real local cluster + hub + agent + example apps, status printed
 quickstart: deps bins build

@@ -169,7 +169,8 @@ func (m *Manager) Fetch(ctx context.Context, repoURL, chart string, ref Ref) (st
 	if got := Digest(data); got != ref.Digest {
 		return "", fmt.Errorf("chart %s %s from %s: digest %s, want %s (the repository changed a published version)", chart, ref.Version, redact(repoURL), got, ref.Digest)
 	}
-	if err := expand(dir, data); err != nil {
+	prepare := func(chartDir string) error { return m.buildDependencies(ctx, chartDir) }
+	if err := expand(dir, data, prepare); err != nil {
 		return "", fmt.Errorf("chart %s %s from %s: %w", chart, ref.Version, redact(repoURL), err)
 	}
 	return dir, nil

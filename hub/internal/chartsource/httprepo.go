@@ -102,7 +102,8 @@ func (m *Manager) resolveHTTP(ctx context.Context, repoURL, chart, constraint st
 	ref.Digest = Digest(data)
 	dir := filepath.Join(m.opts.Dir, digestHex(ref.Digest))
 	if _, err := os.Stat(filepath.Join(dir, ".complete")); err != nil {
-		if err := expand(dir, data); err != nil {
+		prepare := func(chartDir string) error { return m.buildDependencies(ctx, chartDir) }
+		if err := expand(dir, data, prepare); err != nil {
 			return Ref{}, fmt.Errorf("chart %s %s from %s: %w", chart, cv.Version, redact(repoURL), err)
 		}
 	}

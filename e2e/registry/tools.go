@@ -1,0 +1,9 @@
+//go:build tools
+
+// Package registry pins the OCI registry the tests build (see
+// hub/internal/chartsource/chartsourcetest).
+package registry
+
+import (
+	_ "github.com/distribution/distribution/v3/cmd/registry"
+)

@@ -1,0 +1,251 @@
+package chartsourcetest
+
+import (
+	"bufio"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+	"helm.sh/helm/v3/pkg/registry"
+)
+
+// RegistryVersion is the distribution release the tests build (pinned by
+// e2e/registry/go.mod).
+const RegistryVersion = "v3.1.2"
+
+var buildOnce sync.Once
+
+// RegistryBinary builds the registry from e2e/registry (the module proxy)
+// into the bin dir (FLOTILLA_E2E_BIN_DIR, else the user cache dir) unless it
+// is there, and returns its path.
+func RegistryBinary(t testing.TB) string {
+	t.Helper()
+	dir := os.Getenv("FLOTILLA_E2E_BIN_DIR")
+	if dir == "" {
+		c, err := os.UserCacheDir()
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir = filepath.Join(c, "flotilla")
+	}
+	bin := filepath.Join(dir, "registry-"+RegistryVersion)
+	var err error
+	buildOnce.Do(func() {
+		if _, serr := os.Stat(bin); serr == nil {
+			return
+		}
+		_, self, _, _ := runtime.Caller(0)
+		mod := filepath.Join(filepath.Dir(self), "..", "..", "..", "..", "e2e", "registry")
+		tmp := fmt.Sprintf("%s.tmp-%d", bin, os.Getpid())
+		cmd := exec.Command("go", "build", "-trimpath", "-o", tmp, "github.com/distribution/distribution/v3/cmd/registry")
+		cmd.Dir = mod
+		out, berr := cmd.CombinedOutput()
+		if berr != nil {
+			err = fmt.Errorf("build registry in %s: %w\n%s", mod, berr, out)
+			return
+		}
+		err = os.Rename(tmp, bin)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bin
+}
+
+// Registry is an OCI registry process (distribution) serving HTTPS on
+// loopback with htpasswd basic auth.
+type Registry struct {
+	// Host is host:port; repositories are oci://Host/<path>.
+	Host       string
+	User, Pass string
+	// CA is the PEM certificate of the server.
+	CA []byte
+	// CertFile and KeyFile are the server's (to restart it).
+	dir string
+	cmd *exec.Cmd
+}
+
+// StartRegistry starts a registry with one user; it stops at the end of
+// the test.
+func StartRegistry(t testing.TB, user, pass string) *Registry {
+	t.Helper()
+	bin := RegistryBinary(t)
+	r := &Registry{User: user, Pass: pass, dir: t.TempDir()}
+	r.CA = writeCert(t, r.dir)
+	hash, err := bcrypt.GenerateFromPassword([]byte(pass), bcrypt.DefaultCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(r.dir, "htpasswd"), []byte(user+":"+string(hash)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r.Host = freeAddr(t)
+	r.start(t, bin)
+	return r
+}
+
+func (r *Registry) start(t testing.TB, bin string) {
+	t.Helper()
+	cfg := fmt.Sprintf(`version: 0.1
+log:
+  level: info
+storage:
+  filesystem:
+    rootdirectory: %s
+  delete:
+    enabled: true
+http:
+  addr: %s
+  tls:
+    certificate: %s
+    key: %s
+auth:
+  htpasswd:
+    realm: flotilla-test
+    path: %s
+`, filepath.Join(r.dir, "data"), r.Host, filepath.Join(r.dir, "cert.pem"), filepath.Join(r.dir, "key.pem"), filepath.Join(r.dir, "htpasswd"))
+	cfgPath := filepath.Join(r.dir, "config.yml")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := exec.CommandContext(ctx, bin, "serve", cfgPath)
+	cmd.Env = append(os.Environ(), "OTEL_TRACES_EXPORTER=none")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout = cmd.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	r.cmd = cmd
+	t.Cleanup(func() {
+		cancel()
+		_ = cmd.Wait()
+	})
+	ready := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		once := sync.Once{}
+		for sc.Scan() {
+			if strings.Contains(sc.Text(), "listening on") {
+				once.Do(func() { close(ready) })
+			}
+		}
+	}()
+	select {
+	case <-ready:
+	case <-time.After(60 * time.Second):
+		t.Fatalf("registry at %s did not start listening within 60s", r.Host)
+	}
+}
+
+// Stop stops the registry process (the registry is down).
+func (r *Registry) Stop() {
+	_ = r.cmd.Process.Kill()
+	_ = r.cmd.Wait()
+}
+
+// URL is the oci:// URL of the registry path p ("charts").
+func (r *Registry) URL(p string) string { return "oci://" + r.Host + "/" + p }
+
+// Push pushes the chart archive at path to oci://Host/<p>/<name>:<version>
+// with Helm's registry client.
+func (r *Registry) Push(t testing.TB, p, path string) {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name, version := nameVersion(path)
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(r.CA)
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}, Timeout: 60 * time.Second}
+	c, err := registry.NewClient(registry.ClientOptHTTPClient(hc), registry.ClientOptBasicAuth(r.User, r.Pass),
+		registry.ClientOptCredentialsFile(filepath.Join(t.TempDir(), "creds.json")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Push(data, fmt.Sprintf("%s/%s/%s:%s", r.Host, p, name, version)); err != nil {
+		t.Fatalf("push %s: %v", path, err)
+	}
+}
+
+// nameVersion splits "<dir>/<name>-<version>.tgz" (as chartutil.Save names
+// archives; the version starts at the last "-" followed by a digit).
+func nameVersion(path string) (string, string) {
+	base := strings.TrimSuffix(filepath.Base(path), ".tgz")
+	for i := len(base) - 1; i > 0; i-- {
+		if base[i-1] == '-' && base[i] >= '0' && base[i] <= '9' && !strings.Contains(base[:i-1], ".") {
+			return base[:i-1], base[i:]
+		}
+	}
+	return base, ""
+}
+
+func freeAddr(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// writeCert writes a self-signed certificate for 127.0.0.1 and localhost
+// (cert.pem, key.pem) into dir and returns it as PEM.
+func writeCert(t testing.TB, dir string) []byte {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "flotilla test registry"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(24 * time.Hour),
+		IPAddresses:           []net.IP{net.ParseIP("127.0.0.1")},
+		DNSNames:              []string{"localhost"},
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	if err := os.WriteFile(filepath.Join(dir, "cert.pem"), certPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "key.pem"), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return certPEM
+}
