@@ -18,6 +18,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/flotilla-cd/flotilla/e2e/harness"
+	"github.com/flotilla-cd/flotilla/hub/api"
 )
 
 // Size of the large app: bigObjects ConfigMaps of bigObjectBytes random
@@ -146,7 +147,7 @@ func scenarioAgentFaults(e *env) {
 		hubProxy.SetDrop(true)
 		e.waitConnected(e.hub, cl, false)
 		rev := e.commit("big: cm-000 v2", map[string]string{"big/cm-000.yaml": bigConfigMap(t, 0, "v2")})
-		e.waitApp("big", "hub at the new revision", func(a harness.App) error {
+		e.waitApp("big", "hub at the new revision", func(a api.AppView) error {
 			if a.Revision != rev {
 				return fmt.Errorf("revision %s", a.Revision)
 			}

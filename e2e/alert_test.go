@@ -6,7 +6,7 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/flotilla-cd/flotilla/e2e/harness"
+	"github.com/flotilla-cd/flotilla/hub/api"
 )
 
 // scenarioAlertOnly: with selfHeal off, an out-of-band change is reported
@@ -23,7 +23,7 @@ func scenarioAlertOnly(e *env) {
 	e.waitDeployment(cl, "alert", "alert", 2, true)
 
 	e.kubectl(cl, "-n", "alert", "scale", "deployment/alert", "--replicas=4")
-	a := e.waitApp("alert", "OutOfSync on gamma with the Deployment's diff", func(a harness.App) error {
+	a := e.waitApp("alert", "OutOfSync on gamma with the Deployment's diff", func(a api.AppView) error {
 		c := a.Cluster(cl)
 		if c == nil {
 			return fmt.Errorf("does not target %s", cl)

@@ -9,7 +9,7 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/flotilla-cd/flotilla/e2e/harness"
+	"github.com/flotilla-cd/flotilla/hub/api"
 )
 
 // scenarioBadInput: broken YAML, an unknown kind, two apps claiming one
@@ -31,7 +31,7 @@ func scenarioBadInput(e *env) {
 	e.writeApp("bad", appSpec{name: "bad", path: "bad", ns: "bad", clusters: clusters, prune: true, selfHeal: true}.yaml(e.repo.URL))
 	e.waitSynced("bad", goodRev, clusters...)
 	goodDigest := map[string]string{}
-	for _, c := range e.waitApp("bad", "listed", func(harness.App) error { return nil }).Clusters {
+	for _, c := range e.waitApp("bad", "listed", func(api.AppView) error { return nil }).Clusters {
 		goodDigest[c.Cluster] = c.Digest
 	}
 
@@ -69,7 +69,7 @@ func scenarioBadInput(e *env) {
 			"bad/config.yaml": cmManifest("bad", map[string]string{"release": "broken"}),
 			"bad/broken.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: [oops\n",
 		})
-		a := e.waitApp("bad", "render error naming bad/broken.yaml on every cluster", func(a harness.App) error {
+		a := e.waitApp("bad", "render error naming bad/broken.yaml on every cluster", func(a api.AppView) error {
 			for _, c := range clusters {
 				ac := a.Cluster(c)
 				if ac == nil || !strings.Contains(ac.Error, "broken.yaml") || ac.Sync != "OutOfSync" {
@@ -92,7 +92,7 @@ func scenarioBadInput(e *env) {
 			"bad/config.yaml": cmManifest("bad", map[string]string{"release": "unknown-kind"}),
 			"bad/widget.yaml": "apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: gizmo\nspec:\n  size: 3\n",
 		})
-		a := e.waitApp("bad", "apply error naming Widget gizmo on every cluster", func(a harness.App) error {
+		a := e.waitApp("bad", "apply error naming Widget gizmo on every cluster", func(a api.AppView) error {
 			for _, c := range clusters {
 				ac := a.Cluster(c)
 				if ac == nil {
@@ -116,7 +116,7 @@ func scenarioBadInput(e *env) {
 		})
 		e.writeApp("bad-twin", appSpec{name: "bad-twin", path: "bad-twin", ns: "bad", clusters: []string{"alpha"}, prune: true, selfHeal: true}.yaml(e.repo.URL))
 		for _, name := range []string{"bad", "bad-twin"} {
-			a := e.waitApp(name, "conflict naming ConfigMap bad/bad on alpha", func(a harness.App) error {
+			a := e.waitApp(name, "conflict naming ConfigMap bad/bad on alpha", func(a api.AppView) error {
 				ac := a.Cluster("alpha")
 				if ac == nil || !strings.Contains(ac.Error, "ConfigMap") || !strings.Contains(ac.Error, "bad/bad") || ac.Sync == "Synced" {
 					return fmt.Errorf("alpha: %+v", ac)
@@ -144,7 +144,7 @@ func scenarioBadInput(e *env) {
 			"bad/config.yaml": cmManifest("bad", map[string]string{"release": "too-large"}),
 			"bad/huge.yaml":   cmManifest("huge", map[string]string{"blob": strings.Repeat("x", 1200<<10)}),
 		})
-		a := e.waitApp("bad", "apply error naming ConfigMap huge and the API server's reason on every cluster", func(a harness.App) error {
+		a := e.waitApp("bad", "apply error naming ConfigMap huge and the API server's reason on every cluster", func(a api.AppView) error {
 			for _, c := range clusters {
 				ac := a.Cluster(c)
 				if ac == nil {
@@ -165,7 +165,7 @@ func scenarioBadInput(e *env) {
 // statusText joins every message the hub shows for one (app, cluster): its
 // error, the agent's message, the last operation's message and the
 // objects' messages.
-func statusText(c harness.AppCluster) string {
+func statusText(c api.AppClusterView) string {
 	parts := []string{c.Error, c.Message}
 	if c.LastOperation != nil {
 		parts = append(parts, c.LastOperation.Message)

@@ -6,7 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/flotilla-cd/flotilla/e2e/harness"
+	"github.com/flotilla-cd/flotilla/hub/api"
 )
 
 // widgetCRD is a CRD the scenario installs on alpha only.
@@ -75,7 +75,7 @@ func scenarioCapabilities(e *env) {
 	}
 	e.kubectl("alpha", "apply", "-f", crd)
 	e.waitConfigMap("alpha", "caps", "caps", map[string]string{"kubeVersion": ver["alpha"], "widgets": "true", "widgetGroup": "true", "pdb": "policy/v1"})
-	e.waitApp("caps", "two different bundles", func(a harness.App) error {
+	e.waitApp("caps", "two different bundles", func(a api.AppView) error {
 		if len(a.Clusters) != 2 || a.Clusters[0].Digest == a.Clusters[1].Digest {
 			return fmt.Errorf("clusters %+v: want two different bundles", a.Clusters)
 		}
@@ -87,7 +87,7 @@ func scenarioCapabilities(e *env) {
 	e.writeApp("caps-recent", appSpec{name: "caps-recent", path: "caps/recent", ns: "caps-recent", clusters: []string{"alpha", "beta"}, prune: true, selfHeal: true}.yaml(e.repo.URL))
 	e.writeApp("caps-ancient", appSpec{name: "caps-ancient", path: "caps/ancient", ns: "caps-ancient", clusters: []string{"alpha", "beta"}, prune: true, selfHeal: true}.yaml(e.repo.URL))
 	e.waitSynced("caps-recent", rev, "alpha", "beta")
-	e.waitApp("caps-ancient", "refused on both clusters", func(a harness.App) error {
+	e.waitApp("caps-ancient", "refused on both clusters", func(a api.AppView) error {
 		if len(a.Clusters) != 2 {
 			return fmt.Errorf("clusters %+v", a.Clusters)
 		}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/flotilla-cd/flotilla/e2e/cluster"
 	"github.com/flotilla-cd/flotilla/e2e/harness"
+	"github.com/flotilla-cd/flotilla/hub/api"
 )
 
 // drApps is how many small apps (a ConfigMap and a one-replica Deployment
@@ -107,7 +108,7 @@ func (e *env) waitAllSynced(cluster string, names []string, since time.Time) {
 		if err != nil {
 			return err
 		}
-		byName := map[string]harness.App{}
+		byName := map[string]api.AppView{}
 		for _, a := range apps {
 			byName[a.Name] = a
 		}

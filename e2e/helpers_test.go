@@ -14,6 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/flotilla-cd/flotilla/e2e/harness"
+	"github.com/flotilla-cd/flotilla/hub/api"
 )
 
 // waitTimeout bounds every wait of the scenarios: generous for a loaded
@@ -52,9 +53,9 @@ func (e *env) eventually(what string, cond func() error) {
 
 // waitApp waits until cond holds for app as `flotilla app get -o json`
 // shows it, and returns that view.
-func (e *env) waitApp(name, what string, cond func(harness.App) error) harness.App {
+func (e *env) waitApp(name, what string, cond func(api.AppView) error) api.AppView {
 	e.t.Helper()
-	var last harness.App
+	var last api.AppView
 	e.eventually(fmt.Sprintf("app %s: %s", name, what), func() error {
 		a, err := e.hub.App(e.t.Context(), name)
 		if err != nil {
@@ -251,22 +252,15 @@ spec:
 `, a.name, repo, a.path, dest.String(), a.prune, a.selfHeal)
 }
 
-// clusterState is `flotilla cluster get NAME -o json`, the fields the
-// scenarios check.
-type clusterState struct {
-	Name      string `json:"name"`
-	Connected bool   `json:"connected"`
-	Enrolled  bool   `json:"enrolled"`
-}
-
-func getCluster(ctx context.Context, h *harness.Hub, name string) (clusterState, error) {
+// getCluster is `flotilla cluster get NAME -o json`.
+func getCluster(ctx context.Context, h *harness.Hub, name string) (api.ClusterView, error) {
 	out, err := h.CLI(ctx, "cluster", "get", name, "-o", "json")
 	if err != nil {
-		return clusterState{}, err
+		return api.ClusterView{}, err
 	}
-	var cs clusterState
+	var cs api.ClusterView
 	if err := json.Unmarshal([]byte(out), &cs); err != nil {
-		return clusterState{}, fmt.Errorf("cluster get output %q: %w", out, err)
+		return api.ClusterView{}, fmt.Errorf("cluster get output %q: %w", out, err)
 	}
 	return cs, nil
 }

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/flotilla-cd/flotilla/e2e/harness"
+	"github.com/flotilla-cd/flotilla/hub/api"
 )
 
 // scenarioRollback: a bad release is undone by `git revert` (the hub
@@ -48,7 +48,7 @@ func scenarioRollback(e *env) {
 		out := e.cli("app", "rollback", "rb", good)
 		t.Logf("flotilla app rollback rb %s:\n%s", good[:12], strings.TrimSpace(out))
 		e.waitRelease(cl, "v1", "nginx:1.26")
-		e.waitApp("rb", "pinned to "+good[:12]+" and Synced", func(a harness.App) error {
+		e.waitApp("rb", "pinned to "+good[:12]+" and Synced", func(a api.AppView) error {
 			c := a.Cluster(cl)
 			if c == nil {
 				return fmt.Errorf("does not target %s", cl)
@@ -63,7 +63,7 @@ func scenarioRollback(e *env) {
 		v4 := e.commit("rb v4", map[string]string{
 			"rb/config.yaml": cmManifest("rb", map[string]string{"release": "v4"}),
 		})
-		e.waitApp("rb", "app revision "+v4[:12]+" seen by the hub", func(a harness.App) error {
+		e.waitApp("rb", "app revision "+v4[:12]+" seen by the hub", func(a api.AppView) error {
 			if a.Revision != v4 {
 				return fmt.Errorf("revision %s", a.Revision)
 			}

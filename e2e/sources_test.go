@@ -5,7 +5,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/flotilla-cd/flotilla/e2e/harness"
+	"github.com/flotilla-cd/flotilla/hub/api"
 )
 
 // scenarioMultiSource: an Argo CD Application with three sources, as Argo
@@ -43,7 +43,7 @@ spec:
 	e.waitSynced("ms", want, "alpha")
 	e.waitConfigMap("alpha", "ms", "ms-chart", map[string]string{"tier": "prod"})
 	e.waitConfigMap("alpha", "ms", "ms-extra", map[string]string{"from": "folder"})
-	e.waitApp("ms", "each source's commit", func(a harness.App) error {
+	e.waitApp("ms", "each source's commit", func(a api.AppView) error {
 		if fmt.Sprint(a.Revisions) != fmt.Sprint([]string{rev, rev, rev}) {
 			return fmt.Errorf("revisions %v", a.Revisions)
 		}

@@ -6,7 +6,7 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/flotilla-cd/flotilla/e2e/harness"
+	"github.com/flotilla-cd/flotilla/hub/api"
 )
 
 // scenarioTargeting: an app selected by clusterSelector env=staging follows
@@ -58,7 +58,7 @@ func scenarioTargeting(e *env) {
 func (e *env) waitTargets(app string, clusters ...string) {
 	e.t.Helper()
 	want := fmt.Sprint(clusters)
-	e.waitApp(app, "targets "+want, func(a harness.App) error {
+	e.waitApp(app, "targets "+want, func(a api.AppView) error {
 		var got []string
 		for _, c := range a.Clusters {
 			got = append(got, c.Cluster)

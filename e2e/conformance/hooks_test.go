@@ -14,7 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
-	"github.com/flotilla-cd/flotilla/e2e/harness"
+	"github.com/flotilla-cd/flotilla/hub/api"
 )
 
 // jobLog records every Job of a namespace as a watch delivers it, the last
@@ -127,7 +127,7 @@ func notBefore(t *testing.T, what string, later, earlier metav1.Time) {
 	}
 }
 
-func hookSummary(op *harness.Operation) []string {
+func hookSummary(op *api.OperationView) []string {
 	if op == nil {
 		return nil
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/flotilla-cd/flotilla/e2e/cluster"
 	"github.com/flotilla-cd/flotilla/e2e/gitserver"
 	"github.com/flotilla-cd/flotilla/e2e/harness"
+	"github.com/flotilla-cd/flotilla/hub/api"
 )
 
 // ClusterName is the name the suite's cluster is enrolled under.
@@ -269,7 +270,7 @@ func (c *Case) Eventually(timeout time.Duration, what string, cond func() error)
 }
 
 // App returns the app as `flotilla app get -o json` shows it.
-func (c *Case) App() harness.App {
+func (c *Case) App() api.AppView {
 	c.t.Helper()
 	a, err := c.S.Hub.App(c.t.Context(), c.Name)
 	if err != nil {
@@ -279,7 +280,7 @@ func (c *Case) App() harness.App {
 }
 
 // Errors joins the app's error and its cluster's error and message.
-func Errors(a harness.App) string {
+func Errors(a api.AppView) string {
 	parts := []string{a.Error}
 	for _, cl := range a.Clusters {
 		parts = append(parts, cl.Error, cl.Message)

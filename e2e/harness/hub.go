@@ -14,6 +14,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/flotilla-cd/flotilla/hub/api"
 )
 
 // Hub is a running flotilla-hub process.
@@ -127,15 +129,10 @@ func (h *Hub) CLI(ctx context.Context, args ...string) (string, error) {
 	return string(out), nil
 }
 
-// Join is the answer of `flotilla cluster add -o json`.
-type Join struct {
-	Cluster   string    `json:"cluster"`
-	Token     string    `json:"token"`
-	ExpiresAt time.Time `json:"expiresAt"`
-	HubAddr   string    `json:"hubAddr"`
-	CAHash    string    `json:"caHash"`
-	Command   string    `json:"command"`
-}
+// Join is what an agent needs to enrol: the answer of `flotilla cluster
+// add -o json` (an alias, so that agent tests need not name the hub's
+// package).
+type Join = api.JoinResponse
 
 // AddCluster registers a cluster through the CLI and returns its join data.
 func (h *Hub) AddCluster(ctx context.Context, name string, labels ...string) (Join, error) {
@@ -168,88 +165,12 @@ func (h *Hub) NewToken(ctx context.Context, name string) (Join, error) {
 	return j, nil
 }
 
-// AppCluster is one (app, cluster) as `flotilla app list -o json` shows it
-// (Objects only in `flotilla app get -o json`).
-type AppCluster struct {
-	Cluster        string     `json:"cluster"`
-	Digest         string     `json:"digest"`
-	Revision       string     `json:"revision"`
-	Pinned         string     `json:"pinned"`
-	Sync           string     `json:"sync"`
-	Health         string     `json:"health"`
-	Error          string     `json:"error"`
-	Message        string     `json:"message"`
-	ObservedDigest string     `json:"observedDigest"`
-	ObservedRev    string     `json:"observedRevision"`
-	Connected      bool       `json:"connected"`
-	Objects        []Object   `json:"objects"`
-	LastOperation  *Operation `json:"lastOperation"`
-}
-
-// Object is one managed object as an agent reported it.
-type Object struct {
-	Group     string `json:"group"`
-	Kind      string `json:"kind"`
-	Namespace string `json:"namespace"`
-	Name      string `json:"name"`
-	Sync      string `json:"sync"`
-	Health    string `json:"health"`
-	Message   string `json:"message"`
-	Diff      string `json:"diff"`
-}
-
-// Operation is the last sync an agent ran.
-type Operation struct {
-	Phase       string    `json:"phase"`
-	Revision    string    `json:"revision"`
-	Message     string    `json:"message"`
-	InitiatedBy string    `json:"initiatedBy"`
-	StartedAt   time.Time `json:"startedAt"`
-	FinishedAt  time.Time `json:"finishedAt"`
-	Hooks       []Hook    `json:"hooks"`
-}
-
-// Hook is one resource hook an operation ran.
-type Hook struct {
-	Phase     string `json:"phase"`
-	Kind      string `json:"kind"`
-	Namespace string `json:"namespace"`
-	Name      string `json:"name"`
-	Hook      string `json:"hook"`
-	Status    string `json:"status"`
-	Message   string `json:"message"`
-	Deleted   bool   `json:"deleted"`
-}
-
-// Cluster returns the entry of cluster, or nil.
-func (a App) Cluster(name string) *AppCluster {
-	for i := range a.Clusters {
-		if a.Clusters[i].Cluster == name {
-			return &a.Clusters[i]
-		}
-	}
-	return nil
-}
-
-// App is one app as `flotilla app list -o json` shows it.
-type App struct {
-	Name     string `json:"name"`
-	Revision string `json:"revision"`
-	// Revisions are each source's commit, for an app with several.
-	Revisions []string     `json:"revisions"`
-	Error     string       `json:"error"`
-	Sync      string       `json:"sync"`
-	Health    string       `json:"health"`
-	Clusters  []AppCluster `json:"clusters"`
-}
-
-// Apps lists the apps through the CLI.
-func (h *Hub) Apps(ctx context.Context) ([]App, error) {
+func (h *Hub) Apps(ctx context.Context) ([]api.AppView, error) {
 	out, err := h.CLI(ctx, "app", "list", "-o", "json")
 	if err != nil {
 		return nil, err
 	}
-	var apps []App
+	var apps []api.AppView
 	if err := json.Unmarshal([]byte(out), &apps); err != nil {
 		return nil, fmt.Errorf("app list output: %w", err)
 	}
@@ -257,14 +178,14 @@ func (h *Hub) Apps(ctx context.Context) ([]App, error) {
 }
 
 // App returns one app with its objects through `flotilla app get -o json`.
-func (h *Hub) App(ctx context.Context, name string) (App, error) {
+func (h *Hub) App(ctx context.Context, name string) (api.AppView, error) {
 	out, err := h.CLI(ctx, "app", "get", name, "-o", "json")
 	if err != nil {
-		return App{}, err
+		return api.AppView{}, err
 	}
-	var a App
+	var a api.AppView
 	if err := json.Unmarshal([]byte(out), &a); err != nil {
-		return App{}, fmt.Errorf("app get output: %w", err)
+		return api.AppView{}, fmt.Errorf("app get output: %w", err)
 	}
 	return a, nil
 }
@@ -284,7 +205,7 @@ func (h *Hub) WaitSynced(ctx context.Context, timeout time.Duration, app, revisi
 			if revision != "" && a.Revision != revision {
 				return fmt.Errorf("app %s at revision %s, want %s", app, a.Revision, revision)
 			}
-			got := map[string]AppCluster{}
+			got := map[string]api.AppClusterView{}
 			for _, c := range a.Clusters {
 				got[c.Cluster] = c
 			}

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/flotilla-cd/flotilla/e2e/harness"
+	"github.com/flotilla-cd/flotilla/hub/api"
 	apiv1alpha1 "github.com/flotilla-cd/flotilla/shared/api/v1alpha1"
 )
 
@@ -135,15 +136,8 @@ func TestAgentCannotReportAppsItWasNotGiven(t *testing.T) {
 	}
 }
 
-type historyEntry struct {
-	App     string `json:"app"`
-	Cluster string `json:"cluster"`
-}
-
-func history(ctx context.Context, h *harness.Hub, path string) ([]historyEntry, error) {
-	var out struct {
-		Items []historyEntry `json:"items"`
-	}
+func history(ctx context.Context, h *harness.Hub, path string) ([]api.HistoryEntry, error) {
+	var out api.ListResponse[api.HistoryEntry]
 	err := h.DoJSON(ctx, "GET", path, nil, &out)
 	return out.Items, err
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/flotilla-cd/flotilla/e2e/harness"
+	"github.com/flotilla-cd/flotilla/hub/api"
 )
 
 // writeApp writes an Application named name on repoURL into appsDir. Its
@@ -44,18 +45,18 @@ spec:
 }
 
 // appState returns the app as the admin sees it through the CLI.
-func appState(t *testing.T, h *harness.Hub, name string) (harness.App, error) {
+func appState(t *testing.T, h *harness.Hub, name string) (api.AppView, error) {
 	t.Helper()
 	apps, err := h.Apps(t.Context())
 	if err != nil {
-		return harness.App{}, err
+		return api.AppView{}, err
 	}
 	for _, a := range apps {
 		if a.Name == name {
 			return a, nil
 		}
 	}
-	return harness.App{}, fmt.Errorf("app %s not listed", name)
+	return api.AppView{}, fmt.Errorf("app %s not listed", name)
 }
 
 // waitAppError waits until app name shows an error containing every part.
@@ -119,10 +120,8 @@ func (r *recorder) seen() (int, []string) {
 // readOnlyToken makes a read-only API token.
 func readOnlyToken(t *testing.T, h *harness.Hub) string {
 	t.Helper()
-	var out struct {
-		Token string `json:"token"`
-	}
-	if err := h.DoJSON(t.Context(), http.MethodPost, "/api/v1/tokens", map[string]string{"name": "viewer", "role": "readonly"}, &out); err != nil {
+	var out api.CreateTokenResponse
+	if err := h.DoJSON(t.Context(), http.MethodPost, "/api/v1/tokens", api.CreateTokenRequest{Name: "viewer", Role: api.RoleReadOnly}, &out); err != nil {
 		t.Fatal(err)
 	}
 	return out.Token

@@ -13,6 +13,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/flotilla-cd/flotilla/hub/api"
 )
 
 // Finding 5: a read-only token read live Secrets through `app diff`: the
@@ -62,10 +64,8 @@ func TestHTTPDiffMasksSecrets(t *testing.T) {
 	}
 	h := startHub(t, apps, plainHTTPFlags()...)
 	startAgent(t, h, "vault", kc)
-	var tok struct {
-		Token string `json:"token"`
-	}
-	if err := h.DoJSON(t.Context(), "POST", "/api/v1/tokens", map[string]string{"name": "viewer", "role": "readonly"}, &tok); err != nil {
+	var tok api.CreateTokenResponse
+	if err := h.DoJSON(t.Context(), "POST", "/api/v1/tokens", api.CreateTokenRequest{Name: "viewer", Role: api.RoleReadOnly}, &tok); err != nil {
 		t.Fatal(err)
 	}
 	diff := func() string {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/flotilla-cd/flotilla/e2e/cluster"
 	"github.com/flotilla-cd/flotilla/e2e/harness"
+	"github.com/flotilla-cd/flotilla/hub/api"
 )
 
 // helmLootChart is finding 1 of the security review: a chart whose files/
@@ -102,7 +103,7 @@ func TestRenderHelmChainedLinks(t *testing.T) {
 
 	// The loot app settles: refused with an error, or (without the fix)
 	// deployed.
-	var loot harness.App
+	var loot api.AppView
 	eventually(t, time.Minute, "the loot app settles", func() error {
 		a, err := h.App(t.Context(), "loot")
 		if err != nil {
@@ -198,7 +199,7 @@ spec:
 }
 
 // appErrors joins the app's error and its clusters' errors and messages.
-func appErrors(a harness.App) string {
+func appErrors(a api.AppView) string {
 	parts := []string{a.Error}
 	for _, c := range a.Clusters {
 		parts = append(parts, c.Error, c.Message)

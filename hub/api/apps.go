@@ -154,3 +154,13 @@ type BrokenView struct {
 	File  string `json:"file"`
 	Error string `json:"error"`
 }
+
+// Cluster returns the entry of cluster in v.Clusters, or nil.
+func (v AppView) Cluster(name string) *AppClusterView {
+	for i := range v.Clusters {
+		if v.Clusters[i].Cluster == name {
+			return &v.Clusters[i]
+		}
+	}
+	return nil
+}

@@ -21,43 +21,36 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 
+	"github.com/flotilla-cd/flotilla/hub/api"
 	apiv1alpha1 "github.com/flotilla-cd/flotilla/shared/api/v1alpha1"
 	sharedid "github.com/flotilla-cd/flotilla/shared/identity"
 )
 
-// join is the hub's answer to POST /api/v1/clusters.
-type join struct {
-	Cluster string `json:"cluster"`
-	Token   string `json:"token"`
-	HubAddr string `json:"hubAddr"`
-	CAHash  string `json:"caHash"`
-}
-
 // register creates cluster name with labels through the hub's HTTP API, as
 // `flotilla cluster add` does, and returns its join data.
-func register(ctx context.Context, hc *http.Client, apiURL, adminToken, name string, labels map[string]string) (join, error) {
-	body, err := json.Marshal(map[string]any{"name": name, "labels": labels})
+func register(ctx context.Context, hc *http.Client, apiURL, adminToken, name string, labels map[string]string) (api.JoinResponse, error) {
+	body, err := json.Marshal(api.AddClusterRequest{Name: name, Labels: labels})
 	if err != nil {
-		return join{}, err
+		return api.JoinResponse{}, err
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, apiURL+"/api/v1/clusters", bytes.NewReader(body))
 	if err != nil {
-		return join{}, err
+		return api.JoinResponse{}, err
 	}
 	req.Header.Set("Authorization", "Bearer "+adminToken)
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := hc.Do(req)
 	if err != nil {
-		return join{}, fmt.Errorf("register cluster %s: %w", name, err)
+		return api.JoinResponse{}, fmt.Errorf("register cluster %s: %w", name, err)
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode != http.StatusCreated {
-		return join{}, fmt.Errorf("register cluster %s: HTTP %d: %s", name, resp.StatusCode, bytes.TrimSpace(b))
+		return api.JoinResponse{}, fmt.Errorf("register cluster %s: HTTP %d: %s", name, resp.StatusCode, bytes.TrimSpace(b))
 	}
-	var j join
+	var j api.JoinResponse
 	if err := json.Unmarshal(b, &j); err != nil {
-		return join{}, fmt.Errorf("register cluster %s: answer: %w", name, err)
+		return api.JoinResponse{}, fmt.Errorf("register cluster %s: answer: %w", name, err)
 	}
 	return j, nil
 }
@@ -71,7 +64,7 @@ type identity struct {
 // enroll makes a P-256 key, sends a CSR with the join token over TLS
 // pinned to the join's CA hash, and returns the signed identity, as the
 // real agent's enrolment does.
-func enroll(ctx context.Context, j join) (*identity, error) {
+func enroll(ctx context.Context, j api.JoinResponse) (*identity, error) {
 	host, _, err := net.SplitHostPort(j.HubAddr)
 	if err != nil {
 		return nil, fmt.Errorf("hub address %q: %w", j.HubAddr, err)

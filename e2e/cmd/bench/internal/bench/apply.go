@@ -18,6 +18,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/flotilla-cd/flotilla/e2e/harness"
+	"github.com/flotilla-cd/flotilla/hub/api"
 )
 
 // apply measures 1,000 new objects applied by the agent and by kubectl
@@ -95,7 +96,7 @@ func (b *Bench) apply(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := hub.DoJSON(ctx, "POST", "/api/v1/apps/"+app+"/sync", map[string]any{}, nil); err != nil {
+	if err := hub.DoJSON(ctx, "POST", "/api/v1/apps/"+app+"/sync", api.SyncRequest{}, nil); err != nil {
 		return err
 	}
 	// The agent logs each sync with who started it and how long it took.

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/flotilla-cd/flotilla/e2e/harness"
+	"github.com/flotilla-cd/flotilla/hub/api"
 )
 
 // apps measures 100 new apps → all Synced on one cluster, the memory of
@@ -121,14 +122,14 @@ on it: %s.
 
 // allSyncedOn is a condition: every app in names is at rev and Synced on
 // cluster.
-func allSyncedOn(cluster, rev string, names []string) func(map[string]appView) error {
-	return func(apps map[string]appView) error {
+func allSyncedOn(cluster, rev string, names []string) func(map[string]api.AppView) error {
+	return func(apps map[string]api.AppView) error {
 		done := 0
 		var first string
 		for _, name := range names {
 			a, ok := apps[name]
 			ok = ok && a.Revision == rev
-			var c clusterView
+			var c api.AppClusterView
 			if ok {
 				ok = false
 				for _, cv := range a.Clusters {
@@ -153,9 +154,7 @@ func allSyncedOn(cluster, rev string, names []string) func(map[string]appView) e
 // waitConnected waits until the hub shows cluster connected.
 func waitConnected(ctx context.Context, hub *harness.Hub, cluster string) error {
 	return harness.Eventually(ctx, 2*time.Minute, 50*time.Millisecond, func() error {
-		var c struct {
-			Connected bool `json:"connected"`
-		}
+		var c api.ClusterView
 		if err := hub.DoJSON(ctx, "GET", "/api/v1/clusters/"+cluster, nil, &c); err != nil {
 			return err
 		}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/flotilla-cd/flotilla/e2e/harness"
+	"github.com/flotilla-cd/flotilla/hub/api"
 )
 
 // simProc is one agentsim process.
@@ -112,7 +113,7 @@ func (b *Bench) fanout(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if _, err := waitApps(ctx, hub, time.Minute, 100*time.Millisecond, func(apps map[string]appView) error {
+	if _, err := waitApps(ctx, hub, time.Minute, 100*time.Millisecond, func(apps map[string]api.AppView) error {
 		if _, ok := apps[app]; !ok {
 			return fmt.Errorf("app %s not loaded", app)
 		}

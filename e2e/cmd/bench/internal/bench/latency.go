@@ -9,6 +9,7 @@ import (
 	"github.com/flotilla-cd/flotilla/e2e/cluster"
 	"github.com/flotilla-cd/flotilla/e2e/gitserver"
 	"github.com/flotilla-cd/flotilla/e2e/harness"
+	"github.com/flotilla-cd/flotilla/hub/api"
 )
 
 // latency measures commit → Synced through the webhook at 1 and N real
@@ -57,7 +58,7 @@ func (b *Bench) latency(ctx context.Context) error {
 		}
 		agents = append(agents, a)
 	}
-	if _, err := waitApps(ctx, hub, 3*time.Minute, 100*time.Millisecond, func(apps map[string]appView) error {
+	if _, err := waitApps(ctx, hub, 3*time.Minute, 100*time.Millisecond, func(apps map[string]api.AppView) error {
 		if err := syncedAt("one", rev, 1, nil)(apps); err != nil {
 			return err
 		}
@@ -158,7 +159,7 @@ func (b *Bench) polling(ctx context.Context, hub *harness.Hub, repo *gitserver.R
 			return err
 		}
 		var picked time.Time
-		at, err := waitApps(ctx, hub, 3*interval+time.Minute, 20*time.Millisecond, func(apps map[string]appView) error {
+		at, err := waitApps(ctx, hub, 3*interval+time.Minute, 20*time.Millisecond, func(apps map[string]api.AppView) error {
 			if picked.IsZero() && apps[app].Revision == rev {
 				picked = time.Now()
 			}

@@ -13,6 +13,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/flotilla-cd/flotilla/e2e/harness"
+	"github.com/flotilla-cd/flotilla/hub/api"
 )
 
 // selfHeal scales a Deployment out of band (the scale subresource, as
@@ -114,7 +115,7 @@ func healSeries(ctx context.Context, hub *harness.Hub, cs kubernetes.Interface, 
 		}
 		out = append(out, took)
 		// Let the agent settle (it reports Synced again) before the next.
-		if _, err := waitApps(ctx, hub, time.Minute, 20*time.Millisecond, func(apps map[string]appView) error {
+		if _, err := waitApps(ctx, hub, time.Minute, 20*time.Millisecond, func(apps map[string]api.AppView) error {
 			for _, c := range apps[app].Clusters {
 				if c.Sync != "Synced" {
 					return fmt.Errorf("%s: %s", app, c.Sync)

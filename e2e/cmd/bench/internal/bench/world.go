@@ -13,6 +13,7 @@ import (
 	"github.com/flotilla-cd/flotilla/e2e/cluster"
 	"github.com/flotilla-cd/flotilla/e2e/gitserver"
 	"github.com/flotilla-cd/flotilla/e2e/harness"
+	"github.com/flotilla-cd/flotilla/hub/api"
 )
 
 // world holds what one phase started, so that it can be stopped at the
@@ -139,39 +140,12 @@ func commit(repo *gitserver.Repo, msg string, files map[string]string) (string, 
 	return rev, time.Now(), err
 }
 
-// appView is one app as GET /api/v1/apps shows it (the fields used here).
-type appView struct {
-	Name     string        `json:"name"`
-	Revision string        `json:"revision"`
-	Error    string        `json:"error"`
-	Clusters []clusterView `json:"clusters"`
-}
-
-type clusterView struct {
-	Cluster        string `json:"cluster"`
-	Digest         string `json:"digest"`
-	Error          string `json:"error"`
-	Sync           string `json:"sync"`
-	Health         string `json:"health"`
-	ObservedDigest string `json:"observedDigest"`
-	Message        string `json:"message"`
-	LastOperation  *struct {
-		Phase      any       `json:"phase"`
-		Digest     string    `json:"digest"`
-		StartedAt  time.Time `json:"startedAt"`
-		FinishedAt time.Time `json:"finishedAt"`
-	} `json:"lastOperation"`
-}
-
 // listApps reads every app from the hub's API, page by page.
-func listApps(ctx context.Context, h *harness.Hub) (map[string]appView, error) {
-	out := map[string]appView{}
+func listApps(ctx context.Context, h *harness.Hub) (map[string]api.AppView, error) {
+	out := map[string]api.AppView{}
 	after := ""
 	for range 1000 {
-		var page struct {
-			Items []appView `json:"items"`
-			Next  string    `json:"next"`
-		}
+		var page api.ListResponse[api.AppView]
 		if err := h.DoJSON(ctx, "GET", "/api/v1/apps?limit=1000&after="+url.QueryEscape(after), nil, &page); err != nil {
 			return nil, err
 		}
@@ -188,7 +162,7 @@ func listApps(ctx context.Context, h *harness.Hub) (map[string]appView, error) {
 
 // waitApps polls the hub every interval until cond holds, and returns the
 // time the satisfying answer arrived (an upper bound, within one poll).
-func waitApps(ctx context.Context, h *harness.Hub, timeout, interval time.Duration, cond func(map[string]appView) error) (time.Time, error) {
+func waitApps(ctx context.Context, h *harness.Hub, timeout, interval time.Duration, cond func(map[string]api.AppView) error) (time.Time, error) {
 	var at time.Time
 	err := harness.Eventually(ctx, timeout, interval, func() error {
 		apps, err := listApps(ctx, h)
@@ -205,7 +179,7 @@ func waitApps(ctx context.Context, h *harness.Hub, timeout, interval time.Durati
 }
 
 // digests returns cluster → desired digest of app.
-func digests(apps map[string]appView, app string) map[string]string {
+func digests(apps map[string]api.AppView, app string) map[string]string {
 	out := map[string]string{}
 	for _, c := range apps[app].Clusters {
 		out[c.Cluster] = c.Digest
@@ -215,8 +189,8 @@ func digests(apps map[string]appView, app string) map[string]string {
 
 // syncedAt is a condition: app is at rev, targets exactly want clusters,
 // and every target has a desired digest other than old's and is Synced.
-func syncedAt(app, rev string, want int, old map[string]string) func(map[string]appView) error {
-	return func(apps map[string]appView) error {
+func syncedAt(app, rev string, want int, old map[string]string) func(map[string]api.AppView) error {
+	return func(apps map[string]api.AppView) error {
 		a, ok := apps[app]
 		if !ok {
 			return fmt.Errorf("app %s not listed", app)
