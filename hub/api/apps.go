@@ -5,7 +5,10 @@ import "time"
 // AppView is an application with its state on every targeted cluster
 // (GET /api/v1/apps, GET /api/v1/apps/{name}).
 type AppView struct {
-	Name     string `json:"name"`
+	Name string `json:"name"`
+	// Project is the app's project (spec.project; "default" when it
+	// names none); per-project roles authorize by it.
+	Project  string `json:"project"`
 	File     string `json:"file,omitempty"`
 	Revision string `json:"revision,omitempty"`
 	// Revisions are each source's commit, for an app with several.

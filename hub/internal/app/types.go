@@ -35,6 +35,10 @@ type Application struct {
 
 // Spec is an application's desired state.
 type Spec struct {
+	// Project names the Project (flotilla.dev Project or Argo CD
+	// AppProject) whose rules the app is held to; empty means "default"
+	// (see ProjectName).
+	Project string `json:"project,omitempty"`
 	// Source is the one source of a single-source app; empty when Sources
 	// is set (see AllSources).
 	Source Source `json:"source,omitzero"`
@@ -87,6 +91,19 @@ type Source struct {
 	// version or a semver constraint ("1.2.x", "^1.2.0"; empty: the
 	// newest release). Path is not used; Helm gives values and options.
 	Chart string `json:"chart,omitempty"`
+}
+
+// DefaultProject is the project of an app that names none. When no
+// definition declares it, it allows everything (as Argo CD's own default
+// project does).
+const DefaultProject = "default"
+
+// ProjectName is the app's project: Project, or DefaultProject when empty.
+func (s Spec) ProjectName() string {
+	if s.Project == "" {
+		return DefaultProject
+	}
+	return s.Project
 }
 
 // IsChart reports whether the source is a chart from a Helm repository.

@@ -27,6 +27,11 @@ func validateApp(a *Application) error {
 		return invalidf("metadata.name: %v", err)
 	}
 	s := a.Spec
+	if s.Project != "" {
+		if err := validName(s.Project); err != nil {
+			return invalidf("spec.project: %v", err)
+		}
+	}
 	if err := validateSources(s); err != nil {
 		return err
 	}

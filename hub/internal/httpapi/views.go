@@ -31,7 +31,7 @@ func Views(snap *controller.Snapshot, fl *fleet.Fleet, withObjects bool) []api.A
 	out := make([]api.AppView, 0, len(snap.Apps))
 	for _, as := range snap.Apps {
 		redact := redactSources(as.Spec) // credentials in repo URLs are never shown
-		v := api.AppView{Name: as.Name, File: as.File, Revision: as.Revision, Revisions: as.Revisions, Error: redact(as.Error), Warnings: as.Warnings, Parent: as.Parent, Hub: as.Hub, Clusters: []api.AppClusterView{}, Sync: "Synced", Health: "Healthy"}
+		v := api.AppView{Name: as.Name, Project: as.Spec.ProjectName(), File: as.File, Revision: as.Revision, Revisions: as.Revisions, Error: redact(as.Error), Warnings: as.Warnings, Parent: as.Parent, Hub: as.Hub, Clusters: []api.AppClusterView{}, Sync: "Synced", Health: "Healthy"}
 		if withObjects {
 			spec := as.Spec
 			spec.Source.RepoURL = gitsource.Redact(spec.Source.RepoURL)
