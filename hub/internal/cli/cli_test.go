@@ -19,8 +19,8 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/flotilla-cd/flotilla/hub/api"
-	"github.com/flotilla-cd/flotilla/hub/internal/httpapi"
 	"github.com/flotilla-cd/flotilla/hub/internal/httpapi/apitest"
+	"github.com/flotilla-cd/flotilla/hub/internal/status"
 	"github.com/flotilla-cd/flotilla/hub/internal/store"
 )
 
@@ -72,7 +72,7 @@ func runCLI(t *testing.T, server, token string, args ...string) (string, error) 
 
 func appState(t *testing.T, h *apitest.Hub, app, cluster string) api.AppClusterView {
 	t.Helper()
-	for _, v := range httpapi.Views(h.Controller.Snapshot(), h.Fleet, false) {
+	for _, v := range status.Views(h.Controller.Snapshot(), h.Fleet, false) {
 		if v.Name != app {
 			continue
 		}

@@ -16,6 +16,7 @@ import (
 	"github.com/flotilla-cd/flotilla/hub/internal/controller"
 	"github.com/flotilla-cd/flotilla/hub/internal/fleet"
 	"github.com/flotilla-cd/flotilla/hub/internal/gitsource"
+	"github.com/flotilla-cd/flotilla/hub/internal/status"
 	"github.com/flotilla-cd/flotilla/hub/internal/store"
 )
 
@@ -44,13 +45,11 @@ type Deps struct {
 	Metrics http.Handler
 	// Ready reports readiness for /readyz.
 	Ready func() error
-	// Results receives agents' command results (wire it to
-	// agentapi.Hooks.CommandResult); diff waits on it. Nil: New makes one,
-	// and diff then times out unless someone calls its Deliver.
-	Results *Results
-	// CommandTimeout bounds the wait for an agent's answer (diff) and for a
-	// rollback's pinned bundle to reach its agents; default 30s.
-	CommandTimeout time.Duration
+	// Status answers for apps' status and carries out operations on them
+	// (sync, diff, rollback); its Deliver must be wired to
+	// agentapi.Hooks.CommandResult. Nil: New makes one over Store, Fleet
+	// and Controller, and diff then times out.
+	Status *status.Service
 	// UI serves the web UI at / (nil: no UI).
 	UI  http.Handler
 	Log hclog.Logger
@@ -65,14 +64,11 @@ type API struct {
 
 // New returns the API handler.
 func New(d Deps) *API {
-	if d.Results == nil {
-		d.Results = NewResults()
-	}
-	if d.CommandTimeout <= 0 {
-		d.CommandTimeout = 30 * time.Second
-	}
 	if d.Log == nil {
 		d.Log = hclog.NewNullLogger()
+	}
+	if d.Status == nil {
+		d.Status = status.New(status.Deps{Store: d.Store, Fleet: d.Fleet, Controller: d.Controller, Log: d.Log})
 	}
 	a := &API{d: d, mux: http.NewServeMux(), now: time.Now}
 	a.routes()
@@ -222,6 +218,21 @@ func storeError(w http.ResponseWriter, err error, what string) {
 	default:
 		writeError(w, http.StatusInternalServerError, err.Error())
 	}
+}
+
+// statusError answers a status.Service error: the *status.Error's kind
+// decides the code, anything else is the hub's own failure.
+func statusError(w http.ResponseWriter, err error) {
+	var se *status.Error
+	if !errors.As(err, &se) {
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	code := map[status.Kind]int{
+		status.Invalid: http.StatusBadRequest, status.NotFound: http.StatusNotFound,
+		status.Conflict: http.StatusConflict, status.Unprocessable: http.StatusUnprocessableEntity,
+	}[se.Kind]
+	writeError(w, code, se.Msg)
 }
 
 func decodeBody(r *http.Request, v any) error {

@@ -1,15 +1,11 @@
 package httpapi
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"net/http"
 	"sort"
-	"strings"
 
 	"github.com/flotilla-cd/flotilla/hub/api"
-	"github.com/flotilla-cd/flotilla/hub/internal/controller"
 	apiv1alpha1 "github.com/flotilla-cd/flotilla/shared/api/v1alpha1"
 )
 
@@ -19,7 +15,7 @@ func (a *API) listApps(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	views := Views(a.d.Controller.Snapshot(), a.d.Fleet, false)
+	views := a.d.Status.Views(false)
 	start := 0
 	if p.After != "" {
 		start = sort.Search(len(views), func(i int) bool { return views[i].Name > p.After })
@@ -38,41 +34,12 @@ func (a *API) listApps(w http.ResponseWriter, r *http.Request) {
 
 func (a *API) getApp(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
-	for _, v := range Views(a.d.Controller.Snapshot(), a.d.Fleet, true) {
-		if v.Name == name {
-			writeJSON(w, http.StatusOK, v)
-			return
-		}
+	v, ok := a.d.Status.View(name)
+	if !ok {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("application %q not found", name))
+		return
 	}
-	writeError(w, http.StatusNotFound, fmt.Sprintf("application %q not found", name))
-}
-
-// appTargets returns the app's targets, limited to cluster when it is not
-// "". It writes a 404 and returns ok=false when the app does not exist or
-// does not target the cluster.
-func (a *API) appTargets(w http.ResponseWriter, name, cluster string) ([]controller.TargetState, bool) {
-	for _, as := range a.d.Controller.Snapshot().Apps {
-		if as.Name != name {
-			continue
-		}
-		var out []controller.TargetState
-		for _, t := range as.Targets {
-			if cluster == "" || cluster == t.Cluster {
-				out = append(out, t)
-			}
-		}
-		if len(out) == 0 {
-			if cluster == "" {
-				writeError(w, http.StatusNotFound, fmt.Sprintf("application %q targets no cluster", name))
-			} else {
-				writeError(w, http.StatusNotFound, fmt.Sprintf("application %q does not target cluster %q", name, cluster))
-			}
-			return nil, false
-		}
-		return out, true
-	}
-	writeError(w, http.StatusNotFound, fmt.Sprintf("application %q not found", name))
-	return nil, false
+	writeJSON(w, http.StatusOK, v)
 }
 
 func (a *API) syncApp(w http.ResponseWriter, r *http.Request) {
@@ -104,29 +71,9 @@ func (a *API) command(w http.ResponseWriter, r *http.Request, typ apiv1alpha1.Co
 			return
 		}
 	}
-	targets, ok := a.appTargets(w, name, req.Cluster)
-	if !ok {
-		return
-	}
-	resp := api.SyncResponse{Sent: []string{}}
-	who := callerOf(r.Context()).Name
-	for _, t := range targets {
-		cmd := &apiv1alpha1.Command{Id: newID(), Type: typ, App: name, InitiatedBy: who, Prune: req.Prune}
-		if err := a.d.Fleet.SendCommand(t.Cluster, cmd); err != nil {
-			if resp.Failed == nil {
-				resp.Failed = map[string]string{}
-			}
-			resp.Failed[t.Cluster] = err.Error()
-			continue
-		}
-		resp.Sent = append(resp.Sent, t.Cluster)
-	}
-	if len(resp.Sent) == 0 {
-		var why []string
-		for _, t := range targets {
-			why = append(why, fmt.Sprintf("cluster %s: %s", t.Cluster, resp.Failed[t.Cluster]))
-		}
-		writeError(w, http.StatusConflict, fmt.Sprintf("no agent of application %q took the command: %s", name, strings.Join(why, "; ")))
+	resp, err := a.d.Status.Command(typ, name, req.Cluster, callerOf(r.Context()).Name, req.Prune)
+	if err != nil {
+		statusError(w, err)
 		return
 	}
 	a.audit(r, action, name, fmt.Sprintf("clusters=%v prune=%v", resp.Sent, req.Prune))
@@ -160,10 +107,4 @@ func (a *API) listAudit(w http.ResponseWriter, r *http.Request) {
 		out.Items[i] = auditView(e)
 	}
 	writeJSON(w, http.StatusOK, out)
-}
-
-func newID() string {
-	b := make([]byte, 8)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
 }

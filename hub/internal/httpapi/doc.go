@@ -7,13 +7,8 @@
 // answers {items, next}. Every call that changes something is written to
 // the audit log; a read-only token gets 403 on such a call.
 //
-// Rollback (POST /api/v1/apps/{name}/rollback) pins an (app, cluster) to a
-// revision through controller.Pin. The controller renders the pinned
-// revision into a bundle whose sync policy has automated=false, so the
-// agent neither applies it on receipt nor self-heals it; once an agent
-// reports holding that bundle, the API sends it one SYNC command. Unpin
-// restores the app's own policy and with it auto-sync. Pins live in the
-// hub's memory. Diff sends a DIFF command and waits for the agent's
-// CommandResult through Results, which the server wires to
-// agentapi.Hooks.CommandResult.
+// What an app's status is and what an operation does (sync, refresh,
+// diff, rollback, unpin) is decided by hub/internal/status; this package
+// decodes requests, checks roles, maps status.Error kinds to HTTP codes,
+// writes the audit log and encodes hub/api's wire types.
 package httpapi

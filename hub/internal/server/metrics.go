@@ -6,7 +6,7 @@ import (
 
 	"github.com/flotilla-cd/flotilla/hub/internal/controller"
 	"github.com/flotilla-cd/flotilla/hub/internal/fleet"
-	"github.com/flotilla-cd/flotilla/hub/internal/httpapi"
+	"github.com/flotilla-cd/flotilla/hub/internal/status"
 )
 
 // metrics are the hub's Prometheus metrics.
@@ -86,7 +86,7 @@ func (c *appCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(appErrorDesc, prometheus.GaugeValue, 1, as.Name)
 		}
 	}
-	for _, v := range httpapi.Views(snap, c.fl, false) {
+	for _, v := range status.Views(snap, c.fl, false) {
 		for _, cv := range v.Clusters {
 			ch <- prometheus.MustNewConstMetric(appSyncDesc, prometheus.GaugeValue, 1, v.Name, cv.Cluster, cv.Sync)
 			ch <- prometheus.MustNewConstMetric(appHealthDesc, prometheus.GaugeValue, 1, v.Name, cv.Cluster, cv.Health)

@@ -24,6 +24,7 @@ import (
 	"github.com/flotilla-cd/flotilla/hub/internal/gitsource"
 	"github.com/flotilla-cd/flotilla/hub/internal/httpapi"
 	"github.com/flotilla-cd/flotilla/hub/internal/render"
+	"github.com/flotilla-cd/flotilla/hub/internal/status"
 	"github.com/flotilla-cd/flotilla/hub/internal/store"
 	"github.com/flotilla-cd/flotilla/hub/internal/webui"
 	apiv1alpha1 "github.com/flotilla-cd/flotilla/shared/api/v1alpha1"
@@ -118,14 +119,13 @@ func Run(ctx context.Context, o Options, log hclog.Logger) error {
 		},
 	}, git, renderer, fl, st, log.Named("controller"))
 
-	results := httpapi.NewResults()
-	var history sync.WaitGroup // history writes in flight; waited for before the store closes
+	ops := status.New(status.Deps{Store: st, Fleet: fl, Controller: ctrl, Log: log.Named("status")})
 	limits := fitOpenFiles(o.agentLimits(), log)
 	if o.RestoreMode {
 		log.Warn("restore mode: agents' certificates issued after the store's backup are adopted; restart without --restore-mode once every agent reconnected")
 	}
 	agents := agentapi.New(ca, st, fl, agentapi.Options{CertTTL: o.CertTTL, Limits: limits, RestoreMode: o.RestoreMode, Hooks: agentapi.Hooks{
-		CommandResult: results.Deliver,
+		CommandResult: ops.Deliver,
 		Capabilities: func(ctx context.Context, cluster string, c *apiv1alpha1.ClusterCapabilities) {
 			if err := ctrl.SetCapabilities(ctx, cluster, c.GetKubeVersion(), c.GetApiVersions()); err != nil {
 				log.Warn("cluster capabilities", "cluster", cluster, "error", err)
@@ -136,14 +136,7 @@ func Run(ctx context.Context, o Options, log hclog.Logger) error {
 		},
 		Status: func(cluster string, prev, cur *apiv1alpha1.AppStatus) {
 			m.statusCount.Inc()
-			if finished(prev, cur) {
-				// Off the stream's receive path: the store write waits for a batch.
-				history.Add(1)
-				go func() {
-					defer history.Done()
-					recordHistory(context.WithoutCancel(ctx), st, cluster, cur, log)
-				}()
-			}
+			ops.Observe(ctx, cluster, prev, cur) // records the history of finished operations
 		},
 	}}, log.Named("agents"))
 	gs := agents.Endpoint(agentapi.TLSConfig(ca, serving))
@@ -168,7 +161,7 @@ func Run(ctx context.Context, o Options, log hclog.Logger) error {
 		WebhookSecret:         secret,
 		AllowUnsignedWebhooks: o.AllowUnsignedWebhooks,
 		Metrics:               promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}),
-		Results:               results,
+		Status:                ops,
 		UI:                    webui.Handler(),
 		Ready: func() error {
 			// The first reconcile never waits for git or renders: a repo
@@ -224,7 +217,7 @@ func Run(ctx context.Context, o Options, log hclog.Logger) error {
 		return nil
 	})
 	err = g.Wait()
-	history.Wait()
+	ops.Wait() // history writes in flight, before the store closes
 	log.Info("hub stopped")
 	return err
 }
@@ -292,34 +285,6 @@ func restoreStatus(ctx context.Context, st store.Store, fl *fleet.Fleet, log hcl
 	}
 	for c, sts := range byCluster {
 		fl.Restore(c, sts)
-	}
-}
-
-// finished reports whether cur carries a finished operation that prev did
-// not report.
-func finished(prev, cur *apiv1alpha1.AppStatus) bool {
-	op := cur.GetLastOperation()
-	if op == nil || op.GetFinishedAt() == nil {
-		return false
-	}
-	pop := prev.GetLastOperation()
-	return pop == nil || !pop.GetFinishedAt().AsTime().Equal(op.GetFinishedAt().AsTime()) || pop.GetDigest() != op.GetDigest()
-}
-
-// recordHistory appends the history entry of cur's finished operation.
-func recordHistory(ctx context.Context, st store.Store, cluster string, cur *apiv1alpha1.AppStatus, log hclog.Logger) {
-	op := cur.GetLastOperation()
-	res := store.ResultSucceeded
-	if op.GetPhase() == apiv1alpha1.Operation_PHASE_FAILED {
-		res = store.ResultFailed
-	}
-	_, err := st.AppendHistory(ctx, store.HistoryEntry{
-		App: cur.GetApp(), Cluster: cluster, Revision: op.GetRevision(), Digest: op.GetDigest(),
-		StartedAt: op.GetStartedAt().AsTime(), FinishedAt: op.GetFinishedAt().AsTime(),
-		InitiatedBy: op.GetInitiatedBy(), Result: res, Message: op.GetMessage(), Hooks: store.HookRecords(op),
-	})
-	if err != nil {
-		log.Warn("append history", "cluster", cluster, "app", cur.GetApp(), "error", err)
 	}
 }
 

@@ -81,7 +81,7 @@ func (a *SimAgent) loop() {
 		case <-a.sess.Woken():
 			a.receive(a.sess.Next())
 		case cmd := <-a.sess.Commands():
-			a.h.Results.Deliver(a.Cluster, a.do(cmd))
+			a.h.Status.Deliver(a.Cluster, a.do(cmd))
 		}
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/flotilla-cd/flotilla/hub/internal/gitsource"
 	"github.com/flotilla-cd/flotilla/hub/internal/httpapi"
 	"github.com/flotilla-cd/flotilla/hub/internal/render"
+	"github.com/flotilla-cd/flotilla/hub/internal/status"
 	"github.com/flotilla-cd/flotilla/hub/internal/store"
 )
 
@@ -28,7 +29,7 @@ type Hub struct {
 	Store      *store.Bolt
 	Fleet      *fleet.Fleet
 	Controller *controller.Controller
-	Results    *httpapi.Results
+	Status     *status.Service
 	API        *httpapi.API
 	Server     *httptest.Server
 	// AdminToken and ReadOnlyToken are raw bearer tokens.
@@ -118,13 +119,12 @@ func New(t testing.TB, o Options) *Hub {
 		_ = h.Controller.Run(ctx)
 	}()
 
-	h.Results = httpapi.NewResults()
+	h.Status = status.New(status.Deps{Store: st, Fleet: h.Fleet, Controller: h.Controller, CommandTimeout: 10 * time.Second, Log: log})
 	h.API = httpapi.New(httpapi.Deps{
 		Store: st, Fleet: h.Fleet, Controller: h.Controller, Git: git,
 		JoinInfo:              func() (string, string) { return "hub.example:8443", "sha256:cafe" },
 		TokenTTL:              time.Hour,
-		Results:               h.Results,
-		CommandTimeout:        10 * time.Second,
+		Status:                h.Status,
 		UI:                    o.UI,
 		Metrics:               o.Metrics,
 		WebhookSecret:         []byte(o.WebhookSecret),

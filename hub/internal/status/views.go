@@ -1,0 +1,117 @@
+package status
+
+import (
+	"slices"
+	"sort"
+
+	"github.com/flotilla-cd/flotilla/hub/api"
+	"github.com/flotilla-cd/flotilla/hub/internal/app"
+	"github.com/flotilla-cd/flotilla/hub/internal/controller"
+	"github.com/flotilla-cd/flotilla/hub/internal/fleet"
+	"github.com/flotilla-cd/flotilla/hub/internal/gitsource"
+	"github.com/flotilla-cd/flotilla/hub/internal/store"
+	apiv1alpha1 "github.com/flotilla-cd/flotilla/shared/api/v1alpha1"
+)
+
+// Views joins the controller's snapshot with the statuses agents reported
+// (ClusterSync per cluster, AppSync per app), sorted by app and cluster.
+// withObjects adds each app's spec and each cluster's objects.
+// Credentials in repository URLs are never shown.
+func Views(snap *controller.Snapshot, fl *fleet.Fleet, withObjects bool) []api.AppView {
+	reported := fl.Status()
+	out := make([]api.AppView, 0, len(snap.Apps))
+	for _, as := range snap.Apps {
+		redact := redactSources(as.Spec)
+		v := api.AppView{Name: as.Name, Project: as.Spec.ProjectName(), File: as.File, Revision: as.Revision, Revisions: as.Revisions, Error: redact(as.Error), Warnings: as.Warnings, Parent: as.Parent, Hub: as.Hub, Clusters: []api.AppClusterView{}}
+		if withObjects {
+			spec := as.Spec
+			spec.Source.RepoURL = gitsource.Redact(spec.Source.RepoURL)
+			spec.Sources = slices.Clone(spec.Sources)
+			for i := range spec.Sources {
+				spec.Sources[i].RepoURL = gitsource.Redact(spec.Sources[i].RepoURL)
+			}
+			v.Spec = spec
+		}
+		states := make([]ClusterState, 0, len(as.Targets))
+		for _, t := range as.Targets {
+			st := reported[t.Cluster][as.Name]
+			cv := api.AppClusterView{Cluster: t.Cluster, Digest: t.Digest, Revision: t.Revision, Revisions: t.Revisions, Error: redact(t.Error), Pinned: t.Pinned}
+			cv.Sync, cv.Health = ClusterSync(t, st)
+			cv.Connected, _ = fl.Connected(t.Cluster)
+			if st != nil {
+				cv.ObservedDigest, cv.ObservedRev, cv.Message = st.GetDigest(), st.GetRevision(), st.GetMessage()
+				cv.LastOperation = operationView(st.GetLastOperation())
+				if withObjects {
+					cv.Objects = objectViews(st.GetObjects())
+				}
+			}
+			states = append(states, ClusterState{Sync: cv.Sync, Health: cv.Health})
+			v.Clusters = append(v.Clusters, cv)
+		}
+		v.Sync, v.Health = AppSync(as, states)
+		sort.Slice(v.Clusters, func(i, j int) bool { return v.Clusters[i].Cluster < v.Clusters[j].Cluster })
+		out = append(out, v)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+func objectViews(objs []*apiv1alpha1.ObjectStatus) []api.ObjectView {
+	out := make([]api.ObjectView, 0, len(objs))
+	for _, o := range objs {
+		out = append(out, api.ObjectView{
+			Group: o.GetGroup(), Version: o.GetVersion(), Kind: o.GetKind(), Namespace: o.GetNamespace(), Name: o.GetName(),
+			Sync: o.GetSync().Name(), Health: o.GetHealth().Name(), Message: o.GetMessage(), Diff: o.GetDiff(),
+		})
+	}
+	return out
+}
+
+func operationView(op *apiv1alpha1.Operation) *api.OperationView {
+	if op == nil {
+		return nil
+	}
+	v := &api.OperationView{Phase: op.GetPhase().Name(), Revision: op.GetRevision(), Digest: op.GetDigest(), Message: op.GetMessage(), InitiatedBy: op.GetInitiatedBy(), Hooks: hookViews(store.HookRecords(op))}
+	if op.GetStartedAt() != nil {
+		v.StartedAt = op.GetStartedAt().AsTime()
+	}
+	if op.GetFinishedAt() != nil {
+		v.FinishedAt = op.GetFinishedAt().AsTime()
+	}
+	return v
+}
+
+func hookViews(hs []store.HookRecord) []api.Hook {
+	if hs == nil {
+		return nil
+	}
+	out := make([]api.Hook, len(hs))
+	for i, h := range hs {
+		out[i] = api.Hook{
+			Phase: h.Phase, Group: h.Group, Kind: h.Kind, Namespace: h.Namespace, Name: h.Name, Hook: h.Hook, Wave: h.Wave,
+			Status: h.Status, Message: h.Message, StartedAt: h.StartedAt, FinishedAt: h.FinishedAt, Deleted: h.Deleted,
+		}
+	}
+	return out
+}
+
+// HistoryView is a history entry as the API shows it (the store's own
+// types never go over the wire).
+func HistoryView(e store.HistoryEntry) api.HistoryEntry {
+	return api.HistoryEntry{
+		ID: e.ID, App: e.App, Cluster: e.Cluster, Revision: e.Revision, Digest: e.Digest, StartedAt: e.StartedAt, FinishedAt: e.FinishedAt,
+		InitiatedBy: e.InitiatedBy, Result: e.Result, Message: e.Message, Hooks: hookViews(e.Hooks),
+	}
+}
+
+// redactSources returns a function removing the credentials of every
+// repository URL of spec from a text.
+func redactSources(spec app.Spec) func(string) string {
+	srcs := spec.AllSources()
+	return func(text string) string {
+		for _, s := range srcs {
+			text = gitsource.RedactText(text, s.RepoURL)
+		}
+		return text
+	}
+}
