@@ -26,7 +26,7 @@ APT_PACKAGES := git protobuf-compiler chromium
 export FLOTILLA_E2E_BIN_DIR := $(BIN)
 export FLOTILLA_CONTROL_PLANE_BIN_DIR := $(BIN)
 
-.PHONY: all build test unit e2e e2e-kind bins deps check-deps proto proto-check protoc-version lint quickstart bench images images-push deploy-test clean
+.PHONY: all build test unit e2e e2e-kind e2e-containers docker-deps bins deps check-deps proto proto-check protoc-version lint quickstart bench images images-push deploy-test clean
 
 all: build
 
@@ -56,6 +56,7 @@ bins:
 ## test: lint, generated-code check, then every test (unit, integration, e2e)
 test: deps bins build lint proto-check
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
+	$(MAKE) --no-print-directory e2e-containers
 
 ## unit: tests that need no control plane
 unit:
@@ -121,15 +122,39 @@ quickstart: deps bins build
 bench: check-deps bins build
 	$(GO) run ./e2e/cmd/bench --bin-dir $(BIN) --out docs/benchmarks.md
 
-## images: container images (needs a Docker engine)
-IMAGE_REPO ?= ghcr.io/flotilla-cd
-images:
-	docker build -f Dockerfile.hub   --build-arg VERSION=$(VERSION) -t $(IMAGE_REPO)/flotilla-hub:$(VERSION) .
-	docker build -f Dockerfile.agent --build-arg VERSION=$(VERSION) -t $(IMAGE_REPO)/flotilla-agent:$(VERSION) .
+## ---- images and the container tier (a Docker engine; see docs/e2e.md) ----
+DOCKER       ?= docker
+IMAGE_REPO   ?= ghcr.io/flotilla-cd
+# The Dockerfiles' base images; when one cannot be pulled, deploy/images/build.sh
+# makes a local stand-in (flotilla-local/go from this machine's Go,
+# flotilla-local/static:nonroot from scratch).
+GO_IMAGE     ?= golang:1.26
+BASE_IMAGE   ?= gcr.io/distroless/static-debian12:nonroot
+E2E_IMAGE_TAG := e2e
+IMAGE_ENV     = DOCKER=$(DOCKER) GO=$(GO) VERSION=$(VERSION) IMAGE_REPO=$(IMAGE_REPO) GO_IMAGE=$(GO_IMAGE) BASE_IMAGE=$(BASE_IMAGE)
+
+## docker-deps: Debian's docker.io when no dockerd is installed (apt-get, as root)
+docker-deps:
+	@command -v dockerd >/dev/null 2>&1 || $(MAKE) --no-print-directory deps APT_PACKAGES=docker.io
+
+## images: both images from Dockerfile.hub and Dockerfile.agent, compiled from source
+## (starts dockerd for the build when none runs, and stops it after)
+images: docker-deps
+	./deploy/images/with-dockerd.sh env $(IMAGE_ENV) ./deploy/images/build.sh
 
 images-push: images
-	docker push $(IMAGE_REPO)/flotilla-hub:$(VERSION)
-	docker push $(IMAGE_REPO)/flotilla-agent:$(VERSION)
+	$(DOCKER) push $(IMAGE_REPO)/flotilla-hub:$(VERSION)
+	$(DOCKER) push $(IMAGE_REPO)/flotilla-agent:$(VERSION)
+
+## e2e-containers: the container tier: hub and agents from images built with the
+## binaries of make build (PREBUILT), control planes on their own networks
+e2e-containers: docker-deps bins build
+	@mkdir -p $(BIN)/image && cp $(BIN)/flotilla-hub $(BIN)/flotilla $(BIN)/flotilla-agent $(BIN)/image/
+	./deploy/images/with-dockerd.sh bash -c 'set -e; \
+	  env $(IMAGE_ENV) PREBUILT=bin/image TAG=$(E2E_IMAGE_TAG) ./deploy/images/build.sh; \
+	  FLOTILLA_E2E_HUB_IMAGE=$(IMAGE_REPO)/flotilla-hub:$(E2E_IMAGE_TAG) \
+	  FLOTILLA_E2E_AGENT_IMAGE=$(IMAGE_REPO)/flotilla-agent:$(E2E_IMAGE_TAG) FLOTILLA_DOCKER=$(DOCKER) \
+	  $(GO) test -count=1 -timeout $(TEST_TIMEOUT) -v ./e2e/containers/'
 
 ## deploy-test: Dockerfile/Makefile checks, server dry-run of every manifest, install walks
 deploy-test: check-deps bins build

@@ -23,7 +23,6 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
-	"github.com/flotilla-cd/flotilla/deploy/internal/buildspec"
 	"github.com/flotilla-cd/flotilla/deploy/internal/manifests"
 	"github.com/flotilla-cd/flotilla/e2e/cluster"
 	"github.com/flotilla-cd/flotilla/e2e/gitserver"
@@ -292,7 +291,7 @@ func (w *walk) startAgent() *harness.Proc {
 
 // flotillaBinaries returns the hub, CLI and agent binaries: those of `make
 // build` in FLOTILLA_E2E_BIN_DIR when it is set (make test builds them
-// first), otherwise built into out with the images' linker flags (without
+// first), otherwise built into out with make build's linker flags (without
 // make build's CGO_ENABLED=0 -trimpath, which would recompile every
 // dependency outside the build cache the other tests share; the code is the
 // same).
@@ -310,8 +309,7 @@ func flotillaBinaries(t *testing.T, out string) map[string]string {
 		}
 		return bins
 	}
-	img := readImage(t, "Dockerfile.hub")
-	ldflags := strings.ReplaceAll(buildspec.NormalizeVars(img.builds[0].LDFlags), "$(VERSION)", testVersion)
+	ldflags := "-s -w -X github.com/flotilla-cd/flotilla/shared/version.Version=" + testVersion
 	cmd := exec.CommandContext(t.Context(), "go", append([]string{"build", "-ldflags", ldflags, "-o", out + "/"}, pkgs...)...)
 	cmd.Dir = repoRoot
 	if b, err := cmd.CombinedOutput(); err != nil {

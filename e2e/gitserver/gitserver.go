@@ -52,14 +52,19 @@ func (s *Server) authorized(r *http.Request) bool {
 
 // Start serves the bare repositories under root on a free loopback port
 // over plain http.
-func Start(root string) (*Server, error) { return start(root, false) }
+func Start(root string) (*Server, error) { return start(root, false, "127.0.0.1:0") }
+
+// StartOn serves the bare repositories under root over plain http on addr
+// (for example a Docker network's gateway address, where containers on that
+// network reach it).
+func StartOn(root, addr string) (*Server, error) { return start(root, false, addr) }
 
 // StartTLS serves the bare repositories under root over https on a free
 // loopback port, with a certificate for 127.0.0.1 whose PEM is in CAFile
 // (the working clones of NewRepo push without verifying it).
-func StartTLS(root string) (*Server, error) { return start(root, true) }
+func StartTLS(root string) (*Server, error) { return start(root, true, "") }
 
-func start(root string, useTLS bool) (*Server, error) {
+func start(root string, useTLS bool, addr string) (*Server, error) {
 	backend, err := exec.Command("git", "--exec-path").Output()
 	if err != nil {
 		return nil, fmt.Errorf("git --exec-path (is git installed?): %w", err)
@@ -89,7 +94,7 @@ func start(root string, useTLS bool) (*Server, error) {
 		}
 		return s, nil
 	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	lis, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, err
 	}
