@@ -36,6 +36,7 @@ func TestJSONNames(t *testing.T) {
 		{"CreateTokenRequest", api.CreateTokenRequest{}}, {"CreateTokenResponse", api.CreateTokenResponse{}},
 		{"ListResponse[AppView]", api.ListResponse[api.AppView]{}}, {"Error", api.Error{}},
 		{"WhoamiResponse", api.WhoamiResponse{}}, {"WebhookResponse", api.WebhookResponse{}},
+		{"SSOInfo", api.SSOInfo{}}, {"CLILoginRequest", api.CLILoginRequest{}}, {"CLILoginResponse", api.CLILoginResponse{}},
 	}
 	var b strings.Builder
 	for _, tt := range types {

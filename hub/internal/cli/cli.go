@@ -59,6 +59,7 @@ const usage = `flotilla is the command line of the Flotilla hub.
 
 Usage:
   flotilla login --server URL --token TOKEN     check and save the hub and token
+  flotilla login --server URL --sso             sign in through the hub's single sign-on (device code)
   flotilla cluster add NAME [--label k=v]...   register a cluster, print its join command
   flotilla cluster list | get NAME | remove NAME | token NAME
   flotilla cluster label NAME k=v... [k-]...
@@ -70,7 +71,8 @@ Usage:
   flotilla app rollback NAME (REVISION | --history ID) [--cluster C]
   flotilla app unpin NAME [--cluster C]
   flotilla app wait NAME [--cluster C] [--timeout 5m] [--health=false]
-  flotilla token create NAME [--role readonly|admin] | list | delete ID
+  flotilla token create NAME [--role readonly|deployer|admin] [--project P]... [--ttl 720h]
+  flotilla token list | delete ID
   flotilla refresh
   flotilla definitions                          where definitions stand: load error, warnings
   flotilla backup FILE                          online snapshot of the hub's store
@@ -93,6 +95,9 @@ type flags struct {
 	health        bool
 	history       uint64
 	role          string
+	projects      []string
+	ttl           string
+	sso           bool
 }
 
 // env is what a run talks to; tests replace the clock.
@@ -121,7 +126,10 @@ func run(ctx context.Context, e env, args []string) error {
 	fs.DurationVar(&f.timeout, "timeout", 5*time.Minute, "how long app wait waits")
 	fs.BoolVar(&f.health, "health", true, "app wait also waits for Healthy")
 	fs.Uint64Var(&f.history, "history", 0, "history entry to roll back to (app rollback)")
-	fs.StringVar(&f.role, "role", "readonly", "role of a new token: readonly or admin")
+	fs.StringVar(&f.role, "role", "readonly", "role of a new token: readonly, deployer (with --project) or admin")
+	fs.StringArrayVar(&f.projects, "project", nil, "project a deployer token may deploy (token create; repeatable)")
+	fs.StringVar(&f.ttl, "ttl", "", "lifetime of a new token, e.g. 720h (token create; default: the hub's)")
+	fs.BoolVar(&f.sso, "sso", false, "sign in through the hub's single sign-on provider (login)")
 	help := fs.BoolP("help", "h", false, "help")
 	if err := fs.Parse(args); err != nil {
 		return usageError{err.Error()}
@@ -138,6 +146,9 @@ func run(ctx context.Context, e env, args []string) error {
 		fmt.Fprintln(w, version.Version)
 		return nil
 	case "login":
+		if f.sso {
+			return loginSSO(ctx, c, f, w, e.stderr)
+		}
 		return login(ctx, c, f, w, e.stderr)
 	case "refresh":
 		if err := c.do(ctx, "POST", "/api/v1/refresh", nil, nil); err != nil {
@@ -161,7 +172,7 @@ func run(ctx context.Context, e env, args []string) error {
 
 func login(ctx context.Context, c *client, f flags, w, stderr io.Writer) error {
 	if f.server == "" || f.token == "" {
-		return usageError{"login needs --server and --token"}
+		return usageError{"login needs --server and --token (or --sso)"}
 	}
 	if insecureRemote(f.server) {
 		fmt.Fprintf(stderr, "WARNING: %s is plain http to another host: the token travels unencrypted and anyone on the path can read and reuse it; use https\n", f.server)

@@ -23,11 +23,11 @@ func tokenCmd(ctx context.Context, c *client, args []string, f flags, e env) err
 			return err
 		}
 		var tr api.CreateTokenResponse
-		if err := c.do(ctx, "POST", "/api/v1/tokens", api.CreateTokenRequest{Name: args[1], Role: f.role}, &tr); err != nil {
+		if err := c.do(ctx, "POST", "/api/v1/tokens", api.CreateTokenRequest{Name: args[1], Role: f.role, Projects: f.projects, TTL: f.ttl}, &tr); err != nil {
 			return err
 		}
 		return printOut(w, f.out, tr, func(tw *tabwriter.Writer) {
-			fmt.Fprintf(tw, "Token %s (%s, id %s) created. It is shown once:\n\n  %s\n", tr.Name, tr.Role, tr.ID, tr.Token)
+			fmt.Fprintf(tw, "Token %s (%s, id %s, expires %s) created. It is shown once:\n\n  %s\n", tr.Name, roleOf(tr.TokenView), tr.ID, expiry(tr.ExpiresAt), tr.Token)
 		})
 	case "list":
 		var lr api.ListResponse[api.TokenView]
@@ -37,9 +37,9 @@ func tokenCmd(ctx context.Context, c *client, args []string, f flags, e env) err
 		return printOut(w, f.out, lr.Items, func(tw *tabwriter.Writer) {
 			items := slices.Clone(lr.Items)
 			slices.SortFunc(items, func(a, b api.TokenView) int { return strings.Compare(a.Name, b.Name) })
-			row(tw, "ID", "NAME", "ROLE", "CREATED")
+			row(tw, "ID", "NAME", "KIND", "ROLE", "CREATED", "EXPIRES")
 			for _, t := range items {
-				row(tw, t.ID, t.Name, t.Role, t.CreatedAt.UTC().Format(time.RFC3339))
+				row(tw, t.ID, t.Name, kindOf(t.Kind), roleOf(t), t.CreatedAt.UTC().Format(time.RFC3339), expiry(t.ExpiresAt))
 			}
 		})
 	case "delete", "rm", "remove":
@@ -53,4 +53,28 @@ func tokenCmd(ctx context.Context, c *client, args []string, f flags, e env) err
 		return nil
 	}
 	return usageError{fmt.Sprintf("unknown token subcommand %q", args[0])}
+}
+
+// roleOf is a token's role, with a deployer's projects.
+func roleOf(t api.TokenView) string {
+	if len(t.Projects) > 0 {
+		return t.Role + ":" + strings.Join(t.Projects, ",")
+	}
+	return t.Role
+}
+
+func kindOf(k string) string {
+	if k == "" {
+		return "token"
+	}
+	return k
+}
+
+// expiry is when a token expires; "never" for tokens made before tokens
+// expired (replace them: see docs/security.md).
+func expiry(t time.Time) string {
+	if t.IsZero() {
+		return "never"
+	}
+	return t.UTC().Format(time.RFC3339)
 }

@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,6 +12,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/flotilla-cd/flotilla/hub/api"
+	"github.com/flotilla-cd/flotilla/hub/internal/auth"
 	"github.com/flotilla-cd/flotilla/hub/internal/controller"
 	"github.com/flotilla-cd/flotilla/hub/internal/fleet"
 	"github.com/flotilla-cd/flotilla/hub/internal/gitsource"
@@ -50,6 +50,13 @@ type Deps struct {
 	// agentapi.Hooks.CommandResult. Nil: New makes one over Store, Fleet
 	// and Controller, and diff then times out.
 	Status *status.Service
+	// SSO serves single sign-on under /auth/ (nil: none; GET /auth/info
+	// then says so).
+	SSO *auth.SSO
+	// APITokenTTL is the lifetime of a token made without a TTL (default
+	// 30 days); APITokenMaxTTL the longest a token may ask for (default
+	// one year).
+	APITokenTTL, APITokenMaxTTL time.Duration
 	// UI serves the web UI at / (nil: no UI).
 	UI  http.Handler
 	Log hclog.Logger
@@ -64,6 +71,12 @@ type API struct {
 
 // New returns the API handler.
 func New(d Deps) *API {
+	if d.APITokenTTL <= 0 {
+		d.APITokenTTL = 30 * 24 * time.Hour
+	}
+	if d.APITokenMaxTTL <= 0 {
+		d.APITokenMaxTTL = 365 * 24 * time.Hour
+	}
 	if d.Log == nil {
 		d.Log = hclog.NewNullLogger()
 	}
@@ -96,7 +109,7 @@ func (a *API) routes() {
 	m.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	m.HandleFunc("GET /readyz", a.readyz)
 	if a.d.Metrics != nil {
-		m.Handle("GET /metrics", a.auth(store.RoleReadOnly)(a.d.Metrics.ServeHTTP))
+		m.Handle("GET /metrics", a.auth(permRead)(a.d.Metrics.ServeHTTP))
 	}
 	m.HandleFunc("POST /api/webhook", a.webhook)
 	if a.d.UI != nil {
@@ -107,7 +120,13 @@ func (a *API) routes() {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no API endpoint %s %s (this hub serves /api/v1)", r.Method, r.URL.Path))
 	})
 
-	read, admin := a.auth(store.RoleReadOnly), a.auth(store.RoleAdmin)
+	if a.d.SSO != nil {
+		a.d.SSO.Routes(m)
+	} else {
+		m.HandleFunc("GET /auth/info", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, api.SSOInfo{}) })
+	}
+
+	read, deploy, admin := a.auth(permRead), a.auth(permDeploy), a.auth(permAdmin)
 	m.Handle("GET /api/v1/clusters", read(a.listClusters))
 	m.Handle("GET /api/v1/clusters/{name}", read(a.getCluster))
 	m.Handle("POST /api/v1/clusters", admin(a.addCluster))
@@ -119,10 +138,10 @@ func (a *API) routes() {
 	m.Handle("GET /api/v1/apps/{name}", read(a.getApp))
 	m.Handle("GET /api/v1/apps/{name}/history", read(a.appHistory))
 	m.Handle("GET /api/v1/apps/{name}/diff", read(a.diffApp))
-	m.Handle("POST /api/v1/apps/{name}/sync", admin(a.syncApp))
-	m.Handle("POST /api/v1/apps/{name}/refresh", admin(a.refreshApp))
-	m.Handle("POST /api/v1/apps/{name}/rollback", admin(a.rollback))
-	m.Handle("POST /api/v1/apps/{name}/unpin", admin(a.unpin))
+	m.Handle("POST /api/v1/apps/{name}/sync", deploy(a.syncApp))
+	m.Handle("POST /api/v1/apps/{name}/refresh", deploy(a.refreshApp))
+	m.Handle("POST /api/v1/apps/{name}/rollback", deploy(a.rollback))
+	m.Handle("POST /api/v1/apps/{name}/unpin", deploy(a.unpin))
 	m.Handle("POST /api/v1/refresh", admin(a.refresh))
 	m.Handle("GET /api/v1/audit", read(a.listAudit))
 	m.Handle("GET /api/v1/tokens", admin(a.listTokens))
@@ -144,49 +163,14 @@ func (a *API) readyz(w http.ResponseWriter, _ *http.Request) {
 	_, _ = w.Write([]byte("ok\n"))
 }
 
-type ctxKey struct{}
-
-// Caller is who made a request.
-type Caller struct {
-	Name string
-	Role string
-}
-
-func callerOf(ctx context.Context) Caller {
-	c, _ := ctx.Value(ctxKey{}).(Caller)
-	return c
-}
-
-// auth wraps h so that it needs a bearer token of at least role.
-func (a *API) auth(role string) func(http.HandlerFunc) http.Handler {
-	return func(h http.HandlerFunc) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			raw, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-			if !ok || raw == "" {
-				writeError(w, http.StatusUnauthorized, "missing bearer token: run `flotilla login` or pass --token")
-				return
-			}
-			tok, err := a.d.Store.LookupAPIToken(r.Context(), strings.TrimSpace(raw))
-			if err != nil {
-				writeError(w, http.StatusUnauthorized, "invalid token: this hub does not know it (deleted, mistyped or from another hub); run `flotilla login` with a current token")
-				return
-			}
-			if role == store.RoleAdmin && tok.Role != store.RoleAdmin {
-				writeError(w, http.StatusForbidden, fmt.Sprintf("token %q is read-only; this call changes state", tok.Name))
-				return
-			}
-			if a.d.TokenUsed != nil {
-				a.d.TokenUsed(strings.TrimSpace(raw))
-			}
-			ctx := context.WithValue(r.Context(), ctxKey{}, Caller{Name: tok.Name, Role: tok.Role})
-			h(w, r.WithContext(ctx))
-		})
-	}
-}
-
 func (a *API) audit(r *http.Request, action, target, detail string) {
+	c := callerOf(r.Context())
+	if c.Person {
+		// The subject names the person even if their email changes.
+		detail = strings.TrimSpace(detail + " sso-subject=" + c.Subject)
+	}
 	err := a.d.Store.AppendAudit(r.Context(), store.AuditEntry{
-		Time: a.now(), Actor: callerOf(r.Context()).Name, Action: action, Target: target, Detail: detail,
+		Time: a.now(), Actor: c.Name, Action: action, Target: target, Detail: detail,
 	})
 	if err != nil {
 		a.d.Log.Error("audit", "action", action, "target", target, "error", err)
@@ -255,9 +239,4 @@ func pageOf(r *http.Request) (store.Page, error) {
 		p.Limit = min(n, store.MaxPageLimit)
 	}
 	return p, nil
-}
-
-func (a *API) whoami(w http.ResponseWriter, r *http.Request) {
-	c := callerOf(r.Context())
-	writeJSON(w, http.StatusOK, api.WhoamiResponse{Name: c.Name, Role: c.Role})
 }

@@ -151,9 +151,9 @@ func TestTokens(t *testing.T) {
 	if created.Role != store.RoleReadOnly || created.Token == "" {
 		t.Fatalf("created token: %+v", created)
 	}
-	var who map[string]string
+	var who api.WhoamiResponse
 	call(t, h, created.Token, "GET", "/api/v1/whoami", nil, &who)
-	if d := cmp.Diff(map[string]string{"name": "ci", "role": "readonly"}, who); d != "" {
+	if d := cmp.Diff(api.WhoamiResponse{Name: "ci", Role: "readonly", ExpiresAt: created.ExpiresAt}, who); d != "" {
 		t.Errorf("whoami (-want +got):\n%s", d)
 	}
 	if code := call(t, h, created.Token, "POST", "/api/v1/apps/guestbook/sync", nil, nil); code != http.StatusForbidden {

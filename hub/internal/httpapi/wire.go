@@ -13,5 +13,5 @@ func auditView(e store.AuditEntry) api.AuditEntry {
 }
 
 func tokenView(t store.APIToken) api.TokenView {
-	return api.TokenView{ID: t.ID, Name: t.Name, Role: t.Role, CreatedAt: t.CreatedAt}
+	return api.TokenView{ID: t.ID, Name: t.Name, Role: t.Role, CreatedAt: t.CreatedAt, Projects: t.Projects, ExpiresAt: t.ExpiresAt, Kind: t.Kind}
 }

@@ -10,6 +10,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/flotilla-cd/flotilla/hub/internal/agentapi"
+	"github.com/flotilla-cd/flotilla/hub/internal/auth"
 	"github.com/flotilla-cd/flotilla/hub/internal/renderproc"
 )
 
@@ -83,6 +84,14 @@ type Options struct {
 	// Render limits and confines Helm and Kustomize renders (worker
 	// processes); its ReadDirs are set by Run.
 	Render renderproc.Options
+
+	// Auth configures single sign-on and the mapping of the provider's
+	// groups to roles.
+	Auth auth.Options
+	// APITokenTTL is the lifetime of an API token made without --ttl;
+	// APITokenMaxTTL the longest one may ask for.
+	APITokenTTL    time.Duration
+	APITokenMaxTTL time.Duration
 }
 
 // DefaultOptions returns the defaults, in one place.
@@ -101,6 +110,10 @@ func DefaultOptions() Options {
 		Git:          DefaultGitOptions(),
 		Render:       renderproc.DefaultOptions(),
 		AgentLimits:  agentapi.DefaultLimits(),
+		Auth:         auth.DefaultOptions(),
+
+		APITokenTTL:    30 * 24 * time.Hour,
+		APITokenMaxTTL: 365 * 24 * time.Hour,
 	}
 }
 
@@ -138,6 +151,9 @@ func (o *Options) BindFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.DebugListen, "debug-listen", o.DebugListen, "address of Go's pprof handlers (for example 127.0.0.1:6060; empty disables)")
 	fs.IntVar(&o.GCPercent, "gc-percent", o.GCPercent, "Go garbage collection target, as GOGC (0: Go's default); the GOGC environment variable wins")
 	o.Render.BindFlags(fs)
+	o.Auth.BindFlags(fs)
+	fs.DurationVar(&o.APITokenTTL, "api-token-ttl", o.APITokenTTL, "lifetime of an API token made without --ttl")
+	fs.DurationVar(&o.APITokenMaxTTL, "api-token-max-ttl", o.APITokenMaxTTL, "longest lifetime an API token may be given")
 	fs.StringVar(&o.MemoryLimit, "memory-limit", o.MemoryLimit, "Go soft memory limit, for example 900Mi or 2Gi (default: 90% of the container's memory limit, none outside one); the GOMEMLIMIT environment variable wins")
 }
 
@@ -167,6 +183,12 @@ func (o *Options) Validate() error {
 	}
 	if err := o.Render.Validate(); err != nil {
 		errs = append(errs, err)
+	}
+	if err := o.Auth.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if o.APITokenTTL <= 0 || o.APITokenMaxTTL < o.APITokenTTL {
+		errs = append(errs, fmt.Errorf("--api-token-ttl %s, --api-token-max-ttl %s: want 0 < ttl <= max", o.APITokenTTL, o.APITokenMaxTTL))
 	}
 	return errors.Join(errs...)
 }

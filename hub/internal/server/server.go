@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/flotilla-cd/flotilla/hub/internal/agentapi"
+	"github.com/flotilla-cd/flotilla/hub/internal/auth"
 	"github.com/flotilla-cd/flotilla/hub/internal/chartsource"
 	"github.com/flotilla-cd/flotilla/hub/internal/controller"
 	"github.com/flotilla-cd/flotilla/hub/internal/fleet"
@@ -153,6 +154,13 @@ func Run(ctx context.Context, o Options, log hclog.Logger) error {
 	} else {
 		log.Info("webhooks are off until a secret is set (--webhook-secret-file)")
 	}
+	var sso *auth.SSO
+	if o.Auth.Enabled() {
+		if sso, err = auth.New(o.Auth, st, log.Named("sso")); err != nil {
+			return fmt.Errorf("single sign-on: %w", err)
+		}
+		log.Info("single sign-on on", "issuer", o.Auth.Issuer, "hub_url", o.Auth.HubURL, "cli_client", o.Auth.CLIClientID != "")
+	}
 	api := httpapi.New(httpapi.Deps{
 		Store: st, Fleet: fl, Controller: ctrl, Git: git,
 		JoinInfo:              func() (string, string) { return advertise, ca.Hash() },
@@ -163,6 +171,9 @@ func Run(ctx context.Context, o Options, log hclog.Logger) error {
 		Metrics:               promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}),
 		Status:                ops,
 		UI:                    webui.Handler(),
+		SSO:                   sso,
+		APITokenTTL:           o.APITokenTTL,
+		APITokenMaxTTL:        o.APITokenMaxTTL,
 		Ready: func() error {
 			// The first reconcile never waits for git or renders: a repo
 			// that does not answer keeps only its own apps waiting.

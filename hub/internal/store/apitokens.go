@@ -13,14 +13,30 @@ import (
 )
 
 // CreateAPIToken makes a bearer token named name (unique, else ErrConflict)
-// with role RoleAdmin or RoleReadOnly, and returns it raw along with its
-// stored form.
+// with role RoleAdmin or RoleReadOnly that does not expire, and returns it
+// raw along with its stored form.
 func (s *Bolt) CreateAPIToken(ctx context.Context, name, role string, now time.Time) (string, APIToken, error) {
+	if role != RoleAdmin && role != RoleReadOnly {
+		return "", APIToken{}, fmt.Errorf("create api token %s: role %q: %w", name, role, ErrInvalid)
+	}
+	return s.IssueAPIToken(ctx, APIToken{Name: name, Role: role}, now)
+}
+
+// IssueAPIToken implements Store.
+func (s *Bolt) IssueAPIToken(ctx context.Context, spec APIToken, now time.Time) (string, APIToken, error) {
+	name := spec.Name
 	if err := checkName("api token", name); err != nil {
 		return "", APIToken{}, err
 	}
-	if role != RoleAdmin && role != RoleReadOnly {
-		return "", APIToken{}, fmt.Errorf("create api token %s: role %q: %w", name, role, ErrInvalid)
+	switch {
+	case spec.Role != RoleAdmin && spec.Role != RoleReadOnly && spec.Role != RoleDeployer:
+		return "", APIToken{}, fmt.Errorf("create api token %s: role %q: %w", name, spec.Role, ErrInvalid)
+	case spec.Role == RoleDeployer && len(spec.Projects) == 0:
+		return "", APIToken{}, fmt.Errorf("create api token %s: role %s needs a project: %w", name, spec.Role, ErrInvalid)
+	case spec.Role != RoleDeployer && len(spec.Projects) != 0:
+		return "", APIToken{}, fmt.Errorf("create api token %s: role %s takes no project: %w", name, spec.Role, ErrInvalid)
+	case spec.Kind != KindToken && spec.Kind != KindWebSession && spec.Kind != KindCLISession:
+		return "", APIToken{}, fmt.Errorf("create api token %s: kind %q: %w", name, spec.Kind, ErrInvalid)
 	}
 	idb := make([]byte, apiIDBytes)
 	if _, err := rand.Read(idb); err != nil {
@@ -32,7 +48,11 @@ func (s *Bolt) CreateAPIToken(ctx context.Context, name, role string, now time.T
 	}
 	id := hex.EncodeToString(idb)
 	raw := apiTokenPrefix + id + "_" + secret
-	tok := APIToken{ID: id, Name: name, Hash: hashToken(raw), Role: role, CreatedAt: now.UTC()}
+	tok := spec
+	tok.ID, tok.Hash, tok.CreatedAt = id, hashToken(raw), now.UTC()
+	if !tok.ExpiresAt.IsZero() {
+		tok.ExpiresAt = tok.ExpiresAt.UTC()
+	}
 	err = s.update(ctx, func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketAPITokens)
 		if b.Get([]byte(id)) != nil {
@@ -43,7 +63,7 @@ func (s *Bolt) CreateAPIToken(ctx context.Context, name, role string, now time.T
 			if err := json.Unmarshal(v, &t); err != nil {
 				return fmt.Errorf("decode api token %s: %w", k, err)
 			}
-			if t.Name == name {
+			if tok.Kind == KindToken && t.Kind == KindToken && t.Name == name {
 				return ErrConflict
 			}
 			return nil

@@ -35,6 +35,16 @@ var (
 const (
 	RoleAdmin    = "admin"
 	RoleReadOnly = "readonly"
+	// RoleDeployer may sync, roll back and pin the apps of its Projects.
+	RoleDeployer = "deployer"
+)
+
+// API token kinds: an API token made with `flotilla token create`, a web
+// UI session and a CLI session made by single sign-on.
+const (
+	KindToken      = ""
+	KindWebSession = "web-session"
+	KindCLISession = "cli-session"
 )
 
 // History results.
@@ -91,8 +101,25 @@ type APIToken struct {
 	ID        string    `json:"id"`
 	Name      string    `json:"name"`
 	Hash      string    `json:"hash"`
-	Role      string    `json:"role"` // RoleAdmin or RoleReadOnly
+	Role      string    `json:"role"` // RoleAdmin, RoleDeployer or RoleReadOnly
 	CreatedAt time.Time `json:"createdAt,omitzero"`
+	// Projects are the projects a RoleDeployer token may deploy.
+	Projects []string `json:"projects,omitempty"`
+	// ExpiresAt is when the token stops working; zero never (tokens made
+	// before tokens expired, and the first admin token).
+	ExpiresAt time.Time `json:"expiresAt,omitzero"`
+	// Kind is KindToken, KindWebSession or KindCLISession. Only tokens
+	// (KindToken) need unique names; a session is named after its person.
+	Kind string `json:"kind,omitempty"`
+	// Subject and Email name the person a session belongs to (the OpenID
+	// Connect provider's sub and email claims).
+	Subject string `json:"subject,omitempty"`
+	Email   string `json:"email,omitempty"`
+}
+
+// Expired reports whether the token has expired at now.
+func (t APIToken) Expired(now time.Time) bool {
+	return !t.ExpiresAt.IsZero() && !now.Before(t.ExpiresAt)
 }
 
 // HistoryEntry records one sync of one (app, cluster).
@@ -248,6 +275,12 @@ type Store interface {
 	// CreateAPIToken makes a bearer token with a unique name and returns it
 	// raw along with its stored form.
 	CreateAPIToken(ctx context.Context, name, role string, now time.Time) (string, APIToken, error)
+	// IssueAPIToken makes a bearer token from spec (Name, Role, Projects,
+	// ExpiresAt, Kind, Subject, Email; ID, Hash and CreatedAt are set) and
+	// returns it raw with its stored form. Names of KindToken tokens are
+	// unique (ErrConflict); a RoleDeployer token needs projects
+	// (ErrInvalid).
+	IssueAPIToken(ctx context.Context, spec APIToken, now time.Time) (string, APIToken, error)
 	// LookupAPIToken returns the token raw authenticates; ErrTokenInvalid otherwise.
 	LookupAPIToken(ctx context.Context, raw string) (APIToken, error)
 	// ListAPITokens lists tokens in ID order.
