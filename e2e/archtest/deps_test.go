@@ -26,7 +26,8 @@ var testSupportImporters = []string{
 
 // TestDependencyRules: the agent never imports the hub, the hub never
 // imports the agent, shared/ imports neither, product code never imports
-// e2e/, and product tests only through the known importers above.
+// e2e/ or test support (*/testsupport/, */apitest), and product tests
+// reach e2e/ only through the known importers above.
 func TestDependencyRules(t *testing.T) {
 	_, file, _, _ := runtime.Caller(0)
 	root := filepath.Dir(filepath.Dir(filepath.Dir(file)))
@@ -80,6 +81,8 @@ func violates(pkg, dep string, test bool) string {
 		return "product code never imports e2e/"
 	case strings.HasSuffix(dep, "/apitest") && !test && from != "e2e":
 		return "product code never imports test support"
+	case strings.Contains(dep, "/testsupport/") && !test && from != "e2e" && !strings.Contains(pkg, "/testsupport/"):
+		return "product code never imports test support (*/testsupport/)"
 	case from != "e2e" && to == "e2e" && !slices.Contains(testSupportImporters, pkg):
 		return "a product test imports e2e/ test support (only the listed packages still do)"
 	}

@@ -2,6 +2,7 @@ package conformance
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -21,6 +22,7 @@ import (
 	"github.com/flotilla-cd/flotilla/e2e/gitserver"
 	"github.com/flotilla-cd/flotilla/e2e/harness"
 	"github.com/flotilla-cd/flotilla/hub/api"
+	"github.com/flotilla-cd/flotilla/hub/testsupport/chartrepo"
 )
 
 // ClusterName is the name the suite's cluster is enrolled under.
@@ -83,7 +85,10 @@ type Suite struct {
 	Kube    kubernetes.Interface
 	Dynamic dynamic.Interface
 	AppsDir string
-	dir     string
+	// Registry is an OCI registry (CNCF Distribution over TLS with
+	// htpasswd) the hub has credentials and the CA for.
+	Registry *chartrepo.Registry
+	dir      string
 }
 
 // Env returns the suite, starting it on first use. A suite that failed to
@@ -109,7 +114,11 @@ func start() (_ *Suite, err error) {
 		for i := len(stops) - 1; i >= 0; i-- {
 			stops[i]()
 		}
-		os.RemoveAll(dir)
+		// FLOTILLA_CONFORMANCE_KEEP keeps the suite's folder (hub, agent
+		// and registry state and logs) for debugging.
+		if os.Getenv("FLOTILLA_CONFORMANCE_KEEP") == "" {
+			os.RemoveAll(dir)
+		}
 	}
 	s := &Suite{dir: dir, AppsDir: filepath.Join(dir, "apps")}
 	if err := os.MkdirAll(s.AppsDir, 0o755); err != nil {
@@ -140,7 +149,22 @@ func start() (_ *Suite, err error) {
 	if err := os.MkdirAll(hubDir, 0o755); err != nil {
 		return nil, err
 	}
-	if s.Hub, err = harness.StartHub(ctx, binDir, hubDir, harness.HubOptions{AppsDir: s.AppsDir}); err != nil {
+	regDir := filepath.Join(dir, "registry")
+	if err := os.MkdirAll(regDir, 0o755); err != nil {
+		return nil, err
+	}
+	reg, stopReg, err := chartrepo.RunRegistry(binDir, regDir, "ci", rand.Text())
+	if err != nil {
+		return nil, fmt.Errorf("OCI registry: %w", err)
+	}
+	stops = append(stops, stopReg)
+	s.Registry = reg
+	creds, err := registryCredentials(hubDir, reg)
+	if err != nil {
+		return nil, err
+	}
+	extra := []string{"--git-credentials-file", creds, "--git-ca-file", reg.CAFile()}
+	if s.Hub, err = harness.StartHub(ctx, binDir, hubDir, harness.HubOptions{AppsDir: s.AppsDir, Extra: extra}); err != nil {
 		return nil, err
 	}
 	stops = append(stops, s.Hub.Stop)
@@ -310,4 +334,17 @@ metadata:
       - name: web
         image: registry.invalid/web:1
 `
+}
+
+// registryCredentials writes the hub's credentials file for the registry
+// (chart repositories share the git credentials file; an oci:// repository
+// matches the https:// prefix of its host and path).
+func registryCredentials(dir string, reg *chartrepo.Registry) (string, error) {
+	token := filepath.Join(dir, "registry-token")
+	if err := os.WriteFile(token, []byte(reg.Pass), 0o600); err != nil {
+		return "", err
+	}
+	f := filepath.Join(dir, "credentials.yaml")
+	doc := fmt.Sprintf("credentials:\n- url: https://%s/charts/\n  username: %s\n  tokenFile: %s\n", reg.Host, reg.User, token)
+	return f, os.WriteFile(f, []byte(doc), 0o600)
 }

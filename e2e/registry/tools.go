@@ -1,7 +1,7 @@
 //go:build tools
 
 // Package registry pins the OCI registry the tests build (see
-// hub/internal/chartsource/chartsourcetest).
+// hub/testsupport/chartrepo).
 package registry
 
 import (

@@ -2,7 +2,9 @@
 # build.sh BIN_DIR builds the test control-plane binaries (etcd, kube-apiserver,
 # kube-controller-manager, kube-scheduler, kwok) and kubectl (which tests
 # drive as users do) from this tools module into
-# BIN_DIR, but only those that are missing there. Versions are pinned by
+# BIN_DIR, and the OCI registry the chart tests push to (CNCF Distribution,
+# from its own module e2e/registry, as registry-<version>), but only those
+# that are missing there. Versions are pinned by
 # e2e/tools/go.mod; the flags below must stay as they are so that the Go build
 # cache of earlier builds is reused.
 set -euo pipefail
@@ -42,6 +44,13 @@ for name in "${order[@]}"; do
 		names+=("$name")
 	fi
 done
+
+registry_mod="$tools_dir/../registry"
+registry_version="$(cd "$registry_mod" && go list -m -f '{{.Version}}' github.com/distribution/distribution/v3)"
+if [[ ! -x "$bin_dir/registry-$registry_version" ]]; then
+	echo "build.sh: building the OCI registry $registry_version into $bin_dir (about 2 min the first time)"
+	(cd "$registry_mod" && go build -trimpath -o "$bin_dir/registry-$registry_version" github.com/distribution/distribution/v3/cmd/registry)
+fi
 
 if [[ ${#missing[@]} -eq 0 ]]; then
 	echo "build.sh: all control-plane binaries present in $bin_dir"

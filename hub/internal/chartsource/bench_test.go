@@ -8,7 +8,7 @@ import (
 
 	"github.com/flotilla-cd/flotilla/hub/internal/app"
 	"github.com/flotilla-cd/flotilla/hub/internal/chartsource"
-	"github.com/flotilla-cd/flotilla/hub/internal/chartsource/chartsourcetest"
+	"github.com/flotilla-cd/flotilla/hub/testsupport/chartrepo"
 	"github.com/flotilla-cd/flotilla/hub/internal/render"
 )
 
@@ -19,7 +19,7 @@ import (
 // chart cache and render cache every iteration; cached: both kept, so an
 // iteration is one index request and a render-cache hit.
 func BenchmarkChartFromRepository(b *testing.B) {
-	r := chartsourcetest.New(b, "ci", "s3cret")
+	r := chartrepo.New(b, "ci", "s3cret")
 	r.Add(chart.Metadata{Name: "base", Version: "1.0.0"}, map[string]string{"templates/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: base}\n"})
 	files := map[string]string{}
 	for i := range 20 {

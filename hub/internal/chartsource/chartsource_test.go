@@ -10,10 +10,10 @@ import (
 	"helm.sh/helm/v3/pkg/chart"
 
 	"github.com/flotilla-cd/flotilla/hub/internal/chartsource"
-	"github.com/flotilla-cd/flotilla/hub/internal/chartsource/chartsourcetest"
+	"github.com/flotilla-cd/flotilla/hub/testsupport/chartrepo"
 )
 
-func manager(t *testing.T, r *chartsourcetest.Repo, user, pass string, maxBytes int64) *chartsource.Manager {
+func manager(t *testing.T, r *chartrepo.Repo, user, pass string, maxBytes int64) *chartsource.Manager {
 	t.Helper()
 	m, err := chartsource.New(chartsource.Options{
 		Dir: t.TempDir(), CABundle: r.CA, MaxBytes: maxBytes,
@@ -30,7 +30,7 @@ func manager(t *testing.T, r *chartsourcetest.Repo, user, pass string, maxBytes 
 	return m
 }
 
-func addWeb(r *chartsourcetest.Repo, version string) {
+func addWeb(r *chartrepo.Repo, version string) {
 	r.Add(chart.Metadata{Name: "web", Version: version}, map[string]string{
 		"templates/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: web}\ndata: {version: " + version + "}\n",
 	})
@@ -40,7 +40,7 @@ func addWeb(r *chartsourcetest.Repo, version string) {
 // constraint resolves to the newest matching version; the chart is
 // downloaded once, checked against the index's digest and expanded.
 func TestResolveAndFetch(t *testing.T) {
-	r := chartsourcetest.New(t, "ci", "s3cret")
+	r := chartrepo.New(t, "ci", "s3cret")
 	for _, v := range []string{"1.2.0", "1.2.1", "1.3.0", "2.0.0-rc.1"} {
 		addWeb(r, v)
 	}
@@ -95,7 +95,7 @@ func TestResolveAndFetch(t *testing.T) {
 // limit, and plain http: each a clear error naming the repository and
 // chart.
 func TestRepositoryRefusals(t *testing.T) {
-	r := chartsourcetest.New(t, "ci", "s3cret")
+	r := chartrepo.New(t, "ci", "s3cret")
 	addWeb(r, "1.0.0")
 	ctx := t.Context()
 
@@ -114,13 +114,13 @@ func TestRepositoryRefusals(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	other := chartsourcetest.New(t, "ci", "s3cret")
+	other := chartrepo.New(t, "ci", "s3cret")
 	addWeb(other, "9.9.9")
 	r.Replace("web", "1.0.0", other.Archive("web", "9.9.9"))
 	if _, err := m.Fetch(ctx, r.URL, "web", ref); err == nil || !strings.Contains(err.Error(), "digest") {
 		t.Errorf("changed archive: %v", err)
 	}
-	big := chartsourcetest.New(t, "ci", "s3cret")
+	big := chartrepo.New(t, "ci", "s3cret")
 	big.Add(chart.Metadata{Name: "big", Version: "1.0.0", Description: strings.Repeat("x", 200<<10)}, map[string]string{"templates/a.yaml": "a: 1\n"})
 	if _, err := manager(t, big, "ci", "s3cret", 64<<10).Resolve(ctx, big.URL, "big", ""); err == nil || !strings.Contains(err.Error(), "limit") {
 		t.Errorf("index over the size limit: %v", err)

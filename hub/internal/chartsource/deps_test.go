@@ -9,7 +9,7 @@ import (
 	"helm.sh/helm/v3/pkg/chart/loader"
 
 	"github.com/flotilla-cd/flotilla/hub/internal/chartsource"
-	"github.com/flotilla-cd/flotilla/hub/internal/chartsource/chartsourcetest"
+	"github.com/flotilla-cd/flotilla/hub/testsupport/chartrepo"
 )
 
 // vendored returns "<name>-<version>" of every dependency the fetched chart
@@ -35,7 +35,7 @@ func vendored(t *testing.T, dir string) []string {
 // (~1.0.0) from the same basic-auth repository, not vendored; the fetch
 // builds it with Helm's downloader, with the repository's credentials.
 func TestDependencyFromRepository(t *testing.T) {
-	r := chartsourcetest.New(t, "ci", "s3cret")
+	r := chartrepo.New(t, "ci", "s3cret")
 	for _, v := range []string{"1.0.0", "1.0.3", "1.1.0"} {
 		r.Add(chart.Metadata{Name: "base", Version: v}, map[string]string{"templates/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: base}\n"})
 	}
@@ -57,7 +57,7 @@ func TestDependencyFromRepository(t *testing.T) {
 
 	// Without the repository's password the dependency cannot be built:
 	// the error names the chart.
-	other := chartsourcetest.New(t, "ci", "s3cret")
+	other := chartrepo.New(t, "ci", "s3cret")
 	other.Add(chart.Metadata{Name: "web", Version: "1.2.0", Dependencies: []*chart.Dependency{{Name: "base", Version: "~1.0.0", Repository: r.URL}}},
 		map[string]string{"templates/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: web}\n"})
 	m2, err := chartsource.New(chartsource.Options{Dir: t.TempDir(), CABundle: append(append([]byte(nil), r.CA...), other.CA...),
@@ -89,12 +89,12 @@ func TestOCIRegistry(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs an OCI registry")
 	}
-	reg := chartsourcetest.StartRegistry(t, "pusher", "oci-pass")
+	reg := chartrepo.StartRegistry(t, "pusher", "oci-pass")
 	src := t.TempDir()
-	reg.Push(t, "charts", chartsourcetest.Package(t, src, "base", "1.0.0"))
+	reg.Push(t, "charts", chartrepo.Package(t, src, "base", "1.0.0"))
 	dep := &chart.Dependency{Name: "base", Version: "1.0.0", Repository: reg.URL("charts")}
-	reg.Push(t, "charts", chartsourcetest.Package(t, src, "web", "1.2.0", dep))
-	reg.Push(t, "charts", chartsourcetest.Package(t, src, "web", "1.3.0", dep))
+	reg.Push(t, "charts", chartrepo.Package(t, src, "web", "1.2.0", dep))
+	reg.Push(t, "charts", chartrepo.Package(t, src, "web", "1.3.0", dep))
 	auth := func(pass string) chartsource.Auth {
 		return func(url string) (string, string, bool, error) {
 			return "pusher", pass, strings.HasPrefix(url, "https://"+reg.Host), nil
@@ -116,7 +116,7 @@ func TestOCIRegistry(t *testing.T) {
 	if got := vendored(t, dir); len(got) != 1 || got[0] != "base-1.0.0" {
 		t.Errorf("dependencies: %v, want [base-1.0.0] from the registry", got)
 	}
-	reg.Push(t, "charts", chartsourcetest.Package(t, src, "web", "1.2.1", dep))
+	reg.Push(t, "charts", chartrepo.Package(t, src, "web", "1.2.1", dep))
 	if ref, err := m.Resolve(ctx, reg.URL("charts"), "web", "1.2.x"); err != nil || ref.Version != "1.2.1" {
 		t.Errorf("after pushing 1.2.1: %v, %v; want 1.2.1", ref, err)
 	}

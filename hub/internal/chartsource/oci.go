@@ -26,15 +26,17 @@ func (m *Manager) registryClient(repoURL string) (*registry.Client, error) {
 	if ok {
 		opts = append(opts, registry.ClientOptBasicAuth(user, pass))
 	}
-	if m.opts.AllowInsecureHTTP && m.plainHTTP(repoURL) {
+	// Credentials never go over plain HTTP: a registry the hub has
+	// credentials for is reached over TLS even on loopback.
+	if !ok && m.opts.AllowInsecureHTTP && m.plainHTTP(repoURL) {
 		opts = append(opts, registry.ClientOptPlainHTTP())
 	}
 	return registry.NewClient(opts...)
 }
 
 // plainHTTP reports whether a registry is reached over plain HTTP: only a
-// loopback registry, and only when insecure HTTP is allowed (tests, local
-// registries).
+// loopback registry, only when insecure HTTP is allowed (tests, local
+// registries) and never with credentials.
 func (m *Manager) plainHTTP(repoURL string) bool {
 	host, _, _ := strings.Cut(strings.TrimPrefix(repoURL, "oci://"), "/")
 	return strings.HasPrefix(host, "127.0.0.1:") || strings.HasPrefix(host, "localhost:") || host == "localhost"

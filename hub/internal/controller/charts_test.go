@@ -8,7 +8,7 @@ import (
 	"helm.sh/helm/v3/pkg/chart"
 
 	"github.com/flotilla-cd/flotilla/hub/internal/chartsource"
-	"github.com/flotilla-cd/flotilla/hub/internal/chartsource/chartsourcetest"
+	"github.com/flotilla-cd/flotilla/hub/testsupport/chartrepo"
 	"github.com/flotilla-cd/flotilla/shared/manifest"
 )
 
@@ -19,7 +19,7 @@ import (
 // and its cluster keeps the last bundle.
 func TestChartFromRepository(t *testing.T) {
 	w := newWorld(t, map[string]map[string]string{"a": {"env": "prod"}})
-	repo := chartsourcetest.New(t, "ci", "s3cret")
+	repo := chartrepo.New(t, "ci", "s3cret")
 	add := func(v string) {
 		repo.Add(chart.Metadata{Name: "web", Version: v, KubeVersion: ">=1.25.0-0"}, map[string]string{
 			"templates/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: web}\ndata:\n  version: {{ .Chart.Version | quote }}\n  kube: {{ .Capabilities.KubeVersion.Version | quote }}\n  replicas: {{ .Values.replicas | quote }}\n",

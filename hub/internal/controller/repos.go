@@ -120,12 +120,17 @@ func (r *repo) poke() {
 	}
 }
 
-// kickAll asks every worker to resolve again (git moved).
+// kickAll asks every git worker to resolve again (git moved, or the
+// resync). Chart workers keep their own poll (ChartPoll) and manual
+// refreshes: a chart's lookup is a request to its repository or registry,
+// not a read of a local mirror.
 func (rs *repos) kickAll() {
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
-	for _, r := range rs.byID {
-		r.poke()
+	for url, r := range rs.byID {
+		if _, _, chart := parseChartKey(url); !chart {
+			r.poke()
+		}
 	}
 }
 
@@ -260,5 +265,15 @@ func (rs *repos) wait(ctx context.Context) bool {
 		return true
 	case <-ctx.Done():
 		return false
+	}
+}
+
+// RefreshCharts asks for the chart sources among srcs to be looked up
+// again now (an app refresh), as a webhook does for git.
+func (c *Controller) RefreshCharts(srcs []app.Source) {
+	for _, s := range srcs {
+		if s.IsChart() {
+			c.repos.get(chartKey(s)).poke()
+		}
 	}
 }

@@ -46,14 +46,18 @@ func (a *API) syncApp(w http.ResponseWriter, r *http.Request) {
 	a.command(w, r, apiv1alpha1.Command_TYPE_SYNC, "app.sync")
 }
 
-// refreshApp makes the hub poll the app's repositories and reconcile now,
+// refreshApp makes the hub poll the app's repositories (git and Helm) and
+// reconcile now,
 // and asks every targeted agent to re-read live state.
 func (a *API) refreshApp(w http.ResponseWriter, r *http.Request) {
 	for _, as := range a.d.Controller.Snapshot().Apps {
 		if as.Name == r.PathValue("name") && a.d.Git != nil {
 			for _, src := range as.Spec.AllSources() {
-				a.d.Git.Refresh(src.RepoURL)
+				if !src.IsChart() {
+					a.d.Git.Refresh(src.RepoURL)
+				}
 			}
+			a.d.Controller.RefreshCharts(as.Spec.AllSources())
 		}
 	}
 	a.d.Controller.Trigger()

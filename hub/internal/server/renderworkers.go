@@ -13,19 +13,21 @@ import (
 
 // startRenderWorkers returns the pool of render worker processes (nil with
 // --render-in-process), after starting one to check that workers run and
-// logging how they are confined. Workers may read the git checkouts only
-// (where Landlock is available): not the store, the CA or the tokens.
+// logging how they are confined. Workers may read the git checkouts and
+// the charts fetched from Helm repositories only (where Landlock is
+// available): not the store, the CA or the tokens.
 func startRenderWorkers(ctx context.Context, o Options, log hclog.Logger) (*renderproc.Pool, error) {
 	if o.Render.Disabled {
 		log.Warn("Helm and Kustomize render inside the hub process, without limits (--render-in-process)")
 		return nil, nil
 	}
-	checkouts := filepath.Join(o.StateDir, "git", "checkouts")
-	if err := os.MkdirAll(checkouts, 0o700); err != nil {
-		return nil, fmt.Errorf("render workers: %w", err)
-	}
 	ro := o.Render
-	ro.ReadDirs = []string{checkouts}
+	ro.ReadDirs = []string{filepath.Join(o.StateDir, "git", "checkouts"), chartsDir(o)}
+	for _, d := range ro.ReadDirs {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, fmt.Errorf("render workers: %w", err)
+		}
+	}
 	pool := renderproc.New(ro, log)
 	c, err := pool.Probe(ctx)
 	if err != nil {
@@ -36,3 +38,7 @@ func startRenderWorkers(ctx context.Context, o Options, log hclog.Logger) (*rend
 		"timeout", ro.Timeout, "cpu", ro.CPU, "memory", ro.Memory.String(), "workers", ro.Workers)
 	return pool, nil
 }
+
+// chartsDir holds the charts fetched from Helm repositories and OCI
+// registries (archives and expanded trees, by digest).
+func chartsDir(o Options) string { return filepath.Join(o.StateDir, "charts") }

@@ -94,7 +94,7 @@ func Run(ctx context.Context, o Options, log hclog.Logger) error {
 	// Charts from Helm repositories use the git credentials file (https
 	// prefixes), CA file and http policy.
 	charts, err := chartsource.New(chartsource.Options{
-		Dir: filepath.Join(o.StateDir, "charts"), Timeout: gitOpts.FetchTimeout,
+		Dir: chartsDir(o), Timeout: gitOpts.FetchTimeout,
 		Auth: git.BasicAuth, CABundle: git.CABundle(), AllowInsecureHTTP: gitOpts.AllowInsecureHTTP,
 	})
 	if err != nil {

@@ -1,4 +1,4 @@
-package chartsourcetest
+package chartrepo
 
 import (
 	"bufio"
@@ -38,11 +38,20 @@ var buildOnce sync.Once
 // is there, and returns its path.
 func RegistryBinary(t testing.TB) string {
 	t.Helper()
-	dir := os.Getenv("FLOTILLA_E2E_BIN_DIR")
+	bin, err := buildRegistry(os.Getenv("FLOTILLA_E2E_BIN_DIR"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bin
+}
+
+// buildRegistry builds the registry into dir (the user cache dir when
+// empty) unless it is there, and returns its path.
+func buildRegistry(dir string) (string, error) {
 	if dir == "" {
 		c, err := os.UserCacheDir()
 		if err != nil {
-			t.Fatal(err)
+			return "", err
 		}
 		dir = filepath.Join(c, "flotilla")
 	}
@@ -53,7 +62,7 @@ func RegistryBinary(t testing.TB) string {
 			return
 		}
 		_, self, _, _ := runtime.Caller(0)
-		mod := filepath.Join(filepath.Dir(self), "..", "..", "..", "..", "e2e", "registry")
+		mod := filepath.Join(filepath.Dir(self), "..", "..", "..", "e2e", "registry")
 		tmp := fmt.Sprintf("%s.tmp-%d", bin, os.Getpid())
 		cmd := exec.Command("go", "build", "-trimpath", "-o", tmp, "github.com/distribution/distribution/v3/cmd/registry")
 		cmd.Dir = mod
@@ -64,10 +73,7 @@ func RegistryBinary(t testing.TB) string {
 		}
 		err = os.Rename(tmp, bin)
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return bin
+	return bin, err
 }
 
 // Registry is an OCI registry process (distribution) serving HTTPS on
@@ -87,23 +93,45 @@ type Registry struct {
 // the test.
 func StartRegistry(t testing.TB, user, pass string) *Registry {
 	t.Helper()
-	bin := RegistryBinary(t)
-	r := &Registry{User: user, Pass: pass, dir: t.TempDir()}
-	r.CA = writeCert(t, r.dir)
-	hash, err := bcrypt.GenerateFromPassword([]byte(pass), bcrypt.DefaultCost)
+	r, stop, err := RunRegistry(os.Getenv("FLOTILLA_E2E_BIN_DIR"), t.TempDir(), user, pass)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(r.dir, "htpasswd"), []byte(user+":"+string(hash)+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	r.Host = freeAddr(t)
-	r.start(t, bin)
+	t.Cleanup(stop)
 	return r
 }
 
-func (r *Registry) start(t testing.TB, bin string) {
-	t.Helper()
+// RunRegistry builds the registry into binDir if needed and starts it with
+// its state, certificate and htpasswd under dir and one user, for suites
+// that start their parts outside a test; stop ends it.
+func RunRegistry(binDir, dir, user, pass string) (*Registry, func(), error) {
+	bin, err := buildRegistry(binDir)
+	if err != nil {
+		return nil, nil, err
+	}
+	r := &Registry{User: user, Pass: pass, dir: dir}
+	if r.CA, err = writeCert(dir); err != nil {
+		return nil, nil, err
+	}
+	hash, err := bcrypt.GenerateFromPassword([]byte(pass), bcrypt.DefaultCost)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "htpasswd"), []byte(user+":"+string(hash)+"\n"), 0o600); err != nil {
+		return nil, nil, err
+	}
+	if r.Host, err = freeAddr(); err != nil {
+		return nil, nil, err
+	}
+	stop, err := r.start(bin)
+	return r, stop, err
+}
+
+// CAFile is the path of the registry's certificate (PEM), for a client's
+// CA bundle.
+func (r *Registry) CAFile() string { return filepath.Join(r.dir, "cert.pem") }
+
+func (r *Registry) start(bin string) (func(), error) {
 	cfg := fmt.Sprintf(`version: 0.1
 log:
   level: info
@@ -124,24 +152,26 @@ auth:
 `, filepath.Join(r.dir, "data"), r.Host, filepath.Join(r.dir, "cert.pem"), filepath.Join(r.dir, "key.pem"), filepath.Join(r.dir, "htpasswd"))
 	cfgPath := filepath.Join(r.dir, "config.yml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd := exec.CommandContext(ctx, bin, "serve", cfgPath)
 	cmd.Env = append(os.Environ(), "OTEL_TRACES_EXPORTER=none")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
-		t.Fatal(err)
+		cancel()
+		return nil, err
 	}
 	cmd.Stdout = cmd.Stderr
 	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+		cancel()
+		return nil, err
 	}
 	r.cmd = cmd
-	t.Cleanup(func() {
+	stop := func() {
 		cancel()
 		_ = cmd.Wait()
-	})
+	}
 	ready := make(chan struct{})
 	go func() {
 		sc := bufio.NewScanner(stderr)
@@ -154,8 +184,10 @@ auth:
 	}()
 	select {
 	case <-ready:
+		return stop, nil
 	case <-time.After(60 * time.Second):
-		t.Fatalf("registry at %s did not start listening within 60s", r.Host)
+		stop()
+		return nil, fmt.Errorf("registry at %s did not start listening within 60s", r.Host)
 	}
 }
 
@@ -202,23 +234,21 @@ func nameVersion(path string) (string, string) {
 	return base, ""
 }
 
-func freeAddr(t testing.TB) string {
-	t.Helper()
+func freeAddr() (string, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		t.Fatal(err)
+		return "", err
 	}
 	defer l.Close()
-	return l.Addr().String()
+	return l.Addr().String(), nil
 }
 
 // writeCert writes a self-signed certificate for 127.0.0.1 and localhost
 // (cert.pem, key.pem) into dir and returns it as PEM.
-func writeCert(t testing.TB, dir string) []byte {
-	t.Helper()
+func writeCert(dir string) ([]byte, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber:          big.NewInt(1),
@@ -234,18 +264,18 @@ func writeCert(t testing.TB, dir string) []byte {
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	kb, err := x509.MarshalECPrivateKey(key)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 	if err := os.WriteFile(filepath.Join(dir, "cert.pem"), certPEM, 0o600); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	if err := os.WriteFile(filepath.Join(dir, "key.pem"), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
-	return certPEM
+	return certPEM, nil
 }

@@ -1,4 +1,4 @@
-package chartsourcetest
+package chartrepo
 
 import (
 	"helm.sh/helm/v3/pkg/chart"

@@ -1,4 +1,4 @@
-package chartsourcetest
+package chartrepo
 
 import (
 	"fmt"
