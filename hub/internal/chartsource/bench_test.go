@@ -8,8 +8,8 @@ import (
 
 	"github.com/flotilla-cd/flotilla/hub/internal/app"
 	"github.com/flotilla-cd/flotilla/hub/internal/chartsource"
-	"github.com/flotilla-cd/flotilla/hub/testsupport/chartrepo"
 	"github.com/flotilla-cd/flotilla/hub/internal/render"
+	"github.com/flotilla-cd/flotilla/hub/testsupport/chartrepo"
 )
 
 // BenchmarkChartFromRepository renders a chart from a real HTTPS Helm
