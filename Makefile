@@ -151,6 +151,7 @@ images-push: images
 e2e-containers: docker-deps bins build
 	@mkdir -p $(BIN)/image && cp $(BIN)/flotilla-hub $(BIN)/flotilla $(BIN)/flotilla-agent $(BIN)/image/
 	./deploy/images/with-dockerd.sh bash -c 'set -e; \
+	  $(DOCKER) network prune -f --filter label=flotilla-e2e --filter until=2h >/dev/null; \
 	  env $(IMAGE_ENV) PREBUILT=bin/image TAG=$(E2E_IMAGE_TAG) ./deploy/images/build.sh; \
 	  FLOTILLA_E2E_HUB_IMAGE=$(IMAGE_REPO)/flotilla-hub:$(E2E_IMAGE_TAG) \
 	  FLOTILLA_E2E_AGENT_IMAGE=$(IMAGE_REPO)/flotilla-agent:$(E2E_IMAGE_TAG) FLOTILLA_DOCKER=$(DOCKER) \

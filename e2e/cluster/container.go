@@ -172,26 +172,21 @@ func (c *ContainerCluster) start(ctx context.Context, binDir, image string) erro
 	if err != nil {
 		return err
 	}
-	// The API server runs as root in its container; the key files stay 0600.
+	// The components run as root in their containers; the key files stay 0600.
 	c.caPEM = pki.caPEM
 	d := c.docker
 	if _, err := d.Run(ctx, "network", "create", "--label", containerLabel, c.network); err != nil {
 		return err
 	}
-	bins, err := filepath.Abs(binDir)
-	if err != nil {
-		return err
-	}
-	bins, err = filepath.EvalSymlinks(bins)
-	if err != nil {
-		return err
-	}
-	common := []string{"run", "-d", "--label", containerLabel, "--network", c.network, "--read-only",
-		"--tmpfs", "/tmp", "-v", bins + ":/opt/bin:ro"}
+	common := []string{"run", "-d", "--label", containerLabel, "--network", c.network, "--read-only", "--tmpfs", "/tmp"}
 	// Binaries in bin/ may be symlinks to another folder: mount each
-	// binary's real file.
+	// binary's real file, read-only.
 	for _, b := range []string{"etcd", "kube-apiserver"} {
 		real, err := filepath.EvalSymlinks(filepath.Join(binDir, b))
+		if err != nil {
+			return err
+		}
+		real, err = filepath.Abs(real)
 		if err != nil {
 			return err
 		}
@@ -292,7 +287,7 @@ func (p *ContainerProvider) importRuntimeImage(ctx context.Context) (string, err
 		dirs[dir] = true
 		return tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: dir + "/", Mode: mode})
 	}
-	for _, dir := range []string{"tmp", "opt", "opt/bin", "opt/cp", "pki", "var", "var/lib", "var/lib/etcd"} {
+	for _, dir := range []string{"tmp", "opt", "opt/cp", "pki", "var", "var/lib", "var/lib/etcd"} {
 		if err := addDir(dir, 0o1777); err != nil {
 			return "", err
 		}

@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/flotilla-cd/flotilla/e2e/cluster"
 )
 
 // TestContainers runs the shipped images and manifests: the hub and the
@@ -49,11 +51,14 @@ func TestContainers(t *testing.T) {
 // namespace no cluster's API server can be reached (by its address on its
 // network, nor by the port published on the host), while the probe does
 // reach the hub itself there; from an agent's namespace both its API server
-// and the hub are reached.
+// and the hub are reached. A cluster network connected to the hub, a route
+// or a published port open to other networks fails it.
 func scenarioTrustDirection(w *world) {
 	ctx := w.t.Context()
 	hubSelf := hubAlias + ":8443"
-	var closed []string
+	// The name agents use for their API server means nothing on the hub's
+	// network.
+	closed := []string{cluster.APIServerAlias + ":" + cluster.APIServerPort}
 	gw, err := w.d.Gateway(ctx, w.hubNet)
 	if err != nil {
 		w.t.Fatal(err)
@@ -81,7 +86,7 @@ func scenarioTrustDirection(w *world) {
 		}
 	}
 	for name, agent := range w.agents {
-		api := "kubernetes.default.svc:6443"
+		api := cluster.APIServerAlias + ":" + cluster.APIServerPort
 		got := w.probeFrom(agent, api, hubSelf)
 		if got[api] != "open" || got[hubSelf] != "open" {
 			w.t.Errorf("agent of %s: want its API server and the hub reached: %v", name, got)
