@@ -170,11 +170,12 @@ func (c *ProcessCluster) start(ctx context.Context, p *ProcessProvider) error {
 	if err != nil {
 		return err
 	}
-	ports, err := pickPorts(3)
+	ports, err := pickPorts(4)
 	if err != nil {
 		return err
 	}
 	etcdPort, peerPort, apiPort := ports[0], ports[1], ports[2]
+	c.kubeletPort = ports[3]
 
 	etcdURL := "http://127.0.0.1:" + strconv.Itoa(etcdPort)
 	peerURL := "http://127.0.0.1:" + strconv.Itoa(peerPort)
@@ -212,6 +213,9 @@ func (c *ProcessCluster) start(ctx context.Context, p *ProcessProvider) error {
 		"--service-cluster-ip-range=" + serviceCIDR,
 		"--endpoint-reconciler-type=none",
 		"--allow-privileged=true",
+		// kwok serves the fake node's kubelet API (pod logs) on
+		// 127.0.0.1, the node's InternalIP; its Hostname resolves nowhere.
+		"--kubelet-preferred-address-types=InternalIP",
 	}
 	if !p.Full {
 		apiArgs = append(apiArgs, "--disable-admission-plugins=ServiceAccount")
@@ -256,7 +260,8 @@ func (c *ProcessCluster) start(ctx context.Context, p *ProcessProvider) error {
 // fake Node and waits until it is Ready and the default ServiceAccount exists.
 func (c *ProcessCluster) startWorkloads(ctx context.Context, binDir string, pki *pki) error {
 	kwokConfig := filepath.Join(c.dir, "kwok.yaml")
-	if err := writeKwokConfig(kwokConfig); err != nil {
+	c.podLog = filepath.Join(c.dir, "pod.log")
+	if err := writeKwokConfig(kwokConfig, c.podLog); err != nil {
 		return err
 	}
 	// Both serve no HTTPS (--secure-port=0): nothing here probes them, and
@@ -280,7 +285,7 @@ func (c *ProcessCluster) startWorkloads(ctx context.Context, binDir string, pki 
 	}); err != nil {
 		return err
 	}
-	if err := c.run(binDir, "kwok", kwokArgs(c.kubeconfig, kwokConfig)); err != nil {
+	if err := c.run(binDir, "kwok", kwokArgs(c.kubeconfig, kwokConfig, c.kubeletPort, pki)); err != nil {
 		return err
 	}
 

@@ -30,6 +30,10 @@ type ProcessCluster struct {
 	rest       *rest.Config
 	logger     hclog.Logger
 	timings    Timings
+	// kubeletPort is where kwok serves the fake node's kubelet API;
+	// podLog is the CRI-format file it serves as every pod's log (Full).
+	kubeletPort int
+	podLog      string
 
 	mu       sync.Mutex
 	comps    []*component
@@ -41,6 +45,12 @@ type ProcessCluster struct {
 	stopped  chan struct{}
 	stopErr  error
 }
+
+// PodLogFile is the file kwok serves, through the API server's pods/log,
+// as the log of every container of the cluster (empty unless Full). Lines
+// appended to it in CRI format ("<RFC3339Nano> stdout F <text>") are what
+// `kubectl logs -f` shows.
+func (c *ProcessCluster) PodLogFile() string { return c.podLog }
 
 // Timings are the durations of cluster creation, measured from its start.
 type Timings struct {

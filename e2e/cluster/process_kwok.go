@@ -2,8 +2,10 @@ package cluster
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -24,9 +26,25 @@ const kwokNodeAnnotation = "kwok.x-k8s.io/node"
 // writeKwokConfig writes kwok's Stage configuration to path: the same
 // stages kwokctl uses by default (node initialize and heartbeat with lease,
 // pods become ready, complete and are deleted at once), taken from the
-// kwok module so they match the kwok binary's version.
-func writeKwokConfig(path string) error {
+// kwok module so they match the kwok binary's version; and a ClusterLogs
+// that serves podLog (created empty) as every container's log, followed.
+func writeKwokConfig(path, podLog string) error {
+	if err := os.WriteFile(podLog, nil, 0o600); err != nil {
+		return fmt.Errorf("create pod log %s: %w", podLog, err)
+	}
+	logs, err := json.Marshal(map[string]any{
+		"apiVersion": "kwok.x-k8s.io/v1alpha1",
+		"kind":       "ClusterLogs",
+		"metadata":   map[string]any{"name": "every-pod"},
+		"spec": map[string]any{
+			"logs": []any{map[string]any{"logsFile": podLog, "follow": true}},
+		},
+	})
+	if err != nil {
+		return err
+	}
 	docs := []string{
+		string(logs),
 		nodefast.DefaultNodeInit,
 		nodeheartbeat.DefaultNodeHeartbeatWithLease,
 		podfast.DefaultPodReady,
@@ -44,9 +62,16 @@ func writeKwokConfig(path string) error {
 
 // kwokArgs are the kwok flags: manage only Nodes with the fake annotation,
 // keep their leases (so the node lifecycle controller sees them alive), and
-// serve nothing (no --server-address, no node port).
-func kwokArgs(kubeconfig, configPath string) []string {
+// serve the node's kubelet API (pod logs) over HTTPS on 127.0.0.1:port, the
+// port the node reports, with the API server's serving certificate (the
+// API server does not verify a kubelet's certificate without
+// --kubelet-certificate-authority).
+func kwokArgs(kubeconfig, configPath string, port int, p *pki) []string {
 	return []string{
+		"--node-port=" + strconv.Itoa(port),
+		"--server-address=127.0.0.1:" + strconv.Itoa(port),
+		"--tls-cert-file=" + p.servingCert,
+		"--tls-private-key-file=" + p.servingKey,
 		"--kubeconfig=" + kubeconfig,
 		"--config=" + configPath,
 		"--manage-nodes-with-annotation-selector=" + kwokNodeAnnotation + "=fake",

@@ -12,7 +12,7 @@ var Version = "v0.1.0-dev"
 const ProtocolVersion uint32 = 1
 
 // Capabilities are the optional protocol features this build understands.
-var Capabilities = []string{"bundle-gzip", "renew", "commands", "drift-diff", CapSecretMask, CapClusterCapabilities}
+var Capabilities = []string{"bundle-gzip", "renew", "commands", "drift-diff", CapSecretMask, CapClusterCapabilities, CapLiveView}
 
 // CapSecretMask is sent by agents that mask every Secret value in the diffs
 // they send (statuses and DIFF results). The hub withholds the Secret parts
@@ -25,3 +25,9 @@ const CapSecretMask = "secret-mask"
 // those updates. An agent sends updates only to a hub listing it; a hub
 // renders Helm charts for a cluster only once its agent reported them.
 const CapClusterCapabilities = "cluster-capabilities"
+
+// CapLiveView is sent by agents that answer LiveRequests (resource tree,
+// manifests, events, pod logs, actions; see docs/protocol.md). A hub sends
+// LiveRequests only to agents listing it and tells a person asking about
+// another agent that it does not support live view.
+const CapLiveView = "live-view"

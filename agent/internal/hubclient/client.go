@@ -47,6 +47,18 @@ type Options struct {
 	// Capabilities, when set, are reported to the hub: in every Hello,
 	// and when they change to a hub that accepts updates.
 	Capabilities CapabilitiesSource
+	// Live, when set, answers the hub's live-view requests and the agent
+	// lists the "live-view" capability; without it the hub tells people
+	// that this agent does not support live view.
+	Live LiveHandler
+}
+
+// LiveHandler answers live-view requests; agent/internal/liveview
+// implements it. Handle must not block: it runs the request on its own
+// goroutine and answers through send, which queues the frame behind every
+// status, command result and renewal waiting to go out.
+type LiveHandler interface {
+	Handle(ctx context.Context, req *apiv1alpha1.LiveRequest, send func(context.Context, *apiv1alpha1.LiveResponse) error)
 }
 
 // CapabilitiesSource is what the client reports about the cluster's API

@@ -40,7 +40,7 @@ func (c *Client) session(ctx context.Context) sessionResult {
 	err = stream.Send(&apiv1alpha1.AgentMessage{Msg: &apiv1alpha1.AgentMessage_Hello{Hello: &apiv1alpha1.Hello{
 		ProtocolVersion:     version.ProtocolVersion,
 		AgentVersion:        version.Version,
-		Capabilities:        version.Capabilities,
+		Capabilities:        c.capabilities(),
 		BundleDigests:       c.engine.Held(),
 		ClusterCapabilities: capsSent,
 	}}})
@@ -65,9 +65,10 @@ func (c *Client) session(ctx context.Context) sessionResult {
 	}
 
 	out := make(chan *apiv1alpha1.AgentMessage, 16)
+	liveOut := make(chan *apiv1alpha1.LiveResponse, liveQueue)
 	renewed := make(chan *identity.Identity, 1)
 	recvErr := make(chan error, 1)
-	go func() { recvErr <- c.receive(ctx, stream, out, renewed) }()
+	go func() { recvErr <- c.receive(ctx, stream, out, liveOut, renewed) }()
 
 	sent := map[string]*apiv1alpha1.AppStatus{} // the hub may have lost what was sent before
 	renewAt := c.renewTime(id)
@@ -111,6 +112,29 @@ func (c *Client) session(ctx context.Context) sessionResult {
 			if err := stream.Send(m); err != nil {
 				return sessionResult{welcomed: true, since: welcomedAt, err: err}
 			}
+		case lr := <-liveOut:
+			// Live frames are the low-priority queue: statuses and command
+			// results that wait meanwhile go first.
+			select {
+			case <-c.engine.Updates():
+				if err := flush(); err != nil {
+					return sessionResult{welcomed: true, since: welcomedAt, err: err}
+				}
+			default:
+			}
+			for pending := true; pending; {
+				select {
+				case m := <-out:
+					if err := stream.Send(m); err != nil {
+						return sessionResult{welcomed: true, since: welcomedAt, err: err}
+					}
+				default:
+					pending = false
+				}
+			}
+			if err := stream.Send(&apiv1alpha1.AgentMessage{Msg: &apiv1alpha1.AgentMessage_Live{Live: lr}}); err != nil {
+				return sessionResult{welcomed: true, since: welcomedAt, err: err}
+			}
 		case <-renewTimer.C:
 			if err := c.startRenew(ctx, stream); err != nil {
 				return sessionResult{welcomed: true, since: welcomedAt, err: err}
@@ -121,6 +145,19 @@ func (c *Client) session(ctx context.Context) sessionResult {
 			renewTimer.Reset(max(time.Until(c.renewTime(id)), renewRetry))
 		}
 	}
+}
+
+// liveQueue is how many live-view frames wait to be sent; a request's
+// goroutine blocks while it is full.
+const liveQueue = 8
+
+// capabilities are the protocol capabilities this agent lists in Hello:
+// live-view only with a LiveHandler.
+func (c *Client) capabilities() []string {
+	if c.opts.Live != nil {
+		return version.Capabilities
+	}
+	return slices.DeleteFunc(slices.Clone(version.Capabilities), func(s string) bool { return s == version.CapLiveView })
 }
 
 // renewRetry is how long a renewal waits for the hub's answer before it
@@ -154,7 +191,15 @@ func (c *Client) startRenew(ctx context.Context, stream apiv1alpha1.AgentService
 }
 
 // receive handles hub messages until the stream ends.
-func (c *Client) receive(ctx context.Context, stream apiv1alpha1.AgentService_ConnectClient, out chan<- *apiv1alpha1.AgentMessage, renewed chan<- *identity.Identity) error {
+func (c *Client) receive(ctx context.Context, stream apiv1alpha1.AgentService_ConnectClient, out chan<- *apiv1alpha1.AgentMessage, liveOut chan<- *apiv1alpha1.LiveResponse, renewed chan<- *identity.Identity) error {
+	sendLive := func(ctx context.Context, r *apiv1alpha1.LiveResponse) error {
+		select {
+		case liveOut <- r:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	for {
 		m, err := stream.Recv()
 		if err != nil {
@@ -177,6 +222,10 @@ func (c *Client) receive(ctx context.Context, stream apiv1alpha1.AgentService_Co
 				case <-ctx.Done():
 				}
 			}()
+		case *apiv1alpha1.HubMessage_Live:
+			if c.opts.Live != nil {
+				c.opts.Live.Handle(ctx, msg.Live, sendLive)
+			}
 		case *apiv1alpha1.HubMessage_Renew:
 			id, err := c.finishRenew(ctx, msg.Renew)
 			if err != nil {

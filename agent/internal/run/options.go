@@ -26,6 +26,11 @@ type Options struct {
 	IdentityDir     string
 	IdentitySecret  string
 
+	// Live-view limits (see docs/protocol.md).
+	LiveMaxRequests       int
+	LiveMaxLogs           int
+	LiveLogBytesPerSecond int
+
 	MetricsListen string
 	Pprof         bool
 	LogLevel      string
@@ -39,6 +44,10 @@ func DefaultOptions() Options {
 		IdentitySecret: "flotilla-agent-identity",
 		MetricsListen:  ":8081",
 		LogLevel:       "info",
+
+		LiveMaxRequests:       32,
+		LiveMaxLogs:           16,
+		LiveLogBytesPerSecond: 1 << 20,
 	}
 }
 
@@ -55,6 +64,9 @@ func (o *Options) BindFlags(fs *pflag.FlagSet) {
 	fs.StringSliceVar(&o.WatchNamespaces, "watch-namespaces", o.WatchNamespaces, "manage only these namespaces (comma-separated), for an agent whose RBAC covers only them: objects are watched per namespace, and cluster-scoped objects or objects in other namespaces are refused (default: all namespaces and cluster-scoped objects)")
 	fs.StringVar(&o.IdentityDir, "identity-dir", o.IdentityDir, "keep the identity in this folder instead of a Secret")
 	fs.StringVar(&o.IdentitySecret, "identity-secret", o.IdentitySecret, "name of the Secret that holds the identity")
+	fs.IntVar(&o.LiveMaxRequests, "live-max-requests", o.LiveMaxRequests, "live-view requests (tree, manifest, events, logs, actions) served at once; more are refused as busy")
+	fs.IntVar(&o.LiveMaxLogs, "live-max-logs", o.LiveMaxLogs, "pod log streams served at once")
+	fs.IntVar(&o.LiveLogBytesPerSecond, "live-log-bytes-per-second", o.LiveLogBytesPerSecond, "pod log bytes sent to the hub per second, all streams together")
 	fs.StringVar(&o.MetricsListen, "metrics-listen", o.MetricsListen, "address of /metrics and /healthz (empty disables)")
 	fs.BoolVar(&o.Pprof, "pprof", o.Pprof, "also serve Go's pprof handlers on --metrics-listen")
 	fs.StringVar(&o.LogLevel, "log-level", o.LogLevel, "trace, debug, info, warn or error")
@@ -75,6 +87,9 @@ func (o *Options) Validate() error {
 	}
 	if o.Namespace == "" {
 		errs = append(errs, errors.New("--namespace is required"))
+	}
+	if o.LiveMaxRequests < 1 || o.LiveMaxLogs < 1 || o.LiveLogBytesPerSecond < 1 {
+		errs = append(errs, errors.New("--live-max-requests, --live-max-logs and --live-log-bytes-per-second must be at least 1"))
 	}
 	for _, ns := range o.WatchNamespaces {
 		if ns = strings.TrimSpace(ns); ns == "" {

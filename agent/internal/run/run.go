@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sync/errgroup"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
@@ -28,6 +29,7 @@ import (
 	"github.com/flotilla-cd/flotilla/agent/internal/hubclient"
 	"github.com/flotilla-cd/flotilla/agent/internal/identity"
 	"github.com/flotilla-cd/flotilla/agent/internal/kube"
+	"github.com/flotilla-cd/flotilla/agent/internal/liveview"
 	"github.com/flotilla-cd/flotilla/shared/memtrim"
 	"github.com/flotilla-cd/flotilla/shared/version"
 )
@@ -123,6 +125,17 @@ func Run(ctx context.Context, o Options, log hclog.Logger) error {
 		return err
 	}
 	caps := capabilities.New(dc, dyn, 0, log.Named("capabilities"))
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return fmt.Errorf("kubernetes client: %w", err)
+	}
+	mapper, err := apply.NewMapper(cfg)
+	if err != nil {
+		return err
+	}
+	lv := liveview.New(dyn, cs, mapper, eng, liveview.Options{
+		MaxRequests: o.LiveMaxRequests, MaxLogs: o.LiveMaxLogs, LogBytesPerSecond: o.LiveLogBytesPerSecond,
+	}, log.Named("live"))
 	g.Go(func() error {
 		caps.Run(ctx)
 		return nil
@@ -133,7 +146,7 @@ func Run(ctx context.Context, o Options, log hclog.Logger) error {
 			return err
 		}
 		c := hubclient.New(hubclient.Options{
-			HubAddr: o.Hub, ServerName: o.ServerName, Capabilities: caps,
+			HubAddr: o.Hub, ServerName: o.ServerName, Capabilities: caps, Live: lv,
 			OnConnected: func(up bool) {
 				if up {
 					connected.Set(1)

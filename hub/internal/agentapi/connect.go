@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -12,6 +13,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/flotilla-cd/flotilla/hub/internal/fleet"
+	"github.com/flotilla-cd/flotilla/hub/internal/liveview"
 	"github.com/flotilla-cd/flotilla/hub/internal/store"
 	apiv1alpha1 "github.com/flotilla-cd/flotilla/shared/api/v1alpha1"
 	"github.com/flotilla-cd/flotilla/shared/version"
@@ -101,7 +103,16 @@ func (s *Server) Connect(stream apiv1alpha1.AgentService_ConnectServer) error {
 	// the new certificate.
 	expire := time.AfterFunc(cert.NotAfter.Sub(s.now()), func() { out.end(errCertExpired) })
 	out.attach(sess)
-	err = s.receive(ctx, cluster, cert.Serial, stream, sess, out, masksSecrets(hello))
+	var live *liveview.Agent
+	if s.opts.Live != nil {
+		// Requests go out with the outbox's answers, after the desired
+		// state it has to send.
+		live = s.opts.Live.Attach(cluster, slices.Contains(hello.GetCapabilities(), version.CapLiveView), out.reply)
+	}
+	err = s.receive(ctx, cluster, cert.Serial, stream, sess, out, live, masksSecrets(hello))
+	if live != nil {
+		live.Close()
+	}
 	expire.Stop()
 	stopEnd()
 	cause := context.Cause(sess.Context())
@@ -138,7 +149,7 @@ func onFreshStack(f func()) {
 //
 // masks says whether the agent masks Secret values in its diffs; when it
 // does not, the hub withholds the diffs of Secrets it relays.
-func (s *Server) receive(ctx context.Context, cluster, serial string, stream apiv1alpha1.AgentService_ConnectServer, sess *fleet.Session, out *outbox, masks bool) error {
+func (s *Server) receive(ctx context.Context, cluster, serial string, stream apiv1alpha1.AgentService_ConnectServer, sess *fleet.Session, out *outbox, live *liveview.Agent, masks bool) error {
 	for {
 		m, err := stream.Recv()
 		if err != nil {
@@ -172,6 +183,10 @@ func (s *Server) receive(ctx context.Context, cluster, serial string, stream api
 				return err
 			}
 			out.reply(&apiv1alpha1.HubMessage{Msg: &apiv1alpha1.HubMessage_Renew{Renew: resp}})
+		case *apiv1alpha1.AgentMessage_Live:
+			if live != nil {
+				live.Deliver(msg.Live) // never blocks: within the credit granted
+			}
 		case *apiv1alpha1.AgentMessage_CommandResult:
 			if !masks {
 				msg.CommandResult.Diff = withholdSecretSections(msg.CommandResult.GetDiff())

@@ -21,6 +21,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/flotilla-cd/flotilla/hub/internal/fleet"
+	"github.com/flotilla-cd/flotilla/hub/internal/liveview"
 	"github.com/flotilla-cd/flotilla/hub/internal/pki"
 	"github.com/flotilla-cd/flotilla/hub/internal/store"
 	apiv1alpha1 "github.com/flotilla-cd/flotilla/shared/api/v1alpha1"
@@ -41,6 +42,9 @@ type Options struct {
 	RestoreMode bool
 	// Hooks observe the protocol (metrics, history); any may be nil.
 	Hooks Hooks
+	// Live, when set, gets every stream (Attach) to send live-view
+	// requests on, and the agents' answers.
+	Live *liveview.Broker
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 }

@@ -16,7 +16,7 @@ import (
 func appPath(name, rest string) string { return "/api/v1/apps/" + url.PathEscape(name) + rest }
 
 func appCmd(ctx context.Context, c *client, args []string, f flags, e env) error {
-	if err := need(args, 1, "app subcommand (list, get, diff, sync, refresh, history, rollback, unpin, wait)"); err != nil {
+	if err := need(args, 1, "app subcommand (list, get, diff, sync, refresh, history, rollback, unpin, wait, resources, manifests, events, action)"); err != nil {
 		return err
 	}
 	w := e.stdout
@@ -94,6 +94,14 @@ func appCmd(ctx context.Context, c *client, args []string, f flags, e env) error
 		return nil
 	case "wait":
 		return wait(ctx, c, name, f, e)
+	case "resources", "tree":
+		return resources(ctx, c, name, f, w)
+	case "manifests":
+		return manifests(ctx, c, name, f, w)
+	case "events":
+		return appEvents(ctx, c, name, args[2:], f, w)
+	case "action":
+		return action(ctx, c, name, args[2:], f, w)
 	}
 	return usageError{fmt.Sprintf("unknown app subcommand %q", args[0])}
 }

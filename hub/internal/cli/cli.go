@@ -71,6 +71,11 @@ Usage:
   flotilla app rollback NAME (REVISION | --history ID) [--cluster C]
   flotilla app unpin NAME [--cluster C]
   flotilla app wait NAME [--cluster C] [--timeout 5m] [--health=false]
+  flotilla app resources NAME [--cluster C]     live resource tree with health, read by the agent now
+  flotilla app manifests NAME [--cluster C]     what the hub rendered (Secret values redacted)
+  flotilla app events NAME [KIND/NAME] [-c C] [-n NS]
+  flotilla app action NAME restart deploy/N | delete pod/N | run-cronjob cronjob/N [-c C] [-n NS]
+  flotilla logs APP [POD | deploy/NAME] [-c CLUSTER] [-n NS] [-f] [--container C] [--tail N] [--since 10m]
   flotilla token create NAME [--role readonly|deployer|admin] [--project P]... [--ttl 720h]
   flotilla token list | delete ID
   flotilla refresh
@@ -98,6 +103,11 @@ type flags struct {
 	projects      []string
 	ttl           string
 	sso           bool
+	namespace     string
+	follow        bool
+	container     string
+	tail          int
+	since         time.Duration
 }
 
 // env is what a run talks to; tests replace the clock.
@@ -121,7 +131,12 @@ func run(ctx context.Context, e env, args []string) error {
 	fs.StringVar(&f.token, "token", envOr("FLOTILLA_TOKEN", cfg.Token), "API token")
 	fs.StringVarP(&f.out, "output", "o", "table", "table, json or yaml")
 	fs.StringArrayVar(&f.labels, "label", nil, "label k=v (cluster add)")
-	fs.StringVar(&f.cluster, "cluster", "", "limit to one cluster")
+	fs.StringVarP(&f.cluster, "cluster", "c", "", "limit to one cluster")
+	fs.StringVarP(&f.namespace, "namespace", "n", "", "namespace of the object (logs, app events, app action)")
+	fs.BoolVarP(&f.follow, "follow", "f", false, "follow the log (logs)")
+	fs.StringVar(&f.container, "container", "", "container of the pod (logs; default: its first)")
+	fs.IntVar(&f.tail, "tail", -1, "only the last N lines (logs)")
+	fs.DurationVar(&f.since, "since", 0, "only lines newer than this, for example 10m (logs)")
 	fs.BoolVar(&f.prune, "prune", false, "also prune (app sync)")
 	fs.DurationVar(&f.timeout, "timeout", 5*time.Minute, "how long app wait waits")
 	fs.BoolVar(&f.health, "health", true, "app wait also waits for Healthy")
@@ -160,6 +175,8 @@ func run(ctx context.Context, e env, args []string) error {
 		return clusterCmd(ctx, c, pos[1:], f, e)
 	case "app", "apps":
 		return appCmd(ctx, c, pos[1:], f, e)
+	case "logs", "log":
+		return logsCmd(ctx, c, pos[1:], f, e)
 	case "token", "tokens":
 		return tokenCmd(ctx, c, pos[1:], f, e)
 	case "backup":

@@ -118,6 +118,7 @@ func (c *client) send(ctx context.Context, method, path string, body any) (*http
 	if resp.StatusCode < 300 {
 		if !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") &&
 			!strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") &&
+			!strings.HasPrefix(resp.Header.Get("Content-Type"), "text/plain") &&
 			!strings.HasPrefix(resp.Header.Get("Content-Type"), "application/octet-stream") && resp.StatusCode != http.StatusNoContent && resp.StatusCode != http.StatusAccepted {
 			resp.Body.Close()
 			return nil, fmt.Errorf("%s does not look like a Flotilla hub: %s %s answered %s", c.server, method, path, resp.Header.Get("Content-Type"))

@@ -16,6 +16,7 @@ import (
 	"github.com/flotilla-cd/flotilla/hub/internal/controller"
 	"github.com/flotilla-cd/flotilla/hub/internal/fleet"
 	"github.com/flotilla-cd/flotilla/hub/internal/gitsource"
+	"github.com/flotilla-cd/flotilla/hub/internal/liveview"
 	"github.com/flotilla-cd/flotilla/hub/internal/status"
 	"github.com/flotilla-cd/flotilla/hub/internal/store"
 )
@@ -57,6 +58,9 @@ type Deps struct {
 	// 30 days); APITokenMaxTTL the longest a token may ask for (default
 	// one year).
 	APITokenTTL, APITokenMaxTTL time.Duration
+	// Live sends live-view requests to agents (nil: New makes one that
+	// no agent is attached to).
+	Live *liveview.Broker
 	// UI serves the web UI at / (nil: no UI).
 	UI  http.Handler
 	Log hclog.Logger
@@ -73,6 +77,9 @@ type API struct {
 func New(d Deps) *API {
 	if d.APITokenTTL <= 0 {
 		d.APITokenTTL = 30 * 24 * time.Hour
+	}
+	if d.Live == nil {
+		d.Live = liveview.New(liveview.Limits{})
 	}
 	if d.APITokenMaxTTL <= 0 {
 		d.APITokenMaxTTL = 365 * 24 * time.Hour
@@ -151,6 +158,7 @@ func (a *API) routes() {
 	m.Handle("GET /api/v1/events", read(a.events))
 	m.Handle("GET /api/v1/definitions", read(a.definitions))
 	m.Handle("GET /api/v1/backup", admin(a.backup))
+	a.liveRoutes(read, deploy)
 }
 
 func (a *API) readyz(w http.ResponseWriter, _ *http.Request) {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/flotilla-cd/flotilla/hub/internal/agentapi"
 	"github.com/flotilla-cd/flotilla/hub/internal/auth"
+	"github.com/flotilla-cd/flotilla/hub/internal/liveview"
 	"github.com/flotilla-cd/flotilla/hub/internal/renderproc"
 )
 
@@ -81,6 +82,10 @@ type Options struct {
 	// outside a container. The GOMEMLIMIT environment variable wins.
 	MemoryLimit string
 
+	// Live bounds live view (resource trees, logs, actions over the
+	// agents' streams).
+	Live liveview.Limits
+
 	// Render limits and confines Helm and Kustomize renders (worker
 	// processes); its ReadDirs are set by Run.
 	Render renderproc.Options
@@ -111,6 +116,7 @@ func DefaultOptions() Options {
 		Render:       renderproc.DefaultOptions(),
 		AgentLimits:  agentapi.DefaultLimits(),
 		Auth:         auth.DefaultOptions(),
+		Live:         liveview.DefaultLimits(),
 
 		APITokenTTL:    30 * 24 * time.Hour,
 		APITokenMaxTTL: 365 * 24 * time.Hour,
@@ -154,6 +160,7 @@ func (o *Options) BindFlags(fs *pflag.FlagSet) {
 	o.Auth.BindFlags(fs)
 	fs.DurationVar(&o.APITokenTTL, "api-token-ttl", o.APITokenTTL, "lifetime of an API token made without --ttl")
 	fs.DurationVar(&o.APITokenMaxTTL, "api-token-max-ttl", o.APITokenMaxTTL, "longest lifetime an API token may be given")
+	o.Live.BindFlags(fs)
 	fs.StringVar(&o.MemoryLimit, "memory-limit", o.MemoryLimit, "Go soft memory limit, for example 900Mi or 2Gi (default: 90% of the container's memory limit, none outside one); the GOMEMLIMIT environment variable wins")
 }
 
@@ -189,6 +196,9 @@ func (o *Options) Validate() error {
 	}
 	if o.APITokenTTL <= 0 || o.APITokenMaxTTL < o.APITokenTTL {
 		errs = append(errs, fmt.Errorf("--api-token-ttl %s, --api-token-max-ttl %s: want 0 < ttl <= max", o.APITokenTTL, o.APITokenMaxTTL))
+	}
+	if err := o.Live.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

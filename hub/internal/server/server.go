@@ -24,6 +24,7 @@ import (
 	"github.com/flotilla-cd/flotilla/hub/internal/fleet"
 	"github.com/flotilla-cd/flotilla/hub/internal/gitsource"
 	"github.com/flotilla-cd/flotilla/hub/internal/httpapi"
+	"github.com/flotilla-cd/flotilla/hub/internal/liveview"
 	"github.com/flotilla-cd/flotilla/hub/internal/render"
 	"github.com/flotilla-cd/flotilla/hub/internal/status"
 	"github.com/flotilla-cd/flotilla/hub/internal/store"
@@ -125,7 +126,8 @@ func Run(ctx context.Context, o Options, log hclog.Logger) error {
 	if o.RestoreMode {
 		log.Warn("restore mode: agents' certificates issued after the store's backup are adopted; restart without --restore-mode once every agent reconnected")
 	}
-	agents := agentapi.New(ca, st, fl, agentapi.Options{CertTTL: o.CertTTL, Limits: limits, RestoreMode: o.RestoreMode, Hooks: agentapi.Hooks{
+	live := liveview.New(o.Live)
+	agents := agentapi.New(ca, st, fl, agentapi.Options{CertTTL: o.CertTTL, Limits: limits, RestoreMode: o.RestoreMode, Live: live, Hooks: agentapi.Hooks{
 		CommandResult: ops.Deliver,
 		Capabilities: func(ctx context.Context, cluster string, c *apiv1alpha1.ClusterCapabilities) {
 			if err := ctrl.SetCapabilities(ctx, cluster, c.GetKubeVersion(), c.GetApiVersions()); err != nil {
@@ -170,6 +172,7 @@ func Run(ctx context.Context, o Options, log hclog.Logger) error {
 		AllowUnsignedWebhooks: o.AllowUnsignedWebhooks,
 		Metrics:               promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}),
 		Status:                ops,
+		Live:                  live,
 		UI:                    webui.Handler(),
 		SSO:                   sso,
 		APITokenTTL:           o.APITokenTTL,

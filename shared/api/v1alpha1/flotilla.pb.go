@@ -298,6 +298,144 @@ func (Command_Type) EnumDescriptor() ([]byte, []int) {
 	return file_flotilla_proto_rawDescGZIP(), []int{17, 0}
 }
 
+type LiveRequest_Kind int32
+
+const (
+	LiveRequest_KIND_UNKNOWN LiveRequest_Kind = 0
+	// TREE answers nodes: the app's objects and what they own.
+	LiveRequest_KIND_TREE LiveRequest_Kind = 1
+	// MANIFEST answers the live object as JSON, managedFields dropped and
+	// a Secret's values redacted.
+	LiveRequest_KIND_MANIFEST LiveRequest_Kind = 2
+	// EVENTS answers the Kubernetes events of the object and of what it
+	// owns.
+	LiveRequest_KIND_EVENTS LiveRequest_Kind = 3
+	// LOGS streams a pod's log (of a Pod, or of a pod that a workload
+	// owns) as log_data frames, within the credit the hub grants.
+	LiveRequest_KIND_LOGS LiveRequest_Kind = 4
+	// ACTION runs action on the object.
+	LiveRequest_KIND_ACTION LiveRequest_Kind = 5
+	// CANCEL ends the request id; the agent answers nothing more for it.
+	LiveRequest_KIND_CANCEL LiveRequest_Kind = 6
+	// CREDIT lets the agent send credit_bytes more log bytes on id.
+	LiveRequest_KIND_CREDIT LiveRequest_Kind = 7
+)
+
+// Enum value maps for LiveRequest_Kind.
+var (
+	LiveRequest_Kind_name = map[int32]string{
+		0: "KIND_UNKNOWN",
+		1: "KIND_TREE",
+		2: "KIND_MANIFEST",
+		3: "KIND_EVENTS",
+		4: "KIND_LOGS",
+		5: "KIND_ACTION",
+		6: "KIND_CANCEL",
+		7: "KIND_CREDIT",
+	}
+	LiveRequest_Kind_value = map[string]int32{
+		"KIND_UNKNOWN":  0,
+		"KIND_TREE":     1,
+		"KIND_MANIFEST": 2,
+		"KIND_EVENTS":   3,
+		"KIND_LOGS":     4,
+		"KIND_ACTION":   5,
+		"KIND_CANCEL":   6,
+		"KIND_CREDIT":   7,
+	}
+)
+
+func (x LiveRequest_Kind) Enum() *LiveRequest_Kind {
+	p := new(LiveRequest_Kind)
+	*p = x
+	return p
+}
+
+func (x LiveRequest_Kind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (LiveRequest_Kind) Descriptor() protoreflect.EnumDescriptor {
+	return file_flotilla_proto_enumTypes[5].Descriptor()
+}
+
+func (LiveRequest_Kind) Type() protoreflect.EnumType {
+	return &file_flotilla_proto_enumTypes[5]
+}
+
+func (x LiveRequest_Kind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use LiveRequest_Kind.Descriptor instead.
+func (LiveRequest_Kind) EnumDescriptor() ([]byte, []int) {
+	return file_flotilla_proto_rawDescGZIP(), []int{21, 0}
+}
+
+type LiveResponse_Code int32
+
+const (
+	LiveResponse_CODE_OK LiveResponse_Code = 0
+	// NOT_FOUND: no such app on this agent, or no such object.
+	LiveResponse_CODE_NOT_FOUND LiveResponse_Code = 1
+	// NOT_OWNED: the object is not the app's nor owned by one of its objects.
+	LiveResponse_CODE_NOT_OWNED LiveResponse_Code = 2
+	LiveResponse_CODE_INVALID   LiveResponse_Code = 3
+	// BUSY: over the agent's limit of concurrent requests or log streams.
+	LiveResponse_CODE_BUSY     LiveResponse_Code = 4
+	LiveResponse_CODE_DEADLINE LiveResponse_Code = 5
+	LiveResponse_CODE_FAILED   LiveResponse_Code = 6
+)
+
+// Enum value maps for LiveResponse_Code.
+var (
+	LiveResponse_Code_name = map[int32]string{
+		0: "CODE_OK",
+		1: "CODE_NOT_FOUND",
+		2: "CODE_NOT_OWNED",
+		3: "CODE_INVALID",
+		4: "CODE_BUSY",
+		5: "CODE_DEADLINE",
+		6: "CODE_FAILED",
+	}
+	LiveResponse_Code_value = map[string]int32{
+		"CODE_OK":        0,
+		"CODE_NOT_FOUND": 1,
+		"CODE_NOT_OWNED": 2,
+		"CODE_INVALID":   3,
+		"CODE_BUSY":      4,
+		"CODE_DEADLINE":  5,
+		"CODE_FAILED":    6,
+	}
+)
+
+func (x LiveResponse_Code) Enum() *LiveResponse_Code {
+	p := new(LiveResponse_Code)
+	*p = x
+	return p
+}
+
+func (x LiveResponse_Code) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (LiveResponse_Code) Descriptor() protoreflect.EnumDescriptor {
+	return file_flotilla_proto_enumTypes[6].Descriptor()
+}
+
+func (LiveResponse_Code) Type() protoreflect.EnumType {
+	return &file_flotilla_proto_enumTypes[6]
+}
+
+func (x LiveResponse_Code) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use LiveResponse_Code.Descriptor instead.
+func (LiveResponse_Code) EnumDescriptor() ([]byte, []int) {
+	return file_flotilla_proto_rawDescGZIP(), []int{24, 0}
+}
+
 type EnrollRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// cluster is the name the join token was issued for.
@@ -441,6 +579,7 @@ type AgentMessage struct {
 	//	*AgentMessage_Renew
 	//	*AgentMessage_CommandResult
 	//	*AgentMessage_ClusterCapabilities
+	//	*AgentMessage_Live
 	Msg           isAgentMessage_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -528,6 +667,15 @@ func (x *AgentMessage) GetClusterCapabilities() *ClusterCapabilities {
 	return nil
 }
 
+func (x *AgentMessage) GetLive() *LiveResponse {
+	if x != nil {
+		if x, ok := x.Msg.(*AgentMessage_Live); ok {
+			return x.Live
+		}
+	}
+	return nil
+}
+
 type isAgentMessage_Msg interface {
 	isAgentMessage_Msg()
 }
@@ -556,6 +704,11 @@ type AgentMessage_ClusterCapabilities struct {
 	ClusterCapabilities *ClusterCapabilities `protobuf:"bytes,5,opt,name=cluster_capabilities,json=clusterCapabilities,proto3,oneof"`
 }
 
+type AgentMessage_Live struct {
+	// live answers a LiveRequest of the hub (capability "live-view").
+	Live *LiveResponse `protobuf:"bytes,6,opt,name=live,proto3,oneof"`
+}
+
 func (*AgentMessage_Hello) isAgentMessage_Msg() {}
 
 func (*AgentMessage_Status) isAgentMessage_Msg() {}
@@ -566,6 +719,8 @@ func (*AgentMessage_CommandResult) isAgentMessage_Msg() {}
 
 func (*AgentMessage_ClusterCapabilities) isAgentMessage_Msg() {}
 
+func (*AgentMessage_Live) isAgentMessage_Msg() {}
+
 // HubMessage is anything the hub sends on the Connect stream.
 type HubMessage struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -575,6 +730,7 @@ type HubMessage struct {
 	//	*HubMessage_Desired
 	//	*HubMessage_Command
 	//	*HubMessage_Renew
+	//	*HubMessage_Live
 	Msg           isHubMessage_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -653,6 +809,15 @@ func (x *HubMessage) GetRenew() *RenewResponse {
 	return nil
 }
 
+func (x *HubMessage) GetLive() *LiveRequest {
+	if x != nil {
+		if x, ok := x.Msg.(*HubMessage_Live); ok {
+			return x.Live
+		}
+	}
+	return nil
+}
+
 type isHubMessage_Msg interface {
 	isHubMessage_Msg()
 }
@@ -673,6 +838,12 @@ type HubMessage_Renew struct {
 	Renew *RenewResponse `protobuf:"bytes,4,opt,name=renew,proto3,oneof"`
 }
 
+type HubMessage_Live struct {
+	// live is sent only to agents whose Hello lists the "live-view"
+	// capability.
+	Live *LiveRequest `protobuf:"bytes,5,opt,name=live,proto3,oneof"`
+}
+
 func (*HubMessage_Welcome) isHubMessage_Msg() {}
 
 func (*HubMessage_Desired) isHubMessage_Msg() {}
@@ -680,6 +851,8 @@ func (*HubMessage_Desired) isHubMessage_Msg() {}
 func (*HubMessage_Command) isHubMessage_Msg() {}
 
 func (*HubMessage_Renew) isHubMessage_Msg() {}
+
+func (*HubMessage_Live) isHubMessage_Msg() {}
 
 // Hello opens (and re-opens) a stream. It tells the hub what the agent holds
 // so that only what differs is sent.
@@ -2083,6 +2256,597 @@ func (x *RenewResponse) GetNotAfter() *timestamppb.Timestamp {
 	return nil
 }
 
+// LiveRequest asks the agent for a live view of an application on its
+// cluster (resource tree, an object's manifest, events, pod logs), for an
+// action on one of its objects, or controls a request already sent (cancel,
+// credit). The agent answers every request with LiveResponse frames of the
+// same id, the last one with done set. It serves only objects that the app's
+// inventory names and what they own (ownerReferences), whatever the request
+// says.
+type LiveRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// id correlates the answers; unique per stream.
+	Id     string           `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Kind   LiveRequest_Kind `protobuf:"varint,2,opt,name=kind,proto3,enum=flotilla.api.v1alpha1.LiveRequest_Kind" json:"kind,omitempty"`
+	App    string           `protobuf:"bytes,3,opt,name=app,proto3" json:"app,omitempty"`
+	Object *ObjectRef       `protobuf:"bytes,4,opt,name=object,proto3" json:"object,omitempty"`
+	Logs   *LogOptions      `protobuf:"bytes,5,opt,name=logs,proto3" json:"logs,omitempty"`
+	// action is "restart" (Deployment, StatefulSet, DaemonSet), "delete"
+	// (Pod) or "run" (a Job from a CronJob).
+	Action string `protobuf:"bytes,6,opt,name=action,proto3" json:"action,omitempty"`
+	// timeout_ms is the request's deadline; the agent ends it with
+	// CODE_DEADLINE after that long.
+	TimeoutMs int64 `protobuf:"varint,7,opt,name=timeout_ms,json=timeoutMs,proto3" json:"timeout_ms,omitempty"`
+	// credit_bytes is, on a LOGS request, the initial window and, on a
+	// CREDIT, how many more bytes the agent may send.
+	CreditBytes int64 `protobuf:"varint,8,opt,name=credit_bytes,json=creditBytes,proto3" json:"credit_bytes,omitempty"`
+	// initiated_by names who asked (for the agent's log).
+	InitiatedBy   string `protobuf:"bytes,9,opt,name=initiated_by,json=initiatedBy,proto3" json:"initiated_by,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LiveRequest) Reset() {
+	*x = LiveRequest{}
+	mi := &file_flotilla_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LiveRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LiveRequest) ProtoMessage() {}
+
+func (x *LiveRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_flotilla_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LiveRequest.ProtoReflect.Descriptor instead.
+func (*LiveRequest) Descriptor() ([]byte, []int) {
+	return file_flotilla_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *LiveRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *LiveRequest) GetKind() LiveRequest_Kind {
+	if x != nil {
+		return x.Kind
+	}
+	return LiveRequest_KIND_UNKNOWN
+}
+
+func (x *LiveRequest) GetApp() string {
+	if x != nil {
+		return x.App
+	}
+	return ""
+}
+
+func (x *LiveRequest) GetObject() *ObjectRef {
+	if x != nil {
+		return x.Object
+	}
+	return nil
+}
+
+func (x *LiveRequest) GetLogs() *LogOptions {
+	if x != nil {
+		return x.Logs
+	}
+	return nil
+}
+
+func (x *LiveRequest) GetAction() string {
+	if x != nil {
+		return x.Action
+	}
+	return ""
+}
+
+func (x *LiveRequest) GetTimeoutMs() int64 {
+	if x != nil {
+		return x.TimeoutMs
+	}
+	return 0
+}
+
+func (x *LiveRequest) GetCreditBytes() int64 {
+	if x != nil {
+		return x.CreditBytes
+	}
+	return 0
+}
+
+func (x *LiveRequest) GetInitiatedBy() string {
+	if x != nil {
+		return x.InitiatedBy
+	}
+	return ""
+}
+
+// ObjectRef names a Kubernetes object. version may be empty.
+type ObjectRef struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Group         string                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	Version       string                 `protobuf:"bytes,2,opt,name=version,proto3" json:"version,omitempty"`
+	Kind          string                 `protobuf:"bytes,3,opt,name=kind,proto3" json:"kind,omitempty"`
+	Namespace     string                 `protobuf:"bytes,4,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	Name          string                 `protobuf:"bytes,5,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ObjectRef) Reset() {
+	*x = ObjectRef{}
+	mi := &file_flotilla_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ObjectRef) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ObjectRef) ProtoMessage() {}
+
+func (x *ObjectRef) ProtoReflect() protoreflect.Message {
+	mi := &file_flotilla_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ObjectRef.ProtoReflect.Descriptor instead.
+func (*ObjectRef) Descriptor() ([]byte, []int) {
+	return file_flotilla_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *ObjectRef) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *ObjectRef) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
+}
+
+func (x *ObjectRef) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *ObjectRef) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+func (x *ObjectRef) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type LogOptions struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Container string                 `protobuf:"bytes,1,opt,name=container,proto3" json:"container,omitempty"`
+	// tail_lines > 0 starts with the last tail_lines lines.
+	TailLines int64 `protobuf:"varint,2,opt,name=tail_lines,json=tailLines,proto3" json:"tail_lines,omitempty"`
+	Follow    bool  `protobuf:"varint,3,opt,name=follow,proto3" json:"follow,omitempty"`
+	// since_seconds > 0 starts that many seconds back.
+	SinceSeconds  int64 `protobuf:"varint,4,opt,name=since_seconds,json=sinceSeconds,proto3" json:"since_seconds,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LogOptions) Reset() {
+	*x = LogOptions{}
+	mi := &file_flotilla_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LogOptions) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LogOptions) ProtoMessage() {}
+
+func (x *LogOptions) ProtoReflect() protoreflect.Message {
+	mi := &file_flotilla_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LogOptions.ProtoReflect.Descriptor instead.
+func (*LogOptions) Descriptor() ([]byte, []int) {
+	return file_flotilla_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *LogOptions) GetContainer() string {
+	if x != nil {
+		return x.Container
+	}
+	return ""
+}
+
+func (x *LogOptions) GetTailLines() int64 {
+	if x != nil {
+		return x.TailLines
+	}
+	return 0
+}
+
+func (x *LogOptions) GetFollow() bool {
+	if x != nil {
+		return x.Follow
+	}
+	return false
+}
+
+func (x *LogOptions) GetSinceSeconds() int64 {
+	if x != nil {
+		return x.SinceSeconds
+	}
+	return 0
+}
+
+// LiveResponse is one frame of the answer to LiveRequest id.
+type LiveResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// done is set on the last frame of a request.
+	Done bool              `protobuf:"varint,2,opt,name=done,proto3" json:"done,omitempty"`
+	Code LiveResponse_Code `protobuf:"varint,3,opt,name=code,proto3,enum=flotilla.api.v1alpha1.LiveResponse_Code" json:"code,omitempty"`
+	// message is the error (code not OK) or what an action did.
+	Message string      `protobuf:"bytes,4,opt,name=message,proto3" json:"message,omitempty"`
+	Nodes   []*LiveNode `protobuf:"bytes,5,rep,name=nodes,proto3" json:"nodes,omitempty"`
+	// manifest_json is the live object (MANIFEST).
+	ManifestJson []byte       `protobuf:"bytes,6,opt,name=manifest_json,json=manifestJson,proto3" json:"manifest_json,omitempty"`
+	Events       []*LiveEvent `protobuf:"bytes,7,rep,name=events,proto3" json:"events,omitempty"`
+	// log_data is the next part of a log (LOGS), whole lines when it can.
+	LogData []byte `protobuf:"bytes,8,opt,name=log_data,json=logData,proto3" json:"log_data,omitempty"`
+	// pod and container name the log being streamed (first LOGS frame).
+	Pod           string `protobuf:"bytes,9,opt,name=pod,proto3" json:"pod,omitempty"`
+	Container     string `protobuf:"bytes,10,opt,name=container,proto3" json:"container,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LiveResponse) Reset() {
+	*x = LiveResponse{}
+	mi := &file_flotilla_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LiveResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LiveResponse) ProtoMessage() {}
+
+func (x *LiveResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_flotilla_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LiveResponse.ProtoReflect.Descriptor instead.
+func (*LiveResponse) Descriptor() ([]byte, []int) {
+	return file_flotilla_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *LiveResponse) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *LiveResponse) GetDone() bool {
+	if x != nil {
+		return x.Done
+	}
+	return false
+}
+
+func (x *LiveResponse) GetCode() LiveResponse_Code {
+	if x != nil {
+		return x.Code
+	}
+	return LiveResponse_CODE_OK
+}
+
+func (x *LiveResponse) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *LiveResponse) GetNodes() []*LiveNode {
+	if x != nil {
+		return x.Nodes
+	}
+	return nil
+}
+
+func (x *LiveResponse) GetManifestJson() []byte {
+	if x != nil {
+		return x.ManifestJson
+	}
+	return nil
+}
+
+func (x *LiveResponse) GetEvents() []*LiveEvent {
+	if x != nil {
+		return x.Events
+	}
+	return nil
+}
+
+func (x *LiveResponse) GetLogData() []byte {
+	if x != nil {
+		return x.LogData
+	}
+	return nil
+}
+
+func (x *LiveResponse) GetPod() string {
+	if x != nil {
+		return x.Pod
+	}
+	return ""
+}
+
+func (x *LiveResponse) GetContainer() string {
+	if x != nil {
+		return x.Container
+	}
+	return ""
+}
+
+// LiveNode is one object of an app's resource tree.
+type LiveNode struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Ref   *ObjectRef             `protobuf:"bytes,1,opt,name=ref,proto3" json:"ref,omitempty"`
+	Uid   string                 `protobuf:"bytes,2,opt,name=uid,proto3" json:"uid,omitempty"`
+	// parent_uids are the uids of the tree's objects that own this one
+	// (empty for the app's own objects).
+	ParentUids []string     `protobuf:"bytes,3,rep,name=parent_uids,json=parentUids,proto3" json:"parent_uids,omitempty"`
+	Health     HealthStatus `protobuf:"varint,4,opt,name=health,proto3,enum=flotilla.api.v1alpha1.HealthStatus" json:"health,omitempty"`
+	Message    string       `protobuf:"bytes,5,opt,name=message,proto3" json:"message,omitempty"`
+	// in_app is set for objects of the app's inventory (not found live:
+	// health MISSING, no uid).
+	InApp   bool                   `protobuf:"varint,6,opt,name=in_app,json=inApp,proto3" json:"in_app,omitempty"`
+	Created *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=created,proto3" json:"created,omitempty"`
+	// containers names a Pod's containers (for its logs).
+	Containers    []string `protobuf:"bytes,8,rep,name=containers,proto3" json:"containers,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LiveNode) Reset() {
+	*x = LiveNode{}
+	mi := &file_flotilla_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LiveNode) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LiveNode) ProtoMessage() {}
+
+func (x *LiveNode) ProtoReflect() protoreflect.Message {
+	mi := &file_flotilla_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LiveNode.ProtoReflect.Descriptor instead.
+func (*LiveNode) Descriptor() ([]byte, []int) {
+	return file_flotilla_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *LiveNode) GetRef() *ObjectRef {
+	if x != nil {
+		return x.Ref
+	}
+	return nil
+}
+
+func (x *LiveNode) GetUid() string {
+	if x != nil {
+		return x.Uid
+	}
+	return ""
+}
+
+func (x *LiveNode) GetParentUids() []string {
+	if x != nil {
+		return x.ParentUids
+	}
+	return nil
+}
+
+func (x *LiveNode) GetHealth() HealthStatus {
+	if x != nil {
+		return x.Health
+	}
+	return HealthStatus_HEALTH_STATUS_UNKNOWN
+}
+
+func (x *LiveNode) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *LiveNode) GetInApp() bool {
+	if x != nil {
+		return x.InApp
+	}
+	return false
+}
+
+func (x *LiveNode) GetCreated() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Created
+	}
+	return nil
+}
+
+func (x *LiveNode) GetContainers() []string {
+	if x != nil {
+		return x.Containers
+	}
+	return nil
+}
+
+// LiveEvent is a Kubernetes event about an object of the tree.
+type LiveEvent struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Object        *ObjectRef             `protobuf:"bytes,1,opt,name=object,proto3" json:"object,omitempty"`
+	Type          string                 `protobuf:"bytes,2,opt,name=type,proto3" json:"type,omitempty"`
+	Reason        string                 `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	Message       string                 `protobuf:"bytes,4,opt,name=message,proto3" json:"message,omitempty"`
+	Count         int32                  `protobuf:"varint,5,opt,name=count,proto3" json:"count,omitempty"`
+	LastSeen      *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=last_seen,json=lastSeen,proto3" json:"last_seen,omitempty"`
+	Source        string                 `protobuf:"bytes,7,opt,name=source,proto3" json:"source,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LiveEvent) Reset() {
+	*x = LiveEvent{}
+	mi := &file_flotilla_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LiveEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LiveEvent) ProtoMessage() {}
+
+func (x *LiveEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_flotilla_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LiveEvent.ProtoReflect.Descriptor instead.
+func (*LiveEvent) Descriptor() ([]byte, []int) {
+	return file_flotilla_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *LiveEvent) GetObject() *ObjectRef {
+	if x != nil {
+		return x.Object
+	}
+	return nil
+}
+
+func (x *LiveEvent) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *LiveEvent) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *LiveEvent) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *LiveEvent) GetCount() int32 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
+}
+
+func (x *LiveEvent) GetLastSeen() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastSeen
+	}
+	return nil
+}
+
+func (x *LiveEvent) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
 var File_flotilla_proto protoreflect.FileDescriptor
 
 const file_flotilla_proto_rawDesc = "" +
@@ -2096,20 +2860,22 @@ const file_flotilla_proto_rawDesc = "" +
 	"\x0eEnrollResponse\x12'\n" +
 	"\x0fcertificate_pem\x18\x01 \x01(\fR\x0ecertificatePem\x12\x15\n" +
 	"\x06ca_pem\x18\x02 \x01(\fR\x05caPem\x127\n" +
-	"\tnot_after\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\bnotAfter\"\xf4\x02\n" +
+	"\tnot_after\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\bnotAfter\"\xaf\x03\n" +
 	"\fAgentMessage\x124\n" +
 	"\x05hello\x18\x01 \x01(\v2\x1c.flotilla.api.v1alpha1.HelloH\x00R\x05hello\x12:\n" +
 	"\x06status\x18\x02 \x01(\v2 .flotilla.api.v1alpha1.AppStatusH\x00R\x06status\x12;\n" +
 	"\x05renew\x18\x03 \x01(\v2#.flotilla.api.v1alpha1.RenewRequestH\x00R\x05renew\x12M\n" +
 	"\x0ecommand_result\x18\x04 \x01(\v2$.flotilla.api.v1alpha1.CommandResultH\x00R\rcommandResult\x12_\n" +
-	"\x14cluster_capabilities\x18\x05 \x01(\v2*.flotilla.api.v1alpha1.ClusterCapabilitiesH\x00R\x13clusterCapabilitiesB\x05\n" +
-	"\x03msg\"\x8a\x02\n" +
+	"\x14cluster_capabilities\x18\x05 \x01(\v2*.flotilla.api.v1alpha1.ClusterCapabilitiesH\x00R\x13clusterCapabilities\x129\n" +
+	"\x04live\x18\x06 \x01(\v2#.flotilla.api.v1alpha1.LiveResponseH\x00R\x04liveB\x05\n" +
+	"\x03msg\"\xc4\x02\n" +
 	"\n" +
 	"HubMessage\x12:\n" +
 	"\awelcome\x18\x01 \x01(\v2\x1e.flotilla.api.v1alpha1.WelcomeH\x00R\awelcome\x12?\n" +
 	"\adesired\x18\x02 \x01(\v2#.flotilla.api.v1alpha1.DesiredStateH\x00R\adesired\x12:\n" +
 	"\acommand\x18\x03 \x01(\v2\x1e.flotilla.api.v1alpha1.CommandH\x00R\acommand\x12<\n" +
-	"\x05renew\x18\x04 \x01(\v2$.flotilla.api.v1alpha1.RenewResponseH\x00R\x05renewB\x05\n" +
+	"\x05renew\x18\x04 \x01(\v2$.flotilla.api.v1alpha1.RenewResponseH\x00R\x05renew\x128\n" +
+	"\x04live\x18\x05 \x01(\v2\".flotilla.api.v1alpha1.LiveRequestH\x00R\x04liveB\x05\n" +
 	"\x03msg\"\xf4\x02\n" +
 	"\x05Hello\x12)\n" +
 	"\x10protocol_version\x18\x01 \x01(\rR\x0fprotocolVersion\x12#\n" +
@@ -2250,7 +3016,80 @@ const file_flotilla_proto_rawDesc = "" +
 	"\acsr_pem\x18\x01 \x01(\fR\x06csrPem\"q\n" +
 	"\rRenewResponse\x12'\n" +
 	"\x0fcertificate_pem\x18\x01 \x01(\fR\x0ecertificatePem\x127\n" +
-	"\tnot_after\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\bnotAfter*Z\n" +
+	"\tnot_after\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\bnotAfter\"\xea\x03\n" +
+	"\vLiveRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12;\n" +
+	"\x04kind\x18\x02 \x01(\x0e2'.flotilla.api.v1alpha1.LiveRequest.KindR\x04kind\x12\x10\n" +
+	"\x03app\x18\x03 \x01(\tR\x03app\x128\n" +
+	"\x06object\x18\x04 \x01(\v2 .flotilla.api.v1alpha1.ObjectRefR\x06object\x125\n" +
+	"\x04logs\x18\x05 \x01(\v2!.flotilla.api.v1alpha1.LogOptionsR\x04logs\x12\x16\n" +
+	"\x06action\x18\x06 \x01(\tR\x06action\x12\x1d\n" +
+	"\n" +
+	"timeout_ms\x18\a \x01(\x03R\ttimeoutMs\x12!\n" +
+	"\fcredit_bytes\x18\b \x01(\x03R\vcreditBytes\x12!\n" +
+	"\finitiated_by\x18\t \x01(\tR\vinitiatedBy\"\x8d\x01\n" +
+	"\x04Kind\x12\x10\n" +
+	"\fKIND_UNKNOWN\x10\x00\x12\r\n" +
+	"\tKIND_TREE\x10\x01\x12\x11\n" +
+	"\rKIND_MANIFEST\x10\x02\x12\x0f\n" +
+	"\vKIND_EVENTS\x10\x03\x12\r\n" +
+	"\tKIND_LOGS\x10\x04\x12\x0f\n" +
+	"\vKIND_ACTION\x10\x05\x12\x0f\n" +
+	"\vKIND_CANCEL\x10\x06\x12\x0f\n" +
+	"\vKIND_CREDIT\x10\a\"\x81\x01\n" +
+	"\tObjectRef\x12\x14\n" +
+	"\x05group\x18\x01 \x01(\tR\x05group\x12\x18\n" +
+	"\aversion\x18\x02 \x01(\tR\aversion\x12\x12\n" +
+	"\x04kind\x18\x03 \x01(\tR\x04kind\x12\x1c\n" +
+	"\tnamespace\x18\x04 \x01(\tR\tnamespace\x12\x12\n" +
+	"\x04name\x18\x05 \x01(\tR\x04name\"\x86\x01\n" +
+	"\n" +
+	"LogOptions\x12\x1c\n" +
+	"\tcontainer\x18\x01 \x01(\tR\tcontainer\x12\x1d\n" +
+	"\n" +
+	"tail_lines\x18\x02 \x01(\x03R\ttailLines\x12\x16\n" +
+	"\x06follow\x18\x03 \x01(\bR\x06follow\x12#\n" +
+	"\rsince_seconds\x18\x04 \x01(\x03R\fsinceSeconds\"\xee\x03\n" +
+	"\fLiveResponse\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04done\x18\x02 \x01(\bR\x04done\x12<\n" +
+	"\x04code\x18\x03 \x01(\x0e2(.flotilla.api.v1alpha1.LiveResponse.CodeR\x04code\x12\x18\n" +
+	"\amessage\x18\x04 \x01(\tR\amessage\x125\n" +
+	"\x05nodes\x18\x05 \x03(\v2\x1f.flotilla.api.v1alpha1.LiveNodeR\x05nodes\x12#\n" +
+	"\rmanifest_json\x18\x06 \x01(\fR\fmanifestJson\x128\n" +
+	"\x06events\x18\a \x03(\v2 .flotilla.api.v1alpha1.LiveEventR\x06events\x12\x19\n" +
+	"\blog_data\x18\b \x01(\fR\alogData\x12\x10\n" +
+	"\x03pod\x18\t \x01(\tR\x03pod\x12\x1c\n" +
+	"\tcontainer\x18\n" +
+	" \x01(\tR\tcontainer\"\x80\x01\n" +
+	"\x04Code\x12\v\n" +
+	"\aCODE_OK\x10\x00\x12\x12\n" +
+	"\x0eCODE_NOT_FOUND\x10\x01\x12\x12\n" +
+	"\x0eCODE_NOT_OWNED\x10\x02\x12\x10\n" +
+	"\fCODE_INVALID\x10\x03\x12\r\n" +
+	"\tCODE_BUSY\x10\x04\x12\x11\n" +
+	"\rCODE_DEADLINE\x10\x05\x12\x0f\n" +
+	"\vCODE_FAILED\x10\x06\"\xb5\x02\n" +
+	"\bLiveNode\x122\n" +
+	"\x03ref\x18\x01 \x01(\v2 .flotilla.api.v1alpha1.ObjectRefR\x03ref\x12\x10\n" +
+	"\x03uid\x18\x02 \x01(\tR\x03uid\x12\x1f\n" +
+	"\vparent_uids\x18\x03 \x03(\tR\n" +
+	"parentUids\x12;\n" +
+	"\x06health\x18\x04 \x01(\x0e2#.flotilla.api.v1alpha1.HealthStatusR\x06health\x12\x18\n" +
+	"\amessage\x18\x05 \x01(\tR\amessage\x12\x15\n" +
+	"\x06in_app\x18\x06 \x01(\bR\x05inApp\x124\n" +
+	"\acreated\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\acreated\x12\x1e\n" +
+	"\n" +
+	"containers\x18\b \x03(\tR\n" +
+	"containers\"\xf2\x01\n" +
+	"\tLiveEvent\x128\n" +
+	"\x06object\x18\x01 \x01(\v2 .flotilla.api.v1alpha1.ObjectRefR\x06object\x12\x12\n" +
+	"\x04type\x18\x02 \x01(\tR\x04type\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\x12\x18\n" +
+	"\amessage\x18\x04 \x01(\tR\amessage\x12\x14\n" +
+	"\x05count\x18\x05 \x01(\x05R\x05count\x127\n" +
+	"\tlast_seen\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\blastSeen\x12\x16\n" +
+	"\x06source\x18\a \x01(\tR\x06source*Z\n" +
 	"\n" +
 	"SyncStatus\x12\x17\n" +
 	"\x13SYNC_STATUS_UNKNOWN\x10\x00\x12\x16\n" +
@@ -2279,81 +3118,102 @@ func file_flotilla_proto_rawDescGZIP() []byte {
 	return file_flotilla_proto_rawDescData
 }
 
-var file_flotilla_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_flotilla_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
+var file_flotilla_proto_enumTypes = make([]protoimpl.EnumInfo, 7)
+var file_flotilla_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
 var file_flotilla_proto_goTypes = []any{
 	(SyncStatus)(0),               // 0: flotilla.api.v1alpha1.SyncStatus
 	(HealthStatus)(0),             // 1: flotilla.api.v1alpha1.HealthStatus
 	(Operation_Phase)(0),          // 2: flotilla.api.v1alpha1.Operation.Phase
 	(HookResult_Status)(0),        // 3: flotilla.api.v1alpha1.HookResult.Status
 	(Command_Type)(0),             // 4: flotilla.api.v1alpha1.Command.Type
-	(*EnrollRequest)(nil),         // 5: flotilla.api.v1alpha1.EnrollRequest
-	(*EnrollResponse)(nil),        // 6: flotilla.api.v1alpha1.EnrollResponse
-	(*AgentMessage)(nil),          // 7: flotilla.api.v1alpha1.AgentMessage
-	(*HubMessage)(nil),            // 8: flotilla.api.v1alpha1.HubMessage
-	(*Hello)(nil),                 // 9: flotilla.api.v1alpha1.Hello
-	(*ClusterCapabilities)(nil),   // 10: flotilla.api.v1alpha1.ClusterCapabilities
-	(*Welcome)(nil),               // 11: flotilla.api.v1alpha1.Welcome
-	(*DesiredState)(nil),          // 12: flotilla.api.v1alpha1.DesiredState
-	(*Bundle)(nil),                // 13: flotilla.api.v1alpha1.Bundle
-	(*SyncPolicy)(nil),            // 14: flotilla.api.v1alpha1.SyncPolicy
-	(*Scope)(nil),                 // 15: flotilla.api.v1alpha1.Scope
-	(*Retry)(nil),                 // 16: flotilla.api.v1alpha1.Retry
-	(*IgnoreDifference)(nil),      // 17: flotilla.api.v1alpha1.IgnoreDifference
-	(*AppStatus)(nil),             // 18: flotilla.api.v1alpha1.AppStatus
-	(*ObjectStatus)(nil),          // 19: flotilla.api.v1alpha1.ObjectStatus
-	(*Operation)(nil),             // 20: flotilla.api.v1alpha1.Operation
-	(*HookResult)(nil),            // 21: flotilla.api.v1alpha1.HookResult
-	(*Command)(nil),               // 22: flotilla.api.v1alpha1.Command
-	(*CommandResult)(nil),         // 23: flotilla.api.v1alpha1.CommandResult
-	(*RenewRequest)(nil),          // 24: flotilla.api.v1alpha1.RenewRequest
-	(*RenewResponse)(nil),         // 25: flotilla.api.v1alpha1.RenewResponse
-	nil,                           // 26: flotilla.api.v1alpha1.Hello.BundleDigestsEntry
-	(*timestamppb.Timestamp)(nil), // 27: google.protobuf.Timestamp
+	(LiveRequest_Kind)(0),         // 5: flotilla.api.v1alpha1.LiveRequest.Kind
+	(LiveResponse_Code)(0),        // 6: flotilla.api.v1alpha1.LiveResponse.Code
+	(*EnrollRequest)(nil),         // 7: flotilla.api.v1alpha1.EnrollRequest
+	(*EnrollResponse)(nil),        // 8: flotilla.api.v1alpha1.EnrollResponse
+	(*AgentMessage)(nil),          // 9: flotilla.api.v1alpha1.AgentMessage
+	(*HubMessage)(nil),            // 10: flotilla.api.v1alpha1.HubMessage
+	(*Hello)(nil),                 // 11: flotilla.api.v1alpha1.Hello
+	(*ClusterCapabilities)(nil),   // 12: flotilla.api.v1alpha1.ClusterCapabilities
+	(*Welcome)(nil),               // 13: flotilla.api.v1alpha1.Welcome
+	(*DesiredState)(nil),          // 14: flotilla.api.v1alpha1.DesiredState
+	(*Bundle)(nil),                // 15: flotilla.api.v1alpha1.Bundle
+	(*SyncPolicy)(nil),            // 16: flotilla.api.v1alpha1.SyncPolicy
+	(*Scope)(nil),                 // 17: flotilla.api.v1alpha1.Scope
+	(*Retry)(nil),                 // 18: flotilla.api.v1alpha1.Retry
+	(*IgnoreDifference)(nil),      // 19: flotilla.api.v1alpha1.IgnoreDifference
+	(*AppStatus)(nil),             // 20: flotilla.api.v1alpha1.AppStatus
+	(*ObjectStatus)(nil),          // 21: flotilla.api.v1alpha1.ObjectStatus
+	(*Operation)(nil),             // 22: flotilla.api.v1alpha1.Operation
+	(*HookResult)(nil),            // 23: flotilla.api.v1alpha1.HookResult
+	(*Command)(nil),               // 24: flotilla.api.v1alpha1.Command
+	(*CommandResult)(nil),         // 25: flotilla.api.v1alpha1.CommandResult
+	(*RenewRequest)(nil),          // 26: flotilla.api.v1alpha1.RenewRequest
+	(*RenewResponse)(nil),         // 27: flotilla.api.v1alpha1.RenewResponse
+	(*LiveRequest)(nil),           // 28: flotilla.api.v1alpha1.LiveRequest
+	(*ObjectRef)(nil),             // 29: flotilla.api.v1alpha1.ObjectRef
+	(*LogOptions)(nil),            // 30: flotilla.api.v1alpha1.LogOptions
+	(*LiveResponse)(nil),          // 31: flotilla.api.v1alpha1.LiveResponse
+	(*LiveNode)(nil),              // 32: flotilla.api.v1alpha1.LiveNode
+	(*LiveEvent)(nil),             // 33: flotilla.api.v1alpha1.LiveEvent
+	nil,                           // 34: flotilla.api.v1alpha1.Hello.BundleDigestsEntry
+	(*timestamppb.Timestamp)(nil), // 35: google.protobuf.Timestamp
 }
 var file_flotilla_proto_depIdxs = []int32{
-	27, // 0: flotilla.api.v1alpha1.EnrollResponse.not_after:type_name -> google.protobuf.Timestamp
-	9,  // 1: flotilla.api.v1alpha1.AgentMessage.hello:type_name -> flotilla.api.v1alpha1.Hello
-	18, // 2: flotilla.api.v1alpha1.AgentMessage.status:type_name -> flotilla.api.v1alpha1.AppStatus
-	24, // 3: flotilla.api.v1alpha1.AgentMessage.renew:type_name -> flotilla.api.v1alpha1.RenewRequest
-	23, // 4: flotilla.api.v1alpha1.AgentMessage.command_result:type_name -> flotilla.api.v1alpha1.CommandResult
-	10, // 5: flotilla.api.v1alpha1.AgentMessage.cluster_capabilities:type_name -> flotilla.api.v1alpha1.ClusterCapabilities
-	11, // 6: flotilla.api.v1alpha1.HubMessage.welcome:type_name -> flotilla.api.v1alpha1.Welcome
-	12, // 7: flotilla.api.v1alpha1.HubMessage.desired:type_name -> flotilla.api.v1alpha1.DesiredState
-	22, // 8: flotilla.api.v1alpha1.HubMessage.command:type_name -> flotilla.api.v1alpha1.Command
-	25, // 9: flotilla.api.v1alpha1.HubMessage.renew:type_name -> flotilla.api.v1alpha1.RenewResponse
-	26, // 10: flotilla.api.v1alpha1.Hello.bundle_digests:type_name -> flotilla.api.v1alpha1.Hello.BundleDigestsEntry
-	10, // 11: flotilla.api.v1alpha1.Hello.cluster_capabilities:type_name -> flotilla.api.v1alpha1.ClusterCapabilities
-	13, // 12: flotilla.api.v1alpha1.DesiredState.bundles:type_name -> flotilla.api.v1alpha1.Bundle
-	14, // 13: flotilla.api.v1alpha1.Bundle.sync_policy:type_name -> flotilla.api.v1alpha1.SyncPolicy
-	17, // 14: flotilla.api.v1alpha1.Bundle.ignore_differences:type_name -> flotilla.api.v1alpha1.IgnoreDifference
-	16, // 15: flotilla.api.v1alpha1.SyncPolicy.retry:type_name -> flotilla.api.v1alpha1.Retry
-	15, // 16: flotilla.api.v1alpha1.SyncPolicy.scope:type_name -> flotilla.api.v1alpha1.Scope
-	0,  // 17: flotilla.api.v1alpha1.AppStatus.sync:type_name -> flotilla.api.v1alpha1.SyncStatus
-	1,  // 18: flotilla.api.v1alpha1.AppStatus.health:type_name -> flotilla.api.v1alpha1.HealthStatus
-	19, // 19: flotilla.api.v1alpha1.AppStatus.objects:type_name -> flotilla.api.v1alpha1.ObjectStatus
-	20, // 20: flotilla.api.v1alpha1.AppStatus.last_operation:type_name -> flotilla.api.v1alpha1.Operation
-	27, // 21: flotilla.api.v1alpha1.AppStatus.observed_at:type_name -> google.protobuf.Timestamp
-	0,  // 22: flotilla.api.v1alpha1.ObjectStatus.sync:type_name -> flotilla.api.v1alpha1.SyncStatus
-	1,  // 23: flotilla.api.v1alpha1.ObjectStatus.health:type_name -> flotilla.api.v1alpha1.HealthStatus
-	2,  // 24: flotilla.api.v1alpha1.Operation.phase:type_name -> flotilla.api.v1alpha1.Operation.Phase
-	27, // 25: flotilla.api.v1alpha1.Operation.started_at:type_name -> google.protobuf.Timestamp
-	27, // 26: flotilla.api.v1alpha1.Operation.finished_at:type_name -> google.protobuf.Timestamp
-	21, // 27: flotilla.api.v1alpha1.Operation.hooks:type_name -> flotilla.api.v1alpha1.HookResult
-	3,  // 28: flotilla.api.v1alpha1.HookResult.status:type_name -> flotilla.api.v1alpha1.HookResult.Status
-	27, // 29: flotilla.api.v1alpha1.HookResult.started_at:type_name -> google.protobuf.Timestamp
-	27, // 30: flotilla.api.v1alpha1.HookResult.finished_at:type_name -> google.protobuf.Timestamp
-	4,  // 31: flotilla.api.v1alpha1.Command.type:type_name -> flotilla.api.v1alpha1.Command.Type
-	27, // 32: flotilla.api.v1alpha1.RenewResponse.not_after:type_name -> google.protobuf.Timestamp
-	5,  // 33: flotilla.api.v1alpha1.AgentService.Enroll:input_type -> flotilla.api.v1alpha1.EnrollRequest
-	7,  // 34: flotilla.api.v1alpha1.AgentService.Connect:input_type -> flotilla.api.v1alpha1.AgentMessage
-	6,  // 35: flotilla.api.v1alpha1.AgentService.Enroll:output_type -> flotilla.api.v1alpha1.EnrollResponse
-	8,  // 36: flotilla.api.v1alpha1.AgentService.Connect:output_type -> flotilla.api.v1alpha1.HubMessage
-	35, // [35:37] is the sub-list for method output_type
-	33, // [33:35] is the sub-list for method input_type
-	33, // [33:33] is the sub-list for extension type_name
-	33, // [33:33] is the sub-list for extension extendee
-	0,  // [0:33] is the sub-list for field type_name
+	35, // 0: flotilla.api.v1alpha1.EnrollResponse.not_after:type_name -> google.protobuf.Timestamp
+	11, // 1: flotilla.api.v1alpha1.AgentMessage.hello:type_name -> flotilla.api.v1alpha1.Hello
+	20, // 2: flotilla.api.v1alpha1.AgentMessage.status:type_name -> flotilla.api.v1alpha1.AppStatus
+	26, // 3: flotilla.api.v1alpha1.AgentMessage.renew:type_name -> flotilla.api.v1alpha1.RenewRequest
+	25, // 4: flotilla.api.v1alpha1.AgentMessage.command_result:type_name -> flotilla.api.v1alpha1.CommandResult
+	12, // 5: flotilla.api.v1alpha1.AgentMessage.cluster_capabilities:type_name -> flotilla.api.v1alpha1.ClusterCapabilities
+	31, // 6: flotilla.api.v1alpha1.AgentMessage.live:type_name -> flotilla.api.v1alpha1.LiveResponse
+	13, // 7: flotilla.api.v1alpha1.HubMessage.welcome:type_name -> flotilla.api.v1alpha1.Welcome
+	14, // 8: flotilla.api.v1alpha1.HubMessage.desired:type_name -> flotilla.api.v1alpha1.DesiredState
+	24, // 9: flotilla.api.v1alpha1.HubMessage.command:type_name -> flotilla.api.v1alpha1.Command
+	27, // 10: flotilla.api.v1alpha1.HubMessage.renew:type_name -> flotilla.api.v1alpha1.RenewResponse
+	28, // 11: flotilla.api.v1alpha1.HubMessage.live:type_name -> flotilla.api.v1alpha1.LiveRequest
+	34, // 12: flotilla.api.v1alpha1.Hello.bundle_digests:type_name -> flotilla.api.v1alpha1.Hello.BundleDigestsEntry
+	12, // 13: flotilla.api.v1alpha1.Hello.cluster_capabilities:type_name -> flotilla.api.v1alpha1.ClusterCapabilities
+	15, // 14: flotilla.api.v1alpha1.DesiredState.bundles:type_name -> flotilla.api.v1alpha1.Bundle
+	16, // 15: flotilla.api.v1alpha1.Bundle.sync_policy:type_name -> flotilla.api.v1alpha1.SyncPolicy
+	19, // 16: flotilla.api.v1alpha1.Bundle.ignore_differences:type_name -> flotilla.api.v1alpha1.IgnoreDifference
+	18, // 17: flotilla.api.v1alpha1.SyncPolicy.retry:type_name -> flotilla.api.v1alpha1.Retry
+	17, // 18: flotilla.api.v1alpha1.SyncPolicy.scope:type_name -> flotilla.api.v1alpha1.Scope
+	0,  // 19: flotilla.api.v1alpha1.AppStatus.sync:type_name -> flotilla.api.v1alpha1.SyncStatus
+	1,  // 20: flotilla.api.v1alpha1.AppStatus.health:type_name -> flotilla.api.v1alpha1.HealthStatus
+	21, // 21: flotilla.api.v1alpha1.AppStatus.objects:type_name -> flotilla.api.v1alpha1.ObjectStatus
+	22, // 22: flotilla.api.v1alpha1.AppStatus.last_operation:type_name -> flotilla.api.v1alpha1.Operation
+	35, // 23: flotilla.api.v1alpha1.AppStatus.observed_at:type_name -> google.protobuf.Timestamp
+	0,  // 24: flotilla.api.v1alpha1.ObjectStatus.sync:type_name -> flotilla.api.v1alpha1.SyncStatus
+	1,  // 25: flotilla.api.v1alpha1.ObjectStatus.health:type_name -> flotilla.api.v1alpha1.HealthStatus
+	2,  // 26: flotilla.api.v1alpha1.Operation.phase:type_name -> flotilla.api.v1alpha1.Operation.Phase
+	35, // 27: flotilla.api.v1alpha1.Operation.started_at:type_name -> google.protobuf.Timestamp
+	35, // 28: flotilla.api.v1alpha1.Operation.finished_at:type_name -> google.protobuf.Timestamp
+	23, // 29: flotilla.api.v1alpha1.Operation.hooks:type_name -> flotilla.api.v1alpha1.HookResult
+	3,  // 30: flotilla.api.v1alpha1.HookResult.status:type_name -> flotilla.api.v1alpha1.HookResult.Status
+	35, // 31: flotilla.api.v1alpha1.HookResult.started_at:type_name -> google.protobuf.Timestamp
+	35, // 32: flotilla.api.v1alpha1.HookResult.finished_at:type_name -> google.protobuf.Timestamp
+	4,  // 33: flotilla.api.v1alpha1.Command.type:type_name -> flotilla.api.v1alpha1.Command.Type
+	35, // 34: flotilla.api.v1alpha1.RenewResponse.not_after:type_name -> google.protobuf.Timestamp
+	5,  // 35: flotilla.api.v1alpha1.LiveRequest.kind:type_name -> flotilla.api.v1alpha1.LiveRequest.Kind
+	29, // 36: flotilla.api.v1alpha1.LiveRequest.object:type_name -> flotilla.api.v1alpha1.ObjectRef
+	30, // 37: flotilla.api.v1alpha1.LiveRequest.logs:type_name -> flotilla.api.v1alpha1.LogOptions
+	6,  // 38: flotilla.api.v1alpha1.LiveResponse.code:type_name -> flotilla.api.v1alpha1.LiveResponse.Code
+	32, // 39: flotilla.api.v1alpha1.LiveResponse.nodes:type_name -> flotilla.api.v1alpha1.LiveNode
+	33, // 40: flotilla.api.v1alpha1.LiveResponse.events:type_name -> flotilla.api.v1alpha1.LiveEvent
+	29, // 41: flotilla.api.v1alpha1.LiveNode.ref:type_name -> flotilla.api.v1alpha1.ObjectRef
+	1,  // 42: flotilla.api.v1alpha1.LiveNode.health:type_name -> flotilla.api.v1alpha1.HealthStatus
+	35, // 43: flotilla.api.v1alpha1.LiveNode.created:type_name -> google.protobuf.Timestamp
+	29, // 44: flotilla.api.v1alpha1.LiveEvent.object:type_name -> flotilla.api.v1alpha1.ObjectRef
+	35, // 45: flotilla.api.v1alpha1.LiveEvent.last_seen:type_name -> google.protobuf.Timestamp
+	7,  // 46: flotilla.api.v1alpha1.AgentService.Enroll:input_type -> flotilla.api.v1alpha1.EnrollRequest
+	9,  // 47: flotilla.api.v1alpha1.AgentService.Connect:input_type -> flotilla.api.v1alpha1.AgentMessage
+	8,  // 48: flotilla.api.v1alpha1.AgentService.Enroll:output_type -> flotilla.api.v1alpha1.EnrollResponse
+	10, // 49: flotilla.api.v1alpha1.AgentService.Connect:output_type -> flotilla.api.v1alpha1.HubMessage
+	48, // [48:50] is the sub-list for method output_type
+	46, // [46:48] is the sub-list for method input_type
+	46, // [46:46] is the sub-list for extension type_name
+	46, // [46:46] is the sub-list for extension extendee
+	0,  // [0:46] is the sub-list for field type_name
 }
 
 func init() { file_flotilla_proto_init() }
@@ -2367,20 +3227,22 @@ func file_flotilla_proto_init() {
 		(*AgentMessage_Renew)(nil),
 		(*AgentMessage_CommandResult)(nil),
 		(*AgentMessage_ClusterCapabilities)(nil),
+		(*AgentMessage_Live)(nil),
 	}
 	file_flotilla_proto_msgTypes[3].OneofWrappers = []any{
 		(*HubMessage_Welcome)(nil),
 		(*HubMessage_Desired)(nil),
 		(*HubMessage_Command)(nil),
 		(*HubMessage_Renew)(nil),
+		(*HubMessage_Live)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_flotilla_proto_rawDesc), len(file_flotilla_proto_rawDesc)),
-			NumEnums:      5,
-			NumMessages:   22,
+			NumEnums:      7,
+			NumMessages:   28,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
