@@ -1,15 +1,18 @@
 package containers
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/flotilla-cd/flotilla/e2e/cluster"
+	"github.com/flotilla-cd/flotilla/hub/api"
 )
 
 // TestContainers runs the shipped images and manifests: the hub and the
@@ -245,12 +248,13 @@ func scenarioAgentRestart(w *world) {
 // the replacement reaches both clusters.
 func scenarioHubReplaced(w *world) {
 	ctx := w.t.Context()
+	// What the hub holds before the backup must all be there after.
+	clustersBefore, historyBefore := w.hubRecords()
+	if len(historyBefore) == 0 {
+		w.t.Fatal("app seed has no history before the backup")
+	}
 	backup := filepath.Join(w.root, "hub-backup.db")
 	if _, err := w.hub.CLI(ctx, "backup", backup); err != nil {
-		w.t.Fatal(err)
-	}
-	before, err := w.hub.CLI(ctx, "cluster", "list")
-	if err != nil {
 		w.t.Fatal(err)
 	}
 	w.docker("stop", w.hubCtr)
@@ -273,13 +277,13 @@ func scenarioHubReplaced(w *world) {
 	for _, cl := range []string{"alpha", "beta"} {
 		w.waitConnected(cl, true)
 	}
-	after, err := w.hub.CLI(ctx, "cluster", "list")
-	if err != nil {
-		w.t.Fatal(err)
+	clustersAfter, historyAfter := w.hubRecords()
+	if d := cmp.Diff(clustersBefore, clustersAfter); d != "" {
+		w.t.Errorf("clusters (name, labels, enrolled) changed by the replacement (-before +after):\n%s", d)
 	}
-	for _, cl := range []string{"alpha", "beta"} {
-		if !strings.Contains(before, cl) || !strings.Contains(after, cl) {
-			w.t.Errorf("cluster %s: before the replacement\n%s\nafter\n%s", cl, before, after)
+	for id, e := range historyBefore {
+		if got, ok := historyAfter[id]; !ok || got != e {
+			w.t.Errorf("history entry %d of app seed (%+v) lost or changed by the replacement: %+v", id, e, got)
 		}
 	}
 	rev := w.commit("after the hub was replaced", map[string]string{"seed/config.yaml": seedConfig("restored")})
@@ -292,4 +296,46 @@ func scenarioHubReplaced(w *world) {
 			w.t.Fatalf("%s: ConfigMap team-a/web-config: %v %v", cl, data, err)
 		}
 	}
+}
+
+// clusterRecord and historyRecord are what the hub keeps of a cluster and a
+// sync, less what changes on its own (connection, last seen, status).
+type clusterRecord struct {
+	Labels   map[string]string
+	Enrolled bool
+}
+
+type historyRecord struct {
+	Cluster, Revision, Digest, Result string
+}
+
+// hubRecords returns the hub's clusters and app seed's sync history.
+func (w *world) hubRecords() (map[string]clusterRecord, map[uint64]historyRecord) {
+	w.t.Helper()
+	ctx := w.t.Context()
+	out, err := w.hub.CLI(ctx, "cluster", "list", "-o", "json")
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	var clusters []api.ClusterView
+	if err := json.Unmarshal([]byte(out), &clusters); err != nil {
+		w.t.Fatalf("cluster list: %v: %s", err, out)
+	}
+	cs := map[string]clusterRecord{}
+	for _, c := range clusters {
+		cs[c.Name] = clusterRecord{Labels: c.Labels, Enrolled: c.Enrolled}
+	}
+	out, err = w.hub.CLI(ctx, "app", "history", "seed", "-o", "json")
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	var entries []api.HistoryEntry
+	if err := json.Unmarshal([]byte(out), &entries); err != nil {
+		w.t.Fatalf("app history seed: %v: %s", err, out)
+	}
+	hs := map[uint64]historyRecord{}
+	for _, e := range entries {
+		hs[e.ID] = historyRecord{Cluster: e.Cluster, Revision: e.Revision, Digest: e.Digest, Result: e.Result}
+	}
+	return cs, hs
 }
