@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"strings"
 
@@ -113,7 +114,7 @@ func (c *Controller) bundleFor(a *app.Application, cl target.Cluster, policy *ap
 		ts.Revisions = commits
 	}
 	var caps *render.Capabilities
-	if slices.ContainsFunc(srcs, mayBeHelm) {
+	if slices.ContainsFunc(srcs, mayBeHelm) || c.opts.KustomizeHelm && slices.ContainsFunc(srcs, mayBeKustomize) {
 		// Helm renders per capability set; other kinds once for all.
 		caps = c.capabilitiesOf(cl.Name)
 		if cl.Name == hubTarget {
@@ -151,6 +152,12 @@ func bundleRevision(commits []string) string {
 // which kind it is and the files decide.
 func mayBeHelm(src app.Source) bool {
 	return src.Rendered() && (src.Helm != nil || (src.Directory == nil && src.Kustomize == nil))
+}
+
+// mayBeKustomize reports whether src may be a kustomization (whose
+// helmCharts render with the cluster's capabilities).
+func mayBeKustomize(src app.Source) bool {
+	return src.Rendered() && src.Helm == nil && src.Directory == nil
 }
 
 // jobKey names everything a bundle is built from: caps are the target
@@ -222,7 +229,7 @@ func (c *Controller) build(ctx context.Context, a *app.Application, srcs []app.S
 		if len(srcs) > 1 {
 			what = fmt.Sprintf("spec.sources[%d]: %s", i, what)
 		}
-		in, key, err := c.renderInput(a, src, roots[i], commits[i], caps)
+		in, key, err := c.renderInput(ctx, a, src, roots[i], commits[i], caps)
 		if err != nil {
 			return bundleResult{}, err
 		}
@@ -277,7 +284,7 @@ func (c *Controller) build(ctx context.Context, a *app.Application, srcs []app.S
 // its cache key. Plain directories read only under their path, so the
 // path's tree id keys the render; Kustomize and Helm may read elsewhere
 // in the repo (bases, value files), so the whole commit keys them.
-func (c *Controller) renderInput(a *app.Application, src app.Source, root, commit string, caps *render.Capabilities) (render.Input, string, error) {
+func (c *Controller) renderInput(ctx context.Context, a *app.Application, src app.Source, root, commit string, caps *render.Capabilities) (render.Input, string, error) {
 	treePath := src.Path
 	if readsOutsidePath(root, src) {
 		treePath = ""
@@ -297,7 +304,49 @@ func (c *Controller) renderInput(a *app.Application, src app.Source, root, commi
 		}
 		in.Capabilities = caps
 	}
+	if c.opts.KustomizeHelm && !src.IsChart() {
+		kh, err := c.kustomizeHelm(ctx, root, src)
+		if err != nil {
+			return render.Input{}, "", err
+		}
+		in.KustomizeHelm = kh
+	}
 	return in, render.CacheKey(tree, in), nil
+}
+
+// kustomizeHelm fetches the charts the helmCharts of src's kustomization
+// (checked out at root) pull from repositories, through the hub's chart
+// cache and credentials as chart sources do; nil when it has none. A
+// version is looked up when the app renders (a new commit, capabilities
+// or definition), not on every chart poll: pin exact versions.
+func (c *Controller) kustomizeHelm(ctx context.Context, root string, src app.Source) (*render.KustomizeHelm, error) {
+	charts, inflates, err := render.KustomizeCharts(root, src)
+	if err != nil {
+		return nil, fmt.Errorf("kustomize %s: %w", src.Path, err)
+	}
+	if !inflates {
+		return nil, nil
+	}
+	kh := &render.KustomizeHelm{Charts: map[string]string{}}
+	for _, ch := range charts {
+		if c.opts.Charts == nil {
+			return nil, fmt.Errorf("kustomize %s: helmCharts %s from %s: charts from Helm repositories are not enabled on this hub", src.Path, ch.Name, ch.Repo)
+		}
+		ref, err := c.opts.Charts.Resolve(ctx, ch.Repo, ch.Name, ch.Version)
+		if err != nil {
+			return nil, fmt.Errorf("kustomize %s: helmCharts: %w", src.Path, err)
+		}
+		dir, err := c.opts.Charts.Fetch(ctx, ch.Repo, ch.Name, ref)
+		if err != nil {
+			return nil, fmt.Errorf("kustomize %s: helmCharts: %w", src.Path, err)
+		}
+		name, err := chartsource.ChartDir(dir)
+		if err != nil {
+			return nil, fmt.Errorf("kustomize %s: helmCharts %s %s from %s: no chart folder in the archive", src.Path, ch.Name, ref.Version, ch.Repo)
+		}
+		kh.Charts[ch.Key()] = filepath.Join(dir, name)
+	}
+	return kh, nil
 }
 
 // usesRefs reports whether src reads files of other sources ("$ref/...").

@@ -45,6 +45,10 @@ type Options struct {
 	// looked up again (a new version matching its constraint rolls out);
 	// default PollDefault.
 	ChartPoll time.Duration
+	// KustomizeHelm inflates kustomizations' helmCharts (off: an error
+	// on the app naming the kustomization); their charts from
+	// repositories come through Charts.
+	KustomizeHelm bool
 }
 
 // PollDefault is the default of Options.ChartPoll.

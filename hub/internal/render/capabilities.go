@@ -116,8 +116,9 @@ func overrideCapabilities(c *Capabilities, h *app.Helm) (*Capabilities, error) {
 }
 
 // NeedsCapabilities reports whether src, checked out at root, is rendered
-// with the cluster's capabilities: a Helm chart. Plain directories and
-// kustomizations render the same for every cluster.
+// with the cluster's capabilities: a Helm chart, or a kustomization with
+// helmCharts. Plain directories and other kustomizations render the same
+// for every cluster.
 func NeedsCapabilities(root string, src app.Source) bool {
 	r, err := openRepoRoot(root)
 	if err != nil {
@@ -128,5 +129,12 @@ func NeedsCapabilities(root string, src app.Source) bool {
 	if err != nil {
 		return false
 	}
-	return detect(r, dir, src) == kindHelm
+	switch detect(r, dir, src) {
+	case kindHelm:
+		return true
+	case kindKustomize:
+		_, inflates, _ := kustomizeCharts(r, dir)
+		return inflates // helmCharts render as Helm charts do
+	}
+	return false
 }

@@ -21,7 +21,8 @@ var errReadOnly = errors.New("the repository is read-only while rendering")
 // absolute paths; they are mapped into the root.
 type rootFS struct {
 	root      *repoRoot
-	overrides map[string][]byte // by real path relative to the root
+	overrides map[string][]byte // by real path relative to the root; may be files the repository does not have
+	helm      *kzHelm           // helmCharts inflation (nil: refused)
 }
 
 var _ filesys.FileSystem = (*rootFS)(nil)
@@ -72,6 +73,11 @@ func (f *rootFS) ReadDir(p string) ([]string, error) {
 // CleanedAbs returns p's real folder (absolute, in the root) and, when p
 // is a file, its name; p must exist.
 func (f *rootFS) CleanedAbs(p string) (filesys.ConfirmedDir, string, error) {
+	if real, err := f.root.resolve(p); err == nil {
+		if _, ok := f.overrides[real]; ok {
+			return filesys.ConfirmedDir(f.root.abs(path.Dir(real))), path.Base(real), nil
+		}
+	}
 	real, fi, err := f.root.stat(p)
 	if err != nil {
 		return "", "", err

@@ -50,7 +50,8 @@ func isRemote(ref string) bool {
 
 // checkRemote refuses, before kustomize runs, anything the kustomization
 // in dir (relative to the root) and every local kustomization it refers
-// to would make kustomize fetch or clone, and Helm inflation. Errors name
+// to would make kustomize fetch or clone; their helmCharts are inflated
+// (see inflate) or refused. Errors name
 // the kustomization file and the field and wrap ErrRemoteDisabled.
 func checkRemote(fsys *rootFS, dir string, seen map[string]bool) error {
 	if seen[dir] {
@@ -85,8 +86,14 @@ func checkKustomization(fsys *rootFS, dir, file string, data []byte, seen map[st
 	if err := yaml.Unmarshal(data, &kz); err != nil {
 		return fmt.Errorf("%s: %w", file, err)
 	}
-	if len(kz.HelmCharts) > 0 || len(kz.HelmChartInflationGenerator) > 0 || kz.HelmGlobals != nil {
-		return fmt.Errorf("%s: helmCharts: Helm inflation in kustomize is not supported; use a Helm source", file)
+	if len(kz.HelmCharts) > 0 || len(kz.HelmChartInflationGenerator) > 0 || kz.HelmGlobals != nil { //nolint:staticcheck // legacy field, refused by inflate
+		real, err := fsys.root.resolve(file)
+		if err != nil {
+			return fmt.Errorf("%s: %w", file, err)
+		}
+		if err := fsys.inflate(dir, real, kz); err != nil {
+			return err
+		}
 	}
 	var r refs
 	r.add("resources", kz.Resources...)

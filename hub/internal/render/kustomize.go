@@ -1,6 +1,7 @@
 package render
 
 import (
+	"context"
 	"fmt"
 	"path"
 	"strings"
@@ -22,14 +23,17 @@ var kustomizeMu sync.Mutex
 // renderKustomize builds the kustomization in dir with plugins disabled,
 // loads restricted to each kustomization's root, no remote bases or files
 // (checkRemote refuses them before kustomize runs), and every file read
-// through the repository root (rootFS). The application's kustomize
-// settings are applied to the kustomization (in memory) first.
-func renderKustomize(root *repoRoot, dir string, k *app.Kustomize) ([]origined, error) {
+// through the repository root (rootFS). helmCharts are inflated first
+// when in.KustomizeHelm allows (see inflate). The application's kustomize
+// settings are applied to the kustomization (in memory) then.
+func renderKustomize(ctx context.Context, root *repoRoot, dir string, in Input) ([]origined, error) {
+	k := in.Source.Kustomize
 	file := kustomizationFile(root, dir)
 	if file == "" {
 		return nil, fmt.Errorf("kustomize %s: no kustomization.yaml, kustomization.yml or Kustomization", dir)
 	}
 	fsys := newRootFS(root)
+	fsys.helm = &kzHelm{ctx: ctx, opts: in.KustomizeHelm, caps: in.Capabilities}
 	if err := checkRemote(fsys, dir, map[string]bool{}); err != nil {
 		return nil, fmt.Errorf("kustomize %s: %w", dir, err)
 	}
@@ -38,7 +42,7 @@ func renderKustomize(root *repoRoot, dir string, k *app.Kustomize) ([]origined, 
 		if err != nil {
 			return nil, fmt.Errorf("kustomize %s: %w", dir, err)
 		}
-		data, err := root.fs.ReadFile(real)
+		data, err := fsys.ReadFile(real) // with its helmCharts inflated
 		if err != nil {
 			return nil, fmt.Errorf("kustomize %s: %w", dir, err)
 		}

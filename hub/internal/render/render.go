@@ -8,8 +8,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"path"
+	"path/filepath"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -46,6 +49,9 @@ type Input struct {
 	// them only). The cache key must account for their content (see
 	// CacheKey's treeID).
 	Refs map[string]string `json:"refs,omitempty"`
+	// KustomizeHelm turns on kustomizations' helmCharts (nil: an error
+	// naming the kustomization); they render with Capabilities.
+	KustomizeHelm *KustomizeHelm `json:"kustomizeHelm,omitempty"`
 }
 
 // Options configures a Renderer. Zero values take the defaults.
@@ -230,6 +236,14 @@ func CacheKey(treeID string, in Input) string {
 	if in.Capabilities != nil {
 		fmt.Fprintf(h, "\x00capabilities\x00%s", in.Capabilities.Digest())
 	}
+	if in.KustomizeHelm != nil {
+		// The fetched charts' folders are named by their archives' digests.
+		keys := slices.Sorted(maps.Keys(in.KustomizeHelm.Charts))
+		fmt.Fprintf(h, "\x00kustomizeHelm")
+		for _, k := range keys {
+			fmt.Fprintf(h, "\x00%s\x00%s", k, filepath.Base(filepath.Dir(in.KustomizeHelm.Charts[k])))
+		}
+	}
 	return hex.EncodeToString(h.Sum(nil))
 }
 
@@ -253,7 +267,7 @@ func renderSource(ctx context.Context, in Input) ([]*unstructured.Unstructured, 
 	case kindHelm:
 		objs, err = renderHelm(ctx, root, dir, in)
 	case kindKustomize:
-		objs, err = renderKustomize(root, dir, in.Source.Kustomize)
+		objs, err = renderKustomize(ctx, root, dir, in)
 	default:
 		objs, err = renderDirectory(ctx, root, dir, in.Source.Directory)
 	}

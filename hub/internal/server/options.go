@@ -47,6 +47,10 @@ type Options struct {
 
 	PollInterval time.Duration
 	Resync       time.Duration
+	// KustomizeEnableHelm inflates kustomizations' helmCharts with the
+	// hub's Helm code (Argo CD's kustomize --enable-helm); off, they are
+	// an error on the app.
+	KustomizeEnableHelm bool
 
 	// Git: credentials, schemes, deadlines and size limits of git access.
 	Git               GitOptions
@@ -136,6 +140,7 @@ func (o *Options) BindFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.AppsRevision, "apps-revision", o.AppsRevision, "branch, tag or commit of --apps-repo")
 	fs.DurationVar(&o.PollInterval, "poll-interval", o.PollInterval, "how often each repo's refs are listed (plus up to 10% jitter)")
 	fs.DurationVar(&o.Resync, "resync", o.Resync, "how often everything is re-evaluated without a git change")
+	fs.BoolVar(&o.KustomizeEnableHelm, "kustomize-enable-helm", o.KustomizeEnableHelm, "inflate the helmCharts of kustomizations (with the hub's Helm code, charts from repositories through the chart cache and git credentials), as Argo CD's --enable-helm")
 	o.Git.BindFlags(fs)
 	fs.StringVar(&o.WebhookSecretFile, "webhook-secret-file", o.WebhookSecretFile, "file holding the shared secret of git webhooks (without it webhooks are refused)")
 	fs.BoolVar(&o.AllowUnsignedWebhooks, "allow-unsigned-webhooks", o.AllowUnsignedWebhooks, "accept webhooks without a signature when no webhook secret is set (anyone who reaches the hub can then trigger repository polls)")

@@ -114,7 +114,7 @@ func Run(ctx context.Context, o Options, log hclog.Logger) error {
 		// A job is one checkout and one render; the render itself is
 		// killed at --render-timeout, the job given up at twice that.
 		RenderTimeout: 2 * o.Render.Timeout,
-		Charts:        charts, ChartPoll: o.PollInterval,
+		Charts:        charts, ChartPoll: o.PollInterval, KustomizeHelm: o.KustomizeEnableHelm,
 		OnReconcile: func(d time.Duration, renders int, _ error) {
 			m.reconcile.Observe(d.Seconds())
 			m.renders.Add(float64(renders))
