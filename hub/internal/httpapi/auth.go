@@ -140,7 +140,6 @@ func (a *API) appProject(name string) (project string, found bool) {
 	return "", false
 }
 
-
 func roleText(p auth.Principal) string {
 	switch p.Role {
 	case store.RoleDeployer:
