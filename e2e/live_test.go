@@ -154,6 +154,17 @@ func TestLiveView(t *testing.T) {
 	if ann := e.kubectl("alpha", "get", "deployment", "web", "-n", "live", "-o", "jsonpath={.spec.template.metadata.annotations}"); strings.Contains(ann, "restartedAt") {
 		t.Errorf("a read-only token restarted web: %s", ann)
 	}
+	// A deployer of another project sees nothing of the app live and acts
+	// on nothing.
+	if err := e.hub.DoJSON(e.t.Context(), "POST", "/api/v1/tokens", api.CreateTokenRequest{Name: "other-team", Role: "deployer", Projects: []string{"other"}}, &tok); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{"/api/v1/apps/live/resources", "/api/v1/apps/live/live/manifest?kind=Secret&name=creds", "/api/v1/apps/live/live/events", "/api/v1/apps/live/logs?kind=Pod&name=" + pod.Name, "/api/v1/apps/live/manifests"} {
+		if b := e.getRaw(tok.Token, path, http.StatusForbidden); !strings.Contains(string(b), `in project \"default\"`) {
+			t.Errorf("GET %s as a deployer of project other: %s", path, b)
+		}
+	}
+	e.postRaw(tok.Token, "/api/v1/apps/live/actions", api.ActionRequest{Action: api.ActionDelete, Object: api.ObjectRef{Kind: "Pod", Name: pod.Name}}, http.StatusForbidden)
 	// The app's own objects: delete a pod, restart, run the CronJob.
 	e.cli("app", "action", "live", "delete", "pod/"+pod.Name)
 	e.waitGone("pod "+pod.Name, func(ctx context.Context) error {

@@ -71,6 +71,14 @@ func (s *Server) Connect(stream apiv1alpha1.AgentService_ConnectServer) error {
 	if !Compatible(hello.GetProtocolVersion()) {
 		return status.Errorf(codes.FailedPrecondition, "agent protocol version %d is not within one of the hub's %d; upgrade the agent", hello.GetProtocolVersion(), version.ProtocolVersion)
 	}
+	// Live-view requests can be asked for once the agent is welcomed; they
+	// go out with the outbox's answers (after the desired state it has to
+	// send) once the session is attached.
+	var live *liveview.Agent
+	if s.opts.Live != nil {
+		live = s.opts.Live.Attach(cluster, slices.Contains(hello.GetCapabilities(), version.CapLiveView), out.reply)
+		defer live.Close()
+	}
 	if err := stream.Send(&apiv1alpha1.HubMessage{Msg: &apiv1alpha1.HubMessage_Welcome{Welcome: &apiv1alpha1.Welcome{
 		ProtocolVersion: version.ProtocolVersion,
 		HubVersion:      version.Version,
@@ -103,16 +111,7 @@ func (s *Server) Connect(stream apiv1alpha1.AgentService_ConnectServer) error {
 	// the new certificate.
 	expire := time.AfterFunc(cert.NotAfter.Sub(s.now()), func() { out.end(errCertExpired) })
 	out.attach(sess)
-	var live *liveview.Agent
-	if s.opts.Live != nil {
-		// Requests go out with the outbox's answers, after the desired
-		// state it has to send.
-		live = s.opts.Live.Attach(cluster, slices.Contains(hello.GetCapabilities(), version.CapLiveView), out.reply)
-	}
 	err = s.receive(ctx, cluster, cert.Serial, stream, sess, out, live, masksSecrets(hello))
-	if live != nil {
-		live.Close()
-	}
 	expire.Stop()
 	stopEnd()
 	cause := context.Cause(sess.Context())

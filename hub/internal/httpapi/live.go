@@ -12,6 +12,7 @@ import (
 	"github.com/flotilla-cd/flotilla/hub/api"
 	"github.com/flotilla-cd/flotilla/hub/internal/controller"
 	"github.com/flotilla-cd/flotilla/hub/internal/liveview"
+	"github.com/flotilla-cd/flotilla/hub/internal/store"
 	apiv1alpha1 "github.com/flotilla-cd/flotilla/shared/api/v1alpha1"
 )
 
@@ -22,12 +23,33 @@ import (
 
 func (a *API) liveRoutes(read, deploy func(http.HandlerFunc) http.Handler) {
 	m := a.mux
+	read = func(h http.HandlerFunc) http.Handler { return a.auth(permRead)(a.liveReader(h)) }
 	m.Handle("GET /api/v1/apps/{name}/resources", read(a.appResources))
 	m.Handle("GET /api/v1/apps/{name}/manifests", read(a.renderedManifests))
 	m.Handle("GET /api/v1/apps/{name}/live/manifest", read(a.liveManifest))
 	m.Handle("GET /api/v1/apps/{name}/live/events", read(a.liveEvents))
 	m.Handle("GET /api/v1/apps/{name}/logs", read(a.appLogs))
 	m.Handle("POST /api/v1/apps/{name}/actions", deploy(a.appAction))
+}
+
+// liveReader lets through a caller who may read the app of the path's
+// {name} live: any role, but a deployer only in its projects. What the
+// cluster holds (logs, live manifests) goes to no one outside the app's
+// project.
+func (a *API) liveReader(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		name := r.PathValue("name")
+		project, found := a.appProject(name)
+		if !found {
+			writeError(w, http.StatusNotFound, fmt.Sprintf("application %q not found", name))
+			return
+		}
+		if p := callerOf(r.Context()); p.Role == store.RoleDeployer && !p.CanDeploy(project) {
+			writeError(w, http.StatusForbidden, fmt.Sprintf("%s is %s; application %q is in project %q", p.Name, roleText(p), name, project))
+			return
+		}
+		h(w, r)
+	}
 }
 
 // appTargets returns the app's targets, limited to cluster when it is not
