@@ -157,7 +157,7 @@ e2e-containers: docker-deps bins build
 	  FLOTILLA_E2E_AGENT_IMAGE=$(IMAGE_REPO)/flotilla-agent:$(E2E_IMAGE_TAG) FLOTILLA_DOCKER=$(DOCKER) \
 	  $(GO) test -count=1 -timeout $(TEST_TIMEOUT) -v ./e2e/containers/'
 
-## deploy-test: Dockerfile/Makefile checks, server dry-run of every manifest, install walks
+## deploy-test: server dry-run of every manifest, install walks
 deploy-test: check-deps bins build
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) -v ./deploy/...
 
