@@ -11,6 +11,8 @@ require (
 
 require github.com/google/go-jsonnet v0.22.0
 
+require github.com/robfig/cron/v3 v3.0.1
+
 require (
 	github.com/coreos/go-oidc/v3 v3.21.0
 	github.com/go-jose/go-jose/v4 v4.1.4 // indirect

@@ -40,6 +40,10 @@ type AppClusterView struct {
 	// Pinned is the revision a rollback pinned this target to; auto-sync
 	// is suspended while it is set.
 	Pinned string `json:"pinned,omitempty"`
+	// SyncWindow says which sync window of the app's project holds
+	// automated syncs (and self-heal) here now, and whether manual syncs
+	// are allowed; empty when no window holds them.
+	SyncWindow string `json:"syncWindow,omitempty"`
 	// Observed is what the agent reported.
 	Connected      bool           `json:"connected"`
 	Sync           string         `json:"sync"`

@@ -187,9 +187,6 @@ func convertArgoApp(file string, m map[string]any) (*Application, []string, erro
 
 func convertArgoSpec(n *notes, in argoSpec, out *Spec) (bool, error) {
 	out.Project = in.Project
-	if in.Project != "" && in.Project != "default" {
-		n.add("spec.project", "Argo CD projects are not enforced yet; project %q ignored (no project restrictions apply)", in.Project)
-	}
 	if in.Info != nil {
 		n.add("spec.info", "not supported; ignored")
 	}

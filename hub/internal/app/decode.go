@@ -93,9 +93,9 @@ type header struct {
 }
 
 // Decode reads the definitions in one file: a YAML stream (or JSON) of
-// flotilla.dev/v1alpha1 Application and Cluster, and argoproj.io/v1alpha1
-// Application, ApplicationSet and AppProject (the latter ignored with a
-// warning). Any other kind is an error naming the file and document.
+// flotilla.dev/v1alpha1 Application, Cluster and Project, and
+// argoproj.io/v1alpha1 Application, ApplicationSet and AppProject (converted
+// to a Project). Any other kind is an error naming the file and document.
 // Applications are validated (see Validate); ApplicationSets are checked
 // and returned unexpanded.
 //
@@ -190,12 +190,29 @@ func decodeDocument(defs *Definitions, doc document, h header, js []byte, m map[
 			return err
 		}
 		defs.AppSets = append(defs.AppSets, s)
+	case h.APIVersion == APIVersion && h.Kind == KindProject:
+		var obj struct {
+			Spec ProjectSpec `json:"spec"`
+		}
+		if err := decodeStrict(js, m, &obj, []string{"apiVersion", "kind", "metadata", "spec"}); err != nil {
+			return fmt.Errorf("%s: %s: %w", doc.file, what, err)
+		}
+		p := &Project{Name: h.Metadata.Name, Spec: obj.Spec, File: doc.file}
+		if err := ValidateProject(p); err != nil {
+			return err
+		}
+		defs.Projects = append(defs.Projects, p)
 	case h.APIVersion == ArgoAPIVersion && h.Kind == KindAppProject:
-		defs.Warnings = append(defs.Warnings, fmt.Sprintf("%s: %s: Argo CD projects are not supported; ignored", doc.file, what))
+		p, warns, err := convertArgoProject(doc.file, m)
+		defs.Warnings = append(defs.Warnings, warns...)
+		if err != nil {
+			return err
+		}
+		defs.Projects = append(defs.Projects, p)
 	case strings.HasPrefix(h.APIVersion, Group+"/") || strings.HasPrefix(h.APIVersion, "argoproj.io/"):
-		return fmt.Errorf("%s: %w", doc.where(), invalidf("unknown kind %s %s (known: %s Application, Cluster; %s Application, ApplicationSet, AppProject)", h.APIVersion, h.Kind, APIVersion, ArgoAPIVersion))
+		return fmt.Errorf("%s: %w", doc.where(), invalidf("unknown kind %s %s (known: %s Application, Cluster, Project; %s Application, ApplicationSet, AppProject)", h.APIVersion, h.Kind, APIVersion, ArgoAPIVersion))
 	default:
-		return fmt.Errorf("%s: %w", doc.where(), invalidf("unknown kind %q apiVersion %q (name %q); a definitions folder holds only Application, ApplicationSet and Cluster", h.Kind, h.APIVersion, h.Metadata.Name))
+		return fmt.Errorf("%s: %w", doc.where(), invalidf("unknown kind %q apiVersion %q (name %q); a definitions folder holds only Application, ApplicationSet, Cluster, Project and AppProject", h.Kind, h.APIVersion, h.Metadata.Name))
 	}
 	return nil
 }

@@ -56,6 +56,7 @@ func (d *Definitions) Merge(o Definitions) {
 	d.Apps = append(d.Apps, o.Apps...)
 	d.AppSets = append(d.AppSets, o.AppSets...)
 	d.Clusters = append(d.Clusters, o.Clusters...)
+	d.Projects = append(d.Projects, o.Projects...)
 	d.Warnings = append(d.Warnings, o.Warnings...)
 	d.Broken = append(d.Broken, o.Broken...)
 }
@@ -67,6 +68,7 @@ func (d *Definitions) DropDuplicates() {
 	d.Apps = dropDuplicates(d, d.Apps, KindApp, "is defined twice", func(a *Application) (string, string) { return a.Name, a.File })
 	d.AppSets = dropDuplicates(d, d.AppSets, KindAppSet, "is defined twice", func(s *AppSet) (string, string) { return s.Name, s.File })
 	d.Clusters = dropDuplicates(d, d.Clusters, KindCluster, "is declared twice", func(c ClusterDecl) (string, string) { return c.Name, c.File })
+	d.Projects = dropDuplicates(d, d.Projects, KindProject, "is defined twice", func(p *Project) (string, string) { return p.Name, p.File })
 }
 
 func dropDuplicates[T any](d *Definitions, items []T, kind, says string, id func(T) (name, file string)) []T {

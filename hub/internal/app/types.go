@@ -315,6 +315,7 @@ type Definitions struct {
 	Apps     []*Application `json:"apps,omitempty"`
 	AppSets  []*AppSet      `json:"appSets,omitempty"`
 	Clusters []ClusterDecl  `json:"clusters,omitempty"`
+	Projects []*Project     `json:"projects,omitempty"`
 	Warnings []string       `json:"warnings,omitempty"`
 	// Broken are the definitions that could not be used. Each stands or
 	// falls alone: the others of the same file and commit take effect.

@@ -11,16 +11,16 @@ import (
 	"github.com/flotilla-cd/flotilla/hub/internal/app"
 )
 
-// isDefinition reports whether obj is an Application or ApplicationSet,
-// Argo CD's or Flotilla's: an app that renders one (Argo CD's app-of-apps)
-// defines apps on the hub, it does not send them to a cluster (which has
-// no such kind).
+// isDefinition reports whether obj is an Application, ApplicationSet or
+// project, Argo CD's or Flotilla's: an app that renders one (Argo CD's
+// app-of-apps) defines it on the hub, it does not send it to a cluster
+// (which has no such kind).
 func isDefinition(obj *unstructured.Unstructured) bool {
 	switch obj.GetAPIVersion() {
 	case app.ArgoAPIVersion:
-		return obj.GetKind() == app.KindApp || obj.GetKind() == app.KindAppSet
+		return obj.GetKind() == app.KindApp || obj.GetKind() == app.KindAppSet || obj.GetKind() == app.KindAppProject
 	case app.APIVersion:
-		return obj.GetKind() == app.KindApp
+		return obj.GetKind() == app.KindApp || obj.GetKind() == app.KindProject
 	}
 	return false
 }
@@ -69,6 +69,7 @@ func childDefinitions(rendered map[string][]*unstructured.Unstructured, taken ma
 				a.Parent = parent
 				out.Apps = append(out.Apps, a)
 			}
+			out.Projects = append(out.Projects, defs.Projects...)
 			for _, s := range defs.AppSets {
 				s.Parent = parent
 				out.AppSets = append(out.AppSets, s)

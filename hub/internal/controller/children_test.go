@@ -95,7 +95,7 @@ spec:
 // TestAppOfAppsHubRoot: the root of Argo CD's app-of-apps, as Argo CD's
 // documentation writes it: destination Argo CD's in-cluster server,
 // rendering Applications and an AppProject. The root renders on the hub;
-// its children become apps targeting cluster a; no cluster gets anything
+// its children become apps of the AppProject's project targeting cluster a; no cluster gets anything
 // of the root. A root that also renders a ConfigMap has an error naming it,
 // and its children are defined all the same.
 func TestAppOfAppsHubRoot(t *testing.T) {
@@ -121,7 +121,7 @@ spec:
   syncPolicy: {automated: {prune: true, selfHeal: true}}
 `, name, w.repo.URL, path)
 	}
-	project := "apiVersion: argoproj.io/v1alpha1\nkind: AppProject\nmetadata: {name: team, namespace: argocd}\nspec: {sourceRepos: ['*']}\n"
+	project := "apiVersion: argoproj.io/v1alpha1\nkind: AppProject\nmetadata: {name: team, namespace: argocd}\nspec: {sourceRepos: ['*'], destinations: [{name: a, namespace: '*'}]}\n"
 	cm := func(name string) string { return "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: " + name + "}\n" }
 	w.push(map[string]string{
 		"apps/children.yaml": child("child-a") + "---\n" + child("child-b") + "---\n" + project,
@@ -150,8 +150,8 @@ spec:
 	if !r.Hub || r.Revision == "" || r.Error != "" || len(r.Targets) != 0 {
 		t.Errorf("root: %+v, want a rendered hub app with no error and no targets", r)
 	}
-	if len(r.Warnings) != 1 || !strings.Contains(r.Warnings[0], "AppProject team") {
-		t.Errorf("root warnings %q, want one naming the AppProject", r.Warnings)
+	if len(r.Warnings) != 0 {
+		t.Errorf("root warnings %q, want none (its AppProject defines project team)", r.Warnings)
 	}
 	if m := states["mixed"]; !strings.Contains(m.Error, "ConfigMap") || !strings.Contains(m.Error, "stray") || !strings.Contains(m.Error, "spec.destination") {
 		t.Errorf("mixed root error %q, want one naming ConfigMap stray and spec.destination", m.Error)

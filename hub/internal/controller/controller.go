@@ -49,6 +49,13 @@ type Options struct {
 	// on the app naming the kustomization); their charts from
 	// repositories come through Charts.
 	KustomizeHelm bool
+	// ProjectsOff switches project enforcement off: every app is treated
+	// as in an allow-all project (no repo, destination, kind or sync
+	// window rule). For tests and migration only; the agents' own
+	// policies still apply.
+	ProjectsOff bool
+	// Now is the clock sync windows are read with; default time.Now.
+	Now func() time.Time
 }
 
 // PollDefault is the default of Options.ChartPoll.
@@ -98,6 +105,8 @@ type Controller struct {
 	// children are the Applications each parent app last rendered
 	// (app-of-apps), taken as definitions by the next reconcile.
 	children map[string][]*unstructured.Unstructured
+	// windowTimer triggers a reconcile when a sync window opens or closes.
+	windowTimer *time.Timer
 }
 
 type pinKey struct{ app, cluster string }
@@ -123,6 +132,9 @@ func New(opts Options, git *gitsource.Manager, r *render.Renderer, fl *fleet.Fle
 		caps:     map[string]*render.Capabilities{},
 		capSets:  map[string]*render.Capabilities{},
 		snap:     &Snapshot{},
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
 	}
 	if opts.ChartPoll <= 0 {
 		opts.ChartPoll = PollDefault

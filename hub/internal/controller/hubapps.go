@@ -31,19 +31,13 @@ const hubKubeVersion = "v1.37.0"
 var hubCapabilities = func() *render.Capabilities {
 	c, err := render.NewCapabilities(hubKubeVersion, []string{
 		"v1", app.ArgoAPIVersion, app.ArgoAPIVersion + "/" + app.KindApp, app.ArgoAPIVersion + "/" + app.KindAppSet,
-		"argoproj.io/v1alpha1/AppProject", app.APIVersion, app.APIVersion + "/" + app.KindApp,
+		app.ArgoAPIVersion + "/" + app.KindAppProject, app.APIVersion, app.APIVersion + "/" + app.KindApp, app.APIVersion + "/" + app.KindProject,
 	})
 	if err != nil {
 		panic(err) // a constant
 	}
 	return c
 }()
-
-// isProject reports whether obj is an Argo CD AppProject, which app-of-apps
-// roots often define next to their Applications.
-func isProject(obj *unstructured.Unstructured) bool {
-	return obj.GetAPIVersion() == app.ArgoAPIVersion && obj.GetKind() == "AppProject"
-}
 
 // hubApp renders a, whose destination is the hub, and fills as: its
 // revision, its error (a render error, or objects that are not
@@ -64,10 +58,6 @@ func (c *Controller) hubApp(a *app.Application, policy *apiv1alpha1.SyncPolicy, 
 	as.Revision, as.Revisions = ts.Revision, ts.Revisions
 	var others []string
 	for _, o := range out.objs {
-		if isProject(o) {
-			as.Warnings = append(as.Warnings, fmt.Sprintf("AppProject %s ignored: projects are not enforced by this hub yet", o.GetName()))
-			continue
-		}
 		others = append(others, o.GetKind()+" "+o.GetName())
 	}
 	if len(others) > 0 {

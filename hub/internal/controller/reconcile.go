@@ -14,6 +14,7 @@ import (
 
 	"github.com/flotilla-cd/flotilla/hub/internal/app"
 	"github.com/flotilla-cd/flotilla/hub/internal/fleet"
+	"github.com/flotilla-cd/flotilla/hub/internal/project"
 	"github.com/flotilla-cd/flotilla/hub/internal/render"
 	"github.com/flotilla-cd/flotilla/hub/internal/store"
 	"github.com/flotilla-cd/flotilla/hub/internal/target"
@@ -200,7 +201,10 @@ func (c *Controller) compute(ctx context.Context) (*Snapshot, map[string]fleet.D
 		}
 	}
 
-	snap := &Snapshot{At: time.Now(), Warnings: defs.Warnings, Broken: broken}
+	projs, pwarns := compileProjects(defs, c.opts.ProjectsOff)
+	now := c.opts.Now()
+	var windowsChange time.Time
+	snap := &Snapshot{At: time.Now(), Warnings: append(slices.Clone(defs.Warnings), pwarns...), Broken: broken}
 	for _, cl := range clusters {
 		cs := ClusterState{Name: cl.Name, Labels: cl.Labels}
 		if caps := c.capabilitiesOf(cl.Name); caps != nil {
@@ -218,6 +222,16 @@ func (c *Controller) compute(ctx context.Context) (*Snapshot, map[string]fleet.D
 		as := AppState{Name: a.Name, File: a.File, Spec: a.Spec, Set: a.Set, Parent: a.Parent}
 		childrenFrom := "" // the children come from the app's first target
 		policy, perr := syncPolicy(a)
+		pol, err := projs.policyOf(a)
+		if perr == nil && err != nil {
+			perr = err
+		}
+		if perr == nil {
+			perr = pol.CheckSources(a)
+		}
+		if perr == nil && a.Spec.Destination.Hub {
+			perr = pol.CheckHub()
+		}
 		if perr != nil {
 			as.Error = fmt.Sprintf("%s: Application %s: %v", a.File, a.Name, perr)
 		}
@@ -245,10 +259,27 @@ func (c *Controller) compute(ctx context.Context) (*Snapshot, map[string]fleet.D
 				berr error
 				done = true
 			)
-			if perr != nil {
+			ns := a.Spec.Destination.Namespace
+			var derr error
+			win := project.Windows{Automated: true, Manual: true}
+			if pol != nil {
+				derr = pol.CheckDestination(app.Cluster(cl), ns)
+				win = pol.SyncWindows(a.Name, ns, cl.Name, now)
+				windowsChange = nextWindow(windowsChange, win.Next)
+			}
+			switch {
+			case perr != nil:
 				ts, berr = TargetState{Cluster: cl.Name}, perr
-			} else {
-				out, ts, done, berr = c.bundleFor(a, cl, policy, u)
+			case derr != nil:
+				ts, berr = TargetState{Cluster: cl.Name}, fmt.Errorf("spec.destination: %w", derr)
+			default:
+				out, ts, done, berr = c.bundleFor(a, cl, heldBy(policy, win), u)
+				if done && berr == nil {
+					berr = c.checkRendered(pol, a, cl, out)
+				}
+			}
+			if !win.Automated {
+				ts.SyncWindow, ts.ManualSyncDenied = win.Reason, !win.Manual
 			}
 			b := out.bundle
 			switch {
@@ -315,6 +346,7 @@ func (c *Controller) compute(ctx context.Context) (*Snapshot, map[string]fleet.D
 			stateIdx[pinKey{a.Name, t.Cluster}] = t
 		}
 	}
+	c.scheduleWindows(windowsChange)
 	c.holdBroken(snap, desired, apps, broken, prev)
 	if !sameChildren(rendered, nextChildren) {
 		c.mu.Lock()

@@ -65,6 +65,11 @@ type TargetState struct {
 	Error string `json:"error,omitempty"`
 	// Pinned is the revision a rollback pinned this target to.
 	Pinned string `json:"pinned,omitempty"`
+	// SyncWindow says which sync window of the app's project holds
+	// automated syncs (and self-heal) of this target now; "" when none
+	// does. ManualSyncDenied: manual syncs are held too.
+	SyncWindow       string `json:"syncWindow,omitempty"`
+	ManualSyncDenied bool   `json:"manualSyncDenied,omitempty"`
 }
 
 // ClusterState is a cluster with its effective labels.

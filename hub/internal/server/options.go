@@ -51,6 +51,10 @@ type Options struct {
 	// hub's Helm code (Argo CD's kustomize --enable-helm); off, they are
 	// an error on the app.
 	KustomizeEnableHelm bool
+	// EnforceProjects holds apps to their projects' rules (default on).
+	// Off is for tests and migration only: every app is then treated as
+	// in an allow-all project; agents' own policies still apply.
+	EnforceProjects bool
 
 	// Git: credentials, schemes, deadlines and size limits of git access.
 	Git               GitOptions
@@ -106,21 +110,22 @@ type Options struct {
 // DefaultOptions returns the defaults, in one place.
 func DefaultOptions() Options {
 	return Options{
-		StateDir:     "/var/lib/flotilla",
-		AgentListen:  ":8443",
-		HTTPListen:   ":8080",
-		AppsRevision: "HEAD",
-		PollInterval: 30 * time.Second,
-		Resync:       30 * time.Second,
-		CertTTL:      24 * time.Hour,
-		TokenTTL:     24 * time.Hour,
-		LogLevel:     "info",
-		GCPercent:    DefaultGCPercent,
-		Git:          DefaultGitOptions(),
-		Render:       renderproc.DefaultOptions(),
-		AgentLimits:  agentapi.DefaultLimits(),
-		Auth:         auth.DefaultOptions(),
-		Live:         liveview.DefaultLimits(),
+		StateDir:        "/var/lib/flotilla",
+		AgentListen:     ":8443",
+		HTTPListen:      ":8080",
+		AppsRevision:    "HEAD",
+		PollInterval:    30 * time.Second,
+		Resync:          30 * time.Second,
+		EnforceProjects: true,
+		CertTTL:         24 * time.Hour,
+		TokenTTL:        24 * time.Hour,
+		LogLevel:        "info",
+		GCPercent:       DefaultGCPercent,
+		Git:             DefaultGitOptions(),
+		Render:          renderproc.DefaultOptions(),
+		AgentLimits:     agentapi.DefaultLimits(),
+		Auth:            auth.DefaultOptions(),
+		Live:            liveview.DefaultLimits(),
 
 		APITokenTTL:    30 * 24 * time.Hour,
 		APITokenMaxTTL: 365 * 24 * time.Hour,
@@ -141,6 +146,7 @@ func (o *Options) BindFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.PollInterval, "poll-interval", o.PollInterval, "how often each repo's refs are listed (plus up to 10% jitter)")
 	fs.DurationVar(&o.Resync, "resync", o.Resync, "how often everything is re-evaluated without a git change")
 	fs.BoolVar(&o.KustomizeEnableHelm, "kustomize-enable-helm", o.KustomizeEnableHelm, "inflate the helmCharts of kustomizations (with the hub's Helm code, charts from repositories through the chart cache and git credentials), as Argo CD's --enable-helm")
+	fs.BoolVar(&o.EnforceProjects, "enforce-projects", o.EnforceProjects, "hold apps to their projects' rules (source repos, destinations, kinds, sync windows); --enforce-projects=false is for tests and migration only: every app may then deploy anything anywhere the agents allow")
 	o.Git.BindFlags(fs)
 	fs.StringVar(&o.WebhookSecretFile, "webhook-secret-file", o.WebhookSecretFile, "file holding the shared secret of git webhooks (without it webhooks are refused)")
 	fs.BoolVar(&o.AllowUnsignedWebhooks, "allow-unsigned-webhooks", o.AllowUnsignedWebhooks, "accept webhooks without a signature when no webhook secret is set (anyone who reaches the hub can then trigger repository polls)")

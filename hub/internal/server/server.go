@@ -115,12 +115,16 @@ func Run(ctx context.Context, o Options, log hclog.Logger) error {
 		// killed at --render-timeout, the job given up at twice that.
 		RenderTimeout: 2 * o.Render.Timeout,
 		Charts:        charts, ChartPoll: o.PollInterval, KustomizeHelm: o.KustomizeEnableHelm,
+		ProjectsOff: !o.EnforceProjects,
 		OnReconcile: func(d time.Duration, renders int, _ error) {
 			m.reconcile.Observe(d.Seconds())
 			m.renders.Add(float64(renders))
 		},
 	}, git, renderer, fl, st, log.Named("controller"))
 
+	if !o.EnforceProjects {
+		log.Warn("project enforcement is off (--enforce-projects=false): apps are not held to their projects' rules; use this for tests and migration only")
+	}
 	ops := status.New(status.Deps{Store: st, Fleet: fl, Controller: ctrl, Log: log.Named("status")})
 	limits := fitOpenFiles(o.agentLimits(), log)
 	if o.RestoreMode {

@@ -72,6 +72,14 @@ func (s *Service) Command(typ apiv1alpha1.Command_Type, app, cluster, who string
 	for _, t := range targets {
 		cmd := NewCommand(typ, app, who)
 		cmd.Prune = prune
+		if typ == apiv1alpha1.Command_TYPE_SYNC && t.ManualSyncDenied {
+			// A sync window of the app's project holds manual syncs too.
+			if resp.Failed == nil {
+				resp.Failed = map[string]string{}
+			}
+			resp.Failed[t.Cluster] = t.SyncWindow
+			continue
+		}
 		if err := s.d.Fleet.SendCommand(t.Cluster, cmd); err != nil {
 			if resp.Failed == nil {
 				resp.Failed = map[string]string{}
