@@ -113,6 +113,8 @@ lint: $(BIN)/tools/golangci-lint
 	@$(GO) mod tidy -diff >/dev/null || { echo "go.mod/go.sum are not tidy: run go mod tidy"; exit 1; }
 	@cd e2e/tools && $(GO) mod tidy -diff >/dev/null || { echo "e2e/tools/go.mod is not tidy: run go mod tidy in e2e/tools"; exit 1; }
 	@cd e2e/registry && $(GO) mod tidy -diff >/dev/null || { echo "e2e/registry/go.mod is not tidy: run go mod tidy in e2e/registry"; exit 1; }
+	@cd e2e/oidcprovider && $(GO) mod tidy -diff >/dev/null || { echo "e2e/oidcprovider/go.mod is not tidy: run go mod tidy in e2e/oidcprovider"; exit 1; }
+	@cd e2e/oidcprovider && $(GO) vet ./... && test -z "$$(gofmt -l .)" || { echo "e2e/oidcprovider: go vet or gofmt failed"; exit 1; }
 
 ## quickstart: real local cluster + hub + agent + example apps, status printed
 quickstart: deps bins build

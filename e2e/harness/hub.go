@@ -37,7 +37,10 @@ type Hub struct {
 type HubOptions struct {
 	AppsDir      string
 	PollInterval time.Duration
-	Extra        []string
+	// HTTPAddr is the host:port of the HTTP API (default: a free loopback
+	// port), for tests that must name the hub's URL before it starts.
+	HTTPAddr string
+	Extra    []string
 }
 
 // StartHub starts flotilla-hub from binDir with its state under dir and
@@ -49,9 +52,11 @@ func StartHub(ctx context.Context, binDir, dir string, o HubOptions) (*Hub, erro
 	if err != nil {
 		return nil, err
 	}
-	httpAddr, err := FreeAddr()
-	if err != nil {
-		return nil, err
+	httpAddr := o.HTTPAddr
+	if httpAddr == "" {
+		if httpAddr, err = FreeAddr(); err != nil {
+			return nil, err
+		}
 	}
 	if o.PollInterval == 0 {
 		o.PollInterval = time.Hour

@@ -33,7 +33,7 @@ func TestUIReadsWireNames(t *testing.T) {
 	names := map[string]bool{}
 	for _, v := range []any{
 		api.ListResponse[api.AppView]{}, api.ClusterView{}, api.HistoryEntry{}, api.SyncResponse{},
-		api.RollbackResponse{}, api.UnpinResponse{}, api.Error{},
+		api.RollbackResponse{}, api.UnpinResponse{}, api.Error{}, api.WhoamiResponse{}, api.SSOInfo{},
 	} {
 		jsonNames(reflect.TypeOf(v), names)
 	}

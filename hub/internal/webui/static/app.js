@@ -28,6 +28,29 @@ function el(tag, attrs, ...children) {
 
 function token() { return localStorage.getItem(TOKEN_KEY) || ""; }
 
+// Without a pasted token the UI runs on the single sign-on session cookie
+// (HttpOnly: the script never sees it). Requests that change state then
+// echo the CSRF cookie in a header, which no other site can read or send.
+function csrf() {
+  const m = document.cookie.match(/(?:^|; )flotilla_csrf=([^;]*)/);
+  return m ? decodeURIComponent(m[1]) : "";
+}
+
+function authHeaders(method) {
+  if (token()) return { Authorization: "Bearer " + token() };
+  return method === "GET" ? {} : { "X-Flotilla-CSRF": csrf() };
+}
+
+// who is the signed-in caller (GET /api/v1/whoami): the UI shows only the
+// actions its role allows; the hub checks every call again.
+let who = null;
+
+function canDeploy(project) {
+  if (!who) return false;
+  const role = who.role, projects = who.projects || [];
+  return role === "admin" || (role === "deployer" && projects.includes(project || "default"));
+}
+
 // A token is never taken from the address: URLs end up in browser
 // history, proxy logs and Referer headers. People sign in with the form.
 
@@ -36,7 +59,7 @@ class APIError extends Error {
 }
 
 async function api(method, path, body) {
-  const opts = { method, headers: { Authorization: "Bearer " + token() } };
+  const opts = { method, headers: authHeaders(method) };
   if (body !== undefined) {
     opts.headers["Content-Type"] = "application/json";
     opts.body = JSON.stringify(body);
@@ -80,16 +103,29 @@ $("#login-form").addEventListener("submit", async (ev) => {
   $("#token").value = "";
   try {
     await api("GET", "/api/v1/whoami");
-    start();
+    await start();
   } catch (e) {
     $("#login-error").textContent = e.message;
   }
 });
 
-$("#logout").addEventListener("click", () => {
-  localStorage.removeItem(TOKEN_KEY);
+$("#logout").addEventListener("click", async () => {
+  if (token()) localStorage.removeItem(TOKEN_KEY);
+  else await fetch("/auth/logout", { method: "POST", headers: authHeaders("POST") });
+  who = null;
   showLogin("");
 });
+
+// offerSSO shows the single sign-on link when the hub has a provider.
+async function offerSSO() {
+  try {
+    const resp = await fetch("/auth/info");
+    const data = resp.ok ? await resp.json() : null;
+    $("#sso").hidden = !(data && data.enabled);
+  } catch (_) {
+    $("#sso").hidden = true;
+  }
+}
 
 // ---- live updates (server-sent events read with fetch, which can send
 // the bearer header that EventSource cannot) ----
@@ -109,7 +145,7 @@ async function startEvents() {
   let retry = 500;
   while (events === ctl) {
     try {
-      const resp = await fetch("/api/v1/events", { headers: { Authorization: "Bearer " + token() }, signal: ctl.signal });
+      const resp = await fetch("/api/v1/events", { headers: authHeaders("GET"), signal: ctl.signal });
       if (resp.status === 401) { showLogin("token refused"); return; }
       if (!resp.ok) throw new Error("events: " + resp.status);
       $("#live").className = "live on";
@@ -196,7 +232,7 @@ async function fleetView() {
         a.error ? el("p", { class: "error", "data-app-error": a.name }, a.error) : null,
         (a.warnings || []).map((w) => el("p", { class: "warning" }, w))),
       el("td", {}, badge("sync", a.sync), " ", badge("health", a.health)),
-      el("td", {}, el("button", { "data-sync-app": a.name, onclick: () => sync(a.name, "") }, "Sync")),
+      el("td", {}, canDeploy(a.project) ? el("button", { "data-sync-app": a.name, onclick: () => sync(a.name, "") }, "Sync") : null),
       names.map((n) => {
         const c = byCluster[n];
         if (!c) return el("td", { class: "cell none", "data-app": a.name, "data-cluster": n }, "·");
@@ -244,13 +280,14 @@ async function appView(name) {
     api("GET", "/api/v1/apps/" + encodeURIComponent(name)),
     api("GET", "/api/v1/apps/" + encodeURIComponent(name) + "/history?limit=50"),
   ]);
+  const deploy = canDeploy(a.project);
   const sections = a.clusters.map((c) => el("section", { class: "target", "data-target": c.cluster },
     el("h2", {}, c.cluster, " ", badge("sync", c.sync), " ", badge("health", c.health),
       c.connected ? null : el("span", { class: "muted" }, " agent not connected")),
     el("p", {}, "Revision ", el("code", {}, short(c.revision)),
       c.pinned ? el("span", { class: "pinned" }, " pinned to ", el("code", {}, short(c.pinned)), " — auto-sync suspended ") : null,
-      " ", el("button", { "data-sync-cluster": c.cluster, onclick: () => sync(a.name, c.cluster) }, "Sync"),
-      c.pinned ? el("button", { "data-unpin-cluster": c.cluster, onclick: () => unpin(a.name, c.cluster) }, "Unpin") : null),
+      " ", deploy ? el("button", { "data-sync-cluster": c.cluster, onclick: () => sync(a.name, c.cluster) }, "Sync") : null,
+      c.pinned && deploy ? el("button", { "data-unpin-cluster": c.cluster, onclick: () => unpin(a.name, c.cluster) }, "Unpin") : null),
     c.error ? el("p", { class: "error" }, c.error) : null,
     c.message ? el("p", { class: "muted" }, c.message) : null,
     el("table", {},
@@ -268,14 +305,15 @@ async function appView(name) {
       el("td", {}, h.id), el("td", {}, h.cluster), el("td", {}, el("code", {}, short(h.revision))),
       el("td", {}, new Date(h.finishedAt).toLocaleString()), el("td", {}, h.initiatedBy || "–"),
       el("td", {}, badge("result", h.result || "Unknown")),
-      el("td", {}, el("button", { "data-rollback": h.id, onclick: () => rollback(a.name, h) }, "Rollback"))))));
+      el("td", {}, deploy ? el("button", { "data-rollback": h.id, onclick: () => rollback(a.name, h) }, "Rollback") : null)))));
   return el("div", {},
     el("p", {}, el("a", { href: "#/" }, "← Fleet")),
     el("h1", {}, a.name, " ", badge("sync", a.sync), " ", badge("health", a.health)),
     el("p", { class: "muted" }, "Defined in ", a.file || "–",
       a.parent ? [" · child of ", el("a", { href: "#/apps/" + encodeURIComponent(a.parent), "data-parent": a.parent }, a.parent)] : null,
+      " · project ", el("span", { "data-project": a.project }, a.project || "default"),
       " · revision ", el("code", {}, short(a.revision)), " ",
-      el("button", { "data-sync-app": a.name, onclick: () => sync(a.name, "") }, "Sync all")),
+      deploy ? el("button", { "data-sync-app": a.name, onclick: () => sync(a.name, "") }, "Sync all") : null),
     a.error ? el("p", { class: "error" }, a.error) : null,
     (a.warnings || []).map((w) => el("p", { class: "warning" }, w)),
     sections,
@@ -316,8 +354,21 @@ async function unpin(app, cluster) {
 
 // ---- start ----
 
-function start() {
-  if (!token()) { showLogin(""); return; }
+async function start() {
+  try {
+    const resp = await fetch("/api/v1/whoami", { headers: authHeaders("GET") });
+    who = resp.ok ? await resp.json() : null;
+  } catch (_) {
+    who = null;
+  }
+  if (!who) {
+    if (token()) localStorage.removeItem(TOKEN_KEY);
+    showLogin("");
+    offerSSO();
+    return;
+  }
+  const role = who.role, projects = who.projects || [];
+  $("#who").textContent = who.name + " · " + (role === "deployer" ? "deployer of " + projects.join(", ") : role);
   $("#login").hidden = true;
   $("#view").hidden = false;
   $("#logout").hidden = false;
