@@ -61,7 +61,11 @@ go_standin() {
 	goroot=$("$GO" env GOROOT)
 	goversion=$("$GO" env GOVERSION)
 	ref=flotilla-local/go:${goversion#go}
-	if "$DOCKER" image inspect "$ref" >/dev/null 2>&1; then echo "$ref"; return; fi
+	# A stand-in left by an earlier run is used when its go and shell work.
+	if "$DOCKER" run --rm --network none "$ref" sh -c 'go version && cp --version && mkdir --version' >/dev/null 2>&1; then
+		echo "$ref"
+		return
+	fi
 	echo "making $ref from $goroot (no $GO_IMAGE here)" >&2
 	root=$work/go-root
 	mkdir -p "$root/usr/local" "$root/tmp" "$root/etc/ssl/certs" "$root/root"
@@ -76,6 +80,7 @@ go_standin() {
 		--change 'ENV GOTOOLCHAIN=local' \
 		--change 'WORKDIR /' \
 		"$work/go.tar" "$ref" >/dev/null
+	"$DOCKER" run --rm --network none "$ref" sh -c 'go version' >&2
 	echo "$ref"
 }
 
