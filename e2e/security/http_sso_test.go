@@ -57,8 +57,10 @@ func TestSSOProjectDeployer(t *testing.T) {
 		t.Fatal(err)
 	}
 	for name, def := range map[string]string{
-		"shop-web": manualApp("shop-web", "shop", repo.URL, "shop", "shop"),
-		"pay-api":  manualApp("pay-api", "payments", repo.URL, "pay", "pay"),
+		"shop-web":         manualApp("shop-web", "shop", repo.URL, "shop", "shop"),
+		"pay-api":          manualApp("pay-api", "payments", repo.URL, "pay", "pay"),
+		"project-shop":     project("shop", repo.URL, "shop"),
+		"project-payments": project("payments", repo.URL, "pay"),
 	} {
 		if err := os.WriteFile(filepath.Join(appsDir, name+".yaml"), []byte(def), 0o644); err != nil {
 			t.Fatal(err)
@@ -364,6 +366,18 @@ func cliLoginSSOFails(t *testing.T, hubURL, cfg, user, pass string) string {
 
 func cm(name string) string {
 	return fmt.Sprintf("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: %s\ndata:\n  k: v\n", name)
+}
+
+// project lets its apps deploy from repo into namespace on any cluster.
+func project(name, repo, namespace string) string {
+	return fmt.Sprintf(`apiVersion: flotilla.dev/v1alpha1
+kind: Project
+metadata: {name: %s}
+spec:
+  sourceRepos: [%q]
+  destinations: [{clusters: ["*"], namespace: %s}]
+  clusterResourceWhitelist: [{group: "", kind: Namespace}]
+`, name, repo, namespace)
 }
 
 // manualApp is an Application of project with manual sync.
