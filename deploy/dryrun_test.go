@@ -17,7 +17,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/flotilla-cd/flotilla/deploy/internal/manifests"
-	"github.com/flotilla-cd/flotilla/e2e/cluster"
+	"github.com/flotilla-cd/flotilla/internal/testsupport/cluster"
 )
 
 func binDir(t *testing.T) string {

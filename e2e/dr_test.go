@@ -6,9 +6,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/flotilla-cd/flotilla/e2e/cluster"
-	"github.com/flotilla-cd/flotilla/e2e/harness"
 	"github.com/flotilla-cd/flotilla/hub/api"
+	"github.com/flotilla-cd/flotilla/internal/testsupport/cluster"
+	"github.com/flotilla-cd/flotilla/internal/testsupport/harness"
 )
 
 // drApps is how many small apps (a ConfigMap and a one-replica Deployment

@@ -12,9 +12,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
-	"github.com/flotilla-cd/flotilla/e2e/cluster"
-	"github.com/flotilla-cd/flotilla/e2e/gitserver"
-	"github.com/flotilla-cd/flotilla/e2e/harness"
+	"github.com/flotilla-cd/flotilla/internal/testsupport/cluster"
+	"github.com/flotilla-cd/flotilla/internal/testsupport/gitserver"
+	"github.com/flotilla-cd/flotilla/internal/testsupport/harness"
 )
 
 // env is one e2e world: clusters, a git server with a config repo, a hub

@@ -7,7 +7,7 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/flotilla-cd/flotilla/e2e/harness"
+	"github.com/flotilla-cd/flotilla/internal/testsupport/harness"
 )
 
 // TestCommitReachesClusters is the thinnest whole path: a commit to a git

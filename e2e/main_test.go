@@ -7,7 +7,7 @@ import (
 	"runtime"
 	"testing"
 
-	"github.com/flotilla-cd/flotilla/e2e/harness"
+	"github.com/flotilla-cd/flotilla/internal/testsupport/harness"
 )
 
 // binDir holds flotilla-hub, flotilla and flotilla-agent for the suite:

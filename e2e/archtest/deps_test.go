@@ -7,27 +7,16 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"strings"
 	"testing"
 )
 
 const module = "github.com/flotilla-cd/flotilla/"
 
-// testSupportImporters are the product test files' packages that still
-// start real clusters, git servers or hub processes through e2e's test
-// support (issue 16: to move it to a location of its own). The list may
-// only shrink: a new importer fails the test.
-var testSupportImporters = []string{
-	"agent/internal/engine", "agent/internal/hubclient", "deploy",
-	"hub/internal/controller", "hub/internal/gitsource", "hub/internal/render",
-	"hub/internal/httpapi/apitest", // test support of the API's tests, imported only by tests
-}
-
 // TestDependencyRules: the agent never imports the hub, the hub never
-// imports the agent, shared/ imports neither, product code never imports
-// e2e/ or test support (*/testsupport/, */apitest), and product tests
-// reach e2e/ only through the known importers above.
+// imports the agent, shared/ imports neither, nothing outside e2e/ imports
+// e2e/, and product code never imports test support; the same rules hold
+// for test files.
 func TestDependencyRules(t *testing.T) {
 	_, file, _, _ := runtime.Caller(0)
 	root := filepath.Dir(filepath.Dir(filepath.Dir(file)))
@@ -68,6 +57,13 @@ func TestDependencyRules(t *testing.T) {
 
 func top(pkg string) string { return strings.SplitN(pkg, "/", 2)[0] }
 
+// testSupport reports whether pkg is test support: imported by tests (and
+// e2e's tools) only.
+func testSupport(pkg string) bool {
+	return strings.HasPrefix(pkg, "internal/testsupport/") || strings.Contains(pkg, "/testsupport/") ||
+		strings.HasSuffix(pkg, "/apitest") || strings.HasSuffix(pkg, "/chartsourcetest") || pkg == "agent/internal/testenv"
+}
+
 func violates(pkg, dep string, test bool) string {
 	from, to := top(pkg), top(dep)
 	switch {
@@ -75,16 +71,12 @@ func violates(pkg, dep string, test bool) string {
 		return "the agent never imports the hub"
 	case from == "hub" && to == "agent":
 		return "the hub never imports the agent"
-	case from == "shared" && (to == "hub" || to == "agent"):
-		return "shared/ imports neither the hub nor the agent"
-	case from != "e2e" && to == "e2e" && !test && !strings.HasSuffix(pkg, "/apitest"):
-		return "product code never imports e2e/"
-	case strings.HasSuffix(dep, "/apitest") && !test && from != "e2e":
+	case from == "shared" && (to == "hub" || to == "agent" || to == "internal"):
+		return "shared/ imports neither the hub, the agent nor test support"
+	case from != "e2e" && to == "e2e":
+		return "nothing outside e2e/ imports e2e/"
+	case testSupport(dep) && !test && !testSupport(pkg) && from != "e2e":
 		return "product code never imports test support"
-	case strings.Contains(dep, "/testsupport/") && !test && from != "e2e" && !strings.Contains(pkg, "/testsupport/"):
-		return "product code never imports test support (*/testsupport/)"
-	case from != "e2e" && to == "e2e" && !slices.Contains(testSupportImporters, pkg):
-		return "a product test imports e2e/ test support (only the listed packages still do)"
 	}
 	return ""
 }

@@ -18,11 +18,11 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 
-	"github.com/flotilla-cd/flotilla/e2e/cluster"
-	"github.com/flotilla-cd/flotilla/e2e/gitserver"
-	"github.com/flotilla-cd/flotilla/e2e/harness"
 	"github.com/flotilla-cd/flotilla/hub/api"
 	"github.com/flotilla-cd/flotilla/hub/testsupport/chartrepo"
+	"github.com/flotilla-cd/flotilla/internal/testsupport/cluster"
+	"github.com/flotilla-cd/flotilla/internal/testsupport/gitserver"
+	"github.com/flotilla-cd/flotilla/internal/testsupport/harness"
 )
 
 // ClusterName is the name the suite's cluster is enrolled under.

@@ -11,8 +11,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/flotilla-cd/flotilla/e2e/cluster"
 	"github.com/flotilla-cd/flotilla/hub/api"
+	"github.com/flotilla-cd/flotilla/internal/testsupport/cluster"
 )
 
 // TestContainers runs the shipped images and manifests: the hub and the

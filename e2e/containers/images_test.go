@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/flotilla-cd/flotilla/e2e/docker"
+	"github.com/flotilla-cd/flotilla/internal/testsupport/docker"
 )
 
 // TestImages runs each image as the manifests do (read-only root, user

@@ -17,7 +17,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 
-	"github.com/flotilla-cd/flotilla/e2e/harness"
+	"github.com/flotilla-cd/flotilla/internal/testsupport/harness"
 	apiv1alpha1 "github.com/flotilla-cd/flotilla/shared/api/v1alpha1"
 	"github.com/flotilla-cd/flotilla/shared/version"
 )

@@ -13,8 +13,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/flotilla-cd/flotilla/e2e/harness"
 	"github.com/flotilla-cd/flotilla/hub/api"
+	"github.com/flotilla-cd/flotilla/internal/testsupport/harness"
 	apiv1alpha1 "github.com/flotilla-cd/flotilla/shared/api/v1alpha1"
 )
 

@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/flotilla-cd/flotilla/e2e/gitserver"
-	"github.com/flotilla-cd/flotilla/e2e/harness"
+	"github.com/flotilla-cd/flotilla/internal/testsupport/gitserver"
+	"github.com/flotilla-cd/flotilla/internal/testsupport/harness"
 )
 
 // Finding 6, the controller part: one repo or render that never ends must

@@ -14,8 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/flotilla-cd/flotilla/e2e/harness"
 	"github.com/flotilla-cd/flotilla/hub/api"
+	"github.com/flotilla-cd/flotilla/internal/testsupport/harness"
 )
 
 // writeApp writes an Application named name on repoURL into appsDir. Its

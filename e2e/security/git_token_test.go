@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/flotilla-cd/flotilla/e2e/gitserver"
+	"github.com/flotilla-cd/flotilla/internal/testsupport/gitserver"
 )
 
 // Finding 2: the git token went to every repoURL host, over plain http too.

@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/flotilla-cd/flotilla/e2e/gitserver"
-	"github.com/flotilla-cd/flotilla/e2e/harness"
+	"github.com/flotilla-cd/flotilla/internal/testsupport/gitserver"
+	"github.com/flotilla-cd/flotilla/internal/testsupport/harness"
 )
 
 // binDir holds flotilla-hub, flotilla and flotilla-agent:

@@ -8,7 +8,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/flotilla-cd/flotilla/e2e/harness"
+	"github.com/flotilla-cd/flotilla/internal/testsupport/harness"
 )
 
 var (

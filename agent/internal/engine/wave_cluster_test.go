@@ -12,7 +12,7 @@ import (
 	"k8s.io/client-go/dynamic"
 
 	"github.com/flotilla-cd/flotilla/agent/internal/testenv"
-	"github.com/flotilla-cd/flotilla/e2e/cluster"
+	"github.com/flotilla-cd/flotilla/internal/testsupport/cluster"
 	apiv1alpha1 "github.com/flotilla-cd/flotilla/shared/api/v1alpha1"
 	"github.com/flotilla-cd/flotilla/shared/manifest"
 )

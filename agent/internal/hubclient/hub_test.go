@@ -19,8 +19,8 @@ import (
 
 	"github.com/flotilla-cd/flotilla/agent/internal/hubclient"
 	"github.com/flotilla-cd/flotilla/agent/internal/identity"
-	"github.com/flotilla-cd/flotilla/e2e/gitserver"
-	"github.com/flotilla-cd/flotilla/e2e/harness"
+	"github.com/flotilla-cd/flotilla/internal/testsupport/gitserver"
+	"github.com/flotilla-cd/flotilla/internal/testsupport/harness"
 )
 
 // These tests run the real hub as a process (built from this tree, or

@@ -9,7 +9,7 @@ import (
 
 	"github.com/flotilla-cd/flotilla/agent/internal/hubclient"
 	"github.com/flotilla-cd/flotilla/agent/internal/identity"
-	"github.com/flotilla-cd/flotilla/e2e/harness"
+	"github.com/flotilla-cd/flotilla/internal/testsupport/harness"
 )
 
 // TestReconnectNeverGivesUp: an agent that starts while the hub is down

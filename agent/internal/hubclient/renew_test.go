@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/flotilla-cd/flotilla/agent/internal/hubclient"
-	"github.com/flotilla-cd/flotilla/e2e/harness"
+	"github.com/flotilla-cd/flotilla/internal/testsupport/harness"
 	"github.com/flotilla-cd/flotilla/shared/identity"
 )
 

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/flotilla-cd/flotilla/agent/internal/hubclient"
-	"github.com/flotilla-cd/flotilla/e2e/harness"
+	"github.com/flotilla-cd/flotilla/internal/testsupport/harness"
 )
 
 // TestReconnectStormAfterHubRestart enrols 200 agents (FLOTILLA_STORM_AGENTS

@@ -11,11 +11,11 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
-	"github.com/flotilla-cd/flotilla/e2e/gitserver"
 	"github.com/flotilla-cd/flotilla/hub/internal/fleet"
 	"github.com/flotilla-cd/flotilla/hub/internal/gitsource"
 	"github.com/flotilla-cd/flotilla/hub/internal/render"
 	"github.com/flotilla-cd/flotilla/hub/internal/store"
+	"github.com/flotilla-cd/flotilla/internal/testsupport/gitserver"
 )
 
 // world is a controller wired to a real git server over HTTP, a real store

@@ -8,7 +8,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/flotilla-cd/flotilla/e2e/gitserver"
+	"github.com/flotilla-cd/flotilla/internal/testsupport/gitserver"
 )
 
 // valuesChart reads its data from values the chart's own repository does

@@ -12,7 +12,7 @@ import (
 	"github.com/go-git/go-git/v5"
 	"github.com/hashicorp/go-hclog"
 
-	"github.com/flotilla-cd/flotilla/e2e/gitserver"
+	"github.com/flotilla-cd/flotilla/internal/testsupport/gitserver"
 )
 
 // TestTreeWriterStaysInRoot: a file written through a symlink that leads

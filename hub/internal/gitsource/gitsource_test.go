@@ -15,7 +15,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"golang.org/x/crypto/ssh"
 
-	"github.com/flotilla-cd/flotilla/e2e/gitserver"
+	"github.com/flotilla-cd/flotilla/internal/testsupport/gitserver"
 )
 
 func newRepo(t *testing.T) (*gitserver.Repo, *Manager) {

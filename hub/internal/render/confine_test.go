@@ -11,9 +11,9 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
-	"github.com/flotilla-cd/flotilla/e2e/gitserver"
 	"github.com/flotilla-cd/flotilla/hub/internal/app"
 	"github.com/flotilla-cd/flotilla/hub/internal/gitsource"
+	"github.com/flotilla-cd/flotilla/internal/testsupport/gitserver"
 )
 
 const secretText = "TOPSECRET-next-to-the-checkout"

@@ -11,7 +11,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/object"
 
-	"github.com/flotilla-cd/flotilla/e2e/gitserver"
+	"github.com/flotilla-cd/flotilla/internal/testsupport/gitserver"
 )
 
 // Epoch is the fixed time of the fixture's first commit and of the

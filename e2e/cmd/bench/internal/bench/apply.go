@@ -17,8 +17,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
-	"github.com/flotilla-cd/flotilla/e2e/harness"
 	"github.com/flotilla-cd/flotilla/hub/api"
+	"github.com/flotilla-cd/flotilla/internal/testsupport/harness"
 )
 
 // apply measures 1,000 new objects applied by the agent and by kubectl

@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/flotilla-cd/flotilla/e2e/harness"
 	"github.com/flotilla-cd/flotilla/hub/api"
+	"github.com/flotilla-cd/flotilla/internal/testsupport/harness"
 )
 
 // apps measures 100 new apps → all Synced on one cluster, the memory of

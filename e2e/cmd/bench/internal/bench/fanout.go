@@ -14,8 +14,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/flotilla-cd/flotilla/e2e/harness"
 	"github.com/flotilla-cd/flotilla/hub/api"
+	"github.com/flotilla-cd/flotilla/internal/testsupport/harness"
 )
 
 // simProc is one agentsim process.

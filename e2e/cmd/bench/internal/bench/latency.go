@@ -6,10 +6,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/flotilla-cd/flotilla/e2e/cluster"
-	"github.com/flotilla-cd/flotilla/e2e/gitserver"
-	"github.com/flotilla-cd/flotilla/e2e/harness"
 	"github.com/flotilla-cd/flotilla/hub/api"
+	"github.com/flotilla-cd/flotilla/internal/testsupport/cluster"
+	"github.com/flotilla-cd/flotilla/internal/testsupport/gitserver"
+	"github.com/flotilla-cd/flotilla/internal/testsupport/harness"
 )
 
 // latency measures commit → Synced through the webhook at 1 and N real

@@ -14,7 +14,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/flotilla-cd/flotilla/e2e/harness"
+	"github.com/flotilla-cd/flotilla/internal/testsupport/harness"
 )
 
 // profileSrc is added to the hub's and agent's main packages in the

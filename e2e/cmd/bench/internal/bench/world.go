@@ -10,10 +10,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/flotilla-cd/flotilla/e2e/cluster"
-	"github.com/flotilla-cd/flotilla/e2e/gitserver"
-	"github.com/flotilla-cd/flotilla/e2e/harness"
 	"github.com/flotilla-cd/flotilla/hub/api"
+	"github.com/flotilla-cd/flotilla/internal/testsupport/cluster"
+	"github.com/flotilla-cd/flotilla/internal/testsupport/gitserver"
+	"github.com/flotilla-cd/flotilla/internal/testsupport/harness"
 )
 
 // world holds what one phase started, so that it can be stopped at the

@@ -20,7 +20,7 @@ import (
 
 	"k8s.io/client-go/rest"
 
-	"github.com/flotilla-cd/flotilla/e2e/docker"
+	"github.com/flotilla-cd/flotilla/internal/testsupport/docker"
 )
 
 const (
