@@ -131,6 +131,7 @@ func TestLiveView(t *testing.T) {
 
 	if pc, ok := e.clusters["alpha"].(*cluster.ProcessCluster); ok {
 		e.liveLogs(pc, pod.Name)
+		e.liveBrowser(pc, pod.Name)
 	} else {
 		t.Log("pod logs not checked: only process clusters serve them from a file")
 	}

@@ -203,7 +203,15 @@ async function render() {
   const hash = location.hash || "#/";
   let node;
   try {
-    if (hash.startsWith("#/apps/")) node = await appView(decodeURIComponent(hash.slice(7)));
+    const logs = hash.match(/^#\/apps\/([^/]+)\/clusters\/([^/]+)\/logs\/([^/]+)\/([^/]+)$/);
+    const tree = hash.match(/^#\/apps\/([^/]+)\/clusters\/([^/]+)$/);
+    if (logs) {
+      // A log view streams until left: a re-render (any change in the
+      // fleet) must not restart it.
+      if ($("#view").dataset.logs === hash) return;
+      node = logView(...logs.slice(1).map(decodeURIComponent));
+    } else if (tree) node = await treeView(...tree.slice(1).map(decodeURIComponent));
+    else if (hash.startsWith("#/apps/")) node = await appView(decodeURIComponent(hash.slice(7)));
     else if (hash === "#/clusters") node = await clustersView();
     else node = await fleetView();
   } catch (e) {
@@ -211,6 +219,8 @@ async function render() {
     node = el("p", { class: "error" }, e.message);
   }
   const view = $("#view");
+  if (!node.dataset || node.dataset.logs !== hash) stopLog();
+  view.dataset.logs = (node.dataset && node.dataset.logs) || "";
   // Keep open diffs open across re-renders.
   const open = new Set([...view.querySelectorAll("details[open]")].map((d) => d.dataset.key));
   view.replaceChildren(node);
@@ -283,7 +293,8 @@ async function appView(name) {
   const deploy = canDeploy(a.project);
   const sections = a.clusters.map((c) => el("section", { class: "target", "data-target": c.cluster },
     el("h2", {}, c.cluster, " ", badge("sync", c.sync), " ", badge("health", c.health),
-      c.connected ? null : el("span", { class: "muted" }, " agent not connected")),
+      c.connected ? null : el("span", { class: "muted" }, " agent not connected"), " ",
+      el("a", { href: "#/apps/" + encodeURIComponent(a.name) + "/clusters/" + encodeURIComponent(c.cluster), "data-tree-link": c.cluster, class: "small" }, "live resources")),
     el("p", {}, "Revision ", el("code", {}, short(c.revision)),
       c.pinned ? el("span", { class: "pinned" }, " pinned to ", el("code", {}, short(c.pinned)), " — auto-sync suspended ") : null,
       " ", deploy ? el("button", { "data-sync-cluster": c.cluster, onclick: () => sync(a.name, c.cluster) }, "Sync") : null,
@@ -319,6 +330,89 @@ async function appView(name) {
     sections,
     el("h2", {}, "History"),
     hist);
+}
+
+// ---- live view: what the app's agent reads from its cluster now ----
+
+const appHash = (app) => "#/apps/" + encodeURIComponent(app);
+const clusterHash = (app, cluster) => appHash(app) + "/clusters/" + encodeURIComponent(cluster);
+
+// treeView is an app's cluster page: its live resource tree, each object
+// under its owner, with health colours; a Pod opens its log.
+async function treeView(app, cluster) {
+  const r = await api("GET", "/api/v1/apps/" + encodeURIComponent(app) + "/resources?cluster=" + encodeURIComponent(cluster));
+  const t = (r.clusters || [])[0] || { nodes: [], error: "no answer" };
+  const kids = {};
+  const roots = [];
+  for (const n of t.nodes || []) {
+    if (n.parents && n.parents.length) (kids[n.parents[0]] = kids[n.parents[0]] || []).push(n);
+    else roots.push(n);
+  }
+  const seen = new Set();
+  const item = (n) => {
+    const label = n.kind === "Pod" && n.uid
+      ? el("a", { href: clusterHash(app, cluster) + "/logs/" + encodeURIComponent(n.namespace || "") + "/" + encodeURIComponent(n.name), "data-pod": n.name }, n.name)
+      : n.name;
+    const children = n.uid && !seen.has(n.uid) ? (seen.add(n.uid), kids[n.uid] || []) : [];
+    return el("li", { "data-node": n.kind + "/" + n.name, "data-health": n.health },
+      el("span", { class: "node health-" + n.health }, n.kind), " ", label,
+      n.namespace ? el("span", { class: "muted" }, " " + n.namespace) : null, " ", badge("health", n.health),
+      n.message ? el("span", { class: "muted" }, " " + n.message) : null,
+      children.length ? el("ul", {}, children.map(item)) : null);
+  };
+  return el("div", {},
+    el("p", {}, el("a", { href: appHash(app) }, "← " + app)),
+    el("h1", {}, app, " on ", cluster),
+    el("p", { class: "muted" }, "Live resources, read by the cluster's agent just now"),
+    t.error ? el("p", { class: "error" }, t.error) : el("ul", { class: "tree" }, roots.map(item)));
+}
+
+let logCtl = null;
+
+function stopLog() {
+  if (logCtl) logCtl.abort();
+  logCtl = null;
+}
+
+// logView follows a pod's log through the hub until the page leaves it.
+function logView(app, cluster, namespace, pod) {
+  const out = el("pre", { class: "log", id: "log" });
+  const state = el("p", { class: "muted", id: "log-state" }, "connecting…");
+  const node = el("div", { "data-logs": location.hash },
+    el("p", {}, el("a", { href: clusterHash(app, cluster) }, "← " + app + " on " + cluster)),
+    el("h1", {}, "Log of ", pod), state, out);
+  stopLog();
+  const ctl = new AbortController();
+  logCtl = ctl;
+  const q = new URLSearchParams({ cluster, kind: "Pod", name: pod, tail: "200", follow: "true" });
+  if (namespace) q.set("namespace", namespace);
+  (async () => {
+    try {
+      const resp = await fetch("/api/v1/apps/" + encodeURIComponent(app) + "/logs?" + q, { headers: { Authorization: "Bearer " + token() }, signal: ctl.signal });
+      if (!resp.ok) {
+        const text = await resp.text();
+        let msg = resp.status + " " + resp.statusText;
+        try { msg = JSON.parse(text).error || msg; } catch (_) { /* not JSON */ }
+        state.textContent = msg;
+        state.className = "error";
+        return;
+      }
+      state.textContent = "following container " + (resp.headers.get("X-Flotilla-Container") || "");
+      const reader = resp.body.getReader();
+      const dec = new TextDecoder();
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        out.append(dec.decode(value, { stream: true }));
+        if (out.textContent.length > 1 << 20) out.textContent = out.textContent.slice(-(1 << 19)); // keep the page small
+        out.scrollTop = out.scrollHeight;
+      }
+      state.textContent = "log ended";
+    } catch (e) {
+      if (!ctl.signal.aborted) { state.textContent = e.message; state.className = "error"; }
+    }
+  })();
+  return node;
 }
 
 // ---- actions ----

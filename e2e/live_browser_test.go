@@ -1,0 +1,91 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/flotilla-cd/flotilla/internal/testsupport/cluster"
+)
+
+// liveBrowser opens the hub's web UI in headless chromium: the app's
+// cluster page shows the live resource tree with health colours, and a
+// click on the Pod opens its log, which follows lines the pod writes.
+func (e *env) liveBrowser(pc *cluster.ProcessCluster, pod string) {
+	e.t.Helper()
+	path := ""
+	for _, name := range []string{"chromium", "chromium-browser"} {
+		if p, err := exec.LookPath(name); err == nil {
+			path = p
+			break
+		}
+	}
+	if path == "" {
+		if os.Getenv("FLOTILLA_SKIP_BROWSER") == "1" {
+			e.t.Log("web UI not checked: chromium not installed and FLOTILLA_SKIP_BROWSER=1")
+			return
+		}
+		e.t.Fatal("chromium not found: install it (apt-get install -y chromium) or set FLOTILLA_SKIP_BROWSER=1")
+	}
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(path), chromedp.Flag("headless", true), chromedp.Flag("no-sandbox", true),
+		chromedp.Flag("disable-gpu", true), chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.Flag("user-data-dir", e.t.TempDir()), chromedp.Flag("window-size", "1280,800"))
+	actx, cancelAlloc := chromedp.NewExecAllocator(e.t.Context(), opts...)
+	defer cancelAlloc()
+	ctx, cancel := chromedp.NewContext(actx)
+	defer cancel()
+	ctx, cancelT := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancelT()
+
+	css := func(s string) chromedp.CSS { return chromedp.CSS(s) }
+	err := chromedp.Do(ctx,
+		chromedp.Navigate(e.hub.HTTPURL+"/"),
+		chromedp.WaitVisible(css(`#login-form`)),
+		chromedp.SendKeys(css(`#token`), e.hub.Token),
+		chromedp.Click(css(`#login-form button`)),
+		chromedp.WaitVisible(css(`table.matrix`)),
+		chromedp.Navigate(e.hub.HTTPURL+"/#/apps/live"),
+		chromedp.WaitVisible(css(`a[data-tree-link="alpha"]`)),
+		chromedp.Click(css(`a[data-tree-link="alpha"]`)),
+		chromedp.WaitVisible(css(`li[data-node="Pod/`+pod+`"]`)))
+	if err != nil {
+		e.t.Fatalf("browser: open the app's cluster page: %v", err)
+	}
+	depHealth, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.querySelector('li[data-node="Deployment/web"] > .badge').textContent`))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	podColour, err := chromedp.Run(ctx, chromedp.Evaluate[string](`getComputedStyle(document.querySelector('li[data-node="Pod/`+pod+`"] > .node')).backgroundColor`))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if depHealth != "Healthy" || podColour == "" || podColour == "rgba(0, 0, 0, 0)" {
+		e.t.Errorf("tree: Deployment web health %q, pod colour %q; want Healthy and a health colour", depHealth, podColour)
+	}
+	nested, err := chromedp.Run(ctx, chromedp.Evaluate[bool](fmt.Sprintf(`!!document.querySelector('li[data-node="Deployment/web"] li[data-node^="ReplicaSet/"] li[data-node="Pod/%s"]')`, pod)))
+	if err != nil || !nested {
+		e.t.Errorf("tree: the Pod is not nested under a ReplicaSet under Deployment web (%v)", err)
+	}
+	if err := chromedp.Do(ctx, chromedp.Click(css(`a[data-pod="`+pod+`"]`)), chromedp.WaitVisible(css(`#log`))); err != nil {
+		e.t.Fatalf("browser: open the pod's log: %v", err)
+	}
+	line := fmt.Sprintf("browser line %d", time.Now().UnixNano())
+	e.eventually("the log view shows a line the pod writes", func() error {
+		appendPodLog(e.t, pc.PodLogFile(), line)
+		got, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.querySelector('#log').textContent`))
+		if err != nil {
+			return err
+		}
+		if !strings.Contains(got, line) {
+			state, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.querySelector('#log-state').textContent`))
+			return fmt.Errorf("log view (%s) has %d bytes without %q", state, len(got), line)
+		}
+		return nil
+	})
+}
