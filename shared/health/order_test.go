@@ -7,6 +7,7 @@ import (
 )
 
 func TestOrder(t *testing.T) {
+	t.Parallel()
 	names := []string{"Healthy", "Suspended", "Progressing", "Missing", "Degraded", "Unknown"}
 	for i, n := range names {
 		if RankName(n) != i {

@@ -29,6 +29,7 @@ func deploy(replicas int64, image string) *unstructured.Unstructured {
 var key = manifest.Key{Group: "apps", Kind: "Deployment", Namespace: "ns", Name: "web"}
 
 func TestCompare(t *testing.T) {
+	t.Parallel()
 	scaled := deploy(5, "nginx")
 	scaled.SetManagedFields([]metav1.ManagedFieldsEntry{{
 		Manager: "hpa", Operation: metav1.ManagedFieldsOperationUpdate,
@@ -87,6 +88,7 @@ func withSidecarImage(d *unstructured.Unstructured, image string) *unstructured.
 }
 
 func TestFingerprint(t *testing.T) {
+	t.Parallel()
 	a, b := deploy(2, "nginx"), deploy(2, "nginx")
 	b.SetResourceVersion("99")
 	b.Object["status"] = map[string]any{"readyReplicas": int64(2)}
@@ -99,6 +101,7 @@ func TestFingerprint(t *testing.T) {
 }
 
 func TestRespectIgnored(t *testing.T) {
+	t.Parallel()
 	rules := []Rule{{Group: "apps", Kind: "Deployment", JSONPointers: []string{"/spec/replicas", "/spec/paused"}}}
 	desired := deploy(2, "nginx")
 	desired.Object["spec"].(map[string]any)["paused"] = true
@@ -121,6 +124,7 @@ func TestRespectIgnored(t *testing.T) {
 }
 
 func TestPointerTokens(t *testing.T) {
+	t.Parallel()
 	if diff := cmp.Diff([]string{"metadata", "annotations", "a/b~c"}, pointerTokens("/metadata/annotations/a~1b~0c")); diff != "" {
 		t.Error(diff)
 	}

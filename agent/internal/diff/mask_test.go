@@ -30,6 +30,7 @@ func secret(data map[string]any, stringData map[string]any, annotations map[stri
 // stringData or kubectl's last-applied annotation; a changed key still
 // shows as changed and an unchanged one as unchanged.
 func TestSecretValuesMasked(t *testing.T) {
+	t.Parallel()
 	k := manifest.Key{Kind: "Secret", Namespace: "app", Name: "db"}
 	live := secret(map[string]any{"password": "bGl2ZS1zM2NyZXQ=", "user": "YWRtaW4=", "old": "b2xkLXNlY3JldA=="}, nil,
 		map[string]any{lastApplied: `{"data":{"password":"bGl2ZS1zM2NyZXQ="}}`})
@@ -61,6 +62,7 @@ func TestSecretValuesMasked(t *testing.T) {
 
 // Other kinds keep their values.
 func TestConfigMapNotMasked(t *testing.T) {
+	t.Parallel()
 	k := manifest.Key{Kind: "ConfigMap", Namespace: "app", Name: "c"}
 	cm := func(v string) *unstructured.Unstructured {
 		return &unstructured.Unstructured{Object: map[string]any{"apiVersion": "v1", "kind": "ConfigMap",

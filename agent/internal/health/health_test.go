@@ -25,6 +25,7 @@ func deployment(gen, observed, replicas, available int64) *unstructured.Unstruct
 }
 
 func TestOf(t *testing.T) {
+	t.Parallel()
 	cm := &unstructured.Unstructured{Object: map[string]any{
 		"apiVersion": "v1", "kind": "ConfigMap", "metadata": map[string]any{"name": "c", "namespace": "ns"},
 	}}

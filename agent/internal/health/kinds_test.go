@@ -24,6 +24,7 @@ func obj(t *testing.T, doc string) *unstructured.Unstructured {
 // Service and Ingress without an address and the paused Deployment
 // Healthy.
 func TestByKind(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name, doc string
 		want      apiv1alpha1.HealthStatus

@@ -12,6 +12,7 @@ import (
 // helm.kubeVersion wins and its non-empty helm.apiVersions replace the
 // base list; an override without them keeps the base's.
 func TestEffectiveHelmCapabilityOverrides(t *testing.T) {
+	t.Parallel()
 	base := app.Helm{KubeVersion: "1.29", APIVersions: []string{"v1", "example.com/v1"}}
 	tests := []struct {
 		name     string

@@ -18,6 +18,7 @@ var (
 )
 
 func TestTargets(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		dest app.Destination
@@ -78,6 +79,7 @@ func guestbook() *app.Application {
 }
 
 func TestEffective(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		cluster Cluster
 		want    app.Source
@@ -129,6 +131,7 @@ func TestEffective(t *testing.T) {
 }
 
 func TestEffectiveKustomize(t *testing.T) {
+	t.Parallel()
 	a := &app.Application{Name: "k", Spec: app.Spec{
 		Source: app.Source{RepoURL: "r", Path: "overlays/{{ .cluster.labels.env }}", Kustomize: &app.Kustomize{
 			NamePrefix: "p-", Images: []string{"web=web:v1"}, CommonLabels: map[string]string{"cluster": "{{ .cluster.name }}", "team": "a"},
@@ -154,6 +157,7 @@ func TestEffectiveKustomize(t *testing.T) {
 }
 
 func TestEffectiveErrors(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name    string
 		source  app.Source
@@ -189,6 +193,7 @@ func TestEffectiveErrors(t *testing.T) {
 }
 
 func TestMergeValues(t *testing.T) {
+	t.Parallel()
 	base := map[string]any{"a": map[string]any{"b": 1, "c": 2}, "list": []any{1, 2}, "s": "x"}
 	over := map[string]any{"a": map[string]any{"c": 3, "d": 4}, "list": []any{9}, "s": map[string]any{"now": "map"}}
 	want := map[string]any{"a": map[string]any{"b": 1, "c": 3, "d": 4}, "list": []any{9}, "s": map[string]any{"now": "map"}}
