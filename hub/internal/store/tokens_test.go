@@ -269,10 +269,8 @@ func TestCA(t *testing.T) {
 	}
 }
 
-// TestTokenCompareTiming: a wrong token costs the same whether it differs
-// from the right one in its first or its last character, so the time of a
-// refusal tells nothing about how close a guess was. (The comparison is of
-// SHA-256 hashes with subtle.ConstantTimeCompare; this checks the whole path.)
+// TestEnrollCluster: a join token enrols its cluster once, and only while
+// it is valid; a failed signing keeps it usable.
 func TestEnrollCluster(t *testing.T) {
 	errSign := errors.New("bad CSR")
 	enroll := func(c *Cluster) error {
