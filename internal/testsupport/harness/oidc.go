@@ -51,7 +51,7 @@ var (
 func OIDCProviderBinary() (string, error) {
 	oidcOnce.Do(func() {
 		_, self, _, _ := runtime.Caller(0)
-		mod := filepath.Join(filepath.Dir(self), "..", "oidcprovider")
+		mod := filepath.Join(filepath.Dir(self), "..", "..", "..", "e2e", "oidcprovider")
 		dir, err := os.MkdirTemp("", "flotilla-oidcprovider-")
 		if err != nil {
 			oidcErr = err
