@@ -78,17 +78,20 @@ type app struct {
 	want     *apiv1alpha1.Bundle // accepted bundle
 	bundle   *apiv1alpha1.Bundle // loaded bundle (nil when loading failed)
 	loadErr  error
-	failedAt string     // digest whose load failed
-	changes  *ChangeSet // what the running (or last) sync did
-	policy   *apiv1alpha1.SyncPolicy
-	syncOpts apply.SyncOptions
-	rules    []diff.Rule
-	objs     map[manifest.Key]*objState
-	order    []manifest.Key
-	waves    []apply.Wave
-	hooks    []*hookSpec               // the bundle's hooks, one per phase, in run order
-	stale    map[manifest.Key]staleObj // left-over objects kept, with the reason
-	needSync bool
+	failedAt string // digest whose load failed
+	// policyGen is the cluster policy generation the bundle was planned
+	// under; a newer one plans it again.
+	policyGen uint64
+	changes   *ChangeSet // what the running (or last) sync did
+	policy    *apiv1alpha1.SyncPolicy
+	syncOpts  apply.SyncOptions
+	rules     []diff.Rule
+	objs      map[manifest.Key]*objState
+	order     []manifest.Key
+	waves     []apply.Wave
+	hooks     []*hookSpec               // the bundle's hooks, one per phase, in run order
+	stale     map[manifest.Key]staleObj // left-over objects kept, with the reason
+	needSync  bool
 	// valid is the digest of the loaded bundle once the dry-run of a sync
 	// accepted all of it. Until then drift is reported but not healed
 	// object by object, so that a bundle the API server refuses in part is
@@ -194,7 +197,9 @@ func (a *app) reconcile(ctx context.Context) time.Time {
 		return a.remove(ctx)
 	}
 	now := a.e.clock.Now()
-	if a.want != nil && (a.bundle == nil || a.bundle.GetDigest() != a.want.GetDigest()) && (a.loadErr == nil || a.failedAt != a.want.GetDigest() || !now.Before(a.retryAt)) {
+	gen := a.e.opts.Policy.Gen()
+	if a.want != nil && (a.bundle == nil || a.bundle.GetDigest() != a.want.GetDigest() || a.policyGen != gen) && (a.loadErr == nil || a.failedAt != a.want.GetDigest() || a.policyGen != gen || !now.Before(a.retryAt)) {
+		a.policyGen = gen
 		a.load(ctx, a.want)
 	}
 	if a.loadErr != nil {

@@ -18,6 +18,7 @@ import (
 	"github.com/flotilla-cd/flotilla/agent/internal/apply"
 	"github.com/flotilla-cd/flotilla/agent/internal/inventory"
 	"github.com/flotilla-cd/flotilla/agent/internal/live"
+	"github.com/flotilla-cd/flotilla/agent/internal/policy"
 	apiv1alpha1 "github.com/flotilla-cd/flotilla/shared/api/v1alpha1"
 	"github.com/flotilla-cd/flotilla/shared/manifest"
 )
@@ -52,6 +53,11 @@ type Options struct {
 	// naming it (wrapping ErrNotPermitted); CreateNamespace=true creates
 	// nothing. Empty: every namespace and cluster-scoped objects.
 	Namespaces []string
+	// Policy is the cluster-side policy (package policy): a bundle with
+	// an object it refuses is not applied at all, and the app's status
+	// names the object and the rule. A change re-plans every app. Nil:
+	// no policy.
+	Policy *policy.Set
 	// Registerer receives the engine's Prometheus metrics
 	// (flotilla_agent_*); nil registers them nowhere.
 	Registerer prometheus.Registerer
@@ -153,6 +159,9 @@ func New(cfg *rest.Config, opts Options, log hclog.Logger) (*Engine, error) {
 		tombstones: map[string]*apiv1alpha1.AppStatus{},
 	}
 	e.cache = live.New(dyn, apply.ManagedSelector, opts.Namespaces, e.onEvent, log.Named("live"))
+	if opts.Policy != nil {
+		opts.Policy.OnChange(e.pokeAll)
+	}
 	if opts.Registerer != nil {
 		if err := e.metrics.register(opts.Registerer, e); err != nil {
 			return nil, err
@@ -217,6 +226,16 @@ func (e *Engine) start(a *app) {
 		defer e.wg.Done()
 		a.run(e.runCtx)
 	}()
+}
+
+// pokeAll wakes every app (the cluster policy changed: each plans its
+// bundle again).
+func (e *Engine) pokeAll() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, a := range e.apps {
+		a.poke()
+	}
 }
 
 // Held returns app → digest of every accepted bundle (removed apps left out).

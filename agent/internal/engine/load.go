@@ -18,6 +18,7 @@ import (
 
 	"github.com/flotilla-cd/flotilla/agent/internal/apply"
 	"github.com/flotilla-cd/flotilla/agent/internal/diff"
+	"github.com/flotilla-cd/flotilla/agent/internal/policy"
 )
 
 // load decodes and plans b. On failure the app keeps no loaded bundle and
@@ -126,6 +127,9 @@ func (a *app) plan(b *apiv1alpha1.Bundle) ([]*objState, []apply.Wave, []*hookSpe
 	if err := checkScope(append(slices.Clone(waves), hookWaves...), b); err != nil {
 		return nil, nil, nil, fmt.Errorf("bundle %s: %w", a.name, err)
 	}
+	if err := checkPolicy(append(slices.Clone(waves), hookWaves...), a.e.opts.Policy); err != nil {
+		return nil, nil, nil, fmt.Errorf("bundle %s: nothing applied: %w", a.name, err)
+	}
 	hooks, err := hookSpecs(a.name, b.GetDigest(), hookWaves)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("bundle %s: %w", a.name, err)
@@ -190,6 +194,9 @@ func (a *app) mapObject(ctx context.Context, st *objState) error {
 	if err := a.e.permitted(st.key, st.namespaced); err != nil {
 		return err
 	}
+	if err := a.e.opts.Policy.Check(st.key, st.namespaced); err != nil {
+		return err
+	}
 	if err := a.e.cache.Ensure(ctx, st.gvr, st.namespaced); err != nil {
 		return fmt.Errorf("%s: %w", st.key, err)
 	}
@@ -232,4 +239,36 @@ func checkScope(waves []apply.Wave, b *apiv1alpha1.Bundle) error {
 		}
 	}
 	return refused.Err()
+}
+
+// checkPolicy refuses a bundle with an object the cluster's own policy
+// refuses (package policy), whatever the hub sent: the plan knows every
+// object's real scope.
+func checkPolicy(waves []apply.Wave, set *policy.Set) error {
+	if set == nil {
+		return nil
+	}
+	var refused []error
+	n := 0
+	for _, w := range waves {
+		for _, step := range w.Steps {
+			for _, o := range step.Objects {
+				k := manifest.KeyOf(o)
+				namespaced := step.Phase == apply.PhaseNamespaced
+				if !namespaced {
+					k.Namespace = ""
+				}
+				if err := set.Check(k, namespaced); err != nil {
+					n++
+					if len(refused) < 10 {
+						refused = append(refused, err)
+					}
+				}
+			}
+		}
+	}
+	if n > len(refused) {
+		refused = append(refused, fmt.Errorf("and %d more objects %w", n-len(refused), policy.ErrRefused))
+	}
+	return errors.Join(refused...)
 }

@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"github.com/spf13/pflag"
+
+	"github.com/flotilla-cd/flotilla/agent/internal/policy"
 	"k8s.io/apimachinery/pkg/util/validation"
 )
 
@@ -25,6 +27,14 @@ type Options struct {
 	WatchNamespaces []string
 	IdentityDir     string
 	IdentitySecret  string
+
+	// Cluster-side policy (package policy): from flags and/or a ConfigMap
+	// in Namespace; an object must pass both.
+	PolicyConfigMap     string
+	PolicyNamespaces    []string
+	PolicyAllowKinds    []string
+	PolicyDenyKinds     []string
+	PolicyClusterScoped bool
 
 	// Live-view limits (see docs/protocol.md).
 	LiveMaxRequests       int
@@ -45,6 +55,8 @@ func DefaultOptions() Options {
 		MetricsListen:  ":8081",
 		LogLevel:       "info",
 
+		PolicyClusterScoped: true,
+
 		LiveMaxRequests:       32,
 		LiveMaxLogs:           16,
 		LiveLogBytesPerSecond: 1 << 20,
@@ -62,6 +74,11 @@ func (o *Options) BindFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.Kubeconfig, "kubeconfig", o.Kubeconfig, "kubeconfig of the cluster to manage (default: in-cluster config)")
 	fs.StringVar(&o.Namespace, "namespace", o.Namespace, "namespace of the agent's own state (inventories, bundles, identity)")
 	fs.StringSliceVar(&o.WatchNamespaces, "watch-namespaces", o.WatchNamespaces, "manage only these namespaces (comma-separated), for an agent whose RBAC covers only them: objects are watched per namespace, and cluster-scoped objects or objects in other namespaces are refused (default: all namespaces and cluster-scoped objects)")
+	fs.StringVar(&o.PolicyConfigMap, "policy-configmap", o.PolicyConfigMap, "read the cluster's policy from this ConfigMap in --namespace (keys namespaces, allowKinds, denyKinds, clusterScoped) and follow its changes; while it is missing or malformed nothing is applied")
+	fs.StringSliceVar(&o.PolicyNamespaces, "policy-namespaces", o.PolicyNamespaces, "cluster policy: namespaced objects only in these namespaces (globs, comma-separated; default any)")
+	fs.StringSliceVar(&o.PolicyAllowKinds, "policy-allow-kinds", o.PolicyAllowKinds, "cluster policy: apply only these kinds (group/Kind globs, Kind for the core group; default any)")
+	fs.StringSliceVar(&o.PolicyDenyKinds, "policy-deny-kinds", o.PolicyDenyKinds, "cluster policy: never apply these kinds (group/Kind globs, e.g. rbac.authorization.k8s.io/ClusterRoleBinding)")
+	fs.BoolVar(&o.PolicyClusterScoped, "policy-cluster-scoped", o.PolicyClusterScoped, "cluster policy: may cluster-scoped objects be applied")
 	fs.StringVar(&o.IdentityDir, "identity-dir", o.IdentityDir, "keep the identity in this folder instead of a Secret")
 	fs.StringVar(&o.IdentitySecret, "identity-secret", o.IdentitySecret, "name of the Secret that holds the identity")
 	fs.IntVar(&o.LiveMaxRequests, "live-max-requests", o.LiveMaxRequests, "live-view requests (tree, manifest, events, logs, actions) served at once; more are refused as busy")
@@ -91,6 +108,9 @@ func (o *Options) Validate() error {
 	if o.LiveMaxRequests < 1 || o.LiveMaxLogs < 1 || o.LiveLogBytesPerSecond < 1 {
 		errs = append(errs, errors.New("--live-max-requests, --live-max-logs and --live-log-bytes-per-second must be at least 1"))
 	}
+	if err := o.flagPolicy().Validate(); err != nil {
+		errs = append(errs, err)
+	}
 	for _, ns := range o.WatchNamespaces {
 		if ns = strings.TrimSpace(ns); ns == "" {
 			continue
@@ -100,4 +120,9 @@ func (o *Options) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// flagPolicy is the cluster policy the flags set.
+func (o *Options) flagPolicy() policy.Policy {
+	return policy.Policy{Source: "flags", Namespaces: o.PolicyNamespaces, AllowKinds: o.PolicyAllowKinds, DenyKinds: o.PolicyDenyKinds, NoClusterScoped: !o.PolicyClusterScoped}
 }

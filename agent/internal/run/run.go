@@ -30,6 +30,7 @@ import (
 	"github.com/flotilla-cd/flotilla/agent/internal/identity"
 	"github.com/flotilla-cd/flotilla/agent/internal/kube"
 	"github.com/flotilla-cd/flotilla/agent/internal/liveview"
+	"github.com/flotilla-cd/flotilla/agent/internal/policy"
 	"github.com/flotilla-cd/flotilla/shared/memtrim"
 	"github.com/flotilla-cd/flotilla/shared/version"
 )
@@ -62,8 +63,19 @@ func Run(ctx context.Context, o Options, log hclog.Logger) error {
 	// its metrics, the Go runtime's and the process's.
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	pol := policy.NewSet()
+	if fp := o.flagPolicy(); !fp.Empty() {
+		pol.Update(fp)
+		log.Info("cluster policy", "source", "flags", "namespaces", fp.Namespaces, "allow_kinds", fp.AllowKinds, "deny_kinds", fp.DenyKinds, "cluster_scoped", !fp.NoClusterScoped)
+	}
+	if o.PolicyConfigMap != "" {
+		// Read before anything is applied; followed until ctx ends.
+		if err := policy.WatchConfigMap(ctx, dyn, o.Namespace, o.PolicyConfigMap, pol, log.Named("policy")); err != nil {
+			return err
+		}
+	}
 	eng, err := engine.New(cfg, engine.Options{
-		Namespace: o.Namespace, Cluster: o.Cluster, Namespaces: o.WatchNamespaces, Registerer: reg,
+		Namespace: o.Namespace, Cluster: o.Cluster, Namespaces: o.WatchNamespaces, Registerer: reg, Policy: pol,
 	}, log)
 	if err != nil {
 		return err

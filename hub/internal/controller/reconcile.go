@@ -235,7 +235,10 @@ func (c *Controller) compute(ctx context.Context) (*Snapshot, map[string]fleet.D
 		if perr != nil {
 			as.Error = fmt.Sprintf("%s: Application %s: %v", a.File, a.Name, perr)
 		}
-		if revs, err := c.sourceRevisions(a); err != nil && as.Error == "" {
+		if perr != nil {
+			// Not even fetched: a repo the project forbids, or an app
+			// without a usable project.
+		} else if revs, err := c.sourceRevisions(a); err != nil && as.Error == "" {
 			as.Error = err.Error()
 		} else if revs != nil {
 			as.Revision = bundleRevision(revs)
