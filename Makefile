@@ -132,7 +132,9 @@ IMAGE_REPO   ?= ghcr.io/flotilla-cd
 # flotilla-local/static:nonroot from scratch).
 GO_IMAGE     ?= golang:1.26
 BASE_IMAGE   ?= gcr.io/distroless/static-debian12:nonroot
-E2E_IMAGE_TAG := e2e
+# The tier's images get a tag of their own per run (the engine may be shared with
+# other checkouts' runs) and are removed after it.
+E2E_IMAGE_TAG := e2e-$(shell od -An -N4 -tx4 /dev/urandom | tr -d ' ')
 IMAGE_ENV     = DOCKER=$(DOCKER) GO=$(GO) VERSION=$(VERSION) IMAGE_REPO=$(IMAGE_REPO) GO_IMAGE=$(GO_IMAGE) BASE_IMAGE=$(BASE_IMAGE)
 
 ## docker-deps: Debian's docker.io when no dockerd is installed (apt-get, as root)
@@ -154,6 +156,7 @@ e2e-containers: docker-deps bins build
 	@mkdir -p $(BIN)/image && cp $(BIN)/flotilla-hub $(BIN)/flotilla $(BIN)/flotilla-agent $(BIN)/image/
 	./deploy/images/with-dockerd.sh bash -c 'set -e; \
 	  $(DOCKER) network prune -f --filter label=flotilla-e2e --filter until=2h >/dev/null; \
+	  trap "$(DOCKER) rmi $(IMAGE_REPO)/flotilla-hub:$(E2E_IMAGE_TAG) $(IMAGE_REPO)/flotilla-agent:$(E2E_IMAGE_TAG) >/dev/null 2>&1 || true" EXIT; \
 	  env $(IMAGE_ENV) PREBUILT=bin/image TAG=$(E2E_IMAGE_TAG) ./deploy/images/build.sh; \
 	  FLOTILLA_E2E_HUB_IMAGE=$(IMAGE_REPO)/flotilla-hub:$(E2E_IMAGE_TAG) \
 	  FLOTILLA_E2E_AGENT_IMAGE=$(IMAGE_REPO)/flotilla-agent:$(E2E_IMAGE_TAG) FLOTILLA_DOCKER=$(DOCKER) \
