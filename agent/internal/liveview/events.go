@@ -8,6 +8,8 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	apiv1alpha1 "github.com/flotilla-cd/flotilla/shared/api/v1alpha1"
 )
@@ -40,12 +42,15 @@ func (s *Server) events(ctx context.Context, app string, ref *apiv1alpha1.Object
 	var out []*apiv1alpha1.LiveEvent
 	var times []metav1.Time
 	for ns := range namespaces {
-		list, err := s.cs.CoreV1().Events(ns).List(ctx, metav1.ListOptions{})
+		list, err := s.dyn.Resource(eventsGVR).Namespace(ns).List(ctx, metav1.ListOptions{})
 		if err != nil {
 			return nil, fmt.Errorf("list events in namespace %q: %w", ns, err)
 		}
 		for i := range list.Items {
-			ev := &list.Items[i]
+			ev := &corev1.Event{}
+			if err := runtime.DefaultUnstructuredConverter.FromUnstructured(list.Items[i].Object, ev); err != nil {
+				return nil, fmt.Errorf("event %s/%s: %w", ns, list.Items[i].GetName(), err)
+			}
 			if !uids[string(ev.InvolvedObject.UID)] {
 				continue
 			}
@@ -64,6 +69,10 @@ func (s *Server) events(ctx context.Context, app string, ref *apiv1alpha1.Object
 	}
 	return &apiv1alpha1.LiveResponse{Events: sorted}, nil
 }
+
+// eventsGVR is the core group's Event (read with the dynamic client:
+// the typed clientset would link every API group into the agent).
+var eventsGVR = schema.GroupVersionResource{Version: "v1", Resource: "events"}
 
 // eventTime is when ev was last seen.
 func eventTime(ev *corev1.Event) metav1.Time {

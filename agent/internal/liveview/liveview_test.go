@@ -16,7 +16,6 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
 	"github.com/flotilla-cd/flotilla/agent/internal/apply"
@@ -117,7 +116,11 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := liveview.New(dyn, kubernetes.NewForConfigOrDie(restCfg), mapper, eng, liveview.Options{}, log)
+	podLogs, err := liveview.NewPodLogs(restCfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := liveview.New(dyn, podLogs, mapper, eng, liveview.Options{}, log)
 	return &fixture{t: t, ns: ns, dyn: dyn, srv: srv}
 }
 

@@ -44,7 +44,7 @@ func (s *Server) streamLogs(ctx context.Context, req *apiv1alpha1.LiveRequest, r
 	if n := opts.GetSinceSeconds(); n > 0 {
 		plo.SinceSeconds = &n
 	}
-	rc, err := s.cs.CoreV1().Pods(pod.obj.GetNamespace()).GetLogs(pod.obj.GetName(), plo).Stream(ctx)
+	rc, err := s.podLogs.Stream(ctx, pod.obj.GetNamespace(), pod.obj.GetName(), plo)
 	if err != nil {
 		return nil, fmt.Errorf("logs of pod %s/%s container %q: %w", pod.obj.GetNamespace(), pod.obj.GetName(), container, err)
 	}

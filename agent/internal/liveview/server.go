@@ -12,7 +12,6 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/kubernetes"
 
 	"github.com/flotilla-cd/flotilla/agent/internal/inventory"
 	apiv1alpha1 "github.com/flotilla-cd/flotilla/shared/api/v1alpha1"
@@ -77,13 +76,13 @@ type Send func(ctx context.Context, r *apiv1alpha1.LiveResponse) error
 
 // Server serves live-view requests of one agent.
 type Server struct {
-	opts   Options
-	dyn    dynamic.Interface
-	cs     kubernetes.Interface
-	mapper Mapper
-	inv    Inventory
-	log    hclog.Logger
-	bps    *rate.Limiter
+	opts    Options
+	dyn     dynamic.Interface
+	podLogs PodLogs
+	mapper  Mapper
+	inv     Inventory
+	log     hclog.Logger
+	bps     *rate.Limiter
 
 	mu       sync.Mutex
 	running  map[string]*request
@@ -98,10 +97,10 @@ type request struct {
 }
 
 // New returns a Server.
-func New(dyn dynamic.Interface, cs kubernetes.Interface, mapper Mapper, inv Inventory, opts Options, log hclog.Logger) *Server {
+func New(dyn dynamic.Interface, logs PodLogs, mapper Mapper, inv Inventory, opts Options, log hclog.Logger) *Server {
 	opts.setDefaults()
 	return &Server{
-		opts: opts, dyn: dyn, cs: cs, mapper: mapper, inv: inv, log: log,
+		opts: opts, dyn: dyn, podLogs: logs, mapper: mapper, inv: inv, log: log,
 		bps:     rate.NewLimiter(rate.Limit(opts.LogBytesPerSecond), max(opts.LogBytesPerSecond, opts.FrameBytes)),
 		running: map[string]*request{},
 	}

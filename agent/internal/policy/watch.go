@@ -8,9 +8,10 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/dynamic/dynamicinformer"
 	"k8s.io/client-go/tools/cache"
 )
 
@@ -23,10 +24,20 @@ var configMaps = schema.GroupVersionResource{Version: "v1", Resource: "configmap
 // agent was told to take its policy from there.
 func WatchConfigMap(ctx context.Context, dyn dynamic.Interface, namespace, name string, set *Set, log hclog.Logger) error {
 	source := fmt.Sprintf("ConfigMap %s/%s", namespace, name)
-	f := dynamicinformer.NewFilteredDynamicSharedInformerFactory(dyn, 0, namespace, func(o *metav1.ListOptions) {
-		o.FieldSelector = fields.OneTermEqualSelector("metadata.name", name).String()
-	})
-	inf := f.ForResource(configMaps).Informer()
+	// A plain informer over the dynamic client: dynamicinformer would link
+	// client-go's typed informers, every API group, into the agent.
+	field := fields.OneTermEqualSelector("metadata.name", name).String()
+	cms := dyn.Resource(configMaps).Namespace(namespace)
+	inf := cache.NewSharedIndexInformer(&cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			o.FieldSelector = field
+			return cms.List(ctx, o)
+		},
+		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			o.FieldSelector = field
+			return cms.Watch(ctx, o)
+		},
+	}, &unstructured.Unstructured{}, 0, cache.Indexers{})
 	apply := func(obj any) {
 		u, ok := obj.(*unstructured.Unstructured)
 		if !ok {
@@ -53,7 +64,7 @@ func WatchConfigMap(ctx context.Context, dyn dynamic.Interface, namespace, name 
 	}); err != nil {
 		return fmt.Errorf("watch %s: %w", source, err)
 	}
-	f.Start(ctx.Done())
+	go inf.RunWithContext(ctx)
 	if !cache.WaitForCacheSync(ctx.Done(), inf.HasSynced) {
 		return fmt.Errorf("watch %s: %w", source, context.Cause(ctx))
 	}

@@ -19,7 +19,6 @@ import (
 	"golang.org/x/sync/errgroup"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
@@ -137,15 +136,15 @@ func Run(ctx context.Context, o Options, log hclog.Logger) error {
 		return err
 	}
 	caps := capabilities.New(dc, dyn, 0, log.Named("capabilities"))
-	cs, err := kubernetes.NewForConfig(cfg)
+	podLogs, err := liveview.NewPodLogs(cfg)
 	if err != nil {
-		return fmt.Errorf("kubernetes client: %w", err)
+		return err
 	}
 	mapper, err := apply.NewMapper(cfg)
 	if err != nil {
 		return err
 	}
-	lv := liveview.New(dyn, cs, mapper, eng, liveview.Options{
+	lv := liveview.New(dyn, podLogs, mapper, eng, liveview.Options{
 		MaxRequests: o.LiveMaxRequests, MaxLogs: o.LiveMaxLogs, LogBytesPerSecond: o.LiveLogBytesPerSecond,
 	}, log.Named("live"))
 	g.Go(func() error {
