@@ -20,20 +20,20 @@ type argoProject struct {
 }
 
 type argoProjectSpec struct {
-	Description                     string              `json:"description,omitempty"`
-	SourceRepos                     []string            `json:"sourceRepos,omitempty"`
-	Destinations                    []argoDestination   `json:"destinations,omitempty"`
-	ClusterResourceWhitelist        []argoGroupKind     `json:"clusterResourceWhitelist,omitempty"`
-	ClusterResourceBlacklist        []argoGroupKind     `json:"clusterResourceBlacklist,omitempty"`
-	NamespaceResourceWhitelist      []argoGroupKind     `json:"namespaceResourceWhitelist,omitempty"`
-	NamespaceResourceBlacklist      []argoGroupKind     `json:"namespaceResourceBlacklist,omitempty"`
-	OrphanedResources               *argoOrphaned       `json:"orphanedResources,omitempty"`
-	SyncWindows                     []argoSyncWindow    `json:"syncWindows,omitempty"`
-	Roles                           any                 `json:"roles,omitempty"`
-	SignatureKeys                   any                 `json:"signatureKeys,omitempty"`
-	SourceNamespaces                any                 `json:"sourceNamespaces,omitempty"`
-	PermitOnlyProjectScopedClusters any                 `json:"permitOnlyProjectScopedClusters,omitempty"`
-	DestinationServiceAccounts      any                 `json:"destinationServiceAccounts,omitempty"`
+	Description                     string            `json:"description,omitempty"`
+	SourceRepos                     []string          `json:"sourceRepos,omitempty"`
+	Destinations                    []argoDestination `json:"destinations,omitempty"`
+	ClusterResourceWhitelist        []argoGroupKind   `json:"clusterResourceWhitelist,omitempty"`
+	ClusterResourceBlacklist        []argoGroupKind   `json:"clusterResourceBlacklist,omitempty"`
+	NamespaceResourceWhitelist      []argoGroupKind   `json:"namespaceResourceWhitelist,omitempty"`
+	NamespaceResourceBlacklist      []argoGroupKind   `json:"namespaceResourceBlacklist,omitempty"`
+	OrphanedResources               *argoOrphaned     `json:"orphanedResources,omitempty"`
+	SyncWindows                     []argoSyncWindow  `json:"syncWindows,omitempty"`
+	Roles                           any               `json:"roles,omitempty"`
+	SignatureKeys                   any               `json:"signatureKeys,omitempty"`
+	SourceNamespaces                any               `json:"sourceNamespaces,omitempty"`
+	PermitOnlyProjectScopedClusters any               `json:"permitOnlyProjectScopedClusters,omitempty"`
+	DestinationServiceAccounts      any               `json:"destinationServiceAccounts,omitempty"`
 }
 
 type argoGroupKind struct {

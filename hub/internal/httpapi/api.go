@@ -158,7 +158,7 @@ func (a *API) routes() {
 	m.Handle("GET /api/v1/events", read(a.events))
 	m.Handle("GET /api/v1/definitions", read(a.definitions))
 	m.Handle("GET /api/v1/backup", admin(a.backup))
-	a.liveRoutes(read, deploy)
+	a.liveRoutes(deploy)
 }
 
 func (a *API) readyz(w http.ResponseWriter, _ *http.Request) {

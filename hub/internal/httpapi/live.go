@@ -21,9 +21,9 @@ import (
 // right to deploy the app (admin, or a deployer of its project) and are
 // audited.
 
-func (a *API) liveRoutes(read, deploy func(http.HandlerFunc) http.Handler) {
+func (a *API) liveRoutes(deploy func(http.HandlerFunc) http.Handler) {
 	m := a.mux
-	read = func(h http.HandlerFunc) http.Handler { return a.auth(permRead)(a.liveReader(h)) }
+	read := func(h http.HandlerFunc) http.Handler { return a.auth(permRead)(a.liveReader(h)) }
 	m.Handle("GET /api/v1/apps/{name}/resources", read(a.appResources))
 	m.Handle("GET /api/v1/apps/{name}/manifests", read(a.renderedManifests))
 	m.Handle("GET /api/v1/apps/{name}/live/manifest", read(a.liveManifest))
