@@ -1,15 +1,13 @@
 package e2e
 
 import (
-	"context"
 	"fmt"
-	"os"
-	"os/exec"
 	"strings"
 	"time"
 
 	"github.com/chromedp/chromedp"
 
+	testbrowser "github.com/flotilla-cd/flotilla/internal/testsupport/browser"
 	"github.com/flotilla-cd/flotilla/internal/testsupport/cluster"
 )
 
@@ -18,30 +16,11 @@ import (
 // click on the Pod opens its log, which follows lines the pod writes.
 func (e *env) liveBrowser(pc *cluster.ProcessCluster, pod string) {
 	e.t.Helper()
-	path := ""
-	for _, name := range []string{"chromium", "chromium-browser"} {
-		if p, err := exec.LookPath(name); err == nil {
-			path = p
-			break
-		}
+	ctx, ok := testbrowser.Start(e.t, 2*time.Minute)
+	if !ok {
+		e.t.Log("web UI not checked: chromium not installed and FLOTILLA_SKIP_BROWSER=1")
+		return
 	}
-	if path == "" {
-		if os.Getenv("FLOTILLA_SKIP_BROWSER") == "1" {
-			e.t.Log("web UI not checked: chromium not installed and FLOTILLA_SKIP_BROWSER=1")
-			return
-		}
-		e.t.Fatal("chromium not found: install it (apt-get install -y chromium) or set FLOTILLA_SKIP_BROWSER=1")
-	}
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(path), chromedp.Flag("headless", true), chromedp.Flag("no-sandbox", true),
-		chromedp.Flag("disable-gpu", true), chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.Flag("user-data-dir", e.t.TempDir()), chromedp.Flag("window-size", "1280,800"))
-	actx, cancelAlloc := chromedp.NewExecAllocator(e.t.Context(), opts...)
-	defer cancelAlloc()
-	ctx, cancel := chromedp.NewContext(actx)
-	defer cancel()
-	ctx, cancelT := context.WithTimeout(ctx, 2*time.Minute)
-	defer cancelT()
 
 	css := func(s string) chromedp.CSS { return chromedp.CSS(s) }
 	err := chromedp.Do(ctx,

@@ -3,7 +3,6 @@ package webui_test
 import (
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -13,48 +12,18 @@ import (
 
 	"github.com/flotilla-cd/flotilla/hub/internal/httpapi/apitest"
 	"github.com/flotilla-cd/flotilla/hub/internal/webui"
+	testbrowser "github.com/flotilla-cd/flotilla/internal/testsupport/browser"
 )
 
-// browser starts headless Debian chromium. The test is skipped only when
-// chromium is missing and FLOTILLA_SKIP_BROWSER=1; otherwise a missing
-// chromium fails it (install with `apt-get install -y chromium`).
+// browser starts headless Debian chromium (internal/testsupport/browser);
+// the test is skipped only when chromium is missing and
+// FLOTILLA_SKIP_BROWSER=1.
 func browser(t *testing.T) context.Context {
 	t.Helper()
-	path := ""
-	for _, name := range []string{"chromium", "chromium-browser"} {
-		if p, err := exec.LookPath(name); err == nil {
-			path = p
-			break
-		}
+	ctx, ok := testbrowser.Start(t, 90*time.Second)
+	if !ok {
+		t.Skip("chromium not installed and FLOTILLA_SKIP_BROWSER=1")
 	}
-	if path == "" {
-		if os.Getenv("FLOTILLA_SKIP_BROWSER") == "1" {
-			t.Skip("chromium not installed and FLOTILLA_SKIP_BROWSER=1")
-		}
-		t.Fatal("chromium not found: install it (apt-get install -y chromium) or set FLOTILLA_SKIP_BROWSER=1")
-	}
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(path),
-		chromedp.Flag("headless", true),
-		chromedp.Flag("no-sandbox", true),
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("no-first-run", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.Flag("user-data-dir", t.TempDir()),
-		chromedp.Flag("window-size", "1280,800"),
-	)
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancelCtx := chromedp.NewContext(actx, chromedp.WithLogf(t.Logf))
-	ctx, cancelTimeout := context.WithTimeout(ctx, 90*time.Second)
-	t.Cleanup(func() {
-		cancelTimeout()
-		cancelCtx()
-		cancelAlloc()
-	})
 	return ctx
 }
 
