@@ -509,9 +509,10 @@ func keys[V any](m map[string]V) []string {
 }
 
 // TestInstallNamespaced installs the agent with deploy/agent/namespaced
-// (team-a and team-b only) and checks both sides of the narrower RBAC: an
-// app in team-a syncs and turns Healthy; an app in another namespace is
-// refused by the API server and reported, and nothing is created there.
+// (team-a and team-b only, in its Roles and in its policy ConfigMap) and
+// checks both sides: an app in team-a syncs and turns Healthy; an app in
+// another namespace is refused by the agent's policy, naming the ConfigMap,
+// and nothing is created there.
 func TestInstallNamespaced(t *testing.T) {
 	app := func(name, ns string) string {
 		return `apiVersion: flotilla.dev/v1alpha1
@@ -581,8 +582,10 @@ spec:
 		if a.Clusters[0].Sync == "Synced" {
 			t.Fatalf("app outside is Synced on a namespace the agent may not write: %s", out)
 		}
-		if !strings.Contains(strings.ToLower(out), "forbidden") {
-			return fmt.Errorf("not reported as forbidden yet: %s", out)
+		// Refused by the policy ConfigMap the install ships, before
+		// anything reaches the API server.
+		if want := "namespace outside is not in ConfigMap flotilla-system/flotilla-agent-policy namespaces (team-a, team-b)"; !strings.Contains(out, want) {
+			return fmt.Errorf("not reported as refused by the policy yet (%q): %s", want, out)
 		}
 		return nil
 	})

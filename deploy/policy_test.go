@@ -200,3 +200,65 @@ func normalizePod(p corev1.PodSpec) corev1.PodSpec {
 	}
 	return p
 }
+
+// TestNamespacedAgentPolicy: every rendering that installs the agent
+// without cluster-admin also ships its policy ConfigMap, in the agent's
+// namespace, tells the agent to read it, and lists in it exactly the
+// namespaces its Roles and FLOTILLA_WATCH_NAMESPACES cover, with no
+// cluster-scoped objects; the agent may read that ConfigMap only.
+func TestNamespacedAgentPolicy(t *testing.T) {
+	checked := 0
+	for name, objs := range renderAll(t) {
+		agent := deployments(t, objs)["flotilla-agent"]
+		if agent == nil || slices.ContainsFunc(objs, func(o *unstructured.Unstructured) bool {
+			return o.GetKind() == "ClusterRoleBinding" && o.GetName() == "flotilla-agent"
+		}) {
+			continue
+		}
+		checked++
+		env := map[string]string{}
+		for _, e := range agent.Spec.Template.Spec.Containers[0].Env {
+			env[e.Name] = e.Value
+		}
+		var roleNS []string
+		var cm *unstructured.Unstructured
+		var policyRules []any
+		for _, o := range objs {
+			switch {
+			case o.GetKind() == "RoleBinding" && o.GetName() == "flotilla-agent":
+				roleNS = append(roleNS, o.GetNamespace())
+			case o.GetKind() == "ConfigMap" && o.GetName() == "flotilla-agent-policy":
+				cm = o
+			case o.GetKind() == "Role" && o.GetName() == "flotilla-agent-policy" && o.GetNamespace() == agent.Namespace:
+				policyRules, _, _ = unstructured.NestedSlice(o.Object, "rules")
+			}
+		}
+		if env["FLOTILLA_POLICY_CONFIGMAP"] != "flotilla-agent-policy" {
+			t.Errorf("%s: the agent is not told to read flotilla-agent-policy (env %v)", name, env)
+		}
+		if cm == nil || cm.GetNamespace() != agent.Namespace {
+			t.Errorf("%s: no ConfigMap flotilla-agent-policy in the agent's namespace %s", name, agent.Namespace)
+			continue
+		}
+		data, _, _ := unstructured.NestedStringMap(cm.Object, "data")
+		got := map[string]any{
+			"policy":  sorted(strings.Split(data["namespaces"], ",")),
+			"watch":   sorted(strings.Split(env["FLOTILLA_WATCH_NAMESPACES"], ",")),
+			"cluster": data["clusterScoped"],
+		}
+		want := map[string]any{"policy": sorted(roleNS), "watch": sorted(roleNS), "cluster": "false"}
+		if d := cmp.Diff(want, got); d != "" {
+			t.Errorf("%s: policy ConfigMap and watched namespaces against the Roles (-want +got):\n%s", name, d)
+		}
+		wantRules := []any{map[string]any{
+			"apiGroups": []any{""}, "resources": []any{"configmaps"},
+			"resourceNames": []any{"flotilla-agent-policy"}, "verbs": []any{"get", "list", "watch"},
+		}}
+		if d := cmp.Diff(wantRules, policyRules); d != "" {
+			t.Errorf("%s: Role flotilla-agent-policy (-want +got):\n%s", name, d)
+		}
+	}
+	if checked < 2 {
+		t.Errorf("%d namespaced renderings checked, want kustomize and helm", checked)
+	}
+}

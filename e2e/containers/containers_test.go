@@ -151,10 +151,10 @@ func scenarioSeed(w *world) {
 	}
 }
 
-// scenarioNamespacedConfined: beta's agent has only the Roles of
-// deploy/agent/namespaced (team-a, team-b); an app whose object lies in
-// another namespace is refused, with a status that says so, and nothing is
-// written there.
+// scenarioNamespacedConfined: beta's agent has only the Roles and the
+// policy ConfigMap of deploy/agent/namespaced (team-a, team-b); an app
+// whose object lies in another namespace is refused by that policy, with a
+// status that names it, and nothing is written there.
 func scenarioNamespacedConfined(w *world) {
 	w.kubectl("beta", "create", "namespace", "elsewhere")
 	rev := w.commit("outside", map[string]string{
@@ -169,9 +169,11 @@ func scenarioNamespacedConfined(w *world) {
 		if c.Sync == "Synced" {
 			w.t.Fatalf("app outside is Synced on beta, whose agent may not write namespace elsewhere: %+v", c)
 		}
-		text := strings.ToLower(c.Error + " " + c.Message)
-		if c.Revision != rev || !strings.Contains(text, "forbidden") || !strings.Contains(text, "elsewhere") {
-			return fmt.Errorf("not reported as forbidden in elsewhere yet: revision %s error %q message %q", c.Revision, c.Error, c.Message)
+		// Refused by the policy ConfigMap deploy/agent/namespaced ships,
+		// before anything reaches the API server.
+		want := "namespace elsewhere is not in ConfigMap flotilla-system/flotilla-agent-policy namespaces (team-a, team-b)"
+		if c.Revision != rev || !strings.Contains(c.Error+" "+c.Message, want) {
+			return fmt.Errorf("not reported as refused by the policy yet: revision %s error %q message %q", c.Revision, c.Error, c.Message)
 		}
 		w.t.Logf("beta's status for app outside: %s %s", c.Error, c.Message)
 		return nil

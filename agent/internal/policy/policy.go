@@ -157,6 +157,7 @@ func list(s string) []string {
 // every Update, so that holders of bundles planned under older policies
 // plan them again.
 type Set struct {
+	self     atomic.Pointer[Self]
 	mu       sync.Mutex
 	policies map[string]Policy
 	cur      atomic.Pointer[[]Policy]
@@ -197,6 +198,12 @@ func (s *Set) Update(p Policy) {
 	}
 }
 
+// Protect makes the Set refuse the agent's own objects (Self.Check),
+// before and whatever its policies say.
+func (s *Set) Protect(self Self) {
+	s.self.Store(&self)
+}
+
 // Gen is the number of Updates so far.
 func (s *Set) Gen() uint64 {
 	if s == nil {
@@ -205,10 +212,16 @@ func (s *Set) Gen() uint64 {
 	return s.gen.Load()
 }
 
-// Check refuses an object any policy refuses (nil Set: none).
+// Check refuses the agent's own objects (Protect) and any object a policy
+// refuses (nil Set: none).
 func (s *Set) Check(k manifest.Key, namespaced bool) error {
 	if s == nil {
 		return nil
+	}
+	if self := s.self.Load(); self != nil {
+		if err := self.Check(k, namespaced); err != nil {
+			return err
+		}
 	}
 	for _, p := range *s.cur.Load() {
 		if err := p.Check(k, namespaced); err != nil {

@@ -90,3 +90,43 @@ func TestSet(t *testing.T) {
 		t.Errorf("nil set: %v", err)
 	}
 }
+
+// TestSelf: the agent's own objects are refused by kind, name and
+// namespace; the same kinds elsewhere, or of other names, are not.
+func TestSelf(t *testing.T) {
+	s := Self{Namespace: "flotilla-system", Name: "flotilla-agent", PolicyConfigMap: "flotilla-agent-policy", IdentitySecret: "flotilla-agent-identity"}
+	rbac := "rbac.authorization.k8s.io"
+	tests := []struct {
+		key        manifest.Key
+		namespaced bool
+		refused    bool
+	}{
+		{manifest.Key{Kind: "ConfigMap", Namespace: "flotilla-system", Name: "flotilla-agent-policy"}, true, true},
+		{manifest.Key{Kind: "ConfigMap", Namespace: "flotilla-system", Name: "settings"}, true, false},
+		{manifest.Key{Kind: "ConfigMap", Namespace: "team-a", Name: "flotilla-agent-policy"}, true, false},
+		{manifest.Key{Group: rbac, Kind: "Role", Namespace: "flotilla-system", Name: "any"}, true, true},
+		{manifest.Key{Group: rbac, Kind: "RoleBinding", Namespace: "flotilla-system", Name: "any"}, true, true},
+		{manifest.Key{Group: rbac, Kind: "RoleBinding", Namespace: "team-a", Name: "any"}, true, false},
+		{manifest.Key{Kind: "ServiceAccount", Namespace: "flotilla-system", Name: "flotilla-agent"}, true, true},
+		{manifest.Key{Kind: "ServiceAccount", Namespace: "flotilla-system", Name: "flotilla-hub"}, true, false},
+		{manifest.Key{Group: "apps", Kind: "Deployment", Namespace: "flotilla-system", Name: "flotilla-agent"}, true, true},
+		{manifest.Key{Group: "apps", Kind: "Deployment", Namespace: "flotilla-system", Name: "flotilla-hub"}, true, false},
+		{manifest.Key{Kind: "Secret", Namespace: "flotilla-system", Name: "flotilla-agent-identity"}, true, true},
+		{manifest.Key{Group: rbac, Kind: "ClusterRoleBinding", Name: "flotilla-agent"}, false, true},
+		{manifest.Key{Group: rbac, Kind: "ClusterRoleBinding", Name: "other"}, false, false},
+	}
+	for _, tt := range tests {
+		err := s.Check(tt.key, tt.namespaced)
+		if (err != nil) != tt.refused {
+			t.Errorf("%s: %v, want refused %v", tt.key, err, tt.refused)
+		}
+		if err != nil && !errors.Is(err, ErrRefused) {
+			t.Errorf("%s: %v does not wrap ErrRefused", tt.key, err)
+		}
+	}
+	set := NewSet()
+	set.Protect(s)
+	if err := set.Check(manifest.Key{Kind: "ConfigMap", Namespace: "flotilla-system", Name: "flotilla-agent-policy"}, true); err == nil {
+		t.Error("a Set that protects the agent allowed its policy ConfigMap")
+	}
+}

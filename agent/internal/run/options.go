@@ -27,6 +27,9 @@ type Options struct {
 	WatchNamespaces []string
 	IdentityDir     string
 	IdentitySecret  string
+	// SelfName is the name of the agent's own Deployment and
+	// ServiceAccount, which no bundle may write (policy.Self).
+	SelfName string
 
 	// Cluster-side policy (package policy): from flags and/or a ConfigMap
 	// in Namespace; an object must pass both.
@@ -52,6 +55,7 @@ func DefaultOptions() Options {
 	return Options{
 		Namespace:      "flotilla-system",
 		IdentitySecret: "flotilla-agent-identity",
+		SelfName:       "flotilla-agent",
 		MetricsListen:  ":8081",
 		LogLevel:       "info",
 
@@ -79,6 +83,7 @@ func (o *Options) BindFlags(fs *pflag.FlagSet) {
 	fs.StringSliceVar(&o.PolicyAllowKinds, "policy-allow-kinds", o.PolicyAllowKinds, "cluster policy: apply only these kinds (group/Kind globs, Kind for the core group; default any)")
 	fs.StringSliceVar(&o.PolicyDenyKinds, "policy-deny-kinds", o.PolicyDenyKinds, "cluster policy: never apply these kinds (group/Kind globs, e.g. rbac.authorization.k8s.io/ClusterRoleBinding)")
 	fs.BoolVar(&o.PolicyClusterScoped, "policy-cluster-scoped", o.PolicyClusterScoped, "cluster policy: may cluster-scoped objects be applied")
+	fs.StringVar(&o.SelfName, "self-name", o.SelfName, "name of the agent's own Deployment, ServiceAccount and ClusterRoleBinding: bundles may not write these, the Roles and RoleBindings of --namespace, the identity Secret or the policy ConfigMap")
 	fs.StringVar(&o.IdentityDir, "identity-dir", o.IdentityDir, "keep the identity in this folder instead of a Secret")
 	fs.StringVar(&o.IdentitySecret, "identity-secret", o.IdentitySecret, "name of the Secret that holds the identity")
 	fs.IntVar(&o.LiveMaxRequests, "live-max-requests", o.LiveMaxRequests, "live-view requests (tree, manifest, events, logs, actions) served at once; more are refused as busy")

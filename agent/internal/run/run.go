@@ -63,6 +63,11 @@ func Run(ctx context.Context, o Options, log hclog.Logger) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	pol := policy.NewSet()
+	self := policy.Self{Namespace: o.Namespace, Name: o.SelfName, PolicyConfigMap: o.PolicyConfigMap}
+	if o.IdentityDir == "" {
+		self.IdentitySecret = o.IdentitySecret
+	}
+	pol.Protect(self)
 	if fp := o.flagPolicy(); !fp.Empty() {
 		pol.Update(fp)
 		log.Info("cluster policy", "source", "flags", "namespaces", fp.Namespaces, "allow_kinds", fp.AllowKinds, "deny_kinds", fp.DenyKinds, "cluster_scoped", !fp.NoClusterScoped)
