@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -10,6 +11,24 @@ import (
 	"github.com/flotilla-cd/flotilla/hub/internal/pki"
 	"github.com/flotilla-cd/flotilla/hub/internal/store"
 )
+
+// openConfiguredStore opens the store o selects and loads the CA.
+func openConfiguredStore(ctx context.Context, o Options, log hclog.Logger) (store.Store, *pki.CA, error) {
+	if o.Store.Kind != StoreKubernetes {
+		return openStore(ctx, filepath.Join(o.StateDir, "hub.db"), o.caKeyFile(), o.RotateCA, log)
+	}
+	k, _, err := o.Store.OpenKube(ctx, 0, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	ca, err := loadSharedCA(ctx, k)
+	if err != nil {
+		k.Close()
+		return nil, nil, err
+	}
+	log.Info("kubernetes store", "namespace", k.Namespace())
+	return k, ca, nil
+}
 
 // openStore opens the store at path and loads the CA, its key from
 // keyFile. A store of an earlier version holds the CA key itself: it is

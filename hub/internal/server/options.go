@@ -94,6 +94,9 @@ type Options struct {
 	// agents' streams).
 	Live liveview.Limits
 
+	// Store selects the state store (bbolt or kubernetes).
+	Store StoreOptions
+
 	// Render limits and confines Helm and Kustomize renders (worker
 	// processes); its ReadDirs are set by Run.
 	Render renderproc.Options
@@ -126,6 +129,7 @@ func DefaultOptions() Options {
 		AgentLimits:     agentapi.DefaultLimits(),
 		Auth:            auth.DefaultOptions(),
 		Live:            liveview.DefaultLimits(),
+		Store:           StoreOptions{Kind: StoreBolt},
 
 		APITokenTTL:    30 * 24 * time.Hour,
 		APITokenMaxTTL: 365 * 24 * time.Hour,
@@ -168,6 +172,7 @@ func (o *Options) BindFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.DebugListen, "debug-listen", o.DebugListen, "address of Go's pprof handlers (for example 127.0.0.1:6060; empty disables)")
 	fs.IntVar(&o.GCPercent, "gc-percent", o.GCPercent, "Go garbage collection target, as GOGC (0: Go's default); the GOGC environment variable wins")
 	o.Render.BindFlags(fs)
+	o.Store.BindFlags(fs)
 	o.Auth.BindFlags(fs)
 	fs.DurationVar(&o.APITokenTTL, "api-token-ttl", o.APITokenTTL, "lifetime of an API token made without --ttl")
 	fs.DurationVar(&o.APITokenMaxTTL, "api-token-max-ttl", o.APITokenMaxTTL, "longest lifetime an API token may be given")
@@ -198,6 +203,12 @@ func (o *Options) Validate() error {
 	}
 	if o.CertTTL < 2*time.Minute {
 		errs = append(errs, fmt.Errorf("--cert-ttl %s: must be at least 2m", o.CertTTL))
+	}
+	if err := o.Store.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if o.Store.Kind == StoreKubernetes && o.RotateCA {
+		errs = append(errs, errors.New("--rotate-ca: not with --store=kubernetes (delete the CA Secret instead)"))
 	}
 	if err := o.Render.Validate(); err != nil {
 		errs = append(errs, err)

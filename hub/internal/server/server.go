@@ -45,7 +45,7 @@ func Run(ctx context.Context, o Options, log hclog.Logger) error {
 	if err := os.MkdirAll(o.StateDir, 0o700); err != nil {
 		return fmt.Errorf("state dir: %w", err)
 	}
-	st, ca, err := openStore(ctx, filepath.Join(o.StateDir, "hub.db"), o.caKeyFile(), o.RotateCA, log)
+	st, ca, err := openConfiguredStore(ctx, o, log)
 	if err != nil {
 		return err
 	}
@@ -281,6 +281,10 @@ func ensureAdminToken(ctx context.Context, st store.Store, dir string, log hclog
 		return &bootstrapToken{path: p, raw: strings.TrimSpace(string(b)), log: log}, nil
 	}
 	raw, _, err := st.CreateAPIToken(ctx, "admin", store.RoleAdmin, time.Now())
+	if errors.Is(err, store.ErrConflict) {
+		// Another hub sharing the store made it at the same moment.
+		return nil, nil
+	}
 	if err != nil {
 		return nil, err
 	}

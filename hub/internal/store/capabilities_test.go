@@ -1,64 +1,57 @@
 package store
 
 import (
-	"path/filepath"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/hashicorp/go-hclog"
 )
 
 // TestCapabilities checks that reported capabilities replace the previous
 // ones, survive a reopen and go with their cluster.
 func TestCapabilities(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "hub.db")
-	s, err := Open(path, hclog.NewNullLogger())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := t.Context()
-	for _, name := range []string{"a", "b"} {
-		if err := s.CreateCluster(ctx, Cluster{Name: name}); err != nil {
+	eachBackend(t, func(t *testing.T, b backend) {
+		s, reopen := b.open(t, Options{})
+		ctx := t.Context()
+		for _, name := range []string{"a", "b"} {
+			if err := s.CreateCluster(ctx, Cluster{Name: name}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, c := range []ClusterCapabilities{
+			{Cluster: "a", KubeVersion: "v1.30.0", APIVersions: []string{"v1"}},
+			{Cluster: "b", KubeVersion: "v1.31.0", APIVersions: []string{"v1", "apps/v1"}},
+			{Cluster: "a", KubeVersion: "v1.30.1", APIVersions: []string{"v1", "example.com/v1"}},
+		} {
+			if err := s.PutCapabilities(ctx, c); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := s.PutCapabilities(ctx, ClusterCapabilities{}); err == nil {
+			t.Error("capabilities without a cluster name accepted")
+		}
+		if err := s.Close(); err != nil {
 			t.Fatal(err)
 		}
-	}
-	for _, c := range []ClusterCapabilities{
-		{Cluster: "a", KubeVersion: "v1.30.0", APIVersions: []string{"v1"}},
-		{Cluster: "b", KubeVersion: "v1.31.0", APIVersions: []string{"v1", "apps/v1"}},
-		{Cluster: "a", KubeVersion: "v1.30.1", APIVersions: []string{"v1", "example.com/v1"}},
-	} {
-		if err := s.PutCapabilities(ctx, c); err != nil {
+		s = reopen()
+		got, err := s.ListCapabilities(ctx)
+		if err != nil {
 			t.Fatal(err)
 		}
-	}
-	if err := s.PutCapabilities(ctx, ClusterCapabilities{}); err == nil {
-		t.Error("capabilities without a cluster name accepted")
-	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if s, err = Open(path, hclog.NewNullLogger()); err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	got, err := s.ListCapabilities(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := []ClusterCapabilities{
-		{Cluster: "a", KubeVersion: "v1.30.1", APIVersions: []string{"v1", "example.com/v1"}},
-		{Cluster: "b", KubeVersion: "v1.31.0", APIVersions: []string{"v1", "apps/v1"}},
-	}
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("after reopen (-want +got):\n%s", diff)
-	}
-	if err := s.DeleteCluster(ctx, "a"); err != nil {
-		t.Fatal(err)
-	}
-	if got, err = s.ListCapabilities(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if diff := cmp.Diff(want[1:], got); diff != "" {
-		t.Errorf("after deleting cluster a (-want +got):\n%s", diff)
-	}
+		want := []ClusterCapabilities{
+			{Cluster: "a", KubeVersion: "v1.30.1", APIVersions: []string{"v1", "example.com/v1"}},
+			{Cluster: "b", KubeVersion: "v1.31.0", APIVersions: []string{"v1", "apps/v1"}},
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("after reopen (-want +got):\n%s", diff)
+		}
+		if err := s.DeleteCluster(ctx, "a"); err != nil {
+			t.Fatal(err)
+		}
+		if got, err = s.ListCapabilities(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(want[1:], got); diff != "" {
+			t.Errorf("after deleting cluster a (-want +got):\n%s", diff)
+		}
+	})
 }

@@ -5,8 +5,10 @@
 // Store is the interface the hub programs against. Bolt is the embedded
 // default: one go.etcd.io/bbolt file in the hub's state dir, held by one hub
 // process at a time (Open fails after Options.LockTimeout when another
-// process holds it). A Kubernetes-backed Store is how the hub outgrows one
-// process.
+// process holds it). Kube is the Store on the Kubernetes API (custom
+// resources of hub.flotilla.dev and Secrets in one namespace), which
+// several hubs share; its objects, concurrency and size rules are in
+// docs/decisions.md. Migrate copies one store into another.
 //
 // # Durability
 //

@@ -93,30 +93,31 @@ func TestStatus(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := openTest(t)
-			ctx := t.Context()
-			for _, c := range []string{"a", "ab", "b"} {
-				if err := s.CreateCluster(ctx, Cluster{Name: c}); err != nil {
+			eachStore(t, func(t *testing.T, s Store) {
+				ctx := t.Context()
+				for _, c := range []string{"a", "ab", "b"} {
+					if err := s.CreateCluster(ctx, Cluster{Name: c}); err != nil {
+						t.Fatal(err)
+					}
+				}
+				var err error
+				for _, p := range tt.puts {
+					err = s.PutStatus(ctx, p.cluster, p.st)
+				}
+				errIs(t, "PutStatus", err, tt.wantErr)
+				for _, d := range tt.dels {
+					if err := s.DeleteStatus(ctx, d.cluster, d.app); err != nil {
+						t.Fatal(err)
+					}
+				}
+				got, err := s.ListStatus(ctx, tt.list)
+				if err != nil {
 					t.Fatal(err)
 				}
-			}
-			var err error
-			for _, p := range tt.puts {
-				err = s.PutStatus(ctx, p.cluster, p.st)
-			}
-			errIs(t, "PutStatus", err, tt.wantErr)
-			for _, d := range tt.dels {
-				if err := s.DeleteStatus(ctx, d.cluster, d.app); err != nil {
-					t.Fatal(err)
+				if diff := cmp.Diff(tt.want, got, protocmp.Transform()); diff != "" {
+					t.Errorf("ListStatus(%q) (-want +got):\n%s", tt.list, diff)
 				}
-			}
-			got, err := s.ListStatus(ctx, tt.list)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if diff := cmp.Diff(tt.want, got, protocmp.Transform()); diff != "" {
-				t.Errorf("ListStatus(%q) (-want +got):\n%s", tt.list, diff)
-			}
+			})
 		})
 	}
 }
@@ -124,53 +125,55 @@ func TestStatus(t *testing.T) {
 // TestPutStatusConcurrent: many writers at once (as agents report) all land,
 // each with its last value.
 func TestPutStatusConcurrent(t *testing.T) {
-	s := openTest(t)
-	ctx := t.Context()
-	const clusters, apps, rounds = 50, 4, 5
-	for c := range clusters {
-		if err := s.CreateCluster(ctx, Cluster{Name: fmt.Sprintf("c%03d", c)}); err != nil {
+	eachStore(t, func(t *testing.T, s Store) {
+		ctx := t.Context()
+		const clusters, apps, rounds = 50, 4, 5
+		for c := range clusters {
+			if err := s.CreateCluster(ctx, Cluster{Name: fmt.Sprintf("c%03d", c)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var wg sync.WaitGroup
+		errs := make(chan error, clusters*apps)
+		for c := range clusters {
+			for a := range apps {
+				wg.Go(func() {
+					for r := range rounds {
+						if err := s.PutStatus(ctx, fmt.Sprintf("c%03d", c), testStatus(fmt.Sprintf("app%d", a), fmt.Sprint(r))); err != nil {
+							errs <- err
+							return
+						}
+					}
+				})
+			}
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Error(err)
+		}
+		var want []StatusRecord
+		for c := range clusters {
+			for a := range apps {
+				want = append(want, StatusRecord{fmt.Sprintf("c%03d", c), testStatus(fmt.Sprintf("app%d", a), fmt.Sprint(rounds-1))})
+			}
+		}
+		got, err := s.ListStatus(ctx, "")
+		if err != nil {
 			t.Fatal(err)
 		}
-	}
-	var wg sync.WaitGroup
-	errs := make(chan error, clusters*apps)
-	for c := range clusters {
-		for a := range apps {
-			wg.Go(func() {
-				for r := range rounds {
-					if err := s.PutStatus(ctx, fmt.Sprintf("c%03d", c), testStatus(fmt.Sprintf("app%d", a), fmt.Sprint(r))); err != nil {
-						errs <- err
-						return
-					}
-				}
-			})
+		if diff := cmp.Diff(want, got, protocmp.Transform()); diff != "" {
+			t.Errorf("statuses (-want +got):\n%s", diff)
 		}
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Error(err)
-	}
-	var want []StatusRecord
-	for c := range clusters {
-		for a := range apps {
-			want = append(want, StatusRecord{fmt.Sprintf("c%03d", c), testStatus(fmt.Sprintf("app%d", a), fmt.Sprint(rounds-1))})
-		}
-	}
-	got, err := s.ListStatus(ctx, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if diff := cmp.Diff(want, got, protocmp.Transform()); diff != "" {
-		t.Errorf("statuses (-want +got):\n%s", diff)
-	}
+	})
 }
 
 func TestPutStatusCancelled(t *testing.T) {
-	s := openTest(t)
-	ctx, cancel := context.WithCancel(t.Context())
-	cancel()
-	if err := s.PutStatus(ctx, "a", testStatus("web", "r1")); !errors.Is(err, context.Canceled) {
-		t.Errorf("cancelled context: err %v, want context.Canceled", err)
-	}
+	eachStore(t, func(t *testing.T, s Store) {
+		ctx, cancel := context.WithCancel(t.Context())
+		cancel()
+		if err := s.PutStatus(ctx, "a", testStatus("web", "r1")); !errors.Is(err, context.Canceled) {
+			t.Errorf("cancelled context: err %v, want context.Canceled", err)
+		}
+	})
 }

@@ -1,0 +1,330 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+)
+
+func clusterLabels(name string) map[string]string { return labels("cluster", labelCluster, name) }
+
+// CreateCluster implements Store.
+func (k *Kube) CreateCluster(ctx context.Context, c Cluster) error {
+	if err := checkName("cluster", c.Name); err != nil {
+		return err
+	}
+	if err := k.check(ctx); err != nil {
+		return fmt.Errorf("create cluster %s: %w", c.Name, err)
+	}
+	o, err := newObject(resCluster, objectName("", c.Name), clusterLabels(c.Name), c)
+	if err == nil {
+		_, err = k.res(resCluster).Create(ctx, o, metav1.CreateOptions{})
+	}
+	if err != nil {
+		return fmt.Errorf("create cluster %s: %w", c.Name, apiErr(err))
+	}
+	return nil
+}
+
+// PutCluster implements Store.
+func (k *Kube) PutCluster(ctx context.Context, c Cluster) error {
+	if err := checkName("cluster", c.Name); err != nil {
+		return err
+	}
+	if err := k.check(ctx); err != nil {
+		return fmt.Errorf("put cluster %s: %w", c.Name, err)
+	}
+	if err := k.upsert(ctx, resCluster, objectName("", c.Name), clusterLabels(c.Name), c); err != nil {
+		return fmt.Errorf("put cluster %s: %w", c.Name, err)
+	}
+	return nil
+}
+
+// GetCluster implements Store.
+func (k *Kube) GetCluster(ctx context.Context, name string) (Cluster, error) {
+	var c Cluster
+	err := k.check(ctx)
+	if err == nil {
+		_, err = k.get(ctx, resCluster, objectName("", name), &c)
+	}
+	if err != nil {
+		return Cluster{}, fmt.Errorf("get cluster %s: %w", name, err)
+	}
+	return c, nil
+}
+
+// ListClusters implements Store.
+func (k *Kube) ListClusters(ctx context.Context, p Page) ([]Cluster, string, error) {
+	if err := k.check(ctx); err != nil {
+		return nil, "", fmt.Errorf("list clusters: %w", err)
+	}
+	items, err := k.list(ctx, resCluster, "")
+	if err != nil {
+		return nil, "", fmt.Errorf("list clusters: %w", err)
+	}
+	all := make([]Cluster, 0, len(items))
+	for i := range items {
+		var c Cluster
+		if err := getSpec(&items[i], &c); err != nil {
+			return nil, "", fmt.Errorf("list clusters: %w", err)
+		}
+		all = append(all, c)
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i].Name < all[j].Name })
+	out, next, err := pageByKey(all, p, func(c Cluster) string { return c.Name })
+	if err != nil {
+		return nil, "", fmt.Errorf("list clusters: %w", err)
+	}
+	return out, next, nil
+}
+
+// DeleteCluster implements Store: the cluster, then its join token,
+// capabilities and status pages.
+func (k *Kube) DeleteCluster(ctx context.Context, name string) error {
+	err := k.check(ctx)
+	if err == nil {
+		err = k.del(ctx, resCluster, objectName("", name))
+	}
+	if err == nil {
+		err = k.deleteClusterRecords(ctx, name)
+	}
+	if err != nil {
+		return fmt.Errorf("delete cluster %s: %w", name, err)
+	}
+	return nil
+}
+
+// deleteClusterRecords removes what belongs to a deleted cluster.
+func (k *Kube) deleteClusterRecords(ctx context.Context, name string) error {
+	if err := k.core.CoreV1().Secrets(k.ns).Delete(ctx, objectName(joinSecretPrefix, name), metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+		return err
+	}
+	if err := k.del(ctx, resCaps, objectName("", name)); err != nil && !errors.Is(err, ErrNotFound) {
+		return err
+	}
+	pages, err := k.list(ctx, resStatus, labelCluster+"="+labelValue(name))
+	if err != nil {
+		return err
+	}
+	for _, p := range pages {
+		var sp statusPage
+		if err := getSpec(&p, &sp); err != nil || sp.Cluster != name {
+			continue
+		}
+		if err := k.res(resStatus).Delete(ctx, p.GetName(), metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+			return err
+		}
+	}
+	return nil
+}
+
+// UpdateCluster implements Store. fn may run more than once: when another
+// writer changed the cluster meanwhile, it runs again on the new version.
+func (k *Kube) UpdateCluster(ctx context.Context, name string, fn func(*Cluster) error) error {
+	err := k.check(ctx)
+	if err == nil {
+		err = k.updateCluster(ctx, name, fn)
+	}
+	if err != nil {
+		return fmt.Errorf("update cluster %s: %w", name, err)
+	}
+	return nil
+}
+
+func (k *Kube) updateCluster(ctx context.Context, name string, fn func(*Cluster) error) error {
+	return onConflict(func() error {
+		var c Cluster
+		o, err := k.get(ctx, resCluster, objectName("", name), &c)
+		if err != nil {
+			return err
+		}
+		if err := fn(&c); err != nil {
+			return err
+		}
+		if c.Name != name {
+			return fmt.Errorf("rename to %q: %w", c.Name, ErrConflict)
+		}
+		if err := setSpec(o, c); err != nil {
+			return err
+		}
+		_, err = k.res(resCluster).Update(ctx, o, metav1.UpdateOptions{})
+		return err
+	})
+}
+
+// TouchCluster implements Store; it writes only when the agent's version
+// changed or LastSeen moved by a minute or more, so agents that reconnect
+// often cost few writes.
+func (k *Kube) TouchCluster(ctx context.Context, name string, seen time.Time, agentVersion string) error {
+	err := k.check(ctx)
+	if err == nil {
+		err = onConflict(func() error {
+			var c Cluster
+			o, err := k.get(ctx, resCluster, objectName("", name), &c)
+			if err != nil {
+				return err
+			}
+			if c.AgentVersion == agentVersion && !seen.Before(c.LastSeen) && seen.Sub(c.LastSeen) < time.Minute {
+				return nil
+			}
+			c.LastSeen, c.AgentVersion = seen, agentVersion
+			if err := setSpec(o, c); err != nil {
+				return err
+			}
+			_, err = k.res(resCluster).Update(ctx, o, metav1.UpdateOptions{})
+			return err
+		})
+	}
+	if err != nil {
+		return fmt.Errorf("touch cluster %s: %w", name, err)
+	}
+	return nil
+}
+
+// PutCapabilities implements Store.
+func (k *Kube) PutCapabilities(ctx context.Context, c ClusterCapabilities) error {
+	if err := checkName("cluster", c.Cluster); err != nil {
+		return err
+	}
+	err := k.check(ctx)
+	if err == nil {
+		err = k.upsert(ctx, resCaps, objectName("", c.Cluster), labels("capabilities", labelCluster, c.Cluster), c)
+	}
+	if err != nil {
+		return fmt.Errorf("capabilities of cluster %s: %w", c.Cluster, err)
+	}
+	return nil
+}
+
+// ListCapabilities implements Store.
+func (k *Kube) ListCapabilities(ctx context.Context) ([]ClusterCapabilities, error) {
+	var out []ClusterCapabilities
+	err := k.listSpecs(ctx, resCaps, "", func(o *unstructured.Unstructured) error {
+		var c ClusterCapabilities
+		if err := getSpec(o, &c); err != nil {
+			return err
+		}
+		out = append(out, c)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list capabilities: %w", err)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Cluster < out[j].Cluster })
+	return out, nil
+}
+
+func pinName(app, cluster string) string { return hashName(app + "\x00" + cluster) }
+
+// PutPin implements Store.
+func (k *Kube) PutPin(ctx context.Context, p Pin) error {
+	if err := checkName("app", p.App); err != nil {
+		return err
+	}
+	if p.Revision == "" {
+		return fmt.Errorf("pin of %s: empty revision: %w", p.App, ErrInvalid)
+	}
+	err := k.check(ctx)
+	if err == nil {
+		err = k.upsert(ctx, resPin, pinName(p.App, p.Cluster), labels("pin", labelApp, p.App), p)
+	}
+	if err != nil {
+		return fmt.Errorf("pin of %s on %q: %w", p.App, p.Cluster, err)
+	}
+	return nil
+}
+
+// DeletePins implements Store.
+func (k *Kube) DeletePins(ctx context.Context, app, cluster string) error {
+	if err := k.check(ctx); err != nil {
+		return fmt.Errorf("unpin %s: %w", app, err)
+	}
+	if cluster != "" {
+		if err := k.del(ctx, resPin, pinName(app, cluster)); err != nil && !errors.Is(err, ErrNotFound) {
+			return fmt.Errorf("unpin %s on %s: %w", app, cluster, err)
+		}
+		return nil
+	}
+	err := k.listSpecs(ctx, resPin, labelApp+"="+labelValue(app), func(o *unstructured.Unstructured) error {
+		var p Pin
+		if err := getSpec(o, &p); err != nil || p.App != app {
+			return err
+		}
+		if err := k.res(resPin).Delete(ctx, o.GetName(), metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("unpin %s: %w", app, err)
+	}
+	return nil
+}
+
+// ListPins implements Store.
+func (k *Kube) ListPins(ctx context.Context) ([]Pin, error) {
+	var out []Pin
+	err := k.listSpecs(ctx, resPin, "", func(o *unstructured.Unstructured) error {
+		var p Pin
+		if err := getSpec(o, &p); err != nil {
+			return err
+		}
+		out = append(out, p)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list pins: %w", err)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].App != out[j].App {
+			return out[i].App < out[j].App
+		}
+		return out[i].Cluster < out[j].Cluster
+	})
+	return out, nil
+}
+
+// listSpecs calls fn for every object of r matching selector.
+func (k *Kube) listSpecs(ctx context.Context, r resource, selector string, fn func(*unstructured.Unstructured) error) error {
+	if err := k.check(ctx); err != nil {
+		return err
+	}
+	items, err := k.list(ctx, r, selector)
+	if err != nil {
+		return err
+	}
+	for i := range items {
+		if err := fn(&items[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// pageByKey returns the page of sorted items after p's cursor (the base64
+// of the last key of the previous page, as Bolt's forward lists).
+func pageByKey[T any](sorted []T, p Page, key func(T) string) ([]T, string, error) {
+	after, err := decodeCursor(p.After)
+	if err != nil {
+		return nil, "", err
+	}
+	start := 0
+	if after != nil {
+		start = sort.Search(len(sorted), func(i int) bool { return key(sorted[i]) > string(after) })
+	}
+	end := min(start+p.limit(), len(sorted))
+	out := sorted[start:end]
+	if len(out) == 0 {
+		return nil, "", nil
+	}
+	if end < len(sorted) {
+		return out, encodeCursor([]byte(key(out[len(out)-1]))), nil
+	}
+	return out, "", nil
+}

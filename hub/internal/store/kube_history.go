@@ -1,0 +1,284 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+)
+
+// History and audit entries of the Kubernetes store are one object each
+// ("h-<id>", "a-<id>"), their free-text fields capped at maxTextBytes and
+// a history entry's hooks at maxHooks, so that no entry nears etcd's
+// object size limit. IDs are microseconds since 1970 (below 2^53, exact
+// in JavaScript), made unique by the API server: a create that finds the
+// ID taken takes the next one. So IDs grow with time across hubs, up to
+// their clock difference.
+const (
+	maxTextBytes = 8 << 10
+	maxHooks     = 200
+)
+
+// idClock hands out increasing IDs from the wall clock.
+type idClock struct {
+	mu   sync.Mutex
+	last uint64
+}
+
+func (c *idClock) next(taken uint64) uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	id := max(uint64(time.Now().UnixMicro()), c.last+1, taken+1)
+	c.last = id
+	return id
+}
+
+func capText(s string) string {
+	if len(s) <= maxTextBytes {
+		return s
+	}
+	cut := maxTextBytes
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "… (truncated)"
+}
+
+func capHistory(e HistoryEntry) HistoryEntry {
+	e.Message = capText(e.Message)
+	if len(e.Hooks) > maxHooks {
+		e.Hooks = e.Hooks[:maxHooks]
+	}
+	for i := range e.Hooks {
+		e.Hooks[i].Message = capText(e.Hooks[i].Message)
+	}
+	return e
+}
+
+func historyName(id uint64) string { return "h-" + strconv.FormatUint(id, 10) }
+func auditName(id uint64) string   { return "a-" + strconv.FormatUint(id, 10) }
+
+func historyLabels(e HistoryEntry) map[string]string {
+	return labels("history", labelApp, e.App, labelCluster, e.Cluster, labelPair, e.App+"\x00"+e.Cluster)
+}
+
+// AppendHistory implements Store. Beyond the history limit the oldest
+// entries of the (app, cluster) are deleted.
+func (k *Kube) AppendHistory(ctx context.Context, e HistoryEntry) (uint64, error) {
+	if err := checkName("app", e.App); err != nil {
+		return 0, fmt.Errorf("append history: %w", err)
+	}
+	if err := checkName("cluster", e.Cluster); err != nil {
+		return 0, fmt.Errorf("append history of app %s: %w", e.App, err)
+	}
+	err := k.check(ctx)
+	if err == nil {
+		e, err = k.createNumbered(ctx, e)
+	}
+	if err == nil {
+		err = k.trimHistory(ctx, e.App, e.Cluster)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("append history of app %s on cluster %s: %w", e.App, e.Cluster, err)
+	}
+	return e.ID, nil
+}
+
+// createNumbered creates e under the next free ID.
+func (k *Kube) createNumbered(ctx context.Context, e HistoryEntry) (HistoryEntry, error) {
+	e = capHistory(e)
+	var taken uint64
+	for {
+		e.ID = k.ids.next(taken)
+		err := k.ImportHistory(ctx, e)
+		if errors.Is(err, ErrConflict) {
+			taken = e.ID
+			continue
+		}
+		return e, err
+	}
+}
+
+// ImportHistory stores e under its own ID; ErrConflict if it is taken.
+func (k *Kube) ImportHistory(ctx context.Context, e HistoryEntry) error {
+	o, err := newObject(resHistory, historyName(e.ID), historyLabels(e), e)
+	if err == nil {
+		_, err = k.res(resHistory).Create(ctx, o, metav1.CreateOptions{})
+	}
+	return apiErr(err)
+}
+
+func (k *Kube) trimHistory(ctx context.Context, app, cluster string) error {
+	if k.historyLimit < 0 {
+		return nil
+	}
+	es, err := k.listHistory(ctx, app, cluster)
+	if err != nil || len(es) <= k.historyLimit {
+		return err
+	}
+	for _, e := range es[k.historyLimit:] {
+		if err := k.res(resHistory).Delete(ctx, historyName(e.ID), metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+			return err
+		}
+	}
+	return nil
+}
+
+// GetHistory implements Store.
+func (k *Kube) GetHistory(ctx context.Context, id uint64) (HistoryEntry, error) {
+	var e HistoryEntry
+	err := k.check(ctx)
+	if err == nil {
+		_, err = k.get(ctx, resHistory, historyName(id), &e)
+	}
+	if err != nil {
+		return HistoryEntry{}, fmt.Errorf("get history %d: %w", id, err)
+	}
+	return e, nil
+}
+
+// listHistory returns the entries of app and cluster ("" = any), newest
+// first.
+func (k *Kube) listHistory(ctx context.Context, app, cluster string) ([]HistoryEntry, error) {
+	sel := ""
+	switch {
+	case app != "" && cluster != "":
+		sel = labelPair + "=" + labelValue(app+"\x00"+cluster)
+	case app != "":
+		sel = labelApp + "=" + labelValue(app)
+	case cluster != "":
+		sel = labelCluster + "=" + labelValue(cluster)
+	}
+	var out []HistoryEntry
+	err := k.listSpecs(ctx, resHistory, sel, func(o *unstructured.Unstructured) error {
+		var e HistoryEntry
+		if err := getSpec(o, &e); err != nil {
+			return err
+		}
+		if (app == "" || e.App == app) && (cluster == "" || e.Cluster == cluster) {
+			out = append(out, e)
+		}
+		return nil
+	})
+	sort.Slice(out, func(i, j int) bool { return out[i].ID > out[j].ID })
+	return out, err
+}
+
+// ListHistory implements Store.
+func (k *Kube) ListHistory(ctx context.Context, app, cluster string, p Page) ([]HistoryEntry, string, error) {
+	out, next, err := func() ([]HistoryEntry, string, error) {
+		before, err := decodeIDCursor(p.After)
+		if err != nil {
+			return nil, "", err
+		}
+		es, err := k.listHistory(ctx, app, cluster)
+		if err != nil {
+			return nil, "", err
+		}
+		return pageByID(es, before, p.limit(), func(e HistoryEntry) uint64 { return e.ID })
+	}()
+	if err != nil {
+		return nil, "", fmt.Errorf("list history of app %q cluster %q: %w", app, cluster, err)
+	}
+	return out, next, nil
+}
+
+// AppendAudit implements Store. Its Detail is capped.
+func (k *Kube) AppendAudit(ctx context.Context, e AuditEntry) error {
+	e.Detail = capText(e.Detail)
+	err := k.check(ctx)
+	var taken uint64
+	for err == nil {
+		e.ID = k.ids.next(taken)
+		err = k.ImportAudit(ctx, e)
+		if errors.Is(err, ErrConflict) {
+			taken, err = e.ID, nil
+			continue
+		}
+		break
+	}
+	if err != nil {
+		return fmt.Errorf("append audit %s %s: %w", e.Action, e.Target, err)
+	}
+	return nil
+}
+
+// ImportAudit stores e under its own ID; ErrConflict if it is taken.
+func (k *Kube) ImportAudit(ctx context.Context, e AuditEntry) error {
+	o, err := newObject(resAudit, auditName(e.ID), labels("audit"), e)
+	if err == nil {
+		_, err = k.res(resAudit).Create(ctx, o, metav1.CreateOptions{})
+	}
+	return apiErr(err)
+}
+
+// ListAudit implements Store.
+func (k *Kube) ListAudit(ctx context.Context, p Page) ([]AuditEntry, string, error) {
+	out, next, err := func() ([]AuditEntry, string, error) {
+		before, err := decodeIDCursor(p.After)
+		if err != nil {
+			return nil, "", err
+		}
+		var all []AuditEntry
+		err = k.listSpecs(ctx, resAudit, "", func(o *unstructured.Unstructured) error {
+			var e AuditEntry
+			if err := getSpec(o, &e); err != nil {
+				return err
+			}
+			all = append(all, e)
+			return nil
+		})
+		if err != nil {
+			return nil, "", err
+		}
+		sort.Slice(all, func(i, j int) bool { return all[i].ID > all[j].ID })
+		return pageByID(all, before, p.limit(), func(e AuditEntry) uint64 { return e.ID })
+	}()
+	if err != nil {
+		return nil, "", fmt.Errorf("list audit: %w", err)
+	}
+	return out, next, nil
+}
+
+// decodeIDCursor reads a newest-first cursor: the last ID of the previous
+// page, as Bolt's; none is MaxUint64 (from the newest).
+func decodeIDCursor(after string) (uint64, error) {
+	b, err := decodeCursor(after)
+	if err != nil {
+		return 0, err
+	}
+	if b == nil {
+		return math.MaxUint64, nil
+	}
+	if len(b) != 8 {
+		return 0, fmt.Errorf("cursor %q: %w", after, ErrBadCursor)
+	}
+	return btoi(b), nil
+}
+
+// pageByID returns up to limit items of the newest-first list with IDs
+// below before, and the cursor of the next page.
+func pageByID[T any](newestFirst []T, before uint64, limit int, id func(T) uint64) ([]T, string, error) {
+	start := sort.Search(len(newestFirst), func(i int) bool { return id(newestFirst[i]) < before })
+	if before == math.MaxUint64 {
+		start = 0
+	}
+	end := min(start+limit, len(newestFirst))
+	out := newestFirst[start:end]
+	if len(out) == 0 {
+		return nil, "", nil
+	}
+	if end < len(newestFirst) {
+		return out, encodeCursor(itob(id(out[len(out)-1]))), nil
+	}
+	return out, "", nil
+}

@@ -1,0 +1,245 @@
+package store
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"google.golang.org/protobuf/testing/protocmp"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+)
+
+var update = flag.Bool("update", false, "rewrite deploy/crds/hub-store.yaml")
+
+// crdFile is the copy of the store's CRDs that deploy/ ships.
+const crdFile = "../../../deploy/crds/hub-store.yaml"
+
+// TestCRDManifest: deploy/ ships the CRDs the store installs.
+func TestCRDManifest(t *testing.T) {
+	if *update {
+		if err := os.MkdirAll(filepath.Dir(crdFile), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(crdFile, CRDManifest(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := os.ReadFile(crdFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(string(CRDManifest()), string(got)); diff != "" {
+		t.Errorf("%s is stale; run go test ./hub/internal/store -run TestCRDManifest -update (-want +got):\n%s", crdFile, diff)
+	}
+}
+
+// TestKubeReplicasNeverOverwrite: hubs sharing one namespace update the
+// same cluster and the same status object at once; every update lands,
+// none is overwritten (resourceVersion conflicts are retried).
+func TestKubeReplicasNeverOverwrite(t *testing.T) {
+	ns := newTestNamespace(t)
+	replicas := []*Kube{openKube(t, ns, Options{}), openKube(t, ns, Options{}), openKube(t, ns, Options{})}
+	ctx := t.Context()
+	if err := replicas[0].CreateCluster(ctx, Cluster{Name: "shared"}); err != nil {
+		t.Fatal(err)
+	}
+	const perReplica = 15
+	var wg sync.WaitGroup
+	errs := make(chan error, 2*len(replicas)*perReplica)
+	for r, s := range replicas {
+		for i := range perReplica {
+			wg.Go(func() {
+				errs <- s.UpdateCluster(ctx, "shared", func(c *Cluster) error {
+					if c.Labels == nil {
+						c.Labels = map[string]string{}
+					}
+					c.Labels[fmt.Sprintf("r%d-%d", r, i)] = "x"
+					return nil
+				})
+			})
+			wg.Go(func() {
+				errs <- s.PutStatus(ctx, "shared", testStatus(fmt.Sprintf("app-%d-%d", r, i), "r1"))
+			})
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	c, err := replicas[1].GetCluster(ctx, "shared")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Labels) != len(replicas)*perReplica {
+		t.Errorf("cluster has %d labels after %d concurrent updates: updates were lost", len(c.Labels), len(replicas)*perReplica)
+	}
+	sts, err := replicas[2].ListStatus(ctx, "shared")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sts) != len(replicas)*perReplica {
+		t.Errorf("%d statuses after %d concurrent puts: writes were lost", len(sts), len(replicas)*perReplica)
+	}
+}
+
+// TestKubeStatusWrites: an unchanged status costs no write, and a
+// cluster whose statuses outgrow one object is spread over several, each
+// far below etcd's limit, and read back whole.
+func TestKubeStatusWrites(t *testing.T) {
+	ns := newTestNamespace(t)
+	s := openKube(t, ns, Options{})
+	ctx := t.Context()
+	if err := s.CreateCluster(ctx, Cluster{Name: "big"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutStatus(ctx, "big", testStatus("web", "r1")); err != nil {
+		t.Fatal(err)
+	}
+	dyn := dynamic.NewForConfigOrDie(testAPIServer(t))
+	pages := dyn.Resource(resStatus.gvr()).Namespace(ns)
+	before, err := pages.Get(ctx, statusPageName("big", 0), metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if err := s.PutStatus(ctx, "big", testStatus("web", "r1")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	after, err := pages.Get(ctx, statusPageName("big", 0), metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if before.GetResourceVersion() != after.GetResourceVersion() {
+		t.Errorf("unchanged status rewrote its object (resourceVersion %s → %s)", before.GetResourceVersion(), after.GetResourceVersion())
+	}
+
+	// 1,500 apps of ~1 KiB each: more than one page holds.
+	var want []StatusRecord
+	var wg sync.WaitGroup
+	errs := make(chan error, 1500)
+	for i := range 1500 {
+		st := testStatus(fmt.Sprintf("app-%04d", i), "r1")
+		st.Message = strings.Repeat("m", 600)
+		want = append(want, StatusRecord{"big", st})
+		wg.Go(func() { errs <- s.PutStatus(ctx, "big", st) })
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.DeleteStatus(ctx, "big", "web"); err != nil {
+		t.Fatal(err)
+	}
+	l, err := pages.List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(l.Items) < 2 {
+		t.Errorf("1,500 statuses of ~1 KiB in %d object(s), want them spread over several", len(l.Items))
+	}
+	for _, o := range l.Items {
+		b, _ := json.Marshal(o.Object)
+		if len(b) > 1<<20 {
+			t.Errorf("status object %s is %d bytes, over 1 MiB", o.GetName(), len(b))
+		}
+	}
+	got, err := s.ListStatus(ctx, "big")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(want, got, protocmp.Transform()); diff != "" {
+		t.Errorf("statuses (-want +got):\n%s", diff)
+	}
+}
+
+// TestKubeEntriesCapped: a history message or audit detail too big for an
+// object is stored truncated, not refused.
+func TestKubeEntriesCapped(t *testing.T) {
+	s := openKube(t, newTestNamespace(t), Options{})
+	ctx := t.Context()
+	e := histEntry("web", "a", 1)
+	e.Message = strings.Repeat("é", 2<<20)
+	id, err := s.AppendHistory(ctx, e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.GetHistory(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Message) > maxTextBytes+64 || !strings.HasPrefix(got.Message, "éé") || !strings.HasSuffix(got.Message, "(truncated)") {
+		t.Errorf("stored message of %d bytes, want it cut to about %d and marked", len(got.Message), maxTextBytes)
+	}
+	if err := s.AppendAudit(ctx, AuditEntry{Time: t0, Actor: "a", Action: "x", Detail: strings.Repeat("d", 3<<20)}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestKubeSecretsHoldSecrets: hashes live in Secrets only, raw tokens
+// nowhere, and the custom resources carry neither.
+func TestKubeSecretsHoldSecrets(t *testing.T) {
+	ns := newTestNamespace(t)
+	s := openKube(t, ns, Options{})
+	ctx := t.Context()
+	if err := s.CreateCluster(ctx, Cluster{Name: "a"}); err != nil {
+		t.Fatal(err)
+	}
+	join, err := s.CreateJoinToken(ctx, "a", time.Hour, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	api, tok, err := s.CreateAPIToken(ctx, "ci", RoleReadOnly, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutCA(ctx, []byte("cert"), []byte("key")); err != nil {
+		t.Fatal(err)
+	}
+	cfg := testAPIServer(t)
+	var crs, secrets bytes.Buffer
+	dyn := dynamic.NewForConfigOrDie(cfg)
+	for _, r := range allResources {
+		l, err := dyn.Resource(r.gvr()).Namespace(ns).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := json.Marshal(l)
+		crs.Write(b)
+	}
+	sl, err := kubernetes.NewForConfigOrDie(cfg).CoreV1().Secrets(ns).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal(sl)
+	secrets.Write(b)
+	for _, raw := range []string{join, api} {
+		if bytes.Contains(crs.Bytes(), []byte(raw)) || bytes.Contains(secrets.Bytes(), []byte(raw)) {
+			t.Errorf("raw token %q stored", raw)
+		}
+	}
+	for _, hash := range []string{hashToken(join), tok.Hash} {
+		if bytes.Contains(crs.Bytes(), []byte(hash)) {
+			t.Errorf("hash %q in a custom resource, want Secrets only", hash)
+		}
+	}
+	if bytes.Contains(crs.Bytes(), []byte("key")) && bytes.Contains(crs.Bytes(), []byte("tls.key")) {
+		t.Error("CA key in a custom resource")
+	}
+}
