@@ -2,7 +2,9 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 
@@ -221,4 +223,96 @@ func TestAgentPolicyHoldsWithoutTheHub(t *testing.T) {
 	if _, err := cs.RbacV1().ClusterRoleBindings().Get(context.WithoutCancel(ctx), "team-admin", metav1.GetOptions{}); err != nil {
 		t.Errorf("after the policy allowed it: %v", err)
 	}
+}
+
+// TestSyncWindowHoldsManualSyncAndRollback: a deny sync window without
+// manualSync holds a person's sync and rollback too. Through the real HTTP
+// API both answer 409 naming the window, the CLI says the same, nothing is
+// pinned and the cluster keeps what it had. Once the window allows manual
+// syncs (manualSync), the same rollback goes through.
+func TestSyncWindowHoldsManualSyncAndRollback(t *testing.T) {
+	e := newEnv(t, "win")
+	rev1 := e.commit("v1", map[string]string{"team/frozen/cm.yaml": configMap("frozen", "v1")})
+	project := func(windows string) string {
+		return `apiVersion: argoproj.io/v1alpha1
+kind: AppProject
+metadata: {name: frozen-team, namespace: argocd}
+spec:
+  sourceRepos: ['*']
+  destinations: [{name: win, namespace: 'team'}]
+` + windows
+	}
+	e.writeApp("frozen-team", project(""))
+	e.writeApp("frozen", fmt.Sprintf(`apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata: {name: frozen, namespace: argocd}
+spec:
+  project: frozen-team
+  source: {repoURL: %s, targetRevision: main, path: team/frozen}
+  destination: {name: win, namespace: team}
+  syncPolicy: {automated: {prune: true, selfHeal: true}, syncOptions: [CreateNamespace=true]}
+`, e.repo.URL))
+	e.startHub(hubDefaults())
+	e.enroll("win")
+	e.waitSynced("frozen", rev1, "win")
+	rev2 := e.commit("v2", map[string]string{"team/frozen/cm.yaml": configMap("frozen", "v2")})
+	e.waitSynced("frozen", rev2, "win")
+
+	e.writeApp("frozen-team", project("  syncWindows: [{kind: deny, schedule: '* * * * *', duration: 1h, applications: ['*']}]\n"))
+	e.cli("app", "refresh", "frozen")
+	window := "project frozen-team: sync window spec.syncWindows[0] (deny * * * * * for 1h) denies syncs until"
+	e.waitApp("frozen", "held by the deny window, manual syncs too", func(a api.AppView) error {
+		for _, c := range a.Clusters {
+			if c.Cluster == "win" && strings.Contains(c.SyncWindow, window) && strings.Contains(c.SyncWindow, "manual syncs are held too") {
+				return nil
+			}
+		}
+		return fmt.Errorf("clusters %+v", a.Clusters)
+	})
+
+	for _, call := range []struct {
+		path string
+		body any
+		cli  []string
+	}{
+		{"/api/v1/apps/frozen/sync", api.SyncRequest{}, []string{"app", "sync", "frozen"}},
+		{"/api/v1/apps/frozen/rollback", api.RollbackRequest{Revision: rev1}, []string{"app", "rollback", "frozen", rev1}},
+	} {
+		var answer api.Error
+		if err := json.Unmarshal(e.postRaw(e.hub.Token, call.path, call.body, http.StatusConflict), &answer); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(answer.Error, window) || !strings.Contains(answer.Error, "cluster win") {
+			t.Errorf("POST %s: 409 %q does not name the window and the cluster", call.path, answer.Error)
+		}
+		_, err := e.hub.CLI(t.Context(), call.cli...)
+		if err == nil || !strings.Contains(err.Error(), window) {
+			t.Errorf("flotilla %s: %v; want a failure naming the window", strings.Join(call.cli, " "), err)
+		}
+	}
+	if a, err := e.hub.App(t.Context(), "frozen"); err != nil || len(a.Clusters) != 1 || a.Clusters[0].Pinned != "" {
+		t.Errorf("app frozen after the refused rollback: %+v (%v); want nothing pinned", a, err)
+	}
+	if data, err := e.configMapData("win", "team", "frozen"); err != nil || data["version"] != "v2" {
+		t.Errorf("ConfigMap team/frozen = %v (%v); want v2 kept", data, err)
+	}
+
+	e.writeApp("frozen-team", project("  syncWindows: [{kind: deny, schedule: '* * * * *', duration: 1h, applications: ['*'], manualSync: true}]\n"))
+	e.cli("app", "refresh", "frozen")
+	e.waitApp("frozen", "the window allows manual syncs", func(a api.AppView) error {
+		for _, c := range a.Clusters {
+			if c.Cluster == "win" && strings.Contains(c.SyncWindow, "manual syncs are allowed (manualSync)") {
+				return nil
+			}
+		}
+		return fmt.Errorf("clusters %+v", a.Clusters)
+	})
+	e.cli("app", "rollback", "frozen", rev1)
+	e.eventually("the rollback allowed by manualSync applies v1", func() error {
+		data, err := e.configMapData("win", "team", "frozen")
+		if err != nil || data["version"] != "v1" {
+			return fmt.Errorf("ConfigMap team/frozen = %v (%v)", data, err)
+		}
+		return nil
+	})
 }

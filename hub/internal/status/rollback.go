@@ -19,7 +19,9 @@ import (
 // holding its bundle, then sends those agents one SYNC command; the answer
 // says per cluster whether it was sent and, if not, why. When the pinned
 // revision cannot be rendered for a cluster, the pin is undone and the
-// error is Unprocessable. who is the caller, recorded in the operation.
+// error is Unprocessable. A target whose sync window holds manual syncs
+// refuses the whole rollback (Conflict, naming the window), as Sync does.
+// who is the caller, recorded in the operation.
 func (s *Service) Rollback(ctx context.Context, app string, req api.RollbackRequest, who string) (api.RollbackResponse, error) {
 	if (req.Revision == "") == (req.HistoryID == 0) {
 		return api.RollbackResponse{}, errorf(Invalid, "rollback needs exactly one of revision or historyId")
@@ -47,6 +49,18 @@ func (s *Service) Rollback(ctx context.Context, app string, req api.RollbackRequ
 	targets, err := s.Targets(app, req.Cluster)
 	if err != nil {
 		return api.RollbackResponse{}, err
+	}
+	// A rollback is a sync to an earlier revision: a sync window of the
+	// app's project that holds manual syncs holds it too, before anything
+	// is pinned.
+	var held []string
+	for _, t := range targets {
+		if t.ManualSyncDenied {
+			held = append(held, fmt.Sprintf("cluster %s: %s", t.Cluster, t.SyncWindow))
+		}
+	}
+	if len(held) > 0 {
+		return api.RollbackResponse{}, errorf(Conflict, "rollback of %s refused by a sync window: %s", app, strings.Join(held, "; "))
 	}
 	changed, stop := s.d.Fleet.Watch()
 	defer stop()
