@@ -35,6 +35,9 @@ func run(ctx context.Context, args []string) error {
 	if len(args) > 0 && args[0] == renderproc.WorkerArg {
 		return render.ServeWorker(ctx) // a render worker started by a hub
 	}
+	if len(args) > 0 && args[0] == "migrate" {
+		return migrate(ctx, args[1:])
+	}
 	o := server.DefaultOptions()
 	fs := pflag.NewFlagSet("flotilla-hub", pflag.ContinueOnError)
 	o.BindFlags(fs)
@@ -61,4 +64,25 @@ func run(ctx context.Context, args []string) error {
 		return err
 	}
 	return server.Run(ctx, o, log)
+}
+
+// migrate is `flotilla-hub migrate --from bbolt --to kubernetes` (and
+// back): it copies the whole state of one store into the other.
+func migrate(ctx context.Context, args []string) error {
+	var o server.MigrateOptions
+	fs := pflag.NewFlagSet("flotilla-hub migrate", pflag.ContinueOnError)
+	o.BindFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	if err := envflag.Apply(fs, "FLOTILLA"); err != nil {
+		return err
+	}
+	log := hclog.New(&hclog.LoggerOptions{Name: "hub", Level: hclog.Info})
+	logbridge.Install(log)
+	_, err := server.RunMigrate(ctx, o, log)
+	return err
 }
