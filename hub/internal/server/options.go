@@ -34,11 +34,15 @@ func (o *Options) caKeyFile() string {
 
 // Options configure the hub. Every flag can also be set from FLOTILLA_<FLAG>.
 type Options struct {
-	StateDir      string
-	AgentListen   string
-	HTTPListen    string
-	AdvertiseAddr string
-	TLSSANs       []string
+	StateDir    string
+	AgentListen string
+	HTTPListen  string
+	// HTTPTLSCertFile and HTTPTLSKeyFile, when set, make the HTTP API and
+	// UI serve HTTPS with that certificate (PEM) instead of plain HTTP.
+	HTTPTLSCertFile string
+	HTTPTLSKeyFile  string
+	AdvertiseAddr   string
+	TLSSANs         []string
 
 	AppsDir      string
 	AppsRepo     string
@@ -141,6 +145,8 @@ func (o *Options) BindFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.StateDir, "state-dir", o.StateDir, "folder for the state store, CA and git mirrors")
 	fs.StringVar(&o.AgentListen, "agent-listen", o.AgentListen, "address of the agent gRPC endpoint (mTLS)")
 	fs.StringVar(&o.HTTPListen, "http-listen", o.HTTPListen, "address of the HTTP API, UI, webhooks and metrics")
+	fs.StringVar(&o.HTTPTLSCertFile, "http-tls-cert-file", o.HTTPTLSCertFile, "serve --http-listen over HTTPS with this certificate chain (PEM; with --http-tls-key-file); default plain HTTP, for a TLS-terminating ingress in front")
+	fs.StringVar(&o.HTTPTLSKeyFile, "http-tls-key-file", o.HTTPTLSKeyFile, "private key (PEM) of --http-tls-cert-file")
 	fs.StringVar(&o.AdvertiseAddr, "advertise-addr", o.AdvertiseAddr, "host:port agents dial, printed in join commands (default: the agent listen address)")
 	fs.StringSliceVar(&o.TLSSANs, "tls-san", o.TLSSANs, "extra DNS names or IPs for the hub's serving certificate")
 	fs.StringVar(&o.AppsDir, "apps-dir", o.AppsDir, "local folder of Application definitions")
@@ -188,6 +194,9 @@ func (o *Options) Validate() error {
 	}
 	if o.AppsDir == "" && o.AppsRepo == "" {
 		errs = append(errs, errors.New("one of --apps-dir or --apps-repo is required"))
+	}
+	if (o.HTTPTLSCertFile == "") != (o.HTTPTLSKeyFile == "") {
+		errs = append(errs, errors.New("--http-tls-cert-file and --http-tls-key-file go together"))
 	}
 	if o.PollInterval < time.Second {
 		errs = append(errs, fmt.Errorf("--poll-interval %s: must be at least 1s", o.PollInterval))

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -192,8 +193,15 @@ func Run(ctx context.Context, o Options, log hclog.Logger) error {
 		Log: log.Named("http"),
 	})
 	httpSrv := httpapi.NewServer(api)
+	if o.HTTPTLSCertFile != "" {
+		cert, err := tls.LoadX509KeyPair(o.HTTPTLSCertFile, o.HTTPTLSKeyFile)
+		if err != nil {
+			return fmt.Errorf("--http-tls-cert-file %s, --http-tls-key-file %s: %w", o.HTTPTLSCertFile, o.HTTPTLSKeyFile, err)
+		}
+		httpSrv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
 
-	log.Info("hub started", "agent_addr", agentLis.Addr().String(), "http_addr", httpLis.Addr().String(),
+	log.Info("hub started", "agent_addr", agentLis.Addr().String(), "http_addr", httpLis.Addr().String(), "https", o.HTTPTLSCertFile != "",
 		"advertise", advertise, "ca_hash", ca.Hash(), "state_dir", o.StateDir)
 
 	ctx, cancel := context.WithCancel(ctx)
@@ -229,7 +237,11 @@ func Run(ctx context.Context, o Options, log hclog.Logger) error {
 			defer c()
 			_ = httpSrv.Shutdown(sctx)
 		}()
-		if err := httpSrv.Serve(httpLis); !errors.Is(err, http.ErrServerClosed) {
+		serve := func() error { return httpSrv.Serve(httpLis) }
+		if httpSrv.TLSConfig != nil {
+			serve = func() error { return httpSrv.ServeTLS(httpLis, "", "") }
+		}
+		if err := serve(); !errors.Is(err, http.ErrServerClosed) {
 			return err
 		}
 		return nil

@@ -3,6 +3,8 @@ package harness
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -29,7 +31,10 @@ type Hub struct {
 	// WebhookSecret signs PushWebhook's events (the hub refuses unsigned
 	// ones); empty when the test passed its own --webhook-secret-file.
 	WebhookSecret string
-	args          []string
+	// Client talks to the hub's HTTP API (it trusts TLSCertFile's
+	// certificate when the hub serves HTTPS).
+	Client *http.Client
+	args   []string
 	dir           string
 }
 
@@ -40,7 +45,11 @@ type HubOptions struct {
 	// HTTPAddr is the host:port of the HTTP API (default: a free loopback
 	// port), for tests that must name the hub's URL before it starts.
 	HTTPAddr string
-	Extra    []string
+	// TLSCertFile and TLSKeyFile make the hub serve HTTPS
+	// (--http-tls-cert-file); the certificate must be valid for the
+	// HTTP address and is trusted as a root by Hub.Client.
+	TLSCertFile, TLSKeyFile string
+	Extra                   []string
 }
 
 // StartHub starts flotilla-hub from binDir with its state under dir and
@@ -61,7 +70,21 @@ func StartHub(ctx context.Context, binDir, dir string, o HubOptions) (*Hub, erro
 	if o.PollInterval == 0 {
 		o.PollInterval = time.Hour
 	}
-	h := &Hub{BinDir: binDir, StateDir: filepath.Join(dir, "hub-state"), AgentAddr: agentAddr, HTTPURL: "http://" + httpAddr, dir: dir}
+	h := &Hub{BinDir: binDir, StateDir: filepath.Join(dir, "hub-state"), AgentAddr: agentAddr, HTTPURL: "http://" + httpAddr, dir: dir, Client: apiClient}
+	if o.TLSCertFile != "" {
+		pem, err := os.ReadFile(o.TLSCertFile)
+		if err != nil {
+			return nil, err
+		}
+		roots := x509.NewCertPool()
+		if !roots.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("%s: no PEM certificate", o.TLSCertFile)
+		}
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.TLSClientConfig = &tls.Config{RootCAs: roots}
+		h.HTTPURL, h.Client = "https://"+httpAddr, &http.Client{Transport: tr, Timeout: apiClient.Timeout}
+		o.Extra = append([]string{"--http-tls-cert-file", o.TLSCertFile, "--http-tls-key-file", o.TLSKeyFile}, o.Extra...)
+	}
 	if !slices.Contains(o.Extra, "--webhook-secret-file") {
 		h.WebhookSecret = rand.Text()
 		f := filepath.Join(dir, "webhook-secret")
@@ -105,7 +128,7 @@ func (h *Hub) start(ctx context.Context) error {
 		if done, err := p.Exited(); done {
 			return fmt.Errorf("hub exited: %v\n%s", err, p.Tail(4000))
 		}
-		resp, err := http.Get(h.HTTPURL + "/readyz")
+		resp, err := h.Client.Get(h.HTTPURL + "/readyz")
 		if err != nil {
 			return err
 		}

@@ -35,7 +35,7 @@ func (h *Hub) DoJSON(ctx context.Context, method, path string, in, out any) erro
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	resp, err := apiClient.Do(req)
+	resp, err := h.client().Do(req)
 	if err != nil {
 		return fmt.Errorf("%s %s: %w", method, path, err)
 	}
@@ -90,4 +90,12 @@ func (h *Hub) WebhookRequest(ctx context.Context, repoURL string) (*http.Request
 		req.Header.Set("X-Hub-Signature-256", "sha256="+hex.EncodeToString(m.Sum(nil)))
 	}
 	return req, nil
+}
+
+// client is Client, or the default API client for a Hub made elsewhere.
+func (h *Hub) client() *http.Client {
+	if h.Client != nil {
+		return h.Client
+	}
+	return apiClient
 }
