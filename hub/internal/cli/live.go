@@ -11,6 +11,8 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"sigs.k8s.io/yaml"
+
 	"github.com/flotilla-cd/flotilla/hub/api"
 )
 
@@ -138,7 +140,13 @@ func manifests(ctx context.Context, c *client, name string, f flags, w io.Writer
 				fmt.Fprintf(tw, "# error: %s\n", cm.Error)
 			}
 			for _, o := range cm.Objects {
-				fmt.Fprintf(tw, "---\n%s\n", o)
+				// YAML, as the objects are written in git (the API's JSON
+				// comes indented for its place in the answer).
+				y, err := yaml.JSONToYAML(o)
+				if err != nil {
+					y = append(o, '\n')
+				}
+				fmt.Fprintf(tw, "---\n%s", y)
 			}
 		}
 	})

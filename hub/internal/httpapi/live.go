@@ -115,8 +115,10 @@ func liveStatus(err error) int {
 	}
 }
 
-func liveError(w http.ResponseWriter, cluster string, err error) {
-	writeError(w, liveStatus(err), fmt.Sprintf("cluster %s: %v", cluster, err))
+// liveError writes the error of a live request (the broker's errors name
+// the cluster).
+func liveError(w http.ResponseWriter, err error) {
+	writeError(w, liveStatus(err), err.Error())
 }
 
 // objectQuery reads ?group=&version=&kind=&namespace=&name=.
@@ -196,7 +198,7 @@ func (a *API) liveManifest(w http.ResponseWriter, r *http.Request) {
 	}
 	res, err := a.d.Live.Do(r.Context(), cluster, &apiv1alpha1.LiveRequest{Kind: apiv1alpha1.LiveRequest_KIND_MANIFEST, App: name, Object: objectQuery(r), InitiatedBy: callerOf(r.Context()).Name})
 	if err != nil {
-		liveError(w, cluster, err)
+		liveError(w, err)
 		return
 	}
 	if !json.Valid(res.GetManifestJson()) {
@@ -214,7 +216,7 @@ func (a *API) liveEvents(w http.ResponseWriter, r *http.Request) {
 	}
 	res, err := a.d.Live.Do(r.Context(), cluster, &apiv1alpha1.LiveRequest{Kind: apiv1alpha1.LiveRequest_KIND_EVENTS, App: name, Object: objectQuery(r), InitiatedBy: callerOf(r.Context()).Name})
 	if err != nil {
-		liveError(w, cluster, err)
+		liveError(w, err)
 		return
 	}
 	resp := api.AppEventsResponse{App: name, Cluster: cluster, Events: []api.Event{}}
@@ -287,7 +289,7 @@ func (a *API) appLogs(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.WriteHeader(http.StatusOK)
 	case err != nil && !started:
-		liveError(w, cluster, err)
+		liveError(w, err)
 	case err != nil && r.Context().Err() == nil:
 		// The answer has begun: say why it ends in the log itself.
 		_, _ = fmt.Fprintf(w, "\n[flotilla: log ended: %v]\n", err)
@@ -320,7 +322,7 @@ func (a *API) appAction(w http.ResponseWriter, r *http.Request) {
 	res, err := a.d.Live.Do(r.Context(), cluster, &apiv1alpha1.LiveRequest{Kind: apiv1alpha1.LiveRequest_KIND_ACTION, App: name, Object: ref, Action: req.Action, InitiatedBy: callerOf(r.Context()).Name})
 	if err != nil {
 		a.audit(r, "app.action."+req.Action, target, "refused: "+err.Error())
-		liveError(w, cluster, err)
+		liveError(w, err)
 		return
 	}
 	a.audit(r, "app.action."+req.Action, target, res.GetMessage())

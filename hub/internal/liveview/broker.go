@@ -188,22 +188,22 @@ func (b *Broker) start(cluster string, req *apiv1alpha1.LiveRequest, frames int)
 	switch {
 	case a == nil:
 		b.mu.Unlock()
-		return nil, nil, nil, fmt.Errorf("cluster %s: %w", cluster, ErrNotConnected)
+		return nil, nil, nil, ErrNotConnected
 	case !a.capable:
 		b.mu.Unlock()
-		return nil, nil, nil, fmt.Errorf("cluster %s: %w", cluster, ErrUnsupported)
+		return nil, nil, nil, ErrUnsupported
 	case b.requests >= b.lim.MaxRequests:
 		b.mu.Unlock()
 		return nil, nil, nil, fmt.Errorf("%w: the hub serves %d already (its limit)", ErrBusy, b.lim.MaxRequests)
 	case a.requests >= b.lim.MaxRequestsPerAgent:
 		b.mu.Unlock()
-		return nil, nil, nil, fmt.Errorf("%w: cluster %s has %d in flight already (the limit per agent)", ErrBusy, cluster, b.lim.MaxRequestsPerAgent)
+		return nil, nil, nil, fmt.Errorf("%w: %d in flight for this cluster already (the limit per agent)", ErrBusy, b.lim.MaxRequestsPerAgent)
 	case isLog && b.logs >= b.lim.MaxLogs:
 		b.mu.Unlock()
 		return nil, nil, nil, fmt.Errorf("%w: the hub streams %d logs already (its limit)", ErrBusy, b.lim.MaxLogs)
 	case isLog && a.logs >= b.lim.MaxLogsPerAgent:
 		b.mu.Unlock()
-		return nil, nil, nil, fmt.Errorf("%w: cluster %s streams %d logs already (the limit per agent)", ErrBusy, cluster, b.lim.MaxLogsPerAgent)
+		return nil, nil, nil, fmt.Errorf("%w: %d logs streamed from this cluster already (the limit per agent)", ErrBusy, b.lim.MaxLogsPerAgent)
 	}
 	req.Id = strconv.FormatUint(b.seq.Add(1), 36)
 	c := &call{frames: make(chan *apiv1alpha1.LiveResponse, frames), failed: make(chan struct{})}
@@ -265,8 +265,16 @@ func frameError(r *apiv1alpha1.LiveResponse) error {
 }
 
 // Do sends req (TREE, MANIFEST, EVENTS or ACTION) to cluster's agent and
-// returns its answer, within Limits.Timeout.
+// returns its answer, within Limits.Timeout. Its errors name the cluster.
 func (b *Broker) Do(ctx context.Context, cluster string, req *apiv1alpha1.LiveRequest) (*apiv1alpha1.LiveResponse, error) {
+	r, err := b.do(ctx, cluster, req)
+	if err != nil {
+		return nil, fmt.Errorf("cluster %s: %w", cluster, err)
+	}
+	return r, nil
+}
+
+func (b *Broker) do(ctx context.Context, cluster string, req *apiv1alpha1.LiveRequest) (*apiv1alpha1.LiveResponse, error) {
 	ctx, cancel := context.WithTimeout(ctx, b.lim.Timeout)
 	defer cancel()
 	req.TimeoutMs = b.lim.Timeout.Milliseconds()
@@ -280,7 +288,7 @@ func (b *Broker) Do(ctx context.Context, cluster string, req *apiv1alpha1.LiveRe
 		return nil, err
 	}
 	if !r.GetDone() {
-		return nil, fmt.Errorf("agent of cluster %s answered %s in parts", cluster, req.GetKind())
+		return nil, fmt.Errorf("the agent answered %s in parts", req.GetKind())
 	}
 	if err := frameError(r); err != nil {
 		return nil, err
@@ -291,8 +299,16 @@ func (b *Broker) Do(ctx context.Context, cluster string, req *apiv1alpha1.LiveRe
 // Logs streams the log req asks for from cluster's agent, calling write
 // with every frame (the first names the pod and container), until the log
 // ends (nil), ctx ends, the deadline passes, or write fails. It grants the
-// agent more credit as write returns, within the hub's log rate.
+// agent more credit as write returns, within the hub's log rate. Its
+// errors name the cluster.
 func (b *Broker) Logs(ctx context.Context, cluster string, req *apiv1alpha1.LiveRequest, write func(*apiv1alpha1.LiveResponse) error) error {
+	if err := b.streamLogs(ctx, cluster, req, write); err != nil {
+		return fmt.Errorf("cluster %s: %w", cluster, err)
+	}
+	return nil
+}
+
+func (b *Broker) streamLogs(ctx context.Context, cluster string, req *apiv1alpha1.LiveRequest, write func(*apiv1alpha1.LiveResponse) error) error {
 	timeout := b.lim.Timeout
 	if req.GetLogs().GetFollow() {
 		timeout = b.lim.FollowTimeout

@@ -161,15 +161,15 @@ func TestCaps(t *testing.T) {
 		want string
 	}{
 		{name: "requests per agent", lim: Limits{MaxRequestsPerAgent: 2}, hold: []string{"eu/tree", "eu/logs"}, over: "eu/tree",
-			want: "too many live requests: cluster eu has 2 in flight already (the limit per agent)"},
+			want: "cluster eu: too many live requests: 2 in flight for this cluster already (the limit per agent)"},
 		{name: "requests per hub", lim: Limits{MaxRequests: 3}, hold: []string{"eu/tree", "us/tree", "us/logs"}, over: "eu/tree",
-			want: "too many live requests: the hub serves 3 already (its limit)"},
+			want: "cluster eu: too many live requests: the hub serves 3 already (its limit)"},
 		{name: "logs per agent", lim: Limits{MaxLogsPerAgent: 2}, hold: []string{"eu/logs", "eu/logs"}, over: "eu/logs",
-			want: "too many live requests: cluster eu streams 2 logs already (the limit per agent)"},
+			want: "cluster eu: too many live requests: 2 logs streamed from this cluster already (the limit per agent)"},
 		{name: "logs per hub", lim: Limits{MaxLogs: 2}, hold: []string{"eu/logs", "us/logs"}, over: "eu/logs",
-			want: "too many live requests: the hub streams 2 logs already (its limit)"},
+			want: "cluster eu: too many live requests: the hub streams 2 logs already (its limit)"},
 		{name: "logs per agent leave other requests", lim: Limits{MaxLogsPerAgent: 1}, hold: []string{"eu/logs"}, over: "eu/logs",
-			want: "too many live requests: cluster eu streams 1 logs already (the limit per agent)"},
+			want: "cluster eu: too many live requests: 1 logs streamed from this cluster already (the limit per agent)"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -291,7 +291,7 @@ func TestFollowedLogDeadline(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	done := logsAsync(ctx, b, "eu", nil)
 	r := a.next(t)
-	if r.GetTimeoutMs() != (3 * time.Hour).Milliseconds() || r.GetKind() != apiv1alpha1.LiveRequest_KIND_LOGS {
+	if r.GetTimeoutMs() != (3*time.Hour).Milliseconds() || r.GetKind() != apiv1alpha1.LiveRequest_KIND_LOGS {
 		t.Errorf("followed log request %v: want LOGS with a 3h deadline", r)
 	}
 	cancel()
@@ -448,7 +448,7 @@ func TestLogEnds(t *testing.T) {
 	done = logsAsync(t.Context(), b, "eu", nil)
 	r = a.next(t)
 	a.Deliver(&apiv1alpha1.LiveResponse{Id: r.GetId(), Done: true, Code: apiv1alpha1.LiveResponse_CODE_NOT_FOUND, Message: "pod web-9 not found"})
-	if err := wait(t, done); err == nil || err.Error() != "pod web-9 not found" {
+	if err := wait(t, done); err == nil || err.Error() != "cluster eu: pod web-9 not found" {
 		t.Fatalf("Logs of a missing pod = %v", err)
 	}
 

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/flotilla-cd/flotilla/hub/internal/fleet"
+	"github.com/flotilla-cd/flotilla/hub/internal/liveview"
 	"github.com/flotilla-cd/flotilla/hub/internal/store"
 	apiv1alpha1 "github.com/flotilla-cd/flotilla/shared/api/v1alpha1"
 	"github.com/flotilla-cd/flotilla/shared/manifest"
@@ -34,6 +35,14 @@ type SimAgent struct {
 	clock   time.Time
 	// Version is reported as the agent version.
 	Version string
+
+	// Live view (live.go).
+	appliedBundle map[string]*apiv1alpha1.Bundle // app → bundle applied
+	logs          map[string][]string            // pod → lines
+	logWoken      chan struct{}                  // closed when a log grows
+	events        []*apiv1alpha1.LiveEvent
+	liveIn        chan *apiv1alpha1.LiveRequest
+	liveAgent     *liveview.Agent
 }
 
 // Connect attaches cluster's simulated agent and waits until it reported
@@ -42,7 +51,7 @@ func (h *Hub) Connect(t testing.TB, cluster string) *SimAgent {
 	t.Helper()
 	a := &SimAgent{
 		Cluster: cluster, h: h, done: make(chan struct{}),
-		held: map[string]*apiv1alpha1.Bundle{}, applied: map[string]string{},
+		held: map[string]*apiv1alpha1.Bundle{}, applied: map[string]string{}, appliedBundle: map[string]*apiv1alpha1.Bundle{},
 		clock: Epoch.Add(time.Hour), Version: "v0.1.0-test",
 	}
 	err := h.Store.UpdateCluster(h.ctx, cluster, func(c *store.Cluster) error {
@@ -53,6 +62,7 @@ func (h *Hub) Connect(t testing.TB, cluster string) *SimAgent {
 		t.Fatalf("connect %s: %v", cluster, err)
 	}
 	a.sess = h.Fleet.Attach(cluster, nil)
+	a.startLive()
 	a.receive(a.sess.Next()) // the first delta, synchronously
 	go a.loop()
 	t.Cleanup(a.Close)
@@ -67,6 +77,7 @@ func (a *SimAgent) Close() {
 	default:
 	}
 	a.sess.Close()
+	a.liveAgent.Close()
 	<-a.done
 }
 
@@ -108,6 +119,7 @@ func (a *SimAgent) receive(ds *apiv1alpha1.DesiredState) {
 	for _, app := range ds.GetRemovedApps() {
 		delete(a.held, app)
 		delete(a.applied, app)
+		delete(a.appliedBundle, app)
 		a.h.Fleet.Report(a.Cluster, &apiv1alpha1.AppStatus{App: app, Removed: true})
 		_ = a.h.Store.DeleteStatus(a.h.ctx, a.Cluster, app)
 	}
@@ -152,6 +164,7 @@ func (a *SimAgent) apply(b *apiv1alpha1.Bundle, initiatedBy string) {
 		StartedAt: timestamppb.New(started), FinishedAt: timestamppb.New(a.tick()),
 	}
 	a.applied[b.GetApp()] = b.GetDigest()
+	a.appliedBundle[b.GetApp()] = b
 	_, err := a.h.Store.AppendHistory(a.h.ctx, store.HistoryEntry{
 		App: b.GetApp(), Cluster: a.Cluster, Revision: op.GetRevision(), Digest: op.GetDigest(),
 		StartedAt: started, FinishedAt: op.GetFinishedAt().AsTime(), InitiatedBy: initiatedBy,

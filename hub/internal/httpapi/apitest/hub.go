@@ -17,6 +17,7 @@ import (
 	"github.com/flotilla-cd/flotilla/hub/internal/fleet"
 	"github.com/flotilla-cd/flotilla/hub/internal/gitsource"
 	"github.com/flotilla-cd/flotilla/hub/internal/httpapi"
+	"github.com/flotilla-cd/flotilla/hub/internal/liveview"
 	"github.com/flotilla-cd/flotilla/hub/internal/render"
 	"github.com/flotilla-cd/flotilla/hub/internal/status"
 	"github.com/flotilla-cd/flotilla/hub/internal/store"
@@ -31,7 +32,10 @@ type Hub struct {
 	Controller *controller.Controller
 	Status     *status.Service
 	API        *httpapi.API
-	Server     *httptest.Server
+	// Live is the live-view broker the API uses; each SimAgent answers
+	// its requests.
+	Live   *liveview.Broker
+	Server *httptest.Server
 	// AdminToken and ReadOnlyToken are raw bearer tokens.
 	AdminToken, ReadOnlyToken string
 	ctx                       context.Context
@@ -48,6 +52,11 @@ type Options struct {
 	// AllowUnsignedWebhooks accepts unsigned webhooks when WebhookSecret is
 	// empty (else they are refused).
 	AllowUnsignedWebhooks bool
+	// Files, when set, are committed after the fixture's two commits,
+	// before the hub starts.
+	Files map[string]string
+	// Live are the hub's live-view limits (zero: the defaults).
+	Live liveview.Limits
 }
 
 // Clusters registered by New, with their labels.
@@ -77,6 +86,9 @@ func New(t testing.TB, o Options) *Hub {
 	h.Repo.Commit(t, "guestbook: green", map[string]string{
 		"guestbook/config.yaml": configMap("guestbook-config", "green"),
 	})
+	if len(o.Files) > 0 {
+		h.Repo.Commit(t, "more files", o.Files)
+	}
 	appsDir := filepath.Join(dir, "apps")
 	h.Repo.serve(t)
 	writeFile(t, filepath.Join(appsDir, "guestbook.yaml"), fmt.Sprintf(guestbookApp, h.Repo.URL))
@@ -120,7 +132,9 @@ func New(t testing.TB, o Options) *Hub {
 	}()
 
 	h.Status = status.New(status.Deps{Store: st, Fleet: h.Fleet, Controller: h.Controller, CommandTimeout: 10 * time.Second, Log: log})
+	h.Live = liveview.New(o.Live)
 	h.API = httpapi.New(httpapi.Deps{
+		Live:  h.Live,
 		Store: st, Fleet: h.Fleet, Controller: h.Controller, Git: git,
 		JoinInfo:              func() (string, string) { return "hub.example:8443", "sha256:cafe" },
 		TokenTTL:              time.Hour,
