@@ -175,6 +175,9 @@ func convertArgoApp(file string, m map[string]any) (*Application, []string, erro
 	if err == nil {
 		a.Spec.Scope, err = argoScope(in.Metadata.Annotations)
 	}
+	if err == nil {
+		a.Spec.Rollout, err = ParseRolloutAnnotation(in.Metadata.Annotations)
+	}
 	slices.Sort(n.list)
 	if err != nil {
 		return nil, n.list, fmt.Errorf("%s: Application %s: %w", file, in.Metadata.Name, err)

@@ -48,6 +48,9 @@ type ProjectSpec struct {
 	OrphanedResources *OrphanedResources `json:"orphanedResources,omitempty"`
 	// SyncWindows say when apps may sync automatically.
 	SyncWindows []SyncWindow `json:"syncWindows,omitempty"`
+	// Rollout is the rollout strategy of the project's apps that have
+	// none of their own.
+	Rollout *Rollout `json:"rollout,omitempty"`
 }
 
 // ProjectDestination is one allowed destination: clusters by name (globs,
@@ -162,7 +165,7 @@ func validateProject(p *Project) error {
 			return invalidf("spec.syncWindows[%d]: %v", i, err)
 		}
 	}
-	return nil
+	return ValidateRollout("spec.rollout", s.Rollout)
 }
 
 func validateWindow(w SyncWindow) error {

@@ -55,6 +55,9 @@ type Spec struct {
 	// put namespaced objects only in its destination namespace and may not
 	// create cluster-scoped objects.
 	Scope *Scope `json:"scope,omitempty"`
+	// Rollout moves a new revision through the app's clusters in steps
+	// (see Rollout); nil: the project's default, or every cluster at once.
+	Rollout *Rollout `json:"rollout,omitempty"`
 }
 
 // Scope is an app's tenancy boundary beyond its destination namespace.

@@ -85,6 +85,9 @@ func validateApp(a *Application) error {
 	if err := validateSyncPolicy(s.SyncPolicy); err != nil {
 		return err
 	}
+	if err := ValidateRollout("spec.rollout", s.Rollout); err != nil {
+		return err
+	}
 	for i, ig := range s.IgnoreDifferences {
 		f := fmt.Sprintf("spec.ignoreDifferences[%d]", i)
 		if ig.Kind == "" {

@@ -50,7 +50,10 @@ func (u *usage) commit(repo, commit string) {
 // bundleFor returns the bundle of a on cl from its render job. done is
 // false while a repo has not answered or the job runs; err is the git,
 // render or bundle error.
-func (c *Controller) bundleFor(a *app.Application, cl target.Cluster, policy *apiv1alpha1.SyncPolicy, u *usage) (bundleResult, TargetState, bool, error) {
+//
+// hold, when not "", is the revision a rollout keeps cl at (a rollback pin
+// wins over it); unlike a pin it leaves the sync policy as it is.
+func (c *Controller) bundleFor(a *app.Application, cl target.Cluster, policy *apiv1alpha1.SyncPolicy, hold string, u *usage) (bundleResult, TargetState, bool, error) {
 	ts := TargetState{Cluster: cl.Name}
 	srcs, err := target.EffectiveSources(a, cl)
 	if err != nil {
@@ -68,6 +71,8 @@ func (c *Controller) bundleFor(a *app.Application, cl target.Cluster, policy *ap
 		srcs[0].TargetRevision, ts.Pinned = pin, pin
 		policy = proto.Clone(policy).(*apiv1alpha1.SyncPolicy)
 		policy.Automated, policy.SelfHeal = false, false
+	} else if hold != "" && len(srcs) == 1 {
+		srcs[0].TargetRevision = hold
 	}
 	ts.Path = srcs[0].Path
 	// Every source's revision is asked for at once, so that their repos

@@ -15,6 +15,7 @@ import (
 	"github.com/flotilla-cd/flotilla/hub/internal/fleet"
 	"github.com/flotilla-cd/flotilla/hub/internal/gitsource"
 	"github.com/flotilla-cd/flotilla/hub/internal/render"
+	"github.com/flotilla-cd/flotilla/hub/internal/rollout"
 	"github.com/flotilla-cd/flotilla/hub/internal/store"
 	apiv1alpha1 "github.com/flotilla-cd/flotilla/shared/api/v1alpha1"
 )
@@ -54,8 +55,13 @@ type Options struct {
 	// window rule). For tests and migration only; the agents' own
 	// policies still apply.
 	ProjectsOff bool
-	// Now is the clock sync windows are read with; default time.Now.
+	// Now is the clock sync windows and rollouts are read with; default
+	// time.Now.
 	Now func() time.Time
+	// OnRolloutEvent, when set, observes every rollout event (event
+	// stream, metrics, history). It must not block or call back into the
+	// controller.
+	OnRolloutEvent func(rollout.Event)
 }
 
 // PollDefault is the default of Options.ChartPoll.
@@ -65,7 +71,8 @@ const PollDefault = 60 * time.Second
 const DefaultRenderTimeout = 2 * time.Minute
 
 // Store is what the controller reads and keeps in the hub's store: the
-// registered clusters, the rollback pins and the clusters' capabilities.
+// registered clusters, the rollback pins, the clusters' capabilities and
+// the apps' rollouts.
 type Store interface {
 	ListClusters(ctx context.Context, p store.Page) ([]store.Cluster, string, error)
 	PutPin(ctx context.Context, p store.Pin) error
@@ -73,6 +80,9 @@ type Store interface {
 	ListPins(ctx context.Context) ([]store.Pin, error)
 	PutCapabilities(ctx context.Context, c store.ClusterCapabilities) error
 	ListCapabilities(ctx context.Context) ([]store.ClusterCapabilities, error)
+	PutRollout(ctx context.Context, r store.RolloutRecord) error
+	DeleteRollout(ctx context.Context, app string) error
+	ListRollouts(ctx context.Context) ([]store.RolloutRecord, error)
 }
 
 var _ Store = (*store.Bolt)(nil)
@@ -107,6 +117,11 @@ type Controller struct {
 	children map[string][]*unstructured.Unstructured
 	// windowTimer triggers a reconcile when a sync window opens or closes.
 	windowTimer *time.Timer
+	// rollouts are the apps' progressive rollouts (also in the store);
+	// rolloutTimer triggers a reconcile when a soak ends, a deadline
+	// passes or a gate check is due.
+	rollouts     map[string]*rolloutEntry
+	rolloutTimer *time.Timer
 }
 
 type pinKey struct{ app, cluster string }
@@ -131,6 +146,7 @@ func New(opts Options, git *gitsource.Manager, r *render.Renderer, fl *fleet.Fle
 		pins:     map[pinKey]string{},
 		caps:     map[string]*render.Capabilities{},
 		capSets:  map[string]*render.Capabilities{},
+		rollouts: map[string]*rolloutEntry{},
 		snap:     &Snapshot{},
 	}
 	if opts.Now == nil {
@@ -248,9 +264,14 @@ func (c *Controller) Run(ctx context.Context) error {
 	if err := c.loadPins(ctx); err != nil {
 		return err
 	}
+	if err := c.loadRollouts(ctx); err != nil {
+		return err
+	}
 	c.startWorkers(ctx)
 	t := time.NewTicker(c.opts.Resync)
 	defer t.Stop()
+	reports, stop := c.fleet.WatchReports()
+	defer stop()
 	pass := true
 	for {
 		if pass {
@@ -267,6 +288,10 @@ func (c *Controller) Run(ctx context.Context) error {
 			c.repos.kickAll()
 			pass = false
 		case <-c.kick:
+		case <-reports:
+			// An agent's report may move a rollout (a step's clusters
+			// Healthy, a reached cluster Degraded).
+			pass = c.rolloutsActive()
 		case <-t.C:
 			c.repos.kickAll()
 		}
@@ -300,6 +325,9 @@ func (c *Controller) ReconcileNow(ctx context.Context) *Snapshot {
 	if !loaded {
 		if err := c.loadPins(ctx); err != nil {
 			c.log.Error("load pins", "error", err)
+		}
+		if err := c.loadRollouts(ctx); err != nil {
+			c.log.Error("load rollouts", "error", err)
 		}
 	}
 	c.startWorkers(ctx)

@@ -46,7 +46,7 @@ var hubCapabilities = func() *render.Capabilities {
 // render is not done or failed (the children of the last render stay).
 func (c *Controller) hubApp(a *app.Application, policy *apiv1alpha1.SyncPolicy, u *usage, as *AppState) (children []*unstructured.Unstructured, done, ok bool) {
 	as.Hub = true
-	out, ts, done, err := c.bundleFor(a, target.Cluster{Name: hubTarget}, policy, u)
+	out, ts, done, err := c.bundleFor(a, target.Cluster{Name: hubTarget}, policy, "", u)
 	switch {
 	case !done:
 		return nil, false, false

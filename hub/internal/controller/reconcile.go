@@ -217,6 +217,7 @@ func (c *Controller) compute(ctx context.Context) (*Snapshot, map[string]fleet.D
 	stateIdx := map[pinKey]*TargetState{}
 	u := &usage{jobs: map[string]bool{}, commits: map[string]map[string]bool{}, unknown: map[string]bool{}}
 	nextChildren := map[string][]*unstructured.Unstructured{}
+	usedRollouts := map[string]bool{}
 
 	for _, a := range apps {
 		as := AppState{Name: a.Name, File: a.File, Spec: a.Spec, Set: a.Set, Parent: a.Parent}
@@ -247,10 +248,22 @@ func (c *Controller) compute(ctx context.Context) (*Snapshot, map[string]fleet.D
 			}
 		}
 		inFlight := false
+		var ro *rolloutEntry
+		if perr == nil {
+			var warn string
+			ro, warn = c.rolloutFor(ctx, a, pol, as.Revision, targetsOf(a, clusters), prevTargets, now)
+			if warn != "" {
+				as.Warnings = append(as.Warnings, warn)
+			}
+		}
+		if ro != nil || perr != nil {
+			usedRollouts[a.Name] = true // an app with a project error keeps its rollout
+		}
 		for _, cl := range clusters {
 			if !target.Targets(a, cl) {
 				continue
 			}
+			hold, waiting := holdRevision(ro, cl)
 			if desired[cl.Name] == nil {
 				desired[cl.Name] = fleet.Desired{}
 				objsByCluster[cl.Name] = map[string]render.AppObjects{}
@@ -276,7 +289,7 @@ func (c *Controller) compute(ctx context.Context) (*Snapshot, map[string]fleet.D
 			case derr != nil:
 				ts, berr = TargetState{Cluster: cl.Name}, fmt.Errorf("spec.destination: %w", derr)
 			default:
-				out, ts, done, berr = c.bundleFor(a, cl, heldBy(policy, win), u)
+				out, ts, done, berr = c.bundleFor(a, cl, heldBy(policy, win), hold, u)
 				if done && berr == nil {
 					berr = c.checkRendered(pol, a, cl, out)
 				}
@@ -317,6 +330,7 @@ func (c *Controller) compute(ctx context.Context) (*Snapshot, map[string]fleet.D
 					nextChildren[a.Name] = prev // rendering or failed: the children stay
 				}
 			}
+			ts.Rollout = waiting
 			ts.Digest = b.GetDigest()
 			desired[cl.Name][a.Name] = b
 			as.Targets = append(as.Targets, ts)
@@ -351,6 +365,7 @@ func (c *Controller) compute(ctx context.Context) (*Snapshot, map[string]fleet.D
 	}
 	c.scheduleWindows(windowsChange)
 	c.holdBroken(snap, desired, apps, broken, prev)
+	c.finishRollouts(ctx, snap, usedRollouts)
 	if !sameChildren(rendered, nextChildren) {
 		c.mu.Lock()
 		c.children = nextChildren
@@ -500,4 +515,15 @@ func sameChildren(a, b map[string][]*unstructured.Unstructured) bool {
 		}
 	}
 	return true
+}
+
+// targetsOf returns the clusters a targets.
+func targetsOf(a *app.Application, clusters []target.Cluster) []target.Cluster {
+	var out []target.Cluster
+	for _, cl := range clusters {
+		if target.Targets(a, cl) {
+			out = append(out, cl)
+		}
+	}
+	return out
 }

@@ -70,6 +70,10 @@ type TargetState struct {
 	// does. ManualSyncDenied: manual syncs are held too.
 	SyncWindow       string `json:"syncWindow,omitempty"`
 	ManualSyncDenied bool   `json:"manualSyncDenied,omitempty"`
+	// Rollout says why the app's rollout keeps this target at its
+	// previous revision ("waiting for step 2 (wave1)"); "" when it has
+	// the app's revision.
+	Rollout string `json:"rollout,omitempty"`
 }
 
 // ClusterState is a cluster with its effective labels.

@@ -38,7 +38,9 @@ type Fleet struct {
 	status   map[string]map[string]*apiv1alpha1.AppStatus // cluster → app → status
 	seen     map[string]time.Time
 	watchers map[chan struct{}]struct{}
-	now      func() time.Time
+	// reports are signalled on Report only (see WatchReports).
+	reports map[chan struct{}]struct{}
+	now     func() time.Time
 }
 
 // New returns an empty fleet that is not ready.
@@ -51,6 +53,7 @@ func New() *Fleet {
 		status:   map[string]map[string]*apiv1alpha1.AppStatus{},
 		seen:     map[string]time.Time{},
 		watchers: map[chan struct{}]struct{}{},
+		reports:  map[chan struct{}]struct{}{},
 		now:      time.Now,
 	}
 }
@@ -293,7 +296,37 @@ func (f *Fleet) Report(cluster string, st *apiv1alpha1.AppStatus) *apiv1alpha1.A
 	}
 	f.seen[cluster] = f.now()
 	f.broadcast()
+	for ch := range f.reports {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
 	return prev
+}
+
+// StatusOf returns the last status cluster's agent reported for app (nil:
+// none).
+func (f *Fleet) StatusOf(cluster, app string) *apiv1alpha1.AppStatus {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.status[cluster][app]
+}
+
+// WatchReports returns a channel signalled (coalesced) after every status
+// an agent reports, and not on changes of desired state (which a
+// reconcile makes: a reconcile may watch this without waking itself);
+// cancel stops it.
+func (f *Fleet) WatchReports() (<-chan struct{}, func()) {
+	ch := make(chan struct{}, 1)
+	f.mu.Lock()
+	f.reports[ch] = struct{}{}
+	f.mu.Unlock()
+	return ch, func() {
+		f.mu.Lock()
+		delete(f.reports, ch)
+		f.mu.Unlock()
+	}
 }
 
 // Restore seeds statuses read from the store at start-up.

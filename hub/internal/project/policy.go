@@ -33,6 +33,8 @@ type Policy struct {
 	windows      []window
 	// OrphanedWarn is the project's orphanedResources.warn.
 	OrphanedWarn bool
+	// Rollout is the project's default rollout strategy (nil: none).
+	Rollout *app.Rollout
 }
 
 // AllowAll is the policy of the implicit project name (app.DefaultProject
@@ -145,7 +147,7 @@ func matchGK(list []gk, group, kind string) (string, bool) {
 // Compile compiles a project definition (validated by app.ValidateProject).
 func Compile(p *app.Project) (*Policy, error) {
 	s := p.Spec
-	out := &Policy{Name: p.Name}
+	out := &Policy{Name: p.Name, Rollout: s.Rollout}
 	var err error
 	if out.repos, err = compileGlobs(s.SourceRepos); err != nil {
 		return nil, fmt.Errorf("project %s: spec.sourceRepos: %w", p.Name, err)

@@ -35,9 +35,10 @@ var (
 	bucketAudit       = []byte("audit")        // id -> json AuditEntry
 	bucketPins        = []byte("pins")         // app \0 cluster -> json Pin
 	bucketCaps        = []byte("capabilities") // cluster -> json ClusterCapabilities
+	bucketRollouts    = []byte("rollouts")     // app -> json RolloutRecord
 
 	allBuckets = [][]byte{bucketMeta, bucketClusters, bucketJoinTokens, bucketAPITokens, bucketCA,
-		bucketStatus, bucketHistory, bucketHistApp, bucketHistCluster, bucketHistPair, bucketAudit, bucketPins, bucketCaps}
+		bucketStatus, bucketHistory, bucketHistApp, bucketHistCluster, bucketHistPair, bucketAudit, bucketPins, bucketCaps, bucketRollouts}
 
 	keySchema = []byte("schema")
 )

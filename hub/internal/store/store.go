@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"time"
@@ -214,6 +215,15 @@ type Pin struct {
 	CreatedAt time.Time `json:"createdAt,omitzero"`
 }
 
+// RolloutRecord is one app's progressive rollout: State is the JSON of
+// hub/internal/rollout.State, which the store keeps as it is given and
+// never reads. A store keeps at most one record per app.
+type RolloutRecord struct {
+	App       string          `json:"app"`
+	State     json.RawMessage `json:"state"`
+	UpdatedAt time.Time       `json:"updatedAt,omitzero"`
+}
+
 // StatusRecord is one (app, cluster) status as ListStatus returns it.
 type StatusRecord struct {
 	Cluster string
@@ -323,6 +333,19 @@ type Store interface {
 	// ListCapabilities lists the capabilities of every cluster that
 	// reported them, in cluster name order.
 	ListCapabilities(ctx context.Context) ([]ClusterCapabilities, error)
+
+	// Rollouts (progressive rollouts, docs/rollouts.md): one record per
+	// app, written when its rollout moves (a step starts or ends, a
+	// cluster is reached, a person pauses it), so a restarted hub resumes
+	// it.
+	//
+	// PutRollout creates or replaces the record of r.App; ErrInvalid if
+	// State is not JSON.
+	PutRollout(ctx context.Context, r RolloutRecord) error
+	// DeleteRollout removes the record of app (none: no error).
+	DeleteRollout(ctx context.Context, app string) error
+	// ListRollouts lists every record, in app name order.
+	ListRollouts(ctx context.Context) ([]RolloutRecord, error)
 
 	// Backup writes a consistent snapshot of the whole store to w while the
 	// store stays in use. The snapshot is itself a store file.
