@@ -102,7 +102,7 @@ func RunMigrate(ctx context.Context, o MigrateOptions, log hclog.Logger) (store.
 		return n, fmt.Errorf("migrate %s to %s: %w", o.From, o.To, err)
 	}
 	log.Info("migrated", "from", o.From, "to", o.To, "clusters", n.Clusters, "join_tokens", n.JoinTokens, "api_tokens", n.APITokens,
-		"statuses", n.Statuses, "history", n.History, "audit", n.Audit, "pins", n.Pins, "capabilities", n.Capabilities, "ca", n.CA)
+		"statuses", n.Statuses, "history", n.History, "audit", n.Audit, "pins", n.Pins, "capabilities", n.Capabilities, "rollouts", n.Rollouts, "ca", n.CA)
 	return n, nil
 }
 

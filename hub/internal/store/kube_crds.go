@@ -36,8 +36,9 @@ var (
 	resAudit   = resource{"AuditEntry", "auditentries"}
 	resPin     = resource{"Pin", "pins"}
 	resCaps    = resource{"ClusterCapabilities", "clustercapabilities"}
+	resRollout = resource{"Rollout", "rollouts"}
 
-	allResources = []resource{resCluster, resToken, resStatus, resHistory, resAudit, resPin, resCaps}
+	allResources = []resource{resCluster, resToken, resStatus, resHistory, resAudit, resPin, resCaps, resRollout}
 )
 
 var gvrCRD = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}

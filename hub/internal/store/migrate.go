@@ -30,15 +30,16 @@ var (
 
 // MigrateCounts says how many records of each kind Migrate copied.
 type MigrateCounts struct {
-	Clusters, JoinTokens, APITokens, Statuses, History, Audit, Pins, Capabilities int
-	CA                                                                            bool
+	Clusters, JoinTokens, APITokens, Statuses, History, Audit, Pins, Capabilities, Rollouts int
+	CA                                                                                      bool
 }
 
 // Migrate copies everything src holds into dst, which should be empty:
 // clusters with their join tokens, capabilities and statuses, API tokens
 // (hashes and IDs kept, so every token goes on working), the CA (with its
 // key if src holds one), history and audit with their IDs, and pins.
-// Records dst holds already are replaced (clusters, statuses, pins) or
+// Records dst holds already are replaced (clusters, statuses, pins,
+// rollouts) or
 // reported as ErrConflict (tokens, history and audit IDs).
 func Migrate(ctx context.Context, dst Importer, src Store) (MigrateCounts, error) {
 	var n MigrateCounts
@@ -158,6 +159,16 @@ func Migrate(ctx context.Context, dst Importer, src Store) (MigrateCounts, error
 			return n, err
 		}
 		n.Pins++
+	}
+	ros, err := src.ListRollouts(ctx)
+	if err != nil {
+		return n, err
+	}
+	for _, r := range ros {
+		if err := dst.PutRollout(ctx, r); err != nil {
+			return n, err
+		}
+		n.Rollouts++
 	}
 	return n, nil
 }

@@ -55,6 +55,8 @@ func fillEverything(t *testing.T, s Store) everything {
 	}
 	must(s.PutPin(ctx, Pin{App: "web", Cluster: "prod-eu-1", Revision: "r1", CreatedAt: t0}))
 	must(s.PutPin(ctx, Pin{App: "db", Revision: "r2", CreatedAt: t0}))
+	must(s.PutRollout(ctx, RolloutRecord{App: "web", State: []byte(`{"app":"web","step":1,"to":"r3"}`), UpdatedAt: t0}))
+	must(s.PutRollout(ctx, RolloutRecord{App: "db", State: []byte(`{"app":"db","to":"r2"}`), UpdatedAt: t0}))
 	return ev
 }
 
@@ -69,6 +71,7 @@ type snapshot struct {
 	Audit      []AuditEntry
 	Pins       []Pin
 	Caps       []ClusterCapabilities
+	Rollouts   []RolloutRecord
 }
 
 func takeSnapshot(t *testing.T, s Store) snapshot {
@@ -107,6 +110,9 @@ func takeSnapshot(t *testing.T, s Store) snapshot {
 	if sn.Caps, err = s.ListCapabilities(ctx); err != nil {
 		t.Fatal(err)
 	}
+	if sn.Rollouts, err = s.ListRollouts(ctx); err != nil {
+		t.Fatal(err)
+	}
 	return sn
 }
 
@@ -140,7 +146,7 @@ func TestMigrateRoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			wantN := MigrateCounts{Clusters: 3, JoinTokens: 2, APITokens: 3, Statuses: 6, History: 5, Audit: 5, Pins: 2, Capabilities: 3, CA: true}
+			wantN := MigrateCounts{Clusters: 3, JoinTokens: 2, APITokens: 3, Statuses: 6, History: 5, Audit: 5, Pins: 2, Capabilities: 3, Rollouts: 2, CA: true}
 			if diff := cmp.Diff(wantN, n); diff != "" {
 				t.Errorf("records copied (-want +got):\n%s", diff)
 			}

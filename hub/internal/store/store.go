@@ -216,8 +216,9 @@ type Pin struct {
 }
 
 // RolloutRecord is one app's progressive rollout: State is the JSON of
-// hub/internal/rollout.State, which the store keeps as it is given and
-// never reads. A store keeps at most one record per app.
+// hub/internal/rollout.State, which the store never reads; it gives back
+// the same JSON value (not necessarily the same bytes: the Kubernetes
+// store re-encodes it). A store keeps at most one record per app.
 type RolloutRecord struct {
 	App       string          `json:"app"`
 	State     json.RawMessage `json:"state"`
