@@ -379,7 +379,9 @@ func (c client) ResponseTypes() []oidc.ResponseType {
 }
 func (c client) GrantTypes() []oidc.GrantType {
 	if c.c.Public {
-		return []oidc.GrantType{oidc.GrantTypeDeviceCode}
+		// A native app: the device flow, or the authorization code with
+		// PKCE to a loopback redirect (any port, RFC 8252).
+		return []oidc.GrantType{oidc.GrantTypeDeviceCode, oidc.GrantTypeCode}
 	}
 	return []oidc.GrantType{oidc.GrantTypeCode}
 }

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -33,9 +34,9 @@ import (
 //     is refused (403) on the payments app and on cluster admin calls made
 //     with the same browser session;
 //   - a cross-site form post with that session cookie is refused;
-//   - the CLI signs in through the same provider (device flow, the code
-//     entered at the provider's page by a real HTTP client) and gets the same
-//     rights;
+//   - the CLI signs in through the same provider (no browser can be
+//     launched, so with the device flow, the code entered at the provider's
+//     page by a real HTTP client) and gets the same rights;
 //   - a person whose groups map to no role is not signed in;
 //   - no session or token appears in the hub's log.
 func TestSSOProjectDeployer(t *testing.T) {
@@ -304,10 +305,22 @@ var userCodeRE = regexp.MustCompile(`open (\S+) and enter the code (\S+)`)
 // and user code from its stderr and signs in there as user with a plain
 // HTTP client (what a person does in a browser). It returns the running
 // command and its stdout.
-func startCLILogin(t *testing.T, hubURL, cfg, user, pass string) (*exec.Cmd, *strings.Builder, *strings.Builder) {
+//
+// With --sso (the default args) no browser can be launched (no $BROWSER,
+// no graphical session), so the CLI falls back to the device flow by
+// itself; with --sso-device a browser is at hand ($BROWSER), and the flag
+// alone must choose the device flow.
+func startCLILogin(t *testing.T, hubURL, cfg, user, pass string, args ...string) (*exec.Cmd, *strings.Builder, *strings.Builder) {
 	t.Helper()
-	cmd := exec.CommandContext(t.Context(), filepath.Join(binDir, "flotilla"), "login", "--sso", "--server", hubURL)
-	cmd.Env = append(os.Environ(), "FLOTILLA_CONFIG="+cfg, "FLOTILLA_TOKEN=")
+	if len(args) == 0 {
+		args = []string{"--sso"}
+	}
+	browser := "BROWSER="
+	if slices.Contains(args, "--sso-device") {
+		browser = "BROWSER=true"
+	}
+	cmd := exec.CommandContext(t.Context(), filepath.Join(binDir, "flotilla"), append([]string{"login", "--server", hubURL}, args...)...)
+	cmd.Env = append(os.Environ(), "FLOTILLA_CONFIG="+cfg, "FLOTILLA_TOKEN=", browser, "DISPLAY=", "WAYLAND_DISPLAY=")
 	stdout, rest := &strings.Builder{}, &strings.Builder{}
 	cmd.Stdout = stdout
 	pr, err := cmd.StderrPipe()
@@ -328,7 +341,7 @@ func startCLILogin(t *testing.T, hubURL, cfg, user, pass string) (*exec.Cmd, *st
 	}
 	if code == "" {
 		_ = cmd.Wait()
-		t.Fatalf("flotilla login --sso printed no code: %s", rest.String())
+		t.Fatalf("flotilla login %s printed no code: %s", strings.Join(args, " "), rest.String())
 	}
 	go func() { _, _ = io.Copy(rest, pr) }()
 	resp, err := http.PostForm(page, url.Values{"user_code": {code}, "username": {user}, "password": {pass}})

@@ -51,9 +51,12 @@ type SSOInfo struct {
 	CLIClientID string `json:"cliClientID,omitempty"`
 	// DeviceAuthorizationEndpoint and TokenEndpoint are the provider's
 	// (from its discovery document).
-	DeviceAuthorizationEndpoint string   `json:"deviceAuthorizationEndpoint,omitempty"`
-	TokenEndpoint               string   `json:"tokenEndpoint,omitempty"`
-	Scopes                      []string `json:"scopes,omitempty"`
+	DeviceAuthorizationEndpoint string `json:"deviceAuthorizationEndpoint,omitempty"`
+	// AuthorizationEndpoint is the provider's, for the CLI's browser
+	// sign-in (authorization code with PKCE to a loopback redirect).
+	AuthorizationEndpoint string   `json:"authorizationEndpoint,omitempty"`
+	TokenEndpoint         string   `json:"tokenEndpoint,omitempty"`
+	Scopes                []string `json:"scopes,omitempty"`
 }
 
 // CLILoginRequest trades an ID token the provider issued to the CLI's

@@ -23,12 +23,14 @@ func (s *SSO) info(w http.ResponseWriter, r *http.Request) {
 	out := api.SSOInfo{Enabled: true, Issuer: s.opts.Issuer, Scopes: s.opts.Scopes}
 	if s.opts.CLIClientID != "" {
 		out.CLIClientID, out.DeviceAuthorizationEndpoint, out.TokenEndpoint = s.opts.CLIClientID, ep.DeviceAuthURL, ep.TokenURL
+		out.AuthorizationEndpoint = ep.AuthURL
 	}
 	writeJSON(w, http.StatusOK, out)
 }
 
 // cliLogin trades an ID token the provider issued to the CLI's public
-// client (after a device authorization grant) for a hub session of the
+// client (after a device authorization grant, or the browser sign-in's
+// authorization code with PKCE) for a hub session of the
 // person's role, answered as a bearer token.
 func (s *SSO) cliLogin(w http.ResponseWriter, r *http.Request) {
 	if s.opts.CLIClientID == "" {

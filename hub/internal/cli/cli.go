@@ -59,7 +59,8 @@ const usage = `flotilla is the command line of the Flotilla hub.
 
 Usage:
   flotilla login --server URL --token TOKEN     check and save the hub and token
-  flotilla login --server URL --sso             sign in through the hub's single sign-on (device code)
+  flotilla login --server URL --sso             sign in through the hub's single sign-on in the browser
+                                               (--sso-device: with a code, the default without a browser)
   flotilla cluster add NAME [--label k=v]...   register a cluster, print its join command
   flotilla cluster list | get NAME | remove NAME | token NAME
   flotilla cluster label NAME k=v... [k-]...
@@ -103,6 +104,7 @@ type flags struct {
 	projects      []string
 	ttl           string
 	sso           bool
+	ssoDevice     bool
 	namespace     string
 	follow        bool
 	container     string
@@ -144,7 +146,8 @@ func run(ctx context.Context, e env, args []string) error {
 	fs.StringVar(&f.role, "role", "readonly", "role of a new token: readonly, deployer (with --project) or admin")
 	fs.StringArrayVar(&f.projects, "project", nil, "project a deployer token may deploy (token create; repeatable)")
 	fs.StringVar(&f.ttl, "ttl", "", "lifetime of a new token, e.g. 720h (token create; default: the hub's)")
-	fs.BoolVar(&f.sso, "sso", false, "sign in through the hub's single sign-on provider (login)")
+	fs.BoolVar(&f.sso, "sso", false, "sign in through the hub's single sign-on provider, in the browser (login)")
+	fs.BoolVar(&f.ssoDevice, "sso-device", false, "sign in through single sign-on with a device code, e.g. without a browser here (login; implies --sso)")
 	help := fs.BoolP("help", "h", false, "help")
 	if err := fs.Parse(args); err != nil {
 		return usageError{err.Error()}
@@ -161,7 +164,7 @@ func run(ctx context.Context, e env, args []string) error {
 		fmt.Fprintln(w, version.Version)
 		return nil
 	case "login":
-		if f.sso {
+		if f.sso || f.ssoDevice {
 			return loginSSO(ctx, c, f, w, e.stderr)
 		}
 		return login(ctx, c, f, w, e.stderr)

@@ -23,7 +23,8 @@ type OIDCUser struct {
 }
 
 // OIDCClient is a client of the test provider: confidential (Secret,
-// RedirectURIs) or public (device flow).
+// RedirectURIs) or public (the CLI: device flow, or authorization code
+// with PKCE to a loopback redirect URI listed in RedirectURIs, any port).
 type OIDCClient struct {
 	ID           string   `json:"id"`
 	Secret       string   `json:"secret,omitempty"`
