@@ -24,6 +24,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -95,7 +96,7 @@ func run() error {
 		CryptoKey:             cryptoKey,
 		CodeMethodS256:        true,
 		AuthMethodPost:        true,
-		GrantTypeRefreshToken: false,
+		GrantTypeRefreshToken: true,
 		SupportedUILocales:    []language.Tag{language.English},
 		DeviceAuthorization: op.DeviceAuthorizationConfig{
 			Lifetime:     5 * time.Minute,
@@ -112,6 +113,19 @@ func run() error {
 	mux := http.NewServeMux()
 	mux.Handle("/login", issuerCtx.HandlerFunc(pages.login))
 	mux.Handle("/device", issuerCtx.HandlerFunc(pages.device))
+	// A directory admin's change, for tests: POST /test/groups with
+	// user=NAME and groups=a,b (empty: none).
+	mux.HandleFunc("POST /test/groups", func(w http.ResponseWriter, r *http.Request) {
+		var groups []string
+		if g := r.FormValue("groups"); g != "" {
+			groups = strings.Split(g, ",")
+		}
+		if !st.setGroups(r.FormValue("user"), groups) {
+			http.Error(w, "no such user", http.StatusNotFound)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
 	mux.Handle("/", provider.HttpHandler())
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)

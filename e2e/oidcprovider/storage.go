@@ -26,12 +26,29 @@ type storage struct {
 	key     signingKey
 
 	mu       sync.Mutex
-	requests map[string]*authRequest // by id
-	codes    map[string]string       // code -> request id
-	devices  map[string]*device      // by device code
-	userCode map[string]string       // user code -> device code
-	tokens   map[string]accessToken  // by id
+	requests map[string]*authRequest    // by id
+	codes    map[string]string          // code -> request id
+	devices  map[string]*device         // by device code
+	userCode map[string]string          // user code -> device code
+	tokens   map[string]accessToken     // by id
+	refresh  map[string]*refreshRequest // by refresh token
 }
+
+// refreshRequest is what a refresh token stands for.
+type refreshRequest struct {
+	subject, clientID string
+	scopes, audience  []string
+	amr               []string
+	authTime          time.Time
+}
+
+func (r *refreshRequest) GetAMR() []string             { return r.amr }
+func (r *refreshRequest) GetAudience() []string        { return r.audience }
+func (r *refreshRequest) GetAuthTime() time.Time       { return r.authTime }
+func (r *refreshRequest) GetClientID() string          { return r.clientID }
+func (r *refreshRequest) GetScopes() []string          { return r.scopes }
+func (r *refreshRequest) GetSubject() string           { return r.subject }
+func (r *refreshRequest) SetCurrentScopes(sc []string) { r.scopes = sc }
 
 type accessToken struct {
 	subject, clientID string
@@ -56,6 +73,7 @@ func newStorage(cfg Config, key *rsa.PrivateKey) *storage {
 		key:      signingKey{id: randomID(), key: key},
 		requests: map[string]*authRequest{}, codes: map[string]string{},
 		devices: map[string]*device{}, userCode: map[string]string{}, tokens: map[string]accessToken{},
+		refresh: map[string]*refreshRequest{},
 	}
 	for _, u := range cfg.Users {
 		s.users[u.Username] = u
@@ -75,7 +93,9 @@ func randomID() string {
 
 // checkPassword returns the user whose username and password these are.
 func (s *storage) checkPassword(username, password string) (User, bool) {
+	s.mu.Lock()
 	u, ok := s.users[username]
+	s.mu.Unlock()
 	return u, ok && u.Password == password
 }
 
@@ -154,13 +174,37 @@ func (s *storage) CreateAccessToken(_ context.Context, req op.TokenRequest) (str
 	return id, exp, nil
 }
 
-func (s *storage) CreateAccessAndRefreshTokens(ctx context.Context, req op.TokenRequest, _ string) (string, string, time.Time, error) {
+// CreateAccessAndRefreshTokens issues an access token and a new refresh
+// token (the one being used, if any, is spent: rotation).
+func (s *storage) CreateAccessAndRefreshTokens(ctx context.Context, req op.TokenRequest, current string) (string, string, time.Time, error) {
 	id, exp, err := s.CreateAccessToken(ctx, req)
-	return id, "", exp, err
+	if err != nil {
+		return "", "", time.Time{}, err
+	}
+	r := &refreshRequest{subject: req.GetSubject(), scopes: req.GetScopes(), audience: req.GetAudience()}
+	switch q := req.(type) {
+	case *refreshRequest:
+		r.clientID, r.amr, r.authTime = q.clientID, q.amr, q.authTime
+	case op.AuthRequest:
+		r.clientID, r.amr, r.authTime = q.GetClientID(), q.GetAMR(), q.GetAuthTime()
+	}
+	rt := randomID()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.refresh, current)
+	s.refresh[rt] = r
+	return id, rt, exp, nil
 }
 
-func (s *storage) TokenRequestByRefreshToken(context.Context, string) (op.RefreshTokenRequest, error) {
-	return nil, errors.New("refresh tokens are not issued")
+func (s *storage) TokenRequestByRefreshToken(_ context.Context, token string) (op.RefreshTokenRequest, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, ok := s.refresh[token]
+	if !ok {
+		return nil, op.ErrInvalidRefreshToken
+	}
+	cp := *r
+	return &cp, nil
 }
 
 func (s *storage) TerminateSession(context.Context, string, string) error { return nil }
@@ -224,7 +268,9 @@ func (s *storage) AuthorizeClientIDSecret(_ context.Context, id, secret string) 
 // setUserinfo fills info with the claims of subject the scopes allow;
 // groups come with the groups scope.
 func (s *storage) setUserinfo(info *oidc.UserInfo, subject string, scopes []string) error {
+	s.mu.Lock()
 	u, ok := s.subject[subject]
+	s.mu.Unlock()
 	if !ok {
 		return errNotFound
 	}
@@ -381,9 +427,9 @@ func (c client) GrantTypes() []oidc.GrantType {
 	if c.c.Public {
 		// A native app: the device flow, or the authorization code with
 		// PKCE to a loopback redirect (any port, RFC 8252).
-		return []oidc.GrantType{oidc.GrantTypeDeviceCode, oidc.GrantTypeCode}
+		return []oidc.GrantType{oidc.GrantTypeDeviceCode, oidc.GrantTypeCode, oidc.GrantTypeRefreshToken}
 	}
-	return []oidc.GrantType{oidc.GrantTypeCode}
+	return []oidc.GrantType{oidc.GrantTypeCode, oidc.GrantTypeRefreshToken}
 }
 func (c client) LoginURL(id string) string            { return "/login?authRequestID=" + id }
 func (c client) AccessTokenType() op.AccessTokenType  { return op.AccessTokenTypeBearer }
@@ -397,4 +443,18 @@ func (c client) RestrictAdditionalIdTokenScopes() func([]string) []string {
 }
 func (c client) RestrictAdditionalAccessTokenScopes() func([]string) []string {
 	return func(s []string) []string { return s }
+}
+
+// setGroups changes a user's groups, as a directory admin does: tokens
+// issued from now on (refreshes included) carry the new groups.
+func (s *storage) setGroups(username string, groups []string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	u, ok := s.users[username]
+	if !ok {
+		return false
+	}
+	u.Groups = groups
+	s.users[username], s.subject[u.Subject] = u, u
+	return true
 }

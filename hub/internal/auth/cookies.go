@@ -70,9 +70,9 @@ func setSession(w http.ResponseWriter, raw, csrf string, expires time.Time, secu
 	})
 }
 
-// ClearSession removes the session and CSRF cookies.
+// ClearSession removes the session, CSRF and refresh cookies.
 func ClearSession(w http.ResponseWriter, secure bool) {
-	for _, n := range []string{SessionCookieName, CSRFCookieName} {
-		http.SetCookie(w, &http.Cookie{Name: n, Value: "", Path: "/", MaxAge: -1, HttpOnly: n == SessionCookieName, Secure: secure, SameSite: http.SameSiteStrictMode})
+	for _, n := range []string{SessionCookieName, CSRFCookieName, refreshCookieName} {
+		http.SetCookie(w, &http.Cookie{Name: n, Value: "", Path: "/", MaxAge: -1, HttpOnly: n != CSRFCookieName, Secure: secure, SameSite: http.SameSiteStrictMode})
 	}
 }

@@ -37,6 +37,10 @@ type Options struct {
 	GroupsClaim string
 	// SessionTTL is how long a sign-in lasts (web and CLI).
 	SessionTTL time.Duration
+	// RolesMaxAge, when not zero, is how old a session's roles may get
+	// before the hub reads the person's groups again (refresh.go); zero:
+	// roles are fixed for the session.
+	RolesMaxAge time.Duration
 
 	// AdminGroups, DeployerGroups (GROUP=PROJECT) and ReadOnlyGroups map
 	// the provider's groups to roles (see RoleMap.Grant). A person in no
@@ -69,6 +73,7 @@ func (o *Options) BindFlags(fs *pflag.FlagSet) {
 	fs.StringSliceVar(&o.Scopes, "oidc-scopes", o.Scopes, "scopes asked for besides openid")
 	fs.StringVar(&o.GroupsClaim, "oidc-groups-claim", o.GroupsClaim, "ID token claim listing the person's groups")
 	fs.DurationVar(&o.SessionTTL, "oidc-session-ttl", o.SessionTTL, "how long a single sign-on session lasts (web and CLI)")
+	fs.DurationVar(&o.RolesMaxAge, "oidc-roles-max-age", o.RolesMaxAge, "read a signed-in person's groups again when their roles are older than this (web: with the provider's refresh token, asking for offline_access; CLI: by signing in again); a changed role ends the session; 0: roles are fixed for the session")
 	fs.StringSliceVar(&o.AdminGroups, "sso-admin-group", o.AdminGroups, "provider group whose members are admins (repeatable)")
 	fs.StringSliceVar(&o.DeployerGroups, "sso-deployer-group", o.DeployerGroups, "GROUP=PROJECT: members of GROUP may sync, roll back and pin the apps of PROJECT (repeatable)")
 	fs.StringSliceVar(&o.ReadOnlyGroups, "sso-readonly-group", o.ReadOnlyGroups, "provider group whose members may read everything (repeatable)")
@@ -94,6 +99,9 @@ func (o *Options) Validate() error {
 	}
 	if o.SessionTTL < time.Minute {
 		errs = append(errs, fmt.Errorf("--oidc-session-ttl %s: must be at least 1m", o.SessionTTL))
+	}
+	if o.RolesMaxAge < 0 {
+		errs = append(errs, fmt.Errorf("--oidc-roles-max-age %s: must not be negative", o.RolesMaxAge))
 	}
 	if _, err := ParseDeployerGroups(o.DeployerGroups); err != nil {
 		errs = append(errs, fmt.Errorf("--sso-deployer-group: %w", err))

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -44,6 +45,11 @@ type SSO struct {
 
 	mu       sync.Mutex
 	provider *oidc.Provider
+
+	// recheckMu serializes Recheck; rechecked holds when this hub last
+	// confirmed a session's roles, by session ID.
+	recheckMu sync.Mutex
+	rechecked map[string]time.Time
 }
 
 // New returns single sign-on for opts (which must be Enabled and valid).
@@ -53,11 +59,12 @@ func New(opts Options, sessions Sessions, log hclog.Logger) (*SSO, error) {
 		return nil, err
 	}
 	s := &SSO{
-		opts:     opts,
-		roles:    RoleMap{AdminGroups: opts.AdminGroups, DeployerGroups: deployers, ReadOnlyGroups: opts.ReadOnlyGroups},
-		sessions: sessions,
-		log:      log,
-		now:      time.Now,
+		rechecked: map[string]time.Time{},
+		opts:      opts,
+		roles:     RoleMap{AdminGroups: opts.AdminGroups, DeployerGroups: deployers, ReadOnlyGroups: opts.ReadOnlyGroups},
+		sessions:  sessions,
+		log:       log,
+		now:       time.Now,
 	}
 	if opts.ClientSecretFile != "" {
 		b, err := os.ReadFile(opts.ClientSecretFile)
@@ -185,6 +192,16 @@ func (s *SSO) oauth2Config(p *oidc.Provider) *oauth2.Config {
 		ClientSecret: s.secret,
 		Endpoint:     p.Endpoint(),
 		RedirectURL:  strings.TrimSuffix(s.opts.HubURL, "/") + "/auth/callback",
-		Scopes:       append([]string{oidc.ScopeOpenID}, s.opts.Scopes...),
+		Scopes:       s.webScopes(),
 	}
+}
+
+// webScopes are the scopes of the web sign-in: with RolesMaxAge,
+// offline_access too, for a refresh token.
+func (s *SSO) webScopes() []string {
+	sc := append([]string{oidc.ScopeOpenID}, s.opts.Scopes...)
+	if s.opts.RolesMaxAge > 0 && !slices.Contains(sc, oidc.ScopeOfflineAccess) {
+		sc = append(sc, oidc.ScopeOfflineAccess)
+	}
+	return sc
 }

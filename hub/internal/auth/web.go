@@ -109,6 +109,9 @@ func (s *SSO) callback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	setSession(w, secret, randomString(), sess.ExpiresAt, s.SecureCookies())
+	if s.opts.RolesMaxAge > 0 {
+		s.setRefresh(w, secret, refreshState{Token: tok.RefreshToken, Checked: sess.CreatedAt.Unix()}, sess.ExpiresAt)
+	}
 	http.Redirect(w, r, "/", http.StatusSeeOther)
 }
 

@@ -118,6 +118,18 @@ func (a *API) authenticate(w http.ResponseWriter, r *http.Request) (auth.Princip
 		writeError(w, http.StatusUnauthorized, fmt.Sprintf("%s %q expired at %s: sign in again or make a new token", kindText(tok.Kind), tok.Name, tok.ExpiresAt.UTC().Format("2006-01-02T15:04:05Z")))
 		return auth.Principal{}, false
 	}
+	if a.d.SSO != nil {
+		if err := a.d.SSO.Recheck(w, r, raw, tok); err != nil {
+			if err := a.d.Store.DeleteAPIToken(r.Context(), tok.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
+				a.d.Log.Warn("delete session", "id", tok.ID, "error", err)
+			}
+			if cookie {
+				auth.ClearSession(w, a.secureCookies())
+			}
+			writeError(w, http.StatusUnauthorized, "session ended: "+err.Error())
+			return auth.Principal{}, false
+		}
+	}
 	if !cookie && a.d.TokenUsed != nil {
 		a.d.TokenUsed(raw)
 	}

@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"time"
 )
@@ -112,4 +114,24 @@ func StartOIDCProvider(ctx context.Context, dir string, users []OIDCUser, client
 		return nil, err
 	}
 	return o, nil
+}
+
+// SetGroups changes a user's groups at the provider, as a directory admin
+// does: ID tokens issued from now on, refreshes included, carry them.
+func (o *OIDCProvider) SetGroups(ctx context.Context, user string, groups ...string) error {
+	form := url.Values{"user": {user}, "groups": {strings.Join(groups, ",")}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, o.Issuer+"/test/groups", strings.NewReader(form.Encode()))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		return fmt.Errorf("set groups of %s at the provider: HTTP %d", user, resp.StatusCode)
+	}
+	return nil
 }
