@@ -1,3 +1,5 @@
+//go:build !unit
+
 // Package conformance checks that Flotilla syncs what real repos written
 // for Argo CD hold the way Argo CD's documentation says it does: waves,
 // hooks and phases, health per kind, field ownership, drift, sync options,

@@ -1,3 +1,5 @@
+//go:build !unit
+
 // Package security replays attacks on Flotilla with the real components: the
 // hub and agents as processes of the built binaries, real git repositories
 // served over git's own HTTP protocol, real gRPC and HTTP clients written by

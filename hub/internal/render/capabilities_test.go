@@ -153,22 +153,3 @@ func TestNewCapabilities(t *testing.T) {
 		t.Error("a kube version that is not a version was accepted")
 	}
 }
-
-// TestWorkerRendersWithCapabilities checks that capabilities reach a
-// render worker process.
-func TestWorkerRendersWithCapabilities(t *testing.T) {
-	root := repoRootForTest(t)
-	r := New(Options{Workers: testWorkers(t, root, nil)})
-	in := Input{Root: root, Source: app.Source{Path: "helm/caps"}, Namespace: "shop", AppName: "web", Capabilities: clusterB}
-	objs, err := r.Render(context.Background(), CacheKey("tree", in), in)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got []string
-	for _, o := range objs {
-		got = append(got, o.GetAPIVersion()+" "+o.GetKind())
-	}
-	if diff := cmp.Diff([]string{"v1 ConfigMap", "policy/v1beta1 PodDisruptionBudget"}, got); diff != "" {
-		t.Errorf("objects (-want +got):\n%s", diff)
-	}
-}

@@ -1,3 +1,5 @@
+//go:build !unit
+
 package render
 
 import (
@@ -15,6 +17,7 @@ import (
 	"github.com/flotilla-cd/flotilla/hub/internal/app"
 	"github.com/flotilla-cd/flotilla/hub/internal/renderproc"
 	"github.com/flotilla-cd/flotilla/shared/manifest"
+	"github.com/google/go-cmp/cmp"
 )
 
 // TestMain makes the test binary a render worker when a pool of
@@ -257,5 +260,24 @@ func TestJsonnetBombStopped(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestWorkerRendersWithCapabilities checks that capabilities reach a
+// render worker process.
+func TestWorkerRendersWithCapabilities(t *testing.T) {
+	root := repoRootForTest(t)
+	r := New(Options{Workers: testWorkers(t, root, nil)})
+	in := Input{Root: root, Source: app.Source{Path: "helm/caps"}, Namespace: "shop", AppName: "web", Capabilities: clusterB}
+	objs, err := r.Render(context.Background(), CacheKey("tree", in), in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, o := range objs {
+		got = append(got, o.GetAPIVersion()+" "+o.GetKind())
+	}
+	if diff := cmp.Diff([]string{"v1 ConfigMap", "policy/v1beta1 PodDisruptionBudget"}, got); diff != "" {
+		t.Errorf("objects (-want +got):\n%s", diff)
 	}
 }
