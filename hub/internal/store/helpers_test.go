@@ -1,24 +1,12 @@
 package store
 
 import (
-	"context"
 	"errors"
-	"fmt"
-	"os"
 	"path/filepath"
-	"runtime"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
-
-	"github.com/flotilla-cd/flotilla/internal/testsupport/cluster"
 )
 
 // t0 is the fixed "now" of the tests.
@@ -60,16 +48,15 @@ var (
 		}
 		return open(), open
 	}}
-	kubeBackend = backend{name: "kubernetes", open: func(t testing.TB, opts Options) (Store, func() Store) {
-		ns := newTestNamespace(t)
-		open := func() Store { return openKube(t, ns, opts) }
-		return open(), open
-	}}
 )
+
+// backends are the Store implementations the contract tests run against:
+// bbolt always, the Kubernetes store outside the unit tier (kubebackend_test.go).
+var backends = []backend{boltBackend}
 
 // eachBackend runs fn once per Store implementation, as subtests.
 func eachBackend(t *testing.T, fn func(t *testing.T, b backend)) {
-	for _, b := range []backend{boltBackend, kubeBackend} {
+	for _, b := range backends {
 		t.Run(b.name, func(t *testing.T) { fn(t, b) })
 	}
 }
@@ -80,84 +67,6 @@ func eachStore(t *testing.T, fn func(t *testing.T, s Store)) {
 		s, _ := b.open(t, Options{})
 		fn(t, s)
 	})
-}
-
-// The Kubernetes store's tests share one API server (etcd and
-// kube-apiserver as processes), started by the first test that needs it;
-// each store gets a namespace of its own.
-var apiServer struct {
-	once sync.Once
-	c    cluster.Cluster
-	cfg  *rest.Config
-	err  error
-	n    atomic.Int64
-}
-
-func controlPlaneBins() string {
-	if d := os.Getenv("FLOTILLA_CONTROL_PLANE_BIN_DIR"); d != "" {
-		return d
-	}
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Join(filepath.Dir(file), "..", "..", "..", "bin")
-}
-
-// testAPIServer returns the shared API server's admin config.
-func testAPIServer(t testing.TB) *rest.Config {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("starts a kube-apiserver; run without -short")
-	}
-	apiServer.once.Do(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-		defer cancel()
-		p := &cluster.ProcessProvider{BinDir: controlPlaneBins(), Logger: hclog.NewNullLogger()}
-		apiServer.c, apiServer.err = p.Create(ctx, "store")
-		if apiServer.err != nil {
-			return
-		}
-		apiServer.cfg = apiServer.c.RESTConfig()
-		apiServer.err = InstallCRDs(ctx, apiServer.cfg)
-	})
-	if apiServer.err != nil {
-		if errors.Is(apiServer.err, cluster.ErrMissingBinaries) && os.Getenv(cluster.EnvSkipMissingBins) == "1" {
-			t.Skipf("skipping: %v", apiServer.err)
-		}
-		t.Fatalf("API server for the kubernetes store: %v", apiServer.err)
-	}
-	return rest.CopyConfig(apiServer.cfg)
-}
-
-func newTestNamespace(t testing.TB) string {
-	t.Helper()
-	cfg := testAPIServer(t)
-	ns := fmt.Sprintf("store-%d", apiServer.n.Add(1))
-	cs := kubernetes.NewForConfigOrDie(cfg)
-	if _, err := cs.CoreV1().Namespaces().Create(t.Context(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	return ns
-}
-
-func openKube(t testing.TB, ns string, opts Options) *Kube {
-	t.Helper()
-	k, err := NewKube(testAPIServer(t), KubeOptions{Namespace: ns, HistoryLimit: opts.HistoryLimit}, hclog.NewNullLogger())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { k.Close() })
-	return k
-}
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if apiServer.c != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		if err := apiServer.c.Stop(ctx); err != nil {
-			fmt.Fprintln(os.Stderr, "stop API server:", err)
-		}
-		cancel()
-	}
-	os.Exit(code)
 }
 
 // errIs reports a mismatch between err and the wanted sentinel (nil: no error).
