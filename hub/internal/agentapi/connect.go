@@ -93,8 +93,15 @@ func (s *Server) Connect(stream apiv1alpha1.AgentService_ConnectServer) error {
 		s.log.Warn("record agent seen", "cluster", cluster, "error", err)
 	}
 
+	if s.opts.Ready != nil {
+		if err := s.opts.Ready(); err != nil {
+			return status.Errorf(codes.Unavailable, "hub not ready: %v", err)
+		}
+	}
 	sess := s.fleet.AttachNotify(cluster, hello.GetBundleDigests(), out.wake)
 	defer sess.Close()
+	s.attachSerial(cluster, cert.Serial)
+	defer s.detachSerial(cluster, cert.Serial)
 	// An enrolment or removal that committed after authenticate closed the
 	// sessions it found before this one was attached; check again.
 	onFreshStack(func() { err = s.check(ctx, cluster, cert) })

@@ -40,6 +40,10 @@ type Options struct {
 	// after the one the store names (the store was restored from a backup
 	// older than the agents' renewals); see admit.
 	RestoreMode bool
+	// Ready, when set, is asked before a stream is attached: an error
+	// refuses it (Unavailable), so that the agent goes to another hub (one
+	// that lost its store, say).
+	Ready func() error
 	// Hooks observe the protocol (metrics, history); any may be nil.
 	Hooks Hooks
 	// Live, when set, gets every stream (Attach) to send live-view
@@ -73,9 +77,11 @@ type Server struct {
 	log   hclog.Logger
 	now   func() time.Time
 
-	statuses *statusWriter
-	dropped  atomic.Int64  // statuses refused since the last log line
-	dropLog  *rate.Limiter // of that log line
+	statuses  *statusWriter
+	serialsMu sync.Mutex
+	serials   map[string]string // cluster → serial of the stream attached here
+	dropped   atomic.Int64      // statuses refused since the last log line
+	dropLog   *rate.Limiter     // of that log line
 }
 
 var _ apiv1alpha1.AgentServiceServer = (*Server)(nil)
@@ -92,7 +98,7 @@ func New(ca *pki.CA, st store.Store, fl *fleet.Fleet, opts Options, log hclog.Lo
 		opts.Now = time.Now
 	}
 	opts.Limits = opts.Limits.withDefaults()
-	return &Server{opts: opts, ca: ca, store: st, fleet: fl, log: log, now: opts.Now, statuses: newStatusWriter(st, log),
+	return &Server{opts: opts, ca: ca, store: st, fleet: fl, log: log, now: opts.Now, statuses: newStatusWriter(st, log), serials: map[string]string{},
 		dropLog: rate.NewLimiter(rate.Every(10*time.Second), 1)}
 }
 

@@ -85,7 +85,10 @@ type Store interface {
 	ListRollouts(ctx context.Context) ([]store.RolloutRecord, error)
 }
 
-var _ Store = (*store.Bolt)(nil)
+var (
+	_ Store = (*store.Bolt)(nil)
+	_ Store = (*store.Kube)(nil)
+)
 
 // Controller is safe for concurrent use.
 type Controller struct {
@@ -216,6 +219,18 @@ func (c *Controller) Pin(ctx context.Context, appName, cluster, revision string)
 	c.mu.Unlock()
 	c.Trigger()
 	return nil
+}
+
+// ReplacePins takes pins as the whole set (another hub sharing the store
+// changed them) and reconciles.
+func (c *Controller) ReplacePins(pins []store.Pin) {
+	c.mu.Lock()
+	c.pins = make(map[pinKey]string, len(pins))
+	for _, p := range pins {
+		c.pins[pinKey{p.App, p.Cluster}] = p.Revision
+	}
+	c.mu.Unlock()
+	c.Trigger()
 }
 
 // loadPins reads the pins and the clusters' capabilities kept in the

@@ -46,6 +46,9 @@ type Deps struct {
 	Metrics http.Handler
 	// Ready reports readiness for /readyz.
 	Ready func() error
+	// Refreshed, when set, is told each repository a webhook or a refresh
+	// made this hub poll (hubs sharing a store pass it on to the others).
+	Refreshed func(repoURL string)
 	// Status answers for apps' status and carries out operations on them
 	// (sync, diff, rollback); its Deliver must be wired to
 	// agentapi.Hooks.CommandResult. Nil: New makes one over Store, Fleet
@@ -159,6 +162,18 @@ func (a *API) routes() {
 	m.Handle("GET /api/v1/definitions", read(a.definitions))
 	m.Handle("GET /api/v1/backup", admin(a.backup))
 	a.liveRoutes(deploy)
+}
+
+// refreshGit polls repoURL now, tells Refreshed, and reports whether the
+// repository is tracked.
+func (a *API) refreshGit(repoURL string) bool {
+	if !a.d.Git.Refresh(repoURL) {
+		return false
+	}
+	if a.d.Refreshed != nil {
+		a.d.Refreshed(repoURL)
+	}
+	return true
 }
 
 func (a *API) readyz(w http.ResponseWriter, _ *http.Request) {

@@ -54,7 +54,7 @@ func (a *API) refreshApp(w http.ResponseWriter, r *http.Request) {
 		if as.Name == r.PathValue("name") && a.d.Git != nil {
 			for _, src := range as.Spec.AllSources() {
 				if !src.IsChart() {
-					a.d.Git.Refresh(src.RepoURL)
+					a.refreshGit(src.RepoURL)
 				}
 			}
 			a.d.Controller.RefreshCharts(as.Spec.AllSources())
@@ -87,7 +87,7 @@ func (a *API) command(w http.ResponseWriter, r *http.Request, typ apiv1alpha1.Co
 func (a *API) refresh(w http.ResponseWriter, r *http.Request) {
 	if a.d.Git != nil {
 		for _, u := range a.d.Git.Repos() {
-			a.d.Git.Refresh(u)
+			a.refreshGit(u)
 		}
 	}
 	a.d.Controller.Trigger()

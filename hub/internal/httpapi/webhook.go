@@ -78,7 +78,7 @@ func (a *API) webhook(w http.ResponseWriter, r *http.Request) {
 		p.Project.GitHTTPURL, p.Project.GitSSHURL, p.Project.WebURL}
 	matched := false
 	for _, u := range urls {
-		if u != "" && a.d.Git.Refresh(u) {
+		if u != "" && a.refreshGit(u) {
 			matched = true
 		}
 	}

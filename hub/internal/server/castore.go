@@ -7,27 +7,33 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"k8s.io/client-go/rest"
 
 	"github.com/flotilla-cd/flotilla/hub/internal/pki"
 	"github.com/flotilla-cd/flotilla/hub/internal/store"
 )
 
-// openConfiguredStore opens the store o selects and loads the CA.
-func openConfiguredStore(ctx context.Context, o Options, log hclog.Logger) (store.Store, *pki.CA, error) {
+// openConfiguredStore opens the store o selects and loads the CA; for the
+// Kubernetes store it also returns the API server's client config.
+func openConfiguredStore(ctx context.Context, o Options, log hclog.Logger) (store.Store, *pki.CA, *rest.Config, error) {
 	if o.Store.Kind != StoreKubernetes {
-		return openStore(ctx, filepath.Join(o.StateDir, "hub.db"), o.caKeyFile(), o.RotateCA, log)
+		st, ca, err := openStore(ctx, filepath.Join(o.StateDir, "hub.db"), o.caKeyFile(), o.RotateCA, log)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		return st, ca, nil, nil
 	}
-	k, _, err := o.Store.OpenKube(ctx, 0, log)
+	k, cfg, err := o.Store.OpenKube(ctx, 0, log)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	ca, err := loadSharedCA(ctx, k)
 	if err != nil {
 		k.Close()
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	log.Info("kubernetes store", "namespace", k.Namespace())
-	return k, ca, nil
+	return k, ca, cfg, nil
 }
 
 // openStore opens the store at path and loads the CA, its key from

@@ -59,7 +59,7 @@ func TestMigrateCommand(t *testing.T) {
 	// A kubernetes hub starting on it has the bbolt hub's CA.
 	o := DefaultOptions()
 	o.Store = kopts
-	kube, kca, err := openConfiguredStore(ctx, o, log)
+	kube, kca, _, err := openConfiguredStore(ctx, o, log)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/flotilla-cd/flotilla/hub/internal/agentapi"
 	"github.com/flotilla-cd/flotilla/hub/internal/auth"
+	"github.com/flotilla-cd/flotilla/hub/internal/ha"
 	"github.com/flotilla-cd/flotilla/hub/internal/liveview"
 	"github.com/flotilla-cd/flotilla/hub/internal/renderproc"
 )
@@ -100,6 +101,8 @@ type Options struct {
 
 	// Store selects the state store (bbolt or kubernetes).
 	Store StoreOptions
+	// HA tunes the replicas sharing a kubernetes store.
+	HA ha.Options
 
 	// Render limits and confines Helm and Kustomize renders (worker
 	// processes); its ReadDirs are set by Run.
@@ -134,6 +137,7 @@ func DefaultOptions() Options {
 		Auth:            auth.DefaultOptions(),
 		Live:            liveview.DefaultLimits(),
 		Store:           StoreOptions{Kind: StoreBolt},
+		HA:              ha.DefaultOptions(),
 
 		APITokenTTL:    30 * 24 * time.Hour,
 		APITokenMaxTTL: 365 * 24 * time.Hour,
@@ -179,6 +183,7 @@ func (o *Options) BindFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&o.GCPercent, "gc-percent", o.GCPercent, "Go garbage collection target, as GOGC (0: Go's default); the GOGC environment variable wins")
 	o.Render.BindFlags(fs)
 	o.Store.BindFlags(fs)
+	o.HA.BindFlags(fs)
 	o.Auth.BindFlags(fs)
 	fs.DurationVar(&o.APITokenTTL, "api-token-ttl", o.APITokenTTL, "lifetime of an API token made without --ttl")
 	fs.DurationVar(&o.APITokenMaxTTL, "api-token-max-ttl", o.APITokenMaxTTL, "longest lifetime an API token may be given")
@@ -215,6 +220,11 @@ func (o *Options) Validate() error {
 	}
 	if err := o.Store.Validate(); err != nil {
 		errs = append(errs, err)
+	}
+	if o.Store.Kind == StoreKubernetes {
+		if err := o.HA.Validate(); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if o.Store.Kind == StoreKubernetes && o.RotateCA {
 		errs = append(errs, errors.New("--rotate-ca: not with --store=kubernetes (delete the CA Secret instead)"))

@@ -24,6 +24,7 @@ import (
 	"github.com/flotilla-cd/flotilla/hub/internal/controller"
 	"github.com/flotilla-cd/flotilla/hub/internal/fleet"
 	"github.com/flotilla-cd/flotilla/hub/internal/gitsource"
+	"github.com/flotilla-cd/flotilla/hub/internal/ha"
 	"github.com/flotilla-cd/flotilla/hub/internal/httpapi"
 	"github.com/flotilla-cd/flotilla/hub/internal/liveview"
 	"github.com/flotilla-cd/flotilla/hub/internal/render"
@@ -46,7 +47,7 @@ func Run(ctx context.Context, o Options, log hclog.Logger) error {
 	if err := os.MkdirAll(o.StateDir, 0o700); err != nil {
 		return fmt.Errorf("state dir: %w", err)
 	}
-	st, ca, err := openConfiguredStore(ctx, o, log)
+	st, ca, kubeCfg, err := openConfiguredStore(ctx, o, log)
 	if err != nil {
 		return err
 	}
@@ -132,7 +133,15 @@ func Run(ctx context.Context, o Options, log hclog.Logger) error {
 		log.Warn("restore mode: agents' certificates issued after the store's backup are adopted; restart without --restore-mode once every agent reconnected")
 	}
 	live := liveview.New(o.Live)
-	agents := agentapi.New(ca, st, fl, agentapi.Options{CertTTL: o.CertTTL, Limits: limits, RestoreMode: o.RestoreMode, Live: live, Hooks: agentapi.Hooks{
+	// With the kubernetes store this hub is one replica of several.
+	var replica *ha.Replica
+	replicaReady := func() error {
+		if replica == nil {
+			return nil
+		}
+		return replica.Ready()
+	}
+	agents := agentapi.New(ca, st, fl, agentapi.Options{CertTTL: o.CertTTL, Limits: limits, RestoreMode: o.RestoreMode, Live: live, Ready: replicaReady, Hooks: agentapi.Hooks{
 		CommandResult: ops.Deliver,
 		Capabilities: func(ctx context.Context, cluster string, c *apiv1alpha1.ClusterCapabilities) {
 			if err := ctrl.SetCapabilities(ctx, cluster, c.GetKubeVersion(), c.GetApiVersions()); err != nil {
@@ -148,6 +157,15 @@ func Run(ctx context.Context, o Options, log hclog.Logger) error {
 		},
 	}}, log.Named("agents"))
 	gs := agents.Endpoint(agentapi.TLSConfig(ca, serving))
+	var refreshed func(string)
+	if k, ok := st.(*store.Kube); ok {
+		replica, err = ha.New(o.HA, ha.Deps{Config: kubeCfg, Store: k, Fleet: fl, Controller: ctrl, Git: git, Agents: agents, Log: log.Named("replica")})
+		if err != nil {
+			return err
+		}
+		refreshed = replica.Announce
+		log.Info("replica of a shared store: active/active", "identity", replica.Identity(), "namespace", k.Namespace())
+	}
 
 	var secret []byte
 	if o.WebhookSecretFile != "" {
@@ -188,9 +206,10 @@ func Run(ctx context.Context, o Options, log hclog.Logger) error {
 			if ctrl.Snapshot().At.IsZero() {
 				return errors.New("first reconcile not done")
 			}
-			return nil
+			return replicaReady()
 		},
-		Log: log.Named("http"),
+		Refreshed: refreshed,
+		Log:       log.Named("http"),
 	})
 	httpSrv := httpapi.NewServer(api)
 	if o.HTTPTLSCertFile != "" {
@@ -224,6 +243,9 @@ func Run(ctx context.Context, o Options, log hclog.Logger) error {
 	run("controller", func() error { return ctrl.Run(ctx) })
 	run("agent endpoint", func() error { return agentapi.Serve(ctx, gs, agentLis) })
 	run("status writer", func() error { return agents.Run(ctx) })
+	if replica != nil {
+		run("replica", func() error { return replica.Run(ctx) })
+	}
 	// Renders and fan-outs come in bursts; hand their memory back to the
 	// OS afterwards.
 	run("memory trimmer", func() error {
@@ -304,6 +326,12 @@ func ensureAdminToken(ctx context.Context, st store.Store, dir string, log hclog
 		return nil, fmt.Errorf("write admin token: %w", err)
 	}
 	log.Info("created the admin API token; its file is removed at its first use", "file", p)
+	if k, ok := st.(*store.Kube); ok {
+		if err := k.PutInitialAdminToken(ctx, raw); err != nil {
+			return nil, err
+		}
+		log.Info("the admin API token is also in a Secret: read it once, then delete the Secret", "secret", k.Namespace()+"/"+store.InitialAdminSecret)
+	}
 	return &bootstrapToken{path: p, raw: raw, log: log}, nil
 }
 

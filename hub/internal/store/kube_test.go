@@ -245,3 +245,60 @@ func TestKubeSecretsHoldSecrets(t *testing.T) {
 		t.Error("CA key in a custom resource")
 	}
 }
+
+// TestKubeCompact: the Lease holder's compaction removes a status page
+// written for a cluster while it was removed, and API tokens long expired;
+// what belongs to live clusters and valid tokens stays.
+func TestKubeCompact(t *testing.T) {
+	ns := newTestNamespace(t)
+	s := openKube(t, ns, Options{})
+	ctx := t.Context()
+	for _, c := range []string{"kept", "gone"} {
+		if err := s.CreateCluster(ctx, Cluster{Name: c}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.PutStatus(ctx, c, testStatus("web", "r1")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// "gone" is removed by a replica while another still writes its
+	// status: the late page outlives the cluster.
+	if err := s.DeleteCluster(ctx, "gone"); err != nil {
+		t.Fatal(err)
+	}
+	o, err := newObject(resStatus, statusPageName("gone", 0), labels("status", labelCluster, "gone"), statusPage{Cluster: "gone", Pages: 1, Apps: map[string]string{"web": ""}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.res(resStatus).Create(ctx, o, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	oldRaw, _, err := s.IssueAPIToken(ctx, APIToken{Name: "old", Role: RoleReadOnly, ExpiresAt: t0.Add(-48 * time.Hour)}, t0.Add(-72*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	validRaw, _, err := s.IssueAPIToken(ctx, APIToken{Name: "valid", Role: RoleReadOnly, ExpiresAt: t0.Add(time.Hour)}, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := s.Compact(ctx, t0, 24*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 2 {
+		t.Errorf("compaction removed %d objects, want 2 (the orphaned page, the old token)", n)
+	}
+	sts, err := s.ListStatus(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sts) != 1 || sts[0].Cluster != "kept" {
+		t.Errorf("statuses after compaction: %v, want kept's only", sts)
+	}
+	if _, err := s.LookupAPIToken(ctx, oldRaw); err == nil {
+		t.Error("long-expired token still stored")
+	}
+	if _, err := s.LookupAPIToken(ctx, validRaw); err != nil {
+		t.Errorf("valid token: %v", err)
+	}
+}

@@ -475,3 +475,17 @@ func (k *Kube) deleteAPIToken(ctx context.Context, id string) error {
 	}
 	return nil
 }
+
+// InitialAdminSecret holds the first admin token of a Kubernetes store
+// (key "token"), as Argo CD's argocd-initial-admin-secret: read it once,
+// keep the token elsewhere, delete the Secret.
+const InitialAdminSecret = "flotilla-hub-initial-admin"
+
+// PutInitialAdminToken writes the first admin token to InitialAdminSecret.
+func (k *Kube) PutInitialAdminToken(ctx context.Context, raw string) error {
+	_, err := k.secrets().Create(ctx, newSecret(InitialAdminSecret, labels("initial-admin"), map[string][]byte{"token": []byte(raw)}), metav1.CreateOptions{})
+	if err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("write %s: %w", InitialAdminSecret, err)
+	}
+	return nil
+}

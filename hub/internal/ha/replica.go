@@ -1,0 +1,292 @@
+package ha
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/spf13/pflag"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/dynamic/dynamicinformer"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/leaderelection"
+	"k8s.io/client-go/tools/leaderelection/resourcelock"
+
+	"github.com/flotilla-cd/flotilla/hub/internal/agentapi"
+	"github.com/flotilla-cd/flotilla/hub/internal/controller"
+	"github.com/flotilla-cd/flotilla/hub/internal/fleet"
+	"github.com/flotilla-cd/flotilla/hub/internal/gitsource"
+	"github.com/flotilla-cd/flotilla/hub/internal/store"
+)
+
+// Options tune a Replica. Every flag is also read from FLOTILLA_*.
+type Options struct {
+	// Identity names this replica in the Lease; default the host name
+	// (the pod's name).
+	Identity string
+	// LeaseName is the coordination.k8s.io Lease the singleton work runs
+	// under.
+	LeaseName     string
+	LeaseDuration time.Duration
+	RenewDeadline time.Duration
+	RetryPeriod   time.Duration
+	// StoreTimeout is how long the API server may go unanswered before the
+	// replica stops serving.
+	StoreTimeout time.Duration
+	// CompactInterval is how often the Lease holder compacts the store.
+	CompactInterval time.Duration
+}
+
+// DefaultOptions returns the defaults, in one place.
+func DefaultOptions() Options {
+	return Options{
+		LeaseName: "flotilla-hub", LeaseDuration: 15 * time.Second, RenewDeadline: 10 * time.Second,
+		RetryPeriod: 2 * time.Second, StoreTimeout: 10 * time.Second, CompactInterval: 5 * time.Minute,
+	}
+}
+
+// BindFlags registers the options on fs.
+func (o *Options) BindFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&o.Identity, "ha-identity", o.Identity, "this replica's name in the Lease (default: the host name)")
+	fs.StringVar(&o.LeaseName, "ha-lease-name", o.LeaseName, "coordination.k8s.io Lease the replicas' singleton work runs under (--store=kubernetes)")
+	fs.DurationVar(&o.LeaseDuration, "ha-lease-duration", o.LeaseDuration, "how long a Lease holder's claim lasts without renewal")
+	fs.DurationVar(&o.RenewDeadline, "ha-renew-deadline", o.RenewDeadline, "how long the holder tries to renew before giving the Lease up")
+	fs.DurationVar(&o.RetryPeriod, "ha-retry-period", o.RetryPeriod, "how often replicas try to take or renew the Lease")
+	fs.DurationVar(&o.StoreTimeout, "ha-store-timeout", o.StoreTimeout, "a replica that gets no answer from the API server for this long stops serving (readiness fails, its agents' streams close)")
+	fs.DurationVar(&o.CompactInterval, "ha-compact-interval", o.CompactInterval, "how often the Lease holder removes orphaned status pages and long-expired tokens")
+}
+
+// Validate checks the options.
+func (o *Options) Validate() error {
+	if o.LeaseName == "" {
+		return errors.New("--ha-lease-name is required")
+	}
+	if !(o.LeaseDuration > o.RenewDeadline && o.RenewDeadline > o.RetryPeriod && o.RetryPeriod > 0) {
+		return fmt.Errorf("--ha-lease-duration %s > --ha-renew-deadline %s > --ha-retry-period %s > 0 does not hold", o.LeaseDuration, o.RenewDeadline, o.RetryPeriod)
+	}
+	if o.StoreTimeout < 2*o.RetryPeriod {
+		return fmt.Errorf("--ha-store-timeout %s: must be at least twice --ha-retry-period", o.StoreTimeout)
+	}
+	if o.CompactInterval <= 0 {
+		return fmt.Errorf("--ha-compact-interval %s: must be positive", o.CompactInterval)
+	}
+	return nil
+}
+
+// Deps are the hub's parts a Replica feeds.
+type Deps struct {
+	Config     *rest.Config
+	Store      *store.Kube
+	Fleet      *fleet.Fleet
+	Controller *controller.Controller
+	Git        *gitsource.Manager
+	Agents     *agentapi.Server
+	Log        hclog.Logger
+}
+
+// ErrStoreLost ends the streams of a replica that lost the API server.
+var ErrStoreLost = errors.New("this hub lost its store (the API server); connect to another")
+
+// Replica is one hub among several. Its methods are safe for concurrent
+// use.
+type Replica struct {
+	opts Options
+	d    Deps
+	log  hclog.Logger
+	core kubernetes.Interface
+
+	lastOK  atomic.Int64 // unix nanoseconds of the last answer from the API server
+	synced  atomic.Bool  // the informers have their first lists
+	leading atomic.Bool
+
+	pubMu   sync.Mutex
+	pending map[string]bool // repositories to announce
+	pubWake chan struct{}
+}
+
+// New returns a Replica.
+func New(opts Options, d Deps) (*Replica, error) {
+	if opts.Identity == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			return nil, fmt.Errorf("replica identity: %w", err)
+		}
+		opts.Identity = h
+	}
+	cfg := rest.CopyConfig(d.Config)
+	// Requests fail instead of hanging on a dead link, well before the
+	// Lease's renew deadline.
+	cfg.Timeout = opts.RenewDeadline / 2
+	core, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("replica: %w", err)
+	}
+	return &Replica{opts: opts, d: d, log: d.Log, core: core, pending: map[string]bool{}, pubWake: make(chan struct{}, 1)}, nil
+}
+
+// Identity returns the replica's name in the Lease.
+func (r *Replica) Identity() string { return r.opts.Identity }
+
+// Leading reports whether this replica holds the Lease.
+func (r *Replica) Leading() bool { return r.leading.Load() }
+
+// Ready is nil while the replica serves: its watches are synced and the
+// API server answered within StoreTimeout.
+func (r *Replica) Ready() error {
+	if !r.synced.Load() {
+		return errors.New("store watches not synced yet")
+	}
+	if since := time.Since(time.Unix(0, r.lastOK.Load())); since > r.opts.StoreTimeout {
+		return fmt.Errorf("no answer from the API server for %s: %w", since.Round(time.Second), ErrStoreLost)
+	}
+	return nil
+}
+
+func (r *Replica) answered() { r.lastOK.Store(time.Now().UnixNano()) }
+
+// Run watches the store, takes part in the Lease election and stops
+// serving while the API server is out of reach, until ctx ends.
+func (r *Replica) Run(ctx context.Context) error {
+	r.answered()
+	factory := dynamicinformer.NewFilteredDynamicSharedInformerFactory(r.d.Store.Dynamic(), 0, r.d.Store.Namespace(), nil)
+	r.watchClusters(factory.ForResource(store.ClustersResource).Informer())
+	r.watchStatuses(factory.ForResource(store.StatusResource).Informer())
+	pins := factory.ForResource(store.PinsResource).Informer()
+	r.watchPins(pins)
+	refresh := dynamicinformer.NewFilteredDynamicSharedInformerFactory(r.d.Store.Dynamic(), 0, r.d.Store.Namespace(), func(o *metav1.ListOptions) {
+		o.FieldSelector = "metadata.name=" + RefreshConfigMap
+	})
+	r.watchRefresh(refresh.ForResource(configMaps).Informer())
+	factory.Start(ctx.Done())
+	refresh.Start(ctx.Done())
+	defer factory.Shutdown()
+	defer refresh.Shutdown()
+	for gvr, ok := range factory.WaitForCacheSync(ctx.Done()) {
+		if !ok {
+			return fmt.Errorf("watch %s: %w", gvr.Resource, ctx.Err())
+		}
+	}
+	refresh.WaitForCacheSync(ctx.Done())
+	r.synced.Store(true)
+	r.log.Info("store watches synced", "identity", r.opts.Identity)
+
+	var wg sync.WaitGroup
+	wg.Go(func() { r.elect(ctx) })
+	wg.Go(func() { r.publish(ctx) })
+	r.guard(ctx)
+	wg.Wait()
+	return nil
+}
+
+// guard closes every stream held here, and keeps new ones out (through
+// Ready), while the API server does not answer.
+func (r *Replica) guard(ctx context.Context) {
+	t := time.NewTicker(r.opts.RetryPeriod / 2)
+	defer t.Stop()
+	serving := true
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		err := r.Ready()
+		switch {
+		case err != nil && serving:
+			r.log.Error("lost the store: closing every agent stream and failing readiness", "error", err)
+			r.d.Fleet.CloseAll(ErrStoreLost)
+		case err == nil && !serving:
+			r.log.Info("store reachable again: serving")
+		}
+		serving = err == nil
+	}
+}
+
+// elect takes part in the Lease election until ctx ends; the holder runs
+// the singleton work.
+func (r *Replica) elect(ctx context.Context) {
+	lock := &observedLock{Interface: &resourcelock.LeaseLock{
+		LeaseMeta:  metav1.ObjectMeta{Name: r.opts.LeaseName, Namespace: r.d.Store.Namespace()},
+		Client:     r.core.CoordinationV1(),
+		LockConfig: resourcelock.ResourceLockConfig{Identity: r.opts.Identity},
+	}, ok: r.answered}
+	for ctx.Err() == nil {
+		le, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
+			Lock: lock, Name: r.opts.LeaseName, ReleaseOnCancel: true,
+			LeaseDuration: r.opts.LeaseDuration, RenewDeadline: r.opts.RenewDeadline, RetryPeriod: r.opts.RetryPeriod,
+			Callbacks: leaderelection.LeaderCallbacks{
+				OnStartedLeading: func(ctx context.Context) {
+					r.leading.Store(true)
+					r.log.Info("holding the Lease: running the singleton work", "lease", r.opts.LeaseName)
+					r.singletons(ctx)
+				},
+				OnStoppedLeading: func() {
+					r.leading.Store(false)
+					r.log.Info("Lease released or lost", "lease", r.opts.LeaseName)
+				},
+				OnNewLeader: func(id string) { r.log.Debug("Lease holder", "identity", id) },
+			},
+		})
+		if err != nil {
+			r.log.Error("leader election", "error", err)
+			return
+		}
+		le.Run(ctx)
+	}
+}
+
+// singletons runs the work one replica does, until the Lease is lost.
+func (r *Replica) singletons(ctx context.Context) {
+	t := time.NewTicker(r.opts.CompactInterval)
+	defer t.Stop()
+	for {
+		n, err := r.d.Store.Compact(ctx, time.Now(), 24*time.Hour)
+		if err != nil && ctx.Err() == nil {
+			r.log.Warn("store compaction", "error", err)
+		} else if n > 0 {
+			r.log.Info("store compacted", "removed", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// observedLock records every answer of the API server to the election's
+// requests: they are this replica's heartbeat with its store.
+type observedLock struct {
+	resourcelock.Interface
+	ok func()
+}
+
+func (l *observedLock) Get(ctx context.Context) (*resourcelock.LeaderElectionRecord, []byte, error) {
+	rec, raw, err := l.Interface.Get(ctx)
+	if err == nil || isAnswer(err) {
+		l.ok()
+	}
+	return rec, raw, err
+}
+
+func (l *observedLock) Create(ctx context.Context, ler resourcelock.LeaderElectionRecord) error {
+	err := l.Interface.Create(ctx, ler)
+	if err == nil || isAnswer(err) {
+		l.ok()
+	}
+	return err
+}
+
+func (l *observedLock) Update(ctx context.Context, ler resourcelock.LeaderElectionRecord) error {
+	err := l.Interface.Update(ctx, ler)
+	if err == nil || isAnswer(err) {
+		l.ok()
+	}
+	return err
+}
