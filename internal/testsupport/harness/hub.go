@@ -35,7 +35,7 @@ type Hub struct {
 	// certificate when the hub serves HTTPS).
 	Client *http.Client
 	args   []string
-	dir           string
+	dir    string
 }
 
 // HubOptions configure StartHub.
