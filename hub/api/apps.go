@@ -44,6 +44,10 @@ type AppClusterView struct {
 	// automated syncs (and self-heal) here now, and whether manual syncs
 	// are allowed; empty when no window holds them.
 	SyncWindow string `json:"syncWindow,omitempty"`
+	// Rollout says why the app's rollout keeps this cluster at the
+	// previous revision ("waiting for step 2 (wave1)"); empty when it has
+	// the app's revision.
+	Rollout string `json:"rollout,omitempty"`
 	// Observed is what the agent reported.
 	Connected      bool           `json:"connected"`
 	Sync           string         `json:"sync"`

@@ -76,6 +76,8 @@ Usage:
   flotilla app manifests NAME [--cluster C]     what the hub rendered (Secret values redacted)
   flotilla app events NAME [KIND/NAME] [-c C] [-n NS]
   flotilla app action NAME restart deploy/N | delete pod/N | run-cronjob cronjob/N [-c C] [-n NS]
+  flotilla rollout status|pause|resume|approve|abort|retry APP
+                                               an app's progressive rollout (docs/rollouts.md)
   flotilla logs APP [POD | deploy/NAME] [-c CLUSTER] [-n NS] [-f] [--container C] [--tail N] [--since 10m]
   flotilla token create NAME [--role readonly|deployer|admin] [--project P]... [--ttl 720h]
   flotilla token list | delete ID
@@ -180,6 +182,8 @@ func run(ctx context.Context, e env, args []string) error {
 		return appCmd(ctx, c, pos[1:], f, e)
 	case "logs", "log":
 		return logsCmd(ctx, c, pos[1:], f, e)
+	case "rollout", "rollouts":
+		return rolloutCmd(ctx, c, pos[1:], f, e)
 	case "token", "tokens":
 		return tokenCmd(ctx, c, pos[1:], f, e)
 	case "backup":

@@ -61,7 +61,7 @@ type Options struct {
 	// OnRolloutEvent, when set, observes every rollout event (event
 	// stream, metrics, history). It must not block or call back into the
 	// controller.
-	OnRolloutEvent func(rollout.Event)
+	OnRolloutEvent func(context.Context, rollout.Event)
 }
 
 // PollDefault is the default of Options.ChartPoll.

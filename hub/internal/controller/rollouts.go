@@ -52,6 +52,19 @@ func (c *Controller) RolloutOf(appName string) (Rollout, bool) {
 	return r, true
 }
 
+// Rollouts returns a copy of every app's rollout, in no order.
+func (c *Controller) Rollouts() []Rollout {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]Rollout, 0, len(c.rollouts))
+	for _, e := range c.rollouts {
+		if e.plan != nil {
+			out = append(out, Rollout{State: e.state, Plan: e.plan})
+		}
+	}
+	return out
+}
+
 // RolloutOp is an operation people run on a rollout (rollout.Pause, ...).
 type RolloutOp func(s rollout.State, by string, now time.Time) (rollout.State, rollout.Event, error)
 
@@ -80,7 +93,10 @@ func (c *Controller) Operate(ctx context.Context, appName string, op RolloutOp, 
 	c.mu.Lock()
 	e.state = s
 	c.mu.Unlock()
-	c.emit([]rollout.Event{ev})
+	if ev.Step > 0 && ev.Step <= len(e.plan.Steps) {
+		ev.StepName = e.plan.Steps[ev.Step-1].Name
+	}
+	c.emit(ctx, []rollout.Event{ev})
 	c.Trigger()
 	return s, nil
 }
@@ -116,11 +132,11 @@ func (c *Controller) saveRollout(ctx context.Context, s rollout.State) error {
 	return nil
 }
 
-func (c *Controller) emit(evs []rollout.Event) {
+func (c *Controller) emit(ctx context.Context, evs []rollout.Event) {
 	for _, e := range evs {
 		c.log.Info("rollout", "app", e.App, "event", e.Type, "step", e.Step, "message", e.Message)
 		if c.opts.OnRolloutEvent != nil {
-			c.opts.OnRolloutEvent(e)
+			c.opts.OnRolloutEvent(ctx, e)
 		}
 	}
 }
@@ -207,7 +223,7 @@ func (c *Controller) rolloutFor(ctx context.Context, a *app.Application, pol *pr
 		e.gating = true
 	}
 	c.mu.Unlock()
-	c.emit(events)
+	c.emit(ctx, events)
 	if startGate {
 		go c.checkGate(ctx, a.Name, next.Step, plan.Steps[next.Step].Gate)
 	}

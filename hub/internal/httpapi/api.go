@@ -162,6 +162,7 @@ func (a *API) routes() {
 	m.Handle("GET /api/v1/definitions", read(a.definitions))
 	m.Handle("GET /api/v1/backup", admin(a.backup))
 	a.liveRoutes(deploy)
+	a.rolloutRoutes(m, read, deploy)
 }
 
 // refreshGit polls repoURL now, tells Refreshed, and reports whether the

@@ -1,9 +1,12 @@
 package httpapi
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"time"
+
+	"github.com/flotilla-cd/flotilla/hub/api"
 )
 
 // Event pacing: at most one change event per eventGap, and a comment line
@@ -15,9 +18,11 @@ const (
 
 // events streams server-sent events: a "change" event whenever the fleet's
 // desired state, an agent's status or a connection changed (coalesced, at
-// most one per eventGap), and one at once on connect. Each event's data is
-// {"seq":N}; clients re-read what they show. Browsers read it with fetch
-// and a bearer header (EventSource cannot send one).
+// most one per eventGap), and one at once on connect. Each change event's
+// data is {"seq":N}; clients re-read what they show. A "rollout" event
+// (data: an api.RolloutEvent) is sent for every rollout event as it
+// happens. Browsers read it with fetch and a bearer header (EventSource
+// cannot send one).
 func (a *API) events(w http.ResponseWriter, r *http.Request) {
 	fl, ok := w.(http.Flusher)
 	if !ok {
@@ -27,6 +32,8 @@ func (a *API) events(w http.ResponseWriter, r *http.Request) {
 	longLived(w)
 	changed, stop := a.d.Fleet.Watch()
 	defer stop()
+	rollouts, stopRollouts := a.d.Status.SubscribeRollouts()
+	defer stopRollouts()
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")
@@ -41,17 +48,30 @@ func (a *API) events(w http.ResponseWriter, r *http.Request) {
 		}
 		fl.Flush()
 		gap := time.NewTimer(eventGap)
-		select {
-		case <-ctx.Done():
-			gap.Stop()
-			return
-		case <-gap.C:
+	pace:
+		for {
+			select {
+			case <-ctx.Done():
+				gap.Stop()
+				return
+			case e := <-rollouts:
+				if !writeRolloutEvent(w, fl, e) {
+					gap.Stop()
+					return
+				}
+			case <-gap.C:
+				break pace
+			}
 		}
 	wait:
 		for {
 			select {
 			case <-ctx.Done():
 				return
+			case e := <-rollouts:
+				if !writeRolloutEvent(w, fl, e) {
+					return
+				}
 			case <-changed:
 				break wait
 			case <-keep.C:
@@ -62,4 +82,18 @@ func (a *API) events(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
+}
+
+// writeRolloutEvent sends one "rollout" event; false when the client is
+// gone.
+func writeRolloutEvent(w http.ResponseWriter, fl http.Flusher, e api.RolloutEvent) bool {
+	b, err := json.Marshal(e)
+	if err != nil {
+		return false
+	}
+	if _, err := fmt.Fprintf(w, "event: rollout\ndata: %s\n\n", b); err != nil {
+		return false
+	}
+	fl.Flush()
+	return true
 }

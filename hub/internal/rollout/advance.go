@@ -291,7 +291,11 @@ func (a *advancer) notUpdated(members []string) []string {
 func (a *advancer) halt(reason string) {
 	s := a.s
 	s.Phase, s.Reason = Halted, reason
-	a.event(EventHalted, s.Step+1, nil, "rollout of %s halted: %s", short(s.To), reason)
+	var step []string
+	if s.Step < len(s.Steps) {
+		step = s.Steps[s.Step].Clusters
+	}
+	a.event(EventHalted, s.Step+1, step, "rollout of %s halted: %s", short(s.To), reason)
 	if a.p.AutoRollback && len(s.Reached) > 0 {
 		back := s.Reached
 		s.Reached, s.RolledBack = nil, true

@@ -109,14 +109,14 @@ func (s *State) RevisionFor(p *Plan, t Target) (rev, waiting string) {
 	case Aborted:
 		return s.From, fmt.Sprintf("rollout of %s aborted", short(s.To))
 	}
-	i := s.stepOf(p, t)
+	i := s.StepOf(p, t)
 	return s.From, fmt.Sprintf("waiting for step %d (%s)", i+1, stepName(p, i))
 }
 
-// stepOf predicts the step that takes t: the started step listing it, or
+// StepOf predicts the step that takes t: the started step listing it, or
 // the first step not started yet whose selector matches it (a percentage
 // step or the last step otherwise).
-func (s *State) stepOf(p *Plan, t Target) int {
+func (s *State) StepOf(p *Plan, t Target) int {
 	for i, ss := range s.Steps {
 		if slices.Contains(ss.Clusters, t.Name) {
 			return i

@@ -17,6 +17,9 @@ type metrics struct {
 	reconcile   prometheus.Histogram
 	renders     prometheus.Counter
 	statusCount prometheus.Counter
+	// rolloutEvents counts rollout events by type (StepDone, Halted,
+	// RolledBack, ...).
+	rolloutEvents *prometheus.CounterVec
 }
 
 func newMetrics(fl *fleet.Fleet, ctrl func() *controller.Controller) *metrics {
@@ -40,11 +43,14 @@ func newMetrics(fl *fleet.Fleet, ctrl func() *controller.Controller) *metrics {
 		statusCount: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "flotilla_hub_status_reports_total", Help: "Status reports received from agents.",
 		}),
+		rolloutEvents: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "flotilla_rollout_events_total", Help: "Rollout events by type (RolloutStarted, StepDone, Halted, RolledBack, Completed, ...).",
+		}, []string{"type"}),
 	}
 	// Export the poll histogram from the start, before the first poll.
 	m.gitPoll.WithLabelValues("ok")
 	m.gitPoll.WithLabelValues("error")
-	m.reg.MustRegister(m.pushes, m.gitPoll, m.reconcile, m.renders, m.statusCount,
+	m.reg.MustRegister(m.pushes, m.gitPoll, m.reconcile, m.renders, m.statusCount, m.rolloutEvents,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "flotilla_hub_connected_agents", Help: "Agents with an open stream.",
@@ -65,6 +71,8 @@ var (
 	appHealthDesc = prometheus.NewDesc("flotilla_app_health_status", "1 for the current health of an app on a cluster.", []string{"app", "cluster", "status"}, nil)
 	appErrorDesc  = prometheus.NewDesc("flotilla_app_definition_error", "1 for an app whose definition could not be used (it keeps its last state).", []string{"app"}, nil)
 	brokenDesc    = prometheus.NewDesc("flotilla_hub_broken_definitions", "Definitions that could not be used at the last reconcile.", nil, nil)
+	rolloutStep   = prometheus.NewDesc("flotilla_rollout_step", "The 1-based step an app's rollout is at (number of steps + 1 once done).", []string{"app"}, nil)
+	rolloutPhase  = prometheus.NewDesc("flotilla_rollout_phase", "1 for the current phase of an app's rollout (Progressing, WaitingApproval, Paused, Halted, Aborted, Completed).", []string{"app", "phase"}, nil)
 )
 
 func (c *appCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -72,6 +80,8 @@ func (c *appCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- appHealthDesc
 	ch <- appErrorDesc
 	ch <- brokenDesc
+	ch <- rolloutStep
+	ch <- rolloutPhase
 }
 
 func (c *appCollector) Collect(ch chan<- prometheus.Metric) {
@@ -85,6 +95,14 @@ func (c *appCollector) Collect(ch chan<- prometheus.Metric) {
 		if as.Broken {
 			ch <- prometheus.MustNewConstMetric(appErrorDesc, prometheus.GaugeValue, 1, as.Name)
 		}
+	}
+	for _, ro := range ctl.Rollouts() {
+		phase := string(ro.State.Phase)
+		if ro.State.Paused {
+			phase = "Paused"
+		}
+		ch <- prometheus.MustNewConstMetric(rolloutStep, prometheus.GaugeValue, float64(ro.State.Step+1), ro.State.App)
+		ch <- prometheus.MustNewConstMetric(rolloutPhase, prometheus.GaugeValue, 1, ro.State.App, phase)
 	}
 	for _, v := range status.Views(snap, c.fl, false) {
 		for _, cv := range v.Clusters {

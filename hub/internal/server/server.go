@@ -28,6 +28,7 @@ import (
 	"github.com/flotilla-cd/flotilla/hub/internal/httpapi"
 	"github.com/flotilla-cd/flotilla/hub/internal/liveview"
 	"github.com/flotilla-cd/flotilla/hub/internal/render"
+	"github.com/flotilla-cd/flotilla/hub/internal/rollout"
 	"github.com/flotilla-cd/flotilla/hub/internal/status"
 	"github.com/flotilla-cd/flotilla/hub/internal/store"
 	"github.com/flotilla-cd/flotilla/hub/internal/webui"
@@ -111,6 +112,7 @@ func Run(ctx context.Context, o Options, log hclog.Logger) error {
 		defer workers.Close()
 	}
 	renderer := render.New(render.Options{Workers: workers})
+	var ops *status.Service // rollout events before it exists are not recorded (none: the controller runs later)
 	ctrl = controller.New(controller.Options{
 		AppsDir: o.AppsDir, AppsRepo: o.AppsRepo, AppsPath: o.AppsPath, AppsRevision: o.AppsRevision, Resync: o.Resync,
 		// A job is one checkout and one render; the render itself is
@@ -122,12 +124,18 @@ func Run(ctx context.Context, o Options, log hclog.Logger) error {
 			m.reconcile.Observe(d.Seconds())
 			m.renders.Add(float64(renders))
 		},
+		OnRolloutEvent: func(ctx context.Context, e rollout.Event) {
+			m.rolloutEvents.WithLabelValues(e.Type).Inc()
+			if ops != nil {
+				ops.RolloutEvent(ctx, e)
+			}
+		},
 	}, git, renderer, fl, st, log.Named("controller"))
 
 	if !o.EnforceProjects {
 		log.Warn("project enforcement is off (--enforce-projects=false): apps are not held to their projects' rules; use this for tests and migration only")
 	}
-	ops := status.New(status.Deps{Store: st, Fleet: fl, Controller: ctrl, Log: log.Named("status")})
+	ops = status.New(status.Deps{Store: st, Fleet: fl, Controller: ctrl, Log: log.Named("status")})
 	limits := fitOpenFiles(o.agentLimits(), log)
 	if o.RestoreMode {
 		log.Warn("restore mode: agents' certificates issued after the store's backup are adopted; restart without --restore-mode once every agent reconnected")

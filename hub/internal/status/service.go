@@ -34,6 +34,7 @@ type Service struct {
 	waiting map[resultKey]chan *apiv1alpha1.CommandResult
 
 	history sync.WaitGroup // history writes in flight
+	feed    feed           // rollout events to subscribers
 }
 
 // New returns a Service.

@@ -35,7 +35,7 @@ func Views(snap *controller.Snapshot, fl *fleet.Fleet, withObjects bool) []api.A
 		states := make([]ClusterState, 0, len(as.Targets))
 		for _, t := range as.Targets {
 			st := reported[t.Cluster][as.Name]
-			cv := api.AppClusterView{Cluster: t.Cluster, Digest: t.Digest, Revision: t.Revision, Revisions: t.Revisions, Error: redact(t.Error), Pinned: t.Pinned, SyncWindow: t.SyncWindow}
+			cv := api.AppClusterView{Cluster: t.Cluster, Digest: t.Digest, Revision: t.Revision, Revisions: t.Revisions, Error: redact(t.Error), Pinned: t.Pinned, SyncWindow: t.SyncWindow, Rollout: t.Rollout}
 			cv.Sync, cv.Health = ClusterSync(t, st)
 			cv.Connected, _ = fl.Connected(t.Cluster)
 			if st != nil {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -19,6 +20,7 @@ import (
 	"github.com/flotilla-cd/flotilla/hub/internal/httpapi"
 	"github.com/flotilla-cd/flotilla/hub/internal/liveview"
 	"github.com/flotilla-cd/flotilla/hub/internal/render"
+	"github.com/flotilla-cd/flotilla/hub/internal/rollout"
 	"github.com/flotilla-cd/flotilla/hub/internal/status"
 	"github.com/flotilla-cd/flotilla/hub/internal/store"
 )
@@ -39,6 +41,10 @@ type Hub struct {
 	// AdminToken and ReadOnlyToken are raw bearer tokens.
 	AdminToken, ReadOnlyToken string
 	ctx                       context.Context
+	appsDir                   string
+	// rolloutSink is Status once it exists (rollout events before then
+	// are not recorded).
+	rolloutSink atomic.Pointer[status.Service]
 }
 
 // Options shape the fixture.
@@ -57,6 +63,10 @@ type Options struct {
 	Files map[string]string
 	// Live are the hub's live-view limits (zero: the defaults).
 	Live liveview.Limits
+	// Apps are more app definitions (file name → YAML) in the apps
+	// folder; "{{repo}}" is replaced by the fixture repo's URL and
+	// "{{commit0}}" by its first commit.
+	Apps map[string]string
 }
 
 // Clusters registered by New, with their labels.
@@ -93,6 +103,10 @@ func New(t testing.TB, o Options) *Hub {
 	h.Repo.serve(t)
 	writeFile(t, filepath.Join(appsDir, "guestbook.yaml"), fmt.Sprintf(guestbookApp, h.Repo.URL))
 	writeFile(t, filepath.Join(appsDir, "billing.yaml"), fmt.Sprintf(billingApp, h.Repo.URL))
+	h.appsDir = appsDir
+	for name, y := range o.Apps {
+		h.WriteApp(t, name, y)
+	}
 
 	st, err := store.Open(filepath.Join(dir, "hub.db"), log)
 	if err != nil {
@@ -113,7 +127,11 @@ func New(t testing.TB, o Options) *Hub {
 
 	h.Fleet = fleet.New()
 	git := gitsource.New(gitsource.Options{Dir: filepath.Join(dir, "git"), PollInterval: time.Hour, AllowInsecureHTTP: true}, log)
-	h.Controller = controller.New(controller.Options{AppsDir: appsDir, Resync: time.Hour}, git, render.New(render.Options{}), h.Fleet, st, log)
+	h.Controller = controller.New(controller.Options{AppsDir: appsDir, Resync: time.Hour, OnRolloutEvent: func(ctx context.Context, e rollout.Event) {
+		if s := h.rolloutSink.Load(); s != nil {
+			s.RolloutEvent(ctx, e)
+		}
+	}}, git, render.New(render.Options{}), h.Fleet, st, log)
 	snap := h.Controller.ReconcileNow(ctx)
 	for _, a := range snap.Apps {
 		if a.Error != "" {
@@ -132,6 +150,7 @@ func New(t testing.TB, o Options) *Hub {
 	}()
 
 	h.Status = status.New(status.Deps{Store: st, Fleet: h.Fleet, Controller: h.Controller, CommandTimeout: 10 * time.Second, Log: log})
+	h.rolloutSink.Store(h.Status)
 	h.Live = liveview.New(o.Live)
 	h.API = httpapi.New(httpapi.Deps{
 		Live:  h.Live,
@@ -154,6 +173,15 @@ func New(t testing.TB, o Options) *Hub {
 		_ = st.Close()
 	})
 	return h
+}
+
+// WriteApp writes (or rewrites) an app definition in the apps folder
+// ("{{repo}}" and "{{commit0}}" replaced as in Options.Apps); the next
+// reconcile (POST /api/v1/refresh) reads it.
+func (h *Hub) WriteApp(t testing.TB, file, yaml string) {
+	t.Helper()
+	r := strings.NewReplacer("{{repo}}", h.Repo.URL, "{{commit0}}", h.Repo.Commits[0])
+	writeFile(t, filepath.Join(h.appsDir, file), r.Replace(yaml))
 }
 
 // Scrub replaces the fixture's temp dir in s, so output can be compared
@@ -203,3 +231,29 @@ spec:
     namespace: billing
     clusterSelector: {matchLabels: {}}
 `
+
+// RolloutApp is an app with a progressive rollout over the prod clusters,
+// prod-eu-1 first, then prod-us-1 after an approval, at the fixture's
+// first commit (see Options.Apps); RolloutAppAtMain is the same app
+// following main, which starts a rollout.
+const (
+	RolloutApp = `apiVersion: flotilla.dev/v1alpha1
+kind: Application
+metadata: {name: web}
+spec:
+  source: {repoURL: "{{repo}}", targetRevision: "{{commit0}}", path: guestbook}
+  destination:
+    namespace: web
+    clusterSelector: {matchLabels: {env: prod}}
+  syncPolicy:
+    automated: {prune: true, selfHeal: true}
+  rollout:
+    autoRollback: true
+    steps:
+    - {name: eu, clusterSelector: {matchLabels: {region: eu}}}
+    - {name: us, clusterSelector: {matchLabels: {region: us}}, approval: true}
+`
+)
+
+// RolloutAppAtMain is RolloutApp following main.
+var RolloutAppAtMain = strings.Replace(RolloutApp, `"{{commit0}}"`, "main", 1)
