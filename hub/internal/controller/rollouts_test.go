@@ -62,7 +62,9 @@ func report(fl *fleet.Fleet, w *world, cluster string, h apiv1alpha1.HealthStatu
 func TestRolloutSteps(t *testing.T) {
 	w := newWorld(t, map[string]map[string]string{"a-canary": {"wave": "canary"}, "b-wave1": {"wave": "wave1"}, "c-wave2": {"wave": "wave2"}})
 	var events []string
-	w.c.opts.OnRolloutEvent = func(_ context.Context, e rollout.Event) { events = append(events, fmt.Sprintf("%s %d", e.Type, e.Step)) }
+	w.c.opts.OnRolloutEvent = func(_ context.Context, e rollout.Event) {
+		events = append(events, fmt.Sprintf("%s %d", e.Type, e.Step))
+	}
 	rev1 := w.push(map[string]string{"web/cm.yaml": cmV1})
 	w.app("web", rolloutAppYAML(w.repo.URL))
 	ctx := t.Context()
