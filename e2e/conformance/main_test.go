@@ -76,7 +76,8 @@ func run(m *testing.M) int {
 // Suite is what every case shares: one full process cluster (etcd,
 // kube-apiserver, kube-controller-manager, kube-scheduler and kwok, so
 // Deployments roll out and Jobs complete), a git server, a hub following a
-// folder of definitions, and an agent enrolled for the cluster. Cases stay
+// folder of definitions (with kustomize remote bases on), and an agent
+// enrolled for the cluster. Cases stay
 // apart by using an app, a repository and a namespace of their own.
 type Suite struct {
 	Hub     *harness.Hub
@@ -165,7 +166,7 @@ func start() (_ *Suite, err error) {
 	if err != nil {
 		return nil, err
 	}
-	extra := []string{"--git-credentials-file", creds, "--git-ca-file", reg.CAFile()}
+	extra := []string{"--git-credentials-file", creds, "--git-ca-file", reg.CAFile(), "--kustomize-remote-bases"}
 	if s.Hub, err = harness.StartHub(ctx, binDir, hubDir, harness.HubOptions{AppsDir: s.AppsDir, Extra: extra}); err != nil {
 		return nil, err
 	}

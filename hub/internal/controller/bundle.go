@@ -126,7 +126,14 @@ func (c *Controller) bundleFor(a *app.Application, cl target.Cluster, policy *ap
 			caps = hubCapabilities
 		}
 	}
+	remote, rwait := c.remoteCommits(a.Name, srcs, commits, u)
+	if rwait {
+		return bundleResult{}, ts, false, nil
+	}
 	key := jobKey(a, srcs, commits, policy, caps)
+	if len(remote) > 0 {
+		key += "+" + remoteKeyPart(remote)
+	}
 	u.jobs[key] = true
 	v, err, done := c.jobs.get(key, fmt.Sprintf("app %s: render %s at %s", a.Name, srcs[0].Path, short(commits[0])), func(ctx context.Context) (any, error) {
 		return c.build(ctx, a, srcs, commits, policy, caps)
@@ -136,6 +143,9 @@ func (c *Controller) bundleFor(a *app.Application, cl target.Cluster, policy *ap
 	}
 	if errors.Is(err, errNoCapabilities) {
 		return bundleResult{}, ts, true, capabilitiesWaitingError{cl.Name}
+	}
+	if errors.Is(err, errRemotePending) {
+		return bundleResult{}, ts, false, nil // the next reconcile has the bases' commits in its key
 	}
 	if err != nil {
 		return bundleResult{}, ts, true, err
@@ -315,6 +325,13 @@ func (c *Controller) renderInput(ctx context.Context, a *app.Application, src ap
 			return render.Input{}, "", err
 		}
 		in.KustomizeHelm = kh
+	}
+	if c.opts.KustomizeRemoteBases && !src.IsChart() {
+		rb, err := c.remoteBases(a.Name, root, src, commit)
+		if err != nil {
+			return render.Input{}, "", err
+		}
+		in.RemoteBases = rb
 	}
 	return in, render.CacheKey(tree, in), nil
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/flotilla-cd/flotilla/hub/internal/chartsource"
 	"github.com/flotilla-cd/flotilla/hub/internal/fleet"
 	"github.com/flotilla-cd/flotilla/hub/internal/gitsource"
+	"github.com/flotilla-cd/flotilla/hub/internal/project"
 	"github.com/flotilla-cd/flotilla/hub/internal/render"
 	"github.com/flotilla-cd/flotilla/hub/internal/rollout"
 	"github.com/flotilla-cd/flotilla/hub/internal/store"
@@ -50,6 +51,11 @@ type Options struct {
 	// on the app naming the kustomization); their charts from
 	// repositories come through Charts.
 	KustomizeHelm bool
+	// KustomizeRemoteBases fetches kustomizations' remote bases (git
+	// repositories in resources, bases and components) through the hub's
+	// git mirrors and credentials (off: an error on the app naming the
+	// kustomization and the entry).
+	KustomizeRemoteBases bool
 	// ProjectsOff switches project enforcement off: every app is treated
 	// as in an allow-all project (no repo, destination, kind or sync
 	// window rule). For tests and migration only; the agents' own
@@ -118,6 +124,13 @@ type Controller struct {
 	// children are the Applications each parent app last rendered
 	// (app-of-apps), taken as definitions by the next reconcile.
 	children map[string][]*unstructured.Unstructured
+	// remoteLists are the remote bases discovered per source commit
+	// (remoteListKey); remoteRepos their repositories per app.
+	remoteLists map[string][]render.RemoteBase
+	remoteRepos map[string][]string
+	// appPolicy is each app's project as of the last reconcile: its
+	// sourceRepos bound the remote bases the hub fetches for the app.
+	appPolicy map[string]*project.Policy
 	// windowTimer triggers a reconcile when a sync window opens or closes.
 	windowTimer *time.Timer
 	// rollouts are the apps' progressive rollouts (also in the store);
@@ -151,6 +164,10 @@ func New(opts Options, git *gitsource.Manager, r *render.Renderer, fl *fleet.Fle
 		capSets:  map[string]*render.Capabilities{},
 		rollouts: map[string]*rolloutEntry{},
 		snap:     &Snapshot{},
+
+		remoteLists: map[string][]render.RemoteBase{},
+		remoteRepos: map[string][]string{},
+		appPolicy:   map[string]*project.Policy{},
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now

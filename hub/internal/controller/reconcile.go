@@ -229,6 +229,9 @@ func (c *Controller) compute(ctx context.Context) (*Snapshot, map[string]fleet.D
 		}
 		if perr == nil {
 			perr = pol.CheckSources(a)
+			c.mu.Lock()
+			c.appPolicy[a.Name] = pol // remote bases are held to it
+			c.mu.Unlock()
 		}
 		if perr == nil && a.Spec.Destination.Hub {
 			perr = pol.CheckHub()

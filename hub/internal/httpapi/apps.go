@@ -46,7 +46,8 @@ func (a *API) syncApp(w http.ResponseWriter, r *http.Request) {
 	a.command(w, r, apiv1alpha1.Command_TYPE_SYNC, "app.sync")
 }
 
-// refreshApp makes the hub poll the app's repositories (git and Helm) and
+// refreshApp makes the hub poll the app's repositories (git, Helm and its
+// kustomizations' remote bases) and
 // reconcile now,
 // and asks every targeted agent to re-read live state.
 func (a *API) refreshApp(w http.ResponseWriter, r *http.Request) {
@@ -56,6 +57,9 @@ func (a *API) refreshApp(w http.ResponseWriter, r *http.Request) {
 				if !src.IsChart() {
 					a.refreshGit(src.RepoURL)
 				}
+			}
+			for _, u := range a.d.Controller.RemoteBaseRepos(as.Name) {
+				a.d.Git.Refresh(u) // kustomize remote bases
 			}
 			a.d.Controller.RefreshCharts(as.Spec.AllSources())
 		}

@@ -214,6 +214,21 @@ func (p *Policy) CheckSources(a *app.Application) error {
 	return nil
 }
 
+// CheckRepo refuses a repository spec.sourceRepos does not allow (a
+// kustomization's remote base: the project bounds what an app's files
+// may make the hub fetch, as it bounds its sources).
+func (p *Policy) CheckRepo(repoURL string) error {
+	switch {
+	case p.all:
+		return nil
+	case p.repos.denied(repoURL):
+		return p.forbidden("repository %s is denied by spec.sourceRepos", repoURL)
+	case !p.repos.allowed(repoURL):
+		return p.forbidden("repository %s is not allowed by spec.sourceRepos", repoURL)
+	}
+	return nil
+}
+
 // CheckHub refuses an app whose destination is the hub (an app-of-apps
 // root) unless a destination allows the hub.
 func (p *Policy) CheckHub() error {

@@ -18,11 +18,13 @@ var errReadOnly = errors.New("the repository is read-only while rendering")
 // through its os.Root (no path or symbolic link leads out of it, also
 // through chains of links), read-only, with some files replaced by
 // in-memory content (the edited kustomization). Kustomize asks with
-// absolute paths; they are mapped into the root.
+// absolute paths; they are mapped into the root, or into the checkout of
+// a remote base mounted beside it (see remoteState), each its own rootFS.
 type rootFS struct {
 	root      *repoRoot
 	overrides map[string][]byte // by real path relative to the root; may be files the repository does not have
 	helm      *kzHelm           // helmCharts inflation (nil: refused)
+	remote    *remoteState      // remote bases mounted beside the root (nil: none)
 }
 
 var _ filesys.FileSystem = (*rootFS)(nil)
@@ -38,6 +40,7 @@ func (f *rootFS) RemoveAll(string) error              { return errReadOnly }
 func (f *rootFS) WriteFile(string, []byte) error      { return errReadOnly }
 
 func (f *rootFS) Open(p string) (filesys.File, error) {
+	f = f.at(p)
 	real, err := f.root.resolve(p)
 	if err != nil {
 		return nil, err
@@ -49,12 +52,14 @@ func (f *rootFS) Open(p string) (filesys.File, error) {
 }
 
 func (f *rootFS) IsDir(p string) bool {
+	f = f.at(p)
 	_, fi, err := f.root.stat(p)
 	return err == nil && fi.IsDir()
 }
 
 // ReadDir lists the names in folder p.
 func (f *rootFS) ReadDir(p string) ([]string, error) {
+	f = f.at(p)
 	real, err := f.root.resolve(p)
 	if err != nil {
 		return nil, err
@@ -73,6 +78,7 @@ func (f *rootFS) ReadDir(p string) ([]string, error) {
 // CleanedAbs returns p's real folder (absolute, in the root) and, when p
 // is a file, its name; p must exist.
 func (f *rootFS) CleanedAbs(p string) (filesys.ConfirmedDir, string, error) {
+	f = f.at(p)
 	if real, err := f.root.resolve(p); err == nil {
 		if _, ok := f.overrides[real]; ok {
 			return filesys.ConfirmedDir(f.root.abs(path.Dir(real))), path.Base(real), nil
@@ -89,6 +95,7 @@ func (f *rootFS) CleanedAbs(p string) (filesys.ConfirmedDir, string, error) {
 }
 
 func (f *rootFS) Exists(p string) bool {
+	f = f.at(p)
 	real, err := f.root.resolve(p)
 	if err != nil {
 		return false
@@ -103,6 +110,7 @@ func (f *rootFS) Exists(p string) bool {
 // Glob returns the absolute paths matching pattern (filepath.Match
 // syntax), looked up through the root.
 func (f *rootFS) Glob(pattern string) ([]string, error) {
+	f = f.at(pattern)
 	rel, err := f.root.relOf(pattern)
 	if err != nil {
 		return nil, err
@@ -121,6 +129,7 @@ func (f *rootFS) Glob(pattern string) ([]string, error) {
 }
 
 func (f *rootFS) ReadFile(p string) ([]byte, error) {
+	f = f.at(p)
 	real, err := f.root.resolve(p)
 	if err != nil {
 		return nil, err
@@ -134,6 +143,7 @@ func (f *rootFS) ReadFile(p string) ([]byte, error) {
 // Walk walks the tree at p as filepath.Walk does (links not followed),
 // with absolute paths.
 func (f *rootFS) Walk(p string, walkFn filepath.WalkFunc) error {
+	f = f.at(p)
 	real, err := f.root.resolve(p)
 	if err != nil {
 		return err

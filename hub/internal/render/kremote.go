@@ -12,6 +12,8 @@ import (
 	"sigs.k8s.io/kustomize/kyaml/kio"
 	kyaml "sigs.k8s.io/kustomize/kyaml/yaml"
 	"sigs.k8s.io/yaml"
+
+	"github.com/flotilla-cd/flotilla/hub/internal/gitsource"
 )
 
 // ErrRemoteDisabled is wrapped by errors about a kustomization that names
@@ -54,10 +56,11 @@ func isRemote(ref string) bool {
 // (see inflate) or refused. Errors name
 // the kustomization file and the field and wrap ErrRemoteDisabled.
 func checkRemote(fsys *rootFS, dir string, seen map[string]bool) error {
-	if seen[dir] {
+	abs := fsys.root.abs(dir)
+	if seen[abs] {
 		return nil
 	}
-	seen[dir] = true
+	seen[abs] = true
 	file := kustomizationFile(fsys.root, dir)
 	if file == "" {
 		return nil
@@ -65,6 +68,10 @@ func checkRemote(fsys *rootFS, dir string, seen map[string]bool) error {
 	data, err := fsys.root.readFile(file)
 	if err != nil {
 		return err
+	}
+	if rs := fsys.remote; rs != nil {
+		rs.stack, rs.names = append(rs.stack, abs), append(rs.names, rs.label[fsys]+dir)
+		defer func() { rs.stack, rs.names = rs.stack[:len(rs.stack)-1], rs.names[:len(rs.names)-1] }()
 	}
 	return checkKustomization(fsys, dir, file, data, seen)
 }
@@ -86,7 +93,8 @@ func checkKustomization(fsys *rootFS, dir, file string, data []byte, seen map[st
 	if err := yaml.Unmarshal(data, &kz); err != nil {
 		return fmt.Errorf("%s: %w", file, err)
 	}
-	if len(kz.HelmCharts) > 0 || len(kz.HelmChartInflationGenerator) > 0 || kz.HelmGlobals != nil { //nolint:staticcheck // legacy field, refused by inflate
+	discover := fsys.remote != nil && fsys.remote.discover
+	if !discover && (len(kz.HelmCharts) > 0 || len(kz.HelmChartInflationGenerator) > 0 || kz.HelmGlobals != nil) { //nolint:staticcheck // legacy field, refused by inflate
 		real, err := fsys.root.resolve(file)
 		if err != nil {
 			return fmt.Errorf("%s: %w", file, err)
@@ -123,8 +131,17 @@ func checkKustomization(fsys *rootFS, dir, file string, data []byte, seen map[st
 		addSources(&r, fmt.Sprintf("secretGenerator[%d]", i), g.KvPairSources)
 	}
 	for _, x := range r {
-		if isRemote(x.ref) {
+		if !isRemote(x.ref) {
+			continue
+		}
+		if !isBaseField(x.field) {
 			return remoteErr(file, x.field, x.ref)
+		}
+		if fsys.remote == nil {
+			return remoteBaseErr(file, x.field, x.ref)
+		}
+		if err := fsys.remote.mount(fsys, dir, file, x.field, x.ref, seen); err != nil {
+			return err
 		}
 	}
 	if _, ok := kz.OpenAPI["path"]; ok {
@@ -133,7 +150,15 @@ func checkKustomization(fsys *rootFS, dir, file string, data []byte, seen map[st
 		return fmt.Errorf("%s: openapi.path: custom OpenAPI schemas are not supported (kustomize keeps one schema for all builds)", file)
 	}
 	for _, x := range r {
-		if x.field != "resources" && x.field != "bases" && x.field != "components" {
+		if isRemote(x.ref) {
+			continue
+		}
+		if !isBaseField(x.field) {
+			// Kustomize reads these files through the root too; a path that
+			// leaves it is named here with its field.
+			if _, err := fsys.root.resolve(path.Join(dir, x.ref)); err != nil {
+				return fmt.Errorf("%s: %s: %w", file, x.field, err)
+			}
 			continue
 		}
 		sub, err := fsys.root.resolve(path.Join(dir, x.ref))
@@ -170,7 +195,23 @@ func addSources(r *refs, field string, s types.KvPairSources) {
 }
 
 func remoteErr(file, field, ref string) error {
-	return fmt.Errorf("%s: %s: %q: %w (kustomize may read only files of the repository)", file, field, ref, ErrRemoteDisabled)
+	return fmt.Errorf("%s: %s: %q: %w (kustomize may read only files of the repository)", file, field, gitsource.Redact(ref), ErrRemoteDisabled)
+}
+
+// isBaseField reports whether a kustomization field names kustomizations
+// (which may be remote bases).
+func isBaseField(field string) bool {
+	return field == "resources" || field == "bases" || field == "components"
+}
+
+// remoteBaseErr is the error for a remote base on a hub that has them off:
+// a git repository is named with the option that turns them on; anything
+// else as remote loading is.
+func remoteBaseErr(file, field, ref string) error {
+	if _, err := ParseRemoteBase(ref); err != nil {
+		return remoteErr(file, field, ref)
+	}
+	return fmt.Errorf("%s: %s: %q: %w: git remote bases are off on this hub (start it with --kustomize-remote-bases)", file, field, gitsource.Redact(ref), ErrRemoteDisabled)
 }
 
 // pluginPathFields are the fields of kustomize's builtin generators and

@@ -23,8 +23,10 @@ var kustomizeMu sync.Mutex
 // renderKustomize builds the kustomization in dir with plugins disabled,
 // loads restricted to each kustomization's root, no remote bases or files
 // (checkRemote refuses them before kustomize runs), and every file read
-// through the repository root (rootFS). helmCharts are inflated first
-// when in.KustomizeHelm allows (see inflate). The application's kustomize
+// through the repository root (rootFS), or the checkouts of remote bases
+// mounted beside it when in.RemoteBases allows (see remoteState).
+// helmCharts are inflated first when in.KustomizeHelm allows (see
+// inflate). The application's kustomize
 // settings are applied to the kustomization (in memory) then.
 func renderKustomize(ctx context.Context, root *repoRoot, dir string, in Input) ([]origined, error) {
 	k := in.Source.Kustomize
@@ -34,28 +36,12 @@ func renderKustomize(ctx context.Context, root *repoRoot, dir string, in Input) 
 	}
 	fsys := newRootFS(root)
 	fsys.helm = &kzHelm{ctx: ctx, opts: in.KustomizeHelm, caps: in.Capabilities}
-	if err := checkRemote(fsys, dir, map[string]bool{}); err != nil {
-		return nil, fmt.Errorf("kustomize %s: %w", dir, err)
+	if in.RemoteBases != nil {
+		rs := fsys.withRemotes(checkoutLookup(in.RemoteBases), false)
+		defer rs.close()
 	}
-	if k != nil {
-		real, err := root.resolve(file)
-		if err != nil {
-			return nil, fmt.Errorf("kustomize %s: %w", dir, err)
-		}
-		data, err := fsys.ReadFile(real) // with its helmCharts inflated
-		if err != nil {
-			return nil, fmt.Errorf("kustomize %s: %w", dir, err)
-		}
-		edited, err := editKustomization(data, k)
-		if err != nil {
-			return nil, fmt.Errorf("kustomize %s: %s: %w", dir, path.Base(file), err)
-		}
-		// The edit may only add local components and patches: check the
-		// result as kustomize will read it.
-		if err := checkKustomization(fsys, dir, file, edited, map[string]bool{dir: true}); err != nil {
-			return nil, fmt.Errorf("kustomize %s: %w", dir, err)
-		}
-		fsys.overrides[real] = edited
+	if err := prepareKustomization(fsys, dir, file, k); err != nil {
+		return nil, err
 	}
 	opts := krusty.MakeDefaultOptions()
 	opts.LoadRestrictions = types.LoadRestrictionsRootOnly
@@ -76,6 +62,69 @@ func renderKustomize(ctx context.Context, root *repoRoot, dir string, in Input) 
 		out = append(out, origined{obj: &unstructured.Unstructured{Object: m}, origin: origin})
 	}
 	return out, nil
+}
+
+// prepareKustomization checks the kustomization file in dir and every
+// kustomization it is built from (see checkRemote), applies the
+// application's kustomize settings k to it in memory, and rewrites remote
+// bases to their mounts.
+func prepareKustomization(fsys *rootFS, dir, file string, k *app.Kustomize) error {
+	if err := checkRemote(fsys, dir, map[string]bool{}); err != nil {
+		return fmt.Errorf("kustomize %s: %w", dir, err)
+	}
+	if k != nil {
+		real, err := fsys.root.resolve(file)
+		if err != nil {
+			return fmt.Errorf("kustomize %s: %w", dir, err)
+		}
+		data, err := fsys.ReadFile(real) // with its helmCharts inflated
+		if err != nil {
+			return fmt.Errorf("kustomize %s: %w", dir, err)
+		}
+		edited, err := editKustomization(data, k)
+		if err != nil {
+			return fmt.Errorf("kustomize %s: %s: %w", dir, path.Base(file), err)
+		}
+		// The edit may only add local components and patches: check the
+		// result as kustomize will read it.
+		if err := checkKustomization(fsys, dir, file, edited, map[string]bool{fsys.root.abs(dir): true}); err != nil {
+			return fmt.Errorf("kustomize %s: %w", dir, err)
+		}
+		fsys.overrides[real] = edited
+	}
+	if fsys.remote != nil {
+		if err := fsys.remote.applyRewrites(); err != nil {
+			return fmt.Errorf("kustomize %s: %w", dir, err)
+		}
+	}
+	return nil
+}
+
+// KustomizeRemoteBases returns the remote bases the kustomization of src,
+// checked out at root, is built from, nested ones included, in the order
+// met, calling lookup for each (it returns the base's checkout, whose
+// kustomizations are read in turn, or an error that ends the walk; the
+// bases met so far come back with it). Nothing is rendered (helmCharts are
+// not inflated). A source that is not a kustomization has none.
+func KustomizeRemoteBases(root string, src app.Source, lookup func(RemoteBase) (string, error)) ([]RemoteBase, error) {
+	r, err := openRepoRoot(root)
+	if err != nil {
+		return nil, err
+	}
+	defer r.close()
+	dir, err := r.dir(src.Path)
+	if err != nil || detect(r, dir, src) != kindKustomize {
+		return nil, nil
+	}
+	file := kustomizationFile(r, dir)
+	if file == "" {
+		return nil, nil
+	}
+	fsys := newRootFS(r)
+	rs := fsys.withRemotes(lookup, true)
+	defer rs.close()
+	err = prepareKustomization(fsys, dir, file, src.Kustomize)
+	return rs.bases, err
 }
 
 // editKustomization applies k as Argo CD's `kustomize edit` commands do.

@@ -52,6 +52,10 @@ type Input struct {
 	// KustomizeHelm turns on kustomizations' helmCharts (nil: an error
 	// naming the kustomization); they render with Capabilities.
 	KustomizeHelm *KustomizeHelm `json:"kustomizeHelm,omitempty"`
+	// RemoteBases turns on kustomizations' remote bases, read from the
+	// checkouts it names (nil: an error naming the kustomization, the
+	// entry and the hub option). The cache key accounts for their commits.
+	RemoteBases *RemoteBases `json:"remoteBases,omitempty"`
 }
 
 // Options configures a Renderer. Zero values take the defaults.
@@ -242,6 +246,12 @@ func CacheKey(treeID string, in Input) string {
 		fmt.Fprintf(h, "\x00kustomizeHelm")
 		for _, k := range keys {
 			fmt.Fprintf(h, "\x00%s\x00%s", k, filepath.Base(filepath.Dir(in.KustomizeHelm.Charts[k])))
+		}
+	}
+	if in.RemoteBases != nil {
+		fmt.Fprintf(h, "\x00remoteBases")
+		for _, k := range slices.Sorted(maps.Keys(in.RemoteBases.Checkouts)) {
+			fmt.Fprintf(h, "\x00%s\x00%s", k, in.RemoteBases.Checkouts[k].Commit)
 		}
 	}
 	return hex.EncodeToString(h.Sum(nil))

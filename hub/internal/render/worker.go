@@ -109,7 +109,7 @@ func (e *workerError) Unwrap() []error { return e.wraps }
 
 // sentinels are the errors callers may look for in a render error, by
 // their name between a worker and the hub.
-var sentinels = map[string]error{"outside": ErrOutsideRoot, "leftOut": ErrLeftOut, "remote": ErrRemoteDisabled}
+var sentinels = map[string]error{"outside": ErrOutsideRoot, "leftOut": ErrLeftOut, "remote": ErrRemoteDisabled, "remoteBase": ErrRemoteBase}
 
 // render renders in: in a worker of r's pool when it is a Helm chart or a
 // kustomization and the Renderer has a pool, in-process otherwise (also

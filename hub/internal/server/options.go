@@ -56,6 +56,10 @@ type Options struct {
 	// hub's Helm code (Argo CD's kustomize --enable-helm); off, they are
 	// an error on the app.
 	KustomizeEnableHelm bool
+	// KustomizeRemoteBases fetches kustomizations' remote bases (git
+	// repositories) through the hub's git mirrors and credentials; off,
+	// they are an error on the app.
+	KustomizeRemoteBases bool
 	// EnforceProjects holds apps to their projects' rules (default on).
 	// Off is for tests and migration only: every app is then treated as
 	// in an allow-all project; agents' own policies still apply.
@@ -160,6 +164,7 @@ func (o *Options) BindFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.PollInterval, "poll-interval", o.PollInterval, "how often each repo's refs are listed (plus up to 10% jitter)")
 	fs.DurationVar(&o.Resync, "resync", o.Resync, "how often everything is re-evaluated without a git change")
 	fs.BoolVar(&o.KustomizeEnableHelm, "kustomize-enable-helm", o.KustomizeEnableHelm, "inflate the helmCharts of kustomizations (with the hub's Helm code, charts from repositories through the chart cache and git credentials), as Argo CD's --enable-helm")
+	fs.BoolVar(&o.KustomizeRemoteBases, "kustomize-remote-bases", o.KustomizeRemoteBases, "fetch the remote bases of kustomizations (git repositories in resources, bases and components) through the hub's git mirrors, credential templates and limits; a repo writer can then make the hub fetch any repository its credentials reach")
 	fs.BoolVar(&o.EnforceProjects, "enforce-projects", o.EnforceProjects, "hold apps to their projects' rules (source repos, destinations, kinds, sync windows); --enforce-projects=false is for tests and migration only: every app may then deploy anything anywhere the agents allow")
 	o.Git.BindFlags(fs)
 	fs.StringVar(&o.WebhookSecretFile, "webhook-secret-file", o.WebhookSecretFile, "file holding the shared secret of git webhooks (without it webhooks are refused)")

@@ -119,7 +119,8 @@ func Run(ctx context.Context, o Options, log hclog.Logger) error {
 		// killed at --render-timeout, the job given up at twice that.
 		RenderTimeout: 2 * o.Render.Timeout,
 		Charts:        charts, ChartPoll: o.PollInterval, KustomizeHelm: o.KustomizeEnableHelm,
-		ProjectsOff: !o.EnforceProjects,
+		KustomizeRemoteBases: o.KustomizeRemoteBases,
+		ProjectsOff:          !o.EnforceProjects,
 		OnReconcile: func(d time.Duration, renders int, _ error) {
 			m.reconcile.Observe(d.Seconds())
 			m.renders.Add(float64(renders))

@@ -202,6 +202,15 @@ func (r *Repo) CommitAndPush(msg string) (string, error) {
 	return r.Head()
 }
 
+// TagAndPush tags the work tree's HEAD as tag (moving it if it exists)
+// and pushes the tag.
+func (r *Repo) TagAndPush(tag string) error {
+	if err := git(r.Work, "tag", "-f", tag); err != nil {
+		return err
+	}
+	return git(r.Work, "push", "-q", "-f", "origin", "refs/tags/"+tag)
+}
+
 // Revert reverts commit in the work tree and pushes.
 func (r *Repo) Revert(commit string) (string, error) {
 	if err := git(r.Work, "revert", "--no-edit", commit); err != nil {
