@@ -138,7 +138,7 @@ func Run(ctx context.Context, cfg Config) error {
 			return err
 		}
 		profs := b.profileSection(ctx, profDir)
-		if err := os.WriteFile(cfg.Out, []byte(b.document(table, profs)), 0o644); err != nil {
+		if err := os.WriteFile(cfg.Out, []byte(b.document(table, profs)+keptSection(cfg.Out)), 0o644); err != nil {
 			return fmt.Errorf("write %s: %w", cfg.Out, err)
 		}
 		b.logf("wrote %s", cfg.Out)
