@@ -14,8 +14,9 @@ import (
 // uiReads matches the UI's reads of API answers: app.js names an app a, a
 // cluster entry or cluster c, an object o, a history entry h or entry, a
 // sync or rollback answer r, a rollback target t, a list page page or
-// history, an error body data, a resource tree t and its nodes n.
-var uiReads = regexp.MustCompile(`\b(?:a|c|o|h|r|t|n|entry|page|history|data)\.([a-z][A-Za-z]*)\b`)
+// history, an error body data, a resource tree t and its nodes n, a
+// rollout ro and its steps st.
+var uiReads = regexp.MustCompile(`\b(?:a|c|o|h|r|t|n|ro|st|entry|page|history|data)\.([a-z][A-Za-z]*)\b`)
 
 // jsBuiltins are the methods and properties of strings, arrays and objects
 // the same names also reach.
@@ -34,6 +35,7 @@ func TestUIReadsWireNames(t *testing.T) {
 	for _, v := range []any{
 		api.ListResponse[api.AppView]{}, api.ClusterView{}, api.HistoryEntry{}, api.SyncResponse{},
 		api.RollbackResponse{}, api.UnpinResponse{}, api.Error{}, api.WhoamiResponse{}, api.SSOInfo{}, api.ResourcesResponse{},
+		api.RolloutView{},
 	} {
 		jsonNames(reflect.TypeOf(v), names)
 	}

@@ -286,9 +286,11 @@ async function clustersView() {
 const short = (rev) => (rev ? rev.split(",").map((r) => r.slice(0, 8)).join(",") : "–");
 
 async function appView(name) {
-  const [a, history] = await Promise.all([
+  const [a, history, ro] = await Promise.all([
     api("GET", "/api/v1/apps/" + encodeURIComponent(name)),
     api("GET", "/api/v1/apps/" + encodeURIComponent(name) + "/history?limit=50"),
+    // An app without a rollout strategy answers 404: no rollout section.
+    api("GET", "/api/v1/apps/" + encodeURIComponent(name) + "/rollout").catch((e) => { if (e.status === 404) return null; throw e; }),
   ]);
   const deploy = canDeploy(a.project);
   const sections = a.clusters.map((c) => el("section", { class: "target", "data-target": c.cluster },
@@ -297,6 +299,7 @@ async function appView(name) {
       el("a", { href: "#/apps/" + encodeURIComponent(a.name) + "/clusters/" + encodeURIComponent(c.cluster), "data-tree-link": c.cluster, class: "small" }, "live resources")),
     el("p", {}, "Revision ", el("code", {}, short(c.revision)),
       c.pinned ? el("span", { class: "pinned" }, " pinned to ", el("code", {}, short(c.pinned)), " — auto-sync suspended ") : null,
+      c.rollout ? el("span", { class: "waiting", "data-waiting": c.cluster }, " " + c.rollout + " ") : null,
       " ", deploy ? el("button", { "data-sync-cluster": c.cluster, onclick: () => sync(a.name, c.cluster) }, "Sync") : null,
       c.pinned && deploy ? el("button", { "data-unpin-cluster": c.cluster, onclick: () => unpin(a.name, c.cluster) }, "Unpin") : null),
     c.error ? el("p", { class: "error" }, c.error) : null,
@@ -327,9 +330,48 @@ async function appView(name) {
       deploy ? el("button", { "data-sync-app": a.name, onclick: () => sync(a.name, "") }, "Sync all") : null),
     a.error ? el("p", { class: "error" }, a.error) : null,
     (a.warnings || []).map((w) => el("p", { class: "warning" }, w)),
+    ro ? rolloutSection(ro, deploy) : null,
     sections,
     el("h2", {}, "History"),
     hist);
+}
+
+// rolloutSection shows an app's progressive rollout (GET .../rollout):
+// its phase and why it stopped or waits, each step with its clusters, and
+// the actions the phase allows.
+function rolloutSection(ro, deploy) {
+  const active = ro.phase === "Progressing" || ro.phase === "WaitingApproval";
+  const actions = !deploy ? [] : [
+    active && !ro.paused ? ["pause", "Pause"] : null,
+    ro.paused ? ["resume", "Resume"] : null,
+    ro.phase === "WaitingApproval" ? ["approve", "Approve step " + ro.currentStep] : null,
+    ro.phase !== "Completed" && ro.phase !== "Aborted" ? ["abort", "Abort"] : null,
+    ro.phase === "Halted" || ro.phase === "Aborted" ? ["retry", "Retry"] : null,
+  ].filter(Boolean);
+  return el("section", { class: "rollout", "data-rollout": ro.app, "data-phase": ro.phase, "data-paused": String(!!ro.paused) },
+    el("h2", {}, "Rollout ", el("span", { class: "badge rollout-" + ro.phase, "data-rollout-phase": "" }, ro.phase + (ro.paused ? " (paused)" : "")),
+      " ", el("code", {}, short(ro.from)), " → ", el("code", {}, short(ro.to)), " ",
+      actions.map(([act, label]) => el("button", { "data-rollout-action": act, onclick: () => rolloutAction(ro.app, act) }, label))),
+    ro.reason ? el("p", { class: ro.phase === "Halted" ? "error" : "muted", "data-rollout-reason": "" }, ro.reason) : null,
+    ro.rolledBack ? el("p", { class: "error" }, "The reached clusters were returned to ", el("code", {}, short(ro.from)), ".") : null,
+    ro.gate ? el("p", { class: ro.gate.ok ? "muted" : "error" }, "Gate (step " + ro.gate.step + "): " + (ro.gate.ok ? "passed " : "failed ") + ro.gate.detail) : null,
+    el("table", {},
+      el("thead", {}, el("tr", {}, ["Step", "Name", "State", "Clusters"].map((h) => el("th", {}, h)))),
+      el("tbody", {}, ro.steps.map((st) => el("tr", { "data-step": st.number, "data-step-state": st.state, class: st.number === ro.currentStep ? "current" : "" },
+        el("td", {}, st.number), el("td", {}, st.name, st.soak ? el("span", { class: "muted" }, " soak " + st.soak) : null, st.approval ? el("span", { class: "muted" }, " approval") : null),
+        el("td", {}, el("span", { class: "badge step-" + st.state }, st.state)),
+        el("td", {}, st.clusters.map((c) => el("span", { class: "label", "data-step-cluster": c.cluster, "data-reached": String(c.reached) },
+          c.cluster, " ", el("code", {}, short(c.revision)), " ", badge("health", c.health)))))))));
+}
+
+async function rolloutAction(app, action) {
+  try {
+    const ro = await api("POST", "/api/v1/apps/" + encodeURIComponent(app) + "/rollout/" + action);
+    flash(`Rollout of ${app}: ${action} — now ${ro.phase}${ro.paused ? " (paused)" : ""}`);
+    scheduleRender();
+  } catch (e) {
+    flash(e.message, true);
+  }
 }
 
 // ---- live view: what the app's agent reads from its cluster now ----
