@@ -1,5 +1,6 @@
 // Package deploy holds Flotilla's install manifests: kustomize bases for the
-// hub (hub/, with the optional Ingress component hub/ingress) and the agent
+// hub (hub/, with the optional Ingress component hub/ingress; hub-ha/, three
+// active replicas on the Kubernetes store with the store's CRDs from crds/) and the agent
 // (agent/ with cluster-admin, agent/namespaced for named namespaces only),
 // the Helm chart (helm/flotilla) and examples (examples/). docs/install.md
 // walks through them.

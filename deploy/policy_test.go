@@ -29,18 +29,27 @@ func deployments(t *testing.T, objs []*unstructured.Unstructured) map[string]*ap
 	return out
 }
 
+// isHA reports whether a rendering is the highly available hub
+// (deploy/hub-ha, the chart's hub.ha), which haPolicy checks instead of
+// the single hub's replica, strategy, state volume and token rules.
+func isHA(rendering string) bool {
+	return strings.HasSuffix(rendering, "hub-ha") || strings.HasSuffix(rendering, "hub ha")
+}
+
 // TestDeploymentPolicy checks what an operator relies on in every
-// rendering: one replica replaced with Recreate, non-root with a read-only
+// rendering: one replica replaced with Recreate (the HA hub: see
+// TestHAPolicy), non-root with a read-only
 // root filesystem and no privilege escalation, resources, probes, and for
 // the hub its state volume where --state-dir points.
 func TestDeploymentPolicy(t *testing.T) {
 	for name, objs := range renderAll(t) {
 		for _, d := range deployments(t, objs) {
 			where := name + ": Deployment " + d.Name
-			if d.Spec.Replicas == nil || *d.Spec.Replicas != 1 {
+			ha := isHA(name) && d.Name == "flotilla-hub"
+			if !ha && (d.Spec.Replicas == nil || *d.Spec.Replicas != 1) {
 				t.Errorf("%s: replicas %v, want 1", where, d.Spec.Replicas)
 			}
-			if d.Spec.Strategy.Type != appsv1.RecreateDeploymentStrategyType {
+			if !ha && d.Spec.Strategy.Type != appsv1.RecreateDeploymentStrategyType {
 				t.Errorf("%s: strategy %q, want Recreate", where, d.Spec.Strategy.Type)
 			}
 			pod := d.Spec.Template.Spec
@@ -66,7 +75,7 @@ func TestDeploymentPolicy(t *testing.T) {
 			}
 			switch d.Name {
 			case "flotilla-hub":
-				checkHub(t, where, pod)
+				checkHub(t, where, pod, ha)
 			case "flotilla-agent":
 				checkAgent(t, where, pod)
 			default:
@@ -76,11 +85,24 @@ func TestDeploymentPolicy(t *testing.T) {
 	}
 }
 
-func checkHub(t *testing.T, where string, pod corev1.PodSpec) {
+func checkHub(t *testing.T, where string, pod corev1.PodSpec, ha bool) {
 	t.Helper()
 	c := pod.Containers[0]
 	if !slices.Contains(c.Args, "--state-dir=/var/lib/flotilla") {
 		t.Errorf("%s: args %v lack --state-dir=/var/lib/flotilla", where, c.Args)
+	}
+	if ha {
+		// The state is in the API server; the state dir holds git mirrors.
+		if !slices.ContainsFunc(c.VolumeMounts, func(m corev1.VolumeMount) bool {
+			return m.MountPath == "/var/lib/flotilla" && !m.ReadOnly &&
+				slices.ContainsFunc(pod.Volumes, func(v corev1.Volume) bool { return v.Name == m.Name && v.EmptyDir != nil })
+		}) {
+			t.Errorf("%s: no writable emptyDir at /var/lib/flotilla", where)
+		}
+		if pod.AutomountServiceAccountToken == nil || !*pod.AutomountServiceAccountToken {
+			t.Errorf("%s: the replicas reach their store with the service account token; want automountServiceAccountToken true", where)
+		}
+		return
 	}
 	if !slices.ContainsFunc(c.VolumeMounts, func(m corev1.VolumeMount) bool {
 		return m.MountPath == "/var/lib/flotilla" && !m.ReadOnly &&

@@ -36,6 +36,7 @@ func renderings() []rendering {
 		kustomize("agent"),
 		kustomize("agent/namespaced"),
 		kustomize("examples/hub-ingress"),
+		kustomize("hub-ha"),
 		{name: "file examples/networkpolicy.yaml", render: func(context.Context) ([]*unstructured.Unstructured, error) {
 			return manifests.File(filepath.Join("examples", "networkpolicy.yaml"))
 		}},
@@ -63,6 +64,9 @@ func renderings() []rendering {
 			"agent": map[string]any{"enabled": true, "rbac": map[string]any{
 				"clusterAdmin": false, "namespaces": []any{"team-a", "team-c"},
 			}},
+		}),
+		helmChart("hub ha", map[string]any{
+			"hub": map[string]any{"ha": map[string]any{"enabled": true}},
 		}),
 		helmChart("hub with an existing claim", map[string]any{
 			"hub": map[string]any{"persistence": map[string]any{"existingClaim": "my-state"}},

@@ -21,27 +21,30 @@ import (
 	"k8s.io/client-go/kubernetes"
 )
 
-var update = flag.Bool("update", false, "rewrite deploy/crds/hub-store.yaml")
+var update = flag.Bool("update", false, "rewrite the CRD copies in deploy/")
 
-// crdFile is the copy of the store's CRDs that deploy/ ships.
-const crdFile = "../../../deploy/crds/hub-store.yaml"
+// crdFiles are the copies of the store's CRDs that deploy/ ships: for
+// kustomize and in the Helm chart.
+var crdFiles = []string{"../../../deploy/crds/hub-store.yaml", "../../../deploy/helm/flotilla/files/hub-store-crds.yaml"}
 
 // TestCRDManifest: deploy/ ships the CRDs the store installs.
 func TestCRDManifest(t *testing.T) {
-	if *update {
-		if err := os.MkdirAll(filepath.Dir(crdFile), 0o755); err != nil {
+	for _, f := range crdFiles {
+		if *update {
+			if err := os.MkdirAll(filepath.Dir(f), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(f, CRDManifest(), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got, err := os.ReadFile(f)
+		if err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(crdFile, CRDManifest(), 0o644); err != nil {
-			t.Fatal(err)
+		if diff := cmp.Diff(string(CRDManifest()), string(got)); diff != "" {
+			t.Errorf("%s is stale; run go test ./hub/internal/store -run TestCRDManifest -update (-want +got):\n%s", f, diff)
 		}
-	}
-	got, err := os.ReadFile(crdFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if diff := cmp.Diff(string(CRDManifest()), string(got)); diff != "" {
-		t.Errorf("%s is stale; run go test ./hub/internal/store -run TestCRDManifest -update (-want +got):\n%s", crdFile, diff)
 	}
 }
 
