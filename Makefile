@@ -20,6 +20,10 @@ PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
 # version, so a different one is refused rather than silently used.
 PROTOC_VERSION := 3.21.12
 TEST_TIMEOUT ?= 40m
+# Test binaries are linked into, and run from, GOTMPDIR; in memory (/dev/shm)
+# linking them takes about half the time it takes on disk here.
+GO_TEST_TMP  ?= $(shell test -d /dev/shm && test -w /dev/shm && ! findmnt -no OPTIONS /dev/shm 2>/dev/null | grep -q noexec && echo /dev/shm)
+GO_TEST      := GOTMPDIR=$(GO_TEST_TMP) $(GO) test
 # Debian packages the tests and tools use.
 APT_PACKAGES := git protobuf-compiler chromium
 
@@ -55,7 +59,7 @@ bins:
 
 ## test: lint, generated-code check, then every test (unit, integration, e2e)
 test: deps bins build lint proto-check
-	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
+	$(GO_TEST) -count=1 -timeout $(TEST_TIMEOUT) ./...
 	$(MAKE) --no-print-directory e2e-containers
 
 ## unit: tests that need no control plane, git server, browser or Docker.
@@ -64,7 +68,7 @@ test: deps bins build lint proto-check
 ## builds; the test binaries are linked without symbol tables, which halves
 ## their link time.
 unit:
-	$(GO) test -count=1 -short -tags unit -vet=off -ldflags='-s -w' ./...
+	$(GO_TEST) -count=1 -short -tags unit -vet=off -ldflags='-s -w' ./...
 
 ## e2e: the end-to-end suite only (hub and agents as processes, real clusters)
 e2e: check-deps bins build
