@@ -1,3 +1,5 @@
+//go:build !unit
+
 package webui_test
 
 import (
