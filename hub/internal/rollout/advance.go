@@ -134,9 +134,6 @@ func (a *advancer) run() {
 			return
 		}
 	}
-	if s.Paused {
-		return
-	}
 	for !a.stepOnce() {
 	}
 }
@@ -158,6 +155,9 @@ func (a *advancer) stepOnce() bool {
 	st := a.p.Steps[s.Step]
 	n := s.Step + 1
 	if len(s.Steps) <= s.Step {
+		if s.Paused {
+			return true // a paused rollout starts no step
+		}
 		if st.Approval && !slices.Contains(s.Approved, s.Step) {
 			if s.Phase != WaitingApproval {
 				s.Phase, s.Reason = WaitingApproval, fmt.Sprintf("step %d (%s) waits for approval", n, st.Name)
@@ -199,7 +199,7 @@ func (a *advancer) stepOnce() bool {
 	}
 	var reached []string
 	for _, c := range members {
-		if inFlight >= st.maxUnavailable(len(members)) {
+		if s.Paused || inFlight >= st.maxUnavailable(len(members)) {
 			break
 		}
 		if !s.IsReached(c) {
@@ -218,6 +218,9 @@ func (a *advancer) stepOnce() bool {
 			a.changed = true
 		}
 		deadline := ss.StartedAt.Add(st.Deadline)
+		if s.Paused {
+			return true // the time paused does not count (Resume moves the deadline)
+		}
 		if !now.Before(deadline) {
 			a.halt(fmt.Sprintf("step %d (%s): %s not Synced and Healthy within %s", n, st.Name, strings.Join(a.notUpdated(members), ", "), st.Deadline))
 			return true
@@ -251,6 +254,9 @@ func (a *advancer) stepOnce() bool {
 	if now.Before(soakEnd) {
 		a.wake(soakEnd)
 		return true
+	}
+	if s.Paused {
+		return true // soaked: the next step waits for Resume
 	}
 	ss.DoneAt = now
 	a.event(EventStepDone, n, members, "step %d (%s) done", n, st.Name)

@@ -200,7 +200,7 @@ func TestAdvance(t *testing.T) {
 			},
 		},
 		{
-			name: "pause holds the next step; the time paused does not count against the soak",
+			name: "pause holds the next step; the soak runs on while paused",
 			plan: waves(nil), targets: fleet5,
 			ticks: []tick{
 				{at: 0},
@@ -217,8 +217,28 @@ func TestAdvance(t *testing.T) {
 				{Phase: Progressing, Paused: true, Reached: []string{"c1"}, Events: []string{EventPaused}},
 				{Phase: Progressing, Paused: true, Reached: []string{"c1"}},
 				{Phase: Progressing, Reached: []string{"c1"}, Events: []string{EventResumed}},
-				{Phase: Progressing, Reached: []string{"c1"}, Wake: 6*time.Minute + 51*time.Second},
-				{Phase: Progressing, Step: 1, Reached: []string{"c1", "c2", "c3"}, Events: []string{EventStepDone, EventStepStarted, EventReached}, Wake: 17 * time.Minute},
+				{Phase: Progressing, Step: 1, Reached: []string{"c1", "c2", "c3"}, Events: []string{EventStepDone, EventStepStarted, EventReached}, Wake: 16*time.Minute + time.Second},
+				{Phase: Progressing, Step: 1, Reached: []string{"c1", "c2", "c3"}, Wake: 16*time.Minute + time.Second},
+			},
+		},
+		{
+			name: "the time paused does not count against the step deadline",
+			plan: waves(func(r *app.Rollout) { r.StepDeadline = "2m" }), targets: fleet5,
+			ticks: []tick{
+				{at: 0},
+				{at: 10 * time.Second, op: Pause},
+				{at: 5 * time.Minute},
+				{at: 6 * time.Minute, op: Resume},
+				{at: 7 * time.Minute},
+				{at: 8 * time.Minute},
+			},
+			want: []after{
+				{Phase: Progressing, Reached: []string{"c1"}, Events: []string{EventStepStarted, EventReached}, Wake: 2 * time.Minute},
+				{Phase: Progressing, Paused: true, Reached: []string{"c1"}, Events: []string{EventPaused}},
+				{Phase: Progressing, Paused: true, Reached: []string{"c1"}},
+				{Phase: Progressing, Reached: []string{"c1"}, Events: []string{EventResumed}},
+				{Phase: Progressing, Reached: []string{"c1"}, Wake: 7*time.Minute + 50*time.Second},
+				{Phase: Halted, Reached: []string{"c1"}, Reason: "step 1 (canary): c1 not Synced and Healthy within 2m0s", Events: []string{EventHalted}},
 			},
 		},
 		{

@@ -21,8 +21,9 @@ func notApplicable(s *State, op string) error {
 
 func active(s *State) bool { return s.Phase == Progressing || s.Phase == WaitingApproval }
 
-// Pause stops s from reaching more clusters until Resume; health halts
-// still apply.
+// Pause stops s from reaching more clusters and from starting the next
+// step until Resume; health halts still apply, the current step's soak
+// runs on, its deadline waits.
 func Pause(s State, by string, now time.Time) (State, Event, error) {
 	if !active(&s) || s.Paused {
 		return s, Event{}, notApplicable(&s, "pause")
@@ -33,19 +34,15 @@ func Pause(s State, by string, now time.Time) (State, Event, error) {
 }
 
 // Resume undoes Pause. The time paused does not count against the current
-// step's deadline or soak.
+// step's deadline; its soak runs on while paused.
 func Resume(s State, by string, now time.Time) (State, Event, error) {
 	if !s.Paused {
 		return s, Event{}, notApplicable(&s, "resume")
 	}
 	s = s.clone()
 	if s.Step < len(s.Steps) {
-		d := now.Sub(s.PausedAt)
 		ss := &s.Steps[s.Step]
-		ss.StartedAt = ss.StartedAt.Add(d)
-		if !ss.HealthyAt.IsZero() {
-			ss.HealthyAt = ss.HealthyAt.Add(d)
-		}
+		ss.StartedAt = ss.StartedAt.Add(now.Sub(s.PausedAt))
 	}
 	s.Paused, s.PausedAt, s.UpdatedAt = false, time.Time{}, now
 	return s, opEvent(&s, EventResumed, "resumed by %s", by), nil

@@ -31,8 +31,8 @@ type State struct {
 	// Phase and Reason: why it stopped or waits (people read it).
 	Phase  Phase  `json:"phase"`
 	Reason string `json:"reason,omitempty"`
-	// Paused by a person: no cluster is reached until resumed; halts on
-	// health still apply.
+	// Paused by a person: no cluster is reached and no step starts until
+	// resumed; halts on health still apply.
 	Paused   bool      `json:"paused,omitempty"`
 	PausedAt time.Time `json:"pausedAt,omitzero"`
 	// Step is the index of the current step (len(plan steps) once done).
