@@ -92,4 +92,3 @@ spec:
 	b.ReportMetric(float64(reached)/float64(max(stepsDone, 1)), "clusters/step")
 	b.ReportMetric(float64(stepTime.Milliseconds())/float64(max(stepsDone, 1)), "ms/step")
 }
-
