@@ -37,6 +37,7 @@ func TestJSONNames(t *testing.T) {
 		{"ListResponse[AppView]", api.ListResponse[api.AppView]{}}, {"Error", api.Error{}},
 		{"WhoamiResponse", api.WhoamiResponse{}}, {"WebhookResponse", api.WebhookResponse{}},
 		{"SSOInfo", api.SSOInfo{}}, {"CLILoginRequest", api.CLILoginRequest{}}, {"CLILoginResponse", api.CLILoginResponse{}},
+		{"RolloutView", api.RolloutView{}}, {"RolloutEvent", api.RolloutEvent{}},
 	}
 	var b strings.Builder
 	for _, tt := range types {
