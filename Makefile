@@ -129,7 +129,7 @@ lint: $(BIN)/tools/golangci-lint
 quickstart: deps bins build
 	$(GO) run ./e2e/cmd/quickstart --bin-dir $(BIN)
 
-## bench: the benchmark harness; writes docs/benchmarks.md
+## bench: the benchmark harness; writes docs/benchmarks.md and docs/bench-latency.svg
 bench: check-deps bins build
 	$(GO) run ./e2e/cmd/bench --bin-dir $(BIN) --out docs/benchmarks.md
 

@@ -15,6 +15,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -131,7 +132,9 @@ type Stats struct {
 	FirstErr  string `json:"firstError,omitempty"`
 	// For ?app=&revision=: agents holding that app at that revision, and
 	// of those, how many reported it Synced; first/last receipt and last
-	// report in Unix nanoseconds.
+	// report in Unix nanoseconds. For ?prefix=&revision= the same over
+	// every (agent, app) pair whose app name starts with prefix, for
+	// fleets with many apps per agent.
 	Holding   int   `json:"holding"`
 	Reported  int   `json:"reported"`
 	FirstRecv int64 `json:"firstRecv"`
@@ -139,8 +142,22 @@ type Stats struct {
 	LastSent  int64 `json:"lastSent"`
 }
 
+// add counts one held app.
+func (st *Stats) add(h held) {
+	st.Holding++
+	recv := h.received.UnixNano()
+	if st.FirstRecv == 0 || recv < st.FirstRecv {
+		st.FirstRecv = recv
+	}
+	st.LastRecv = max(st.LastRecv, recv)
+	if !h.reported.IsZero() {
+		st.Reported++
+		st.LastSent = max(st.LastSent, h.reported.UnixNano())
+	}
+}
+
 func (s *Sim) stats(w http.ResponseWriter, r *http.Request) {
-	app, rev := r.URL.Query().Get("app"), r.URL.Query().Get("revision")
+	app, rev, prefix := r.URL.Query().Get("app"), r.URL.Query().Get("revision"), r.URL.Query().Get("prefix")
 	st := Stats{Agents: len(s.agents), Enrolled: s.enrolled.Load(), Failed: s.failed.Load()}
 	s.mu.Lock()
 	if s.firstErr != nil {
@@ -157,17 +174,14 @@ func (s *Sim) stats(w http.ResponseWriter, r *http.Request) {
 		if a.lastErr != nil && lastErr == nil && !errors.Is(a.lastErr, context.Canceled) {
 			lastErr = a.lastErr
 		}
-		if h, ok := a.apps[app]; ok && app != "" && h.revision == rev {
-			st.Holding++
-			recv := h.received.UnixNano()
-			if st.FirstRecv == 0 || recv < st.FirstRecv {
-				st.FirstRecv = recv
+		if prefix != "" {
+			for name, h := range a.apps {
+				if strings.HasPrefix(name, prefix) && h.revision == rev {
+					st.add(h)
+				}
 			}
-			st.LastRecv = max(st.LastRecv, recv)
-			if !h.reported.IsZero() {
-				st.Reported++
-				st.LastSent = max(st.LastSent, h.reported.UnixNano())
-			}
+		} else if h, ok := a.apps[app]; ok && app != "" && h.revision == rev {
+			st.add(h)
 		}
 		a.mu.Unlock()
 	}

@@ -41,8 +41,20 @@ type Config struct {
 	Fanout       []int // simulated agent counts, ascending
 	FanCommits   []int // commits per fan-out size (same length as Fanout)
 	PerSimProc   int   // simulated agents per agentsim process
-	Kubectl      string
-	AgentsimBin  string // built from ./e2e/cmd/agentsim when empty
+	// IdleWindow is how long the hub's CPU is measured with the largest
+	// fan-out connected and nothing changing.
+	IdleWindow time.Duration
+	// FleetAgents simulated agents carry FleetApps apps (one run per
+	// count, ascending) in the fleet-scale rows.
+	FleetAgents int
+	FleetApps   []int
+	// BulkApps new apps on one real cluster.
+	BulkApps int
+	// BreakdownCommits are the samples of the stage-by-stage split of
+	// commit → Synced.
+	BreakdownCommits int
+	Kubectl          string
+	AgentsimBin      string // built from ./e2e/cmd/agentsim when empty
 	// Profile builds the hub and agent with a profiling overlay and takes
 	// CPU and heap profiles during the measurements; those of missed rows
 	// go into the document (and next to it).
@@ -51,7 +63,7 @@ type Config struct {
 }
 
 // Phases are the phases in run order.
-var Phases = []string{"latency", "apps", "selfheal", "apply", "fanout"}
+var Phases = []string{"latency", "breakdown", "apps", "selfheal", "apply", "bulk", "fanout", "fleet"}
 
 // Bench is one run.
 type Bench struct {
@@ -64,6 +76,8 @@ type Bench struct {
 	loadBefore, loadAfter string
 	profDir               string
 	profiles              map[string][]profile
+	// curve holds commit → Synced at each fleet size for the plot.
+	curve []CurvePoint
 }
 
 // Run runs the selected phases, prints the table and writes the document.
@@ -104,14 +118,20 @@ func Run(ctx context.Context, cfg Config) error {
 		switch p {
 		case "latency":
 			err = b.latency(ctx)
+		case "breakdown":
+			err = b.breakdown(ctx)
 		case "apps":
 			err = b.apps(ctx)
 		case "selfheal":
 			err = b.selfHeal(ctx)
 		case "apply":
 			err = b.apply(ctx)
+		case "bulk":
+			err = b.bulk(ctx)
 		case "fanout":
 			err = b.fanout(ctx)
+		case "fleet":
+			err = b.fleet(ctx)
 		}
 		if err != nil {
 			b.logf("phase %s FAILED after %s: %v", p, time.Since(start).Round(time.Second), err)
@@ -138,6 +158,13 @@ func Run(ctx context.Context, cfg Config) error {
 			return err
 		}
 		profs := b.profileSection(ctx, profDir)
+		if len(b.curve) > 0 {
+			plotPath := filepath.Join(filepath.Dir(cfg.Out), PlotFile)
+			if err := WritePlot(plotPath, b.curve); err != nil {
+				return err
+			}
+			b.logf("wrote %s", plotPath)
+		}
 		if err := os.WriteFile(cfg.Out, []byte(b.document(table, profs)+keptSection(cfg.Out)), 0o644); err != nil {
 			return fmt.Errorf("write %s: %w", cfg.Out, err)
 		}

@@ -43,12 +43,18 @@ var simClient = &http.Client{Timeout: 30 * time.Second}
 
 // fleetStats sums the stats of every agentsim process for app at rev.
 func fleetStats(ctx context.Context, procs []*simProc, app, rev string) (simStats, error) {
+	return fleetQuery(ctx, procs, url.Values{"app": {app}, "revision": {rev}})
+}
+
+// fleetQuery sums the stats of every agentsim process for query q (app or
+// prefix, and revision).
+func fleetQuery(ctx context.Context, procs []*simProc, q url.Values) (simStats, error) {
 	var sum simStats
 	for _, p := range procs {
 		if done, err := p.Exited(); done {
 			return sum, fmt.Errorf("agentsim %s exited: %v\n%s", p.Name, err, p.Tail(2000))
 		}
-		req, err := http.NewRequestWithContext(ctx, "GET", "http://"+p.control+"/stats?app="+url.QueryEscape(app)+"&revision="+url.QueryEscape(rev), nil)
+		req, err := http.NewRequestWithContext(ctx, "GET", "http://"+p.control+"/stats?"+q.Encode(), nil)
 		if err != nil {
 			return sum, err
 		}
@@ -269,15 +275,26 @@ with none, %s) / N.
 		cpuS := samples(cpus)
 		b.logf("%d agents: agents %s; hub %s; hub CPU per commit %s", n, agentT.list(), hubT.list(), cpuS.list())
 		measured := fmt.Sprintf("hub: p50 %s, p99 %s; agents: p50 %s, p99 %s (n=%d)", secs(hubT.pct(50)), secs(hubT.pct(99)), secs(agentT.pct(50)), secs(agentT.pct(99)), len(hubT))
+		b.curve = append(b.curve, CurvePoint{Clusters: n, Simulated: true, P50: hubT.pct(50), P99: hubT.pct(99), N: len(hubT)})
+		// Sizes below the defaults (a small-scale run) fill the row of the
+		// next default size up; the figure names the size measured.
 		switch {
-		case n == 1000:
+		case n <= 100:
+			b.row(rowFan100).Figure = fmt.Sprintf("commit (webhook) → every agent Synced, %d simulated agents", n)
+			b.set(rowFan100, measured, hubT.pct(99) < 2*time.Second)
+		case n < 10000:
+			b.row(rowFan1k).Figure = fmt.Sprintf("commit (webhook) → every agent Synced, %d simulated agents", n)
 			b.set(rowFan1k, measured, hubT.pct(99) < 2*time.Second)
-		case n >= 10000:
+		default:
 			b.set(rowFan10k, measured+fmt.Sprintf("; hub CPU %s per commit (p50)", secs(cpuS.pct(50))), hubT.pct(99) < 10*time.Second)
 		}
+		idleNote := ""
 		if n == b.cfg.Fanout[len(b.cfg.Fanout)-1] {
 			b.set(rowConnected, fmt.Sprintf("%d connected (hub's gauge), joined in %s", connected, secs(joinTook)), connected >= 10000)
 			b.set(rowHubPerAg, fmt.Sprintf("%.1f KiB at %d agents (hub RSS %s)", perAgent/1024, n, mib(u.RSS)), perAgent < 100*1024)
+			if idleNote, err = b.idleCPU(ctx, hub, procs, n); err != nil {
+				return err
+			}
 		}
 		fmt.Fprintf(&details, `**%d agents** (%d agentsim processes): registration, enrolment and connection of the %d new agents took %s
 (hub CPU %s); the hub's gauge shows %d connected; hub RSS %s settled = %.1f KiB per agent.
@@ -286,9 +303,9 @@ with none, %s) / N.
 - agents: %s
 - hub: %s
 - hub CPU per commit: %s
-
+%s
 `, n, len(procs), added, secs(joinTook), secs(cpu1.CPU-cpu0.CPU), connected, mib(u.RSS), perAgent/1024,
-			len(hubT), agentT.list(), hubT.list(), cpuS.list())
+			len(hubT), agentT.list(), hubT.list(), cpuS.list(), idleNote)
 	}
 	b.detail("Fan-out to simulated agents", details.String())
 	return nil
@@ -330,4 +347,45 @@ func hubConnected(ctx context.Context, hub *harness.Hub) (int, error) {
 		}
 	}
 	return 0, fmt.Errorf("hub /metrics has no flotilla_hub_connected_agents")
+}
+
+// idleCPU measures the hub's CPU with n agents connected and nothing
+// changing: utime+stime of the hub process from /proc over the idle
+// window, which spans at least one --resync period (30 s) so that the
+// periodic work is in it. Every agent must still be connected at its end
+// (no reconnect storm hides in the figure).
+func (b *Bench) idleCPU(ctx context.Context, hub *harness.Hub, procs []*simProc, n int) (string, error) {
+	window := b.cfg.IdleWindow
+	// Let the last commit's work (status writes, API polls) finish.
+	if _, err := settledUsage(ctx, hub.Proc, 5*time.Second); err != nil {
+		return "", err
+	}
+	before, err := fleetStats(ctx, procs, "", "")
+	if err != nil {
+		return "", err
+	}
+	stop := b.cpuProfile(ctx, hub.Proc, fmt.Sprintf("idle%d-hub", n), rowIdleCPU)
+	u0, err := hub.Usage()
+	if err != nil {
+		return "", err
+	}
+	t0 := time.Now()
+	u1, err := settledUsage(ctx, hub.Proc, window)
+	if err != nil {
+		return "", err
+	}
+	took := time.Since(t0)
+	stop()
+	after, err := fleetStats(ctx, procs, "", "")
+	if err != nil {
+		return "", err
+	}
+	pct := 100 * float64(u1.CPU-u0.CPU) / float64(took)
+	b.row(rowIdleCPU).Figure = fmt.Sprintf("steady state, %d connected agents, no changes: hub CPU", n)
+	b.set(rowIdleCPU, fmt.Sprintf("%.2f %% of one core (%s CPU over %s; %d/%d agents connected, %d new sessions during the window)",
+		pct, secs(u1.CPU-u0.CPU), secs(took), after.Connected, n, after.Sessions-before.Sessions), pct < 5 && after.Connected == n)
+	return fmt.Sprintf(`
+Steady state: with the %d agents connected and no commits, the hub's utime+stime (/proc/<pid>/stat) over a
+window of %s (it spans the hub's 30 s resync): %s = %.2f %% of one core; %d new agent sessions in the window.
+`, n, secs(took), secs(u1.CPU-u0.CPU), pct, after.Sessions-before.Sessions), nil
 }

@@ -26,6 +26,7 @@ type Row struct {
 const (
 	rowWebhook1   = "webhook-1"
 	rowWebhook10  = "webhook-10"
+	rowFan100     = "fanout-100"
 	rowFan1k      = "fanout-1k"
 	rowPolling    = "polling"
 	rowNewApps    = "new-apps"
@@ -38,12 +39,18 @@ const (
 	rowApply      = "apply-1000"
 	rowNoWrites   = "no-writes"
 	rowDisasterRe = "disaster"
+	rowFleet10k   = "fleet-10k"
+	rowFleet50k   = "fleet-50k"
+	rowBulk       = "bulk-1000"
+	rowBulkHealth = "bulk-1000-healthy"
+	rowIdleCPU    = "idle-cpu"
 )
 
 func newRows() []*Row {
 	return []*Row{
-		{ID: rowWebhook1, Figure: "commit (webhook) → Synced, 1 cluster", Goal: "p50 < 0.3 s", Argo: "0.9 s (1 app)"},
-		{ID: rowWebhook10, Figure: "commit (webhook) → every cluster Synced, 10 real clusters", Goal: "p50 < 0.5 s, p99 < 1.5 s", Argo: "1.1 s (100 apps, 1 cluster)"},
+		{ID: rowWebhook1, Figure: "commit (webhook) → Synced, 1 cluster", Goal: "p50 < 100 ms", Argo: "0.9 s (1 app)"},
+		{ID: rowWebhook10, Figure: "commit (webhook) → every cluster Synced, 10 real clusters", Goal: "p50 < 200 ms, p99 < 400 ms", Argo: "1.1 s (100 apps, 1 cluster)"},
+		{ID: rowFan100, Figure: "commit (webhook) → every agent Synced, 100 simulated agents", Goal: "p99 < 2 s (as at 1,000)", Argo: "—"},
 		{ID: rowFan1k, Figure: "commit (webhook) → every agent Synced, 1,000 simulated agents", Goal: "p99 < 2 s", Argo: "—"},
 		{ID: rowPolling, Figure: "commit without webhook → picked up", Goal: "within poll interval + jitter (default 30 s + 10 %)", Argo: "120 s + up to 60 s jitter"},
 		{ID: rowNewApps, Figure: "100 new apps → all Synced on one cluster", Goal: "< 3 s", Argo: "19.5 s"},
@@ -56,6 +63,11 @@ func newRows() []*Row {
 		{ID: rowApply, Figure: "1,000 new objects applied (agent vs kubectl, same API server)", Goal: "< 4 s", Argo: "kubectl apply -f 46 s, --server-side 43 s"},
 		{ID: rowNoWrites, Figure: "re-applying an unchanged bundle", Goal: "no writes", Argo: "—"},
 		{ID: rowDisasterRe, Figure: "disaster recovery: fresh cluster's agent converges 100 apps", Goal: "< 30 s", Argo: "—"},
+		{ID: rowFleet10k, Figure: "fleet scale: 10,000 apps over 500 simulated agents, one commit → all Synced", Goal: "< 60 s on one 2-core hub", Argo: "9–11 min (CNOE: 10,000 apps, 500 clusters, 10 controller shards, 8 vCPU)"},
+		{ID: rowFleet50k, Figure: "fleet scale: 50,000 apps over 500 simulated agents, one commit → all Synced", Goal: "< 5 min", Argo: "21 min (CNOE: 50,000 apps, 500 clusters, 3 nodes)"},
+		{ID: rowBulk, Figure: "1,000 new apps on one real cluster → all Synced", Goal: "< 15 s", Argo: "— (100 apps: 19.5 s)"},
+		{ID: rowBulkHealth, Figure: "1,000 new apps: all Healthy reported after the cluster's own readiness", Goal: "within 5 s", Argo: "—"},
+		{ID: rowIdleCPU, Figure: "steady state, 10,000 connected agents, no changes: hub CPU", Goal: "< 5 % of one core", Argo: "—"},
 	}
 }
 
@@ -128,6 +140,17 @@ shared/DESIGN.md.
 
 `)
 	sb.WriteString(table)
+	if len(b.curve) > 0 {
+		sb.WriteString("\n![commit (webhook) → every cluster Synced, p50 and p99 against the number of clusters](" + PlotFile + ")\n\n")
+		sb.WriteString("Commit (webhook) → every cluster Synced against the number of clusters (" + PlotFile + "; 1 and 10: real API servers, the others simulated agents, hub's view):\n\n")
+		for _, c := range b.curve {
+			kind := "real"
+			if c.Simulated {
+				kind = "simulated"
+			}
+			fmt.Fprintf(&sb, "- %d %s: p50 %s, p99 %s (n=%d)\n", c.Clusters, kind, secs(c.P50), secs(c.P99), c.N)
+		}
+	}
 	if len(b.notes) > 0 {
 		sb.WriteString("\nNotes:\n\n")
 		for _, n := range b.notes {

@@ -24,6 +24,9 @@ type world struct {
 	dir   string
 	git   *gitserver.Server
 	stops []func()
+	// hubArgs are added to the hub's flags (after the defaults, so they
+	// win).
+	hubArgs []string
 }
 
 func (b *Bench) newWorld(name string) (*world, error) {
@@ -96,14 +99,14 @@ func (w *world) hub(ctx context.Context, repo *gitserver.Repo, poll time.Duratio
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	h, err := harness.StartHub(ctx, w.b.cfg.BinDir, dir, harness.HubOptions{PollInterval: poll, Extra: []string{
+	h, err := harness.StartHub(ctx, w.b.cfg.BinDir, dir, harness.HubOptions{PollInterval: poll, Extra: append([]string{
 		"--apps-repo", repo.URL, "--apps-path", "apps/defs", "--apps-revision", "main",
 		"--resync", "30s", "--log-level", "info",
 		// Every simulated agent enrols and connects from this host's one
 		// address.
 		"--agent-enroll-rate", "10000", "--agent-enroll-burst", "10000",
 		"--agent-max-unauthenticated-conns", "8192", "--agent-max-unauthenticated-conns-per-ip", "8192",
-	}})
+	}, w.hubArgs...)})
 	if err != nil {
 		return nil, err
 	}
