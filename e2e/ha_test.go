@@ -428,4 +428,3 @@ func (b *balancer) forward(c net.Conn) {
 		return
 	}
 }
-
