@@ -42,6 +42,24 @@ func (n *notifier) signal() {
 	n.send()
 }
 
+// signalNow delivers a wake-up at once, also within the interval: for
+// changes someone waits for (an app's sync state, its last operation), so
+// that a Synced that follows another change by a few milliseconds is not
+// held to the end of the interval. A wake-up pending for the end of the
+// interval is covered by this one.
+func (n *notifier) signalNow() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.stopped {
+		return
+	}
+	if n.timer != nil {
+		n.timer.Stop()
+		n.timer = nil
+	}
+	n.send()
+}
+
 // send must be called with n.mu held.
 func (n *notifier) send() {
 	n.last = time.Now()

@@ -87,17 +87,24 @@ func (a *app) objectHealth(o *objState) health.Result {
 }
 
 // publish stores the app's status and signals Updates when it changed
-// (ignoring observed_at).
+// (ignoring observed_at): at once when the app's sync state or its last
+// operation changed (what a user or the hub waits for), otherwise at most
+// once per StatusEvery (object health and message churn).
 func (a *app) publish() {
 	st := a.buildStatus()
 	a.mu.Lock()
-	changed := a.status == nil || !proto.Equal(withoutTime(a.status), st)
+	prev := a.status
+	changed := prev == nil || !proto.Equal(withoutTime(prev), st)
+	urgent := changed && (prev == nil || prev.GetSync() != st.GetSync() || !proto.Equal(prev.GetLastOperation(), st.GetLastOperation()))
 	if changed {
 		st.ObservedAt = timestamppb.Now()
 		a.status = st
 	}
 	a.mu.Unlock()
-	if changed {
+	switch {
+	case urgent:
+		a.e.notify.signalNow()
+	case changed:
 		a.e.notify.signal()
 	}
 }
