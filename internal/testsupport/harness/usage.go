@@ -17,6 +17,10 @@ type Usage struct {
 	// and file-backed pages (mostly the mapped executable).
 	RSSAnon, RSSFile int64
 	CPU              time.Duration // user + system
+	// ChildCPU is the user + system time of the children the process
+	// waited for (exited git commands, for example); children still
+	// running are not in it.
+	ChildCPU time.Duration
 }
 
 // clockTick is USER_HZ, the unit of /proc/PID/stat times; 100 on every
@@ -58,7 +62,7 @@ func ReadUsage(pid int) (Usage, error) {
 		return u, fmt.Errorf("usage of pid %d: malformed stat", pid)
 	}
 	f := strings.Fields(string(stat[i+1:]))
-	if len(f) < 13 {
+	if len(f) < 15 {
 		return u, fmt.Errorf("usage of pid %d: short stat", pid)
 	}
 	for _, s := range f[11:13] {
@@ -67,6 +71,14 @@ func ReadUsage(pid int) (Usage, error) {
 			return u, fmt.Errorf("usage of pid %d: stat time %q: %w", pid, s, err)
 		}
 		u.CPU += time.Duration(n) * clockTick
+	}
+	// cutime and cstime are fields 16 and 17.
+	for _, s := range f[13:15] {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return u, fmt.Errorf("usage of pid %d: stat child time %q: %w", pid, s, err)
+		}
+		u.ChildCPU += time.Duration(n) * clockTick
 	}
 	return u, nil
 }

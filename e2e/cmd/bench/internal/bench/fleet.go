@@ -199,9 +199,10 @@ the new digest (polled; at this size one poll of the whole app list takes a noti
 			goal = 5 * time.Minute
 		}
 		b.row(row).Figure = fmt.Sprintf("fleet scale: %d apps over %d simulated agents, one commit → all Synced", nApps, nAgents)
-		b.set(row, fmt.Sprintf("hub %s, agents %s (hub CPU %s; hub RSS %s; adding the apps took %s)", secs(hubT), secs(agentT), secs(u1.CPU-u0.CPU), mib(u1.RSS), secs(added)), hubT < goal)
-		fmt.Fprintf(&details, `- **%d apps** (%d per agent): added in %s; the change: agents %s, hub %s; hub CPU %s, hub RSS %s after it.
-`, nApps, nApps/nAgents, secs(added), secs(agentT), secs(hubT), secs(u1.CPU-u0.CPU), mib(u1.RSS))
+		b.set(row, fmt.Sprintf("hub %s, agents %s (hub CPU %s + %s in its exited children; hub RSS %s; adding the apps took %s)",
+			secs(hubT), secs(agentT), secs(u1.CPU-u0.CPU), secs(u1.ChildCPU-u0.ChildCPU), mib(u1.RSS), secs(added)), hubT < goal)
+		fmt.Fprintf(&details, `- **%d apps** (%d per agent): added in %s; the change: agents %s, hub %s; hub CPU %s (+ %s in exited children: git, render workers), hub RSS %s after it.
+`, nApps, nApps/nAgents, secs(added), secs(agentT), secs(hubT), secs(u1.CPU-u0.CPU), secs(u1.ChildCPU-u0.ChildCPU), mib(u1.RSS))
 	}
 	b.detail("Fleet scale", details.String())
 	return nil
