@@ -62,9 +62,12 @@ func (b *Bench) bulk(ctx context.Context) error {
 		return err
 	}
 	ictx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	f.Start(ictx.Done())
-	defer f.Shutdown()
+	// Shutdown waits for the informers, which stop when ictx ends.
+	defer func() {
+		cancel()
+		f.Shutdown()
+	}()
 	if !cache.WaitForCacheSync(ctx.Done(), inf.HasSynced) {
 		return fmt.Errorf("bulk: Deployment informer did not sync")
 	}
