@@ -17,6 +17,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/flotilla-cd/flotilla/internal/testsupport/harness"
 )
 
 // Config configures a run.
@@ -78,6 +80,30 @@ type Bench struct {
 	profiles              map[string][]profile
 	// curve holds commit → Synced at each fleet size for the plot.
 	curve []CurvePoint
+	// lastHook is when the last measured webhook was sent (see webhook).
+	lastHook time.Time
+}
+
+// refreshGap is the hub's default --git-refresh-interval (1 s): a webhook
+// within it of the previous ref listing is held until it has passed (a
+// flood of webhooks costs one listing per interval). Measured webhooks
+// are spaced by it, as real pushes are, so that no sample measures the
+// hold.
+const refreshGap = time.Second + 50*time.Millisecond
+
+// webhook waits until refreshGap has passed since the previous measured
+// webhook, sends one for repoURL and returns when it was sent.
+func (b *Bench) webhook(ctx context.Context, hub *harness.Hub, repoURL string) (time.Time, error) {
+	if wait := time.Until(b.lastHook.Add(refreshGap)); wait > 0 {
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return time.Time{}, ctx.Err()
+		}
+	}
+	t0 := time.Now()
+	b.lastHook = t0
+	return t0, hub.PushWebhook(ctx, repoURL)
 }
 
 // Run runs the selected phases, prints the table and writes the document.

@@ -239,8 +239,8 @@ with none, %s) / N.
 			if err != nil {
 				return err
 			}
-			t0 := time.Now()
-			if err := hub.PushWebhook(ctx, repo.URL); err != nil {
+			t0, err := b.webhook(ctx, hub, repo.URL)
+			if err != nil {
 				return err
 			}
 			var s simStats

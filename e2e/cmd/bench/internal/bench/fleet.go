@@ -127,8 +127,8 @@ the new digest (polled; at this size one poll of the whole app list takes a noti
 		}
 		timeout := max(5*time.Minute, time.Duration(nApps)*20*time.Millisecond)
 		interval := max(100*time.Millisecond, time.Duration(nApps)*20*time.Microsecond)
-		t0 := time.Now()
-		if err := hub.PushWebhook(ctx, repo.URL); err != nil {
+		t0, err := b.webhook(ctx, hub, repo.URL)
+		if err != nil {
 			return err
 		}
 		at, err := waitApps(ctx, hub, timeout, interval, everySynced(names, rev, nil))
@@ -164,8 +164,8 @@ the new digest (polled; at this size one poll of the whole app list takes a noti
 		if err != nil {
 			return err
 		}
-		t0 = time.Now()
-		if err := hub.PushWebhook(ctx, repo.URL); err != nil {
+		t0, err = b.webhook(ctx, hub, repo.URL)
+		if err != nil {
 			return err
 		}
 		var s simStats

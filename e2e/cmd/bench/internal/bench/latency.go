@@ -121,8 +121,8 @@ func (b *Bench) webhookSamples(ctx context.Context, hub *harness.Hub, repo *gits
 		if err != nil {
 			return nil, err
 		}
-		t0 := time.Now()
-		if err := hub.PushWebhook(ctx, repo.URL); err != nil {
+		t0, err := b.webhook(ctx, hub, repo.URL)
+		if err != nil {
 			return nil, err
 		}
 		at, err := waitApps(ctx, hub, time.Minute, 10*time.Millisecond, syncedAt(app, rev, targets, old))

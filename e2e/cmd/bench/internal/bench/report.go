@@ -164,7 +164,10 @@ cluster, which it only does once the agent reported Synced for that digest. The
 start of a webhook measurement is the moment the webhook is sent, right after
 ` + "`git push`" + ` returned; the end is the arrival of the first API answer that
 shows every target Synced (polled every 10 ms for real clusters, so values are
-upper bounds within one poll). Percentiles are nearest-rank over the samples.
+upper bounds within one poll). Measured webhooks are at least 1.05 s apart: the
+hub holds a webhook that comes within its ` + "`--git-refresh-interval`" + ` (1 s) of the
+previous ref listing, and back-to-back samples would measure that hold.
+Percentiles are nearest-rank over the samples.
 Memory is VmRSS from /proc. The hub runs with ` + "`--resync 30s --log-level info`" + `.
 
 `)
