@@ -295,7 +295,9 @@ func TestFollowedLogDeadline(t *testing.T) {
 		t.Errorf("followed log request %v: want LOGS with a 3h deadline", r)
 	}
 	cancel()
-	wait(t, done)
+	if err := wait(t, done); err != nil && !errors.Is(err, context.Canceled) {
+		t.Errorf("followed log ended by its caller: %v", err)
+	}
 }
 
 // TestCancelWhenTheClientGoes: when the person's request ends (the HTTP

@@ -78,19 +78,6 @@ func firstAfter(evs []logEvent, t time.Time, msg string, match func(logEvent) bo
 	return logEvent{}, false
 }
 
-// lastBefore returns the last event in [from, to] with message msg.
-func lastBefore(evs []logEvent, from, to time.Time, msg string) (logEvent, int, bool) {
-	var last logEvent
-	n := 0
-	for _, e := range evs {
-		if !e.At.Before(from) && !e.At.After(to) && e.Msg == msg {
-			last = e
-			n++
-		}
-	}
-	return last, n, n > 0
-}
-
 // stageNames are the stages of commit → Synced, in order.
 var stageNames = []string{
 	"webhook sent → received by the hub",
