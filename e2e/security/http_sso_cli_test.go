@@ -33,51 +33,14 @@ var authURLRE = regexp.MustCompile(`^\s+(http\S+/authorize\?\S+)$`)
 // although a browser is at hand.
 func TestCLIBrowserLogin(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	appsDir := filepath.Join(dir, "apps")
-	if err := os.MkdirAll(appsDir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	httpAddr, err := harness.FreeAddr()
-	if err != nil {
-		t.Fatal(err)
-	}
-	hubURL := "http://" + httpAddr
-	const secret = "hub-client-secret-cli-0123456789"
-	prov, err := harness.StartOIDCProvider(t.Context(), t.TempDir(), []harness.OIDCUser{
-		{Username: "alice", Password: "alice-pw", Subject: "u-alice", Email: "alice@example.com", Groups: []string{"team-shop"}},
-	}, []harness.OIDCClient{
-		{ID: "flotilla", Secret: secret, RedirectURIs: []string{hubURL + "/auth/callback"}},
-		{ID: "flotilla-cli", Public: true, RedirectURIs: []string{"http://127.0.0.1/callback"}},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("provider log:\n%s", prov.Tail(4000))
-		}
-		prov.Stop()
-	})
-	secretFile := filepath.Join(dir, "oidc-secret")
-	if err := os.WriteFile(secretFile, []byte(secret), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	h, err := harness.StartHub(t.Context(), binDir, t.TempDir(), harness.HubOptions{
-		AppsDir: appsDir, HTTPAddr: httpAddr, Extra: []string{
-			"--oidc-issuer", prov.Issuer, "--oidc-client-id", "flotilla", "--oidc-client-secret-file", secretFile,
-			"--oidc-cli-client-id", "flotilla-cli", "--oidc-hub-url", hubURL, "--sso-deployer-group", "team-shop=shop",
+	sso := startSSOHub(t, ssoHubSetup{
+		Users: []harness.OIDCUser{
+			{Username: "alice", Password: "alice-pw", Subject: "u-alice", Email: "alice@example.com", Groups: []string{"team-shop"}},
 		},
+		CLI: true, CLIRedirectURIs: []string{"http://127.0.0.1/callback"},
+		Flags: []string{"--sso-deployer-group", "team-shop=shop"},
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("hub log:\n%s", h.Tail(8000))
-		}
-		h.Stop()
-	})
+	hubURL, prov := sso.URL, sso.Provider
 
 	// The "browser" the CLI launches does nothing; the test's HTTP client
 	// opens the page the CLI prints, as a person would.

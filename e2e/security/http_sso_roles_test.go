@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -29,52 +28,14 @@ import (
 // session past the age must sign in again.
 func TestSSORolesReadAgain(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	appsDir := filepath.Join(dir, "apps")
-	if err := os.MkdirAll(appsDir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	httpAddr, err := harness.FreeAddr()
-	if err != nil {
-		t.Fatal(err)
-	}
-	hubURL := "http://" + httpAddr
-	const secret = "hub-client-secret-roles-0123456789"
-	prov, err := harness.StartOIDCProvider(t.Context(), t.TempDir(), []harness.OIDCUser{
-		{Username: "alice", Password: "alice-pw", Subject: "u-alice", Email: "alice@example.com", Groups: []string{"team-shop"}},
-	}, []harness.OIDCClient{
-		{ID: "flotilla", Secret: secret, RedirectURIs: []string{hubURL + "/auth/callback"}},
-		{ID: "flotilla-cli", Public: true},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("provider log:\n%s", prov.Tail(4000))
-		}
-		prov.Stop()
-	})
-	secretFile := filepath.Join(dir, "oidc-secret")
-	if err := os.WriteFile(secretFile, []byte(secret), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	h, err := harness.StartHub(t.Context(), binDir, t.TempDir(), harness.HubOptions{
-		AppsDir: appsDir, HTTPAddr: httpAddr, Extra: []string{
-			"--oidc-issuer", prov.Issuer, "--oidc-client-id", "flotilla", "--oidc-client-secret-file", secretFile,
-			"--oidc-cli-client-id", "flotilla-cli", "--oidc-hub-url", hubURL, "--oidc-roles-max-age", "1s",
-			"--sso-deployer-group", "team-shop=shop", "--sso-readonly-group", "staff",
+	sso := startSSOHub(t, ssoHubSetup{
+		Users: []harness.OIDCUser{
+			{Username: "alice", Password: "alice-pw", Subject: "u-alice", Email: "alice@example.com", Groups: []string{"team-shop"}},
 		},
+		CLI:   true,
+		Flags: []string{"--oidc-roles-max-age", "1s", "--sso-deployer-group", "team-shop=shop", "--sso-readonly-group", "staff"},
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("hub log:\n%s", h.Tail(8000))
-		}
-		h.Stop()
-	})
+	h, hubURL, prov := sso.Hub, sso.URL, sso.Provider
 
 	jar, err := cookiejar.New(nil)
 	if err != nil {

@@ -70,48 +70,16 @@ func TestSSOProjectDeployer(t *testing.T) {
 		}
 	}
 
-	httpAddr, err := harness.FreeAddr()
-	if err != nil {
-		t.Fatal(err)
-	}
-	hubURL := "http://" + httpAddr
-	const secret = "hub-client-secret-0123456789"
-	prov, err := harness.StartOIDCProvider(t.Context(), t.TempDir(), []harness.OIDCUser{
-		{Username: "alice", Password: "alice-pw", Subject: "u-alice", Email: "alice@example.com", Groups: []string{"staff", "team-shop"}},
-		{Username: "mallory", Password: "mallory-pw", Subject: "u-mallory", Email: "mallory@example.com", Groups: []string{"contractors"}},
-	}, []harness.OIDCClient{
-		{ID: "flotilla", Secret: secret, RedirectURIs: []string{hubURL + "/auth/callback"}},
-		{ID: "flotilla-cli", Public: true},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("provider log:\n%s", prov.Tail(4000))
-		}
-		prov.Stop()
-	})
-	secretFile := filepath.Join(dir, "oidc-secret")
-	if err := os.WriteFile(secretFile, []byte(secret), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	h, err := harness.StartHub(t.Context(), binDir, t.TempDir(), harness.HubOptions{
-		AppsDir: appsDir, HTTPAddr: httpAddr, Extra: []string{
-			"--oidc-issuer", prov.Issuer, "--oidc-client-id", "flotilla", "--oidc-client-secret-file", secretFile,
-			"--oidc-cli-client-id", "flotilla-cli", "--oidc-hub-url", hubURL,
-			"--sso-deployer-group", "team-shop=shop", "--sso-readonly-group", "staff", "--sso-admin-group", "platform",
+	sso := startSSOHub(t, ssoHubSetup{
+		AppsDir: appsDir,
+		Users: []harness.OIDCUser{
+			{Username: "alice", Password: "alice-pw", Subject: "u-alice", Email: "alice@example.com", Groups: []string{"staff", "team-shop"}},
+			{Username: "mallory", Password: "mallory-pw", Subject: "u-mallory", Email: "mallory@example.com", Groups: []string{"contractors"}},
 		},
+		CLI:   true,
+		Flags: []string{"--sso-deployer-group", "team-shop=shop", "--sso-readonly-group", "staff", "--sso-admin-group", "platform"},
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("hub log:\n%s", h.Tail(8000))
-		}
-		h.Stop()
-	})
+	h, hubURL := sso.Hub, sso.URL
 	startAgent(t, h, "c1", kubeconfig)
 	eventually(t, 60*time.Second, "apps target c1", func() error {
 		for _, name := range []string{"shop-web", "pay-api"} {
@@ -128,7 +96,7 @@ func TestSSOProjectDeployer(t *testing.T) {
 
 	// ---- web UI, through the real redirect flow ----
 	ctx := browser(t)
-	err = chromedp.Do(ctx,
+	err := chromedp.Do(ctx,
 		chromedp.Navigate(hubURL+"/"),
 		chromedp.WaitVisible(chromedp.CSS(`#sso-login`)),
 		chromedp.Click(chromedp.CSS(`#sso-login`)),
@@ -145,7 +113,7 @@ func TestSSOProjectDeployer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if u, _ := url.Parse(loc); u.Host != httpAddr || u.RawQuery != "" {
+	if u, _ := url.Parse(loc); u.Host != sso.Addr || u.RawQuery != "" {
 		t.Errorf("after sign-in the browser is at %s, want the hub's page without a query", loc)
 	}
 	who, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`#who`)))
@@ -270,7 +238,7 @@ func TestSSOProjectDeployer(t *testing.T) {
 	}
 
 	// ---- no secret in the hub's log ----
-	for what, s := range map[string]string{"web session": session, "CLI session": saved.Token, "admin token": h.Token, "client secret": secret} {
+	for what, s := range map[string]string{"web session": session, "CLI session": saved.Token, "admin token": h.Token, "client secret": sso.Secret} {
 		if h.Grep(s) {
 			t.Errorf("the hub's log holds the %s", what)
 		}

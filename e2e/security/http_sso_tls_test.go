@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/flotilla-cd/flotilla/hub/api"
@@ -24,44 +23,14 @@ import (
 // HTTPS.
 func TestSSOSessionCookieSecureOverHTTPS(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	appsDir := filepath.Join(dir, "apps")
-	if err := os.MkdirAll(appsDir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	certFile, keyFile := selfSignedCert(t, dir)
-	httpAddr, err := harness.FreeAddr()
-	if err != nil {
-		t.Fatal(err)
-	}
-	hubURL := "https://" + httpAddr
-	const secret = "hub-client-secret-tls-0123456789"
-	prov, err := harness.StartOIDCProvider(t.Context(), t.TempDir(), []harness.OIDCUser{
-		{Username: "alice", Password: "alice-pw", Subject: "u-alice", Email: "alice@example.com", Groups: []string{"staff"}},
-	}, []harness.OIDCClient{{ID: "flotilla", Secret: secret, RedirectURIs: []string{hubURL + "/auth/callback"}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(prov.Stop)
-	secretFile := filepath.Join(dir, "oidc-secret")
-	if err := os.WriteFile(secretFile, []byte(secret), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	h, err := harness.StartHub(t.Context(), binDir, t.TempDir(), harness.HubOptions{
-		AppsDir: appsDir, HTTPAddr: httpAddr, TLSCertFile: certFile, TLSKeyFile: keyFile, Extra: []string{
-			"--oidc-issuer", prov.Issuer, "--oidc-client-id", "flotilla", "--oidc-client-secret-file", secretFile,
-			"--oidc-hub-url", hubURL, "--sso-readonly-group", "staff",
+	sso := startSSOHub(t, ssoHubSetup{
+		Users: []harness.OIDCUser{
+			{Username: "alice", Password: "alice-pw", Subject: "u-alice", Email: "alice@example.com", Groups: []string{"staff"}},
 		},
+		TLS:   true,
+		Flags: []string{"--sso-readonly-group", "staff"},
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("hub log:\n%s", h.Tail(8000))
-		}
-		h.Stop()
-	})
+	h, hubURL, certFile := sso.Hub, sso.URL, sso.CertFile
 	if h.HTTPURL != hubURL {
 		t.Fatalf("hub at %s, want %s", h.HTTPURL, hubURL)
 	}
@@ -85,7 +54,7 @@ func TestSSOSessionCookieSecureOverHTTPS(t *testing.T) {
 		t.Fatalf("sign-in over HTTPS ended with %d: %s", code, body)
 	}
 	cookies := map[string]*http.Cookie{}
-	for _, c := range rec.setCookies(httpAddr) {
+	for _, c := range rec.setCookies(sso.Addr) {
 		if c.MaxAge >= 0 && c.Value != "" {
 			cookies[c.Name] = c
 		}

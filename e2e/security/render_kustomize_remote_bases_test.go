@@ -4,12 +4,8 @@ package security
 
 import (
 	"fmt"
-	"net/http"
-	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"testing"
 )
 
@@ -22,12 +18,7 @@ import (
 // an error naming its kustomization file, the entry and the reason, and
 // the attacker's server receives no request at all.
 func TestRenderKustomizeRemoteBasesHostile(t *testing.T) {
-	var requests atomic.Int64
-	lure := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		requests.Add(1)
-		fmt.Fprint(w, "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: fetched\n")
-	}))
-	t.Cleanup(lure.Close)
+	lure, requests := countingServer(t)
 	host := strings.TrimPrefix(lure.URL, "http://")
 
 	srv, repo := gitRepo(t, "kz")
@@ -58,25 +49,7 @@ func TestRenderKustomizeRemoteBasesHostile(t *testing.T) {
 		files[name+"/kustomization.yaml"] = []byte(k)
 		files[name+"/cm.yaml"] = []byte("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: local\n")
 	}
-	if err := repo.Write(files); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := repo.CommitAndPush("kustomizations"); err != nil {
-		t.Fatal(err)
-	}
-	apps := filepath.Join(t.TempDir(), "apps")
-	if err := os.MkdirAll(apps, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	for name := range cases {
-		if err := os.WriteFile(filepath.Join(apps, name+".yaml"), []byte(application(name, repo.URL, name, "ns-"+name, "victim")), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	h := startHub(t, apps, append(plainHTTPFlags(), "--kustomize-remote-bases")...)
-	if _, err := h.AddCluster(t.Context(), "victim"); err != nil {
-		t.Fatal(err)
-	}
+	h := hubWithKustomizations(t, repo, files, append(plainHTTPFlags(), "--kustomize-remote-bases")...)
 	for name, c := range cases {
 		msg := waitAppErrors(t, h, name, name+"/kustomization.yaml: "+c.field+": ", c.why)
 		if strings.Contains(msg, "stolen-token") {
