@@ -20,6 +20,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/flotilla-cd/flotilla/hub/api"
 	"github.com/flotilla-cd/flotilla/internal/testsupport/cluster"
 	"github.com/flotilla-cd/flotilla/internal/testsupport/gitserver"
 	"github.com/flotilla-cd/flotilla/internal/testsupport/harness"
@@ -50,7 +51,11 @@ func TestHighAvailability(t *testing.T) {
 	if _, err := mgmtClient.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	_, repo := gitserver.StartT(t, dir, "config")
+	gsrv, repo := gitserver.StartT(t, dir, "config")
+	roRepo, err := gsrv.NewRepo("rollout", filepath.Join(dir, "work-rollout"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	appsDir := filepath.Join(dir, "apps")
 	if err := os.MkdirAll(appsDir, 0o755); err != nil {
 		t.Fatal(err)
@@ -72,6 +77,7 @@ func TestHighAvailability(t *testing.T) {
 	}
 
 	lb := startBalancer(t)
+	var agents []*harness.Agent
 	hubs := make([]*harness.Hub, 3)
 	var token string
 	for i := range hubs {
@@ -110,14 +116,31 @@ func TestHighAvailability(t *testing.T) {
 	})
 
 	clusters := []string{"w1", "w2", "w3"}
-	rev := commitTo(t, repo, hubs[0], "v1")
-	if err := os.WriteFile(filepath.Join(appsDir, "ha.yaml"), []byte(appSpec{name: "ha", path: "ha", ns: "ha", clusters: clusters, prune: true}.yaml(repo.URL)), 0o644); err != nil {
+	waves := map[string]string{"w1": "canary", "w2": "wave1", "w3": "wave2"}
+	wl := map[string]kubernetes.Interface{}
+	for i, name := range clusters {
+		wl[name] = kubernetes.NewForConfigOrDie(workloads[i].RESTConfig())
+	}
+	// "hpin" (on w1) is pinned by a rollback later; "hro" rolls out
+	// progressively from its own repository.
+	if err := repo.Write(map[string][]byte{"hpin/config.yaml": []byte(cmManifest("hpin", map[string]string{"release": "pinned"}))}); err != nil {
 		t.Fatal(err)
+	}
+	rev := commitTo(t, repo, hubs[0], "v1")
+	roV1 := commitRepo(t, roRepo, hubs[0], map[string]string{"hro/config.yaml": cmManifest("hro", map[string]string{"release": "v1"})}, "hro v1")
+	for name, spec := range map[string]string{
+		"ha":   appSpec{name: "ha", path: "ha", ns: "ha", clusters: clusters, prune: true}.yaml(repo.URL),
+		"hpin": appSpec{name: "hpin", path: "hpin", ns: "hpin", clusters: []string{"w1"}, prune: true}.yaml(repo.URL),
+		"hro":  haRolloutApp(roRepo.URL),
+	} {
+		if err := os.WriteFile(filepath.Join(appsDir, name+".yaml"), []byte(spec), 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 	// Each cluster is added through another replica; agents dial the
 	// balancer.
 	for i, name := range clusters {
-		j, err := hubs[i].AddCluster(ctx, name, "ring=ha")
+		j, err := hubs[i].AddCluster(ctx, name, "ring=ha", "wave="+waves[name])
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -126,9 +149,25 @@ func TestHighAvailability(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(a.Stop)
+		agents = append(agents, a)
 	}
 	live := []*harness.Hub{hubs[0], hubs[1], hubs[2]}
 	waitFleet(t, live, rev, clusters)
+	for _, h := range hubs {
+		if err := h.WaitSynced(ctx, 120*time.Second, "hro", roV1, true, clusters...); err != nil {
+			t.Fatalf("%s: %v", h.HTTPURL, err)
+		}
+	}
+	// Every replica says every agent is connected, whichever holds it.
+	allConnected := map[string]bool{"w1": true, "w2": true, "w3": true}
+	waitPresence(t, hubs, allConnected)
+	// A rollback pin made on replica 2 (hpin on w1 stays at this revision
+	// through every later commit, kill and restart).
+	pinned := rev
+	var rb api.RollbackResponse
+	if err := hubs[1].DoJSON(ctx, http.MethodPost, "/api/v1/apps/hpin/rollback", api.RollbackRequest{Revision: pinned, Cluster: "w1"}, &rb); err != nil {
+		t.Fatal(err)
+	}
 
 	// A commit announced to replica 2 only reaches every replica's agents.
 	rev = commitTo(t, repo, hubs[1], "v2")
@@ -152,6 +191,9 @@ func TestHighAvailability(t *testing.T) {
 			t.Errorf("%s: token made on hub3 answered %d", h.HTTPURL, resp.StatusCode)
 		}
 	}
+
+	// A progressive rollout across the replicas.
+	haRollout(t, hubs, mgmtClient, ns, roRepo, roV1, wl)
 
 	// kill -9 of the replica holding the most agents, each replica in turn,
 	// with a commit while it is down.
@@ -177,6 +219,7 @@ func TestHighAvailability(t *testing.T) {
 		rev = commitTo(t, repo, rest[round%len(rest)], fmt.Sprintf("v%d", 3+round))
 		waitFleet(t, rest, rev, clusters)
 		waitAttached(t, rest, len(clusters))
+		waitPresence(t, rest, allConnected)
 		t.Logf("round %d: every agent re-attached and Synced at %s %s after the kill", round, rev[:8], time.Since(start).Round(time.Millisecond))
 		if err := victim.Restart(ctx); err != nil {
 			t.Fatal(err)
@@ -185,22 +228,28 @@ func TestHighAvailability(t *testing.T) {
 	waitFleet(t, live, rev, clusters)
 
 	// Rolling restart (SIGTERM, start again), one replica after the other,
-	// with a commit while each is down.
+	// under load: a commit and its webhook every second, to the replicas
+	// in turn, all along.
+	load := startCommitLoad(t, repo, hubs)
 	for i, h := range hubs {
 		h.Stop()
-		rev = commitTo(t, repo, hubs[(i+1)%len(hubs)], fmt.Sprintf("v-rolling-%d", i))
 		var rest []*harness.Hub
 		for _, o := range hubs {
 			if o != h {
 				rest = append(rest, o)
 			}
 		}
-		waitFleet(t, rest, rev, clusters)
+		// Commits keep coming while it is down; its agents move.
+		load.wait(t, 3*(i+1))
+		waitAttached(t, rest, len(clusters))
 		if err := h.Restart(ctx); err != nil {
 			t.Fatal(err)
 		}
 	}
+	n := load.stop()
+	rev = commitTo(t, repo, hubs[0], "v-after-rolling")
 	waitFleet(t, live, rev, clusters)
+	t.Logf("rolling restart: %d commits made during it", n)
 
 	// Cut replica 3 off the API server: it stops serving, its agents move.
 	apiProxy.SetDrop(true)
@@ -226,7 +275,36 @@ func TestHighAvailability(t *testing.T) {
 	apiProxy.SetDrop(false)
 	waitFleet(t, hubs, rev, clusters)
 
-	// Nothing lost: clusters, tokens, history of every revision, audit.
+	// Nothing lost: clusters, tokens, history of every revision, audit,
+	// the pin; the rollout's state is the same on every replica.
+	waitRolloutEverywhere(t, hubs, "still completed", func(v api.RolloutView) error {
+		if v.Phase != "Completed" {
+			return fmt.Errorf("phase %s", v.Phase)
+		}
+		return nil
+	})
+	for _, h := range hubs {
+		av, err := h.App(ctx, "hpin")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c := av.Cluster("w1"); c == nil || c.Pinned != pinned || c.Revision != pinned || av.Revision == pinned {
+			t.Errorf("%s: hpin on w1 %+v (app at %.12s); want pinned at %.12s through the kills", h.HTTPURL, c, av.Revision, pinned)
+		}
+	}
+	// No bundle applied twice for one digest: each agent's log has one
+	// "synced" line per (app, digest) of ha and hro. (A replica the agent
+	// re-attaches to sends the digest it already has, which the agent does
+	// not apply again; a re-apply would log "synced" again.)
+	for _, a := range agents {
+		twice, digests := appliedTwice(t, a.LogPath, "ha", "hro")
+		if len(twice) > 0 {
+			t.Errorf("agent of %s applied a bundle twice: %v", a.Cluster, twice)
+		}
+		if digests < 10 {
+			t.Errorf("agent of %s logged %d applied digests of ha and hro, want at least 10", a.Cluster, digests)
+		}
+	}
 	for _, h := range hubs {
 		out, err := h.CLI(ctx, "cluster", "list", "-o", "json")
 		if err != nil {
@@ -265,6 +343,11 @@ func TestHighAvailability(t *testing.T) {
 	if n := strings.Count(string(body), `"cluster.add"`); n != 3 || !strings.Contains(string(body), `"token.create"`) {
 		t.Errorf("audit on hub3: %d cluster.add entries, want 3 and the token.create: %s", n, body)
 	}
+
+	// An agent that stops shows disconnected on every replica, with one
+	// last-seen time.
+	agents[2].Stop()
+	waitPresence(t, hubs, map[string]bool{"w1": true, "w2": true, "w3": false})
 }
 
 // commitTo pushes a change of the app's ConfigMap and sends the webhook to

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -68,6 +69,10 @@ type Options struct {
 	// stream, metrics, history). It must not block or call back into the
 	// controller.
 	OnRolloutEvent func(context.Context, rollout.Event)
+	// FollowRollouts: this hub shares its store with others and does not
+	// decide rollouts until LeadRollouts(true) (it took the Lease); it
+	// renders every cluster by the stored rollout state.
+	FollowRollouts bool
 }
 
 // PollDefault is the default of Options.ChartPoll.
@@ -87,6 +92,7 @@ type Store interface {
 	PutCapabilities(ctx context.Context, c store.ClusterCapabilities) error
 	ListCapabilities(ctx context.Context) ([]store.ClusterCapabilities, error)
 	PutRollout(ctx context.Context, r store.RolloutRecord) error
+	UpdateRollout(ctx context.Context, app string, fn func(cur *store.RolloutRecord) (*store.RolloutRecord, error)) error
 	DeleteRollout(ctx context.Context, app string) error
 	ListRollouts(ctx context.Context) ([]store.RolloutRecord, error)
 }
@@ -138,6 +144,7 @@ type Controller struct {
 	// passes or a gate check is due.
 	rollouts     map[string]*rolloutEntry
 	rolloutTimer *time.Timer
+	follow       atomic.Bool // another hub decides rollouts (Options.FollowRollouts)
 }
 
 type pinKey struct{ app, cluster string }
@@ -176,6 +183,7 @@ func New(opts Options, git *gitsource.Manager, r *render.Renderer, fl *fleet.Fle
 		opts.ChartPoll = PollDefault
 	}
 	c.opts = opts
+	c.follow.Store(opts.FollowRollouts)
 	c.repos = newRepos(git, c.workDone)
 	c.repos.charts, c.repos.chartPoll = opts.Charts, opts.ChartPoll
 	c.jobs = newJobs(opts.RenderWorkers, opts.RenderTimeout, opts.Resync, c.workDone)

@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -72,33 +73,133 @@ type RolloutOp func(s rollout.State, by string, now time.Time) (rollout.State, r
 var ErrNoRollout = fmt.Errorf("no rollout")
 
 // Operate runs op on app's rollout on behalf of by, keeps the result in
-// the store, and reconciles. Errors wrap ErrNoRollout or
+// the store, and reconciles. It runs op on the stored state (hubs sharing
+// a store: another may have moved the rollout), so it works on any hub;
+// the Lease holder acts on it. Errors wrap ErrNoRollout or
 // rollout.ErrNotApplicable.
 func (c *Controller) Operate(ctx context.Context, appName string, op RolloutOp, by string) (rollout.State, error) {
 	c.passMu.Lock()
 	defer c.passMu.Unlock()
 	c.mu.Lock()
 	e, ok := c.rollouts[appName]
+	var base rollout.State
+	if ok {
+		base = e.state
+	}
 	c.mu.Unlock()
 	if !ok || e.plan == nil {
 		return rollout.State{}, fmt.Errorf("application %s: %w (it has no rollout strategy)", appName, ErrNoRollout)
 	}
-	s, ev, err := op(e.state, by, c.opts.Now())
+	var (
+		s  rollout.State
+		ev rollout.Event
+	)
+	err := c.store.UpdateRollout(ctx, appName, func(cur *store.RolloutRecord) (*store.RolloutRecord, error) {
+		from := base
+		if cur != nil {
+			if err := json.Unmarshal(cur.State, &from); err != nil {
+				return nil, fmt.Errorf("stored rollout of %s: %w", appName, err)
+			}
+		}
+		var err error
+		if s, ev, err = op(from, by, c.opts.Now()); err != nil {
+			return nil, err
+		}
+		if ev.Step > 0 && ev.Step <= len(e.plan.Steps) {
+			ev.StepName = e.plan.Steps[ev.Step-1].Name
+		}
+		s.Generation, s.Events = from.Generation+1, []rollout.Event{ev}
+		return rolloutRecord(s)
+	})
 	if err != nil {
-		return e.state, err
-	}
-	if err := c.saveRollout(ctx, s); err != nil {
-		return e.state, err
+		c.adopt(ctx, appName) // what the refusal was based on
+		return base, err
 	}
 	c.mu.Lock()
-	e.state = s
-	c.mu.Unlock()
-	if ev.Step > 0 && ev.Step <= len(e.plan.Steps) {
-		ev.StepName = e.plan.Steps[ev.Step-1].Name
+	if s.Generation > e.state.Generation {
+		e.state = s
 	}
+	c.mu.Unlock()
 	c.emit(ctx, []rollout.Event{ev})
 	c.Trigger()
 	return s, nil
+}
+
+// adopt reads app's rollout from the store into memory when it is newer.
+func (c *Controller) adopt(ctx context.Context, appName string) {
+	recs, err := c.store.ListRollouts(ctx)
+	if err != nil {
+		c.log.Warn("read rollouts", "error", err)
+		return
+	}
+	for _, r := range recs {
+		if r.App == appName {
+			c.ObserveRollout(r, false)
+		}
+	}
+}
+
+// ObserveRollout takes a rollout record as the store has it (another hub
+// sharing the store wrote it): a newer generation than this hub's
+// replaces it, and emits its events (as remote ones) when events is true.
+func (c *Controller) ObserveRollout(r store.RolloutRecord, events bool) {
+	var s rollout.State
+	if err := json.Unmarshal(r.State, &s); err != nil {
+		c.log.Warn("stored rollout ignored", "app", r.App, "error", err)
+		return
+	}
+	c.mu.Lock()
+	e := c.rollouts[r.App]
+	if e != nil && s.Generation <= e.state.Generation {
+		c.mu.Unlock()
+		return // this hub's own write, or older
+	}
+	known := e != nil
+	if e == nil {
+		e = &rolloutEntry{}
+		c.rollouts[r.App] = e
+	}
+	if e.state.To != s.To || e.state.Step != s.Step {
+		e.gate = nil
+	}
+	e.state = s
+	c.mu.Unlock()
+	if events && known {
+		evs := slices.Clone(s.Events)
+		for i := range evs {
+			evs[i].Remote = true
+		}
+		c.emit(context.Background(), evs)
+	}
+	c.Trigger()
+}
+
+// ForgetRollout drops app's rollout (another hub removed it from the
+// store).
+func (c *Controller) ForgetRollout(appName string) {
+	c.mu.Lock()
+	delete(c.rollouts, appName)
+	c.mu.Unlock()
+	c.Trigger()
+}
+
+// LeadRollouts makes this hub decide rollouts (lead: it holds the Lease
+// of the hubs sharing its store; it reads the stored rollouts first) or
+// only follow the stored ones. A hub on its own store leads from the
+// start (Options.FollowRollouts false).
+func (c *Controller) LeadRollouts(ctx context.Context, lead bool) {
+	if lead {
+		if recs, err := c.store.ListRollouts(ctx); err != nil {
+			c.log.Warn("read rollouts on taking the lead", "error", err)
+		} else {
+			for _, r := range recs {
+				c.ObserveRollout(r, false)
+			}
+		}
+	}
+	c.follow.Store(!lead)
+	c.log.Info("rollouts", "deciding", lead)
+	c.Trigger()
 }
 
 // loadRollouts reads the rollouts kept in the store (a restarted hub
@@ -108,26 +209,45 @@ func (c *Controller) loadRollouts(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("load rollouts: %w", err)
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	for _, r := range recs {
-		var s rollout.State
-		if err := json.Unmarshal(r.State, &s); err != nil {
-			c.log.Warn("stored rollout ignored", "app", r.App, "error", err)
-			continue
-		}
-		c.rollouts[r.App] = &rolloutEntry{state: s}
+		c.ObserveRollout(r, false)
 	}
 	return nil
 }
 
-func (c *Controller) saveRollout(ctx context.Context, s rollout.State) error {
+func rolloutRecord(s rollout.State) (*store.RolloutRecord, error) {
 	b, err := json.Marshal(s)
 	if err != nil {
-		return fmt.Errorf("rollout of %s: %w", s.App, err)
+		return nil, fmt.Errorf("rollout of %s: %w", s.App, err)
 	}
-	if err := c.store.PutRollout(ctx, store.RolloutRecord{App: s.App, State: b, UpdatedAt: s.UpdatedAt}); err != nil {
-		return fmt.Errorf("rollout of %s: %w", s.App, err)
+	return &store.RolloutRecord{App: s.App, State: b, UpdatedAt: s.UpdatedAt}, nil
+}
+
+// errStale: the stored rollout moved since the state a decision was
+// based on (a person's operation on another hub).
+var errStale = errors.New("the stored rollout changed meanwhile")
+
+// saveRollout writes next, decided from base, unless the stored state is
+// no longer base (errStale; the caller adopts the stored one). It sets
+// next's generation and events.
+func (c *Controller) saveRollout(ctx context.Context, base rollout.State, next *rollout.State, events []rollout.Event) error {
+	next.Generation, next.Events = base.Generation+1, events
+	err := c.store.UpdateRollout(ctx, next.App, func(cur *store.RolloutRecord) (*store.RolloutRecord, error) {
+		if cur != nil {
+			var st struct {
+				Generation int64 `json:"generation"`
+			}
+			if err := json.Unmarshal(cur.State, &st); err != nil {
+				return nil, err
+			}
+			if st.Generation != base.Generation {
+				return nil, errStale
+			}
+		}
+		return rolloutRecord(*next)
+	})
+	if err != nil {
+		return fmt.Errorf("rollout of %s: %w", next.App, err)
 	}
 	return nil
 }
@@ -171,6 +291,19 @@ func (c *Controller) rolloutFor(ctx context.Context, a *app.Application, pol *pr
 	}
 	c.mu.Lock()
 	e := c.rollouts[a.Name]
+	if c.follow.Load() {
+		// Another hub decides: render by the stored state; a new
+		// revision it has not started rolling out yet waits at step 1.
+		defer c.mu.Unlock()
+		if e == nil {
+			return nil, ""
+		}
+		e.plan = plan
+		if s, started := rollout.Next(&e.state, a.Name, rev, now); rev != "" && started && e.state.To != "" {
+			return &rolloutEntry{state: s, plan: plan}, ""
+		}
+		return e, ""
+	}
 	if e == nil && rev == "" {
 		c.mu.Unlock()
 		return nil, "" // nothing known yet: nothing to hold
@@ -208,7 +341,15 @@ func (c *Controller) rolloutFor(ctx context.Context, a *app.Application, pol *pr
 	next, out := rollout.Advance(plan, s, in)
 	events = append(events, out.Events...)
 	if started || len(out.Events) > 0 || !next.UpdatedAt.Equal(cur.UpdatedAt) {
-		if err := c.saveRollout(ctx, next); err != nil {
+		err := c.saveRollout(ctx, cur, &next, events)
+		switch {
+		case errors.Is(err, errStale):
+			// A person's operation on another hub: take it, decide again.
+			c.log.Debug("rollout changed in the store meanwhile: deciding again", "app", a.Name)
+			c.adopt(ctx, a.Name)
+			c.Trigger()
+			return e, ""
+		case err != nil:
 			// Kept in memory; written again on its next move.
 			c.log.Error("save rollout", "app", a.Name, "error", err)
 		}
@@ -286,8 +427,11 @@ func (c *Controller) finishRollouts(ctx context.Context, snap *Snapshot, used ma
 	var wake time.Time
 	c.mu.Lock()
 	var drop []string
+	follow := c.follow.Load()
 	for name, e := range c.rollouts {
 		switch {
+		case follow:
+			// The deciding hub removes what is no longer rolled out.
 		case used[name]:
 			if !e.wake.IsZero() && (wake.IsZero() || e.wake.Before(wake)) {
 				wake = e.wake
@@ -329,6 +473,9 @@ func (c *Controller) snapHasApp(snap *Snapshot, name string) bool {
 // rolloutsActive reports whether some rollout is still moving (reports of
 // agents may advance it).
 func (c *Controller) rolloutsActive() bool {
+	if c.follow.Load() {
+		return false // the deciding hub reconciles on reports; this one on its writes
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, e := range c.rollouts {

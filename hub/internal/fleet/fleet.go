@@ -41,6 +41,9 @@ type Fleet struct {
 	// reports are signalled on Report only (see WatchReports).
 	reports map[chan struct{}]struct{}
 	now     func() time.Time
+	// presence and sessionsChanged serve hubs sharing a store (remote.go).
+	presence        Presence
+	sessionsChanged func(cluster string)
 }
 
 // New returns an empty fleet that is not ready.
@@ -193,6 +196,7 @@ func (f *Fleet) attach(s *Session) {
 	f.sessions[s.cluster] = s
 	f.seen[s.cluster] = f.now()
 	f.broadcast()
+	f.sessionChanged(s.cluster)
 	s.wake()
 }
 
@@ -204,6 +208,7 @@ func (f *Fleet) Close(cluster string, cause error) {
 	if s := f.sessions[cluster]; s != nil {
 		s.cancel(cause)
 		delete(f.sessions, cluster)
+		f.sessionChanged(cluster)
 	}
 }
 
@@ -224,6 +229,7 @@ func (f *Fleet) detach(s *Session) {
 		delete(f.sessions, s.cluster)
 		f.seen[s.cluster] = f.now()
 		f.broadcast()
+		f.sessionChanged(s.cluster)
 	}
 }
 
@@ -231,9 +237,13 @@ func (f *Fleet) detach(s *Session) {
 // seen.
 func (f *Fleet) Connected(cluster string) (bool, time.Time) {
 	f.mu.Lock()
-	defer f.mu.Unlock()
 	_, ok := f.sessions[cluster]
-	return ok, f.seen[cluster]
+	seen, p := f.seen[cluster], f.presence
+	f.mu.Unlock()
+	if p != nil {
+		return p(cluster, ok, seen)
+	}
+	return ok, seen
 }
 
 // ConnectedCount returns the number of live sessions.
@@ -296,13 +306,17 @@ func (f *Fleet) Report(cluster string, st *apiv1alpha1.AppStatus) *apiv1alpha1.A
 	}
 	f.seen[cluster] = f.now()
 	f.broadcast()
+	f.signalReports()
+	return prev
+}
+
+func (f *Fleet) signalReports() {
 	for ch := range f.reports {
 		select {
 		case ch <- struct{}{}:
 		default:
 		}
 	}
-	return prev
 }
 
 // StatusOf returns the last status cluster's agent reported for app (nil:

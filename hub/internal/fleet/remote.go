@@ -1,6 +1,8 @@
 package fleet
 
 import (
+	"time"
+
 	apiv1alpha1 "github.com/flotilla-cd/flotilla/shared/api/v1alpha1"
 )
 
@@ -37,6 +39,7 @@ func (f *Fleet) ApplyRemote(cluster string, set []*apiv1alpha1.AppStatus, remove
 		m[st.GetApp()] = st
 	}
 	f.broadcast()
+	f.signalReports() // the hub deciding rollouts reads every agent's reports
 	return true
 }
 
@@ -48,6 +51,42 @@ func (f *Fleet) CloseAll(cause error) {
 	for c, s := range f.sessions {
 		s.cancel(cause)
 		delete(f.sessions, c)
+		f.sessionChanged(c)
 	}
 	f.broadcast()
+}
+
+// Presence answers whether a cluster's agent is connected, and when it was
+// last seen, for hubs sharing a store: local and seen are what this hub
+// knows (a session held here, the last report here).
+type Presence func(cluster string, local bool, seen time.Time) (bool, time.Time)
+
+// SetPresence makes Connected answer through p (nil: this hub's sessions
+// only).
+func (f *Fleet) SetPresence(p Presence) {
+	f.mu.Lock()
+	f.presence = p
+	f.mu.Unlock()
+}
+
+// Changed tells the fleet's watchers (the event streams) that something
+// they show changed elsewhere (another hub's agent connected).
+func (f *Fleet) Changed() {
+	f.mu.Lock()
+	f.broadcast()
+	f.mu.Unlock()
+}
+
+// OnSessionChange makes fn be called (under the fleet's lock: it must not
+// block or call the fleet) whenever a session starts or ends.
+func (f *Fleet) OnSessionChange(fn func(cluster string)) {
+	f.mu.Lock()
+	f.sessionsChanged = fn
+	f.mu.Unlock()
+}
+
+func (f *Fleet) sessionChanged(cluster string) {
+	if f.sessionsChanged != nil {
+		f.sessionsChanged(cluster)
+	}
 }

@@ -41,6 +41,10 @@ type Options struct {
 	StoreTimeout time.Duration
 	// CompactInterval is how often the Lease holder compacts the store.
 	CompactInterval time.Duration
+	// HeartbeatInterval is how often each replica renews its heartbeat
+	// Lease; the agents' streams it holds count as connected on every
+	// replica until three intervals pass without one.
+	HeartbeatInterval time.Duration
 }
 
 // DefaultOptions returns the defaults, in one place.
@@ -48,6 +52,7 @@ func DefaultOptions() Options {
 	return Options{
 		LeaseName: "flotilla-hub", LeaseDuration: 15 * time.Second, RenewDeadline: 10 * time.Second,
 		RetryPeriod: 2 * time.Second, StoreTimeout: 10 * time.Second, CompactInterval: 5 * time.Minute,
+		HeartbeatInterval: 5 * time.Second,
 	}
 }
 
@@ -60,6 +65,7 @@ func (o *Options) BindFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.RetryPeriod, "ha-retry-period", o.RetryPeriod, "how often replicas try to take or renew the Lease")
 	fs.DurationVar(&o.StoreTimeout, "ha-store-timeout", o.StoreTimeout, "a replica that gets no answer from the API server for this long stops serving (readiness fails, its agents' streams close)")
 	fs.DurationVar(&o.CompactInterval, "ha-compact-interval", o.CompactInterval, "how often the Lease holder removes orphaned status pages and long-expired tokens")
+	fs.DurationVar(&o.HeartbeatInterval, "ha-heartbeat-interval", o.HeartbeatInterval, "how often each replica renews its heartbeat Lease; the agent streams of a replica silent for three intervals count as disconnected on the others")
 }
 
 // Validate checks the options.
@@ -75,6 +81,9 @@ func (o *Options) Validate() error {
 	}
 	if o.CompactInterval <= 0 {
 		return fmt.Errorf("--ha-compact-interval %s: must be positive", o.CompactInterval)
+	}
+	if o.HeartbeatInterval < time.Second {
+		return fmt.Errorf("--ha-heartbeat-interval %s: must be at least 1s", o.HeartbeatInterval)
 	}
 	return nil
 }
@@ -108,6 +117,8 @@ type Replica struct {
 	pubMu   sync.Mutex
 	pending map[string]bool // repositories to announce
 	pubWake chan struct{}
+
+	pres *presence
 }
 
 // New returns a Replica.
@@ -127,7 +138,10 @@ func New(opts Options, d Deps) (*Replica, error) {
 	if err != nil {
 		return nil, fmt.Errorf("replica: %w", err)
 	}
-	return &Replica{opts: opts, d: d, log: d.Log, core: core, pending: map[string]bool{}, pubWake: make(chan struct{}, 1)}, nil
+	r := &Replica{opts: opts, d: d, log: d.Log, core: core, pending: map[string]bool{}, pubWake: make(chan struct{}, 1), pres: newPresence()}
+	d.Fleet.SetPresence(r.connected)
+	d.Fleet.OnSessionChange(r.sessionChanged)
+	return r, nil
 }
 
 // Identity returns the replica's name in the Lease.
@@ -159,26 +173,37 @@ func (r *Replica) Run(ctx context.Context) error {
 	r.watchStatuses(factory.ForResource(store.StatusResource).Informer())
 	pins := factory.ForResource(store.PinsResource).Informer()
 	r.watchPins(pins)
+	r.watchRollouts(factory.ForResource(store.RolloutsResource).Informer())
 	refresh := dynamicinformer.NewFilteredDynamicSharedInformerFactory(r.d.Store.Dynamic(), 0, r.d.Store.Namespace(), func(o *metav1.ListOptions) {
 		o.FieldSelector = "metadata.name=" + RefreshConfigMap
 	})
 	r.watchRefresh(refresh.ForResource(configMaps).Informer())
+	beats := dynamicinformer.NewFilteredDynamicSharedInformerFactory(r.d.Store.Dynamic(), 0, r.d.Store.Namespace(), func(o *metav1.ListOptions) {
+		o.LabelSelector = "hub.flotilla.dev/record=" + replicaRecord
+	})
+	r.watchHeartbeats(beats.ForResource(leases).Informer())
 	factory.Start(ctx.Done())
 	refresh.Start(ctx.Done())
+	beats.Start(ctx.Done())
 	defer factory.Shutdown()
 	defer refresh.Shutdown()
+	defer beats.Shutdown()
 	for gvr, ok := range factory.WaitForCacheSync(ctx.Done()) {
 		if !ok {
 			return fmt.Errorf("watch %s: %w", gvr.Resource, ctx.Err())
 		}
 	}
 	refresh.WaitForCacheSync(ctx.Done())
+	beats.WaitForCacheSync(ctx.Done())
+	r.claimStale()
 	r.synced.Store(true)
 	r.log.Info("store watches synced", "identity", r.opts.Identity)
 
 	var wg sync.WaitGroup
 	wg.Go(func() { r.elect(ctx) })
 	wg.Go(func() { r.publish(ctx) })
+	wg.Go(func() { r.heartbeat(ctx) })
+	wg.Go(func() { r.writeHolders(ctx) })
 	r.guard(ctx)
 	wg.Wait()
 	return nil
@@ -224,9 +249,11 @@ func (r *Replica) elect(ctx context.Context) {
 				OnStartedLeading: func(ctx context.Context) {
 					r.leading.Store(true)
 					r.log.Info("holding the Lease: running the singleton work", "lease", r.opts.LeaseName)
+					r.d.Controller.LeadRollouts(ctx, true)
 					r.singletons(ctx)
 				},
 				OnStoppedLeading: func() {
+					r.d.Controller.LeadRollouts(context.WithoutCancel(ctx), false)
 					r.leading.Store(false)
 					r.log.Info("Lease released or lost", "lease", r.opts.LeaseName)
 				},

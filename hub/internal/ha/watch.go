@@ -49,7 +49,14 @@ func unstructuredOf(obj any) *unstructured.Unstructured {
 // no longer accepted; a removal forgets the cluster here too.
 func (r *Replica) watchClusters(inf cache.SharedIndexInformer) {
 	_, _ = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc: func(any) { r.d.Controller.Trigger() },
+		AddFunc: func(obj any) {
+			if o := unstructuredOf(obj); o != nil {
+				if c, err := store.ClusterOf(o); err == nil {
+					r.setHolder(c.Name, c.ConnectedTo)
+				}
+			}
+			r.d.Controller.Trigger()
+		},
 		UpdateFunc: func(oldObj, newObj any) {
 			o, n := unstructuredOf(oldObj), unstructuredOf(newObj)
 			if o == nil || n == nil {
@@ -61,9 +68,10 @@ func (r *Replica) watchClusters(inf cache.SharedIndexInformer) {
 				return
 			}
 			r.d.Agents.Revalidate(nc)
-			// LastSeen and the agent version change on every connection;
-			// they target nothing.
-			oc.LastSeen, oc.AgentVersion = nc.LastSeen, nc.AgentVersion
+			r.setHolder(nc.Name, nc.ConnectedTo)
+			// LastSeen, the agent version and the stream's replica change
+			// on every connection; they target nothing.
+			oc.LastSeen, oc.AgentVersion, oc.ConnectedTo = nc.LastSeen, nc.AgentVersion, nc.ConnectedTo
 			if !reflect.DeepEqual(oc, nc) {
 				r.d.Controller.Trigger()
 			}
@@ -74,6 +82,7 @@ func (r *Replica) watchClusters(inf cache.SharedIndexInformer) {
 				return
 			}
 			if c, err := store.ClusterOf(o); err == nil {
+				r.setHolder(c.Name, "")
 				r.d.Fleet.Forget(c.Name)
 			}
 			r.d.Controller.Trigger()
@@ -157,6 +166,36 @@ func (r *Replica) watchPins(inf cache.SharedIndexInformer) {
 	}
 	_, _ = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc: reload, UpdateFunc: func(_, n any) { reload(n) }, DeleteFunc: reload,
+	})
+}
+
+// watchRollouts gives the controller the rollouts other replicas wrote:
+// the Lease holder's decisions (every replica renders each cluster by
+// them) and people's operations made on any replica (the holder acts on
+// them).
+func (r *Replica) watchRollouts(inf cache.SharedIndexInformer) {
+	observe := func(obj any) {
+		o := unstructuredOf(obj)
+		if o == nil {
+			return
+		}
+		rec, err := store.RolloutOf(o)
+		if err != nil {
+			r.log.Warn("rollout not readable", "object", o.GetName(), "error", err)
+			return
+		}
+		r.d.Controller.ObserveRollout(rec, true)
+	}
+	_, _ = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    observe,
+		UpdateFunc: func(_, n any) { observe(n) },
+		DeleteFunc: func(obj any) {
+			if o := unstructuredOf(obj); o != nil {
+				if rec, err := store.RolloutOf(o); err == nil {
+					r.d.Controller.ForgetRollout(rec.App)
+				}
+			}
+		},
 	})
 }
 

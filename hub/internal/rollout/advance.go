@@ -55,6 +55,10 @@ type Event struct {
 	StepName string   `json:"stepName,omitempty"`
 	Clusters []string `json:"clusters,omitempty"`
 	Message  string   `json:"message,omitempty"`
+	// Remote: the event was made by another hub sharing the store (seen
+	// in its write): shown in the event stream, not counted or recorded
+	// again.
+	Remote bool `json:"-"`
 }
 
 // Event types.

@@ -48,6 +48,14 @@ type State struct {
 	RolledBack bool      `json:"rolledBack,omitempty"`
 	StartedAt  time.Time `json:"startedAt,omitzero"`
 	UpdatedAt  time.Time `json:"updatedAt,omitzero"`
+	// Generation counts the writes of the state to the store: a write
+	// based on an older generation than the stored one is refused (hubs
+	// sharing a store: the Lease holder decides, any hub runs people's
+	// operations).
+	Generation int64 `json:"generation,omitempty"`
+	// Events are those of the write that made this generation, so that
+	// the other hubs sharing the store show them in their event streams.
+	Events []Event `json:"events,omitempty"`
 }
 
 // StepState is one started step.
@@ -153,5 +161,6 @@ func (s State) clone() State {
 	}
 	s.Reached = slices.Clone(s.Reached)
 	s.Approved = slices.Clone(s.Approved)
+	s.Events = slices.Clone(s.Events)
 	return s
 }

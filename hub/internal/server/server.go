@@ -112,6 +112,7 @@ func Run(ctx context.Context, o Options, log hclog.Logger) error {
 		defer workers.Close()
 	}
 	renderer := render.New(render.Options{Workers: workers})
+	_, isKube := st.(*store.Kube)
 	var ops *status.Service // rollout events before it exists are not recorded (none: the controller runs later)
 	ctrl = controller.New(controller.Options{
 		AppsDir: o.AppsDir, AppsRepo: o.AppsRepo, AppsPath: o.AppsPath, AppsRevision: o.AppsRevision, Resync: o.Resync,
@@ -125,8 +126,12 @@ func Run(ctx context.Context, o Options, log hclog.Logger) error {
 			m.reconcile.Observe(d.Seconds())
 			m.renders.Add(float64(renders))
 		},
+		// Another replica decides rollouts until this one holds the Lease.
+		FollowRollouts: isKube,
 		OnRolloutEvent: func(ctx context.Context, e rollout.Event) {
-			m.rolloutEvents.WithLabelValues(e.Type).Inc()
+			if !e.Remote { // counted by the replica that made it
+				m.rolloutEvents.WithLabelValues(e.Type).Inc()
+			}
 			if ops != nil {
 				ops.RolloutEvent(ctx, e)
 			}

@@ -153,6 +153,9 @@ func (s *Service) RolloutEvent(ctx context.Context, e rollout.Event) {
 	now := time.Now()
 	ae := api.RolloutEvent{Type: e.Type, App: e.App, Revision: e.Revision, Step: e.Step, StepName: e.StepName, Clusters: e.Clusters, Message: e.Message, Time: now}
 	s.feed.publish(ae)
+	if e.Remote {
+		return // the replica that made it records it
+	}
 	result := ""
 	switch e.Type {
 	case rollout.EventStepDone:

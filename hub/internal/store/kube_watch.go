@@ -16,11 +16,12 @@ import (
 )
 
 // What hubs sharing a Kubernetes store watch to see each other's writes
-// (hub/internal/ha): clusters, status pages and pins.
+// (hub/internal/ha): clusters, status pages, pins and rollouts.
 var (
 	ClustersResource = resCluster.gvr()
 	StatusResource   = resStatus.gvr()
 	PinsResource     = resPin.gvr()
+	RolloutsResource = resRollout.gvr()
 )
 
 // Dynamic returns the store's dynamic client (for informers on its

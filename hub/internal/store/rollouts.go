@@ -25,6 +25,35 @@ func (s *Bolt) PutRollout(ctx context.Context, r RolloutRecord) error {
 	})
 }
 
+// UpdateRollout implements Store.
+func (s *Bolt) UpdateRollout(ctx context.Context, app string, fn func(cur *RolloutRecord) (*RolloutRecord, error)) error {
+	if err := checkName("app", app); err != nil {
+		return fmt.Errorf("update rollout: %w", err)
+	}
+	return s.update(ctx, func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketRollouts)
+		var cur *RolloutRecord
+		if v := b.Get([]byte(app)); v != nil {
+			cur = new(RolloutRecord)
+			if err := json.Unmarshal(v, cur); err != nil {
+				return fmt.Errorf("rollout of %s: %w", app, err)
+			}
+		}
+		next, err := fn(cur)
+		if err != nil || next == nil {
+			return err
+		}
+		if next.App != app || !json.Valid(next.State) {
+			return fmt.Errorf("update rollout of %s: app %q or state not JSON: %w", app, next.App, ErrInvalid)
+		}
+		v, err := json.Marshal(next)
+		if err != nil {
+			return fmt.Errorf("update rollout of %s: %w", app, err)
+		}
+		return b.Put([]byte(app), v)
+	})
+}
+
 // DeleteRollout implements Store.
 func (s *Bolt) DeleteRollout(ctx context.Context, app string) error {
 	return s.update(ctx, func(tx *bolt.Tx) error {

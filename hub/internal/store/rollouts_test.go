@@ -3,6 +3,8 @@ package store
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -51,6 +53,64 @@ func TestRollouts(t *testing.T) {
 		}
 		if d := cmp.Diff(want, got); d != "" {
 			t.Errorf("rollouts after reopen (-want +got):\n%s", d)
+		}
+	})
+}
+
+// TestUpdateRollout: concurrent read-modify-writes of one record lose
+// none of them; fn sees nil for a new app, its error writes nothing, and
+// a nil record writes nothing.
+func TestUpdateRollout(t *testing.T) {
+	eachStore(t, func(t *testing.T, s Store) {
+		ctx := t.Context()
+		type counter struct {
+			N int `json:"n"`
+		}
+		bump := func(cur *RolloutRecord) (*RolloutRecord, error) {
+			var c counter
+			if cur != nil {
+				if err := json.Unmarshal(cur.State, &c); err != nil {
+					return nil, err
+				}
+			}
+			c.N++
+			b, _ := json.Marshal(c)
+			return &RolloutRecord{App: "web", State: b}, nil
+		}
+		const n = 12
+		var wg sync.WaitGroup
+		errs := make(chan error, n)
+		for range n {
+			wg.Go(func() { errs <- s.UpdateRollout(ctx, "web", bump) })
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		refused := errors.New("refused")
+		if err := s.UpdateRollout(ctx, "web", func(*RolloutRecord) (*RolloutRecord, error) {
+			return &RolloutRecord{App: "web", State: json.RawMessage(`{"n":-1}`)}, refused
+		}); !errors.Is(err, refused) {
+			t.Fatalf("UpdateRollout whose fn fails: %v, want its error", err)
+		}
+		if err := s.UpdateRollout(ctx, "none", func(cur *RolloutRecord) (*RolloutRecord, error) {
+			if cur != nil {
+				t.Errorf("fn of an app without a record got %+v, want nil", cur)
+			}
+			return nil, nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.ListRollouts(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []RolloutRecord{{App: "web", State: json.RawMessage(fmt.Sprintf(`{"n":%d}`, n))}}
+		if d := cmp.Diff(want, got); d != "" {
+			t.Errorf("rollouts after %d concurrent updates (-want +got):\n%s", n, d)
 		}
 	})
 }

@@ -84,6 +84,10 @@ type Cluster struct {
 	LastSeen         time.Time `json:"lastSeen,omitzero"`
 	AgentVersion     string    `json:"agentVersion,omitempty"`
 	Revoked          bool      `json:"revoked,omitempty"`
+	// ConnectedTo names the hub replica holding the agent's stream (hubs
+	// sharing a Kubernetes store; written on connect and disconnect only).
+	// It counts while that replica's heartbeat is fresh.
+	ConnectedTo string `json:"connectedTo,omitempty"`
 }
 
 // JoinToken is the stored form of a one-time enrolment token. Only the
@@ -343,6 +347,11 @@ type Store interface {
 	// PutRollout creates or replaces the record of r.App; ErrInvalid if
 	// State is not JSON.
 	PutRollout(ctx context.Context, r RolloutRecord) error
+	// UpdateRollout reads app's record (nil: none), calls fn with it and
+	// writes what fn returns (nil: nothing), atomically: with several hubs
+	// on one store, a record written by another meanwhile makes fn run
+	// again on it. fn's error is returned as is, and nothing is written.
+	UpdateRollout(ctx context.Context, app string, fn func(cur *RolloutRecord) (*RolloutRecord, error)) error
 	// DeleteRollout removes the record of app (none: no error).
 	DeleteRollout(ctx context.Context, app string) error
 	// ListRollouts lists every record, in app name order.
