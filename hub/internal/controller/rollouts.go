@@ -28,6 +28,18 @@ type rolloutEntry struct {
 	wake   time.Time
 }
 
+// gateResult is the current step's last gate check: this hub's own, else
+// the one the deciding hub stored.
+func (e *rolloutEntry) gateResult() *rollout.GateResult {
+	if e.gate != nil {
+		return e.gate
+	}
+	if g := e.state.LastGate; g != nil && g.Step == e.state.Step {
+		return g
+	}
+	return nil
+}
+
 // Rollout is a copy of an app's rollout for views.
 type Rollout struct {
 	State rollout.State
@@ -46,9 +58,9 @@ func (c *Controller) RolloutOf(appName string) (Rollout, bool) {
 		return Rollout{}, false
 	}
 	r := Rollout{State: e.state, Plan: e.plan}
-	if e.gate != nil {
-		g := *e.gate
-		r.Gate = &g
+	if g := e.gateResult(); g != nil {
+		gc := *g
+		r.Gate = &gc
 	}
 	return r, true
 }
@@ -314,7 +326,7 @@ func (c *Controller) rolloutFor(ctx context.Context, a *app.Application, pol *pr
 	}
 	e.plan = plan
 	cur := e.state
-	gate := e.gate
+	gate := e.gateResult()
 	c.mu.Unlock()
 	if rev == "" {
 		return e, "" // the revision is being resolved: hold as we were
@@ -340,7 +352,12 @@ func (c *Controller) rolloutFor(ctx context.Context, a *app.Application, pol *pr
 	in := rollout.Input{Targets: tgts, Observed: c.observe(a.Name, s, prev), Gate: gate, Now: now}
 	next, out := rollout.Advance(plan, s, in)
 	events = append(events, out.Events...)
-	if started || len(out.Events) > 0 || !next.UpdatedAt.Equal(cur.UpdatedAt) {
+	next.LastGate = nil
+	if gate != nil && gate.Step == next.Step {
+		g := *gate
+		next.LastGate = &g
+	}
+	if started || len(out.Events) > 0 || !next.UpdatedAt.Equal(cur.UpdatedAt) || !sameGate(cur.LastGate, next.LastGate) {
 		err := c.saveRollout(ctx, cur, &next, events)
 		switch {
 		case errors.Is(err, errStale):
@@ -484,4 +501,11 @@ func (c *Controller) rolloutsActive() bool {
 		}
 	}
 	return false
+}
+
+func sameGate(a, b *rollout.GateResult) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.Step == b.Step && a.At.Equal(b.At) && a.OK == b.OK && a.Detail == b.Detail
 }

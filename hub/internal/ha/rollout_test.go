@@ -6,6 +6,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -216,7 +218,10 @@ spec:
   syncPolicy: {automated: {prune: true}}
   rollout:
     steps:
-    - {name: canary, clusterSelector: {matchLabels: {wave: canary}}}
+    - name: canary
+      clusterSelector: {matchLabels: {wave: canary}}
+      soak: 1s
+      gate: {url: "%s/api/v1/query?query=errors", max: 0.05, interval: 200ms}
     - {name: wave1, clusterSelector: {matchLabels: {wave: wave1}}}
     - {name: wave2, clusterSelector: {matchLabels: {wave: wave2}}}
 `
@@ -257,7 +262,12 @@ func TestRolloutAcrossReplicas(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(appsDir, "web.yaml"), fmt.Appendf(nil, webApp, repo.URL), 0o644); err != nil {
+	// The canary's gate: an HTTP server answering as Prometheus' API.
+	prom := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, `{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1767322800,"0.01"]}]}}`)
+	}))
+	defer prom.Close()
+	if err := os.WriteFile(filepath.Join(appsDir, "web.yaml"), fmt.Appendf(nil, webApp, repo.URL, prom.URL), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	ca, err := pki.NewCA(time.Now())
@@ -316,6 +326,26 @@ func TestRolloutAcrossReplicas(t *testing.T) {
 		ro, ok := h.c.RolloutOf("web")
 		if !ok || len(ro.State.Steps) == 0 || ro.State.Steps[0].HealthyAt.IsZero() {
 			return fmt.Errorf("rollout %+v", ro.State)
+		}
+		return nil
+	})
+	// The holder checked the gate after the soak; every replica shows
+	// that check.
+	var gate rollout.GateResult
+	everywhere(t, hubs, "the gate checked after the soak", func(h *hub) error {
+		ro, _ := h.c.RolloutOf("web")
+		if ro.Gate == nil || !ro.Gate.OK || len(ro.State.Steps) == 0 || ro.Gate.At.Before(ro.State.Steps[0].HealthyAt.Add(time.Second)) {
+			return fmt.Errorf("gate %+v", ro.Gate)
+		}
+		if h == leader {
+			gate = *ro.Gate
+		}
+		return nil
+	})
+	everywhere(t, hubs, "the same gate check", func(h *hub) error {
+		ro, _ := h.c.RolloutOf("web")
+		if g := ro.Gate; g == nil || g.Step != gate.Step || !g.At.Equal(gate.At) || g.OK != gate.OK || g.Detail != gate.Detail {
+			return fmt.Errorf("gate %+v, the holder's %+v", ro.Gate, gate)
 		}
 		return nil
 	})

@@ -28,10 +28,10 @@ type Observed struct {
 
 // GateResult is the last check of a step's gate.
 type GateResult struct {
-	Step   int
-	At     time.Time
-	OK     bool
-	Detail string
+	Step   int       `json:"step"`
+	At     time.Time `json:"at"`
+	OK     bool      `json:"ok"`
+	Detail string    `json:"detail,omitempty"`
 }
 
 // Input is what Advance decides on.

@@ -53,6 +53,9 @@ type State struct {
 	// sharing a store: the Lease holder decides, any hub runs people's
 	// operations).
 	Generation int64 `json:"generation,omitempty"`
+	// LastGate is the current step's last gate check as the deciding hub
+	// saw it (every hub shows it; the next deciding hub starts from it).
+	LastGate *GateResult `json:"lastGate,omitempty"`
 	// Events are those of the write that made this generation, so that
 	// the other hubs sharing the store show them in their event streams.
 	Events []Event `json:"events,omitempty"`
@@ -162,5 +165,9 @@ func (s State) clone() State {
 	s.Reached = slices.Clone(s.Reached)
 	s.Approved = slices.Clone(s.Approved)
 	s.Events = slices.Clone(s.Events)
+	if s.LastGate != nil {
+		g := *s.LastGate
+		s.LastGate = &g
+	}
 	return s
 }
