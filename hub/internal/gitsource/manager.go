@@ -24,6 +24,7 @@ type Manager struct {
 	mu      sync.Mutex
 	mirrors map[string]*mirror
 	kick    map[string]chan struct{} // per repo, buffered 1: poll now
+	pushes  map[string][]Push        // per repo: pushes webhooks announced since its last poll
 	added   chan string              // repos added while Run is running
 
 	checkoutMu sync.Mutex
@@ -53,6 +54,7 @@ func New(opts Options, log hclog.Logger) *Manager {
 		ca:        ca,
 		mirrors:   map[string]*mirror{},
 		kick:      map[string]chan struct{}{},
+		pushes:    map[string][]Push{},
 		added:     make(chan string, 64),
 		checkouts: map[string]*sync.Once{},
 		changes:   make(chan struct{}, 1),
@@ -270,7 +272,7 @@ func (m *Manager) Run(ctx context.Context) error {
 			wg.Add(1)
 			go func(mr *mirror, kick <-chan struct{}) {
 				defer wg.Done()
-				m.pollLoop(ctx, mr, kick)
+				m.pollLoop(ctx, url, mr, kick)
 			}(mr, m.kick[url])
 		}
 	}
@@ -288,19 +290,25 @@ func (m *Manager) Run(ctx context.Context) error {
 // pollLoop polls mr every poll interval (plus jitter) and when kicked,
 // but never more often than the refresh interval: kicks that arrive while
 // it waits are served by one poll, so a flood of webhooks costs one ref
-// listing per interval.
-func (m *Manager) pollLoop(ctx context.Context, mr *mirror, kick <-chan struct{}) {
+// listing per interval. A kick for a push whose commit the mirror does not
+// hold is served at once by a fetch without a listing (RefreshPush), unless
+// the previous such fetch did not bring the commit its push named: then it
+// waits as any kick does.
+func (m *Manager) pollLoop(ctx context.Context, url string, mr *mirror, kick <-chan struct{}) {
 	var last time.Time
+	trusted := true // the last push served at once named a commit the remote had
 	for {
 		wait := m.opts.PollInterval + time.Duration(rand.Int64N(int64(m.opts.PollInterval)/10+1))
 		t := time.NewTimer(wait)
+		var pushed []Push
 		select {
 		case <-ctx.Done():
 			t.Stop()
 			return
 		case <-kick:
 			t.Stop()
-			if d := m.opts.RefreshInterval - time.Since(last); d > 0 {
+			pushed = mr.news(m.takePushes(url))
+			if d := holdFor(m.opts.RefreshInterval, time.Since(last), len(pushed) > 0, trusted); d > 0 {
 				hold := time.NewTimer(d)
 				select {
 				case <-ctx.Done():
@@ -312,10 +320,50 @@ func (m *Manager) pollLoop(ctx context.Context, mr *mirror, kick <-chan struct{}
 				case <-kick:
 				default:
 				}
+				pushed = mr.news(append(pushed, m.takePushes(url)...))
 			}
 		case <-t.C:
 		}
 		last = time.Now()
-		_, _ = m.poll(ctx, mr)
+		if len(pushed) == 0 {
+			_, _ = m.poll(ctx, mr)
+			continue
+		}
+		trusted = m.pollPushed(ctx, mr, pushed)
 	}
+}
+
+// pollPushed is poll by fetchPushed; it reports whether every push named a
+// commit the remote had.
+func (m *Manager) pollPushed(ctx context.Context, mr *mirror, ps []Push) bool {
+	start := time.Now()
+	_, lastErr := mr.status()
+	changed, known, err := mr.fetchPushed(ctx, ps)
+	if m.opts.OnPoll != nil {
+		m.opts.OnPoll(mr.name, time.Since(start), err)
+	}
+	switch {
+	case err != nil:
+		m.log.Warn("repo unreachable", "repo", mr.name, "error", err)
+		if lastErr == nil {
+			m.notify()
+		}
+	case changed || lastErr != nil:
+		m.log.Info("repo moved", "repo", mr.name, "duration", time.Since(start), "pushed", ps[0].After)
+		m.notify()
+	}
+	if err == nil && !known {
+		m.log.Warn("webhook named a commit the repo does not have: the hub follows the repo's refs, not the webhook", "repo", mr.name, "ref", ps[0].Ref, "after", ps[0].After)
+	}
+	return err != nil || known
+}
+
+// holdFor is how long a kick waits, since the last poll: the rest of the
+// refresh interval, or nothing for a push with a commit the mirror does not
+// hold (news) while the pushes served at once have named real commits.
+func holdFor(interval, since time.Duration, news, trusted bool) time.Duration {
+	if news && trusted {
+		return 0
+	}
+	return max(interval-since, 0)
 }

@@ -142,7 +142,9 @@ func (m *mirror) listRefs(ctx context.Context) (string, plumbing.ReferenceName, 
 			lines = append(lines, "HEAD -> "+head.String())
 			continue
 		}
-		if !n.IsBranch() && !n.IsTag() {
+		// Peeled entries (refs/tags/x^{}) follow from the tag object
+		// and are left out, as a fetch stores none (localFingerprint).
+		if !n.IsBranch() && !n.IsTag() || strings.HasSuffix(n.String(), "^{}") {
 			continue
 		}
 		lines = append(lines, n.String()+" "+r.Hash().String())

@@ -166,9 +166,10 @@ func (a *API) routes() {
 }
 
 // refreshGit polls repoURL now, tells Refreshed, and reports whether the
-// repository is tracked.
-func (a *API) refreshGit(repoURL string) bool {
-	if !a.d.Git.Refresh(repoURL) {
+// repository is tracked. A push that names its commit (a webhook's) lets
+// the poll skip the ref listing and the refresh interval (RefreshPush).
+func (a *API) refreshGit(repoURL string, push gitsource.Push) bool {
+	if !a.d.Git.RefreshPush(repoURL, push) {
 		return false
 	}
 	if a.d.Refreshed != nil {

@@ -6,6 +6,7 @@ import (
 	"sort"
 
 	"github.com/flotilla-cd/flotilla/hub/api"
+	"github.com/flotilla-cd/flotilla/hub/internal/gitsource"
 	apiv1alpha1 "github.com/flotilla-cd/flotilla/shared/api/v1alpha1"
 )
 
@@ -55,7 +56,7 @@ func (a *API) refreshApp(w http.ResponseWriter, r *http.Request) {
 		if as.Name == r.PathValue("name") && a.d.Git != nil {
 			for _, src := range as.Spec.AllSources() {
 				if !src.IsChart() {
-					a.refreshGit(src.RepoURL)
+					a.refreshGit(src.RepoURL, gitsource.Push{})
 				}
 			}
 			for _, u := range a.d.Controller.RemoteBaseRepos(as.Name) {
@@ -91,7 +92,7 @@ func (a *API) command(w http.ResponseWriter, r *http.Request, typ apiv1alpha1.Co
 func (a *API) refresh(w http.ResponseWriter, r *http.Request) {
 	if a.d.Git != nil {
 		for _, u := range a.d.Git.Repos() {
-			a.refreshGit(u)
+			a.refreshGit(u, gitsource.Push{})
 		}
 	}
 	a.d.Controller.Trigger()

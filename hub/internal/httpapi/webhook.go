@@ -18,8 +18,12 @@ import (
 // maxWebhookBytes bounds a webhook body.
 const maxWebhookBytes = 4 << 20
 
-// webhookPayload holds the repository URL fields of the four providers.
+// webhookPayload holds the repository URL fields of the four providers,
+// and the pushed ref and commit where the provider sends them at the top
+// (GitHub, GitLab, Gitea, Gogs).
 type webhookPayload struct {
+	Ref        string `json:"ref"`
+	After      string `json:"after"`
 	Repository struct {
 		CloneURL string `json:"clone_url"` // GitHub, Gitea, Gogs
 		HTMLURL  string `json:"html_url"`
@@ -78,7 +82,7 @@ func (a *API) webhook(w http.ResponseWriter, r *http.Request) {
 		p.Project.GitHTTPURL, p.Project.GitSSHURL, p.Project.WebURL}
 	matched := false
 	for _, u := range urls {
-		if u != "" && a.refreshGit(u) {
+		if u != "" && a.refreshGit(u, gitsource.Push{Ref: p.Ref, After: p.After}) {
 			matched = true
 		}
 	}

@@ -70,7 +70,7 @@ func (o *GitOptions) BindFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.MaxFetchSize, "git-max-fetch-size", o.MaxFetchSize, "largest pack one fetch may bring, and largest object in it (inflated), for example 512Mi; 0: no limit")
 	fs.StringVar(&o.MaxCheckoutFileSize, "checkout-max-file-size", o.MaxCheckoutFileSize, "largest file a checkout of a commit writes, checked before it is read, for example 64Mi; 0: no limit")
 	fs.StringVar(&o.MaxCheckoutSize, "checkout-max-size", o.MaxCheckoutSize, "largest sum of the files of one checkout of a commit, for example 512Mi; 0: no limit")
-	fs.DurationVar(&o.RefreshInterval, "git-refresh-interval", o.RefreshInterval, "shortest time between two ref listings of one repo asked for by webhooks or the API; more requests in between share one")
+	fs.DurationVar(&o.RefreshInterval, "git-refresh-interval", o.RefreshInterval, "shortest time between two ref listings of one repo asked for by webhooks or the API; more requests in between share one (a push webhook naming a commit the hub lacks is served at once)")
 }
 
 // Validate checks the options and loads what they name.

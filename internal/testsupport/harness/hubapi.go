@@ -58,7 +58,13 @@ func (h *Hub) DoJSON(ctx context.Context, method, path string, in, out any) erro
 // PushWebhook sends the hub a GitHub push event for repoURL, signed with
 // the hub's webhook secret, as a git host does after a push.
 func (h *Hub) PushWebhook(ctx context.Context, repoURL string) error {
-	req, err := h.WebhookRequest(ctx, repoURL)
+	return h.PushWebhookAt(ctx, repoURL, "")
+}
+
+// PushWebhookAt is PushWebhook for a push that made main point at commit
+// after (the event's "after", as GitHub sends it; "" leaves it out).
+func (h *Hub) PushWebhookAt(ctx context.Context, repoURL, after string) error {
+	req, err := h.webhookRequest(ctx, repoURL, after)
 	if err != nil {
 		return err
 	}
@@ -77,7 +83,14 @@ func (h *Hub) PushWebhook(ctx context.Context, repoURL string) error {
 // WebhookRequest returns a GitHub push event for repoURL, signed with the
 // hub's webhook secret (X-Hub-Signature-256) when it has one.
 func (h *Hub) WebhookRequest(ctx context.Context, repoURL string) (*http.Request, error) {
+	return h.webhookRequest(ctx, repoURL, "")
+}
+
+func (h *Hub) webhookRequest(ctx context.Context, repoURL, after string) (*http.Request, error) {
 	body := []byte(fmt.Sprintf(`{"ref":"refs/heads/main","repository":{"clone_url":%q}}`, repoURL))
+	if after != "" {
+		body = []byte(fmt.Sprintf(`{"ref":"refs/heads/main","after":%q,"repository":{"clone_url":%q}}`, after, repoURL))
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.HTTPURL+"/api/webhook", bytes.NewReader(body))
 	if err != nil {
 		return nil, err

@@ -70,7 +70,7 @@ func (b *Bench) apply(ctx context.Context) error {
 	}
 	stopHub, stopAgent := b.cpuProfile(ctx, hub.Proc, "apply-hub", rowApply), b.cpuProfile(ctx, agent.Proc, "apply-agent", rowApply)
 	t0 := time.Now()
-	if err := hub.PushWebhook(ctx, repo.URL); err != nil {
+	if err := hub.PushWebhookAt(ctx, repo.URL, rev); err != nil {
 		return err
 	}
 	at, err := waitApps(ctx, hub, 5*time.Minute, 20*time.Millisecond, syncedAt(app, rev, 1, nil))
@@ -154,7 +154,7 @@ func (b *Bench) apply(ctx context.Context) error {
 			return err
 		}
 		t0 := time.Now()
-		if err := hub.PushWebhook(ctx, repo.URL); err != nil {
+		if err := hub.PushWebhookAt(ctx, repo.URL, rev); err != nil {
 			return err
 		}
 		at, err := waitApps(ctx, hub, 5*time.Minute, 20*time.Millisecond, syncedAt(name, rev, 1, nil))

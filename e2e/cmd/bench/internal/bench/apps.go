@@ -58,7 +58,7 @@ func (b *Bench) apps(ctx context.Context) error {
 	}
 	stopHub, stopAgent := b.cpuProfile(ctx, hub.Proc, "newapps-hub", rowNewApps), b.cpuProfile(ctx, agent.Proc, "newapps-agent", rowNewApps)
 	t0 := time.Now()
-	if err := hub.PushWebhook(ctx, repo.URL); err != nil {
+	if err := hub.PushWebhookAt(ctx, repo.URL, rev); err != nil {
 		return err
 	}
 	at, err := waitApps(ctx, hub, 3*time.Minute, 20*time.Millisecond, allSyncedOn(cls[0].Name(), rev, names))

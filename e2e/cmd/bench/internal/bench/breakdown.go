@@ -81,8 +81,8 @@ func firstAfter(evs []logEvent, t time.Time, msg string, match func(logEvent) bo
 // stageNames are the stages of commit → Synced, in order.
 var stageNames = []string{
 	"webhook sent → received by the hub",
-	"received → ref listing started",
-	"ref listing + fetch (\"repo moved\" duration)",
+	"received → git poll started",
+	"git: fetch (ref listing first unless the webhook names its commit; \"repo moved\" duration)",
 	"fetched → publishing reconcile pass started (render jobs, earlier passes)",
 	"publishing reconcile pass (until its end or the send)",
 	"pass ended → desired state sent to the cluster",
@@ -199,7 +199,7 @@ func (b *Bench) breakdown(ctx context.Context) error {
 			return err
 		}
 		t0 := time.Now()
-		if err := hub.PushWebhook(ctx, repo.URL); err != nil {
+		if err := hub.PushWebhookAt(ctx, repo.URL, r); err != nil {
 			return err
 		}
 		at, err := waitApps(ctx, hub, time.Minute, 10*time.Millisecond, syncedAt(app, r, 1, old))

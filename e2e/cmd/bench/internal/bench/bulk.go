@@ -89,7 +89,7 @@ func (b *Bench) bulk(ctx context.Context) error {
 	}
 	stopHub, stopAgent := b.cpuProfile(ctx, hub.Proc, "bulk-hub", rowBulk), b.cpuProfile(ctx, agent.Proc, "bulk-agent", rowBulk)
 	t0 := time.Now()
-	if err := hub.PushWebhook(ctx, repo.URL); err != nil {
+	if err := hub.PushWebhookAt(ctx, repo.URL, rev); err != nil {
 		return err
 	}
 	synced := allSyncedOn(cl.Name(), rev, names)

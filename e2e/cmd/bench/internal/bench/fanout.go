@@ -239,7 +239,7 @@ with none, %s) / N.
 			if err != nil {
 				return err
 			}
-			t0, err := b.webhook(ctx, hub, repo.URL)
+			t0, err := b.webhook(ctx, hub, repo.URL, r)
 			if err != nil {
 				return err
 			}

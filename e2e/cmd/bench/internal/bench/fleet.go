@@ -127,7 +127,7 @@ the new digest (polled; at this size one poll of the whole app list takes a noti
 		}
 		timeout := max(5*time.Minute, time.Duration(nApps)*20*time.Millisecond)
 		interval := max(100*time.Millisecond, time.Duration(nApps)*20*time.Microsecond)
-		t0, err := b.webhook(ctx, hub, repo.URL)
+		t0, err := b.webhook(ctx, hub, repo.URL, rev)
 		if err != nil {
 			return err
 		}
@@ -164,7 +164,7 @@ the new digest (polled; at this size one poll of the whole app list takes a noti
 		if err != nil {
 			return err
 		}
-		t0, err = b.webhook(ctx, hub, repo.URL)
+		t0, err = b.webhook(ctx, hub, repo.URL, rev)
 		if err != nil {
 			return err
 		}

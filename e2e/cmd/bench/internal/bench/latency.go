@@ -121,7 +121,7 @@ func (b *Bench) webhookSamples(ctx context.Context, hub *harness.Hub, repo *gits
 		if err != nil {
 			return nil, err
 		}
-		t0, err := b.webhook(ctx, hub, repo.URL)
+		t0, err := b.webhook(ctx, hub, repo.URL, rev)
 		if err != nil {
 			return nil, err
 		}
