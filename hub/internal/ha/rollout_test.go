@@ -27,9 +27,11 @@ import (
 	"github.com/flotilla-cd/flotilla/hub/internal/controller"
 	"github.com/flotilla-cd/flotilla/hub/internal/fleet"
 	"github.com/flotilla-cd/flotilla/hub/internal/gitsource"
+	"github.com/flotilla-cd/flotilla/hub/internal/httpapi"
 	"github.com/flotilla-cd/flotilla/hub/internal/pki"
 	"github.com/flotilla-cd/flotilla/hub/internal/render"
 	"github.com/flotilla-cd/flotilla/hub/internal/rollout"
+	"github.com/flotilla-cd/flotilla/hub/internal/status"
 	"github.com/flotilla-cd/flotilla/hub/internal/store"
 	"github.com/flotilla-cd/flotilla/internal/testsupport/cluster"
 	"github.com/flotilla-cd/flotilla/internal/testsupport/gitserver"
@@ -86,6 +88,7 @@ type hub struct {
 	git    *gitsource.Manager
 	c      *controller.Controller
 	r      *Replica
+	api    *httptest.Server // the replica's HTTP API
 	cancel context.CancelFunc
 	done   sync.WaitGroup
 
@@ -126,6 +129,9 @@ func startHub(t *testing.T, cfg *rest.Config, ns, appsDir, name string, ca *pki.
 	if err != nil {
 		t.Fatal(err)
 	}
+	ops := status.New(status.Deps{Store: st, Fleet: h.fl, Controller: h.c, CommandTimeout: 10 * time.Second, Log: log})
+	h.api = httptest.NewServer(httpapi.New(httpapi.Deps{Store: st, Fleet: h.fl, Controller: h.c, Git: h.git, Status: ops, TokenTTL: time.Hour, Log: log}))
+	t.Cleanup(h.api.Close)
 	ctx, cancel := context.WithCancel(context.Background())
 	h.cancel = cancel
 	h.done.Go(func() { _ = h.git.Run(ctx) })
