@@ -146,7 +146,7 @@ func (c *Controller) adopt(ctx context.Context, appName string) {
 	}
 	for _, r := range recs {
 		if r.App == appName {
-			c.ObserveRollout(r, false)
+			c.ObserveRollout(r, true) // another replica's write: its events too
 		}
 	}
 }
