@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -256,52 +255,6 @@ func resourceVersions(ctx context.Context, cs kubernetes.Interface, ns string) (
 		out["deploy/"+o.Name] = o.ResourceVersion
 	}
 	return out, nil
-}
-
-// apiWrites reads apiserver_request_total from the API server's /metrics
-// and returns the write requests per resource.
-func apiWrites(ctx context.Context, cs kubernetes.Interface) (map[string]float64, error) {
-	raw, err := cs.Discovery().RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("API server metrics: %w", err)
-	}
-	out := map[string]float64{}
-	sc := bufio.NewScanner(bytes.NewReader(raw))
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		rest, ok := strings.CutPrefix(line, "apiserver_request_total{")
-		if !ok {
-			continue
-		}
-		labels, val, ok := strings.Cut(rest, "} ")
-		if !ok {
-			continue
-		}
-		verb, res := label(labels, "verb"), label(labels, "resource")
-		if sub := label(labels, "subresource"); sub != "" {
-			res += "/" + sub
-		}
-		switch verb {
-		case "GET", "LIST", "WATCH", "CONNECT":
-			continue
-		}
-		v, err := strconv.ParseFloat(strings.TrimSpace(val), 64)
-		if err != nil {
-			continue
-		}
-		out[verb+" "+res] += v
-	}
-	return out, sc.Err()
-}
-
-func label(labels, name string) string {
-	for _, kv := range strings.Split(labels, ",") {
-		if v, ok := strings.CutPrefix(kv, name+"=\""); ok {
-			return strings.TrimSuffix(v, "\"")
-		}
-	}
-	return ""
 }
 
 // diffWrites returns the growth of writes but to leases, its breakdown,

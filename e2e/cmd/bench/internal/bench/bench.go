@@ -52,6 +52,12 @@ type Config struct {
 	FleetApps   []int
 	// BulkApps new apps on one real cluster.
 	BulkApps int
+	// HA* size the ha phase: HAAgents simulated agents over three
+	// replicas for the failover (HAKills kills) and commit (HACommits)
+	// rows, grown to HAIdleAgents for the API server writes counted over
+	// HAIdleWindow.
+	HAAgents, HAKills, HACommits, HAIdleAgents int
+	HAIdleWindow                               time.Duration
 	// BreakdownCommits are the samples of the stage-by-stage split of
 	// commit → Synced.
 	BreakdownCommits int
@@ -65,7 +71,7 @@ type Config struct {
 }
 
 // Phases are the phases in run order.
-var Phases = []string{"latency", "breakdown", "apps", "selfheal", "apply", "bulk", "fanout", "fleet"}
+var Phases = []string{"latency", "breakdown", "apps", "selfheal", "apply", "bulk", "fanout", "fleet", "ha"}
 
 // Bench is one run.
 type Bench struct {
@@ -159,6 +165,8 @@ func Run(ctx context.Context, cfg Config) error {
 			err = b.fanout(ctx)
 		case "fleet":
 			err = b.fleet(ctx)
+		case "ha":
+			err = b.ha(ctx)
 		}
 		if err != nil {
 			b.logf("phase %s FAILED after %s: %v", p, time.Since(start).Round(time.Second), err)

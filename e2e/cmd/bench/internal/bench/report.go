@@ -47,7 +47,7 @@ const (
 )
 
 func newRows() []*Row {
-	return []*Row{
+	return append([]*Row{
 		{ID: rowWebhook1, Figure: "commit (webhook) → Synced, 1 cluster", Goal: "p50 < 100 ms", Argo: "0.9 s (1 app)"},
 		{ID: rowWebhook10, Figure: "commit (webhook) → every cluster Synced, 10 real clusters", Goal: "p50 < 200 ms, p99 < 400 ms", Argo: "1.1 s (100 apps, 1 cluster)"},
 		{ID: rowFan100, Figure: "commit (webhook) → every agent Synced, 100 simulated agents", Goal: "p99 < 2 s (as at 1,000)", Argo: "—"},
@@ -68,7 +68,7 @@ func newRows() []*Row {
 		{ID: rowBulk, Figure: "1,000 new apps on one real cluster → all Synced", Goal: "< 15 s", Argo: "— (100 apps: 19.5 s)"},
 		{ID: rowBulkHealth, Figure: "1,000 new apps: all Healthy reported after the cluster's own readiness", Goal: "within 5 s", Argo: "—"},
 		{ID: rowIdleCPU, Figure: "steady state, 10,000 connected agents, no changes: hub CPU", Goal: "< 5 % of one core", Argo: "—"},
-	}
+	}, haRows()...)
 }
 
 func (b *Bench) row(id string) *Row {

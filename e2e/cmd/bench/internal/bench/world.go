@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -95,7 +96,13 @@ func (w *world) clusters(ctx context.Context, full bool, names ...string) ([]*cl
 // hub starts a hub whose Application definitions come from repo's
 // apps/defs folder (app of apps), polling every poll.
 func (w *world) hub(ctx context.Context, repo *gitserver.Repo, poll time.Duration) (*harness.Hub, error) {
-	dir := filepath.Join(w.dir, "hub")
+	return w.hubIn(ctx, repo, poll, "hub")
+}
+
+// hubIn starts a hub as hub does, in the phase's folder name, with extra
+// flags after w.hubArgs.
+func (w *world) hubIn(ctx context.Context, repo *gitserver.Repo, poll time.Duration, name string, extra ...string) (*harness.Hub, error) {
+	dir := filepath.Join(w.dir, name)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
@@ -106,11 +113,13 @@ func (w *world) hub(ctx context.Context, repo *gitserver.Repo, poll time.Duratio
 		// address.
 		"--agent-enroll-rate", "10000", "--agent-enroll-burst", "10000",
 		"--agent-max-unauthenticated-conns", "8192", "--agent-max-unauthenticated-conns-per-ip", "8192",
-	}, w.hubArgs...)})
+	}, slices.Concat(w.hubArgs, extra)...)})
 	if err != nil {
 		return nil, err
 	}
-	w.stops = append(w.stops, h.Stop)
+	// Not h.Stop: that would bind the process of this start, and a
+	// restarted hub runs another.
+	w.stops = append(w.stops, func() { h.Stop() })
 	return h, nil
 }
 
