@@ -15,6 +15,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/tools/cache"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/flotilla-cd/flotilla/hub/internal/store"
 )
 
@@ -152,23 +154,38 @@ func (r *Replica) writeHolders(ctx context.Context) {
 		batch := p.pending
 		p.pending = map[string]bool{}
 		p.mu.Unlock()
+		// After a failover many agents attach at once: a few writes in
+		// flight at a time.
+		var g errgroup.Group
+		g.SetLimit(holderWriters)
 		for cluster := range batch {
-			held := r.d.Fleet.HasSession(cluster)
-			err := r.d.Store.UpdateCluster(ctx, cluster, func(c *store.Cluster) error {
-				switch {
-				case held && c.ConnectedTo != r.opts.Identity:
-					c.ConnectedTo = r.opts.Identity
-				case !held && c.ConnectedTo == r.opts.Identity:
-					c.ConnectedTo, c.LastSeen = "", time.Now().UTC()
-				default:
-					return errNoChange
-				}
+			g.Go(func() error {
+				r.writeHolder(ctx, cluster)
 				return nil
 			})
-			if err != nil && !errors.Is(err, errNoChange) && !errors.Is(err, store.ErrNotFound) && ctx.Err() == nil {
-				r.log.Warn("record the stream's replica", "cluster", cluster, "connected", held, "error", err)
-			}
 		}
+		_ = g.Wait()
+	}
+}
+
+// holderWriters bounds the ConnectedTo writes in flight.
+const holderWriters = 8
+
+func (r *Replica) writeHolder(ctx context.Context, cluster string) {
+	held := r.d.Fleet.HasSession(cluster)
+	err := r.d.Store.UpdateCluster(ctx, cluster, func(c *store.Cluster) error {
+		switch {
+		case held && c.ConnectedTo != r.opts.Identity:
+			c.ConnectedTo = r.opts.Identity
+		case !held && c.ConnectedTo == r.opts.Identity:
+			c.ConnectedTo, c.LastSeen = "", time.Now().UTC()
+		default:
+			return errNoChange
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, errNoChange) && !errors.Is(err, store.ErrNotFound) && ctx.Err() == nil {
+		r.log.Warn("record the stream's replica", "cluster", cluster, "connected", held, "error", err)
 	}
 }
 
