@@ -127,6 +127,10 @@ type Controller struct {
 	pinsLoaded bool
 	renders    int
 	appsDefs   *app.Definitions // last definitions loaded from AppsRepo
+	// defsJob and defsCommit are the job and commit of the apps repo's
+	// definitions the last pass asked for: the pass keeps the job's
+	// result and the commit's checkout.
+	defsJob, defsCommit string
 	// children are the Applications each parent app last rendered
 	// (app-of-apps), taken as definitions by the next reconcile.
 	children map[string][]*unstructured.Unstructured

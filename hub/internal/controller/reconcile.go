@@ -93,8 +93,10 @@ func (c *Controller) appsRepoDefinitions() (app.Definitions, bool, error) {
 	repo := c.opts.AppsRepo
 	commit, err, known := c.repos.commit(repo, c.opts.AppsRevision)
 	var v any
+	job := ""
 	if known && err == nil {
-		v, err, known = c.jobs.get("defs\x00"+repo+"\x00"+commit, "load definitions of "+repo, func(context.Context) (any, error) {
+		job = "defs\x00" + repo + "\x00" + commit
+		v, err, known = c.jobs.get(job, "load definitions of "+repo, func(context.Context) (any, error) {
 			root, err := c.git.Checkout(repo, commit)
 			if err != nil {
 				return nil, err
@@ -103,12 +105,15 @@ func (c *Controller) appsRepoDefinitions() (app.Definitions, bool, error) {
 			if err != nil {
 				return nil, fmt.Errorf("%s at %s: %w", repo, short(commit), err)
 			}
-			c.git.Prune(repo, map[string]bool{commit: true})
 			return d, nil
 		})
 	}
 	c.mu.Lock()
 	lastGood := c.appsDefs
+	c.defsJob, c.defsCommit = job, ""
+	if job != "" {
+		c.defsCommit = commit
+	}
 	c.mu.Unlock()
 	switch {
 	case known && err == nil:
@@ -388,12 +393,21 @@ func (c *Controller) compute(ctx context.Context) (*Snapshot, map[string]fleet.D
 			}
 		}
 	}
+	// The apps repo's definitions job and checkout are in use too (the
+	// apps repo is often also a source repo: its checkouts are shared).
+	c.mu.Lock()
+	defsJob, defsCommit := c.defsJob, c.defsCommit
+	c.mu.Unlock()
+	if defsJob != "" {
+		u.jobs[defsJob] = true
+		u.commit(c.opts.AppsRepo, defsCommit)
+	}
 	c.jobs.keepOnly(u.jobs)
 	// Checkouts of commits no longer in use are removed (the render cache
 	// keeps what was rendered from them); a repo some target still waits
 	// for keeps all of its checkouts.
 	for repo, commits := range u.commits {
-		if repo == c.opts.AppsRepo || u.unknown[repo] {
+		if u.unknown[repo] {
 			continue
 		}
 		keep := map[string]bool{}
