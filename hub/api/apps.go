@@ -57,6 +57,44 @@ type AppClusterView struct {
 	ObservedRev    string         `json:"observedRevision,omitempty"`
 	Objects        []ObjectView   `json:"objects,omitempty"`
 	LastOperation  *OperationView `json:"lastOperation,omitempty"`
+	// Orphaned is what the agent last found orphaned in the app's
+	// destination namespace, when the app's project has
+	// orphanedResources; nil otherwise.
+	Orphaned *OrphanedView `json:"orphaned,omitempty"`
+	// Conditions are Argo CD style warnings on this (app, cluster):
+	// OrphanedResourceWarning when the project's orphanedResources.warn is
+	// set and there are orphaned objects.
+	Conditions []Condition `json:"conditions,omitempty"`
+}
+
+// ConditionOrphanedResourceWarning is the condition type of an app with
+// orphaned objects (Argo CD's name).
+const ConditionOrphanedResourceWarning = "OrphanedResourceWarning"
+
+// Condition is a warning about an (app, cluster).
+type Condition struct {
+	Type    string `json:"type"`
+	Message string `json:"message"`
+}
+
+// OrphanedView is the objects in an app's destination namespace that no
+// app manages and nothing owns.
+type OrphanedView struct {
+	// Count is how many there are; Objects lists at most the first 100
+	// (only GET /api/v1/apps/{name} fills it).
+	Count   int           `json:"count"`
+	Objects []OrphanedRef `json:"objects,omitempty"`
+	// Error is why the agent's last look failed in part.
+	Error string `json:"error,omitempty"`
+}
+
+// OrphanedRef names one orphaned object.
+type OrphanedRef struct {
+	Group     string `json:"group,omitempty"`
+	Version   string `json:"version,omitempty"`
+	Kind      string `json:"kind"`
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
 }
 
 // ObjectView is one managed object as its agent reported it.

@@ -38,6 +38,7 @@ func TestJSONNames(t *testing.T) {
 		{"WhoamiResponse", api.WhoamiResponse{}}, {"WebhookResponse", api.WebhookResponse{}},
 		{"SSOInfo", api.SSOInfo{}}, {"CLILoginRequest", api.CLILoginRequest{}}, {"CLILoginResponse", api.CLILoginResponse{}},
 		{"RolloutView", api.RolloutView{}}, {"RolloutEvent", api.RolloutEvent{}},
+		{"OrphanedView", api.OrphanedView{}}, {"OrphanedRef", api.OrphanedRef{}}, {"Condition", api.Condition{}},
 	}
 	var b strings.Builder
 	for _, tt := range types {

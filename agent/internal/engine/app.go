@@ -65,8 +65,9 @@ type app struct {
 	opCancel    context.CancelFunc
 	opDigest    string
 	status      *apiv1alpha1.AppStatus
-	held        string      // digest of the persisted bundle
-	snapshot    []*objState // desired objects and rules for DIFF, immutable once set
+	orphaned    *apiv1alpha1.OrphanedReport // the last look for orphaned objects (orphans.go)
+	held        string                      // digest of the persisted bundle
+	snapshot    []*objState                 // desired objects and rules for DIFF, immutable once set
 	snapRules   []diff.Rule
 
 	storeMu   sync.Mutex // serialises store writes; guards persisted, inventory

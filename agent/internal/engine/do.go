@@ -46,6 +46,7 @@ func (e *Engine) Do(ctx context.Context, cmd *apiv1alpha1.Command) *apiv1alpha1.
 			res.Message = fmt.Sprintf("sync of app %s: %v", a.name, ctx.Err())
 		}
 	case apiv1alpha1.Command_TYPE_REFRESH:
+		e.kickOrphans()
 		done := make(chan struct{})
 		a.mu.Lock()
 		a.refreshReqs = append(a.refreshReqs, done)

@@ -11,7 +11,9 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/clock"
 
@@ -58,6 +60,10 @@ type Options struct {
 	// names the object and the rule. A change re-plans every app. Nil:
 	// no policy.
 	Policy *policy.Set
+	// OrphansEvery is how often the agent looks for orphaned objects for
+	// the apps whose sync policy asks for it (default 3 min); it also looks
+	// shortly after each sync operation and refresh.
+	OrphansEvery time.Duration
 	// Registerer receives the engine's Prometheus metrics
 	// (flotilla_agent_*); nil registers them nowhere.
 	Registerer prometheus.Registerer
@@ -82,6 +88,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.StatusEvery <= 0 {
 		o.StatusEvery = DefaultStatusEvery
+	}
+	if o.OrphansEvery <= 0 {
+		o.OrphansEvery = DefaultOrphansEvery
 	}
 	o.Namespaces = normalizeNamespaces(o.Namespaces)
 	if o.clock == nil {
@@ -115,6 +124,7 @@ type Engine struct {
 	store   *inventory.Store
 	notify  *notifier
 	metrics *metrics
+	orphans *orphanScanner
 
 	mu         sync.Mutex
 	apps       map[string]*app
@@ -139,6 +149,14 @@ func New(cfg *rest.Config, opts Options, log hclog.Logger) (*Engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dynamic client: %w", err)
 	}
+	meta, err := metadata.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("metadata client: %w", err)
+	}
+	disco, err := discovery.NewDiscoveryClientForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("discovery client: %w", err)
+	}
 	mapper, err := apply.NewMapper(cfg)
 	if err != nil {
 		return nil, err
@@ -155,6 +173,7 @@ func New(cfg *rest.Config, opts Options, log hclog.Logger) (*Engine, error) {
 		store:      inventory.New(dyn, opts.Namespace, opts.FieldManager),
 		notify:     newNotifier(opts.StatusEvery),
 		metrics:    newMetrics(),
+		orphans:    &orphanScanner{disco: disco, meta: meta, kick: make(chan struct{}, 1)},
 		apps:       map[string]*app{},
 		tombstones: map[string]*apiv1alpha1.AppStatus{},
 	}
@@ -203,6 +222,11 @@ func (e *Engine) Run(ctx context.Context) error {
 		e.start(a)
 	}
 	n := len(e.apps)
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		e.runOrphans(ctx)
+	}()
 	e.mu.Unlock()
 	e.log.Info("engine running", "apps", n)
 	<-ctx.Done()

@@ -26,6 +26,7 @@ func (a *app) runSync(ctx context.Context, by string, prune bool) error {
 		a.mu.Lock()
 		a.opCancel, a.opDigest = nil, ""
 		a.mu.Unlock()
+		a.e.kickOrphans() // what the sync did may have changed what is orphaned
 	}()
 
 	start := a.e.clock.Now()

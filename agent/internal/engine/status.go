@@ -19,6 +19,9 @@ func (a *app) buildStatus() *apiv1alpha1.AppStatus {
 		Message:       a.lastErr,
 		LastOperation: proto.Clone(a.lastOp).(*apiv1alpha1.Operation),
 	}
+	a.mu.Lock()
+	st.Orphaned = a.orphaned // replaced, never changed, by setOrphaned
+	a.mu.Unlock()
 	if a.lastOp == nil {
 		st.LastOperation = nil
 	}

@@ -230,3 +230,17 @@ func (s *Set) Check(k manifest.Key, namespaced bool) error {
 	}
 	return nil
 }
+
+// NamespaceAllowed reports whether every policy in force allows objects in
+// namespace ns (nil Set: yes). A broken policy allows none.
+func (s *Set) NamespaceAllowed(ns string) bool {
+	if s == nil {
+		return true
+	}
+	for _, p := range *s.cur.Load() {
+		if p.Broken != "" || (len(p.Namespaces) > 0 && !manifest.NamespaceAllowed(ns, p.Namespaces)) {
+			return false
+		}
+	}
+	return true
+}

@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/spf13/pflag"
 
+	"github.com/flotilla-cd/flotilla/agent/internal/engine"
 	"github.com/flotilla-cd/flotilla/agent/internal/policy"
 	"k8s.io/apimachinery/pkg/util/validation"
 )
@@ -44,6 +46,10 @@ type Options struct {
 	LiveMaxLogs           int
 	LiveLogBytesPerSecond int
 
+	// OrphansInterval is how often the agent looks for orphaned objects
+	// for apps whose project asks for it (engine.Options.OrphansEvery).
+	OrphansInterval time.Duration
+
 	MetricsListen string
 	Pprof         bool
 	LogLevel      string
@@ -53,11 +59,12 @@ type Options struct {
 // DefaultOptions returns the defaults, in one place.
 func DefaultOptions() Options {
 	return Options{
-		Namespace:      "flotilla-system",
-		IdentitySecret: "flotilla-agent-identity",
-		SelfName:       "flotilla-agent",
-		MetricsListen:  ":8081",
-		LogLevel:       "info",
+		Namespace:       "flotilla-system",
+		IdentitySecret:  "flotilla-agent-identity",
+		SelfName:        "flotilla-agent",
+		MetricsListen:   ":8081",
+		OrphansInterval: engine.DefaultOrphansEvery,
+		LogLevel:        "info",
 
 		PolicyClusterScoped: true,
 
@@ -89,6 +96,7 @@ func (o *Options) BindFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&o.LiveMaxRequests, "live-max-requests", o.LiveMaxRequests, "live-view requests (tree, manifest, events, logs, actions) served at once; more are refused as busy")
 	fs.IntVar(&o.LiveMaxLogs, "live-max-logs", o.LiveMaxLogs, "pod log streams served at once")
 	fs.IntVar(&o.LiveLogBytesPerSecond, "live-log-bytes-per-second", o.LiveLogBytesPerSecond, "pod log bytes sent to the hub per second, all streams together")
+	fs.DurationVar(&o.OrphansInterval, "orphans-interval", o.OrphansInterval, "how often to look for orphaned objects in the destination namespaces of apps whose project sets orphanedResources (also shortly after each sync and refresh)")
 	fs.StringVar(&o.MetricsListen, "metrics-listen", o.MetricsListen, "address of /metrics and /healthz (empty disables)")
 	fs.BoolVar(&o.Pprof, "pprof", o.Pprof, "also serve Go's pprof handlers on --metrics-listen")
 	fs.StringVar(&o.LogLevel, "log-level", o.LogLevel, "trace, debug, info, warn or error")
@@ -109,6 +117,9 @@ func (o *Options) Validate() error {
 	}
 	if o.Namespace == "" {
 		errs = append(errs, errors.New("--namespace is required"))
+	}
+	if o.OrphansInterval < time.Second {
+		errs = append(errs, errors.New("--orphans-interval must be at least 1s"))
 	}
 	if o.LiveMaxRequests < 1 || o.LiveMaxLogs < 1 || o.LiveLogBytesPerSecond < 1 {
 		errs = append(errs, errors.New("--live-max-requests, --live-max-logs and --live-log-bytes-per-second must be at least 1"))

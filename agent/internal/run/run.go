@@ -80,6 +80,7 @@ func Run(ctx context.Context, o Options, log hclog.Logger) error {
 	}
 	eng, err := engine.New(cfg, engine.Options{
 		Namespace: o.Namespace, Cluster: o.Cluster, Namespaces: o.WatchNamespaces, Registerer: reg, Policy: pol,
+		OrphansEvery: o.OrphansInterval,
 	}, log)
 	if err != nil {
 		return err

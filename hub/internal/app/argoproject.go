@@ -43,8 +43,8 @@ type argoGroupKind struct {
 }
 
 type argoOrphaned struct {
-	Warn   *bool `json:"warn,omitempty"`
-	Ignore any   `json:"ignore,omitempty"`
+	Warn   *bool           `json:"warn,omitempty"`
+	Ignore []argoGroupKind `json:"ignore,omitempty"`
 }
 
 type argoSyncWindow struct {
@@ -126,8 +126,8 @@ func convertArgoProject(file string, m map[string]any) (*Project, []string, erro
 	}
 	if o := s.OrphanedResources; o != nil {
 		out.Spec.OrphanedResources = &OrphanedResources{Warn: o.Warn == nil || *o.Warn}
-		if o.Ignore != nil && !isEmpty(o.Ignore) {
-			n.add("spec.orphanedResources.ignore", "not supported; ignored")
+		for _, k := range o.Ignore {
+			out.Spec.OrphanedResources.Ignore = append(out.Spec.OrphanedResources.Ignore, OrphanedKey(k))
 		}
 	}
 	for _, w := range s.SyncWindows {

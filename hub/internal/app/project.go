@@ -2,6 +2,7 @@ package app
 
 import (
 	"fmt"
+	"path"
 	"strings"
 	"time"
 
@@ -43,8 +44,8 @@ type ProjectSpec struct {
 	// create (empty: all); NamespaceResourceBlacklist those they may not.
 	NamespaceResourceWhitelist []GroupKind `json:"namespaceResourceWhitelist,omitempty"`
 	NamespaceResourceBlacklist []GroupKind `json:"namespaceResourceBlacklist,omitempty"`
-	// OrphanedResources asks for warnings about objects in the apps'
-	// namespaces that no app manages.
+	// OrphanedResources makes the agents look for objects in the apps'
+	// destination namespaces that no app manages, and report them.
 	OrphanedResources *OrphanedResources `json:"orphanedResources,omitempty"`
 	// SyncWindows say when apps may sync automatically.
 	SyncWindows []SyncWindow `json:"syncWindows,omitempty"`
@@ -78,9 +79,21 @@ func (g GroupKind) String() string {
 	return g.Group + "/" + g.Kind
 }
 
-// OrphanedResources is Argo CD's orphaned-resource monitoring.
+// OrphanedResources is Argo CD's orphaned-resource monitoring: the
+// project's apps report the orphaned objects of their destination
+// namespace, and with Warn they carry a warning when there are some.
 type OrphanedResources struct {
 	Warn bool `json:"warn,omitempty"`
+	// Ignore excludes objects from the monitoring.
+	Ignore []OrphanedKey `json:"ignore,omitempty"`
+}
+
+// OrphanedKey matches objects by group, kind and name, each a shell glob
+// ("" group: the core group; "" kind or name: any).
+type OrphanedKey struct {
+	Group string `json:"group"`
+	Kind  string `json:"kind"`
+	Name  string `json:"name,omitempty"`
 }
 
 // SyncWindow allows or denies automated syncs while it is open: from each
@@ -156,6 +169,15 @@ func validateProject(p *Project) error {
 			for _, g := range []string{gk.Group, gk.Kind} {
 				if _, err := CompileGlob(g); err != nil {
 					return invalidf("%s[%d]: %v", f, i, err)
+				}
+			}
+		}
+	}
+	if o := s.OrphanedResources; o != nil {
+		for i, k := range o.Ignore {
+			for _, f := range [][2]string{{"group", k.Group}, {"kind", k.Kind}, {"name", k.Name}} {
+				if _, err := path.Match(f[1], ""); err != nil {
+					return invalidf("spec.orphanedResources.ignore[%d].%s: %q is not a glob", i, f[0], f[1])
 				}
 			}
 		}

@@ -37,9 +37,6 @@ func compileProjects(defs app.Definitions, off bool) (*projects, []string) {
 			continue
 		}
 		ps.byName[p.Name] = pol
-		if pol.OrphanedWarn {
-			warnings = append(warnings, fmt.Sprintf("%s: Project %s: spec.orphanedResources.warn: orphaned-resource warnings are not implemented; ignored", p.File, p.Name))
-		}
 	}
 	return ps, warnings
 }

@@ -232,6 +232,9 @@ func (c *Controller) compute(ctx context.Context) (*Snapshot, map[string]fleet.D
 		if perr == nil && err != nil {
 			perr = err
 		}
+		if perr == nil && pol.Orphaned != nil {
+			policy.OrphanedResources = pol.Orphaned
+		}
 		if perr == nil {
 			perr = pol.CheckSources(a)
 			c.mu.Lock()

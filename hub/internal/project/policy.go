@@ -10,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/flotilla-cd/flotilla/hub/internal/app"
+	apiv1alpha1 "github.com/flotilla-cd/flotilla/shared/api/v1alpha1"
 )
 
 // ErrForbidden is wrapped by every refusal of a project rule.
@@ -31,8 +32,10 @@ type Policy struct {
 	nsWhite      []gk
 	nsBlack      []gk
 	windows      []window
-	// OrphanedWarn is the project's orphanedResources.warn.
-	OrphanedWarn bool
+	// Orphaned is the project's orphanedResources as the agents get it
+	// (nil: no monitoring): its ignore list plus the namespaced kinds the
+	// project denies, which are never orphaned, as in Argo CD.
+	Orphaned *apiv1alpha1.OrphanedResources
 	// Rollout is the project's default rollout strategy (nil: none).
 	Rollout *app.Rollout
 }
@@ -185,7 +188,7 @@ func Compile(p *app.Project) (*Policy, error) {
 		}
 		out.windows = append(out.windows, cw)
 	}
-	out.OrphanedWarn = s.OrphanedResources != nil && s.OrphanedResources.Warn
+	out.Orphaned = orphaned(s)
 	return out, nil
 }
 
@@ -313,4 +316,25 @@ func (p *Policy) CheckKind(group, kind string, namespaced bool) error {
 		}
 	}
 	return nil
+}
+
+// orphaned is the wire form of s.OrphanedResources: its ignore list, the
+// namespaced kinds s denies (blacklist) as ignored, and its namespaced
+// whitelist as the only kinds that count.
+func orphaned(s app.ProjectSpec) *apiv1alpha1.OrphanedResources {
+	o := s.OrphanedResources
+	if o == nil {
+		return nil
+	}
+	out := &apiv1alpha1.OrphanedResources{Warn: o.Warn}
+	for _, k := range o.Ignore {
+		out.Ignore = append(out.Ignore, &apiv1alpha1.OrphanedKey{Group: k.Group, Kind: k.Kind, Name: k.Name})
+	}
+	for _, k := range s.NamespaceResourceBlacklist {
+		out.Ignore = append(out.Ignore, &apiv1alpha1.OrphanedKey{Group: k.Group, Kind: k.Kind})
+	}
+	for _, k := range s.NamespaceResourceWhitelist {
+		out.Kinds = append(out.Kinds, &apiv1alpha1.OrphanedKey{Group: k.Group, Kind: k.Kind})
+	}
+	return out
 }

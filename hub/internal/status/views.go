@@ -1,6 +1,7 @@
 package status
 
 import (
+	"fmt"
 	"slices"
 	"sort"
 
@@ -41,6 +42,7 @@ func Views(snap *controller.Snapshot, fl *fleet.Fleet, withObjects bool) []api.A
 			if st != nil {
 				cv.ObservedDigest, cv.ObservedRev, cv.Message = st.GetDigest(), st.GetRevision(), st.GetMessage()
 				cv.LastOperation = operationView(st.GetLastOperation())
+				cv.Orphaned, cv.Conditions = orphanedView(st.GetOrphaned(), withObjects)
 				if withObjects {
 					cv.Objects = objectViews(st.GetObjects())
 				}
@@ -65,6 +67,25 @@ func objectViews(objs []*apiv1alpha1.ObjectStatus) []api.ObjectView {
 		})
 	}
 	return out
+}
+
+// orphanedView is what the agent found orphaned and, when the project
+// asks for warnings and there is something, the warning condition.
+func orphanedView(r *apiv1alpha1.OrphanedReport, withObjects bool) (*api.OrphanedView, []api.Condition) {
+	if r == nil {
+		return nil, nil
+	}
+	v := &api.OrphanedView{Count: int(r.GetCount()), Error: r.GetError()}
+	if withObjects {
+		for _, o := range r.GetObjects() {
+			v.Objects = append(v.Objects, api.OrphanedRef{Group: o.GetGroup(), Version: o.GetVersion(), Kind: o.GetKind(), Namespace: o.GetNamespace(), Name: o.GetName()})
+		}
+	}
+	var conds []api.Condition
+	if r.GetWarn() && r.GetCount() > 0 {
+		conds = append(conds, api.Condition{Type: api.ConditionOrphanedResourceWarning, Message: fmt.Sprintf("Application has %d orphaned resources", r.GetCount())})
+	}
+	return v, conds
 }
 
 func operationView(op *apiv1alpha1.Operation) *api.OperationView {

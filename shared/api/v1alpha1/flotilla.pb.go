@@ -188,7 +188,7 @@ func (x Operation_Phase) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Operation_Phase.Descriptor instead.
 func (Operation_Phase) EnumDescriptor() ([]byte, []int) {
-	return file_flotilla_proto_rawDescGZIP(), []int{15, 0}
+	return file_flotilla_proto_rawDescGZIP(), []int{18, 0}
 }
 
 type HookResult_Status int32
@@ -240,7 +240,7 @@ func (x HookResult_Status) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use HookResult_Status.Descriptor instead.
 func (HookResult_Status) EnumDescriptor() ([]byte, []int) {
-	return file_flotilla_proto_rawDescGZIP(), []int{16, 0}
+	return file_flotilla_proto_rawDescGZIP(), []int{19, 0}
 }
 
 type Command_Type int32
@@ -295,7 +295,7 @@ func (x Command_Type) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Command_Type.Descriptor instead.
 func (Command_Type) EnumDescriptor() ([]byte, []int) {
-	return file_flotilla_proto_rawDescGZIP(), []int{17, 0}
+	return file_flotilla_proto_rawDescGZIP(), []int{20, 0}
 }
 
 type LiveRequest_Kind int32
@@ -369,7 +369,7 @@ func (x LiveRequest_Kind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use LiveRequest_Kind.Descriptor instead.
 func (LiveRequest_Kind) EnumDescriptor() ([]byte, []int) {
-	return file_flotilla_proto_rawDescGZIP(), []int{21, 0}
+	return file_flotilla_proto_rawDescGZIP(), []int{24, 0}
 }
 
 type LiveResponse_Code int32
@@ -433,7 +433,7 @@ func (x LiveResponse_Code) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use LiveResponse_Code.Descriptor instead.
 func (LiveResponse_Code) EnumDescriptor() ([]byte, []int) {
-	return file_flotilla_proto_rawDescGZIP(), []int{24, 0}
+	return file_flotilla_proto_rawDescGZIP(), []int{27, 0}
 }
 
 type EnrollRequest struct {
@@ -1247,9 +1247,13 @@ type SyncPolicy struct {
 	// it sends a bundle). It lives in the sync policy, whose bytes the bundle
 	// digest covers, so an older agent that does not know it still verifies
 	// the digest.
-	Scope         *Scope `protobuf:"bytes,6,opt,name=scope,proto3" json:"scope,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Scope *Scope `protobuf:"bytes,6,opt,name=scope,proto3" json:"scope,omitempty"`
+	// orphaned_resources, when set, asks the agent to look for orphaned
+	// objects in the bundle's namespace (the project's orphanedResources).
+	// Like scope it lives here so the digest covers it.
+	OrphanedResources *OrphanedResources `protobuf:"bytes,7,opt,name=orphaned_resources,json=orphanedResources,proto3" json:"orphaned_resources,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *SyncPolicy) Reset() {
@@ -1324,6 +1328,147 @@ func (x *SyncPolicy) GetScope() *Scope {
 	return nil
 }
 
+func (x *SyncPolicy) GetOrphanedResources() *OrphanedResources {
+	if x != nil {
+		return x.OrphanedResources
+	}
+	return nil
+}
+
+// OrphanedResources is an app's project's orphaned-resource monitoring
+// (Argo CD's orphanedResources). An orphaned object is a namespaced object
+// in the bundle's namespace that no app the agent holds manages, that no
+// other object owns (ownerReferences) and that neither the agent's defaults
+// (the namespace's default ServiceAccount, kube-root-ca.crt, Endpoints,
+// Events, ...) nor ignore exclude.
+type OrphanedResources struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// warn asks for a warning on the app when it has orphaned objects; the
+	// agent reports them either way.
+	Warn bool `protobuf:"varint,1,opt,name=warn,proto3" json:"warn,omitempty"`
+	// ignore excludes the objects any key matches.
+	Ignore []*OrphanedKey `protobuf:"bytes,2,rep,name=ignore,proto3" json:"ignore,omitempty"`
+	// kinds, when not empty, are the only kinds that may be orphaned (the
+	// project's namespaced kind whitelist); kinds the project denies are in
+	// ignore.
+	Kinds         []*OrphanedKey `protobuf:"bytes,3,rep,name=kinds,proto3" json:"kinds,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OrphanedResources) Reset() {
+	*x = OrphanedResources{}
+	mi := &file_flotilla_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OrphanedResources) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OrphanedResources) ProtoMessage() {}
+
+func (x *OrphanedResources) ProtoReflect() protoreflect.Message {
+	mi := &file_flotilla_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OrphanedResources.ProtoReflect.Descriptor instead.
+func (*OrphanedResources) Descriptor() ([]byte, []int) {
+	return file_flotilla_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *OrphanedResources) GetWarn() bool {
+	if x != nil {
+		return x.Warn
+	}
+	return false
+}
+
+func (x *OrphanedResources) GetIgnore() []*OrphanedKey {
+	if x != nil {
+		return x.Ignore
+	}
+	return nil
+}
+
+func (x *OrphanedResources) GetKinds() []*OrphanedKey {
+	if x != nil {
+		return x.Kinds
+	}
+	return nil
+}
+
+// OrphanedKey matches objects by group, kind and name, each a shell glob
+// ("" group is the core group; "" name matches any name).
+type OrphanedKey struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Group         string                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	Kind          string                 `protobuf:"bytes,2,opt,name=kind,proto3" json:"kind,omitempty"`
+	Name          string                 `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OrphanedKey) Reset() {
+	*x = OrphanedKey{}
+	mi := &file_flotilla_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OrphanedKey) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OrphanedKey) ProtoMessage() {}
+
+func (x *OrphanedKey) ProtoReflect() protoreflect.Message {
+	mi := &file_flotilla_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OrphanedKey.ProtoReflect.Descriptor instead.
+func (*OrphanedKey) Descriptor() ([]byte, []int) {
+	return file_flotilla_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *OrphanedKey) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *OrphanedKey) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *OrphanedKey) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
 // Scope bounds where an app's objects may go. A namespaced object must be
 // in the bundle's namespace or in one that a pattern of namespaces matches
 // (shell globs: "team-a-*"; "*" is any namespace). A cluster-scoped object
@@ -1339,7 +1484,7 @@ type Scope struct {
 
 func (x *Scope) Reset() {
 	*x = Scope{}
-	mi := &file_flotilla_proto_msgTypes[10]
+	mi := &file_flotilla_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1351,7 +1496,7 @@ func (x *Scope) String() string {
 func (*Scope) ProtoMessage() {}
 
 func (x *Scope) ProtoReflect() protoreflect.Message {
-	mi := &file_flotilla_proto_msgTypes[10]
+	mi := &file_flotilla_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1364,7 +1509,7 @@ func (x *Scope) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Scope.ProtoReflect.Descriptor instead.
 func (*Scope) Descriptor() ([]byte, []int) {
-	return file_flotilla_proto_rawDescGZIP(), []int{10}
+	return file_flotilla_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Scope) GetNamespaces() []string {
@@ -1394,7 +1539,7 @@ type Retry struct {
 
 func (x *Retry) Reset() {
 	*x = Retry{}
-	mi := &file_flotilla_proto_msgTypes[11]
+	mi := &file_flotilla_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1406,7 +1551,7 @@ func (x *Retry) String() string {
 func (*Retry) ProtoMessage() {}
 
 func (x *Retry) ProtoReflect() protoreflect.Message {
-	mi := &file_flotilla_proto_msgTypes[11]
+	mi := &file_flotilla_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1419,7 +1564,7 @@ func (x *Retry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Retry.ProtoReflect.Descriptor instead.
 func (*Retry) Descriptor() ([]byte, []int) {
-	return file_flotilla_proto_rawDescGZIP(), []int{11}
+	return file_flotilla_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Retry) GetLimit() int64 {
@@ -1464,7 +1609,7 @@ type IgnoreDifference struct {
 
 func (x *IgnoreDifference) Reset() {
 	*x = IgnoreDifference{}
-	mi := &file_flotilla_proto_msgTypes[12]
+	mi := &file_flotilla_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1476,7 +1621,7 @@ func (x *IgnoreDifference) String() string {
 func (*IgnoreDifference) ProtoMessage() {}
 
 func (x *IgnoreDifference) ProtoReflect() protoreflect.Message {
-	mi := &file_flotilla_proto_msgTypes[12]
+	mi := &file_flotilla_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1489,7 +1634,7 @@ func (x *IgnoreDifference) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IgnoreDifference.ProtoReflect.Descriptor instead.
 func (*IgnoreDifference) Descriptor() ([]byte, []int) {
-	return file_flotilla_proto_rawDescGZIP(), []int{12}
+	return file_flotilla_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *IgnoreDifference) GetGroup() string {
@@ -1550,14 +1695,17 @@ type AppStatus struct {
 	LastOperation *Operation             `protobuf:"bytes,8,opt,name=last_operation,json=lastOperation,proto3" json:"last_operation,omitempty"`
 	ObservedAt    *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=observed_at,json=observedAt,proto3" json:"observed_at,omitempty"`
 	// removed is set when the app was deleted from the cluster.
-	Removed       bool `protobuf:"varint,10,opt,name=removed,proto3" json:"removed,omitempty"`
+	Removed bool `protobuf:"varint,10,opt,name=removed,proto3" json:"removed,omitempty"`
+	// orphaned is the last look for orphaned objects, when the bundle's sync
+	// policy asks for it (unset otherwise).
+	Orphaned      *OrphanedReport `protobuf:"bytes,11,opt,name=orphaned,proto3" json:"orphaned,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *AppStatus) Reset() {
 	*x = AppStatus{}
-	mi := &file_flotilla_proto_msgTypes[13]
+	mi := &file_flotilla_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1569,7 +1717,7 @@ func (x *AppStatus) String() string {
 func (*AppStatus) ProtoMessage() {}
 
 func (x *AppStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_flotilla_proto_msgTypes[13]
+	mi := &file_flotilla_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1582,7 +1730,7 @@ func (x *AppStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppStatus.ProtoReflect.Descriptor instead.
 func (*AppStatus) Descriptor() ([]byte, []int) {
-	return file_flotilla_proto_rawDescGZIP(), []int{13}
+	return file_flotilla_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *AppStatus) GetApp() string {
@@ -1655,6 +1803,87 @@ func (x *AppStatus) GetRemoved() bool {
 	return false
 }
 
+func (x *AppStatus) GetOrphaned() *OrphanedReport {
+	if x != nil {
+		return x.Orphaned
+	}
+	return nil
+}
+
+// OrphanedReport is what the agent found orphaned in an app's namespace.
+type OrphanedReport struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// count is how many objects are orphaned; objects lists at most the
+	// first 100 of them (sorted by group, kind, namespace, name).
+	Count   int32        `protobuf:"varint,1,opt,name=count,proto3" json:"count,omitempty"`
+	Objects []*ObjectRef `protobuf:"bytes,2,rep,name=objects,proto3" json:"objects,omitempty"`
+	// warn echoes the bundle's orphaned_resources.warn.
+	Warn bool `protobuf:"varint,3,opt,name=warn,proto3" json:"warn,omitempty"`
+	// error is why the last look failed in part (kinds it could not list
+	// are skipped, not errors).
+	Error         string `protobuf:"bytes,4,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OrphanedReport) Reset() {
+	*x = OrphanedReport{}
+	mi := &file_flotilla_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OrphanedReport) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OrphanedReport) ProtoMessage() {}
+
+func (x *OrphanedReport) ProtoReflect() protoreflect.Message {
+	mi := &file_flotilla_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OrphanedReport.ProtoReflect.Descriptor instead.
+func (*OrphanedReport) Descriptor() ([]byte, []int) {
+	return file_flotilla_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *OrphanedReport) GetCount() int32 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
+}
+
+func (x *OrphanedReport) GetObjects() []*ObjectRef {
+	if x != nil {
+		return x.Objects
+	}
+	return nil
+}
+
+func (x *OrphanedReport) GetWarn() bool {
+	if x != nil {
+		return x.Warn
+	}
+	return false
+}
+
+func (x *OrphanedReport) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
 type ObjectStatus struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	Group     string                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
@@ -1673,7 +1902,7 @@ type ObjectStatus struct {
 
 func (x *ObjectStatus) Reset() {
 	*x = ObjectStatus{}
-	mi := &file_flotilla_proto_msgTypes[14]
+	mi := &file_flotilla_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1685,7 +1914,7 @@ func (x *ObjectStatus) String() string {
 func (*ObjectStatus) ProtoMessage() {}
 
 func (x *ObjectStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_flotilla_proto_msgTypes[14]
+	mi := &file_flotilla_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1698,7 +1927,7 @@ func (x *ObjectStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ObjectStatus.ProtoReflect.Descriptor instead.
 func (*ObjectStatus) Descriptor() ([]byte, []int) {
-	return file_flotilla_proto_rawDescGZIP(), []int{14}
+	return file_flotilla_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ObjectStatus) GetGroup() string {
@@ -1785,7 +2014,7 @@ type Operation struct {
 
 func (x *Operation) Reset() {
 	*x = Operation{}
-	mi := &file_flotilla_proto_msgTypes[15]
+	mi := &file_flotilla_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1797,7 +2026,7 @@ func (x *Operation) String() string {
 func (*Operation) ProtoMessage() {}
 
 func (x *Operation) ProtoReflect() protoreflect.Message {
-	mi := &file_flotilla_proto_msgTypes[15]
+	mi := &file_flotilla_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1810,7 +2039,7 @@ func (x *Operation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Operation.ProtoReflect.Descriptor instead.
 func (*Operation) Descriptor() ([]byte, []int) {
-	return file_flotilla_proto_rawDescGZIP(), []int{15}
+	return file_flotilla_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Operation) GetPhase() Operation_Phase {
@@ -1896,7 +2125,7 @@ type HookResult struct {
 
 func (x *HookResult) Reset() {
 	*x = HookResult{}
-	mi := &file_flotilla_proto_msgTypes[16]
+	mi := &file_flotilla_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1908,7 +2137,7 @@ func (x *HookResult) String() string {
 func (*HookResult) ProtoMessage() {}
 
 func (x *HookResult) ProtoReflect() protoreflect.Message {
-	mi := &file_flotilla_proto_msgTypes[16]
+	mi := &file_flotilla_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1921,7 +2150,7 @@ func (x *HookResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HookResult.ProtoReflect.Descriptor instead.
 func (*HookResult) Descriptor() ([]byte, []int) {
-	return file_flotilla_proto_rawDescGZIP(), []int{16}
+	return file_flotilla_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *HookResult) GetPhase() string {
@@ -2021,7 +2250,7 @@ type Command struct {
 
 func (x *Command) Reset() {
 	*x = Command{}
-	mi := &file_flotilla_proto_msgTypes[17]
+	mi := &file_flotilla_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2033,7 +2262,7 @@ func (x *Command) String() string {
 func (*Command) ProtoMessage() {}
 
 func (x *Command) ProtoReflect() protoreflect.Message {
-	mi := &file_flotilla_proto_msgTypes[17]
+	mi := &file_flotilla_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2046,7 +2275,7 @@ func (x *Command) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Command.ProtoReflect.Descriptor instead.
 func (*Command) Descriptor() ([]byte, []int) {
-	return file_flotilla_proto_rawDescGZIP(), []int{17}
+	return file_flotilla_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Command) GetId() string {
@@ -2097,7 +2326,7 @@ type CommandResult struct {
 
 func (x *CommandResult) Reset() {
 	*x = CommandResult{}
-	mi := &file_flotilla_proto_msgTypes[18]
+	mi := &file_flotilla_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2109,7 +2338,7 @@ func (x *CommandResult) String() string {
 func (*CommandResult) ProtoMessage() {}
 
 func (x *CommandResult) ProtoReflect() protoreflect.Message {
-	mi := &file_flotilla_proto_msgTypes[18]
+	mi := &file_flotilla_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2122,7 +2351,7 @@ func (x *CommandResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommandResult.ProtoReflect.Descriptor instead.
 func (*CommandResult) Descriptor() ([]byte, []int) {
-	return file_flotilla_proto_rawDescGZIP(), []int{18}
+	return file_flotilla_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *CommandResult) GetId() string {
@@ -2169,7 +2398,7 @@ type RenewRequest struct {
 
 func (x *RenewRequest) Reset() {
 	*x = RenewRequest{}
-	mi := &file_flotilla_proto_msgTypes[19]
+	mi := &file_flotilla_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2181,7 +2410,7 @@ func (x *RenewRequest) String() string {
 func (*RenewRequest) ProtoMessage() {}
 
 func (x *RenewRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_flotilla_proto_msgTypes[19]
+	mi := &file_flotilla_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2194,7 +2423,7 @@ func (x *RenewRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenewRequest.ProtoReflect.Descriptor instead.
 func (*RenewRequest) Descriptor() ([]byte, []int) {
-	return file_flotilla_proto_rawDescGZIP(), []int{19}
+	return file_flotilla_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *RenewRequest) GetCsrPem() []byte {
@@ -2214,7 +2443,7 @@ type RenewResponse struct {
 
 func (x *RenewResponse) Reset() {
 	*x = RenewResponse{}
-	mi := &file_flotilla_proto_msgTypes[20]
+	mi := &file_flotilla_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2226,7 +2455,7 @@ func (x *RenewResponse) String() string {
 func (*RenewResponse) ProtoMessage() {}
 
 func (x *RenewResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_flotilla_proto_msgTypes[20]
+	mi := &file_flotilla_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2239,7 +2468,7 @@ func (x *RenewResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenewResponse.ProtoReflect.Descriptor instead.
 func (*RenewResponse) Descriptor() ([]byte, []int) {
-	return file_flotilla_proto_rawDescGZIP(), []int{20}
+	return file_flotilla_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *RenewResponse) GetCertificatePem() []byte {
@@ -2288,7 +2517,7 @@ type LiveRequest struct {
 
 func (x *LiveRequest) Reset() {
 	*x = LiveRequest{}
-	mi := &file_flotilla_proto_msgTypes[21]
+	mi := &file_flotilla_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2300,7 +2529,7 @@ func (x *LiveRequest) String() string {
 func (*LiveRequest) ProtoMessage() {}
 
 func (x *LiveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_flotilla_proto_msgTypes[21]
+	mi := &file_flotilla_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2313,7 +2542,7 @@ func (x *LiveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LiveRequest.ProtoReflect.Descriptor instead.
 func (*LiveRequest) Descriptor() ([]byte, []int) {
-	return file_flotilla_proto_rawDescGZIP(), []int{21}
+	return file_flotilla_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *LiveRequest) GetId() string {
@@ -2393,7 +2622,7 @@ type ObjectRef struct {
 
 func (x *ObjectRef) Reset() {
 	*x = ObjectRef{}
-	mi := &file_flotilla_proto_msgTypes[22]
+	mi := &file_flotilla_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2405,7 +2634,7 @@ func (x *ObjectRef) String() string {
 func (*ObjectRef) ProtoMessage() {}
 
 func (x *ObjectRef) ProtoReflect() protoreflect.Message {
-	mi := &file_flotilla_proto_msgTypes[22]
+	mi := &file_flotilla_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2418,7 +2647,7 @@ func (x *ObjectRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ObjectRef.ProtoReflect.Descriptor instead.
 func (*ObjectRef) Descriptor() ([]byte, []int) {
-	return file_flotilla_proto_rawDescGZIP(), []int{22}
+	return file_flotilla_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ObjectRef) GetGroup() string {
@@ -2470,7 +2699,7 @@ type LogOptions struct {
 
 func (x *LogOptions) Reset() {
 	*x = LogOptions{}
-	mi := &file_flotilla_proto_msgTypes[23]
+	mi := &file_flotilla_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2482,7 +2711,7 @@ func (x *LogOptions) String() string {
 func (*LogOptions) ProtoMessage() {}
 
 func (x *LogOptions) ProtoReflect() protoreflect.Message {
-	mi := &file_flotilla_proto_msgTypes[23]
+	mi := &file_flotilla_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2495,7 +2724,7 @@ func (x *LogOptions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogOptions.ProtoReflect.Descriptor instead.
 func (*LogOptions) Descriptor() ([]byte, []int) {
-	return file_flotilla_proto_rawDescGZIP(), []int{23}
+	return file_flotilla_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *LogOptions) GetContainer() string {
@@ -2550,7 +2779,7 @@ type LiveResponse struct {
 
 func (x *LiveResponse) Reset() {
 	*x = LiveResponse{}
-	mi := &file_flotilla_proto_msgTypes[24]
+	mi := &file_flotilla_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2562,7 +2791,7 @@ func (x *LiveResponse) String() string {
 func (*LiveResponse) ProtoMessage() {}
 
 func (x *LiveResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_flotilla_proto_msgTypes[24]
+	mi := &file_flotilla_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2575,7 +2804,7 @@ func (x *LiveResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LiveResponse.ProtoReflect.Descriptor instead.
 func (*LiveResponse) Descriptor() ([]byte, []int) {
-	return file_flotilla_proto_rawDescGZIP(), []int{24}
+	return file_flotilla_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *LiveResponse) GetId() string {
@@ -2670,7 +2899,7 @@ type LiveNode struct {
 
 func (x *LiveNode) Reset() {
 	*x = LiveNode{}
-	mi := &file_flotilla_proto_msgTypes[25]
+	mi := &file_flotilla_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2682,7 +2911,7 @@ func (x *LiveNode) String() string {
 func (*LiveNode) ProtoMessage() {}
 
 func (x *LiveNode) ProtoReflect() protoreflect.Message {
-	mi := &file_flotilla_proto_msgTypes[25]
+	mi := &file_flotilla_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2695,7 +2924,7 @@ func (x *LiveNode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LiveNode.ProtoReflect.Descriptor instead.
 func (*LiveNode) Descriptor() ([]byte, []int) {
-	return file_flotilla_proto_rawDescGZIP(), []int{25}
+	return file_flotilla_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *LiveNode) GetRef() *ObjectRef {
@@ -2770,7 +2999,7 @@ type LiveEvent struct {
 
 func (x *LiveEvent) Reset() {
 	*x = LiveEvent{}
-	mi := &file_flotilla_proto_msgTypes[26]
+	mi := &file_flotilla_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2782,7 +3011,7 @@ func (x *LiveEvent) String() string {
 func (*LiveEvent) ProtoMessage() {}
 
 func (x *LiveEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_flotilla_proto_msgTypes[26]
+	mi := &file_flotilla_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2795,7 +3024,7 @@ func (x *LiveEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LiveEvent.ProtoReflect.Descriptor instead.
 func (*LiveEvent) Descriptor() ([]byte, []int) {
-	return file_flotilla_proto_rawDescGZIP(), []int{26}
+	return file_flotilla_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *LiveEvent) GetObject() *ObjectRef {
@@ -2908,7 +3137,7 @@ const file_flotilla_proto_rawDesc = "" +
 	"\x12ignore_differences\x18\x06 \x03(\v2'.flotilla.api.v1alpha1.IgnoreDifferenceR\x11ignoreDifferences\x12!\n" +
 	"\fobjects_gzip\x18\a \x01(\fR\vobjectsGzip\x12\x1f\n" +
 	"\vsource_path\x18\b \x01(\tR\n" +
-	"sourcePath\"\xe8\x01\n" +
+	"sourcePath\"\xc1\x02\n" +
 	"\n" +
 	"SyncPolicy\x12\x1c\n" +
 	"\tautomated\x18\x01 \x01(\bR\tautomated\x12\x14\n" +
@@ -2916,7 +3145,16 @@ const file_flotilla_proto_rawDesc = "" +
 	"\tself_heal\x18\x03 \x01(\bR\bselfHeal\x12!\n" +
 	"\fsync_options\x18\x04 \x03(\tR\vsyncOptions\x122\n" +
 	"\x05retry\x18\x05 \x01(\v2\x1c.flotilla.api.v1alpha1.RetryR\x05retry\x122\n" +
-	"\x05scope\x18\x06 \x01(\v2\x1c.flotilla.api.v1alpha1.ScopeR\x05scope\"N\n" +
+	"\x05scope\x18\x06 \x01(\v2\x1c.flotilla.api.v1alpha1.ScopeR\x05scope\x12W\n" +
+	"\x12orphaned_resources\x18\a \x01(\v2(.flotilla.api.v1alpha1.OrphanedResourcesR\x11orphanedResources\"\x9d\x01\n" +
+	"\x11OrphanedResources\x12\x12\n" +
+	"\x04warn\x18\x01 \x01(\bR\x04warn\x12:\n" +
+	"\x06ignore\x18\x02 \x03(\v2\".flotilla.api.v1alpha1.OrphanedKeyR\x06ignore\x128\n" +
+	"\x05kinds\x18\x03 \x03(\v2\".flotilla.api.v1alpha1.OrphanedKeyR\x05kinds\"K\n" +
+	"\vOrphanedKey\x12\x14\n" +
+	"\x05group\x18\x01 \x01(\tR\x05group\x12\x12\n" +
+	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x12\n" +
+	"\x04name\x18\x03 \x01(\tR\x04name\"N\n" +
 	"\x05Scope\x12\x1e\n" +
 	"\n" +
 	"namespaces\x18\x01 \x03(\tR\n" +
@@ -2933,7 +3171,7 @@ const file_flotilla_proto_rawDesc = "" +
 	"\x04name\x18\x03 \x01(\tR\x04name\x12\x1c\n" +
 	"\tnamespace\x18\x04 \x01(\tR\tnamespace\x12#\n" +
 	"\rjson_pointers\x18\x05 \x03(\tR\fjsonPointers\x126\n" +
-	"\x17managed_fields_managers\x18\x06 \x03(\tR\x15managedFieldsManagers\"\xbe\x03\n" +
+	"\x17managed_fields_managers\x18\x06 \x03(\tR\x15managedFieldsManagers\"\x81\x04\n" +
 	"\tAppStatus\x12\x10\n" +
 	"\x03app\x18\x01 \x01(\tR\x03app\x12\x16\n" +
 	"\x06digest\x18\x02 \x01(\tR\x06digest\x12\x1a\n" +
@@ -2946,7 +3184,13 @@ const file_flotilla_proto_rawDesc = "" +
 	"\vobserved_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"observedAt\x12\x18\n" +
 	"\aremoved\x18\n" +
-	" \x01(\bR\aremoved\"\xa6\x02\n" +
+	" \x01(\bR\aremoved\x12A\n" +
+	"\borphaned\x18\v \x01(\v2%.flotilla.api.v1alpha1.OrphanedReportR\borphaned\"\x8c\x01\n" +
+	"\x0eOrphanedReport\x12\x14\n" +
+	"\x05count\x18\x01 \x01(\x05R\x05count\x12:\n" +
+	"\aobjects\x18\x02 \x03(\v2 .flotilla.api.v1alpha1.ObjectRefR\aobjects\x12\x12\n" +
+	"\x04warn\x18\x03 \x01(\bR\x04warn\x12\x14\n" +
+	"\x05error\x18\x04 \x01(\tR\x05error\"\xa6\x02\n" +
 	"\fObjectStatus\x12\x14\n" +
 	"\x05group\x18\x01 \x01(\tR\x05group\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\tR\aversion\x12\x12\n" +
@@ -3119,7 +3363,7 @@ func file_flotilla_proto_rawDescGZIP() []byte {
 }
 
 var file_flotilla_proto_enumTypes = make([]protoimpl.EnumInfo, 7)
-var file_flotilla_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
+var file_flotilla_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
 var file_flotilla_proto_goTypes = []any{
 	(SyncStatus)(0),               // 0: flotilla.api.v1alpha1.SyncStatus
 	(HealthStatus)(0),             // 1: flotilla.api.v1alpha1.HealthStatus
@@ -3138,82 +3382,90 @@ var file_flotilla_proto_goTypes = []any{
 	(*DesiredState)(nil),          // 14: flotilla.api.v1alpha1.DesiredState
 	(*Bundle)(nil),                // 15: flotilla.api.v1alpha1.Bundle
 	(*SyncPolicy)(nil),            // 16: flotilla.api.v1alpha1.SyncPolicy
-	(*Scope)(nil),                 // 17: flotilla.api.v1alpha1.Scope
-	(*Retry)(nil),                 // 18: flotilla.api.v1alpha1.Retry
-	(*IgnoreDifference)(nil),      // 19: flotilla.api.v1alpha1.IgnoreDifference
-	(*AppStatus)(nil),             // 20: flotilla.api.v1alpha1.AppStatus
-	(*ObjectStatus)(nil),          // 21: flotilla.api.v1alpha1.ObjectStatus
-	(*Operation)(nil),             // 22: flotilla.api.v1alpha1.Operation
-	(*HookResult)(nil),            // 23: flotilla.api.v1alpha1.HookResult
-	(*Command)(nil),               // 24: flotilla.api.v1alpha1.Command
-	(*CommandResult)(nil),         // 25: flotilla.api.v1alpha1.CommandResult
-	(*RenewRequest)(nil),          // 26: flotilla.api.v1alpha1.RenewRequest
-	(*RenewResponse)(nil),         // 27: flotilla.api.v1alpha1.RenewResponse
-	(*LiveRequest)(nil),           // 28: flotilla.api.v1alpha1.LiveRequest
-	(*ObjectRef)(nil),             // 29: flotilla.api.v1alpha1.ObjectRef
-	(*LogOptions)(nil),            // 30: flotilla.api.v1alpha1.LogOptions
-	(*LiveResponse)(nil),          // 31: flotilla.api.v1alpha1.LiveResponse
-	(*LiveNode)(nil),              // 32: flotilla.api.v1alpha1.LiveNode
-	(*LiveEvent)(nil),             // 33: flotilla.api.v1alpha1.LiveEvent
-	nil,                           // 34: flotilla.api.v1alpha1.Hello.BundleDigestsEntry
-	(*timestamppb.Timestamp)(nil), // 35: google.protobuf.Timestamp
+	(*OrphanedResources)(nil),     // 17: flotilla.api.v1alpha1.OrphanedResources
+	(*OrphanedKey)(nil),           // 18: flotilla.api.v1alpha1.OrphanedKey
+	(*Scope)(nil),                 // 19: flotilla.api.v1alpha1.Scope
+	(*Retry)(nil),                 // 20: flotilla.api.v1alpha1.Retry
+	(*IgnoreDifference)(nil),      // 21: flotilla.api.v1alpha1.IgnoreDifference
+	(*AppStatus)(nil),             // 22: flotilla.api.v1alpha1.AppStatus
+	(*OrphanedReport)(nil),        // 23: flotilla.api.v1alpha1.OrphanedReport
+	(*ObjectStatus)(nil),          // 24: flotilla.api.v1alpha1.ObjectStatus
+	(*Operation)(nil),             // 25: flotilla.api.v1alpha1.Operation
+	(*HookResult)(nil),            // 26: flotilla.api.v1alpha1.HookResult
+	(*Command)(nil),               // 27: flotilla.api.v1alpha1.Command
+	(*CommandResult)(nil),         // 28: flotilla.api.v1alpha1.CommandResult
+	(*RenewRequest)(nil),          // 29: flotilla.api.v1alpha1.RenewRequest
+	(*RenewResponse)(nil),         // 30: flotilla.api.v1alpha1.RenewResponse
+	(*LiveRequest)(nil),           // 31: flotilla.api.v1alpha1.LiveRequest
+	(*ObjectRef)(nil),             // 32: flotilla.api.v1alpha1.ObjectRef
+	(*LogOptions)(nil),            // 33: flotilla.api.v1alpha1.LogOptions
+	(*LiveResponse)(nil),          // 34: flotilla.api.v1alpha1.LiveResponse
+	(*LiveNode)(nil),              // 35: flotilla.api.v1alpha1.LiveNode
+	(*LiveEvent)(nil),             // 36: flotilla.api.v1alpha1.LiveEvent
+	nil,                           // 37: flotilla.api.v1alpha1.Hello.BundleDigestsEntry
+	(*timestamppb.Timestamp)(nil), // 38: google.protobuf.Timestamp
 }
 var file_flotilla_proto_depIdxs = []int32{
-	35, // 0: flotilla.api.v1alpha1.EnrollResponse.not_after:type_name -> google.protobuf.Timestamp
+	38, // 0: flotilla.api.v1alpha1.EnrollResponse.not_after:type_name -> google.protobuf.Timestamp
 	11, // 1: flotilla.api.v1alpha1.AgentMessage.hello:type_name -> flotilla.api.v1alpha1.Hello
-	20, // 2: flotilla.api.v1alpha1.AgentMessage.status:type_name -> flotilla.api.v1alpha1.AppStatus
-	26, // 3: flotilla.api.v1alpha1.AgentMessage.renew:type_name -> flotilla.api.v1alpha1.RenewRequest
-	25, // 4: flotilla.api.v1alpha1.AgentMessage.command_result:type_name -> flotilla.api.v1alpha1.CommandResult
+	22, // 2: flotilla.api.v1alpha1.AgentMessage.status:type_name -> flotilla.api.v1alpha1.AppStatus
+	29, // 3: flotilla.api.v1alpha1.AgentMessage.renew:type_name -> flotilla.api.v1alpha1.RenewRequest
+	28, // 4: flotilla.api.v1alpha1.AgentMessage.command_result:type_name -> flotilla.api.v1alpha1.CommandResult
 	12, // 5: flotilla.api.v1alpha1.AgentMessage.cluster_capabilities:type_name -> flotilla.api.v1alpha1.ClusterCapabilities
-	31, // 6: flotilla.api.v1alpha1.AgentMessage.live:type_name -> flotilla.api.v1alpha1.LiveResponse
+	34, // 6: flotilla.api.v1alpha1.AgentMessage.live:type_name -> flotilla.api.v1alpha1.LiveResponse
 	13, // 7: flotilla.api.v1alpha1.HubMessage.welcome:type_name -> flotilla.api.v1alpha1.Welcome
 	14, // 8: flotilla.api.v1alpha1.HubMessage.desired:type_name -> flotilla.api.v1alpha1.DesiredState
-	24, // 9: flotilla.api.v1alpha1.HubMessage.command:type_name -> flotilla.api.v1alpha1.Command
-	27, // 10: flotilla.api.v1alpha1.HubMessage.renew:type_name -> flotilla.api.v1alpha1.RenewResponse
-	28, // 11: flotilla.api.v1alpha1.HubMessage.live:type_name -> flotilla.api.v1alpha1.LiveRequest
-	34, // 12: flotilla.api.v1alpha1.Hello.bundle_digests:type_name -> flotilla.api.v1alpha1.Hello.BundleDigestsEntry
+	27, // 9: flotilla.api.v1alpha1.HubMessage.command:type_name -> flotilla.api.v1alpha1.Command
+	30, // 10: flotilla.api.v1alpha1.HubMessage.renew:type_name -> flotilla.api.v1alpha1.RenewResponse
+	31, // 11: flotilla.api.v1alpha1.HubMessage.live:type_name -> flotilla.api.v1alpha1.LiveRequest
+	37, // 12: flotilla.api.v1alpha1.Hello.bundle_digests:type_name -> flotilla.api.v1alpha1.Hello.BundleDigestsEntry
 	12, // 13: flotilla.api.v1alpha1.Hello.cluster_capabilities:type_name -> flotilla.api.v1alpha1.ClusterCapabilities
 	15, // 14: flotilla.api.v1alpha1.DesiredState.bundles:type_name -> flotilla.api.v1alpha1.Bundle
 	16, // 15: flotilla.api.v1alpha1.Bundle.sync_policy:type_name -> flotilla.api.v1alpha1.SyncPolicy
-	19, // 16: flotilla.api.v1alpha1.Bundle.ignore_differences:type_name -> flotilla.api.v1alpha1.IgnoreDifference
-	18, // 17: flotilla.api.v1alpha1.SyncPolicy.retry:type_name -> flotilla.api.v1alpha1.Retry
-	17, // 18: flotilla.api.v1alpha1.SyncPolicy.scope:type_name -> flotilla.api.v1alpha1.Scope
-	0,  // 19: flotilla.api.v1alpha1.AppStatus.sync:type_name -> flotilla.api.v1alpha1.SyncStatus
-	1,  // 20: flotilla.api.v1alpha1.AppStatus.health:type_name -> flotilla.api.v1alpha1.HealthStatus
-	21, // 21: flotilla.api.v1alpha1.AppStatus.objects:type_name -> flotilla.api.v1alpha1.ObjectStatus
-	22, // 22: flotilla.api.v1alpha1.AppStatus.last_operation:type_name -> flotilla.api.v1alpha1.Operation
-	35, // 23: flotilla.api.v1alpha1.AppStatus.observed_at:type_name -> google.protobuf.Timestamp
-	0,  // 24: flotilla.api.v1alpha1.ObjectStatus.sync:type_name -> flotilla.api.v1alpha1.SyncStatus
-	1,  // 25: flotilla.api.v1alpha1.ObjectStatus.health:type_name -> flotilla.api.v1alpha1.HealthStatus
-	2,  // 26: flotilla.api.v1alpha1.Operation.phase:type_name -> flotilla.api.v1alpha1.Operation.Phase
-	35, // 27: flotilla.api.v1alpha1.Operation.started_at:type_name -> google.protobuf.Timestamp
-	35, // 28: flotilla.api.v1alpha1.Operation.finished_at:type_name -> google.protobuf.Timestamp
-	23, // 29: flotilla.api.v1alpha1.Operation.hooks:type_name -> flotilla.api.v1alpha1.HookResult
-	3,  // 30: flotilla.api.v1alpha1.HookResult.status:type_name -> flotilla.api.v1alpha1.HookResult.Status
-	35, // 31: flotilla.api.v1alpha1.HookResult.started_at:type_name -> google.protobuf.Timestamp
-	35, // 32: flotilla.api.v1alpha1.HookResult.finished_at:type_name -> google.protobuf.Timestamp
-	4,  // 33: flotilla.api.v1alpha1.Command.type:type_name -> flotilla.api.v1alpha1.Command.Type
-	35, // 34: flotilla.api.v1alpha1.RenewResponse.not_after:type_name -> google.protobuf.Timestamp
-	5,  // 35: flotilla.api.v1alpha1.LiveRequest.kind:type_name -> flotilla.api.v1alpha1.LiveRequest.Kind
-	29, // 36: flotilla.api.v1alpha1.LiveRequest.object:type_name -> flotilla.api.v1alpha1.ObjectRef
-	30, // 37: flotilla.api.v1alpha1.LiveRequest.logs:type_name -> flotilla.api.v1alpha1.LogOptions
-	6,  // 38: flotilla.api.v1alpha1.LiveResponse.code:type_name -> flotilla.api.v1alpha1.LiveResponse.Code
-	32, // 39: flotilla.api.v1alpha1.LiveResponse.nodes:type_name -> flotilla.api.v1alpha1.LiveNode
-	33, // 40: flotilla.api.v1alpha1.LiveResponse.events:type_name -> flotilla.api.v1alpha1.LiveEvent
-	29, // 41: flotilla.api.v1alpha1.LiveNode.ref:type_name -> flotilla.api.v1alpha1.ObjectRef
-	1,  // 42: flotilla.api.v1alpha1.LiveNode.health:type_name -> flotilla.api.v1alpha1.HealthStatus
-	35, // 43: flotilla.api.v1alpha1.LiveNode.created:type_name -> google.protobuf.Timestamp
-	29, // 44: flotilla.api.v1alpha1.LiveEvent.object:type_name -> flotilla.api.v1alpha1.ObjectRef
-	35, // 45: flotilla.api.v1alpha1.LiveEvent.last_seen:type_name -> google.protobuf.Timestamp
-	7,  // 46: flotilla.api.v1alpha1.AgentService.Enroll:input_type -> flotilla.api.v1alpha1.EnrollRequest
-	9,  // 47: flotilla.api.v1alpha1.AgentService.Connect:input_type -> flotilla.api.v1alpha1.AgentMessage
-	8,  // 48: flotilla.api.v1alpha1.AgentService.Enroll:output_type -> flotilla.api.v1alpha1.EnrollResponse
-	10, // 49: flotilla.api.v1alpha1.AgentService.Connect:output_type -> flotilla.api.v1alpha1.HubMessage
-	48, // [48:50] is the sub-list for method output_type
-	46, // [46:48] is the sub-list for method input_type
-	46, // [46:46] is the sub-list for extension type_name
-	46, // [46:46] is the sub-list for extension extendee
-	0,  // [0:46] is the sub-list for field type_name
+	21, // 16: flotilla.api.v1alpha1.Bundle.ignore_differences:type_name -> flotilla.api.v1alpha1.IgnoreDifference
+	20, // 17: flotilla.api.v1alpha1.SyncPolicy.retry:type_name -> flotilla.api.v1alpha1.Retry
+	19, // 18: flotilla.api.v1alpha1.SyncPolicy.scope:type_name -> flotilla.api.v1alpha1.Scope
+	17, // 19: flotilla.api.v1alpha1.SyncPolicy.orphaned_resources:type_name -> flotilla.api.v1alpha1.OrphanedResources
+	18, // 20: flotilla.api.v1alpha1.OrphanedResources.ignore:type_name -> flotilla.api.v1alpha1.OrphanedKey
+	18, // 21: flotilla.api.v1alpha1.OrphanedResources.kinds:type_name -> flotilla.api.v1alpha1.OrphanedKey
+	0,  // 22: flotilla.api.v1alpha1.AppStatus.sync:type_name -> flotilla.api.v1alpha1.SyncStatus
+	1,  // 23: flotilla.api.v1alpha1.AppStatus.health:type_name -> flotilla.api.v1alpha1.HealthStatus
+	24, // 24: flotilla.api.v1alpha1.AppStatus.objects:type_name -> flotilla.api.v1alpha1.ObjectStatus
+	25, // 25: flotilla.api.v1alpha1.AppStatus.last_operation:type_name -> flotilla.api.v1alpha1.Operation
+	38, // 26: flotilla.api.v1alpha1.AppStatus.observed_at:type_name -> google.protobuf.Timestamp
+	23, // 27: flotilla.api.v1alpha1.AppStatus.orphaned:type_name -> flotilla.api.v1alpha1.OrphanedReport
+	32, // 28: flotilla.api.v1alpha1.OrphanedReport.objects:type_name -> flotilla.api.v1alpha1.ObjectRef
+	0,  // 29: flotilla.api.v1alpha1.ObjectStatus.sync:type_name -> flotilla.api.v1alpha1.SyncStatus
+	1,  // 30: flotilla.api.v1alpha1.ObjectStatus.health:type_name -> flotilla.api.v1alpha1.HealthStatus
+	2,  // 31: flotilla.api.v1alpha1.Operation.phase:type_name -> flotilla.api.v1alpha1.Operation.Phase
+	38, // 32: flotilla.api.v1alpha1.Operation.started_at:type_name -> google.protobuf.Timestamp
+	38, // 33: flotilla.api.v1alpha1.Operation.finished_at:type_name -> google.protobuf.Timestamp
+	26, // 34: flotilla.api.v1alpha1.Operation.hooks:type_name -> flotilla.api.v1alpha1.HookResult
+	3,  // 35: flotilla.api.v1alpha1.HookResult.status:type_name -> flotilla.api.v1alpha1.HookResult.Status
+	38, // 36: flotilla.api.v1alpha1.HookResult.started_at:type_name -> google.protobuf.Timestamp
+	38, // 37: flotilla.api.v1alpha1.HookResult.finished_at:type_name -> google.protobuf.Timestamp
+	4,  // 38: flotilla.api.v1alpha1.Command.type:type_name -> flotilla.api.v1alpha1.Command.Type
+	38, // 39: flotilla.api.v1alpha1.RenewResponse.not_after:type_name -> google.protobuf.Timestamp
+	5,  // 40: flotilla.api.v1alpha1.LiveRequest.kind:type_name -> flotilla.api.v1alpha1.LiveRequest.Kind
+	32, // 41: flotilla.api.v1alpha1.LiveRequest.object:type_name -> flotilla.api.v1alpha1.ObjectRef
+	33, // 42: flotilla.api.v1alpha1.LiveRequest.logs:type_name -> flotilla.api.v1alpha1.LogOptions
+	6,  // 43: flotilla.api.v1alpha1.LiveResponse.code:type_name -> flotilla.api.v1alpha1.LiveResponse.Code
+	35, // 44: flotilla.api.v1alpha1.LiveResponse.nodes:type_name -> flotilla.api.v1alpha1.LiveNode
+	36, // 45: flotilla.api.v1alpha1.LiveResponse.events:type_name -> flotilla.api.v1alpha1.LiveEvent
+	32, // 46: flotilla.api.v1alpha1.LiveNode.ref:type_name -> flotilla.api.v1alpha1.ObjectRef
+	1,  // 47: flotilla.api.v1alpha1.LiveNode.health:type_name -> flotilla.api.v1alpha1.HealthStatus
+	38, // 48: flotilla.api.v1alpha1.LiveNode.created:type_name -> google.protobuf.Timestamp
+	32, // 49: flotilla.api.v1alpha1.LiveEvent.object:type_name -> flotilla.api.v1alpha1.ObjectRef
+	38, // 50: flotilla.api.v1alpha1.LiveEvent.last_seen:type_name -> google.protobuf.Timestamp
+	7,  // 51: flotilla.api.v1alpha1.AgentService.Enroll:input_type -> flotilla.api.v1alpha1.EnrollRequest
+	9,  // 52: flotilla.api.v1alpha1.AgentService.Connect:input_type -> flotilla.api.v1alpha1.AgentMessage
+	8,  // 53: flotilla.api.v1alpha1.AgentService.Enroll:output_type -> flotilla.api.v1alpha1.EnrollResponse
+	10, // 54: flotilla.api.v1alpha1.AgentService.Connect:output_type -> flotilla.api.v1alpha1.HubMessage
+	53, // [53:55] is the sub-list for method output_type
+	51, // [51:53] is the sub-list for method input_type
+	51, // [51:51] is the sub-list for extension type_name
+	51, // [51:51] is the sub-list for extension extendee
+	0,  // [0:51] is the sub-list for field type_name
 }
 
 func init() { file_flotilla_proto_init() }
@@ -3242,7 +3494,7 @@ func file_flotilla_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_flotilla_proto_rawDesc), len(file_flotilla_proto_rawDesc)),
 			NumEnums:      7,
-			NumMessages:   28,
+			NumMessages:   31,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -35,6 +35,8 @@ type SimAgent struct {
 	clock   time.Time
 	// Version is reported as the agent version.
 	Version string
+	// orphans are the objects SetOrphaned says are orphaned, per app.
+	orphans map[string][]*apiv1alpha1.ObjectRef
 
 	// Live view (live.go).
 	appliedBundle map[string]*apiv1alpha1.Bundle // app → bundle applied
@@ -52,7 +54,8 @@ func (h *Hub) Connect(t testing.TB, cluster string) *SimAgent {
 	a := &SimAgent{
 		Cluster: cluster, h: h, done: make(chan struct{}),
 		held: map[string]*apiv1alpha1.Bundle{}, applied: map[string]string{}, appliedBundle: map[string]*apiv1alpha1.Bundle{},
-		clock: Epoch.Add(time.Hour), Version: "v0.1.0-test",
+		orphans: map[string][]*apiv1alpha1.ObjectRef{},
+		clock:   Epoch.Add(time.Hour), Version: "v0.1.0-test",
 	}
 	err := h.Store.UpdateCluster(h.ctx, cluster, func(c *store.Cluster) error {
 		c.AgentVersion, c.CertSerial, c.LastSeen = a.Version, "1", Epoch
@@ -210,6 +213,11 @@ func (a *SimAgent) report(b *apiv1alpha1.Bundle, op *apiv1alpha1.Operation) {
 		}
 		st.Objects = append(st.Objects, os)
 	}
+	if set := b.GetSyncPolicy().GetOrphanedResources(); set != nil {
+		// As the agent does: the objects found, counted, with the setting's
+		// warn echoed.
+		st.Orphaned = &apiv1alpha1.OrphanedReport{Count: int32(len(a.orphans[b.GetApp()])), Objects: a.orphans[b.GetApp()], Warn: set.GetWarn()}
+	}
 	a.h.Fleet.Report(a.Cluster, st)
 	if err := a.h.Store.PutStatus(a.h.ctx, a.Cluster, st); err != nil {
 		panic(fmt.Sprintf("sim agent %s: put status: %v", a.Cluster, err))
@@ -235,4 +243,23 @@ func (h *Hub) WaitFor(t testing.TB, timeout time.Duration, what string, cond fun
 			t.Fatalf("timed out after %s waiting for %s", timeout, what)
 		}
 	}
+}
+
+// SetOrphaned makes the agent report refs as app's orphaned objects, when
+// the bundle it holds asks for orphaned-resource monitoring, and reports
+// again.
+func (a *SimAgent) SetOrphaned(app string, refs ...*apiv1alpha1.ObjectRef) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.orphans[app] = refs
+	if b := a.held[app]; b != nil {
+		a.report(b, nil)
+	}
+}
+
+// Held returns the bundle the agent holds for app (nil: none).
+func (a *SimAgent) Held(app string) *apiv1alpha1.Bundle {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.held[app]
 }
