@@ -21,6 +21,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/flotilla-cd/flotilla/hub/internal/chartsource/chartref"
 )
 
 // Defaults of Options.
@@ -52,25 +54,12 @@ type Options struct {
 	AllowInsecureHTTP bool
 }
 
-// Ref is a resolved chart: its exact version and the sha256 digest of its
-// archive ("sha256:<hex>").
-type Ref struct {
-	Version string
-	Digest  string
-}
-
-// String is the form the controller keeps as the source's "commit":
-// "<version>@<digest>".
-func (r Ref) String() string { return r.Version + "@" + r.Digest }
+// Ref is a resolved chart (see package chartref, which the controller
+// uses without linking Helm).
+type Ref = chartref.Ref
 
 // ParseRef reverses Ref.String.
-func ParseRef(s string) (Ref, error) {
-	v, d, ok := strings.Cut(s, "@")
-	if !ok || v == "" || !strings.HasPrefix(d, "sha256:") {
-		return Ref{}, fmt.Errorf("chart reference %q: want <version>@sha256:<digest>", s)
-	}
-	return Ref{Version: v, Digest: d}, nil
-}
+func ParseRef(s string) (Ref, error) { return chartref.Parse(s) }
 
 // IsOCI reports whether repoURL names an OCI registry: oci://host/path.
 func IsOCI(repoURL string) bool { return strings.HasPrefix(repoURL, "oci://") }

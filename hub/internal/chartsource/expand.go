@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 
 	"helm.sh/helm/v3/pkg/chartutil"
+
+	"github.com/flotilla-cd/flotilla/hub/internal/chartsource/chartref"
 )
 
 // expand unpacks a chart archive into dir (the chart under dir/<name>/),
@@ -39,15 +41,4 @@ func expand(dir string, data []byte, prepare func(chartDir string) error) error 
 
 // ChartDir returns the name of the chart folder inside an expanded chart
 // directory.
-func ChartDir(dir string) (string, error) {
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		return "", err
-	}
-	for _, e := range ents {
-		if e.IsDir() && e.Name() != "" && e.Name()[0] != '.' {
-			return e.Name(), nil
-		}
-	}
-	return "", os.ErrNotExist
-}
+func ChartDir(dir string) (string, error) { return chartref.ChartDir(dir) }

@@ -15,8 +15,8 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/flotilla-cd/flotilla/hub/internal/app"
-	"github.com/flotilla-cd/flotilla/hub/internal/chartsource"
-	"github.com/flotilla-cd/flotilla/hub/internal/render"
+	"github.com/flotilla-cd/flotilla/hub/internal/chartsource/chartref"
+	"github.com/flotilla-cd/flotilla/hub/internal/renderspec"
 	"github.com/flotilla-cd/flotilla/hub/internal/target"
 	apiv1alpha1 "github.com/flotilla-cd/flotilla/shared/api/v1alpha1"
 	"github.com/flotilla-cd/flotilla/shared/manifest"
@@ -118,7 +118,7 @@ func (c *Controller) bundleFor(a *app.Application, cl target.Cluster, policy *ap
 	if len(commits) > 1 {
 		ts.Revisions = commits
 	}
-	var caps *render.Capabilities
+	var caps *renderspec.Capabilities
 	if slices.ContainsFunc(srcs, mayBeHelm) || c.opts.KustomizeHelm && slices.ContainsFunc(srcs, mayBeKustomize) {
 		// Helm renders per capability set; other kinds once for all.
 		caps = c.capabilitiesOf(cl.Name)
@@ -178,7 +178,7 @@ func mayBeKustomize(src app.Source) bool {
 // jobKey names everything a bundle is built from: caps are the target
 // cluster's capabilities when a source may be a Helm chart (nil
 // otherwise, or when the cluster has not reported them).
-func jobKey(a *app.Application, srcs []app.Source, commits []string, policy *apiv1alpha1.SyncPolicy, caps *render.Capabilities) string {
+func jobKey(a *app.Application, srcs []app.Source, commits []string, policy *apiv1alpha1.SyncPolicy, caps *renderspec.Capabilities) string {
 	capsDigest := ""
 	if caps != nil {
 		capsDigest = caps.Digest()
@@ -203,7 +203,7 @@ func jobKey(a *app.Application, srcs []app.Source, commits []string, policy *api
 // A Helm chart renders with caps, the target cluster's capabilities; with
 // none reported, build returns errNoCapabilities rather than guess. Other
 // kinds of source render without them, once for every cluster.
-func (c *Controller) build(ctx context.Context, a *app.Application, srcs []app.Source, commits []string, policy *apiv1alpha1.SyncPolicy, caps *render.Capabilities) (bundleResult, error) {
+func (c *Controller) build(ctx context.Context, a *app.Application, srcs []app.Source, commits []string, policy *apiv1alpha1.SyncPolicy, caps *renderspec.Capabilities) (bundleResult, error) {
 	srcs = slices.Clone(srcs) // a chart source's Path is set to its folder below
 	roots := make([]string, len(srcs))
 	refs := map[string]string{}
@@ -250,7 +250,7 @@ func (c *Controller) build(ctx context.Context, a *app.Application, srcs []app.S
 		}
 		if usesRefs(src) {
 			in.Refs = refs
-			key = render.CacheKey(key+"\x00refs\x00"+strings.Join(refTrees, "\x00"), in)
+			key = renderspec.CacheKey(key+"\x00refs\x00"+strings.Join(refTrees, "\x00"), in)
 		}
 		got, err := c.renderer.Render(ctx, key, in)
 		if err != nil {
@@ -299,7 +299,7 @@ func (c *Controller) build(ctx context.Context, a *app.Application, srcs []app.S
 // its cache key. Plain directories read only under their path, so the
 // path's tree id keys the render; Kustomize and Helm may read elsewhere
 // in the repo (bases, value files), so the whole commit keys them.
-func (c *Controller) renderInput(ctx context.Context, a *app.Application, src app.Source, root, commit string, caps *render.Capabilities) (render.Input, string, error) {
+func (c *Controller) renderInput(ctx context.Context, a *app.Application, src app.Source, root, commit string, caps *renderspec.Capabilities) (renderspec.Input, string, error) {
 	treePath := src.Path
 	if readsOutsidePath(root, src) {
 		treePath = ""
@@ -308,32 +308,32 @@ func (c *Controller) renderInput(ctx context.Context, a *app.Application, src ap
 	if !src.IsChart() {
 		t, err := c.git.TreeID(src.RepoURL, commit, treePath)
 		if err != nil {
-			return render.Input{}, "", err
+			return renderspec.Input{}, "", err
 		}
 		tree = t
 	}
-	in := render.Input{Root: root, Source: src, Namespace: a.Spec.Destination.Namespace, AppName: a.Name}
-	if render.NeedsCapabilities(root, src) {
+	in := renderspec.Input{Root: root, Source: src, Namespace: a.Spec.Destination.Namespace, AppName: a.Name}
+	if c.renderer.NeedsCapabilities(root, src) {
 		if caps == nil {
-			return render.Input{}, "", errNoCapabilities
+			return renderspec.Input{}, "", errNoCapabilities
 		}
 		in.Capabilities = caps
 	}
 	if c.opts.KustomizeHelm && !src.IsChart() {
 		kh, err := c.kustomizeHelm(ctx, root, src)
 		if err != nil {
-			return render.Input{}, "", err
+			return renderspec.Input{}, "", err
 		}
 		in.KustomizeHelm = kh
 	}
 	if c.opts.KustomizeRemoteBases && !src.IsChart() {
 		rb, err := c.remoteBases(a.Name, root, src, commit)
 		if err != nil {
-			return render.Input{}, "", err
+			return renderspec.Input{}, "", err
 		}
 		in.RemoteBases = rb
 	}
-	return in, render.CacheKey(tree, in), nil
+	return in, renderspec.CacheKey(tree, in), nil
 }
 
 // kustomizeHelm fetches the charts the helmCharts of src's kustomization
@@ -341,15 +341,15 @@ func (c *Controller) renderInput(ctx context.Context, a *app.Application, src ap
 // cache and credentials as chart sources do; nil when it has none. A
 // version is looked up when the app renders (a new commit, capabilities
 // or definition), not on every chart poll: pin exact versions.
-func (c *Controller) kustomizeHelm(ctx context.Context, root string, src app.Source) (*render.KustomizeHelm, error) {
-	charts, inflates, err := render.KustomizeCharts(root, src)
+func (c *Controller) kustomizeHelm(ctx context.Context, root string, src app.Source) (*renderspec.KustomizeHelm, error) {
+	charts, inflates, err := c.renderer.KustomizeCharts(root, src)
 	if err != nil {
 		return nil, fmt.Errorf("kustomize %s: %w", src.Path, err)
 	}
 	if !inflates {
 		return nil, nil
 	}
-	kh := &render.KustomizeHelm{Charts: map[string]string{}}
+	kh := &renderspec.KustomizeHelm{Charts: map[string]string{}}
 	for _, ch := range charts {
 		if c.opts.Charts == nil {
 			return nil, fmt.Errorf("kustomize %s: helmCharts %s from %s: charts from Helm repositories are not enabled on this hub", src.Path, ch.Name, ch.Repo)
@@ -362,7 +362,7 @@ func (c *Controller) kustomizeHelm(ctx context.Context, root string, src app.Sou
 		if err != nil {
 			return nil, fmt.Errorf("kustomize %s: helmCharts: %w", src.Path, err)
 		}
-		name, err := chartsource.ChartDir(dir)
+		name, err := chartref.ChartDir(dir)
 		if err != nil {
 			return nil, fmt.Errorf("kustomize %s: helmCharts %s %s from %s: no chart folder in the archive", src.Path, ch.Name, ref.Version, ch.Repo)
 		}
@@ -397,7 +397,7 @@ func (c *Controller) chartRoot(ctx context.Context, src app.Source, ref string) 
 	if c.opts.Charts == nil {
 		return "", "", fmt.Errorf("chart %s from %s: charts from Helm repositories are not enabled on this hub", src.Chart, src.RepoURL)
 	}
-	r, err := chartsource.ParseRef(ref)
+	r, err := chartref.Parse(ref)
 	if err != nil {
 		return "", "", err
 	}
@@ -405,7 +405,7 @@ func (c *Controller) chartRoot(ctx context.Context, src app.Source, ref string) 
 	if err != nil {
 		return "", "", err
 	}
-	dir, err := chartsource.ChartDir(root)
+	dir, err := chartref.ChartDir(root)
 	if err != nil {
 		return "", "", fmt.Errorf("chart %s %s from %s: no chart folder in the archive", src.Chart, r.Version, src.RepoURL)
 	}

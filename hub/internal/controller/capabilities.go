@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/flotilla-cd/flotilla/hub/internal/render"
+	"github.com/flotilla-cd/flotilla/hub/internal/renderspec"
 	"github.com/flotilla-cd/flotilla/hub/internal/store"
 )
 
@@ -32,7 +32,7 @@ func (e capabilitiesWaitingError) Unwrap() error { return errNoCapabilities }
 // equal to the last one costs nothing. It returns an error when the set is
 // invalid or cannot be stored (it is used anyway until the hub restarts).
 func (c *Controller) SetCapabilities(ctx context.Context, cluster, kubeVersion string, apiVersions []string) error {
-	rc, err := render.NewCapabilities(kubeVersion, apiVersions)
+	rc, err := renderspec.NewCapabilities(kubeVersion, apiVersions)
 	if err != nil {
 		return fmt.Errorf("capabilities of cluster %s: %w", cluster, err)
 	}
@@ -57,7 +57,7 @@ func (c *Controller) SetCapabilities(ctx context.Context, cluster, kubeVersion s
 // internCapabilities returns the one shared copy of rc's set: clusters
 // with the same set (a fleet has few distinct ones) share its memory.
 // c.mu is held.
-func (c *Controller) internCapabilities(rc *render.Capabilities) *render.Capabilities {
+func (c *Controller) internCapabilities(rc *renderspec.Capabilities) *renderspec.Capabilities {
 	if shared, ok := c.capSets[rc.Digest()]; ok {
 		return shared
 	}
@@ -67,7 +67,7 @@ func (c *Controller) internCapabilities(rc *render.Capabilities) *render.Capabil
 
 // dropUnusedSet forgets the shared set prev when no cluster has it any
 // more. c.mu is held.
-func (c *Controller) dropUnusedSet(prev *render.Capabilities) {
+func (c *Controller) dropUnusedSet(prev *renderspec.Capabilities) {
 	if prev == nil {
 		return
 	}
@@ -80,7 +80,7 @@ func (c *Controller) dropUnusedSet(prev *render.Capabilities) {
 }
 
 // capabilitiesOf returns what cluster last reported, or nil.
-func (c *Controller) capabilitiesOf(cluster string) *render.Capabilities {
+func (c *Controller) capabilitiesOf(cluster string) *renderspec.Capabilities {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.caps[cluster]

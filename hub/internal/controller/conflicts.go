@@ -8,17 +8,17 @@ import (
 	"strings"
 
 	"github.com/flotilla-cd/flotilla/hub/internal/app"
-	"github.com/flotilla-cd/flotilla/hub/internal/render"
+	"github.com/flotilla-cd/flotilla/hub/internal/renderspec"
 	"github.com/flotilla-cd/flotilla/shared/manifest"
 )
 
 // conflictingApps names every app that shares an object with another app
-// on one cluster (render.CheckConflicts words the error).
-func conflictingApps(byApp map[string]render.AppObjects) []string {
+// on one cluster (renderspec.CheckConflicts words the error).
+func conflictingApps(byApp map[string]renderspec.AppObjects) []string {
 	owners := map[manifest.Key]map[string]bool{}
 	for name, ao := range byApp {
 		for _, o := range ao.Objects {
-			k := render.KeyIn(o, ao.Namespace)
+			k := renderspec.KeyIn(o, ao.Namespace)
 			if owners[k] == nil {
 				owners[k] = map[string]bool{}
 			}

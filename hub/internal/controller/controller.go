@@ -12,11 +12,10 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/flotilla-cd/flotilla/hub/internal/app"
-	"github.com/flotilla-cd/flotilla/hub/internal/chartsource"
 	"github.com/flotilla-cd/flotilla/hub/internal/fleet"
 	"github.com/flotilla-cd/flotilla/hub/internal/gitsource"
 	"github.com/flotilla-cd/flotilla/hub/internal/project"
-	"github.com/flotilla-cd/flotilla/hub/internal/render"
+	"github.com/flotilla-cd/flotilla/hub/internal/renderspec"
 	"github.com/flotilla-cd/flotilla/hub/internal/rollout"
 	"github.com/flotilla-cd/flotilla/hub/internal/store"
 	apiv1alpha1 "github.com/flotilla-cd/flotilla/shared/api/v1alpha1"
@@ -43,7 +42,7 @@ type Options struct {
 	RenderTimeout time.Duration
 	// Charts fetches charts from Helm repositories (nil: apps with a
 	// chart source get an error saying so).
-	Charts *chartsource.Manager
+	Charts ChartSource
 	// ChartPoll is how often the versions of each chart source are
 	// looked up again (a new version matching its constraint rolls out);
 	// default PollDefault.
@@ -106,7 +105,7 @@ var (
 type Controller struct {
 	opts     Options
 	git      *gitsource.Manager
-	renderer *render.Renderer
+	renderer Renderer
 	fleet    *fleet.Fleet
 	store    Store
 	log      hclog.Logger
@@ -119,11 +118,11 @@ type Controller struct {
 
 	mu         sync.Mutex
 	snap       *Snapshot
-	last       map[string]fleet.Desired        // last desired state, for last-good holding
-	bundles    map[string]*apiv1alpha1.Bundle  // bundle cache: render key + app policy → bundle
-	pins       map[pinKey]string               // rollback pins: (app, cluster) → revision
-	caps       map[string]*render.Capabilities // cluster → what its agent last reported
-	capSets    map[string]*render.Capabilities // digest → the one shared copy of a set
+	last       map[string]fleet.Desired            // last desired state, for last-good holding
+	bundles    map[string]*apiv1alpha1.Bundle      // bundle cache: render key + app policy → bundle
+	pins       map[pinKey]string                   // rollback pins: (app, cluster) → revision
+	caps       map[string]*renderspec.Capabilities // cluster → what its agent last reported
+	capSets    map[string]*renderspec.Capabilities // digest → the one shared copy of a set
 	pinsLoaded bool
 	renders    int
 	appsDefs   *app.Definitions // last definitions loaded from AppsRepo
@@ -136,7 +135,7 @@ type Controller struct {
 	children map[string][]*unstructured.Unstructured
 	// remoteLists are the remote bases discovered per source commit
 	// (remoteListKey); remoteRepos their repositories per app.
-	remoteLists map[string][]render.RemoteBase
+	remoteLists map[string][]renderspec.RemoteBase
 	remoteRepos map[string][]string
 	// appPolicy is each app's project as of the last reconcile: its
 	// sourceRepos bound the remote bases the hub fetches for the app.
@@ -154,7 +153,7 @@ type Controller struct {
 type pinKey struct{ app, cluster string }
 
 // New returns a Controller.
-func New(opts Options, git *gitsource.Manager, r *render.Renderer, fl *fleet.Fleet, st Store, log hclog.Logger) *Controller {
+func New(opts Options, git *gitsource.Manager, r Renderer, fl *fleet.Fleet, st Store, log hclog.Logger) *Controller {
 	if opts.Resync <= 0 {
 		opts.Resync = 30 * time.Second
 	}
@@ -171,12 +170,12 @@ func New(opts Options, git *gitsource.Manager, r *render.Renderer, fl *fleet.Fle
 		last:     map[string]fleet.Desired{},
 		bundles:  map[string]*apiv1alpha1.Bundle{},
 		pins:     map[pinKey]string{},
-		caps:     map[string]*render.Capabilities{},
-		capSets:  map[string]*render.Capabilities{},
+		caps:     map[string]*renderspec.Capabilities{},
+		capSets:  map[string]*renderspec.Capabilities{},
 		rollouts: map[string]*rolloutEntry{},
 		snap:     &Snapshot{},
 
-		remoteLists: map[string][]render.RemoteBase{},
+		remoteLists: map[string][]renderspec.RemoteBase{},
 		remoteRepos: map[string][]string{},
 		appPolicy:   map[string]*project.Policy{},
 	}
@@ -282,7 +281,7 @@ func (c *Controller) loadPins(ctx context.Context) error {
 		if _, ok := c.caps[sc.Cluster]; ok {
 			continue // reported since
 		}
-		rc, err := render.NewCapabilities(sc.KubeVersion, sc.APIVersions)
+		rc, err := renderspec.NewCapabilities(sc.KubeVersion, sc.APIVersions)
 		if err != nil {
 			c.log.Warn("stored capabilities ignored", "cluster", sc.Cluster, "error", err)
 			continue

@@ -8,7 +8,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/flotilla-cd/flotilla/hub/internal/app"
-	"github.com/flotilla-cd/flotilla/hub/internal/render"
+	"github.com/flotilla-cd/flotilla/hub/internal/renderspec"
 	"github.com/flotilla-cd/flotilla/hub/internal/target"
 	apiv1alpha1 "github.com/flotilla-cd/flotilla/shared/api/v1alpha1"
 )
@@ -28,8 +28,8 @@ const hubKubeVersion = "v1.37.0"
 
 // hubCapabilities are what a hub app's chart sees: hubKubeVersion and the
 // kinds a root defines.
-var hubCapabilities = func() *render.Capabilities {
-	c, err := render.NewCapabilities(hubKubeVersion, []string{
+var hubCapabilities = func() *renderspec.Capabilities {
+	c, err := renderspec.NewCapabilities(hubKubeVersion, []string{
 		"v1", app.ArgoAPIVersion, app.ArgoAPIVersion + "/" + app.KindApp, app.ArgoAPIVersion + "/" + app.KindAppSet,
 		app.ArgoAPIVersion + "/" + app.KindAppProject, app.APIVersion, app.APIVersion + "/" + app.KindApp, app.APIVersion + "/" + app.KindProject,
 	})

@@ -15,7 +15,7 @@ import (
 	"github.com/flotilla-cd/flotilla/hub/internal/app"
 	"github.com/flotilla-cd/flotilla/hub/internal/fleet"
 	"github.com/flotilla-cd/flotilla/hub/internal/project"
-	"github.com/flotilla-cd/flotilla/hub/internal/render"
+	"github.com/flotilla-cd/flotilla/hub/internal/renderspec"
 	"github.com/flotilla-cd/flotilla/hub/internal/store"
 	"github.com/flotilla-cd/flotilla/hub/internal/target"
 )
@@ -218,7 +218,7 @@ func (c *Controller) compute(ctx context.Context) (*Snapshot, map[string]fleet.D
 		snap.Clusters = append(snap.Clusters, cs)
 	}
 	desired := map[string]fleet.Desired{}
-	objsByCluster := map[string]map[string]render.AppObjects{}
+	objsByCluster := map[string]map[string]renderspec.AppObjects{}
 	stateIdx := map[pinKey]*TargetState{}
 	u := &usage{jobs: map[string]bool{}, commits: map[string]map[string]bool{}, unknown: map[string]bool{}}
 	nextChildren := map[string][]*unstructured.Unstructured{}
@@ -277,7 +277,7 @@ func (c *Controller) compute(ctx context.Context) (*Snapshot, map[string]fleet.D
 			hold, waiting := holdRevision(ro, cl)
 			if desired[cl.Name] == nil {
 				desired[cl.Name] = fleet.Desired{}
-				objsByCluster[cl.Name] = map[string]render.AppObjects{}
+				objsByCluster[cl.Name] = map[string]renderspec.AppObjects{}
 			}
 			last := c.last[cl.Name][a.Name] // the last good bundle (nil: hold what the agent has)
 			var (
@@ -329,7 +329,7 @@ func (c *Controller) compute(ctx context.Context) (*Snapshot, map[string]fleet.D
 				ts.Error = berr.Error()
 				b = last
 			default:
-				objsByCluster[cl.Name][a.Name] = render.AppObjects{Namespace: a.Spec.Destination.Namespace, Objects: out.objs}
+				objsByCluster[cl.Name][a.Name] = renderspec.AppObjects{Namespace: a.Spec.Destination.Namespace, Objects: out.objs}
 			}
 			if childrenFrom == "" {
 				childrenFrom = cl.Name
@@ -386,7 +386,7 @@ func (c *Controller) compute(ctx context.Context) (*Snapshot, map[string]fleet.D
 	sort.Slice(snap.Apps, func(i, j int) bool { return snap.Apps[i].Name < snap.Apps[j].Name })
 	// Two apps claiming one object on one cluster: both keep their last good bundle.
 	for cluster, byApp := range objsByCluster {
-		if err := render.CheckConflicts(byApp); err != nil {
+		if err := renderspec.CheckConflicts(byApp); err != nil {
 			for _, appName := range conflictingApps(byApp) {
 				desired[cluster][appName] = c.last[cluster][appName]
 				if t := stateIdx[pinKey{appName, cluster}]; t != nil {

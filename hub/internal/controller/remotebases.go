@@ -7,7 +7,7 @@ import (
 	"strings"
 
 	"github.com/flotilla-cd/flotilla/hub/internal/app"
-	"github.com/flotilla-cd/flotilla/hub/internal/render"
+	"github.com/flotilla-cd/flotilla/hub/internal/renderspec"
 )
 
 // Kustomize remote bases (Options.KustomizeRemoteBases) are git
@@ -16,7 +16,7 @@ import (
 // every poll, its checkout kept while in use. Which bases a kustomization
 // uses is only known by reading it, and the bases it reaches through
 // another base only by reading that base's checkout: the render job
-// discovers them (render.KustomizeRemoteBases), asking the repo workers
+// discovers them (renderspec.KustomizeRemoteBases), asking the repo workers
 // without waiting, and records the list per source commit. A job that
 // meets a base whose ref has no answer yet ends pending; the worker's
 // answer triggers the next reconcile, whose job key holds the commits of
@@ -89,30 +89,30 @@ func (c *Controller) remoteCommits(appName string, srcs []app.Source, commits []
 // anything is fetched. It returns nil when
 // src has none, errRemotePending (wrapped, naming the entry) when a base's
 // repository has not answered yet.
-func (c *Controller) remoteBases(appName, root string, src app.Source, commit string) (*render.RemoteBases, error) {
-	rb := &render.RemoteBases{Checkouts: map[string]render.RemoteCheckout{}}
-	lookup := func(b render.RemoteBase) (string, error) {
+func (c *Controller) remoteBases(appName, root string, src app.Source, commit string) (*renderspec.RemoteBases, error) {
+	rb := &renderspec.RemoteBases{Checkouts: map[string]renderspec.RemoteCheckout{}}
+	lookup := func(b renderspec.RemoteBase) (string, error) {
 		if co, ok := rb.Checkouts[b.Key()]; ok {
 			return co.Dir, nil
 		}
 		if err := c.checkRemoteRepo(appName, b.RepoURL); err != nil {
-			return "", fmt.Errorf("%w: %w", render.ErrRemoteBase, err)
+			return "", fmt.Errorf("%w: %w", renderspec.ErrRemoteBase, err)
 		}
 		commit, err, known := c.repos.commit(b.RepoURL, b.Ref)
 		if !known {
 			return "", errRemotePending
 		}
 		if err != nil {
-			return "", fmt.Errorf("%w: %w", render.ErrRemoteBase, err)
+			return "", fmt.Errorf("%w: %w", renderspec.ErrRemoteBase, err)
 		}
 		dir, err := c.git.Checkout(b.RepoURL, commit)
 		if err != nil {
-			return "", fmt.Errorf("%w: %w", render.ErrRemoteBase, err)
+			return "", fmt.Errorf("%w: %w", renderspec.ErrRemoteBase, err)
 		}
-		rb.Checkouts[b.Key()] = render.RemoteCheckout{Dir: dir, Commit: commit}
+		rb.Checkouts[b.Key()] = renderspec.RemoteCheckout{Dir: dir, Commit: commit}
 		return dir, nil
 	}
-	bases, err := render.KustomizeRemoteBases(root, src, lookup)
+	bases, err := c.renderer.KustomizeRemoteBases(root, src, lookup)
 	c.mu.Lock()
 	if len(c.remoteLists) > 4096 {
 		clear(c.remoteLists)

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/flotilla-cd/flotilla/hub/internal/app"
-	"github.com/flotilla-cd/flotilla/hub/internal/chartsource"
 	"github.com/flotilla-cd/flotilla/hub/internal/gitsource"
 )
 
@@ -23,7 +22,7 @@ type repos struct {
 	changed func() // called when a worker's answers changed
 	// charts resolves the chart sources (keys made by chartKey), looked
 	// up again every chartPoll.
-	charts    *chartsource.Manager
+	charts    ChartSource
 	chartPoll time.Duration
 
 	mu   sync.Mutex

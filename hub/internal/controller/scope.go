@@ -3,7 +3,7 @@ package controller
 import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
-	"github.com/flotilla-cd/flotilla/hub/internal/render"
+	"github.com/flotilla-cd/flotilla/hub/internal/renderspec"
 	apiv1alpha1 "github.com/flotilla-cd/flotilla/shared/api/v1alpha1"
 	"github.com/flotilla-cd/flotilla/shared/manifest"
 )
@@ -23,7 +23,7 @@ func checkScope(objs []*unstructured.Unstructured, ns string, s *apiv1alpha1.Sco
 	for _, o := range objs {
 		gk := o.GroupVersionKind().GroupKind()
 		namespaced := !manifest.BuiltinClusterScoped(gk) && !crds[gk]
-		k := render.KeyIn(o, ns)
+		k := renderspec.KeyIn(o, ns)
 		if !namespaced {
 			k.Namespace = ""
 		}

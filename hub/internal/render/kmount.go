@@ -22,23 +22,6 @@ const (
 	MaxRemoteDepth = 5
 )
 
-// RemoteBases turns on kustomizations' remote bases: resources, bases and
-// components entries that name a folder of a git repository (see
-// RemoteBase). The hub fetches them through its own mirrors; kustomize
-// never clones.
-type RemoteBases struct {
-	// Checkouts are the checkouts of the remote bases, by RemoteBase.Key.
-	Checkouts map[string]RemoteCheckout `json:"checkouts,omitempty"`
-}
-
-// RemoteCheckout is one remote base's repository checked out.
-type RemoteCheckout struct {
-	// Dir is the checkout (gitsource.Manager.Checkout).
-	Dir string `json:"dir"`
-	// Commit is the commit it holds (it keys the render).
-	Commit string `json:"commit"`
-}
-
 // remoteState is what one render (or discovery) knows of remote bases: the
 // checkouts mounted, each as its own rootFS, beside the repository's. Each
 // mount is read through its own os.Root: a path or link in it leads

@@ -15,28 +15,6 @@ import (
 	"github.com/flotilla-cd/flotilla/hub/internal/target"
 )
 
-// KustomizeHelm turns on a kustomization's helmCharts (kustomize's Helm
-// chart inflation, Argo CD's --enable-helm). The charts are inflated with
-// the hub's own Helm code (as a Helm source renders, with the cluster's
-// capabilities), never with a helm program, and their objects go through
-// the kustomization's transformers and patches as kustomize's generator
-// output does.
-type KustomizeHelm struct {
-	// Charts are the folders of the charts the hub fetched for helmCharts
-	// entries that name a repository and are not found in their
-	// chartHome, by KustomizeChart.Key.
-	Charts map[string]string `json:"charts,omitempty"`
-}
-
-// KustomizeChart is the chart of a helmCharts entry that is pulled from a
-// repository (kustomize: `helm pull`).
-type KustomizeChart struct {
-	Repo, Name, Version string
-}
-
-// Key identifies the chart in KustomizeHelm.Charts.
-func (c KustomizeChart) Key() string { return c.Repo + "\x00" + c.Name + "\x00" + c.Version }
-
 // generatedName is the in-memory file the inflated charts of one
 // kustomization are written to (added to its resources).
 const generatedName = ".flotilla-helm-charts.yaml"

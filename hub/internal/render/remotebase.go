@@ -9,45 +9,9 @@ import (
 	"strings"
 )
 
-// ErrRemoteBase is wrapped by errors about a remote base the hub refuses
-// (a URL it does not fetch, a loop, too many or too deep) or could not
-// fetch.
-var ErrRemoteBase = errors.New("remote base refused")
-
 // errNotGitRepo is returned by ParseRemoteBase for an http(s) URL that
 // does not name a git repository (a file kustomize would download).
 var errNotGitRepo = errors.New("a file over HTTP, not a git repository: remote files are not fetched (name a repository, for example https://host/org/repo//path?ref=v1)")
-
-// RemoteBase is a kustomization entry (resources, bases or components)
-// that names a folder of a git repository, as kustomize writes them:
-//
-//	https://host/org/repo//path?ref=v1.2.0   (also ?version=; "//" ends the repository)
-//	https://host/org/repo.git/path           (".git" ends the repository)
-//	git::https://host/org/repo//path
-//	ssh://git@host/org/repo.git//path        git@host:org/repo.git//path
-//	github.com/org/repo/path?ref=main        (the repository is org/repo)
-//
-// Without a marker ("//", ".git", Azure's "_git/") the repository is the
-// first two path segments, as kustomize reads it.
-type RemoteBase struct {
-	// RepoURL is the repository the hub fetches (through its mirrors,
-	// credential templates and limits).
-	RepoURL string `json:"repoURL"`
-	// Path is the folder in the repository ("." for its root).
-	Path string `json:"path"`
-	// Ref is the branch, tag or commit; "HEAD" (the default branch) when
-	// the entry names none.
-	Ref string `json:"ref"`
-}
-
-// Key identifies the checkout of b (its repository and ref) in
-// RemoteBases.Checkouts.
-func (b RemoteBase) Key() string { return b.RepoURL + "\x00" + b.Ref }
-
-// String is the base as a person reads it.
-func (b RemoteBase) String() string {
-	return b.RepoURL + "//" + b.Path + "?ref=" + b.Ref
-}
 
 var (
 	scpUser    = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9-]*@`)

@@ -3,16 +3,9 @@ package render
 import (
 	"container/list"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
-	"path"
-	"path/filepath"
 	"runtime"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,7 +13,6 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
-	"github.com/flotilla-cd/flotilla/hub/internal/app"
 	"github.com/flotilla-cd/flotilla/hub/internal/renderproc"
 	"github.com/flotilla-cd/flotilla/shared/manifest"
 )
@@ -28,35 +20,6 @@ import (
 // ErrRender is wrapped by every error about the content being rendered (as
 // opposed to a cancelled context).
 var ErrRender = errors.New("render")
-
-// Input is what one render reads.
-type Input struct {
-	// Root is the repository checkout; nothing outside it is read.
-	Root string
-	// Source is the effective source (see target.Effective).
-	Source app.Source
-	// Namespace is the destination namespace (Helm's release namespace).
-	Namespace string
-	// AppName is the default Helm release name.
-	AppName string
-	// Capabilities are the target cluster's, for Helm charts; nil renders
-	// with Helm's client-only defaults (Kubernetes v1.20). Other kinds of
-	// source ignore them: leave them nil there, so that the render is
-	// shared by every cluster.
-	Capabilities *Capabilities `json:"capabilities,omitempty"`
-	// Refs are the checkouts of a multi-source app's ref sources, by ref
-	// name: Helm value files "$<ref>/<path>" are read from them (inside
-	// them only). The cache key must account for their content (see
-	// CacheKey's treeID).
-	Refs map[string]string `json:"refs,omitempty"`
-	// KustomizeHelm turns on kustomizations' helmCharts (nil: an error
-	// naming the kustomization); they render with Capabilities.
-	KustomizeHelm *KustomizeHelm `json:"kustomizeHelm,omitempty"`
-	// RemoteBases turns on kustomizations' remote bases, read from the
-	// checkouts it names (nil: an error naming the kustomization, the
-	// entry and the hub option). The cache key accounts for their commits.
-	RemoteBases *RemoteBases `json:"remoteBases,omitempty"`
-}
 
 // Options configures a Renderer. Zero values take the defaults.
 type Options struct {
@@ -209,52 +172,6 @@ func (r *Renderer) forget(e *entry) {
 
 func isContextErr(err error) bool {
 	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
-}
-
-// CacheKey returns the cache key for rendering in from the repository tree
-// treeID (a commit or tree hash that identifies everything the render may
-// read: pass the root tree unless the source is known to read only its own
-// path). It hashes the canonical JSON of the parameters that change the
-// output: the cleaned path, the directory, Helm and Kustomize settings, the
-// namespace, the application name and the digest of the capabilities
-// (when set). Root, repoURL and targetRevision are left out: the same tree
-// renders the same wherever it is checked out.
-func CacheKey(treeID string, in Input) string {
-	p := struct {
-		Path      string         `json:"path"`
-		Directory *app.Directory `json:"directory,omitempty"`
-		Helm      *app.Helm      `json:"helm,omitempty"`
-		Kustomize *app.Kustomize `json:"kustomize,omitempty"`
-		Namespace string         `json:"namespace"`
-		AppName   string         `json:"appName"`
-	}{path.Clean("/" + in.Source.Path), in.Source.Directory, in.Source.Helm, in.Source.Kustomize, in.Namespace, in.AppName}
-	js, err := json.Marshal(p) // map keys come sorted
-	if err != nil {
-		// Only a value that JSON cannot encode (never produced by
-		// decoding definitions) gets here; such inputs never share.
-		js = fmt.Appendf(nil, "%p", &p)
-	}
-	h := sha256.New()
-	fmt.Fprintf(h, "flotilla.render.v1\x00%s\x00", treeID)
-	h.Write(js)
-	if in.Capabilities != nil {
-		fmt.Fprintf(h, "\x00capabilities\x00%s", in.Capabilities.Digest())
-	}
-	if in.KustomizeHelm != nil {
-		// The fetched charts' folders are named by their archives' digests.
-		keys := slices.Sorted(maps.Keys(in.KustomizeHelm.Charts))
-		fmt.Fprintf(h, "\x00kustomizeHelm")
-		for _, k := range keys {
-			fmt.Fprintf(h, "\x00%s\x00%s", k, filepath.Base(filepath.Dir(in.KustomizeHelm.Charts[k])))
-		}
-	}
-	if in.RemoteBases != nil {
-		fmt.Fprintf(h, "\x00remoteBases")
-		for _, k := range slices.Sorted(maps.Keys(in.RemoteBases.Checkouts)) {
-			fmt.Fprintf(h, "\x00%s\x00%s", k, in.RemoteBases.Checkouts[k].Commit)
-		}
-	}
-	return hex.EncodeToString(h.Sum(nil))
 }
 
 // renderSource renders in without caching.
