@@ -51,6 +51,8 @@ func run(ctx context.Context, args []string) error {
 	fs.IntSliceVar(&c.FleetApps, "fleet-apps", []int{10000, 50000}, "apps of the fleet-scale rows, ascending")
 	fs.IntVar(&c.BreakdownCommits, "breakdown-commits", 20, "commits of the stage-by-stage split of commit → Synced (1 cluster)")
 	fs.IntVar(&c.BulkApps, "bulk-apps", 1000, "new apps on one real (full) cluster")
+	fs.IntVar(&c.HookCommits, "hook-commits", 10, "commits per app of the hooks phase (with and without hooks)")
+	fs.IntVar(&c.ChartCommits, "chart-commits", 10, "samples of each kind (new chart version, values only) of the charts phase")
 	fs.IntVar(&c.HAAgents, "ha-agents", 1000, "simulated agents of the HA failover and commit rows (three hub replicas)")
 	fs.IntVar(&c.HAKills, "ha-kills", 5, "kill -9 of the busiest hub replica, each followed by its restart")
 	fs.IntVar(&c.HACommits, "ha-commits", 10, "commits through the HA replicas and through one hub")

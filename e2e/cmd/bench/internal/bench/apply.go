@@ -30,31 +30,13 @@ func (b *Bench) apply(ctx context.Context) error {
 		return err
 	}
 	defer w.close()
-	repo, err := w.repo("config")
+	s, err := w.startOneHub(ctx, oneHubSpec{clusters: []string{"apply"}, label: "bench=apply"})
 	if err != nil {
 		return err
 	}
-	if _, _, err := commit(repo, "empty app folder", map[string]string{"apps/defs/README.md": "Application definitions.\n"}); err != nil {
-		return err
-	}
-	cls, err := w.clusters(ctx, false, "apply")
-	if err != nil {
-		return err
-	}
-	cl := cls[0]
+	repo, cl, hub, agent := s.repo, s.clusters[0], s.hub, s.agent
 	cs, err := kubernetes.NewForConfig(cl.RESTConfig())
 	if err != nil {
-		return err
-	}
-	hub, err := w.hub(ctx, repo, time.Hour)
-	if err != nil {
-		return err
-	}
-	agent, err := w.enroll(ctx, hub, cl, "bench=apply")
-	if err != nil {
-		return err
-	}
-	if err := waitConnected(ctx, hub, cl.Name()); err != nil {
 		return err
 	}
 

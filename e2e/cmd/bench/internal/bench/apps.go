@@ -18,28 +18,11 @@ func (b *Bench) apps(ctx context.Context) error {
 		return err
 	}
 	defer w.close()
-	repo, err := w.repo("config")
+	s, err := w.startOneHub(ctx, oneHubSpec{clusters: []string{"first", "fresh"}, label: "bench=apps"})
 	if err != nil {
 		return err
 	}
-	if _, _, err := commit(repo, "empty app folder", map[string]string{"apps/defs/README.md": "Application definitions.\n"}); err != nil {
-		return err
-	}
-	cls, err := w.clusters(ctx, false, "first", "fresh")
-	if err != nil {
-		return err
-	}
-	hub, err := w.hub(ctx, repo, time.Hour)
-	if err != nil {
-		return err
-	}
-	agent, err := w.enroll(ctx, hub, cls[0], "bench=apps")
-	if err != nil {
-		return err
-	}
-	if err := waitConnected(ctx, hub, cls[0].Name()); err != nil {
-		return err
-	}
+	repo, cls, hub, agent := s.repo, s.clusters, s.hub, s.agent
 
 	n := b.cfg.Apps
 	files := map[string]string{}

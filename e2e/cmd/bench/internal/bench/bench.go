@@ -52,6 +52,9 @@ type Config struct {
 	FleetApps   []int
 	// BulkApps new apps on one real cluster.
 	BulkApps int
+	// HookCommits and ChartCommits are the samples of the hooks and
+	// charts phases (per app, per kind).
+	HookCommits, ChartCommits int
 	// HA* size the ha phase: HAAgents simulated agents over three
 	// replicas for the failover (HAKills kills) and commit (HACommits)
 	// rows, grown to HAIdleAgents for the API server writes counted over
@@ -71,7 +74,7 @@ type Config struct {
 }
 
 // Phases are the phases in run order.
-var Phases = []string{"latency", "breakdown", "apps", "selfheal", "apply", "bulk", "fanout", "fleet", "ha"}
+var Phases = []string{"latency", "breakdown", "apps", "selfheal", "apply", "bulk", "hooks", "charts", "fanout", "fleet", "ha"}
 
 // Bench is one run.
 type Bench struct {
@@ -161,6 +164,10 @@ func Run(ctx context.Context, cfg Config) error {
 			err = b.apply(ctx)
 		case "bulk":
 			err = b.bulk(ctx)
+		case "hooks":
+			err = b.hooks(ctx)
+		case "charts":
+			err = b.charts(ctx)
 		case "fanout":
 			err = b.fanout(ctx)
 		case "fleet":

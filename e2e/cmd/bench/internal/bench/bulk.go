@@ -24,30 +24,11 @@ func (b *Bench) bulk(ctx context.Context) error {
 		return err
 	}
 	defer w.close()
-	repo, err := w.repo("config")
+	s, err := w.startOneHub(ctx, oneHubSpec{full: true, clusters: []string{"bulk"}, label: "bench=bulk"})
 	if err != nil {
 		return err
 	}
-	if _, _, err := commit(repo, "empty app folder", map[string]string{"apps/defs/README.md": "Application definitions.\n"}); err != nil {
-		return err
-	}
-	b.logf("starting a full cluster (etcd, kube-apiserver, controller-manager, scheduler, kwok)")
-	cls, err := w.clusters(ctx, true, "bulk")
-	if err != nil {
-		return err
-	}
-	cl := cls[0]
-	hub, err := w.hub(ctx, repo, time.Hour)
-	if err != nil {
-		return err
-	}
-	agent, err := w.enroll(ctx, hub, cl, "bench=bulk")
-	if err != nil {
-		return err
-	}
-	if err := waitConnected(ctx, hub, cl.Name()); err != nil {
-		return err
-	}
+	repo, cl, hub, agent := s.repo, s.clusters[0], s.hub, s.agent
 	cs, err := kubernetes.NewForConfig(cl.RESTConfig())
 	if err != nil {
 		return err

@@ -68,7 +68,7 @@ func newRows() []*Row {
 		{ID: rowBulk, Figure: "1,000 new apps on one real cluster → all Synced", Goal: "< 15 s", Argo: "— (100 apps: 19.5 s)"},
 		{ID: rowBulkHealth, Figure: "1,000 new apps: all Healthy reported after the cluster's own readiness", Goal: "within 5 s", Argo: "—"},
 		{ID: rowIdleCPU, Figure: "steady state, 10,000 connected agents, no changes: hub CPU", Goal: "< 5 % of one core", Argo: "—"},
-	}, haRows()...)
+	}, append(capRows(), haRows()...)...)
 }
 
 func (b *Bench) row(id string) *Row {

@@ -25,31 +25,16 @@ func (b *Bench) selfHeal(ctx context.Context) error {
 		return err
 	}
 	defer w.close()
-	repo, err := w.repo("config")
-	if err != nil {
-		return err
-	}
 	const app, ns, replicas = "heal", "heal", int32(2)
-	rev, _, err := commit(repo, "heal app", merge(under("apps/src/heal", webApp(app, int(replicas), "1")), map[string]string{
-		"apps/defs/heal.yaml": appDef(app, repo.URL, "apps/src/heal", ns, toSelector("bench", "heal"), true),
-	}))
+	s, err := w.startOneHub(ctx, oneHubSpec{full: true, clusters: []string{"heal"}, label: "bench=heal", first: func(repoURL string) map[string]string {
+		return merge(under("apps/src/heal", webApp(app, int(replicas), "1")), map[string]string{
+			"apps/defs/heal.yaml": appDef(app, repoURL, "apps/src/heal", ns, toSelector("bench", "heal"), true),
+		})
+	}})
 	if err != nil {
 		return err
 	}
-	b.logf("starting a full cluster (etcd, kube-apiserver, controller-manager, scheduler, kwok)")
-	cls, err := w.clusters(ctx, true, "heal")
-	if err != nil {
-		return err
-	}
-	cl := cls[0]
-	hub, err := w.hub(ctx, repo, time.Hour)
-	if err != nil {
-		return err
-	}
-	agent, err := w.enroll(ctx, hub, cl, "bench=heal")
-	if err != nil {
-		return err
-	}
+	rev, cl, hub, agent := s.rev, s.clusters[0], s.hub, s.agent
 	if _, err := waitApps(ctx, hub, 3*time.Minute, 50*time.Millisecond, syncedAt(app, rev, 1, nil)); err != nil {
 		return err
 	}
