@@ -185,6 +185,9 @@ func clusterMessage(cv api.AppClusterView) string {
 	case !cv.Connected:
 		parts = append(parts, "agent not connected")
 	}
+	for _, c := range cv.Conditions {
+		parts = append(parts, c.Type+": "+c.Message)
+	}
 	return strings.Join(parts, "; ")
 }
 
@@ -223,6 +226,37 @@ func appDetail(tw *tabwriter.Writer, v api.AppView) {
 		}
 	}
 	hookRows(tw, v.Clusters)
+	orphanRows(tw, v.Clusters)
+}
+
+// orphanRows lists what each cluster's agent found orphaned in the app's
+// destination namespace (the project's orphanedResources).
+func orphanRows(tw *tabwriter.Writer, clusters []api.AppClusterView) {
+	header := false
+	for _, cv := range clusters {
+		o := cv.Orphaned
+		if o == nil || (o.Count == 0 && o.Error == "") {
+			continue
+		}
+		if !header {
+			row(tw, "")
+			row(tw, "CLUSTER", "ORPHANED KIND", "NAMESPACE", "NAME")
+			header = true
+		}
+		for _, r := range o.Objects {
+			kind := r.Kind
+			if r.Group != "" {
+				kind = r.Group + "/" + r.Kind
+			}
+			row(tw, cv.Cluster, kind, r.Namespace, r.Name)
+		}
+		if more := o.Count - len(o.Objects); more > 0 {
+			row(tw, cv.Cluster, fmt.Sprintf("(%d more)", more), "-", "-")
+		}
+		if o.Error != "" {
+			row(tw, cv.Cluster, "(error)", "-", oneLine(o.Error))
+		}
+	}
 }
 
 // historyTable prints history entries, each followed by the hooks its

@@ -285,6 +285,22 @@ async function clustersView() {
 // An app with several sources has one commit per source, joined by commas.
 const short = (rev) => (rev ? rev.split(",").map((r) => r.slice(0, 8)).join(",") : "–");
 
+// orphanedTable lists what the agent found orphaned in the app's destination
+// namespace (the project's orphanedResources); nothing when it found none.
+function orphanedTable(c) {
+  const orph = c.orphaned;
+  if (!orph || (!orph.count && !orph.error)) return null;
+  const more = orph.count - (orph.objects || []).length;
+  return el("details", { class: "orphaned", "data-orphaned": c.cluster, open: true },
+    el("summary", {}, orph.count + " orphaned resources (in the destination namespace, managed by no app)"),
+    orph.error ? el("p", { class: "error" }, orph.error) : null,
+    el("table", {},
+      el("thead", {}, el("tr", {}, ["Kind", "Namespace", "Name"].map((h) => el("th", {}, h)))),
+      el("tbody", {}, (orph.objects || []).map((o) => el("tr", { "data-orphan": o.kind + "/" + o.name },
+        el("td", {}, o.group ? o.group + "/" + o.kind : o.kind), el("td", {}, o.namespace), el("td", {}, o.name))))),
+    more > 0 ? el("p", { class: "muted" }, "and " + more + " more") : null);
+}
+
 async function appView(name) {
   const [a, history, ro] = await Promise.all([
     api("GET", "/api/v1/apps/" + encodeURIComponent(name)),
@@ -312,7 +328,9 @@ async function appView(name) {
         el("td", {}, o.message || "",
           o.diff ? el("details", { "data-key": c.cluster + "/" + o.kind + "/" + o.namespace + "/" + o.name },
             el("summary", {}, "diff"), el("pre", { class: "diff" }, o.diff.split("\n").map((l) =>
-              el("span", { class: l.startsWith("+") ? "add" : l.startsWith("-") ? "del" : "" }, l + "\n")))) : null)))))));
+              el("span", { class: l.startsWith("+") ? "add" : l.startsWith("-") ? "del" : "" }, l + "\n")))) : null))))),
+    (c.conditions || []).map((o) => el("p", { class: "warning", "data-condition": o.type }, o.type + ": " + o.message)),
+    orphanedTable(c)));
   const hist = el("table", {},
     el("thead", {}, el("tr", {}, ["ID", "Cluster", "Revision", "Finished", "By", "Result", ""].map((h) => el("th", {}, h)))),
     el("tbody", {}, (history.items || []).map((h) => el("tr", {},
