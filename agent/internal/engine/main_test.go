@@ -25,7 +25,11 @@ import (
 )
 
 // The integration tests share one control plane; each test works in its
-// own namespaces.
+// own namespaces. Tests that write only namespaced objects in their own
+// namespaces and wait on conditions (not on paced real time) run in
+// parallel; those that touch cluster-scoped objects (CRDs, cluster-wide
+// listings), the metrics registry or memory, or pace self-heal and retries
+// on the clock stay serial.
 var (
 	testEnv *testenv.Env
 	restCfg *rest.Config

@@ -22,6 +22,7 @@ func withSelector(d *unstructured.Unstructured, label string) *unstructured.Unst
 }
 
 func TestImmutableFieldChange(t *testing.T) {
+	t.Parallel() // its own namespaces only, namespaced kinds only
 	ns, agentNS := testNamespaces(t)
 	e := startEngine(t, agentNS)
 	retry := &apiv1alpha1.Retry{Limit: 0}
@@ -57,6 +58,7 @@ func TestImmutableFieldChange(t *testing.T) {
 }
 
 func TestManualSyncAppliesOnlyOnCommand(t *testing.T) {
+	t.Parallel() // its own namespaces only, namespaced kinds only
 	ns, agentNS := testNamespaces(t)
 	e := startEngine(t, agentNS)
 	accept(t, e, bundle(t, "manual", ns, &apiv1alpha1.SyncPolicy{}, nil, configMap("m", map[string]any{"a": "1"})))
@@ -86,6 +88,7 @@ func TestManualSyncAppliesOnlyOnCommand(t *testing.T) {
 }
 
 func TestIgnoreDifferences(t *testing.T) {
+	t.Parallel() // its own namespaces only, namespaced kinds only
 	ns, agentNS := testNamespaces(t)
 	e := startEngine(t, agentNS)
 	ignore := []*apiv1alpha1.IgnoreDifference{{Group: "apps", Kind: "Deployment", JsonPointers: []string{"/spec/replicas"}}}
@@ -114,6 +117,7 @@ func TestIgnoreDifferences(t *testing.T) {
 }
 
 func TestManagedFieldsManagersIgnored(t *testing.T) {
+	t.Parallel() // its own namespaces only, namespaced kinds only
 	ns, agentNS := testNamespaces(t)
 	e := startEngine(t, agentNS)
 	ignore := []*apiv1alpha1.IgnoreDifference{{Group: "apps", Kind: "Deployment", ManagedFieldsManagers: []string{"kubectl-scale"}}}

@@ -26,6 +26,7 @@ import (
 // failed for ever. The agent takes the patched entry over, the apply
 // replaces it, and the app is Synced with the one port of the bundle.
 func TestServicePortPatchReverted(t *testing.T) {
+	t.Parallel() // its own namespaces only, namespaced kinds only
 	ns, agentNS := testNamespaces(t)
 	e := startEngine(t, agentNS)
 	accept(t, e, bundle(t, "svc", ns, auto(true, true), nil, service("web")))
@@ -52,6 +53,7 @@ func TestServicePortPatchReverted(t *testing.T) {
 // edited entry over, the apply puts the bundle's container back beside the
 // renamed one. The Deployment ends with the bundle's one container.
 func TestContainerRenameReverted(t *testing.T) {
+	t.Parallel() // its own namespaces only, namespaced kinds only
 	ns, agentNS := testNamespaces(t)
 	e := startEngine(t, agentNS)
 	accept(t, e, bundle(t, "edit", ns, auto(true, true), nil, deployment("web", 1, nil)))
@@ -84,6 +86,7 @@ func TestContainerRenameReverted(t *testing.T) {
 // from git disappears from the cluster instead of staying with kubectl's
 // ownership.
 func TestFieldDroppedFromGitOnKubectlAppliedObject(t *testing.T) {
+	t.Parallel() // its own namespaces only, namespaced kinds only
 	ns, agentNS := testNamespaces(t)
 	cm := configMap("settings", map[string]any{"keep": "1", "drop": "2"})
 	cm.SetAnnotations(map[string]string{"kubectl.kubernetes.io/last-applied-configuration": `{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"settings","namespace":"` + ns + `"},"data":{"drop":"2","keep":"1"}}`})

@@ -17,6 +17,7 @@ import (
 )
 
 func TestPruneRemovedService(t *testing.T) {
+	t.Parallel() // its own namespaces only, namespaced kinds only
 	ns, agentNS := testNamespaces(t)
 	e := startEngine(t, agentNS)
 	accept(t, e, bundle(t, "web", ns, auto(true, true), nil, deployment("web", 1, nil), service("web"), service("other")))
@@ -43,6 +44,7 @@ func TestPruneRemovedService(t *testing.T) {
 }
 
 func TestPruneOffAndPruneFalseKeepObjects(t *testing.T) {
+	t.Parallel() // its own namespaces only, namespaced kinds only
 	ns, agentNS := testNamespaces(t)
 	e := startEngine(t, agentNS)
 	keep := configMap("keep", map[string]any{"a": "1"})
@@ -92,6 +94,7 @@ func TestPruneOffAndPruneFalseKeepObjects(t *testing.T) {
 }
 
 func TestAppRemoval(t *testing.T) {
+	t.Parallel() // its own namespaces only, namespaced kinds only
 	ns, agentNS := testNamespaces(t)
 	e := startEngine(t, agentNS)
 	accept(t, e, bundle(t, "pruned", ns, auto(true, true), nil, configMap("p1", nil)),
@@ -122,6 +125,7 @@ func TestAppRemoval(t *testing.T) {
 }
 
 func TestTwoAppsDoNotFightOverOneObject(t *testing.T) {
+	t.Parallel() // its own namespaces only, namespaced kinds only
 	ns, agentNS := testNamespaces(t)
 	e := startEngine(t, agentNS)
 	accept(t, e, bundle(t, "first", ns, auto(true, true), nil, configMap("shared", map[string]any{"by": "first"})))

@@ -29,6 +29,7 @@ func resourceVersions(t testing.TB, ns string) map[string]string {
 }
 
 func TestRestartKeepsEnforcingAndPrunes(t *testing.T) {
+	t.Parallel() // its own namespaces only, namespaced kinds only
 	ns, agentNS := testNamespaces(t)
 	e1, stop1 := runEngine(t, agentNS)
 	first := bundle(t, "web", ns, auto(true, true), nil, deployment("web", 2, nil), service("web"), configMap("conf", map[string]any{"k": "v"}))
@@ -62,6 +63,7 @@ func TestRestartKeepsEnforcingAndPrunes(t *testing.T) {
 }
 
 func TestUnchangedObjectsAreNotWritten(t *testing.T) {
+	t.Parallel() // its own namespaces only, namespaced kinds only
 	ns, agentNS := testNamespaces(t)
 	e := startEngine(t, agentNS)
 	accept(t, e, bundle(t, "web", ns, auto(true, true), nil, deployment("web", 2, nil), service("web"), configMap("conf", map[string]any{"k": "v"})))

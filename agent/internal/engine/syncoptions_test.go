@@ -27,6 +27,7 @@ func withSyncOptions(obj *unstructured.Unstructured, opts string) *unstructured.
 // sync option Delete=false (or Delete=confirm, which Flotilla cannot ask
 // for) when its app is deleted with cascade; the app's other objects go.
 func TestDeleteFalseKeepsObjectOnAppDeletion(t *testing.T) {
+	t.Parallel() // its own namespaces only, namespaced kinds only
 	ns, agentNS := testNamespaces(t)
 	e := startEngine(t, agentNS)
 	accept(t, e, bundle(t, "del", ns, auto(true, true), nil,
@@ -51,6 +52,7 @@ func TestDeleteFalseKeepsObjectOnAppDeletion(t *testing.T) {
 // pruned object stays, marked for deletion with the "orphan" finalizer;
 // the default (background) deletes it at once.
 func TestPrunePropagationPolicy(t *testing.T) {
+	t.Parallel() // its own namespaces only, namespaced kinds only
 	for _, tc := range []struct {
 		name, opt string
 		finalizer string // "" means deleted at once
@@ -90,6 +92,7 @@ func TestPrunePropagationPolicy(t *testing.T) {
 // OutOfSync, unless it carries argocd.argoproj.io/compare-options:
 // IgnoreExtraneous.
 func TestIgnoreExtraneous(t *testing.T) {
+	t.Parallel() // its own namespaces only, namespaced kinds only
 	ns, agentNS := testNamespaces(t)
 	e := startEngine(t, agentNS)
 	ignored := configMap("ignored", nil)
