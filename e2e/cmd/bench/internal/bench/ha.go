@@ -170,6 +170,7 @@ func (b *Bench) ha(ctx context.Context) error {
 			return ctx.Err()
 		}
 		errs = append(errs, err)
+		b.row(rowHAWrites).Figure = fmt.Sprintf("steady state, %d connected agents over 3 HA replicas, no changes: API server writes by the hubs", n)
 		b.set(rowHAWrites, fmt.Sprintf("failed at %d agents: %v", n, err), false)
 		idle = fmt.Sprintf("Not measured: %v.", err)
 	} else if total := b.cfg.HAIdleAgents; total > n {
