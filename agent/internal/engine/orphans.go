@@ -10,12 +10,14 @@ import (
 	"time"
 
 	"google.golang.org/protobuf/proto"
+	apidiscoveryv2 "k8s.io/api/apidiscovery/v2"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/metadata"
+	"k8s.io/client-go/rest"
 
+	"github.com/flotilla-cd/flotilla/agent/internal/apply"
 	apiv1alpha1 "github.com/flotilla-cd/flotilla/shared/api/v1alpha1"
 	"github.com/flotilla-cd/flotilla/shared/manifest"
 )
@@ -65,7 +67,7 @@ type orphanCandidate struct {
 
 // orphanScanner holds the clients of the monitoring and its wake-ups.
 type orphanScanner struct {
-	disco discovery.DiscoveryInterface
+	disco rest.Interface // reads aggregated discovery (apply.Discover)
 	meta  metadata.Interface
 	kick  chan struct{}
 }
@@ -187,7 +189,7 @@ func (e *Engine) listOrphans(ctx context.Context, namespaces []string, managed m
 	if len(usable) == 0 {
 		return out, errs
 	}
-	kinds, err := e.listableKinds()
+	kinds, err := e.listableKinds(ctx)
 	if err != nil {
 		for _, ns := range usable {
 			errs[ns] = err.Error()
@@ -217,31 +219,42 @@ type listedKind struct {
 }
 
 // listableKinds are the preferred versions of the namespaced kinds that
-// serve list, sorted by group and kind. A group whose discovery failed is
-// left out (its error is returned with what was found).
-func (e *Engine) listableKinds() ([]listedKind, error) {
-	lists, err := e.orphans.disco.ServerPreferredNamespacedResources()
-	if err != nil && !discovery.IsGroupDiscoveryFailedError(err) {
+// serve list, sorted by group and kind, read from the API server's
+// aggregated discovery (as the apply mapper reads it: client-go's discovery
+// package would link the typed scheme of every API group into the agent).
+// A group whose aggregated API server did not answer (stale) is left out
+// and named in the error returned with what was found.
+func (e *Engine) listableKinds(ctx context.Context) ([]listedKind, error) {
+	dctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	groups, err := apply.Discover(dctx, e.orphans.disco)
+	if err != nil {
 		return nil, fmt.Errorf("discover namespaced kinds: %w", err)
 	}
 	var out []listedKind
-	for _, l := range lists {
-		gv, perr := schema.ParseGroupVersion(l.GroupVersion)
-		if perr != nil {
+	var stale []string
+	for _, g := range groups {
+		if len(g.Versions) == 0 {
 			continue
 		}
-		for _, r := range l.APIResources {
-			if strings.Contains(r.Name, "/") || !slices.Contains(r.Verbs, "list") || defaultExcluded(gv.Group, r.Kind, "") {
+		v := g.Versions[0] // the preferred version comes first
+		if v.Freshness == apidiscoveryv2.DiscoveryFreshnessStale {
+			stale = append(stale, g.Name+"/"+v.Version)
+			continue
+		}
+		for _, r := range v.Resources {
+			if r.Scope != apidiscoveryv2.ScopeNamespace || r.ResponseKind == nil || !slices.Contains(r.Verbs, "list") ||
+				defaultExcluded(g.Name, r.ResponseKind.Kind, "") {
 				continue
 			}
-			out = append(out, listedKind{gvr: gv.WithResource(r.Name), kind: r.Kind})
+			out = append(out, listedKind{gvr: schema.GroupVersionResource{Group: g.Name, Version: v.Version, Resource: r.Resource}, kind: r.ResponseKind.Kind})
 		}
 	}
 	slices.SortFunc(out, func(a, b listedKind) int {
 		return strings.Compare(a.gvr.Group+"/"+a.kind, b.gvr.Group+"/"+b.kind)
 	})
-	if err != nil {
-		return out, fmt.Errorf("discover namespaced kinds: %w", err)
+	if len(stale) > 0 {
+		return out, fmt.Errorf("discover namespaced kinds: the aggregated API servers of %s did not answer", strings.Join(stale, ", "))
 	}
 	return out, nil
 }

@@ -57,7 +57,9 @@ func TestRefreshPush(t *testing.T) {
 	if err := m.Track(t.Context(), u); err != nil {
 		t.Fatal(err)
 	}
-	<-polled // Track's own poll
+	if err := <-polled; err != nil { // Track's own poll
+		t.Fatal(err)
+	}
 	go func() { _ = m.Run(t.Context()) }()
 	// A first refresh polls at once (no poll of the loop yet) and starts the interval.
 	m.Refresh(u)

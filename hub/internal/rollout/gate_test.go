@@ -69,7 +69,13 @@ func TestCheckGate(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.query, func(t *testing.T) {
-			g := &Gate{URL: srv.URL + "/api/v1/query?query=" + tc.query, Max: tc.max, Min: tc.min, Timeout: 200 * time.Millisecond}
+			// Only "hang" is meant to meet the gate's timeout; the others
+			// get one no loaded machine reaches.
+			timeout := time.Minute
+			if tc.query == "hang" {
+				timeout = 200 * time.Millisecond
+			}
+			g := &Gate{URL: srv.URL + "/api/v1/query?query=" + tc.query, Max: tc.max, Min: tc.min, Timeout: timeout}
 			ok, detail := CheckGate(t.Context(), srv.Client(), g)
 			if ok != tc.wantOK || !strings.Contains(detail, tc.wantDetail) {
 				t.Errorf("CheckGate = %v, %q; want %v and a detail containing %q", ok, detail, tc.wantOK, tc.wantDetail)
