@@ -2,9 +2,12 @@ package agentapi
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"sync/atomic"
+	"time"
 
+	"github.com/cenkalti/backoff/v4"
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/flotilla-cd/flotilla/hub/internal/store"
@@ -14,12 +17,19 @@ import (
 // statusWriter keeps agents' status reports in the store off the stream's
 // receive path: the in-memory fleet view is updated at once, and the store
 // gets the newest status of each (cluster, app) in batches that share one
-// fsync. A status lost in a crash is repaired when the agent reconnects,
+// fsync. A write that fails (the store's API server overloaded or out of
+// reach) is retried with backoff unless a newer status of the same app came
+// meanwhile: other hub replicas read statuses from the store, so a dropped
+// write would leave them showing an old state while this replica shows the
+// new one. A status lost in a crash is repaired when the agent reconnects,
 // since agents send every status on each new stream.
 type statusWriter struct {
 	store   store.Store
 	log     hclog.Logger
 	running atomic.Bool
+	// retry paces the retries of failed writes; used by flush only (one at
+	// a time).
+	retry backoff.BackOff
 
 	mu      sync.Mutex
 	pending map[statusKey]pendingStatus
@@ -33,7 +43,9 @@ type pendingStatus struct {
 }
 
 func newStatusWriter(st store.Store, log hclog.Logger) *statusWriter {
-	return &statusWriter{store: st, log: log, pending: map[statusKey]pendingStatus{}, wake: make(chan struct{}, 1)}
+	b := backoff.NewExponentialBackOff()
+	b.InitialInterval, b.MaxInterval, b.MaxElapsedTime = 200*time.Millisecond, 30*time.Second, 0
+	return &statusWriter{store: st, log: log, retry: b, pending: map[statusKey]pendingStatus{}, wake: make(chan struct{}, 1)}
 }
 
 // put records st for cluster: queued when run is active, written at once
@@ -46,33 +58,49 @@ func (w *statusWriter) put(ctx context.Context, cluster string, st *apiv1alpha1.
 	w.mu.Lock()
 	w.pending[statusKey{cluster, st.GetApp()}] = pendingStatus{st}
 	w.mu.Unlock()
+	w.poke()
+}
+
+func (w *statusWriter) poke() {
 	select {
 	case w.wake <- struct{}{}:
 	default:
 	}
 }
 
-func (w *statusWriter) write(ctx context.Context, cluster string, st *apiv1alpha1.AppStatus) {
+// write stores st and reports whether a failure is worth retrying (a
+// status that is invalid, or whose cluster is gone, is not).
+func (w *statusWriter) write(ctx context.Context, cluster string, st *apiv1alpha1.AppStatus) (retry bool) {
 	var err error
 	if st.GetRemoved() {
 		err = w.store.DeleteStatus(ctx, cluster, st.GetApp())
 	} else {
 		err = w.store.PutStatus(ctx, cluster, st)
 	}
-	if err != nil {
-		w.log.Warn("store status", "cluster", cluster, "app", st.GetApp(), "error", err)
+	if err == nil {
+		return false
 	}
+	if errors.Is(err, store.ErrInvalid) || errors.Is(err, store.ErrNotFound) {
+		w.log.Warn("store status: dropped", "cluster", cluster, "app", st.GetApp(), "error", err)
+		return false
+	}
+	w.log.Warn("store status: will retry", "cluster", cluster, "app", st.GetApp(), "error", err)
+	return true
 }
 
 // run writes queued statuses until ctx ends, then writes what is left.
 func (w *statusWriter) run(ctx context.Context) {
 	w.running.Store(true)
 	// Writes are not cancelled with ctx: a batch taken from the queue is
-	// written whole, also at shutdown.
+	// written whole, also at shutdown (once: what fails then is left to
+	// the agents, which send every status again when they reconnect).
 	wctx := context.WithoutCancel(ctx)
 	defer func() {
 		w.running.Store(false)
 		w.flush(wctx)
+		w.mu.Lock()
+		clear(w.pending)
+		w.mu.Unlock()
 	}()
 	for {
 		select {
@@ -96,13 +124,33 @@ func (w *statusWriter) flush(ctx context.Context) {
 	}
 	sem := make(chan struct{}, 256)
 	var wg sync.WaitGroup
+	var failedMu sync.Mutex
+	failed := map[statusKey]pendingStatus{}
 	for k, p := range batch {
 		sem <- struct{}{}
 		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			w.write(ctx, k.cluster, p.st)
+			if w.write(ctx, k.cluster, p.st) {
+				failedMu.Lock()
+				failed[k] = p
+				failedMu.Unlock()
+			}
 		}()
 	}
 	wg.Wait()
+	if len(failed) == 0 {
+		w.retry.Reset()
+		return
+	}
+	w.mu.Lock()
+	for k, p := range failed {
+		if _, newer := w.pending[k]; !newer {
+			w.pending[k] = p
+		}
+	}
+	w.mu.Unlock()
+	d := w.retry.NextBackOff()
+	w.log.Warn("store status: writes failed; retrying", "statuses", len(failed), "in", d)
+	time.AfterFunc(d, w.poke)
 }

@@ -4,8 +4,13 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"runtime"
+	"sync"
 	"testing"
+	"time"
 
+	"github.com/cenkalti/backoff/v4"
+	"github.com/google/go-cmp/cmp"
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/flotilla-cd/flotilla/hub/internal/store"
@@ -62,5 +67,103 @@ func TestStatusWriter(t *testing.T) {
 		if want := fmt.Sprintf("d%d", n+100); r.Status.GetDigest() != want {
 			t.Fatalf("%s/%s: digest %s, want the newest %s", r.Cluster, r.Status.GetApp(), r.Status.GetDigest(), want)
 		}
+	}
+}
+
+// flakyStore fails the first fails writes of one app's status, as a
+// store whose API server is overloaded does, and tells each write.
+type flakyStore struct {
+	store.Store
+	app    string
+	fails  int
+	mu     sync.Mutex
+	writes chan string // "ok DIGEST" or "failed DIGEST"
+}
+
+func (f *flakyStore) PutStatus(ctx context.Context, cluster string, st *apiv1alpha1.AppStatus) error {
+	if st.GetApp() == f.app {
+		f.mu.Lock()
+		fail := f.fails > 0
+		f.fails--
+		f.mu.Unlock()
+		if fail {
+			f.writes <- "failed " + st.GetDigest()
+			return fmt.Errorf("put status of app %s on cluster %s: the server was unable to return a response in the time allotted", st.GetApp(), cluster)
+		}
+		defer func() { f.writes <- "ok " + st.GetDigest() }()
+	}
+	return f.Store.PutStatus(ctx, cluster, st)
+}
+
+// A failed status write is retried until it lands (other replicas read
+// statuses from the store), and a newer status of the same app that came
+// meanwhile is the one written, never the older retried one after it.
+func TestStatusWriterRetriesFailedWrites(t *testing.T) {
+	st, err := store.Open(filepath.Join(t.TempDir(), "hub.db"), hclog.NewNullLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ctx := t.Context()
+	if err := st.CreateCluster(ctx, store.Cluster{Name: "a"}); err != nil {
+		t.Fatal(err)
+	}
+	flaky := &flakyStore{Store: st, app: "web", fails: 3, writes: make(chan string, 100)}
+	start := func(retry time.Duration) *statusWriter {
+		w := newStatusWriter(flaky, hclog.NewNullLogger())
+		w.retry = &backoff.ConstantBackOff{Interval: retry}
+		runCtx, cancel := context.WithCancel(ctx)
+		t.Cleanup(cancel)
+		go w.run(runCtx)
+		for !w.running.Load() {
+			runtime.Gosched()
+		}
+		return w
+	}
+	w := start(time.Millisecond)
+	next := func() string {
+		select {
+		case s := <-flaky.writes:
+			return s
+		case <-time.After(time.Minute):
+			t.Fatal("no status write within a minute")
+			return ""
+		}
+	}
+	w.put(ctx, "a", &apiv1alpha1.AppStatus{App: "web", Digest: "d1"})
+	var seen []string
+	for s := ""; s != "ok d1"; {
+		s = next()
+		seen = append(seen, s)
+	}
+	if diff := cmp.Diff([]string{"failed d1", "failed d1", "failed d1", "ok d1"}, seen); diff != "" {
+		t.Errorf("writes (-want +got):\n%s", diff)
+	}
+	recs, err := st.ListStatus(ctx, "a")
+	if err != nil || len(recs) != 1 || recs[0].Status.GetDigest() != "d1" {
+		t.Fatalf("stored %+v, %v; want web at d1", recs, err)
+	}
+
+	// A newer status queued while the older one waits for its retry wins.
+	flaky.mu.Lock()
+	flaky.fails = 1
+	flaky.mu.Unlock()
+	w = start(time.Hour) // its retry timer never fires in this test
+	w.put(ctx, "a", &apiv1alpha1.AppStatus{App: "web", Digest: "d2"})
+	if s := next(); s != "failed d2" {
+		t.Fatalf("write %q, want the failed d2", s)
+	}
+	w.put(ctx, "a", &apiv1alpha1.AppStatus{App: "web", Digest: "d3"})
+	if s := next(); s != "ok d3" {
+		t.Fatalf("write %q, want d3 (newer than the failed d2)", s)
+	}
+	select {
+	case s := <-flaky.writes:
+		t.Fatalf("write %q after d3; the failed d2 must not be written after the newer d3", s)
+	default:
+	}
+	recs, err = st.ListStatus(ctx, "a")
+	if err != nil || len(recs) != 1 || recs[0].Status.GetDigest() != "d3" {
+		t.Fatalf("stored %+v, %v; want web at d3", recs, err)
 	}
 }
