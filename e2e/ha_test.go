@@ -6,13 +6,11 @@ import (
 	"bufio"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -76,7 +74,11 @@ func TestHighAvailability(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	lb := startBalancer(t)
+	lb, err := harness.StartBalancer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(lb.Close)
 	var agents []*harness.Agent
 	hubs := make([]*harness.Hub, 3)
 	var token string
@@ -96,7 +98,7 @@ func TestHighAvailability(t *testing.T) {
 		}
 		h, err := harness.StartHub(ctx, binDir, hdir, harness.HubOptions{AppsDir: appsDir, Extra: []string{
 			"--store=kubernetes", "--kubeconfig", kubeconfig, "--store-namespace", ns, "--store-install-crds",
-			"--advertise-addr", lb.addr(), "--ha-identity", fmt.Sprintf("hub%d", i+1),
+			"--advertise-addr", lb.Addr, "--ha-identity", fmt.Sprintf("hub%d", i+1),
 			"--ha-lease-duration", "4s", "--ha-renew-deadline", "3s", "--ha-retry-period", "1s", "--ha-store-timeout", "3s",
 		}})
 		if err != nil {
@@ -105,7 +107,7 @@ func TestHighAvailability(t *testing.T) {
 		t.Cleanup(h.Stop)
 		hubs[i] = h
 		token = h.Token
-		lb.add(h.AgentAddr)
+		lb.Add(h.AgentAddr)
 	}
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -450,64 +452,4 @@ func jsonField(t *testing.T, out, field string) string {
 		t.Fatalf("no %q in %s", field, out)
 	}
 	return v
-}
-
-// balancer spreads agent connections over the hubs round-robin, skipping
-// one that refuses the connection (as a Service's endpoints drop a dead
-// pod).
-type balancer struct {
-	lis      net.Listener
-	mu       sync.Mutex
-	backends []string
-	next     int
-	wg       sync.WaitGroup
-}
-
-func startBalancer(t *testing.T) *balancer {
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := &balancer{lis: lis}
-	b.wg.Go(b.serve)
-	t.Cleanup(func() { lis.Close(); b.wg.Wait() })
-	return b
-}
-
-func (b *balancer) addr() string { return b.lis.Addr().String() }
-
-func (b *balancer) add(backend string) {
-	b.mu.Lock()
-	b.backends = append(b.backends, backend)
-	b.mu.Unlock()
-}
-
-func (b *balancer) serve() {
-	for {
-		c, err := b.lis.Accept()
-		if err != nil {
-			return
-		}
-		b.wg.Go(func() { b.forward(c) })
-	}
-}
-
-func (b *balancer) forward(c net.Conn) {
-	defer c.Close()
-	b.mu.Lock()
-	backends, start := append([]string(nil), b.backends...), b.next
-	b.next++
-	b.mu.Unlock()
-	for i := range backends {
-		up, err := net.DialTimeout("tcp", backends[(start+i)%len(backends)], 2*time.Second)
-		if err != nil {
-			continue
-		}
-		defer up.Close()
-		done := make(chan struct{}, 2)
-		go func() { _, _ = io.Copy(up, c); done <- struct{}{} }()
-		go func() { _, _ = io.Copy(c, up); done <- struct{}{} }()
-		<-done
-		return
-	}
 }
