@@ -89,7 +89,10 @@ func TestCLIBrowserLogin(t *testing.T) {
 	// A redirect this sign-in did not start is refused; the CLI waits on.
 	forged := *redirect
 	forged.RawQuery = url.Values{"code": {"stolen"}, "state": {"not-" + q.Get("state")}}.Encode()
-	resp, err := http.Get(forged.String())
+	// On a connection of its own: the CLI's server may close it after the
+	// 400, and the sign-in below must not try to reuse it.
+	once := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := once.Get(forged.String())
 	if err != nil {
 		t.Fatal(err)
 	}
