@@ -47,20 +47,7 @@ func (b *Bench) startSims(ctx context.Context, w *world, hub *harness.Hub, bin, 
 		w.stops = append(w.stops, p.Stop)
 		procs = append(procs, &simProc{Proc: p, control: ctl})
 	}
-	err := harness.Eventually(ctx, 2*time.Minute+time.Duration(n)*60*time.Millisecond, 250*time.Millisecond, func() error {
-		s, err := fleetStats(ctx, procs, "", "")
-		if err != nil {
-			return err
-		}
-		if s.Failed > 0 {
-			return fmt.Errorf("%d agents failed to join: %s", s.Failed, s.FirstErr)
-		}
-		if s.Connected < n {
-			return fmt.Errorf("%d/%d agents connected (%d enrolled) %s", s.Connected, n, s.Enrolled, s.FirstErr)
-		}
-		return nil
-	})
-	return procs, err
+	return procs, waitJoined(ctx, procs, n)
 }
 
 // fleet measures the fleet-scale rows after the CNOE benchmark of Argo CD:
@@ -238,4 +225,22 @@ func everySynced(names []string, rev string, old map[string]string) func(map[str
 		}
 		return nil
 	}
+}
+
+// waitJoined waits until procs' simulated agents, n in all, are connected,
+// failing at once when one could not join.
+func waitJoined(ctx context.Context, procs []*simProc, n int) error {
+	return harness.Eventually(ctx, 2*time.Minute+time.Duration(n)*60*time.Millisecond, 250*time.Millisecond, func() error {
+		s, err := fleetStats(ctx, procs, "", "")
+		if err != nil {
+			return err
+		}
+		if s.Failed > 0 {
+			return fmt.Errorf("%d agents failed to join: %s", s.Failed, s.FirstErr)
+		}
+		if s.Connected < n {
+			return fmt.Errorf("%d/%d agents connected (%d enrolled) %s", s.Connected, n, s.Enrolled, s.FirstErr)
+		}
+		return nil
+	})
 }

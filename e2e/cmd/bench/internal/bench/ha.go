@@ -314,20 +314,7 @@ func (b *Bench) startSimsAcross(ctx context.Context, w *world, hubs []*harness.H
 		w.stops = append(w.stops, p.Stop)
 		procs = append(procs, &simProc{Proc: p, control: ctl})
 	}
-	err := harness.Eventually(ctx, 2*time.Minute+time.Duration(n)*60*time.Millisecond, 250*time.Millisecond, func() error {
-		s, err := fleetStats(ctx, procs, "", "")
-		if err != nil {
-			return err
-		}
-		if s.Failed > 0 {
-			return fmt.Errorf("%d agents failed to join: %s", s.Failed, s.FirstErr)
-		}
-		if s.Connected < n {
-			return fmt.Errorf("%d/%d agents connected (%d enrolled) %s", s.Connected, n, s.Enrolled, s.FirstErr)
-		}
-		return nil
-	})
-	return procs, err
+	return procs, waitJoined(ctx, procs, n)
 }
 
 // simCommits makes count commits of haApp's ConfigMap, each announced by
