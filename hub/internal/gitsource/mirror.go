@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -20,7 +19,6 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/cache"
 	"github.com/go-git/go-git/v5/plumbing/transport"
 	"github.com/go-git/go-git/v5/storage/filesystem"
-	"github.com/go-git/go-git/v5/storage/memory"
 )
 
 // ErrRevisionNotFound is returned when a branch, tag or commit does not exist.
@@ -122,65 +120,35 @@ func deadlineErr(ctx context.Context, d time.Duration, err error) error {
 // a fingerprint of them and the branch its HEAD points at. It gives up
 // after the list timeout.
 func (m *mirror) listRefs(ctx context.Context) (string, plumbing.ReferenceName, error) {
-	auth, err := m.net.auth()
-	if err != nil {
-		return "", "", fmt.Errorf("list refs of %s: %w", m.name, err)
-	}
-	ctx, cancel := context.WithTimeout(withReadCap(ctx, m.net.maxBytes), m.net.listTimeout)
-	defer cancel()
-	rem := git.NewRemote(memory.NewStorage(), &config.RemoteConfig{Name: "origin", URLs: []string{m.url}})
-	refs, err := rem.ListContext(ctx, &git.ListOptions{Auth: auth, CABundle: m.net.caBundle, ProxyOptions: sshProxy(ctx, m.url, m.net.maxBytes)})
-	if err != nil {
-		return "", "", fmt.Errorf("list refs of %s: %w", m.name, scrub(m.url, deadlineErr(ctx, m.net.listTimeout, err)))
-	}
-	lines := make([]string, 0, len(refs))
-	var head plumbing.ReferenceName
-	for _, r := range refs {
-		n := r.Name()
-		if n == plumbing.HEAD && r.Type() == plumbing.SymbolicReference && r.Target().IsBranch() {
-			head = r.Target()
-			lines = append(lines, "HEAD -> "+head.String())
-			continue
-		}
-		// Peeled entries (refs/tags/x^{}) follow from the tag object
-		// and are left out, as a fetch stores none (localFingerprint).
-		if !n.IsBranch() && !n.IsTag() || strings.HasSuffix(n.String(), "^{}") {
-			continue
-		}
-		lines = append(lines, n.String()+" "+r.Hash().String())
-	}
-	sort.Strings(lines)
-	return strings.Join(lines, "\n"), head, nil
+	l, err := m.list(ctx)
+	return l.fp, l.head, err
 }
 
 // sync lists the remote refs and fetches when they differ from the last
-// fetch. It reports whether anything moved. A fetch that fails (deadline,
-// size limit) leaves the mirror at its last good state.
+// fetch (fetchListed: over http(s) without advertising the refs again). It
+// reports whether anything moved. A fetch that fails (deadline, size limit)
+// leaves the mirror at its last good state.
 func (m *mirror) sync(ctx context.Context) (bool, error) {
-	fp, head, err := m.listRefs(ctx)
+	l, err := m.list(ctx)
 	if err != nil {
 		return false, m.setErr(err)
 	}
-	if refs, lastErr := m.status(); fp == refs && lastErr == nil {
+	if refs, lastErr := m.status(); l.fp == refs && lastErr == nil {
 		return false, nil
-	}
-	auth, err := m.net.auth()
-	if err != nil {
-		return false, m.setErr(fmt.Errorf("fetch %s: %w", m.name, err))
 	}
 	fctx, cancel := context.WithTimeout(withReadCap(ctx, m.net.wireMax()), m.net.fetchTimeout)
 	defer cancel()
 	m.mu.Lock()
-	err = m.repo.FetchContext(fctx, &git.FetchOptions{RemoteName: "origin", Auth: auth, CABundle: m.net.caBundle, ProxyOptions: sshProxy(fctx, m.url, m.net.wireMax()), Force: true, Prune: true, Tags: git.NoTags})
+	_, err = m.fetchListed(fctx, l)
 	m.mu.Unlock()
-	if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
+	if err != nil {
 		return false, m.setErr(fmt.Errorf("fetch %s: %w", m.name, scrub(m.url, deadlineErr(fctx, m.net.fetchTimeout, err))))
 	}
 	m.state.Lock()
 	defer m.state.Unlock()
 	m.lastErr = nil
-	changed := fp != m.refs
-	m.refs, m.head = fp, head
+	changed := l.fp != m.refs
+	m.refs, m.head = l.fp, l.head
 	if changed {
 		m.gen++
 		m.revs = nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -73,11 +74,15 @@ func (m *mirror) news(ps []Push) []Push {
 	return out
 }
 
-// fetchPushed fetches every branch and tag without listing the refs first
-// (the fetch's own ref advertisement says what moved), then takes the
-// fingerprint from the refs it wrote. It reports whether anything moved and
-// whether every push's commit arrived (false: a push named a commit the
-// remote does not have: forged, or of a ref deleted since).
+// fetchPushed brings the mirror to the remote's refs after pushes: over
+// http(s) it asks for the pushed commits and lists the refs at once (two
+// requests side by side), then sets the refs to the listing, fetching what
+// it still lacks (fetchListed); otherwise it fetches every branch and tag
+// without listing first (the fetch's own ref advertisement says what
+// moved) and takes the fingerprint from the refs it wrote. It reports
+// whether anything moved and whether every push's commit arrived (false: a
+// push named a commit the remote does not have: forged, or of a ref
+// deleted since).
 func (m *mirror) fetchPushed(ctx context.Context, ps []Push) (changed, known bool, err error) {
 	auth, err := m.net.auth()
 	if err != nil {
@@ -85,36 +90,82 @@ func (m *mirror) fetchPushed(ctx context.Context, ps []Push) (changed, known boo
 	}
 	fctx, cancel := context.WithTimeout(withReadCap(ctx, m.net.wireMax()), m.net.fetchTimeout)
 	defer cancel()
-	m.mu.Lock()
-	err = m.repo.FetchContext(fctx, &git.FetchOptions{RemoteName: "origin", Auth: auth, CABundle: m.net.caBundle, ProxyOptions: sshProxy(fctx, m.url, m.net.wireMax()), Force: true, Prune: true, Tags: git.NoTags})
 	var fp string
-	known = true
-	if err == nil || errors.Is(err, git.NoErrAlreadyUpToDate) {
-		err = nil
+	var head plumbing.ReferenceName
+	overHTTP := m.overHTTP()
+	if overHTTP {
+		fp, head, err = m.fetchPushedHTTP(ctx, fctx, ps)
+	} else {
 		m.state.Lock()
-		head := m.head
+		head = m.head
 		m.state.Unlock()
-		fp, err = m.localFingerprint(head)
-		for _, p := range ps {
-			if _, cerr := m.repo.CommitObject(plumbing.NewHash(p.After)); cerr != nil {
-				known = false
-			}
+		m.mu.Lock()
+		err = m.repo.FetchContext(fctx, &git.FetchOptions{RemoteName: "origin", Auth: auth, CABundle: m.net.caBundle, ProxyOptions: sshProxy(fctx, m.url, m.net.wireMax()), Force: true, Prune: true, Tags: git.NoTags})
+		if err == nil || errors.Is(err, git.NoErrAlreadyUpToDate) {
+			fp, err = m.localFingerprint(head)
 		}
+		m.mu.Unlock()
 	}
-	m.mu.Unlock()
 	if err != nil {
 		return false, false, m.setErr(fmt.Errorf("fetch %s: %w", m.name, scrub(m.url, deadlineErr(fctx, m.net.fetchTimeout, err))))
 	}
+	known = true
+	m.mu.Lock()
+	for _, p := range ps {
+		if _, cerr := m.repo.CommitObject(plumbing.NewHash(p.After)); cerr != nil {
+			known = false
+		}
+	}
+	m.mu.Unlock()
 	m.state.Lock()
 	defer m.state.Unlock()
 	m.lastErr = nil
 	changed = fp != m.refs
 	m.refs = fp
+	if overHTTP {
+		m.head = head
+	}
 	if changed {
 		m.gen++
 		m.revs = nil
 	}
 	return changed, known, nil
+}
+
+// fetchPushedHTTP is fetchPushed over http(s): the pushed commits are asked
+// for (one POST, no advertisement) while the refs are listed (one GET);
+// then fetchListed sets the refs to the listing (a commit the remote does
+// not have, or any other refusal of the POST, only means fetchListed asks
+// again). It returns the fingerprint and HEAD's branch of the listing.
+func (m *mirror) fetchPushedHTTP(ctx, fctx context.Context, ps []Push) (string, plumbing.ReferenceName, error) {
+	type listed struct {
+		l   listing
+		err error
+	}
+	lc := make(chan listed, 1)
+	go func() {
+		l, err := m.list(ctx)
+		lc <- listed{l, err}
+	}()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var wants []plumbing.Hash
+	for _, p := range ps {
+		h := plumbing.NewHash(p.After)
+		if m.repo.Storer.HasEncodedObject(h) != nil && !slices.Contains(wants, h) {
+			wants = append(wants, h)
+		}
+	}
+	perr := m.uploadPack(fctx, wants)
+	r := <-lc
+	if r.err != nil {
+		return "", "", r.err
+	}
+	if errors.Is(perr, ErrTooLarge) {
+		return "", "", perr
+	}
+	fp, err := m.fetchListed(fctx, r.l)
+	return fp, r.l.head, err
 }
 
 // localFingerprint is listRefs's fingerprint computed from the mirror's own

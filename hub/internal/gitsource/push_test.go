@@ -147,6 +147,37 @@ func TestRefreshPush(t *testing.T) {
 	if changed, err := mr.sync(t.Context()); err != nil || changed {
 		t.Errorf("poll after the pushes: changed %v, %v; want unchanged", changed, err)
 	}
+
+	// A timer poll that finds refs moved (a new commit on main, an
+	// annotated tag, the feature branch deleted) fetches them without a
+	// second advertisement and follows the remote's refs.
+	gitIn(t, repo.Work, "reset", "-q", "--hard", c3)
+	if err := repo.Write(map[string][]byte{"a.yaml": []byte("a: 4\n")}); err != nil {
+		t.Fatal(err)
+	}
+	gitIn(t, repo.Work, "commit", "-q", "-am", "four")
+	c4 := gitIn(t, repo.Work, "rev-parse", "HEAD")
+	gitIn(t, repo.Work, "tag", "-a", "-m", "release", "v1", c4)
+	gitIn(t, repo.Work, "push", "-q", "origin", "HEAD:main", "v1", ":feature")
+	adverts.Store(0)
+	if changed, err := mr.sync(t.Context()); err != nil || !changed {
+		t.Fatalf("poll after a push without webhook: changed %v, %v; want changed", changed, err)
+	}
+	if n := adverts.Load(); n != 1 {
+		t.Errorf("poll: %d ref advertisements, want 1 (the listing's)", n)
+	}
+	if got := resolve("main"); got != c4 {
+		t.Errorf("main at %s after the poll, want %s", got, c4)
+	}
+	if got := resolve("v1"); got != c4 {
+		t.Errorf("tag v1 at %s after the poll, want %s", got, c4)
+	}
+	if got := resolve("feature"); !strings.Contains(got, ErrRevisionNotFound.Error()) {
+		t.Errorf("deleted branch feature still resolves: %s", got)
+	}
+	if changed, err := mr.sync(t.Context()); err != nil || changed {
+		t.Errorf("second poll: changed %v, %v; want unchanged", changed, err)
+	}
 }
 
 // A kick waits for the rest of the refresh interval, unless it brings a
