@@ -64,12 +64,12 @@ func overrideCapabilities(c *Capabilities, h *app.Helm) (*Capabilities, error) {
 // helmCharts. Plain directories and other kustomizations render the same
 // for every cluster.
 func NeedsCapabilities(root string, src app.Source) bool {
-	r, err := openRepoRoot(root)
+	r, err := OpenRoot(root)
 	if err != nil {
 		return false // the render reports the error
 	}
-	defer r.close()
-	dir, err := r.dir(src.Path)
+	defer r.Close()
+	dir, err := r.Dir(src.Path)
 	if err != nil {
 		return false
 	}

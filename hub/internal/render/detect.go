@@ -20,7 +20,7 @@ var kustomizationNames = []string{"kustomization.yaml", "kustomization.yml", "Ku
 // detect decides how dir is rendered: by the source's helm, kustomize or
 // directory field when one is set, otherwise by the files in dir, as Argo
 // CD does (Chart.yaml: Helm; a kustomization: Kustomize; else a directory).
-func detect(root *repoRoot, dir string, s app.Source) kind {
+func detect(root *Root, dir string, s app.Source) kind {
 	switch {
 	case s.Helm != nil:
 		return kindHelm
@@ -28,7 +28,7 @@ func detect(root *repoRoot, dir string, s app.Source) kind {
 		return kindKustomize
 	case s.Directory != nil:
 		return kindDirectory
-	case root.isFile(path.Join(dir, "Chart.yaml")):
+	case root.IsFile(path.Join(dir, "Chart.yaml")):
 		return kindHelm
 	case kustomizationFile(root, dir) != "":
 		return kindKustomize
@@ -38,9 +38,9 @@ func detect(root *repoRoot, dir string, s app.Source) kind {
 
 // kustomizationFile returns the kustomization file in dir (relative to the
 // root), or "".
-func kustomizationFile(root *repoRoot, dir string) string {
+func kustomizationFile(root *Root, dir string) string {
 	for _, n := range kustomizationNames {
-		if p := path.Join(dir, n); root.isFile(p) {
+		if p := path.Join(dir, n); root.IsFile(p) {
 			return p
 		}
 	}

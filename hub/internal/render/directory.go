@@ -26,7 +26,7 @@ import (
 // repository; links to folders are not followed. A manifest file the
 // checkout left out (a refused symbolic link) is an error naming it. Every
 // file is read through the repository root.
-func renderDirectory(ctx context.Context, root *repoRoot, dir string, d *app.Directory) ([]origined, error) {
+func renderDirectory(ctx context.Context, root *Root, dir string, d *app.Directory) ([]Origined, error) {
 	if d == nil {
 		d = &app.Directory{}
 	}
@@ -47,18 +47,18 @@ func renderDirectory(ctx context.Context, root *repoRoot, dir string, d *app.Dir
 
 type dirWalk struct {
 	ctx              context.Context
-	root             *repoRoot
+	root             *Root
 	top              string
 	recurse          bool
 	include, exclude *regexp.Regexp
 	jsonnet          *app.Jsonnet
-	out              []origined
+	out              []Origined
 }
 
 // walk reads the manifests of the real folder dir, as filepath.WalkDir
 // visits them (names in lexical order, a folder's files where it sorts).
 func (w *dirWalk) walk(dir string) error {
-	entries, err := w.root.readDir(dir)
+	entries, err := w.root.ReadDir(dir)
 	if err != nil {
 		return err
 	}
@@ -66,7 +66,7 @@ func (w *dirWalk) walk(dir string) error {
 	for _, e := range entries {
 		names[e.Name()] = e
 	}
-	for _, l := range w.root.leftOutIn(dir) {
+	for _, l := range w.root.LeftOutIn(dir) {
 		names[l] = nil
 	}
 	for _, name := range slices.Sorted(maps.Keys(names)) {
@@ -94,9 +94,9 @@ func (w *dirWalk) walk(dir string) error {
 			continue
 		}
 		if e == nil {
-			return w.root.leftOutErr(p)
+			return w.root.LeftOutErr(p)
 		}
-		real, fi, err := w.root.stat(p)
+		real, fi, err := w.root.Stat(p)
 		if err != nil {
 			return err
 		}
@@ -108,7 +108,7 @@ func (w *dirWalk) walk(dir string) error {
 			ext = ".json"
 			data, err = evalJsonnet(w.root, real, w.jsonnet)
 		} else {
-			data, err = w.root.fs.ReadFile(real)
+			data, err = w.root.FS.ReadFile(real)
 		}
 		if err != nil {
 			return err
@@ -118,7 +118,7 @@ func (w *dirWalk) walk(dir string) error {
 			return err
 		}
 		for _, o := range objs {
-			w.out = append(w.out, origined{obj: o, origin: p})
+			w.out = append(w.out, Origined{Obj: o, Origin: p})
 		}
 	}
 	return nil

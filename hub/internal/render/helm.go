@@ -29,13 +29,13 @@ import (
 // namespace. Chart dependencies must be vendored in charts/.
 //
 // Every file is read through the repository root (see readChart).
-func renderHelm(ctx context.Context, root *repoRoot, dir string, in Input) ([]origined, error) {
+func renderHelm(ctx context.Context, root *Root, dir string, in Input) ([]Origined, error) {
 	h := in.Source.Helm
 	if h == nil {
 		h = &app.Helm{}
 	}
 	chartRel := dir
-	if !root.isFile(path.Join(dir, "Chart.yaml")) {
+	if !root.IsFile(path.Join(dir, "Chart.yaml")) {
 		return nil, fmt.Errorf("helm chart %s: no Chart.yaml (missing chart)", chartRel)
 	}
 	chrt, err := readChart(root, dir)
@@ -82,8 +82,8 @@ func renderHelm(ctx context.Context, root *repoRoot, dir string, in Input) ([]or
 // Argo CD runs during a sync, mapped by helmHook. Each object is named by
 // its chart file, under prefix (the folder holding the chart, relative to
 // the repository root).
-func (c *chartOutput) objects(prefix string) ([]origined, error) {
-	var out []origined
+func (c *chartOutput) objects(prefix string) ([]Origined, error) {
+	var out []Origined
 	add := func(file, data string, hook *release.Hook) error {
 		origin := joinOrigin(prefix, filepath.ToSlash(file))
 		objs, err := manifest.Parse(origin, []byte(data))
@@ -94,7 +94,7 @@ func (c *chartOutput) objects(prefix string) ([]origined, error) {
 			if hook != nil && !helmHook(o, hook) {
 				continue
 			}
-			out = append(out, origined{obj: o, origin: origin})
+			out = append(out, Origined{Obj: o, Origin: origin})
 		}
 		return nil
 	}
@@ -178,7 +178,7 @@ func joinOrigin(prefix, p string) string {
 // helmValues merges the value sources of h. A value file "$ref/path" is
 // read from the repository of the source with that ref (refs: ref name →
 // checkout), relative to its root.
-func helmValues(root *repoRoot, chartDir string, h *app.Helm, refs map[string]string) (map[string]any, error) {
+func helmValues(root *Root, chartDir string, h *app.Helm, refs map[string]string) (map[string]any, error) {
 	vals := map[string]any{}
 	for i, f := range h.ValueFiles {
 		field := fmt.Sprintf("helm.valueFiles[%d] %s", i, f)
@@ -194,7 +194,7 @@ func helmValues(root *repoRoot, chartDir string, h *app.Helm, refs map[string]st
 			if path.IsAbs(f) {
 				p = path.Clean("." + f) // absolute means from the repository root, as in Argo CD
 			}
-			data, err = root.readFile(p)
+			data, err = root.ReadFile(p)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", field, err)
@@ -241,12 +241,12 @@ func readRefFile(refs map[string]string, ref, vf string) ([]byte, error) {
 	if rel == "" {
 		return nil, fmt.Errorf("no file after $%s", ref)
 	}
-	r, err := openRepoRoot(dir)
+	r, err := OpenRoot(dir)
 	if err != nil {
 		return nil, err
 	}
-	defer r.close()
-	return r.readFile(path.Clean("./" + rel))
+	defer r.Close()
+	return r.ReadFile(path.Clean("./" + rel))
 }
 
 func deepCopyJSON(m map[string]any) map[string]any {

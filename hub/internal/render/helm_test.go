@@ -47,15 +47,15 @@ func TestRenderHelmOrigins(t *testing.T) {
 		{name: "skipCrds", helm: &app.Helm{SkipCRDs: true}, want: concat(manifests, hooks)},
 		{name: "no helm settings", helm: nil, want: concat(crds, manifests, hooks)},
 	}
-	root, err := openRepoRoot(repoRootForTest(t))
+	root, err := OpenRoot(repoRootForTest(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer root.close()
+	defer root.Close()
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			in := Input{Root: root.path, Source: app.Source{Path: "helm/full", Helm: tt.helm}, Namespace: "prod", AppName: "rel"}
-			dir, err := root.dir(in.Source.Path)
+			in := Input{Root: root.Path, Source: app.Source{Path: "helm/full", Helm: tt.helm}, Namespace: "prod", AppName: "rel"}
+			dir, err := root.Dir(in.Source.Path)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -65,8 +65,8 @@ func TestRenderHelmOrigins(t *testing.T) {
 			}
 			var got []string
 			for _, o := range objs {
-				line := fmt.Sprintf("%s %s %s", o.origin, o.obj.GetKind(), manifest.KeyOf(o.obj).Name)
-				if ann := o.obj.GetAnnotations(); ann[manifest.HelmHookAnnotation] != "" {
+				line := fmt.Sprintf("%s %s %s", o.Origin, o.Obj.GetKind(), manifest.KeyOf(o.Obj).Name)
+				if ann := o.Obj.GetAnnotations(); ann[manifest.HelmHookAnnotation] != "" {
 					line += fmt.Sprintf(" hook=%s wave=%s delete=%s", ann[manifest.HookAnnotation], ann[manifest.ArgoSyncWaveAnnotation], ann[manifest.HookDeletePolicyAnnotation])
 				}
 				got = append(got, line)

@@ -25,9 +25,9 @@ var utf8BOM = []byte{0xEF, 0xBB, 0xBF}
 // sees a folder, so it follows no link itself. A link that leads out of
 // the repository, a linked folder that contains itself, and a file the
 // checkout left out (unless .helmignore ignores it) are errors naming them.
-func readChart(root *repoRoot, dir string) (*chart.Chart, error) {
+func readChart(root *Root, dir string) (*chart.Chart, error) {
 	rules := ignore.Empty()
-	if data, err := root.readFile(path.Join(dir, ignore.HelmIgnore)); err == nil {
+	if data, err := root.ReadFile(path.Join(dir, ignore.HelmIgnore)); err == nil {
 		r, err := ignore.Parse(bytes.NewReader(data))
 		if err != nil {
 			return nil, err
@@ -35,7 +35,7 @@ func readChart(root *repoRoot, dir string) (*chart.Chart, error) {
 		rules = r
 	}
 	rules.AddDefaults()
-	top, err := root.fs.Stat(dir)
+	top, err := root.FS.Stat(dir)
 	if err != nil {
 		return nil, err
 	}
@@ -47,7 +47,7 @@ func readChart(root *repoRoot, dir string) (*chart.Chart, error) {
 }
 
 type chartWalk struct {
-	root  *repoRoot
+	root  *Root
 	rules *ignore.Rules
 	files []*loader.BufferedFile
 }
@@ -55,7 +55,7 @@ type chartWalk struct {
 // walk adds the files of the real folder dir, named name/... in the chart.
 // ancestors are the folders walked down to dir (for link cycles).
 func (w *chartWalk) walk(name, dir string, ancestors []fs.FileInfo) error {
-	entries, err := w.root.readDir(dir)
+	entries, err := w.root.ReadDir(dir)
 	if err != nil {
 		return err
 	}
@@ -70,13 +70,13 @@ func (w *chartWalk) walk(name, dir string, ancestors []fs.FileInfo) error {
 			continue // the checkout's own (gitsource.LeftOutFile), never the repository's
 		}
 		n, p := path.Join(name, e.Name()), path.Join(dir, e.Name())
-		real, fi, err := w.root.stat(p)
+		real, fi, err := w.root.Stat(p)
 		if err != nil {
 			return fmt.Errorf("%s: %w", n, err)
 		}
 		items = append(items, item{n, real, fi})
 	}
-	for _, l := range w.root.leftOutIn(dir) {
+	for _, l := range w.root.LeftOutIn(dir) {
 		if strings.EqualFold(l, ".git") {
 			continue
 		}
@@ -102,7 +102,7 @@ func (w *chartWalk) walk(name, dir string, ancestors []fs.FileInfo) error {
 			continue
 		}
 		if it.real == "" {
-			return fmt.Errorf("%s: %w", it.name, w.root.leftOutErr(path.Join(dir, path.Base(it.name))))
+			return fmt.Errorf("%s: %w", it.name, w.root.LeftOutErr(path.Join(dir, path.Base(it.name))))
 		}
 		if !it.fi.Mode().IsRegular() {
 			return fmt.Errorf("cannot load irregular file %s as it has file mode type bits set", it.name)
@@ -110,7 +110,7 @@ func (w *chartWalk) walk(name, dir string, ancestors []fs.FileInfo) error {
 		if it.fi.Size() > loader.MaxDecompressedFileSize {
 			return fmt.Errorf("chart file %q is larger than the maximum file size %d", it.fi.Name(), loader.MaxDecompressedFileSize)
 		}
-		data, err := w.root.fs.ReadFile(it.real)
+		data, err := w.root.FS.ReadFile(it.real)
 		if err != nil {
 			return fmt.Errorf("error reading %s: %w", it.name, err)
 		}

@@ -89,11 +89,11 @@ func TestReadChartMatchesLoadDir(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			root, err := openRepoRoot(rootDir)
+			root, err := OpenRoot(rootDir)
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer root.close()
+			defer root.Close()
 			got, err := readChart(root, chartDir)
 			if err != nil {
 				t.Fatal(err)
@@ -129,11 +129,11 @@ func TestReadChartLinkCycle(t *testing.T) {
 	if err := os.Symlink("..", filepath.Join(dir, "c", "loop")); err != nil {
 		t.Fatal(err)
 	}
-	root, err := openRepoRoot(dir)
+	root, err := OpenRoot(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer root.close()
+	defer root.Close()
 	if _, err := readChart(root, "c"); err == nil || !strings.Contains(err.Error(), "loop") {
 		t.Errorf("readChart with a link cycle: %v", err)
 	}
@@ -160,11 +160,11 @@ func TestReadChartCheckoutMetadata(t *testing.T) {
 		gitsource.LeftOutFile:        `{"ignored.txt": "a test", "templates/bad.yaml": "a test"}`,
 		"templates/_placeholder.tpl": "",
 	})
-	root, err := openRepoRoot(dir)
+	root, err := OpenRoot(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer root.close()
+	defer root.Close()
 	_, err = readChart(root, ".")
 	if !errors.Is(err, ErrLeftOut) || !strings.Contains(err.Error(), "templates/bad.yaml") {
 		t.Fatalf("readChart: %v, want templates/bad.yaml left out", err)
@@ -189,11 +189,11 @@ func TestReadChartHugeFile(t *testing.T) {
 		"c/Chart.yaml":          "apiVersion: v2\nname: c\nversion: 0.1.0\n",
 		"c/templates/huge.yaml": "# " + strings.Repeat("x", int(loader.MaxDecompressedFileSize)) + "\n",
 	})
-	root, err := openRepoRoot(dir)
+	root, err := OpenRoot(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer root.close()
+	defer root.Close()
 	if _, err := readChart(root, "c"); err == nil || !strings.Contains(err.Error(), `chart file "huge.yaml" is larger than the maximum file size`) {
 		t.Errorf("readChart: %v, want huge.yaml over the size limit", err)
 	}

@@ -23,7 +23,7 @@ const maxJsonnetOutput = 64 << 20
 // Evaluation cannot be interrupted, so a source with Jsonnet files renders
 // in a worker process (see hasJsonnet), which the hub kills at the render
 // time limit.
-func evalJsonnet(root *repoRoot, p string, j *app.Jsonnet) ([]byte, error) {
+func evalJsonnet(root *Root, p string, j *app.Jsonnet) ([]byte, error) {
 	if j == nil {
 		j = &app.Jsonnet{}
 	}
@@ -58,7 +58,7 @@ func evalJsonnet(root *repoRoot, p string, j *app.Jsonnet) ([]byte, error) {
 // importing file first, then in each library folder, never outside the
 // root (an import that leaves it is an error naming it).
 type rootImporter struct {
-	root  *repoRoot
+	root  *Root
 	libs  []string
 	cache map[string]jsonnet.Contents
 }
@@ -74,14 +74,14 @@ func (im *rootImporter) Import(importedFrom, importedPath string) (jsonnet.Conte
 	}
 	var firstErr error
 	for _, c := range candidates {
-		rel, err := im.root.relOf(c)
+		rel, err := im.root.RelOf(c)
 		if err != nil {
 			return jsonnet.Contents{}, "", fmt.Errorf("import %q from %s: %w", importedPath, importedFrom, err)
 		}
 		if got, ok := im.cache[rel]; ok {
 			return got, rel, nil
 		}
-		data, err := im.root.readFile(rel)
+		data, err := im.root.ReadFile(rel)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
@@ -103,8 +103,8 @@ func (im *rootImporter) Import(importedFrom, importedPath string) (jsonnet.Conte
 
 // hasJsonnet reports whether the directory source at dir holds a Jsonnet
 // file it would evaluate (so that it renders in a worker).
-func hasJsonnet(root *repoRoot, dir string, recurse bool) bool {
-	entries, err := root.readDir(dir)
+func hasJsonnet(root *Root, dir string, recurse bool) bool {
+	entries, err := root.ReadDir(dir)
 	if err != nil {
 		return false
 	}

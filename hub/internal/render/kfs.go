@@ -21,7 +21,7 @@ var errReadOnly = errors.New("the repository is read-only while rendering")
 // absolute paths; they are mapped into the root, or into the checkout of
 // a remote base mounted beside it (see remoteState), each its own rootFS.
 type rootFS struct {
-	root      *repoRoot
+	root      *Root
 	overrides map[string][]byte // by real path relative to the root; may be files the repository does not have
 	helm      *kzHelm           // helmCharts inflation (nil: refused)
 	remote    *remoteState      // remote bases mounted beside the root (nil: none)
@@ -29,7 +29,7 @@ type rootFS struct {
 
 var _ filesys.FileSystem = (*rootFS)(nil)
 
-func newRootFS(root *repoRoot) *rootFS {
+func newRootFS(root *Root) *rootFS {
 	return &rootFS{root: root, overrides: map[string][]byte{}}
 }
 
@@ -41,30 +41,30 @@ func (f *rootFS) WriteFile(string, []byte) error      { return errReadOnly }
 
 func (f *rootFS) Open(p string) (filesys.File, error) {
 	f = f.at(p)
-	real, err := f.root.resolve(p)
+	real, err := f.root.Resolve(p)
 	if err != nil {
 		return nil, err
 	}
 	if data, ok := f.overrides[real]; ok {
 		return &memFile{Reader: bytes.NewReader(data), name: path.Base(real), size: int64(len(data))}, nil
 	}
-	return f.root.fs.Open(real)
+	return f.root.FS.Open(real)
 }
 
 func (f *rootFS) IsDir(p string) bool {
 	f = f.at(p)
-	_, fi, err := f.root.stat(p)
+	_, fi, err := f.root.Stat(p)
 	return err == nil && fi.IsDir()
 }
 
 // ReadDir lists the names in folder p.
 func (f *rootFS) ReadDir(p string) ([]string, error) {
 	f = f.at(p)
-	real, err := f.root.resolve(p)
+	real, err := f.root.Resolve(p)
 	if err != nil {
 		return nil, err
 	}
-	entries, err := f.root.readDir(real)
+	entries, err := f.root.ReadDir(real)
 	if err != nil {
 		return nil, err
 	}
@@ -79,31 +79,31 @@ func (f *rootFS) ReadDir(p string) ([]string, error) {
 // is a file, its name; p must exist.
 func (f *rootFS) CleanedAbs(p string) (filesys.ConfirmedDir, string, error) {
 	f = f.at(p)
-	if real, err := f.root.resolve(p); err == nil {
+	if real, err := f.root.Resolve(p); err == nil {
 		if _, ok := f.overrides[real]; ok {
-			return filesys.ConfirmedDir(f.root.abs(path.Dir(real))), path.Base(real), nil
+			return filesys.ConfirmedDir(f.root.Abs(path.Dir(real))), path.Base(real), nil
 		}
 	}
-	real, fi, err := f.root.stat(p)
+	real, fi, err := f.root.Stat(p)
 	if err != nil {
 		return "", "", err
 	}
 	if fi.IsDir() {
-		return filesys.ConfirmedDir(f.root.abs(real)), "", nil
+		return filesys.ConfirmedDir(f.root.Abs(real)), "", nil
 	}
-	return filesys.ConfirmedDir(f.root.abs(path.Dir(real))), path.Base(real), nil
+	return filesys.ConfirmedDir(f.root.Abs(path.Dir(real))), path.Base(real), nil
 }
 
 func (f *rootFS) Exists(p string) bool {
 	f = f.at(p)
-	real, err := f.root.resolve(p)
+	real, err := f.root.Resolve(p)
 	if err != nil {
 		return false
 	}
 	if _, ok := f.overrides[real]; ok {
 		return true
 	}
-	_, err = f.root.fs.Stat(real)
+	_, err = f.root.FS.Stat(real)
 	return err == nil
 }
 
@@ -111,18 +111,18 @@ func (f *rootFS) Exists(p string) bool {
 // syntax), looked up through the root.
 func (f *rootFS) Glob(pattern string) ([]string, error) {
 	f = f.at(pattern)
-	rel, err := f.root.relOf(pattern)
+	rel, err := f.root.RelOf(pattern)
 	if err != nil {
 		return nil, err
 	}
-	matches, err := fs.Glob(f.root.fs.FS(), rel)
+	matches, err := fs.Glob(f.root.FS.FS(), rel)
 	if err != nil {
 		return nil, err
 	}
 	out := make([]string, 0, len(matches))
 	for _, m := range matches {
-		if _, err := f.root.resolve(m); err == nil {
-			out = append(out, f.root.abs(m))
+		if _, err := f.root.Resolve(m); err == nil {
+			out = append(out, f.root.Abs(m))
 		}
 	}
 	return out, nil
@@ -130,30 +130,30 @@ func (f *rootFS) Glob(pattern string) ([]string, error) {
 
 func (f *rootFS) ReadFile(p string) ([]byte, error) {
 	f = f.at(p)
-	real, err := f.root.resolve(p)
+	real, err := f.root.Resolve(p)
 	if err != nil {
 		return nil, err
 	}
 	if data, ok := f.overrides[real]; ok {
 		return bytes.Clone(data), nil
 	}
-	return f.root.fs.ReadFile(real)
+	return f.root.FS.ReadFile(real)
 }
 
 // Walk walks the tree at p as filepath.Walk does (links not followed),
 // with absolute paths.
 func (f *rootFS) Walk(p string, walkFn filepath.WalkFunc) error {
 	f = f.at(p)
-	real, err := f.root.resolve(p)
+	real, err := f.root.Resolve(p)
 	if err != nil {
 		return err
 	}
-	return fs.WalkDir(f.root.fs.FS(), real, func(q string, d fs.DirEntry, err error) error {
+	return fs.WalkDir(f.root.FS.FS(), real, func(q string, d fs.DirEntry, err error) error {
 		if err != nil {
-			return walkFn(f.root.abs(q), nil, err)
+			return walkFn(f.root.Abs(q), nil, err)
 		}
 		fi, err := d.Info()
-		return walkFn(f.root.abs(q), fi, err)
+		return walkFn(f.root.Abs(q), fi, err)
 	})
 }
 

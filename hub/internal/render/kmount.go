@@ -51,7 +51,7 @@ type remoteState struct {
 func (f *rootFS) withRemotes(lookup func(RemoteBase) (string, error), discover bool) *remoteState {
 	rs := &remoteState{
 		lookup: lookup, discover: discover,
-		mounts: []*rootFS{f}, byDir: map[string]*rootFS{f.root.path: f},
+		mounts: []*rootFS{f}, byDir: map[string]*rootFS{f.root.Path: f},
 		depth: map[*rootFS]int{f: 0}, label: map[*rootFS]string{},
 		keys: map[string]bool{}, rewrites: map[*rootFS]map[string]map[string]string{},
 	}
@@ -60,9 +60,9 @@ func (f *rootFS) withRemotes(lookup func(RemoteBase) (string, error), discover b
 }
 
 // close closes the mounted checkouts (not the repository).
-func (rs *remoteState) close() {
+func (rs *remoteState) Close() {
 	for _, m := range rs.mounts[1:] {
-		m.root.close()
+		m.root.Close()
 	}
 }
 
@@ -74,7 +74,7 @@ func (f *rootFS) at(p string) *rootFS {
 	}
 	c := filepath.Clean(p)
 	for _, m := range f.remote.mounts {
-		if c == m.root.path || strings.HasPrefix(c, m.root.path+string(filepath.Separator)) {
+		if c == m.root.Path || strings.HasPrefix(c, m.root.Path+string(filepath.Separator)) {
 			return m
 		}
 	}
@@ -112,19 +112,19 @@ func (rs *remoteState) mount(from *rootFS, dir, file, field, entry string, seen 
 	if err != nil {
 		return fail(err)
 	}
-	target, err := m.root.dir(b.Path)
+	target, err := m.root.Dir(b.Path)
 	if err != nil {
 		return fail(fmt.Errorf("%w: %s: %w", ErrRemoteBase, b, err))
 	}
-	abs := m.root.abs(target)
+	abs := m.root.Abs(target)
 	if i := slices.Index(rs.stack, abs); i >= 0 {
 		return fail(fmt.Errorf("%w: a loop: %s comes back to a kustomization it is built from (%s → %s)", ErrRemoteBase, b, strings.Join(rs.names[i:], " → "), rs.names[i]))
 	}
-	realFile, err := from.root.resolve(file)
+	realFile, err := from.root.Resolve(file)
 	if err != nil {
 		return fail(err)
 	}
-	rel, err := filepath.Rel(from.root.abs(dir), abs)
+	rel, err := filepath.Rel(from.root.Abs(dir), abs)
 	if err != nil {
 		return fail(err)
 	}
@@ -151,14 +151,14 @@ func (rs *remoteState) mountDir(from *rootFS, dir string, depth int, b RemoteBas
 	if m, ok := rs.byDir[real]; ok {
 		return m, nil
 	}
-	r, err := openRepoRoot(real)
+	r, err := OpenRoot(real)
 	if err != nil {
 		return nil, fmt.Errorf("%w: checkout of %s: %w", ErrRemoteBase, b, err)
 	}
 	m := newRootFS(r)
 	m.helm, m.remote = from.helm, rs
 	rs.mounts = append(rs.mounts, m)
-	rs.byDir[r.path] = m
+	rs.byDir[r.Path] = m
 	rs.depth[m] = depth
 	rs.label[m] = gitsource.Redact(b.RepoURL) + "@" + b.Ref + ": "
 	return m, nil
@@ -172,7 +172,7 @@ func (rs *remoteState) applyRewrites() error {
 			data, ok := m.overrides[file]
 			if !ok {
 				var err error
-				if data, err = m.root.readFile(file); err != nil {
+				if data, err = m.root.ReadFile(file); err != nil {
 					return err
 				}
 			}

@@ -56,7 +56,7 @@ func isRemote(ref string) bool {
 // (see inflate) or refused. Errors name
 // the kustomization file and the field and wrap ErrRemoteDisabled.
 func checkRemote(fsys *rootFS, dir string, seen map[string]bool) error {
-	abs := fsys.root.abs(dir)
+	abs := fsys.root.Abs(dir)
 	if seen[abs] {
 		return nil
 	}
@@ -65,7 +65,7 @@ func checkRemote(fsys *rootFS, dir string, seen map[string]bool) error {
 	if file == "" {
 		return nil
 	}
-	data, err := fsys.root.readFile(file)
+	data, err := fsys.root.ReadFile(file)
 	if err != nil {
 		return err
 	}
@@ -95,7 +95,7 @@ func checkKustomization(fsys *rootFS, dir, file string, data []byte, seen map[st
 	}
 	discover := fsys.remote != nil && fsys.remote.discover
 	if !discover && (len(kz.HelmCharts) > 0 || len(kz.HelmChartInflationGenerator) > 0 || kz.HelmGlobals != nil) { //nolint:staticcheck // legacy field, refused by inflate
-		real, err := fsys.root.resolve(file)
+		real, err := fsys.root.Resolve(file)
 		if err != nil {
 			return fmt.Errorf("%s: %w", file, err)
 		}
@@ -156,12 +156,12 @@ func checkKustomization(fsys *rootFS, dir, file string, data []byte, seen map[st
 		if !isBaseField(x.field) {
 			// Kustomize reads these files through the root too; a path that
 			// leaves it is named here with its field.
-			if _, err := fsys.root.resolve(path.Join(dir, x.ref)); err != nil {
+			if _, err := fsys.root.Resolve(path.Join(dir, x.ref)); err != nil {
 				return fmt.Errorf("%s: %s: %w", file, x.field, err)
 			}
 			continue
 		}
-		sub, err := fsys.root.resolve(path.Join(dir, x.ref))
+		sub, err := fsys.root.Resolve(path.Join(dir, x.ref))
 		if err != nil {
 			return fmt.Errorf("%s: %s: %w", file, x.field, err)
 		}
@@ -235,7 +235,7 @@ func checkPluginEntry(fsys *rootFS, dir, file, field, entry string) error {
 		if isRemote(entry) {
 			return remoteErr(file, field, entry)
 		}
-		p, err := fsys.root.resolve(path.Join(dir, entry))
+		p, err := fsys.root.Resolve(path.Join(dir, entry))
 		if err != nil {
 			return fmt.Errorf("%s: %s: %w", file, field, err)
 		}

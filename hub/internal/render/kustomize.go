@@ -28,7 +28,7 @@ var kustomizeMu sync.Mutex
 // helmCharts are inflated first when in.KustomizeHelm allows (see
 // inflate). The application's kustomize
 // settings are applied to the kustomization (in memory) then.
-func renderKustomize(ctx context.Context, root *repoRoot, dir string, in Input) ([]origined, error) {
+func renderKustomize(ctx context.Context, root *Root, dir string, in Input) ([]Origined, error) {
 	k := in.Source.Kustomize
 	file := kustomizationFile(root, dir)
 	if file == "" {
@@ -38,7 +38,7 @@ func renderKustomize(ctx context.Context, root *repoRoot, dir string, in Input) 
 	fsys.helm = &kzHelm{ctx: ctx, opts: in.KustomizeHelm, caps: in.Capabilities}
 	if in.RemoteBases != nil {
 		rs := fsys.withRemotes(checkoutLookup(in.RemoteBases), false)
-		defer rs.close()
+		defer rs.Close()
 	}
 	if err := prepareKustomization(fsys, dir, file, k); err != nil {
 		return nil, err
@@ -47,19 +47,19 @@ func renderKustomize(ctx context.Context, root *repoRoot, dir string, in Input) 
 	opts.LoadRestrictions = types.LoadRestrictionsRootOnly
 	opts.PluginConfig = types.DisabledPluginConfig()
 	kustomizeMu.Lock()
-	rm, err := krusty.MakeKustomizer(opts).Run(fsys, root.abs(dir))
+	rm, err := krusty.MakeKustomizer(opts).Run(fsys, root.Abs(dir))
 	kustomizeMu.Unlock()
 	if err != nil {
 		return nil, fmt.Errorf("kustomize %s: %w", dir, err)
 	}
 	origin := "kustomize build " + dir
-	out := make([]origined, 0, rm.Size())
+	out := make([]Origined, 0, rm.Size())
 	for _, r := range rm.Resources() {
 		m, err := r.Map()
 		if err != nil {
 			return nil, fmt.Errorf("%s: %s: %w", origin, r.CurId(), err)
 		}
-		out = append(out, origined{obj: &unstructured.Unstructured{Object: m}, origin: origin})
+		out = append(out, Origined{Obj: &unstructured.Unstructured{Object: m}, Origin: origin})
 	}
 	return out, nil
 }
@@ -73,7 +73,7 @@ func prepareKustomization(fsys *rootFS, dir, file string, k *app.Kustomize) erro
 		return fmt.Errorf("kustomize %s: %w", dir, err)
 	}
 	if k != nil {
-		real, err := fsys.root.resolve(file)
+		real, err := fsys.root.Resolve(file)
 		if err != nil {
 			return fmt.Errorf("kustomize %s: %w", dir, err)
 		}
@@ -87,7 +87,7 @@ func prepareKustomization(fsys *rootFS, dir, file string, k *app.Kustomize) erro
 		}
 		// The edit may only add local components and patches: check the
 		// result as kustomize will read it.
-		if err := checkKustomization(fsys, dir, file, edited, map[string]bool{fsys.root.abs(dir): true}); err != nil {
+		if err := checkKustomization(fsys, dir, file, edited, map[string]bool{fsys.root.Abs(dir): true}); err != nil {
 			return fmt.Errorf("kustomize %s: %w", dir, err)
 		}
 		fsys.overrides[real] = edited
@@ -107,12 +107,12 @@ func prepareKustomization(fsys *rootFS, dir, file string, k *app.Kustomize) erro
 // bases met so far come back with it). Nothing is rendered (helmCharts are
 // not inflated). A source that is not a kustomization has none.
 func KustomizeRemoteBases(root string, src app.Source, lookup func(RemoteBase) (string, error)) ([]RemoteBase, error) {
-	r, err := openRepoRoot(root)
+	r, err := OpenRoot(root)
 	if err != nil {
 		return nil, err
 	}
-	defer r.close()
-	dir, err := r.dir(src.Path)
+	defer r.Close()
+	dir, err := r.Dir(src.Path)
 	if err != nil || detect(r, dir, src) != kindKustomize {
 		return nil, nil
 	}
@@ -122,7 +122,7 @@ func KustomizeRemoteBases(root string, src app.Source, lookup func(RemoteBase) (
 	}
 	fsys := newRootFS(r)
 	rs := fsys.withRemotes(lookup, true)
-	defer rs.close()
+	defer rs.Close()
 	err = prepareKustomization(fsys, dir, file, src.Kustomize)
 	return rs.bases, err
 }

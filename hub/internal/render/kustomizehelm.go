@@ -28,19 +28,19 @@ const defaultReleaseName = "release-name"
 // root, or a local kustomization it refers to, has helmCharts, and which
 // charts they pull from repositories (those not in their chartHome).
 func KustomizeCharts(root string, src app.Source) ([]KustomizeChart, bool, error) {
-	r, err := openRepoRoot(root)
+	r, err := OpenRoot(root)
 	if err != nil {
 		return nil, false, err
 	}
-	defer r.close()
-	dir, err := r.dir(src.Path)
+	defer r.Close()
+	dir, err := r.Dir(src.Path)
 	if err != nil || detect(r, dir, src) != kindKustomize {
 		return nil, false, nil
 	}
 	return kustomizeCharts(r, dir)
 }
 
-func kustomizeCharts(r *repoRoot, dir string) ([]KustomizeChart, bool, error) {
+func kustomizeCharts(r *Root, dir string) ([]KustomizeChart, bool, error) {
 	var (
 		charts   []KustomizeChart
 		inflates bool
@@ -56,7 +56,7 @@ func kustomizeCharts(r *repoRoot, dir string) ([]KustomizeChart, bool, error) {
 		if file == "" {
 			return nil
 		}
-		data, err := r.readFile(file)
+		data, err := r.ReadFile(file)
 		if err != nil {
 			return err
 		}
@@ -81,11 +81,11 @@ func kustomizeCharts(r *repoRoot, dir string) ([]KustomizeChart, bool, error) {
 			if isRemote(ref) {
 				continue // refused by the render, with the field named
 			}
-			sub, err := r.resolve(path.Join(dir, ref))
+			sub, err := r.Resolve(path.Join(dir, ref))
 			if err != nil {
 				continue
 			}
-			if _, fi, err := r.stat(sub); err == nil && fi.IsDir() {
+			if _, fi, err := r.Stat(sub); err == nil && fi.IsDir() {
 				if err := walk(sub); err != nil {
 					return err
 				}
@@ -101,7 +101,7 @@ func kustomizeCharts(r *repoRoot, dir string) ([]KustomizeChart, bool, error) {
 // to the root) as kustomize looks for it: <chartHome>/<name>, or
 // <chartHome>/<name>-<version>/<name> when the entry names a repository
 // and a version; "" when it is not there.
-func localChart(r *repoRoot, dir string, g *types.HelmGlobals, hc types.HelmChart) (string, error) {
+func localChart(r *Root, dir string, g *types.HelmGlobals, hc types.HelmChart) (string, error) {
 	if hc.Name == "" {
 		return "", fmt.Errorf("name: the chart name is empty")
 	}
@@ -117,7 +117,7 @@ func localChart(r *repoRoot, dir string, g *types.HelmGlobals, hc types.HelmChar
 		home = path.Join(home, hc.Name+"-"+hc.Version)
 	}
 	p := path.Join(home, hc.Name)
-	real, fi, err := r.stat(p)
+	real, fi, err := r.Stat(p)
 	if err != nil || !fi.IsDir() {
 		if hc.Repo == "" {
 			return "", fmt.Errorf("no repo to pull chart %s from, and no chart at %s", hc.Name, p)
@@ -146,7 +146,7 @@ func (f *rootFS) inflate(dir, file string, kz types.Kustomization) error {
 		return fmt.Errorf("%s: helmChartInflationGenerator: the legacy form is not supported; use helmCharts", file)
 	}
 	gen := path.Join(dir, generatedName)
-	if f.root.isFile(gen) {
+	if f.root.IsFile(gen) {
 		return fmt.Errorf("%s: helmCharts: the repository has a file %s, where the inflated charts go", file, gen)
 	}
 	var out bytes.Buffer
@@ -160,9 +160,9 @@ func (f *rootFS) inflate(dir, file string, kz types.Kustomization) error {
 			return fmt.Errorf("%s: %s: %w", file, field, err)
 		}
 		for _, o := range objs {
-			b, err := yaml.Marshal(o.obj.Object)
+			b, err := yaml.Marshal(o.Obj.Object)
 			if err != nil {
-				return fmt.Errorf("%s: %s: %s: %w", file, field, o.origin, err)
+				return fmt.Errorf("%s: %s: %s: %w", file, field, o.Origin, err)
 			}
 			out.WriteString("---\n")
 			out.Write(b)
@@ -181,7 +181,7 @@ func (f *rootFS) inflate(dir, file string, kz types.Kustomization) error {
 
 // inflateChart renders one helmCharts entry as kustomize's
 // HelmChartInflationGenerator has `helm template` do it.
-func (f *rootFS) inflateChart(dir string, g *types.HelmGlobals, hc types.HelmChart) ([]origined, error) {
+func (f *rootFS) inflateChart(dir string, g *types.HelmGlobals, hc types.HelmChart) ([]Origined, error) {
 	if hc.NameTemplate != "" {
 		return nil, fmt.Errorf("nameTemplate is not supported; set releaseName")
 	}
@@ -195,11 +195,11 @@ func (f *rootFS) inflateChart(dir string, g *types.HelmGlobals, hc types.HelmCha
 		if !ok {
 			return nil, fmt.Errorf("chart %s %s from %s was not fetched by the hub", hc.Name, hc.Version, hc.Repo)
 		}
-		cr, err := openRepoRoot(filepath.Dir(folder))
+		cr, err := OpenRoot(filepath.Dir(folder))
 		if err != nil {
 			return nil, err
 		}
-		defer cr.close()
+		defer cr.Close()
 		chartRoot, chartDir, origin = cr, filepath.Base(folder), hc.Repo+" "+hc.Name
 	}
 	chrt, err := readChart(chartRoot, chartDir)
@@ -248,7 +248,7 @@ func (f *rootFS) inflateValues(dir string, chartValues map[string]any, hc types.
 		if path.IsAbs(p) || filepath.IsAbs(p) {
 			return nil, fmt.Errorf("%s %q: must be a file of the repository, relative to the kustomization", field, p)
 		}
-		data, err := f.root.readFile(path.Join(dir, p))
+		data, err := f.root.ReadFile(path.Join(dir, p))
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", field, err)
 		}

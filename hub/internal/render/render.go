@@ -179,17 +179,17 @@ func renderSource(ctx context.Context, in Input) ([]*unstructured.Unstructured, 
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	root, err := openRepoRoot(in.Root)
+	root, err := OpenRoot(in.Root)
 	if err != nil {
 		return nil, err
 	}
-	defer root.close()
-	dir, err := root.dir(in.Source.Path)
+	defer root.Close()
+	dir, err := root.Dir(in.Source.Path)
 	if err != nil {
 		return nil, fmt.Errorf("%w: source.path: %w", ErrRender, err)
 	}
 	kind := detect(root, dir, in.Source)
-	var objs []origined
+	var objs []Origined
 	switch kind {
 	case kindHelm:
 		objs, err = renderHelm(ctx, root, dir, in)
@@ -212,26 +212,26 @@ func renderSource(ctx context.Context, in Input) ([]*unstructured.Unstructured, 
 }
 
 // origined is an object and where it came from ("path/file.yaml").
-type origined struct {
-	obj    *unstructured.Unstructured
-	origin string
+type Origined struct {
+	Obj    *unstructured.Unstructured
+	Origin string
 }
 
 // checkObjects validates objects, refuses duplicates naming both origins
 // and returns them in canonical order.
-func checkObjects(objs []origined) ([]*unstructured.Unstructured, error) {
+func checkObjects(objs []Origined) ([]*unstructured.Unstructured, error) {
 	seen := make(map[manifest.Key]string, len(objs))
 	out := make([]*unstructured.Unstructured, 0, len(objs))
 	for _, o := range objs {
-		if err := manifest.Validate(o.obj); err != nil {
-			return nil, fmt.Errorf("%s: %w", o.origin, err)
+		if err := manifest.Validate(o.Obj); err != nil {
+			return nil, fmt.Errorf("%s: %w", o.Origin, err)
 		}
-		k := manifest.KeyOf(o.obj)
+		k := manifest.KeyOf(o.Obj)
 		if prev, dup := seen[k]; dup {
-			return nil, fmt.Errorf("%s is defined twice: in %s and in %s", k, prev, o.origin)
+			return nil, fmt.Errorf("%s is defined twice: in %s and in %s", k, prev, o.Origin)
 		}
-		seen[k] = o.origin
-		out = append(out, o.obj)
+		seen[k] = o.Origin
+		out = append(out, o.Obj)
 	}
 	manifest.SortObjects(out)
 	return out, nil

@@ -32,13 +32,13 @@ const maxLinkHops = 40
 // that would leave the root: nothing outside the checkout is reachable,
 // whatever the links and however they chain. Paths are slash-separated
 // and relative to the root ("." for the root) unless said otherwise.
-type repoRoot struct {
-	path string // absolute, symlinks resolved; for kustomize's absolute paths
-	fs   *os.Root
+type Root struct {
+	Path string // absolute, symlinks resolved; for kustomize's absolute paths
+	FS   *os.Root
 	left map[string]string // paths the checkout left out → why
 }
 
-func openRepoRoot(root string) (*repoRoot, error) {
+func OpenRoot(root string) (*Root, error) {
 	abs, err := filepath.Abs(root)
 	if err != nil {
 		return nil, fmt.Errorf("repository root %s: %w", root, err)
@@ -56,16 +56,16 @@ func openRepoRoot(root string) (*repoRoot, error) {
 		r.Close()
 		return nil, fmt.Errorf("repository root %s: %w", root, err)
 	}
-	return &repoRoot{path: real, fs: r, left: left}, nil
+	return &Root{Path: real, FS: r, left: left}, nil
 }
 
-func (r *repoRoot) close() { r.fs.Close() }
+func (r *Root) Close() { r.FS.Close() }
 
 // relOf turns p (absolute, or relative to the root) into a clean path
 // relative to the root, refusing one that leaves it by its text.
-func (r *repoRoot) relOf(p string) (string, error) {
+func (r *Root) RelOf(p string) (string, error) {
 	if filepath.IsAbs(p) {
-		rel, err := filepath.Rel(r.path, filepath.Clean(p))
+		rel, err := filepath.Rel(r.Path, filepath.Clean(p))
 		if err != nil || !filepath.IsLocal(rel) && rel != "." {
 			return "", fmt.Errorf("%s: %w", p, ErrOutsideRoot)
 		}
@@ -79,12 +79,12 @@ func (r *repoRoot) relOf(p string) (string, error) {
 }
 
 // abs returns the absolute path of rel.
-func (r *repoRoot) abs(rel string) string {
-	return filepath.Join(r.path, filepath.FromSlash(rel))
+func (r *Root) Abs(rel string) string {
+	return filepath.Join(r.Path, filepath.FromSlash(rel))
 }
 
 // leftOutErr is the error for reading the left-out path p.
-func (r *repoRoot) leftOutErr(p string) error {
+func (r *Root) LeftOutErr(p string) error {
 	return fmt.Errorf("%s: the symbolic link was %w: %s", p, ErrLeftOut, r.left[p])
 }
 
@@ -94,8 +94,8 @@ func (r *repoRoot) leftOutErr(p string) error {
 // of the root or to an absolute path, and a path the checkout left out,
 // are errors naming them. A path that does not exist is resolved as far as
 // it exists.
-func (r *repoRoot) resolve(p string) (string, error) {
-	rel, err := r.relOf(p)
+func (r *Root) Resolve(p string) (string, error) {
+	rel, err := r.RelOf(p)
 	if err != nil {
 		return "", err
 	}
@@ -117,9 +117,9 @@ func (r *repoRoot) resolve(p string) (string, error) {
 		}
 		cur := path.Join(append(slices.Clone(done), c)...)
 		if _, ok := r.left[cur]; ok {
-			return "", r.leftOutErr(cur)
+			return "", r.LeftOutErr(cur)
 		}
-		fi, err := r.fs.Lstat(cur)
+		fi, err := r.FS.Lstat(cur)
 		if errors.Is(err, fs.ErrNotExist) {
 			return path.Join(append([]string{cur}, todo...)...), nil
 		}
@@ -133,7 +133,7 @@ func (r *repoRoot) resolve(p string) (string, error) {
 		if hops++; hops > maxLinkHops {
 			return "", fmt.Errorf("%s: more than %d symbolic links", rel, maxLinkHops)
 		}
-		target, err := r.fs.Readlink(cur)
+		target, err := r.FS.Readlink(cur)
 		if err != nil {
 			return "", err
 		}
@@ -150,12 +150,12 @@ func (r *repoRoot) resolve(p string) (string, error) {
 }
 
 // stat resolves p and returns what it is.
-func (r *repoRoot) stat(p string) (string, fs.FileInfo, error) {
-	real, err := r.resolve(p)
+func (r *Root) Stat(p string) (string, fs.FileInfo, error) {
+	real, err := r.Resolve(p)
 	if err != nil {
 		return "", nil, err
 	}
-	fi, err := r.fs.Stat(real)
+	fi, err := r.FS.Stat(real)
 	if err != nil {
 		return "", nil, err
 	}
@@ -163,23 +163,23 @@ func (r *repoRoot) stat(p string) (string, fs.FileInfo, error) {
 }
 
 // readFile resolves p and reads it.
-func (r *repoRoot) readFile(p string) ([]byte, error) {
-	real, err := r.resolve(p)
+func (r *Root) ReadFile(p string) ([]byte, error) {
+	real, err := r.Resolve(p)
 	if err != nil {
 		return nil, err
 	}
-	return r.fs.ReadFile(real)
+	return r.FS.ReadFile(real)
 }
 
 // isFile reports whether p is (or links to) a file.
-func (r *repoRoot) isFile(p string) bool {
-	_, fi, err := r.stat(p)
+func (r *Root) IsFile(p string) bool {
+	_, fi, err := r.Stat(p)
 	return err == nil && !fi.IsDir()
 }
 
 // readDir lists the real folder dir (as resolve returns it), sorted by name.
-func (r *repoRoot) readDir(dir string) ([]fs.DirEntry, error) {
-	f, err := r.fs.Open(dir)
+func (r *Root) ReadDir(dir string) ([]fs.DirEntry, error) {
+	f, err := r.FS.Open(dir)
 	if err != nil {
 		return nil, err
 	}
@@ -194,7 +194,7 @@ func (r *repoRoot) readDir(dir string) ([]fs.DirEntry, error) {
 
 // leftOutIn returns the names of the entries of the real folder dir that
 // the checkout left out, sorted.
-func (r *repoRoot) leftOutIn(dir string) []string {
+func (r *Root) LeftOutIn(dir string) []string {
 	var out []string
 	for p := range r.left {
 		if path.Dir(p) == dir {
@@ -206,11 +206,11 @@ func (r *repoRoot) leftOutIn(dir string) []string {
 }
 
 // dir resolves a source path (relative to the root) to a real folder.
-func (r *repoRoot) dir(rel string) (string, error) {
+func (r *Root) Dir(rel string) (string, error) {
 	if err := app.ValidatePath(rel); err != nil {
 		return "", fmt.Errorf("%q: %w", rel, ErrOutsideRoot)
 	}
-	d, fi, err := r.stat(rel)
+	d, fi, err := r.Stat(rel)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return "", fmt.Errorf("%q: %w", rel, err)

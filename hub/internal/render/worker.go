@@ -118,18 +118,18 @@ func (r *Renderer) render(ctx context.Context, in Input) ([]*unstructured.Unstru
 	if r.opts.Workers == nil {
 		return renderSource(ctx, in)
 	}
-	root, err := openRepoRoot(in.Root)
+	root, err := OpenRoot(in.Root)
 	if err != nil {
 		return renderSource(ctx, in)
 	}
-	dir, err := root.dir(in.Source.Path)
+	dir, err := root.Dir(in.Source.Path)
 	if err != nil {
-		root.close()
+		root.Close()
 		return renderSource(ctx, in)
 	}
 	k := detect(root, dir, in.Source)
 	jsonnet := k == kindDirectory && hasJsonnet(root, dir, in.Source.Directory != nil && in.Source.Directory.Recurse)
-	root.close()
+	root.Close()
 	switch {
 	case k == kindHelm:
 		return renderInWorker(ctx, r.opts.Workers, in, "helm chart "+dir)
