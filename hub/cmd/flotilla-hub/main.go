@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/flotilla-cd/flotilla/hub/internal/render"
+	"github.com/flotilla-cd/flotilla/hub/internal/render/engines"
 	"github.com/flotilla-cd/flotilla/hub/internal/renderproc"
 	"github.com/flotilla-cd/flotilla/hub/internal/server"
 	"github.com/flotilla-cd/flotilla/shared/envflag"
@@ -33,7 +34,7 @@ func main() {
 
 func run(ctx context.Context, args []string) error {
 	if len(args) > 0 && args[0] == renderproc.WorkerArg {
-		return render.ServeWorker(ctx) // a render worker started by a hub
+		return render.ServeWorker(ctx, engines.New()) // a render worker started by a hub
 	}
 	if len(args) > 0 && args[0] == "migrate" {
 		return migrate(ctx, args[1:])

@@ -11,6 +11,7 @@ import (
 	"github.com/flotilla-cd/flotilla/hub/internal/app"
 	"github.com/flotilla-cd/flotilla/hub/internal/chartsource"
 	"github.com/flotilla-cd/flotilla/hub/internal/render"
+	"github.com/flotilla-cd/flotilla/hub/internal/render/engines"
 	"github.com/flotilla-cd/flotilla/hub/testsupport/chartrepo"
 )
 
@@ -60,11 +61,11 @@ func BenchmarkChartFromRepository(b *testing.B) {
 	}
 	b.Run("cold", func(b *testing.B) {
 		for b.Loop() {
-			run(b, newManager(), render.New(render.Options{}))
+			run(b, newManager(), render.New(render.Options{Engines: engines.New()}))
 		}
 	})
 	b.Run("cached", func(b *testing.B) {
-		m, rd := newManager(), render.New(render.Options{})
+		m, rd := newManager(), render.New(render.Options{Engines: engines.New()})
 		run(b, m, rd)
 		for b.Loop() {
 			run(b, m, rd)

@@ -16,6 +16,7 @@ import (
 	"github.com/flotilla-cd/flotilla/hub/internal/fleet"
 	"github.com/flotilla-cd/flotilla/hub/internal/gitsource"
 	"github.com/flotilla-cd/flotilla/hub/internal/render"
+	"github.com/flotilla-cd/flotilla/hub/internal/render/engines"
 	"github.com/flotilla-cd/flotilla/hub/internal/store"
 	"github.com/flotilla-cd/flotilla/internal/testsupport/gitserver"
 )
@@ -60,7 +61,7 @@ func newWorld(t testing.TB, clusters map[string]map[string]string) *world {
 		default:
 		}
 	}}, hclog.NewNullLogger())
-	w.r = render.New(render.Options{})
+	w.r = render.New(render.Options{Engines: engines.New()})
 	w.fl = fleet.New()
 	w.c = New(Options{AppsDir: w.appsDir, Resync: time.Hour}, w.git, w.r, w.fl, st, hclog.NewNullLogger())
 	return w

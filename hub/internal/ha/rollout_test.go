@@ -30,6 +30,7 @@ import (
 	"github.com/flotilla-cd/flotilla/hub/internal/httpapi"
 	"github.com/flotilla-cd/flotilla/hub/internal/pki"
 	"github.com/flotilla-cd/flotilla/hub/internal/render"
+	"github.com/flotilla-cd/flotilla/hub/internal/render/engines"
 	"github.com/flotilla-cd/flotilla/hub/internal/rollout"
 	"github.com/flotilla-cd/flotilla/hub/internal/status"
 	"github.com/flotilla-cd/flotilla/hub/internal/store"
@@ -117,7 +118,7 @@ func startHub(t *testing.T, cfg *rest.Config, ns, appsDir, name string, ca *pki.
 			}
 			h.events = append(h.events, what)
 		},
-	}, h.git, render.New(render.Options{}), h.fl, st, log)
+	}, h.git, render.New(render.Options{Engines: engines.New()}), h.fl, st, log)
 	opts := DefaultOptions()
 	opts.Identity, opts.LeaseDuration, opts.RenewDeadline, opts.RetryPeriod = name, 2*time.Second, 1500*time.Millisecond, 250*time.Millisecond
 	opts.HeartbeatInterval = time.Second

@@ -6,39 +6,41 @@ import (
 	"github.com/flotilla-cd/flotilla/hub/internal/app"
 )
 
-type kind int
+// Kind is how a source renders.
+type Kind int
 
+// The kinds of sources.
 const (
-	kindDirectory kind = iota
-	kindKustomize
-	kindHelm
+	KindDirectory Kind = iota // plain YAML and JSON (and Jsonnet) files
+	KindKustomize             // a kustomization
+	KindHelm                  // a Helm chart
 )
 
 // kustomizationNames are the file names kustomize reads, in its order.
 var kustomizationNames = []string{"kustomization.yaml", "kustomization.yml", "Kustomization"}
 
-// detect decides how dir is rendered: by the source's helm, kustomize or
+// Detect decides how dir is rendered: by the source's helm, kustomize or
 // directory field when one is set, otherwise by the files in dir, as Argo
 // CD does (Chart.yaml: Helm; a kustomization: Kustomize; else a directory).
-func detect(root *Root, dir string, s app.Source) kind {
+func Detect(root *Root, dir string, s app.Source) Kind {
 	switch {
 	case s.Helm != nil:
-		return kindHelm
+		return KindHelm
 	case s.Kustomize != nil:
-		return kindKustomize
+		return KindKustomize
 	case s.Directory != nil:
-		return kindDirectory
+		return KindDirectory
 	case root.IsFile(path.Join(dir, "Chart.yaml")):
-		return kindHelm
-	case kustomizationFile(root, dir) != "":
-		return kindKustomize
+		return KindHelm
+	case KustomizationFile(root, dir) != "":
+		return KindKustomize
 	}
-	return kindDirectory
+	return KindDirectory
 }
 
-// kustomizationFile returns the kustomization file in dir (relative to the
+// KustomizationFile returns the kustomization file in dir (relative to the
 // root), or "".
-func kustomizationFile(root *Root, dir string) string {
+func KustomizationFile(root *Root, dir string) string {
 	for _, n := range kustomizationNames {
 		if p := path.Join(dir, n); root.IsFile(p) {
 			return p

@@ -26,7 +26,7 @@ import (
 // repository; links to folders are not followed. A manifest file the
 // checkout left out (a refused symbolic link) is an error naming it. Every
 // file is read through the repository root.
-func renderDirectory(ctx context.Context, root *Root, dir string, d *app.Directory) ([]Origined, error) {
+func renderDirectory(ctx context.Context, e Engines, root *Root, dir string, d *app.Directory) ([]Origined, error) {
 	if d == nil {
 		d = &app.Directory{}
 	}
@@ -38,7 +38,7 @@ func renderDirectory(ctx context.Context, root *Root, dir string, d *app.Directo
 	if err != nil {
 		return nil, fmt.Errorf("directory.exclude: %w", err)
 	}
-	w := dirWalk{ctx: ctx, root: root, top: dir, recurse: d.Recurse, include: include, exclude: exclude, jsonnet: d.Jsonnet}
+	w := dirWalk{ctx: ctx, engines: e, root: root, top: dir, recurse: d.Recurse, include: include, exclude: exclude, jsonnet: d.Jsonnet}
 	if err := w.walk(dir); err != nil {
 		return nil, err
 	}
@@ -47,6 +47,7 @@ func renderDirectory(ctx context.Context, root *Root, dir string, d *app.Directo
 
 type dirWalk struct {
 	ctx              context.Context
+	engines          Engines
 	root             *Root
 	top              string
 	recurse          bool
@@ -106,7 +107,10 @@ func (w *dirWalk) walk(dir string) error {
 		var data []byte
 		if ext == ".jsonnet" {
 			ext = ".json"
-			data, err = evalJsonnet(w.root, real, w.jsonnet)
+			if w.engines == nil {
+				return fmt.Errorf("%s: jsonnet: %w", p, ErrNoEngine)
+			}
+			data, err = w.engines.Jsonnet(w.root, real, w.jsonnet)
 		} else {
 			data, err = w.root.FS.ReadFile(real)
 		}
@@ -143,4 +147,24 @@ func parseFile(origin, ext string, data []byte) ([]*unstructured.Unstructured, e
 		return out, nil
 	}
 	return manifest.Parse(origin, data)
+}
+
+// hasJsonnet reports whether the directory source at dir holds a Jsonnet
+// file it would evaluate (so that it renders in a worker).
+func hasJsonnet(root *Root, dir string, recurse bool) bool {
+	entries, err := root.ReadDir(dir)
+	if err != nil {
+		return false
+	}
+	for _, e := range entries {
+		switch {
+		case e.IsDir():
+			if recurse && e.Name() != ".git" && hasJsonnet(root, path.Join(dir, e.Name()), true) {
+				return true
+			}
+		case strings.EqualFold(path.Ext(e.Name()), ".jsonnet"):
+			return true
+		}
+	}
+	return false
 }

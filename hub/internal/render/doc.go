@@ -1,13 +1,14 @@
 // Package render turns an application's effective source, in a checked-out
-// repository, into Kubernetes objects: plain directories of YAML and JSON,
-// Kustomize (sigs.k8s.io/kustomize/api) and Helm charts kept in the
-// repository (helm.sh/helm/v3, template only). Nothing is read outside the
-// repository root: every file is read through an os.Root of the checkout,
-// Helm gets a list of files (never a folder to walk), and Kustomize a file
-// system over the same root. Nothing is fetched from the network and no
-// program is executed: a kustomization that names a URL or a git
-// repository anywhere kustomize would fetch or clone it is refused before
-// kustomize runs (ErrRemoteDisabled).
+// repository, into Kubernetes objects. This package is the core: the cache
+// (Renderer), the repository root every file is read through (Root), plain
+// directories of YAML and JSON, and the render workers' protocol. Helm
+// charts, kustomizations and Jsonnet files are rendered by Engines
+// (package render/engines), which the hub and its render workers wire in
+// (Options.Engines, ServeWorker); a Renderer without them renders plain
+// YAML and JSON only, and links neither Helm nor Kustomize.
+//
+// Nothing is read outside the repository root: every file is read through
+// an os.Root of the checkout (Root), which the engines use too.
 //
 // Helm templates and Kustomize builds cannot be interrupted once started;
 // with Options.Workers set (the hub always sets it unless

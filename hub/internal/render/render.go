@@ -34,6 +34,11 @@ type Options struct {
 	// processes with limits (see package renderproc); nil renders them
 	// in-process, where a template that never ends is never stopped.
 	Workers *renderproc.Pool
+	// Engines render Helm charts, kustomizations and Jsonnet files
+	// (package render/engines; the hub and its render workers set it).
+	// Nil renders plain YAML and JSON only: other sources are errors
+	// wrapping ErrNoEngine.
+	Engines Engines
 }
 
 // Stats counts the work a Renderer did.
@@ -174,8 +179,10 @@ func isContextErr(err error) bool {
 	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
 }
 
-// renderSource renders in without caching.
-func renderSource(ctx context.Context, in Input) ([]*unstructured.Unstructured, error) {
+// Source renders in without caching, with e for what is not plain YAML
+// (nil e: such sources are errors wrapping ErrNoEngine). It is what a
+// render worker runs; Renderer.Render calls it.
+func Source(ctx context.Context, e Engines, in Input) ([]*unstructured.Unstructured, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -188,15 +195,20 @@ func renderSource(ctx context.Context, in Input) ([]*unstructured.Unstructured, 
 	if err != nil {
 		return nil, fmt.Errorf("%w: source.path: %w", ErrRender, err)
 	}
-	kind := detect(root, dir, in.Source)
 	var objs []Origined
-	switch kind {
-	case kindHelm:
-		objs, err = renderHelm(ctx, root, dir, in)
-	case kindKustomize:
-		objs, err = renderKustomize(ctx, root, dir, in)
+	switch Detect(root, dir, in.Source) {
+	case KindHelm:
+		if e == nil {
+			return nil, fmt.Errorf("%w: helm chart %s: %w", ErrRender, dir, ErrNoEngine)
+		}
+		objs, err = e.Helm(ctx, root, dir, in)
+	case KindKustomize:
+		if e == nil {
+			return nil, fmt.Errorf("%w: kustomize %s: %w", ErrRender, dir, ErrNoEngine)
+		}
+		objs, err = e.Kustomize(ctx, root, dir, in)
 	default:
-		objs, err = renderDirectory(ctx, root, dir, in.Source.Directory)
+		objs, err = renderDirectory(ctx, e, root, dir, in.Source.Directory)
 	}
 	if err != nil {
 		if isContextErr(err) {
@@ -211,7 +223,7 @@ func renderSource(ctx context.Context, in Input) ([]*unstructured.Unstructured, 
 	return out, nil
 }
 
-// origined is an object and where it came from ("path/file.yaml").
+// Origined is an object and where it came from ("path/file.yaml").
 type Origined struct {
 	Obj    *unstructured.Unstructured
 	Origin string

@@ -22,6 +22,10 @@ var ErrOutsideRoot = errors.New("outside the repository")
 // (a symbolic link it refused, see gitsource.LeftOutFile).
 var ErrLeftOut = errors.New("left out of the checkout")
 
+// ErrRemoteDisabled is wrapped by errors about a kustomization that names
+// something kustomize would fetch over the network or clone.
+var ErrRemoteDisabled = errors.New("remote loading is disabled")
+
 // maxLinkHops bounds the symbolic links followed to resolve one path (as
 // the kernel's ELOOP limit does).
 const maxLinkHops = 40

@@ -43,18 +43,48 @@ func KeyIn(obj *unstructured.Unstructured, ns string) manifest.Key { return rend
 // CheckConflicts is renderspec.CheckConflicts.
 func CheckConflicts(apps map[string]AppObjects) error { return renderspec.CheckConflicts(apps) }
 
-// NeedsCapabilities is the package's NeedsCapabilities (the controller
-// asks it of its renderer).
+// NeedsCapabilities reports whether src, checked out at root, is rendered
+// with the cluster's capabilities: a Helm chart, or a kustomization with
+// helmCharts. Plain directories and other kustomizations render the same
+// for every cluster.
 func (r *Renderer) NeedsCapabilities(root string, src app.Source) bool {
-	return NeedsCapabilities(root, src)
+	rt, err := OpenRoot(root)
+	if err != nil {
+		return false // the render reports the error
+	}
+	defer rt.Close()
+	dir, err := rt.Dir(src.Path)
+	if err != nil {
+		return false
+	}
+	switch Detect(rt, dir, src) {
+	case KindHelm:
+		return true
+	case KindKustomize:
+		if r.opts.Engines == nil {
+			return false // the render reports ErrNoEngine
+		}
+		_, inflates, _ := r.opts.Engines.KustomizeCharts(root, src)
+		return inflates // helmCharts render as Helm charts do
+	}
+	return false
 }
 
-// KustomizeCharts is the package's KustomizeCharts.
+// KustomizeCharts returns the charts the kustomization of src pulls from
+// repositories and whether it has helmCharts (Engines.KustomizeCharts;
+// none without engines).
 func (r *Renderer) KustomizeCharts(root string, src app.Source) ([]KustomizeChart, bool, error) {
-	return KustomizeCharts(root, src)
+	if r.opts.Engines == nil {
+		return nil, false, nil
+	}
+	return r.opts.Engines.KustomizeCharts(root, src)
 }
 
-// KustomizeRemoteBases is the package's KustomizeRemoteBases.
+// KustomizeRemoteBases returns the remote bases the kustomization of src
+// is built from (Engines.KustomizeRemoteBases; none without engines).
 func (r *Renderer) KustomizeRemoteBases(root string, src app.Source, lookup func(RemoteBase) (string, error)) ([]RemoteBase, error) {
-	return KustomizeRemoteBases(root, src, lookup)
+	if r.opts.Engines == nil {
+		return nil, nil
+	}
+	return r.opts.Engines.KustomizeRemoteBases(root, src, lookup)
 }

@@ -30,17 +30,18 @@ type workerAnswer struct {
 
 // ServeWorker is the main loop of a render worker process (the hub binary
 // run with renderproc.WorkerArg): it renders each Input it is sent.
-func ServeWorker(ctx context.Context) error {
-	return renderproc.Serve(ctx, serveRender)
+// It renders with e (package render/engines).
+func ServeWorker(ctx context.Context, e Engines) error {
+	return renderproc.Serve(ctx, func(ctx context.Context, req []byte) ([]byte, error) { return serveRender(ctx, e, req) })
 }
 
-func serveRender(ctx context.Context, req []byte) ([]byte, error) {
+func serveRender(ctx context.Context, e Engines, req []byte) ([]byte, error) {
 	var in Input
 	if err := json.Unmarshal(req, &in); err != nil {
 		return nil, fmt.Errorf("decode render input: %w", err)
 	}
 	var ans workerAnswer
-	objs, err := renderSource(ctx, in)
+	objs, err := Source(ctx, e, in)
 	if err != nil {
 		ans.Error = err.Error()
 		for name, s := range sentinels {
@@ -109,34 +110,34 @@ func (e *workerError) Unwrap() []error { return e.wraps }
 
 // sentinels are the errors callers may look for in a render error, by
 // their name between a worker and the hub.
-var sentinels = map[string]error{"outside": ErrOutsideRoot, "leftOut": ErrLeftOut, "remote": ErrRemoteDisabled, "remoteBase": ErrRemoteBase}
+var sentinels = map[string]error{"outside": ErrOutsideRoot, "leftOut": ErrLeftOut, "remote": ErrRemoteDisabled, "remoteBase": ErrRemoteBase, "noEngine": ErrNoEngine}
 
 // render renders in: in a worker of r's pool when it is a Helm chart or a
 // kustomization and the Renderer has a pool, in-process otherwise (also
-// when the source path itself is wrong: renderSource says how).
+// when the source path itself is wrong: Source says how).
 func (r *Renderer) render(ctx context.Context, in Input) ([]*unstructured.Unstructured, error) {
 	if r.opts.Workers == nil {
-		return renderSource(ctx, in)
+		return Source(ctx, r.opts.Engines, in)
 	}
 	root, err := OpenRoot(in.Root)
 	if err != nil {
-		return renderSource(ctx, in)
+		return Source(ctx, r.opts.Engines, in)
 	}
 	dir, err := root.Dir(in.Source.Path)
 	if err != nil {
 		root.Close()
-		return renderSource(ctx, in)
+		return Source(ctx, r.opts.Engines, in)
 	}
-	k := detect(root, dir, in.Source)
-	jsonnet := k == kindDirectory && hasJsonnet(root, dir, in.Source.Directory != nil && in.Source.Directory.Recurse)
+	k := Detect(root, dir, in.Source)
+	jsonnet := k == KindDirectory && hasJsonnet(root, dir, in.Source.Directory != nil && in.Source.Directory.Recurse)
 	root.Close()
 	switch {
-	case k == kindHelm:
+	case k == KindHelm:
 		return renderInWorker(ctx, r.opts.Workers, in, "helm chart "+dir)
-	case k == kindKustomize:
+	case k == KindKustomize:
 		return renderInWorker(ctx, r.opts.Workers, in, "kustomize "+dir)
 	case jsonnet:
 		return renderInWorker(ctx, r.opts.Workers, in, "jsonnet "+dir)
 	}
-	return renderSource(ctx, in)
+	return Source(ctx, r.opts.Engines, in)
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/flotilla-cd/flotilla/hub/internal/render"
+	"github.com/flotilla-cd/flotilla/hub/internal/render/engines"
 	"github.com/flotilla-cd/flotilla/hub/internal/renderproc"
 )
 
@@ -14,7 +15,7 @@ import (
 // hub binary does (Run starts workers from os.Executable).
 func TestMain(m *testing.M) {
 	if len(os.Args) > 1 && os.Args[1] == renderproc.WorkerArg {
-		if err := render.ServeWorker(context.Background()); err != nil {
+		if err := render.ServeWorker(context.Background(), engines.New()); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}

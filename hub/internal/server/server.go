@@ -28,6 +28,7 @@ import (
 	"github.com/flotilla-cd/flotilla/hub/internal/httpapi"
 	"github.com/flotilla-cd/flotilla/hub/internal/liveview"
 	"github.com/flotilla-cd/flotilla/hub/internal/render"
+	"github.com/flotilla-cd/flotilla/hub/internal/render/engines"
 	"github.com/flotilla-cd/flotilla/hub/internal/rollout"
 	"github.com/flotilla-cd/flotilla/hub/internal/status"
 	"github.com/flotilla-cd/flotilla/hub/internal/store"
@@ -111,7 +112,7 @@ func Run(ctx context.Context, o Options, log hclog.Logger) error {
 	if workers != nil {
 		defer workers.Close()
 	}
-	renderer := render.New(render.Options{Workers: workers})
+	renderer := render.New(render.Options{Workers: workers, Engines: engines.New()})
 	_, isKube := st.(*store.Kube)
 	var ops *status.Service // rollout events before it exists are not recorded (none: the controller runs later)
 	ctrl = controller.New(controller.Options{

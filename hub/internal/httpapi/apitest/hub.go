@@ -126,6 +126,8 @@ func New(t testing.TB, o Options) *Hub {
 	}
 
 	h.Fleet = fleet.New()
+	// The fixture's apps are plain YAML: a Renderer without engines, so
+	// that the API's and the CLI's tests link neither Helm nor Kustomize.
 	git := gitsource.New(gitsource.Options{Dir: filepath.Join(dir, "git"), PollInterval: time.Hour, AllowInsecureHTTP: true}, log)
 	h.Controller = controller.New(controller.Options{AppsDir: appsDir, Resync: time.Hour, OnRolloutEvent: func(ctx context.Context, e rollout.Event) {
 		if s := h.rolloutSink.Load(); s != nil {

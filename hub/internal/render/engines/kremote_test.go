@@ -1,10 +1,11 @@
 //go:build !unit
 
-package render
+package engines
 
 import (
 	"errors"
 	"fmt"
+	"github.com/flotilla-cd/flotilla/hub/internal/render"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -96,8 +97,8 @@ func TestKustomizeRemoteRefused(t *testing.T) {
 
 			requests.Store(0)
 			_, err := renderPath(t, dir, "app")
-			if !errors.Is(err, ErrRemoteDisabled) {
-				t.Fatalf("render: %v, want ErrRemoteDisabled", err)
+			if !errors.Is(err, render.ErrRemoteDisabled) {
+				t.Fatalf("render: %v, want render.ErrRemoteDisabled", err)
 			}
 			for _, want := range []string{"kustomization.yaml: " + tc.field, "remote loading is disabled"} {
 				if !strings.Contains(err.Error(), want) {

@@ -1,8 +1,9 @@
-package render
+package engines
 
 import (
 	"context"
 	"errors"
+	"github.com/flotilla-cd/flotilla/hub/internal/render"
 	"sync"
 	"testing"
 
@@ -13,9 +14,9 @@ import (
 
 func TestCacheSingleflight(t *testing.T) {
 	root := repoRootForTest(t)
-	r := New(Options{})
-	in := Input{Root: root, Source: app.Source{Path: "helm/mychart"}, Namespace: "shop", AppName: "web"}
-	key := CacheKey("tree-1", in)
+	r := newRenderer(render.Options{})
+	in := render.Input{Root: root, Source: app.Source{Path: "helm/mychart"}, Namespace: "shop", AppName: "web"}
+	key := render.CacheKey("tree-1", in)
 	const callers = 50
 	var wg sync.WaitGroup
 	results := make([]int, callers)
@@ -40,8 +41,8 @@ func TestCacheSingleflight(t *testing.T) {
 }
 
 func TestCacheReturnsCallerSlice(t *testing.T) {
-	r := New(Options{})
-	in := Input{Root: repoRootForTest(t), Source: app.Source{Path: "guestbook"}, AppName: "gb"}
+	r := newRenderer(render.Options{})
+	in := render.Input{Root: repoRootForTest(t), Source: app.Source{Path: "guestbook"}, AppName: "gb"}
 	a, err := r.Render(context.Background(), "k", in)
 	if err != nil {
 		t.Fatal(err)
@@ -57,9 +58,9 @@ func TestCacheReturnsCallerSlice(t *testing.T) {
 }
 
 func TestCacheEviction(t *testing.T) {
-	r := New(Options{MaxEntries: 2})
+	r := newRenderer(render.Options{MaxEntries: 2})
 	root := repoRootForTest(t)
-	in := Input{Root: root, Source: app.Source{Path: "guestbook"}, AppName: "gb"}
+	in := render.Input{Root: root, Source: app.Source{Path: "guestbook"}, AppName: "gb"}
 	for _, k := range []string{"a", "b", "a", "c", "a", "b"} {
 		if _, err := r.Render(context.Background(), k, in); err != nil {
 			t.Fatal(err)
@@ -73,11 +74,11 @@ func TestCacheEviction(t *testing.T) {
 }
 
 func TestCacheErrors(t *testing.T) {
-	r := New(Options{})
-	bad := Input{Root: repoRootForTest(t), Source: app.Source{Path: "broken"}}
+	r := newRenderer(render.Options{})
+	bad := render.Input{Root: repoRootForTest(t), Source: app.Source{Path: "broken"}}
 	for range 2 {
-		if _, err := r.Render(context.Background(), "bad", bad); !errors.Is(err, ErrRender) {
-			t.Fatalf("got %v, want ErrRender", err)
+		if _, err := r.Render(context.Background(), "bad", bad); !errors.Is(err, render.ErrRender) {
+			t.Fatalf("got %v, want render.ErrRender", err)
 		}
 	}
 	if got := r.Stats(); got.Renders != 1 {
@@ -86,7 +87,7 @@ func TestCacheErrors(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	good := Input{Root: repoRootForTest(t), Source: app.Source{Path: "guestbook"}}
+	good := render.Input{Root: repoRootForTest(t), Source: app.Source{Path: "guestbook"}}
 	if _, err := r.Render(ctx, "good", good); !errors.Is(err, context.Canceled) {
 		t.Fatalf("got %v, want context.Canceled", err)
 	}
@@ -97,50 +98,50 @@ func TestCacheErrors(t *testing.T) {
 }
 
 func TestCacheKey(t *testing.T) {
-	base := func() Input {
-		return Input{
+	base := func() render.Input {
+		return render.Input{
 			Root: "/a", Namespace: "ns", AppName: "web",
 			Source: app.Source{RepoURL: "https://x", TargetRevision: "main", Path: "charts/web", Helm: &app.Helm{
 				ValuesObject: map[string]any{"a": 1, "b": map[string]any{"c": 2, "d": 3}},
 			}},
 		}
 	}
-	k := CacheKey("tree", base())
-	same := []func(*Input){
-		func(in *Input) { in.Root = "/elsewhere" },
-		func(in *Input) { in.Source.RepoURL = "https://mirror" },
-		func(in *Input) { in.Source.TargetRevision = "v1" },
-		func(in *Input) { in.Source.Path = "charts/./web/" },
-		func(in *Input) {
+	k := render.CacheKey("tree", base())
+	same := []func(*render.Input){
+		func(in *render.Input) { in.Root = "/elsewhere" },
+		func(in *render.Input) { in.Source.RepoURL = "https://mirror" },
+		func(in *render.Input) { in.Source.TargetRevision = "v1" },
+		func(in *render.Input) { in.Source.Path = "charts/./web/" },
+		func(in *render.Input) {
 			in.Source.Helm.ValuesObject = map[string]any{"b": map[string]any{"d": 3, "c": 2}, "a": 1}
 		},
 	}
 	for i, f := range same {
 		in := base()
 		f(&in)
-		if got := CacheKey("tree", in); got != k {
+		if got := render.CacheKey("tree", in); got != k {
 			t.Errorf("same[%d]: key changed", i)
 		}
 	}
-	different := []func(*Input){
-		func(in *Input) { in.Namespace = "other" },
-		func(in *Input) { in.AppName = "other" },
-		func(in *Input) { in.Source.Path = "charts/api" },
-		func(in *Input) { in.Source.Helm.Values = "x: 1" },
-		func(in *Input) { in.Source.Helm.ValuesObject["a"] = 2 },
-		func(in *Input) { in.Source.Helm = nil; in.Source.Kustomize = &app.Kustomize{} },
+	different := []func(*render.Input){
+		func(in *render.Input) { in.Namespace = "other" },
+		func(in *render.Input) { in.AppName = "other" },
+		func(in *render.Input) { in.Source.Path = "charts/api" },
+		func(in *render.Input) { in.Source.Helm.Values = "x: 1" },
+		func(in *render.Input) { in.Source.Helm.ValuesObject["a"] = 2 },
+		func(in *render.Input) { in.Source.Helm = nil; in.Source.Kustomize = &app.Kustomize{} },
 	}
 	seen := map[string]int{k: -1}
 	for i, f := range different {
 		in := base()
 		f(&in)
-		got := CacheKey("tree", in)
+		got := render.CacheKey("tree", in)
 		if j, dup := seen[got]; dup {
 			t.Errorf("different[%d]: same key as %d", i, j)
 		}
 		seen[got] = i
 	}
-	if CacheKey("tree2", base()) == k {
+	if render.CacheKey("tree2", base()) == k {
 		t.Error("tree id not in the key")
 	}
 	if diff := cmp.Diff(64, len(k)); diff != "" {

@@ -1,8 +1,9 @@
-package render
+package engines
 
 import (
 	"context"
 	"fmt"
+	"github.com/flotilla-cd/flotilla/hub/internal/render"
 	"strings"
 	"testing"
 
@@ -54,7 +55,7 @@ func benchApp(i int) *app.Application {
 // cache, bundle with digest. With dedup, a bundle is built once per (app,
 // render key) and shared by the clusters with that key. It returns the
 // number of bundles.
-func fanOut(b *testing.B, r *Renderer, root string, apps []*app.Application, clusters []target.Cluster, dedup bool) int {
+func fanOut(b *testing.B, r *render.Renderer, root string, apps []*app.Application, clusters []target.Cluster, dedup bool) int {
 	ctx := context.Background()
 	n := 0
 	built := map[string]bool{}
@@ -67,8 +68,8 @@ func fanOut(b *testing.B, r *Renderer, root string, apps []*app.Application, clu
 			if err != nil {
 				b.Fatal(err)
 			}
-			in := Input{Root: root, Source: src, Namespace: a.Spec.Destination.Namespace, AppName: a.Name}
-			key := CacheKey("commit-1", in)
+			in := render.Input{Root: root, Source: src, Namespace: a.Spec.Destination.Namespace, AppName: a.Name}
+			key := render.CacheKey("commit-1", in)
 			objs, err := r.Render(ctx, key, in)
 			if err != nil {
 				b.Fatal(err)
@@ -109,7 +110,7 @@ func BenchmarkFanOut(b *testing.B) {
 			dedup := strings.HasSuffix(mode, "-dedup")
 			warm := strings.HasPrefix(mode, "warm")
 			b.Run(sc.name+"/"+mode, func(b *testing.B) {
-				r := New(Options{MaxEntries: 4096})
+				r := newRenderer(render.Options{MaxEntries: 4096})
 				if warm {
 					fanOut(b, r, root, apps, clusters, dedup)
 				}
@@ -119,8 +120,8 @@ func BenchmarkFanOut(b *testing.B) {
 				b.ResetTimer()
 				for b.Loop() {
 					if !warm {
-						r = New(Options{MaxEntries: 4096})
-						start = Stats{}
+						r = newRenderer(render.Options{MaxEntries: 4096})
+						start = render.Stats{}
 					}
 					bundles = fanOut(b, r, root, apps, clusters, dedup)
 				}
@@ -149,7 +150,7 @@ func BenchmarkRender(b *testing.B) {
 		{"helm", app.Source{Path: "helm/mychart", Helm: &app.Helm{ValueFiles: []string{"values-prod.yaml"}}}},
 	} {
 		b.Run(tt.name, func(b *testing.B) {
-			in := Input{Root: root, Source: tt.src, Namespace: "ns", AppName: "web"}
+			in := render.Input{Root: root, Source: tt.src, Namespace: "ns", AppName: "web"}
 			b.ReportAllocs()
 			for b.Loop() {
 				if _, err := renderSource(context.Background(), in); err != nil {
@@ -174,7 +175,7 @@ func BenchmarkEffectiveAndKey(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		_ = CacheKey("commit", Input{Source: src, Namespace: "ns", AppName: a.Name})
+		_ = render.CacheKey("commit", render.Input{Source: src, Namespace: "ns", AppName: a.Name})
 	}
 }
 
@@ -182,7 +183,7 @@ func BenchmarkEffectiveAndKey(b *testing.B) {
 // the per-cluster cost that remains when every render is a cache hit.
 func BenchmarkNewBundle(b *testing.B) {
 	root := repoRootForTest(b)
-	in := Input{Root: root, Source: app.Source{Path: "helm/mychart"}, Namespace: "ns", AppName: "web"}
+	in := render.Input{Root: root, Source: app.Source{Path: "helm/mychart"}, Namespace: "ns", AppName: "web"}
 	objs, err := renderSource(context.Background(), in)
 	if err != nil {
 		b.Fatal(err)

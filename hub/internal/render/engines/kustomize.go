@@ -1,8 +1,9 @@
-package render
+package engines
 
 import (
 	"context"
 	"fmt"
+	"github.com/flotilla-cd/flotilla/hub/internal/render"
 	"path"
 	"strings"
 	"sync"
@@ -28,9 +29,9 @@ var kustomizeMu sync.Mutex
 // helmCharts are inflated first when in.KustomizeHelm allows (see
 // inflate). The application's kustomize
 // settings are applied to the kustomization (in memory) then.
-func renderKustomize(ctx context.Context, root *Root, dir string, in Input) ([]Origined, error) {
+func renderKustomize(ctx context.Context, root *render.Root, dir string, in render.Input) ([]render.Origined, error) {
 	k := in.Source.Kustomize
-	file := kustomizationFile(root, dir)
+	file := render.KustomizationFile(root, dir)
 	if file == "" {
 		return nil, fmt.Errorf("kustomize %s: no kustomization.yaml, kustomization.yml or Kustomization", dir)
 	}
@@ -53,13 +54,13 @@ func renderKustomize(ctx context.Context, root *Root, dir string, in Input) ([]O
 		return nil, fmt.Errorf("kustomize %s: %w", dir, err)
 	}
 	origin := "kustomize build " + dir
-	out := make([]Origined, 0, rm.Size())
+	out := make([]render.Origined, 0, rm.Size())
 	for _, r := range rm.Resources() {
 		m, err := r.Map()
 		if err != nil {
 			return nil, fmt.Errorf("%s: %s: %w", origin, r.CurId(), err)
 		}
-		out = append(out, Origined{Obj: &unstructured.Unstructured{Object: m}, Origin: origin})
+		out = append(out, render.Origined{Obj: &unstructured.Unstructured{Object: m}, Origin: origin})
 	}
 	return out, nil
 }
@@ -106,17 +107,17 @@ func prepareKustomization(fsys *rootFS, dir, file string, k *app.Kustomize) erro
 // kustomizations are read in turn, or an error that ends the walk; the
 // bases met so far come back with it). Nothing is rendered (helmCharts are
 // not inflated). A source that is not a kustomization has none.
-func KustomizeRemoteBases(root string, src app.Source, lookup func(RemoteBase) (string, error)) ([]RemoteBase, error) {
-	r, err := OpenRoot(root)
+func KustomizeRemoteBases(root string, src app.Source, lookup func(render.RemoteBase) (string, error)) ([]render.RemoteBase, error) {
+	r, err := render.OpenRoot(root)
 	if err != nil {
 		return nil, err
 	}
 	defer r.Close()
 	dir, err := r.Dir(src.Path)
-	if err != nil || detect(r, dir, src) != kindKustomize {
+	if err != nil || render.Detect(r, dir, src) != render.KindKustomize {
 		return nil, nil
 	}
-	file := kustomizationFile(r, dir)
+	file := render.KustomizationFile(r, dir)
 	if file == "" {
 		return nil, nil
 	}

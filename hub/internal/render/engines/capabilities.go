@@ -1,7 +1,8 @@
-package render
+package engines
 
 import (
 	"fmt"
+	"github.com/flotilla-cd/flotilla/hub/internal/render"
 	"slices"
 
 	"helm.sh/helm/v3/pkg/chartutil"
@@ -12,7 +13,7 @@ import (
 // helmCapabilities returns Helm's capabilities for c; nil c gives Helm's
 // client-only defaults (what `helm template` uses without --kube-version
 // and --api-versions).
-func helmCapabilities(c *Capabilities) (*chartutil.Capabilities, error) {
+func helmCapabilities(c *render.Capabilities) (*chartutil.Capabilities, error) {
 	if c == nil {
 		return chartutil.DefaultCapabilities.Copy(), nil
 	}
@@ -37,7 +38,7 @@ func helmCapabilities(c *Capabilities) (*chartutil.Capabilities, error) {
 // `helm template --kube-version` reads it: "1.24" is v1.24) and the API
 // versions replace the cluster's list. c is returned unchanged without
 // overrides; a nil c (no cluster) starts from Helm's client-only defaults.
-func overrideCapabilities(c *Capabilities, h *app.Helm) (*Capabilities, error) {
+func overrideCapabilities(c *render.Capabilities, h *app.Helm) (*render.Capabilities, error) {
 	if h == nil || (h.KubeVersion == "" && len(h.APIVersions) == 0) {
 		return c, nil
 	}
@@ -56,29 +57,5 @@ func overrideCapabilities(c *Capabilities, h *app.Helm) (*Capabilities, error) {
 	if len(h.APIVersions) > 0 {
 		apiVersions = h.APIVersions
 	}
-	return NewCapabilities(kubeVersion, apiVersions)
-}
-
-// NeedsCapabilities reports whether src, checked out at root, is rendered
-// with the cluster's capabilities: a Helm chart, or a kustomization with
-// helmCharts. Plain directories and other kustomizations render the same
-// for every cluster.
-func NeedsCapabilities(root string, src app.Source) bool {
-	r, err := OpenRoot(root)
-	if err != nil {
-		return false // the render reports the error
-	}
-	defer r.Close()
-	dir, err := r.Dir(src.Path)
-	if err != nil {
-		return false
-	}
-	switch detect(r, dir, src) {
-	case kindHelm:
-		return true
-	case kindKustomize:
-		_, inflates, _ := kustomizeCharts(r, dir)
-		return inflates // helmCharts render as Helm charts do
-	}
-	return false
+	return render.NewCapabilities(kubeVersion, apiVersions)
 }

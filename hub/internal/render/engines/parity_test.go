@@ -1,6 +1,6 @@
 //go:build !unit
 
-package render
+package engines
 
 import (
 	"bytes"
@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/flotilla-cd/flotilla/hub/internal/render"
 	"io"
 	"os"
 	"os/exec"
@@ -26,7 +27,7 @@ import (
 )
 
 // The parity tests render the charts of testdata/parity twice, with
-// Flotilla's Renderer (as the controller calls it) and with the helm CLI
+// Flotilla's render.Renderer (as the controller calls it) and with the helm CLI
 // of the version in go.mod (`helm template`, as Argo CD renders), and
 // compare the objects. Differences that are intended are documented in
 // docs/sources.md and kept out of these charts.
@@ -51,8 +52,8 @@ var (
 		"gateway.networking.k8s.io/v1", "gateway.networking.k8s.io/v1/HTTPRoute"))
 )
 
-func mustCapabilities(kubeVersion string, apiVersions []string) *Capabilities {
-	c, err := NewCapabilities(kubeVersion, apiVersions)
+func mustCapabilities(kubeVersion string, apiVersions []string) *render.Capabilities {
+	c, err := render.NewCapabilities(kubeVersion, apiVersions)
 	if err != nil {
 		panic(err)
 	}
@@ -67,14 +68,14 @@ func TestHelmParity(t *testing.T) {
 		t.Skip("builds the helm CLI")
 	}
 	helm := helmCLI(t)
-	both := []*Capabilities{parityOld, parityNew}
+	both := []*render.Capabilities{parityOld, parityNew}
 	tests := []struct {
 		name      string
 		chart     string
 		helm      *app.Helm
 		release   string // app name (default "web")
 		namespace string // destination namespace (default "shop")
-		caps      []*Capabilities
+		caps      []*render.Capabilities
 		differ    bool   // the capability sets render differently
 		wantErr   string // both fail with this in their message
 	}{
@@ -123,19 +124,19 @@ func TestHelmParity(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := New(Options{})
+	r := newRenderer(render.Options{})
 	for _, tt := range tests {
 		var renders []any
 		for _, caps := range tt.caps {
 			t.Run(tt.name+"/"+caps.KubeVersion, func(t *testing.T) {
-				in := Input{Root: root, Source: app.Source{Path: tt.chart, Helm: tt.helm}, Namespace: tt.namespace, AppName: tt.release, Capabilities: caps}
+				in := render.Input{Root: root, Source: app.Source{Path: tt.chart, Helm: tt.helm}, Namespace: tt.namespace, AppName: tt.release, Capabilities: caps}
 				if in.Namespace == "" {
 					in.Namespace = "shop"
 				}
 				if in.AppName == "" {
 					in.AppName = "web"
 				}
-				objs, ferr := r.Render(context.Background(), CacheKey(tt.name, in), in)
+				objs, ferr := r.Render(context.Background(), render.CacheKey(tt.name, in), in)
 				want, herr := helmTemplate(t, helm, root, in)
 				if tt.wantErr != "" {
 					if ferr == nil || herr == nil || !strings.Contains(ferr.Error(), tt.wantErr) || !strings.Contains(herr.Error(), tt.wantErr) {
@@ -169,7 +170,7 @@ func TestHelmParity(t *testing.T) {
 // (value files, then the inline values and valuesObject as a file, then
 // the parameters as --set and --set-string) with in's capabilities, and
 // returns its objects by key.
-func helmTemplate(t *testing.T, helm, root string, in Input) (map[string]any, error) {
+func helmTemplate(t *testing.T, helm, root string, in render.Input) (map[string]any, error) {
 	t.Helper()
 	h := in.Source.Helm
 	if h == nil {
@@ -387,8 +388,8 @@ func TestHelmParityKnownDifferences(t *testing.T) {
 		t.Fatal(err)
 	}
 	caps := mustCapabilities("v1.31.2-eks-1234", []string{"v1", "v1/ConfigMap", "policy/v1"})
-	in := Input{Root: root, Source: app.Source{Path: "builtin"}, Namespace: "shop", AppName: "web", Capabilities: caps}
-	objs, err := New(Options{}).Render(context.Background(), CacheKey("builtin", in), in)
+	in := render.Input{Root: root, Source: app.Source{Path: "builtin"}, Namespace: "shop", AppName: "web", Capabilities: caps}
+	objs, err := newRenderer(render.Options{}).Render(context.Background(), render.CacheKey("builtin", in), in)
 	if err != nil {
 		t.Fatal(err)
 	}

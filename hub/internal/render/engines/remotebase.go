@@ -1,8 +1,9 @@
-package render
+package engines
 
 import (
 	"errors"
 	"fmt"
+	"github.com/flotilla-cd/flotilla/hub/internal/render"
 	"net/url"
 	"path"
 	"regexp"
@@ -27,10 +28,10 @@ var (
 // ref, version, timeout and submodules (timeout and submodules are
 // ignored: the hub's own fetch deadlines apply, and checkouts never hold
 // submodules); and an http(s) URL that names no repository (a remote file).
-func ParseRemoteBase(entry string) (RemoteBase, error) {
+func ParseRemoteBase(entry string) (render.RemoteBase, error) {
 	s := strings.TrimSpace(entry)
 	if strings.ContainsFunc(s, func(r rune) bool { return r < ' ' || r == 0x7f || r == ' ' }) {
-		return RemoteBase{}, errors.New("spaces or control characters in the URL")
+		return render.RemoteBase{}, errors.New("spaces or control characters in the URL")
 	}
 	forced := false
 	if len(s) >= 5 && strings.EqualFold(s[:5], "git::") {
@@ -41,11 +42,11 @@ func ParseRemoteBase(entry string) (RemoteBase, error) {
 		query = query[:i]
 	}
 	if strings.Contains(s, "#") {
-		return RemoteBase{}, errors.New("a fragment (#) is not part of a kustomize repository URL")
+		return render.RemoteBase{}, errors.New("a fragment (#) is not part of a kustomize repository URL")
 	}
 	ref, explicit, err := parseRemoteQuery(query)
 	if err != nil {
-		return RemoteBase{}, err
+		return render.RemoteBase{}, err
 	}
 
 	var scheme, user, host, rest string
@@ -55,19 +56,19 @@ func ParseRemoteBase(entry string) (RemoteBase, error) {
 		switch scheme {
 		case "https", "http", "ssh":
 		case "file":
-			return RemoteBase{}, errors.New("file:// URLs and local paths are not fetched (name an https or ssh repository)")
+			return render.RemoteBase{}, errors.New("file:// URLs and local paths are not fetched (name an https or ssh repository)")
 		default:
-			return RemoteBase{}, fmt.Errorf("scheme %q is not fetched (use https or ssh)", scheme)
+			return render.RemoteBase{}, fmt.Errorf("scheme %q is not fetched (use https or ssh)", scheme)
 		}
 		rest = s[len(m[0]):]
 		host, rest, _ = strings.Cut(rest, "/")
 		if at := strings.LastIndexByte(host, '@'); at >= 0 {
 			user, host = host[:at], host[at+1:]
 			if scheme != "ssh" {
-				return RemoteBase{}, errors.New("credentials in the URL are refused: the hub sends only those of its credential templates")
+				return render.RemoteBase{}, errors.New("credentials in the URL are refused: the hub sends only those of its credential templates")
 			}
 			if strings.Contains(user, ":") {
-				return RemoteBase{}, errors.New("a password in the URL is refused: the hub sends only the keys of its credential templates")
+				return render.RemoteBase{}, errors.New("a password in the URL is refused: the hub sends only the keys of its credential templates")
 			}
 		}
 		if strings.EqualFold(host, "github.com") && scheme != "ssh" {
@@ -81,7 +82,7 @@ func ParseRemoteBase(entry string) (RemoteBase, error) {
 			user, s = s[:at], s[at+1:]
 			h, r, ok := strings.Cut(s, ":")
 			if !ok || strings.Contains(h, "/") {
-				return RemoteBase{}, errors.New("expected user@host:org/repo")
+				return render.RemoteBase{}, errors.New("expected user@host:org/repo")
 			}
 			host, rest, scp = h, r, true
 		case strings.HasPrefix(lower, "github.com/"):
@@ -89,36 +90,36 @@ func ParseRemoteBase(entry string) (RemoteBase, error) {
 		case strings.HasPrefix(lower, "github.com:"):
 			user, host, rest, scp = "git", "github.com", s[len("github.com:"):], true
 		case strings.HasPrefix(s, "/") || strings.HasPrefix(s, "."):
-			return RemoteBase{}, errors.New("file:// URLs and local paths are not fetched (name an https or ssh repository)")
+			return render.RemoteBase{}, errors.New("file:// URLs and local paths are not fetched (name an https or ssh repository)")
 		default:
-			return RemoteBase{}, errors.New("not a repository URL kustomize reads (https://, ssh://, git@host: or github.com/)")
+			return render.RemoteBase{}, errors.New("not a repository URL kustomize reads (https://, ssh://, git@host: or github.com/)")
 		}
 	}
 	if host == "" || strings.ContainsAny(host, "\\") {
-		return RemoteBase{}, errors.New("no host")
+		return render.RemoteBase{}, errors.New("no host")
 	}
 
 	if containsDotDot(rest) {
-		return RemoteBase{}, errors.New("the folder leaves the repository (..)")
+		return render.RemoteBase{}, errors.New("the folder leaves the repository (..)")
 	}
 	repo, sub, marked := splitRepoPath(rest)
 	if !marked {
 		httpURL := scheme == "https" || scheme == "http"
 		if httpURL && !forced && !explicit && !strings.EqualFold(host, "github.com") {
-			return RemoteBase{}, errNotGitRepo
+			return render.RemoteBase{}, errNotGitRepo
 		}
 		segs := strings.Split(rest, "/")
 		if len(segs) < 2 {
-			return RemoteBase{}, errors.New("no repository in the URL (expected org/repo)")
+			return render.RemoteBase{}, errors.New("no repository in the URL (expected org/repo)")
 		}
 		repo, sub = strings.Join(segs[:2], "/"), strings.Join(segs[2:], "/")
 	}
 	repo = strings.Trim(repo, "/")
 	if repo == "" || path.Clean("/"+repo) != "/"+repo || strings.Contains(repo, "//") {
-		return RemoteBase{}, fmt.Errorf("repository path %q is not clean", repo)
+		return render.RemoteBase{}, fmt.Errorf("repository path %q is not clean", repo)
 	}
 	sub = path.Clean("/" + strings.Trim(sub, "/"))
-	b := RemoteBase{Path: strings.TrimPrefix(sub, "/"), Ref: ref}
+	b := render.RemoteBase{Path: strings.TrimPrefix(sub, "/"), Ref: ref}
 	if b.Path == "" {
 		b.Path = "."
 	}

@@ -1,11 +1,12 @@
 //go:build !unit
 
-package render
+package engines
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/flotilla-cd/flotilla/hub/internal/render"
 	"os"
 	"path/filepath"
 	"strings"
@@ -24,7 +25,7 @@ import (
 // testWorkers starts it.
 func TestMain(m *testing.M) {
 	if os.Getenv("FLOTILLA_RENDER_TEST_WORKER") == "1" {
-		if err := ServeWorker(context.Background()); err != nil {
+		if err := render.ServeWorker(context.Background(), New()); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}
@@ -53,16 +54,16 @@ func testWorkers(tb testing.TB, readDir string, edit func(*renderproc.Options)) 
 // same objects, and the same errors, as in-process.
 func TestGoldenInWorkers(t *testing.T) {
 	root := repoRootForTest(t)
-	r := New(Options{Workers: testWorkers(t, root, nil)})
+	r := newRenderer(render.Options{Workers: testWorkers(t, root, nil)})
 	for _, tt := range goldenTests {
 		t.Run(tt.name, func(t *testing.T) {
-			in := Input{Root: root, Source: tt.src, Namespace: tt.ns, AppName: "web"}
-			objs, err := r.Render(t.Context(), CacheKey("tree", in), in)
+			in := render.Input{Root: root, Source: tt.src, Namespace: tt.ns, AppName: "web"}
+			objs, err := r.Render(t.Context(), render.CacheKey("tree", in), in)
 			if (err != nil) != tt.wantErr {
 				t.Fatalf("error %v, want error %v", err, tt.wantErr)
 			}
-			if err != nil && !errors.Is(err, ErrRender) {
-				t.Errorf("%v does not wrap ErrRender", err)
+			if err != nil && !errors.Is(err, render.ErrRender) {
+				t.Errorf("%v does not wrap render.ErrRender", err)
 			}
 			golden(t, tt.name, dump(root, objs, err))
 			if err != nil {
@@ -141,10 +142,10 @@ func TestHelmBombsStopped(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			root := writeChart(t, "bomb", tt.template)
-			r := New(Options{Workers: testWorkers(t, root, tt.edit)})
-			in := Input{Root: root, Source: app.Source{Path: "bomb"}, Namespace: "ns", AppName: "bomb"}
-			_, err := r.Render(t.Context(), CacheKey("t", in), in)
-			if !errors.Is(err, ErrRender) || !errors.Is(err, renderproc.ErrLimit) {
+			r := newRenderer(render.Options{Workers: testWorkers(t, root, tt.edit)})
+			in := render.Input{Root: root, Source: app.Source{Path: "bomb"}, Namespace: "ns", AppName: "bomb"}
+			_, err := r.Render(t.Context(), render.CacheKey("t", in), in)
+			if !errors.Is(err, render.ErrRender) || !errors.Is(err, renderproc.ErrLimit) {
 				t.Fatalf("got %v, want a render error wrapping ErrLimit", err)
 			}
 			t.Log(err)
@@ -157,7 +158,7 @@ func TestHelmBombsStopped(t *testing.T) {
 			if err := os.WriteFile(filepath.Join(root, "bomb/templates/cm.yaml"), []byte("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: fixed}\n"), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			objs, err := r.Render(t.Context(), CacheKey("t2", in), in)
+			objs, err := r.Render(t.Context(), render.CacheKey("t2", in), in)
 			if err != nil || len(objs) != 1 || objs[0].GetName() != "fixed" {
 				t.Errorf("after the fix: %d objects, %v", len(objs), err)
 			}
@@ -168,17 +169,17 @@ func TestHelmBombsStopped(t *testing.T) {
 // TestRenderCancelled: a render in a worker ends when ctx does.
 func TestRenderCancelled(t *testing.T) {
 	root := writeChart(t, "bomb", cpuBomb)
-	r := New(Options{Workers: testWorkers(t, root, func(o *renderproc.Options) { o.Timeout = time.Hour })})
-	in := Input{Root: root, Source: app.Source{Path: "bomb"}, Namespace: "ns", AppName: "bomb"}
+	r := newRenderer(render.Options{Workers: testWorkers(t, root, func(o *renderproc.Options) { o.Timeout = time.Hour })})
+	in := render.Input{Root: root, Source: app.Source{Path: "bomb"}, Namespace: "ns", AppName: "bomb"}
 	ctx, cancel := context.WithTimeout(t.Context(), 500*time.Millisecond)
 	defer cancel()
-	if _, err := r.Render(ctx, CacheKey("t", in), in); !errors.Is(err, context.DeadlineExceeded) {
+	if _, err := r.Render(ctx, render.CacheKey("t", in), in); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("got %v, want the context's error", err)
 	}
 }
 
 // BenchmarkRenderInWorkers measures one uncached render of each kind
-// through a Renderer with warm workers (compare BenchmarkRender, which
+// through a render.Renderer with warm workers (compare BenchmarkRender, which
 // renders in-process), and with a worker started for each render
 // ("-cold": the cost of starting the binary).
 func BenchmarkRenderInWorkers(b *testing.B) {
@@ -190,14 +191,14 @@ func BenchmarkRenderInWorkers(b *testing.B) {
 		{"kustomize", app.Source{Path: "kustomize/overlays/prod"}},
 		{"helm", app.Source{Path: "helm/mychart", Helm: &app.Helm{ValueFiles: []string{"values-prod.yaml"}}}},
 	} {
-		in := Input{Root: root, Source: tt.src, Namespace: "ns", AppName: "web"}
+		in := render.Input{Root: root, Source: tt.src, Namespace: "ns", AppName: "web"}
 		b.Run(tt.name, func(b *testing.B) {
-			r := New(Options{Workers: testWorkers(b, root, nil)})
+			r := newRenderer(render.Options{Workers: testWorkers(b, root, nil)})
 			b.ReportAllocs()
 			i := 0
 			for b.Loop() {
 				i++
-				if _, err := r.Render(b.Context(), CacheKey(fmt.Sprint(i), in), in); err != nil {
+				if _, err := r.Render(b.Context(), render.CacheKey(fmt.Sprint(i), in), in); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -205,7 +206,7 @@ func BenchmarkRenderInWorkers(b *testing.B) {
 		b.Run(tt.name+"-cold", func(b *testing.B) {
 			for b.Loop() {
 				p := testWorkers(b, root, nil)
-				if _, err := New(Options{Workers: p}).Render(b.Context(), "k", in); err != nil {
+				if _, err := newRenderer(render.Options{Workers: p}).Render(b.Context(), "k", in); err != nil {
 					b.Fatal(err)
 				}
 				p.Close()
@@ -226,7 +227,7 @@ func BenchmarkFanOutInWorkers(b *testing.B) {
 	p := testWorkers(b, root, nil)
 	bundles := 0
 	for b.Loop() {
-		bundles = fanOut(b, New(Options{MaxEntries: 4096, Workers: p}), root, apps, clusters, true)
+		bundles = fanOut(b, newRenderer(render.Options{MaxEntries: 4096, Workers: p}), root, apps, clusters, true)
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(bundles), "ns/bundle")
 }
@@ -248,10 +249,10 @@ func TestJsonnetBombStopped(t *testing.T) {
 			if err := os.WriteFile(filepath.Join(root, "bomb/main.jsonnet"), []byte(bomb), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			r := New(Options{Workers: testWorkers(t, root, func(o *renderproc.Options) { o.Timeout = time.Second })})
-			in := Input{Root: root, Source: app.Source{Path: "bomb"}, Namespace: "ns", AppName: "bomb"}
-			_, err := r.Render(t.Context(), CacheKey("t", in), in)
-			if !errors.Is(err, ErrRender) || !errors.Is(err, renderproc.ErrLimit) {
+			r := newRenderer(render.Options{Workers: testWorkers(t, root, func(o *renderproc.Options) { o.Timeout = time.Second })})
+			in := render.Input{Root: root, Source: app.Source{Path: "bomb"}, Namespace: "ns", AppName: "bomb"}
+			_, err := r.Render(t.Context(), render.CacheKey("t", in), in)
+			if !errors.Is(err, render.ErrRender) || !errors.Is(err, renderproc.ErrLimit) {
 				t.Fatalf("got %v, want a render error wrapping ErrLimit", err)
 			}
 			for _, w := range []string{"jsonnet bomb", tt.want} {
@@ -267,9 +268,9 @@ func TestJsonnetBombStopped(t *testing.T) {
 // render worker process.
 func TestWorkerRendersWithCapabilities(t *testing.T) {
 	root := repoRootForTest(t)
-	r := New(Options{Workers: testWorkers(t, root, nil)})
-	in := Input{Root: root, Source: app.Source{Path: "helm/caps"}, Namespace: "shop", AppName: "web", Capabilities: clusterB}
-	objs, err := r.Render(context.Background(), CacheKey("tree", in), in)
+	r := newRenderer(render.Options{Workers: testWorkers(t, root, nil)})
+	in := render.Input{Root: root, Source: app.Source{Path: "helm/caps"}, Namespace: "shop", AppName: "web", Capabilities: clusterB}
+	objs, err := r.Render(context.Background(), render.CacheKey("tree", in), in)
 	if err != nil {
 		t.Fatal(err)
 	}

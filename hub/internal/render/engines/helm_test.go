@@ -1,8 +1,9 @@
-package render
+package engines
 
 import (
 	"context"
 	"fmt"
+	"github.com/flotilla-cd/flotilla/hub/internal/render"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -47,14 +48,14 @@ func TestRenderHelmOrigins(t *testing.T) {
 		{name: "skipCrds", helm: &app.Helm{SkipCRDs: true}, want: concat(manifests, hooks)},
 		{name: "no helm settings", helm: nil, want: concat(crds, manifests, hooks)},
 	}
-	root, err := OpenRoot(repoRootForTest(t))
+	root, err := render.OpenRoot(repoRootForTest(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer root.Close()
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			in := Input{Root: root.Path, Source: app.Source{Path: "helm/full", Helm: tt.helm}, Namespace: "prod", AppName: "rel"}
+			in := render.Input{Root: root.Path, Source: app.Source{Path: "helm/full", Helm: tt.helm}, Namespace: "prod", AppName: "rel"}
 			dir, err := root.Dir(in.Source.Path)
 			if err != nil {
 				t.Fatal(err)

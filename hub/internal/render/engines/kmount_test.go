@@ -1,10 +1,11 @@
 //go:build !unit
 
-package render
+package engines
 
 import (
 	"errors"
 	"fmt"
+	"github.com/flotilla-cd/flotilla/hub/internal/render"
 	"os"
 	"path/filepath"
 	"strings"
@@ -27,7 +28,7 @@ const remoteSecret = "TOPSECRET-beside-the-checkouts"
 // under one folder that also holds a secret beside them.
 type remoteFixture struct {
 	base, repo string
-	checkouts  map[string]RemoteCheckout
+	checkouts  map[string]render.RemoteCheckout
 }
 
 // res is a kustomization listing entries as resources.
@@ -49,7 +50,7 @@ func cmYAML(name string) string {
 func newRemoteFixture(t *testing.T, repo map[string]string, checkouts map[string]map[string]string) *remoteFixture {
 	t.Helper()
 	base := t.TempDir()
-	f := &remoteFixture{base: base, repo: filepath.Join(base, "repo"), checkouts: map[string]RemoteCheckout{}}
+	f := &remoteFixture{base: base, repo: filepath.Join(base, "repo"), checkouts: map[string]render.RemoteCheckout{}}
 	if err := os.WriteFile(filepath.Join(base, "secret.yaml"), []byte(cmYAML(remoteSecret)), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -63,13 +64,13 @@ func newRemoteFixture(t *testing.T, repo map[string]string, checkouts map[string
 		dir := filepath.Join(base, "co", fmt.Sprint(n))
 		n++
 		writeFiles(t, dir, files)
-		f.checkouts[b.Key()] = RemoteCheckout{Dir: dir, Commit: fmt.Sprintf("%040d", n)}
+		f.checkouts[b.Key()] = render.RemoteCheckout{Dir: dir, Commit: fmt.Sprintf("%040d", n)}
 	}
 	return f
 }
 
-func (f *remoteFixture) input(p string) Input {
-	return Input{Root: f.repo, Source: app.Source{Path: p}, AppName: "a", Namespace: "ns", RemoteBases: &RemoteBases{Checkouts: f.checkouts}}
+func (f *remoteFixture) input(p string) render.Input {
+	return render.Input{Root: f.repo, Source: app.Source{Path: p}, AppName: "a", Namespace: "ns", RemoteBases: &render.RemoteBases{Checkouts: f.checkouts}}
 }
 
 func names(objs []*unstructured.Unstructured) map[string]map[string]any {
@@ -105,7 +106,7 @@ func TestKustomizeRemoteBases(t *testing.T) {
 		baseB: {"x/kustomization.yaml": "resources: [cm.yaml]\n", "x/cm.yaml": cmYAML("from-b")},
 	})
 	in := f.input("app")
-	objs, err := New(Options{}).Render(t.Context(), CacheKey("tree", in), in)
+	objs, err := newRenderer(render.Options{}).Render(t.Context(), render.CacheKey("tree", in), in)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,7 +124,7 @@ func TestKustomizeRemoteBases(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantBases := []RemoteBase{
+	wantBases := []render.RemoteBase{
 		{RepoURL: "https://git.example.com/org/a", Path: "base", Ref: "v1"},
 		{RepoURL: "git@git.example.com:org/b.git", Path: "x", Ref: "main"},
 	}
@@ -133,12 +134,12 @@ func TestKustomizeRemoteBases(t *testing.T) {
 
 	// A new commit of a remote base is a new render.
 	moved := f.input("app")
-	moved.RemoteBases = &RemoteBases{Checkouts: map[string]RemoteCheckout{}}
+	moved.RemoteBases = &render.RemoteBases{Checkouts: map[string]render.RemoteCheckout{}}
 	for k, c := range f.checkouts {
 		c.Commit = strings.Repeat("f", 40)
 		moved.RemoteBases.Checkouts[k] = c
 	}
-	if CacheKey("tree", in) == CacheKey("tree", moved) {
+	if render.CacheKey("tree", in) == render.CacheKey("tree", moved) {
 		t.Error("the cache key does not change with the remote bases' commits")
 	}
 
@@ -151,7 +152,7 @@ func TestKustomizeRemoteBases(t *testing.T) {
 		}})
 	in2 := f2.input("app")
 	in2.Source.Kustomize = &app.Kustomize{Components: []string{comp}}
-	objs, err = New(Options{}).Render(t.Context(), CacheKey("tree", in2), in2)
+	objs, err = newRenderer(render.Options{}).Render(t.Context(), render.CacheKey("tree", in2), in2)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -211,7 +212,7 @@ func TestKustomizeRemoteBaseAttacks(t *testing.T) {
 	}
 	for i := range many { // every ref of "many" is the same folder
 		b, _ := ParseRemoteBase(many[i])
-		f.checkouts[b.Key()] = RemoteCheckout{Dir: filepath.Join(f.base, "many"), Commit: strings.Repeat("a", 40)}
+		f.checkouts[b.Key()] = render.RemoteCheckout{Dir: filepath.Join(f.base, "many"), Commit: strings.Repeat("a", 40)}
 	}
 	writeFiles(t, filepath.Join(f.base, "many"), map[string]string{"x/kustomization.yaml": "resources: [cm.yaml]\n", "x/cm.yaml": cmYAML("m")})
 
@@ -219,22 +220,22 @@ func TestKustomizeRemoteBaseAttacks(t *testing.T) {
 		path, entry, why string
 		is               error
 	}{
-		{"esc", esc, "outside the repository", ErrOutsideRoot},
-		{"patch", patchEsc, "outside the repository", ErrOutsideRoot},
-		{"link", link, "outside the repository", ErrOutsideRoot},
-		{"creds", "https://redacted@git.example.com/org/a//base?ref=v1", "credentials in the URL are refused", ErrRemoteBase},
-		{"file", "file:///etc/kubernetes//x", "file:// URLs and local paths are not fetched", ErrRemoteBase},
-		{"local", "git::/srv/repos/a", "local paths are not fetched", ErrRemoteBase},
-		{"loop", loopA, "a loop", ErrRemoteBase},
-		{"deep", "https://git.example.com/org/d1.git", fmt.Sprintf("nest more than %d deep", MaxRemoteDepth), ErrRemoteBase},
-		{"many", many[MaxRemoteBases], fmt.Sprintf("more than %d remote bases", MaxRemoteBases), ErrRemoteBase},
-		{"unfetched", "https://git.example.com/org/other//x?ref=v9", "was not fetched by the hub", ErrRemoteBase},
-		{"rawfile", "https://raw.example.com/org/repo/main/deploy.yaml", "not a git repository", ErrRemoteBase},
-		{"patchurl", "https://git.example.com/org/a//base/p.yaml", "remote loading is disabled", ErrRemoteDisabled},
+		{"esc", esc, "outside the repository", render.ErrOutsideRoot},
+		{"patch", patchEsc, "outside the repository", render.ErrOutsideRoot},
+		{"link", link, "outside the repository", render.ErrOutsideRoot},
+		{"creds", "https://redacted@git.example.com/org/a//base?ref=v1", "credentials in the URL are refused", render.ErrRemoteBase},
+		{"file", "file:///etc/kubernetes//x", "file:// URLs and local paths are not fetched", render.ErrRemoteBase},
+		{"local", "git::/srv/repos/a", "local paths are not fetched", render.ErrRemoteBase},
+		{"loop", loopA, "a loop", render.ErrRemoteBase},
+		{"deep", "https://git.example.com/org/d1.git", fmt.Sprintf("nest more than %d deep", MaxRemoteDepth), render.ErrRemoteBase},
+		{"many", many[MaxRemoteBases], fmt.Sprintf("more than %d remote bases", MaxRemoteBases), render.ErrRemoteBase},
+		{"unfetched", "https://git.example.com/org/other//x?ref=v9", "was not fetched by the hub", render.ErrRemoteBase},
+		{"rawfile", "https://raw.example.com/org/repo/main/deploy.yaml", "not a git repository", render.ErrRemoteBase},
+		{"patchurl", "https://git.example.com/org/a//base/p.yaml", "remote loading is disabled", render.ErrRemoteDisabled},
 	} {
 		t.Run(tc.path, func(t *testing.T) {
 			in := f.input(tc.path)
-			objs, err := New(Options{}).Render(t.Context(), CacheKey("tree", in), in)
+			objs, err := newRenderer(render.Options{}).Render(t.Context(), render.CacheKey("tree", in), in)
 			t.Log(err)
 			if !errors.Is(err, tc.is) {
 				t.Fatalf("render: %v, want %v", err, tc.is)
@@ -255,16 +256,16 @@ func TestKustomizeRemoteBaseAttacks(t *testing.T) {
 	}
 }
 
-// TestKustomizeRemoteBasesOff: with remote bases off (no RemoteBases), an
+// TestKustomizeRemoteBasesOff: with remote bases off (no render.RemoteBases), an
 // entry naming a git repository is an error naming the file, the entry
 // and the hub option.
 func TestKustomizeRemoteBasesOff(t *testing.T) {
 	f := newRemoteFixture(t, map[string]string{"app/kustomization.yaml": res(baseA)}, nil)
 	in := f.input("app")
 	in.RemoteBases = nil
-	_, err := New(Options{}).Render(t.Context(), CacheKey("tree", in), in)
-	if !errors.Is(err, ErrRemoteDisabled) {
-		t.Fatalf("render: %v, want ErrRemoteDisabled", err)
+	_, err := newRenderer(render.Options{}).Render(t.Context(), render.CacheKey("tree", in), in)
+	if !errors.Is(err, render.ErrRemoteDisabled) {
+		t.Fatalf("render: %v, want render.ErrRemoteDisabled", err)
 	}
 	for _, want := range []string{"app/kustomization.yaml: resources: " + fmt.Sprintf("%q", baseA), "--kustomize-remote-bases"} {
 		if !strings.Contains(err.Error(), want) {
@@ -282,7 +283,7 @@ func TestRemoteBasesInWorkers(t *testing.T) {
 		map[string]map[string]string{baseA: {"base/kustomization.yaml": "resources: [cm.yaml]\n", "base/cm.yaml": cmYAML("from-a")}})
 	in := f.input("app")
 	pool := testWorkers(t, f.repo, func(o *renderproc.Options) { o.ReadDirs = []string{f.repo, filepath.Join(f.base, "co")} })
-	objs, err := New(Options{Workers: pool}).Render(t.Context(), CacheKey("tree", in), in)
+	objs, err := newRenderer(render.Options{Workers: pool}).Render(t.Context(), render.CacheKey("tree", in), in)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -298,7 +299,7 @@ func TestRemoteBasesInWorkers(t *testing.T) {
 	if c.Landlock == 0 {
 		t.Skip("no Landlock here: the confinement half cannot be shown")
 	}
-	_, err = New(Options{Workers: narrow}).Render(t.Context(), CacheKey("tree", in), in)
+	_, err = newRenderer(render.Options{Workers: narrow}).Render(t.Context(), render.CacheKey("tree", in), in)
 	if err == nil || !strings.Contains(err.Error(), "permission denied") {
 		t.Errorf("render with the checkouts out of reach: %v, want permission denied", err)
 	}
@@ -340,11 +341,11 @@ func TestRemoteBaseLinkLeftOut(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.checkouts[b.Key()] = RemoteCheckout{Dir: co, Commit: commit}
+	f.checkouts[b.Key()] = render.RemoteCheckout{Dir: co, Commit: commit}
 	in := f.input("app")
-	_, err = New(Options{}).Render(t.Context(), CacheKey("tree", in), in)
+	_, err = newRenderer(render.Options{}).Render(t.Context(), render.CacheKey("tree", in), in)
 	t.Log(err)
-	if !errors.Is(err, ErrLeftOut) || !strings.Contains(err.Error(), "base/s.yaml") || !strings.Contains(err.Error(), "app/kustomization.yaml: resources: ") {
-		t.Errorf("render: %v, want ErrLeftOut naming the kustomization and base/s.yaml", err)
+	if !errors.Is(err, render.ErrLeftOut) || !strings.Contains(err.Error(), "base/s.yaml") || !strings.Contains(err.Error(), "app/kustomization.yaml: resources: ") {
+		t.Errorf("render: %v, want render.ErrLeftOut naming the kustomization and base/s.yaml", err)
 	}
 }

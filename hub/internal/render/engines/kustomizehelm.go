@@ -1,9 +1,10 @@
-package render
+package engines
 
 import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/flotilla-cd/flotilla/hub/internal/render"
 	"path"
 	"path/filepath"
 	"slices"
@@ -27,22 +28,22 @@ const defaultReleaseName = "release-name"
 // KustomizeCharts reports whether the kustomization of src, checked out at
 // root, or a local kustomization it refers to, has helmCharts, and which
 // charts they pull from repositories (those not in their chartHome).
-func KustomizeCharts(root string, src app.Source) ([]KustomizeChart, bool, error) {
-	r, err := OpenRoot(root)
+func KustomizeCharts(root string, src app.Source) ([]render.KustomizeChart, bool, error) {
+	r, err := render.OpenRoot(root)
 	if err != nil {
 		return nil, false, err
 	}
 	defer r.Close()
 	dir, err := r.Dir(src.Path)
-	if err != nil || detect(r, dir, src) != kindKustomize {
+	if err != nil || render.Detect(r, dir, src) != render.KindKustomize {
 		return nil, false, nil
 	}
 	return kustomizeCharts(r, dir)
 }
 
-func kustomizeCharts(r *Root, dir string) ([]KustomizeChart, bool, error) {
+func kustomizeCharts(r *render.Root, dir string) ([]render.KustomizeChart, bool, error) {
 	var (
-		charts   []KustomizeChart
+		charts   []render.KustomizeChart
 		inflates bool
 	)
 	seen := map[string]bool{}
@@ -52,7 +53,7 @@ func kustomizeCharts(r *Root, dir string) ([]KustomizeChart, bool, error) {
 			return nil
 		}
 		seen[dir] = true
-		file := kustomizationFile(r, dir)
+		file := render.KustomizationFile(r, dir)
 		if file == "" {
 			return nil
 		}
@@ -71,7 +72,7 @@ func kustomizeCharts(r *Root, dir string) ([]KustomizeChart, bool, error) {
 				return fmt.Errorf("%s: helmCharts[%d]: %w", file, i, err)
 			}
 			if local == "" && hc.Repo != "" {
-				c := KustomizeChart{Repo: hc.Repo, Name: hc.Name, Version: hc.Version}
+				c := render.KustomizeChart{Repo: hc.Repo, Name: hc.Name, Version: hc.Version}
 				if !slices.Contains(charts, c) {
 					charts = append(charts, c)
 				}
@@ -101,7 +102,7 @@ func kustomizeCharts(r *Root, dir string) ([]KustomizeChart, bool, error) {
 // to the root) as kustomize looks for it: <chartHome>/<name>, or
 // <chartHome>/<name>-<version>/<name> when the entry names a repository
 // and a version; "" when it is not there.
-func localChart(r *Root, dir string, g *types.HelmGlobals, hc types.HelmChart) (string, error) {
+func localChart(r *render.Root, dir string, g *types.HelmGlobals, hc types.HelmChart) (string, error) {
 	if hc.Name == "" {
 		return "", fmt.Errorf("name: the chart name is empty")
 	}
@@ -130,8 +131,8 @@ func localChart(r *Root, dir string, g *types.HelmGlobals, hc types.HelmChart) (
 // kzHelm is what inflating helmCharts needs during one render.
 type kzHelm struct {
 	ctx  context.Context
-	opts *KustomizeHelm // nil: helmCharts are refused
-	caps *Capabilities
+	opts *render.KustomizeHelm // nil: helmCharts are refused
+	caps *render.Capabilities
 }
 
 // inflate renders the helmCharts of the kustomization file (in dir, both
@@ -181,7 +182,7 @@ func (f *rootFS) inflate(dir, file string, kz types.Kustomization) error {
 
 // inflateChart renders one helmCharts entry as kustomize's
 // HelmChartInflationGenerator has `helm template` do it.
-func (f *rootFS) inflateChart(dir string, g *types.HelmGlobals, hc types.HelmChart) ([]Origined, error) {
+func (f *rootFS) inflateChart(dir string, g *types.HelmGlobals, hc types.HelmChart) ([]render.Origined, error) {
 	if hc.NameTemplate != "" {
 		return nil, fmt.Errorf("nameTemplate is not supported; set releaseName")
 	}
@@ -191,11 +192,11 @@ func (f *rootFS) inflateChart(dir string, g *types.HelmGlobals, hc types.HelmCha
 	}
 	chartRoot, chartDir, origin := f.root, local, local
 	if local == "" {
-		folder, ok := f.helm.opts.Charts[KustomizeChart{Repo: hc.Repo, Name: hc.Name, Version: hc.Version}.Key()]
+		folder, ok := f.helm.opts.Charts[render.KustomizeChart{Repo: hc.Repo, Name: hc.Name, Version: hc.Version}.Key()]
 		if !ok {
 			return nil, fmt.Errorf("chart %s %s from %s was not fetched by the hub", hc.Name, hc.Version, hc.Repo)
 		}
-		cr, err := OpenRoot(filepath.Dir(folder))
+		cr, err := render.OpenRoot(filepath.Dir(folder))
 		if err != nil {
 			return nil, err
 		}
@@ -243,7 +244,7 @@ func (f *rootFS) inflateChart(dir string, g *types.HelmGlobals, hc types.HelmCha
 func (f *rootFS) inflateValues(dir string, chartValues map[string]any, hc types.HelmChart) (map[string]any, error) {
 	read := func(field, p string) (map[string]any, error) {
 		if isRemote(p) {
-			return nil, fmt.Errorf("%s %q: %w", field, p, ErrRemoteDisabled)
+			return nil, fmt.Errorf("%s %q: %w", field, p, render.ErrRemoteDisabled)
 		}
 		if path.IsAbs(p) || filepath.IsAbs(p) {
 			return nil, fmt.Errorf("%s %q: must be a file of the repository, relative to the kustomization", field, p)

@@ -1,8 +1,9 @@
-package render
+package engines
 
 import (
 	"context"
 	"fmt"
+	"github.com/flotilla-cd/flotilla/hub/internal/render"
 	"strings"
 
 	"helm.sh/helm/v3/pkg/chart"
@@ -30,12 +31,12 @@ type templateOptions struct {
 	Namespace string
 	// Capabilities are the target cluster's (nil: Helm's client-only
 	// defaults).
-	Capabilities *Capabilities
+	Capabilities *render.Capabilities
 	// IncludeCRDs adds the files of every crds/ folder (the chart's and
 	// its subcharts') ahead of the templates, as `helm template
 	// --include-crds` does.
 	IncludeCRDs bool
-	// KubeVersionOverride says that Capabilities.KubeVersion is the
+	// KubeVersionOverride says that render.Capabilities.KubeVersion is the
 	// source's helm.kubeVersion, not the cluster's (for errors).
 	KubeVersionOverride bool
 }

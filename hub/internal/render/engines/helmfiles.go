@@ -1,8 +1,9 @@
-package render
+package engines
 
 import (
 	"bytes"
 	"fmt"
+	"github.com/flotilla-cd/flotilla/hub/internal/render"
 	"io/fs"
 	"os"
 	"path"
@@ -25,7 +26,7 @@ var utf8BOM = []byte{0xEF, 0xBB, 0xBF}
 // sees a folder, so it follows no link itself. A link that leads out of
 // the repository, a linked folder that contains itself, and a file the
 // checkout left out (unless .helmignore ignores it) are errors naming them.
-func readChart(root *Root, dir string) (*chart.Chart, error) {
+func readChart(root *render.Root, dir string) (*chart.Chart, error) {
 	rules := ignore.Empty()
 	if data, err := root.ReadFile(path.Join(dir, ignore.HelmIgnore)); err == nil {
 		r, err := ignore.Parse(bytes.NewReader(data))
@@ -47,7 +48,7 @@ func readChart(root *Root, dir string) (*chart.Chart, error) {
 }
 
 type chartWalk struct {
-	root  *Root
+	root  *render.Root
 	rules *ignore.Rules
 	files []*loader.BufferedFile
 }

@@ -1,7 +1,8 @@
-package render
+package engines
 
 import (
 	"context"
+	"github.com/flotilla-cd/flotilla/hub/internal/render"
 	"strings"
 	"testing"
 
@@ -13,8 +14,8 @@ import (
 // clusterA serves policy/v1 and a widgets CRD; clusterB is older and has
 // neither.
 var (
-	clusterA = &Capabilities{KubeVersion: "v1.31.2", APIVersions: []string{"v1", "v1/ConfigMap", "policy/v1", "policy/v1/PodDisruptionBudget", "example.com/v1", "example.com/v1/Widget"}}
-	clusterB = &Capabilities{KubeVersion: "v1.20.4", APIVersions: []string{"v1", "v1/ConfigMap", "policy/v1beta1", "policy/v1beta1/PodDisruptionBudget"}}
+	clusterA = &render.Capabilities{KubeVersion: "v1.31.2", APIVersions: []string{"v1", "v1/ConfigMap", "policy/v1", "policy/v1/PodDisruptionBudget", "example.com/v1", "example.com/v1/Widget"}}
+	clusterB = &render.Capabilities{KubeVersion: "v1.20.4", APIVersions: []string{"v1", "v1/ConfigMap", "policy/v1beta1", "policy/v1beta1/PodDisruptionBudget"}}
 )
 
 // TestHelmRendersWithClusterCapabilities renders a chart that branches on
@@ -28,17 +29,17 @@ func TestHelmRendersWithClusterCapabilities(t *testing.T) {
 	}
 	tests := []struct {
 		name string
-		caps *Capabilities
+		caps *render.Capabilities
 		want summary
 	}{
 		{name: "new cluster with the CRD", caps: clusterA, want: summary{"policy/v1", "v1.31.2", "31", "true"}},
 		{name: "old cluster without it", caps: clusterB, want: summary{"policy/v1beta1", "v1.20.4", "20", "false"}},
-		{name: "pre-release version kept as served", caps: &Capabilities{KubeVersion: "v1.30.0-rc.1+abc", APIVersions: []string{"policy/v1/PodDisruptionBudget"}},
+		{name: "pre-release version kept as served", caps: &render.Capabilities{KubeVersion: "v1.30.0-rc.1+abc", APIVersions: []string{"policy/v1/PodDisruptionBudget"}},
 			want: summary{"policy/v1", "v1.30.0-rc.1+abc", "30", "false"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			in := Input{Root: repoRootForTest(t), Source: app.Source{Path: "helm/caps"}, Namespace: "shop", AppName: "web", Capabilities: tt.caps}
+			in := render.Input{Root: repoRootForTest(t), Source: app.Source{Path: "helm/caps"}, Namespace: "shop", AppName: "web", Capabilities: tt.caps}
 			objs, err := renderSource(context.Background(), in)
 			if err != nil {
 				t.Fatal(err)
@@ -65,17 +66,17 @@ func TestHelmRendersWithClusterCapabilities(t *testing.T) {
 func TestHelmKubeVersionAgainstCluster(t *testing.T) {
 	tests := []struct {
 		name    string
-		caps    *Capabilities
+		caps    *render.Capabilities
 		wantErr string
 	}{
-		{name: "new enough", caps: &Capabilities{KubeVersion: "v1.31.0"}},
-		{name: "pre-release of a new enough version", caps: &Capabilities{KubeVersion: "v1.29.0-alpha.1"}},
-		{name: "too old", caps: &Capabilities{KubeVersion: "v1.28.9"}, wantErr: "chart requires kubeVersion: >=1.29.0-0 which is incompatible with Kubernetes v1.28.9 (the version of the cluster's API server)"},
+		{name: "new enough", caps: &render.Capabilities{KubeVersion: "v1.31.0"}},
+		{name: "pre-release of a new enough version", caps: &render.Capabilities{KubeVersion: "v1.29.0-alpha.1"}},
+		{name: "too old", caps: &render.Capabilities{KubeVersion: "v1.28.9"}, wantErr: "chart requires kubeVersion: >=1.29.0-0 which is incompatible with Kubernetes v1.28.9 (the version of the cluster's API server)"},
 		{name: "cluster not known", caps: nil, wantErr: "incompatible with Kubernetes v1.20.0"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			in := Input{Root: repoRootForTest(t), Source: app.Source{Path: "helm/newkube"}, Namespace: "shop", AppName: "web", Capabilities: tt.caps}
+			in := render.Input{Root: repoRootForTest(t), Source: app.Source{Path: "helm/newkube"}, Namespace: "shop", AppName: "web", Capabilities: tt.caps}
 			_, err := renderSource(context.Background(), in)
 			switch {
 			case tt.wantErr == "" && err != nil:
@@ -90,24 +91,24 @@ func TestHelmKubeVersionAgainstCluster(t *testing.T) {
 // TestCacheKeyCapabilities checks that the render cache tells capability
 // sets apart, and only them: the order of API versions does not matter.
 func TestCacheKeyCapabilities(t *testing.T) {
-	base := Input{Root: "/x", Source: app.Source{Path: "helm/caps"}, Namespace: "shop", AppName: "web"}
-	with := func(c *Capabilities) Input { in := base; in.Capabilities = c; return in }
-	reordered := &Capabilities{KubeVersion: clusterA.KubeVersion, APIVersions: append([]string{"example.com/v1/Widget"}, clusterA.APIVersions...)}
+	base := render.Input{Root: "/x", Source: app.Source{Path: "helm/caps"}, Namespace: "shop", AppName: "web"}
+	with := func(c *render.Capabilities) render.Input { in := base; in.Capabilities = c; return in }
+	reordered := &render.Capabilities{KubeVersion: clusterA.KubeVersion, APIVersions: append([]string{"example.com/v1/Widget"}, clusterA.APIVersions...)}
 	tests := []struct {
 		name string
-		a, b Input
+		a, b render.Input
 		same bool
 	}{
-		{name: "same set", a: with(clusterA), b: with(&Capabilities{KubeVersion: clusterA.KubeVersion, APIVersions: clusterA.APIVersions}), same: true},
+		{name: "same set", a: with(clusterA), b: with(&render.Capabilities{KubeVersion: clusterA.KubeVersion, APIVersions: clusterA.APIVersions}), same: true},
 		{name: "order and duplicates do not matter", a: with(clusterA), b: with(reordered), same: true},
 		{name: "different API versions", a: with(clusterA), b: with(clusterB)},
-		{name: "different Kubernetes version only", a: with(clusterA), b: with(&Capabilities{KubeVersion: "v1.31.3", APIVersions: clusterA.APIVersions})},
+		{name: "different Kubernetes version only", a: with(clusterA), b: with(&render.Capabilities{KubeVersion: "v1.31.3", APIVersions: clusterA.APIVersions})},
 		{name: "a set and none", a: with(clusterA), b: base},
-		{name: "a CRD more", a: with(clusterA), b: with(&Capabilities{KubeVersion: clusterA.KubeVersion, APIVersions: append([]string{"x.io/v1"}, clusterA.APIVersions...)})},
+		{name: "a CRD more", a: with(clusterA), b: with(&render.Capabilities{KubeVersion: clusterA.KubeVersion, APIVersions: append([]string{"x.io/v1"}, clusterA.APIVersions...)})},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := CacheKey("tree", tt.a) == CacheKey("tree", tt.b); got != tt.same {
+			if got := render.CacheKey("tree", tt.a) == render.CacheKey("tree", tt.b); got != tt.same {
 				t.Errorf("same key = %v, want %v", got, tt.same)
 			}
 		})
@@ -117,12 +118,12 @@ func TestCacheKeyCapabilities(t *testing.T) {
 // TestCacheRendersOncePerCapabilitySet renders one chart for many
 // clusters with three distinct capability sets: three renders.
 func TestCacheRendersOncePerCapabilitySet(t *testing.T) {
-	r := New(Options{})
-	sets := []*Capabilities{clusterA, clusterB, {KubeVersion: "v1.29.1", APIVersions: clusterA.APIVersions}}
+	r := newRenderer(render.Options{})
+	sets := []*render.Capabilities{clusterA, clusterB, {KubeVersion: "v1.29.1", APIVersions: clusterA.APIVersions}}
 	pdb := map[string]bool{}
 	for i := range 300 {
-		in := Input{Root: repoRootForTest(t), Source: app.Source{Path: "helm/caps"}, Namespace: "shop", AppName: "web", Capabilities: sets[i%len(sets)]}
-		objs, err := r.Render(context.Background(), CacheKey("tree", in), in)
+		in := render.Input{Root: repoRootForTest(t), Source: app.Source{Path: "helm/caps"}, Namespace: "shop", AppName: "web", Capabilities: sets[i%len(sets)]}
+		objs, err := r.Render(context.Background(), render.CacheKey("tree", in), in)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -142,14 +143,14 @@ func TestCacheRendersOncePerCapabilitySet(t *testing.T) {
 
 // TestNewCapabilities checks the canonical form and the version check.
 func TestNewCapabilities(t *testing.T) {
-	c, err := NewCapabilities("v1.31.0", []string{"v1", "apps/v1", "v1", "apps/v1/Deployment"})
+	c, err := render.NewCapabilities("v1.31.0", []string{"v1", "apps/v1", "v1", "apps/v1/Deployment"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if diff := cmp.Diff([]string{"apps/v1", "apps/v1/Deployment", "v1"}, c.APIVersions); diff != "" {
 		t.Errorf("versions (-want +got):\n%s", diff)
 	}
-	if _, err := NewCapabilities("not-a-version", nil); err == nil {
+	if _, err := render.NewCapabilities("not-a-version", nil); err == nil {
 		t.Error("a kube version that is not a version was accepted")
 	}
 }

@@ -1,8 +1,8 @@
-package render
+package engines
 
 import (
-	"errors"
 	"fmt"
+	"github.com/flotilla-cd/flotilla/hub/internal/render"
 	"net/url"
 	"path"
 	"regexp"
@@ -15,10 +15,6 @@ import (
 
 	"github.com/flotilla-cd/flotilla/hub/internal/gitsource"
 )
-
-// ErrRemoteDisabled is wrapped by errors about a kustomization that names
-// something kustomize would fetch over the network or clone.
-var ErrRemoteDisabled = errors.New("remote loading is disabled")
 
 // Kustomize (sigs.k8s.io/kustomize/api v0.21) fetches in two places, both
 // before any file system is asked: its loader's Load GETs any path whose
@@ -54,14 +50,14 @@ func isRemote(ref string) bool {
 // in dir (relative to the root) and every local kustomization it refers
 // to would make kustomize fetch or clone; their helmCharts are inflated
 // (see inflate) or refused. Errors name
-// the kustomization file and the field and wrap ErrRemoteDisabled.
+// the kustomization file and the field and wrap render.ErrRemoteDisabled.
 func checkRemote(fsys *rootFS, dir string, seen map[string]bool) error {
 	abs := fsys.root.Abs(dir)
 	if seen[abs] {
 		return nil
 	}
 	seen[abs] = true
-	file := kustomizationFile(fsys.root, dir)
+	file := render.KustomizationFile(fsys.root, dir)
 	if file == "" {
 		return nil
 	}
@@ -195,7 +191,7 @@ func addSources(r *refs, field string, s types.KvPairSources) {
 }
 
 func remoteErr(file, field, ref string) error {
-	return fmt.Errorf("%s: %s: %q: %w (kustomize may read only files of the repository)", file, field, gitsource.Redact(ref), ErrRemoteDisabled)
+	return fmt.Errorf("%s: %s: %q: %w (kustomize may read only files of the repository)", file, field, gitsource.Redact(ref), render.ErrRemoteDisabled)
 }
 
 // isBaseField reports whether a kustomization field names kustomizations
@@ -211,7 +207,7 @@ func remoteBaseErr(file, field, ref string) error {
 	if _, err := ParseRemoteBase(ref); err != nil {
 		return remoteErr(file, field, ref)
 	}
-	return fmt.Errorf("%s: %s: %q: %w: git remote bases are off on this hub (start it with --kustomize-remote-bases)", file, field, gitsource.Redact(ref), ErrRemoteDisabled)
+	return fmt.Errorf("%s: %s: %q: %w: git remote bases are off on this hub (start it with --kustomize-remote-bases)", file, field, gitsource.Redact(ref), render.ErrRemoteDisabled)
 }
 
 // pluginPathFields are the fields of kustomize's builtin generators and

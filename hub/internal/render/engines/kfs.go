@@ -1,8 +1,9 @@
-package render
+package engines
 
 import (
 	"bytes"
 	"errors"
+	"github.com/flotilla-cd/flotilla/hub/internal/render"
 	"io/fs"
 	"path"
 	"path/filepath"
@@ -21,7 +22,7 @@ var errReadOnly = errors.New("the repository is read-only while rendering")
 // absolute paths; they are mapped into the root, or into the checkout of
 // a remote base mounted beside it (see remoteState), each its own rootFS.
 type rootFS struct {
-	root      *Root
+	root      *render.Root
 	overrides map[string][]byte // by real path relative to the root; may be files the repository does not have
 	helm      *kzHelm           // helmCharts inflation (nil: refused)
 	remote    *remoteState      // remote bases mounted beside the root (nil: none)
@@ -29,7 +30,7 @@ type rootFS struct {
 
 var _ filesys.FileSystem = (*rootFS)(nil)
 
-func newRootFS(root *Root) *rootFS {
+func newRootFS(root *render.Root) *rootFS {
 	return &rootFS{root: root, overrides: map[string][]byte{}}
 }
 

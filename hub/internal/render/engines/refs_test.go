@@ -1,8 +1,9 @@
-package render
+package engines
 
 import (
 	"context"
 	"fmt"
+	"github.com/flotilla-cd/flotilla/hub/internal/render"
 	"os"
 	"path/filepath"
 	"strings"
@@ -38,7 +39,7 @@ func TestHelmValueFilesFromRefs(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			in := Input{Root: repoRootForTest(t), Source: app.Source{Path: "helm/mychart", Helm: &app.Helm{ValueFiles: []string{tt.valueFile}}},
+			in := render.Input{Root: repoRootForTest(t), Source: app.Source{Path: "helm/mychart", Helm: &app.Helm{ValueFiles: []string{tt.valueFile}}},
 				Namespace: "shop", AppName: "web", Refs: tt.refs}
 			objs, err := renderSource(context.Background(), in)
 			if tt.wantErr != "" {

@@ -1,10 +1,11 @@
 //go:build !unit
 
-package render
+package engines
 
 import (
 	"context"
 	"errors"
+	"github.com/flotilla-cd/flotilla/hub/internal/render"
 	"os"
 	"path/filepath"
 	"strings"
@@ -78,15 +79,15 @@ data:
 
 func renderPath(t *testing.T, root, p string) (string, error) {
 	t.Helper()
-	in := Input{Root: root, Source: app.Source{Path: p}, AppName: "a", Namespace: "ns"}
-	objs, err := New(Options{}).Render(context.Background(), CacheKey(p, in), in)
+	in := render.Input{Root: root, Source: app.Source{Path: p}, AppName: "a", Namespace: "ns"}
+	objs, err := newRenderer(render.Options{}).Render(context.Background(), render.CacheKey(p, in), in)
 	return string(dump(root, objs, nil)), err
 }
 
 // TestRenderLinksOnDisk renders sources of a folder whose links are all on
 // disk (as a checkout written before the fix, or any folder): every read
 // goes through the root, so each source that reaches the secret fails with
-// ErrOutsideRoot and no output holds it; the good chart renders.
+// render.ErrOutsideRoot and no output holds it; the good chart renders.
 func TestRenderLinksOnDisk(t *testing.T) {
 	base := t.TempDir()
 	if err := os.WriteFile(filepath.Join(base, "secret.txt"), []byte(secretText), 0o600); err != nil {
@@ -101,8 +102,8 @@ func TestRenderLinksOnDisk(t *testing.T) {
 		t.Run(p, func(t *testing.T) {
 			out, err := renderPath(t, root, p)
 			t.Log(err)
-			if !errors.Is(err, ErrOutsideRoot) {
-				t.Errorf("render %s: %v, want ErrOutsideRoot", p, err)
+			if !errors.Is(err, render.ErrOutsideRoot) {
+				t.Errorf("render %s: %v, want render.ErrOutsideRoot", p, err)
 			}
 			if strings.Contains(out, secretText) || err != nil && strings.Contains(err.Error(), secretText) {
 				t.Errorf("render %s shows the secret", p)
@@ -117,7 +118,7 @@ func TestRenderLinksOnDisk(t *testing.T) {
 // TestRenderLeftOutLinks checks the attack tree out of a real git repository
 // through gitsource (which leaves the chained, absolute, escaping and
 // link-to-link links out): each source that reads a left-out link fails
-// with ErrLeftOut and an error naming the link, and the good chart of the
+// with render.ErrLeftOut and an error naming the link, and the good chart of the
 // same commit renders.
 func TestRenderLeftOutLinks(t *testing.T) {
 	dir := t.TempDir()
@@ -143,8 +144,8 @@ func TestRenderLeftOutLinks(t *testing.T) {
 		t.Run(tc.path, func(t *testing.T) {
 			_, err := renderPath(t, root, tc.path)
 			t.Log(err)
-			if !errors.Is(err, ErrLeftOut) || !strings.Contains(err.Error(), tc.names) {
-				t.Errorf("render %s: %v, want ErrLeftOut naming %s", tc.path, err, tc.names)
+			if !errors.Is(err, render.ErrLeftOut) || !strings.Contains(err.Error(), tc.names) {
+				t.Errorf("render %s: %v, want render.ErrLeftOut naming %s", tc.path, err, tc.names)
 			}
 		})
 	}

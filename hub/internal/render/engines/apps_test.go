@@ -1,7 +1,8 @@
-package render
+package engines
 
 import (
 	"context"
+	"github.com/flotilla-cd/flotilla/hub/internal/render"
 	"os"
 	"testing"
 
@@ -12,7 +13,7 @@ import (
 // TestArgoGuestbook takes Argo CD's getting-started Application with only
 // destination.name added, through decoding, targeting and rendering.
 func TestArgoGuestbook(t *testing.T) {
-	data, err := os.ReadFile("../app/testdata/decode/argo-guestbook-named.yaml")
+	data, err := os.ReadFile("../../app/testdata/decode/argo-guestbook-named.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -33,8 +34,8 @@ func TestArgoGuestbook(t *testing.T) {
 		t.Fatal(err)
 	}
 	root := repoRootForTest(t)
-	in := Input{Root: root, Source: src, Namespace: a.Spec.Destination.Namespace, AppName: a.Name}
-	objs, err := New(Options{}).Render(context.Background(), CacheKey("tree", in), in)
+	in := render.Input{Root: root, Source: src, Namespace: a.Spec.Destination.Namespace, AppName: a.Name}
+	objs, err := newRenderer(render.Options{}).Render(context.Background(), render.CacheKey("tree", in), in)
 	golden(t, "argo-guestbook", dump(root, objs, err))
 }
 
@@ -69,7 +70,7 @@ spec:
 	}
 	a := defs.Apps[0]
 	root := repoRootForTest(t)
-	r := New(Options{})
+	r := newRenderer(render.Options{})
 	for _, c := range []target.Cluster{
 		{Name: "prod-eu-1", Labels: map[string]string{"env": "prod", "region": "eu"}},
 		{Name: "prod-us-1", Labels: map[string]string{"env": "prod", "region": "us"}},
@@ -79,8 +80,8 @@ spec:
 			if err != nil {
 				t.Fatal(err)
 			}
-			in := Input{Root: root, Source: src, Namespace: a.Spec.Destination.Namespace, AppName: a.Name}
-			objs, err := r.Render(context.Background(), CacheKey("tree", in), in)
+			in := render.Input{Root: root, Source: src, Namespace: a.Spec.Destination.Namespace, AppName: a.Name}
+			objs, err := r.Render(context.Background(), render.CacheKey("tree", in), in)
 			golden(t, "helm-per-cluster-"+c.Name, dump(root, objs, err))
 		})
 	}

@@ -1,7 +1,8 @@
-package render
+package engines
 
 import (
 	"errors"
+	"github.com/flotilla-cd/flotilla/hub/internal/render"
 	"os"
 	"path/filepath"
 	"sort"
@@ -89,7 +90,7 @@ func TestReadChartMatchesLoadDir(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			root, err := OpenRoot(rootDir)
+			root, err := render.OpenRoot(rootDir)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -129,7 +130,7 @@ func TestReadChartLinkCycle(t *testing.T) {
 	if err := os.Symlink("..", filepath.Join(dir, "c", "loop")); err != nil {
 		t.Fatal(err)
 	}
-	root, err := OpenRoot(dir)
+	root, err := render.OpenRoot(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,17 +161,22 @@ func TestReadChartCheckoutMetadata(t *testing.T) {
 		gitsource.LeftOutFile:        `{"ignored.txt": "a test", "templates/bad.yaml": "a test"}`,
 		"templates/_placeholder.tpl": "",
 	})
-	root, err := OpenRoot(dir)
+	root, err := render.OpenRoot(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer root.Close()
 	_, err = readChart(root, ".")
-	if !errors.Is(err, ErrLeftOut) || !strings.Contains(err.Error(), "templates/bad.yaml") {
+	if !errors.Is(err, render.ErrLeftOut) || !strings.Contains(err.Error(), "templates/bad.yaml") {
 		t.Fatalf("readChart: %v, want templates/bad.yaml left out", err)
 	}
-	delete(root.left, "templates/bad.yaml")
-	c, err := readChart(root, ".")
+	writeFiles(t, dir, map[string]string{gitsource.LeftOutFile: `{"ignored.txt": "a test"}`})
+	root2, err := render.OpenRoot(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root2.Close()
+	c, err := readChart(root2, ".")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -189,7 +195,7 @@ func TestReadChartHugeFile(t *testing.T) {
 		"c/Chart.yaml":          "apiVersion: v2\nname: c\nversion: 0.1.0\n",
 		"c/templates/huge.yaml": "# " + strings.Repeat("x", int(loader.MaxDecompressedFileSize)) + "\n",
 	})
-	root, err := OpenRoot(dir)
+	root, err := render.OpenRoot(dir)
 	if err != nil {
 		t.Fatal(err)
 	}

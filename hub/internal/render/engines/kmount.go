@@ -1,7 +1,8 @@
-package render
+package engines
 
 import (
 	"fmt"
+	"github.com/flotilla-cd/flotilla/hub/internal/render"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -30,15 +31,15 @@ const (
 // rewritten (in memory) to the relative path of its folder in its mount.
 type remoteState struct {
 	// lookup returns the checkout of a base (or why not).
-	lookup func(RemoteBase) (string, error)
+	lookup func(render.RemoteBase) (string, error)
 	// discover: only the remote bases are wanted (no Helm inflation).
 	discover bool
 
 	mounts []*rootFS // the repository's first
 	byDir  map[string]*rootFS
 	depth  map[*rootFS]int
-	label  map[*rootFS]string // how errors name a mount's files ("" for the repository's)
-	bases  []RemoteBase       // distinct, in the order met
+	label  map[*rootFS]string  // how errors name a mount's files ("" for the repository's)
+	bases  []render.RemoteBase // distinct, in the order met
 	keys   map[string]bool
 	stack  []string // absolute folders of the kustomizations being checked
 	names  []string // the same, as errors name them
@@ -48,7 +49,7 @@ type remoteState struct {
 
 // withRemotes makes f (the repository's rootFS) mount remote bases found
 // through lookup.
-func (f *rootFS) withRemotes(lookup func(RemoteBase) (string, error), discover bool) *remoteState {
+func (f *rootFS) withRemotes(lookup func(render.RemoteBase) (string, error), discover bool) *remoteState {
 	rs := &remoteState{
 		lookup: lookup, discover: discover,
 		mounts: []*rootFS{f}, byDir: map[string]*rootFS{f.root.Path: f},
@@ -91,15 +92,15 @@ func (rs *remoteState) mount(from *rootFS, dir, file, field, entry string, seen 
 	}
 	b, err := ParseRemoteBase(entry)
 	if err != nil {
-		return fail(fmt.Errorf("%w: %w", ErrRemoteBase, err))
+		return fail(fmt.Errorf("%w: %w", render.ErrRemoteBase, err))
 	}
 	depth := rs.depth[from] + 1
 	if depth > MaxRemoteDepth {
-		return fail(fmt.Errorf("%w: remote bases nest more than %d deep", ErrRemoteBase, MaxRemoteDepth))
+		return fail(fmt.Errorf("%w: remote bases nest more than %d deep", render.ErrRemoteBase, MaxRemoteDepth))
 	}
 	if !rs.keys[b.Key()] {
 		if len(rs.keys) >= MaxRemoteBases {
-			return fail(fmt.Errorf("%w: more than %d remote bases in one render", ErrRemoteBase, MaxRemoteBases))
+			return fail(fmt.Errorf("%w: more than %d remote bases in one render", render.ErrRemoteBase, MaxRemoteBases))
 		}
 		rs.keys[b.Key()] = true
 		rs.bases = append(rs.bases, b)
@@ -114,11 +115,11 @@ func (rs *remoteState) mount(from *rootFS, dir, file, field, entry string, seen 
 	}
 	target, err := m.root.Dir(b.Path)
 	if err != nil {
-		return fail(fmt.Errorf("%w: %s: %w", ErrRemoteBase, b, err))
+		return fail(fmt.Errorf("%w: %s: %w", render.ErrRemoteBase, b, err))
 	}
 	abs := m.root.Abs(target)
 	if i := slices.Index(rs.stack, abs); i >= 0 {
-		return fail(fmt.Errorf("%w: a loop: %s comes back to a kustomization it is built from (%s → %s)", ErrRemoteBase, b, strings.Join(rs.names[i:], " → "), rs.names[i]))
+		return fail(fmt.Errorf("%w: a loop: %s comes back to a kustomization it is built from (%s → %s)", render.ErrRemoteBase, b, strings.Join(rs.names[i:], " → "), rs.names[i]))
 	}
 	realFile, err := from.root.Resolve(file)
 	if err != nil {
@@ -143,17 +144,17 @@ func (rs *remoteState) mount(from *rootFS, dir, file, field, entry string, seen 
 
 // mountDir returns the mount of the checkout dir, opening it the first
 // time.
-func (rs *remoteState) mountDir(from *rootFS, dir string, depth int, b RemoteBase) (*rootFS, error) {
+func (rs *remoteState) mountDir(from *rootFS, dir string, depth int, b render.RemoteBase) (*rootFS, error) {
 	real, err := filepath.EvalSymlinks(dir)
 	if err != nil {
-		return nil, fmt.Errorf("%w: checkout of %s: %w", ErrRemoteBase, b, err)
+		return nil, fmt.Errorf("%w: checkout of %s: %w", render.ErrRemoteBase, b, err)
 	}
 	if m, ok := rs.byDir[real]; ok {
 		return m, nil
 	}
-	r, err := OpenRoot(real)
+	r, err := render.OpenRoot(real)
 	if err != nil {
-		return nil, fmt.Errorf("%w: checkout of %s: %w", ErrRemoteBase, b, err)
+		return nil, fmt.Errorf("%w: checkout of %s: %w", render.ErrRemoteBase, b, err)
 	}
 	m := newRootFS(r)
 	m.helm, m.remote = from.helm, rs
@@ -198,11 +199,11 @@ func (rs *remoteState) applyRewrites() error {
 }
 
 // checkoutLookup looks bases up in the checkouts the hub resolved.
-func checkoutLookup(rb *RemoteBases) func(RemoteBase) (string, error) {
-	return func(b RemoteBase) (string, error) {
+func checkoutLookup(rb *render.RemoteBases) func(render.RemoteBase) (string, error) {
+	return func(b render.RemoteBase) (string, error) {
 		c, ok := rb.Checkouts[b.Key()]
 		if !ok {
-			return "", fmt.Errorf("%w: %s was not fetched by the hub", ErrRemoteBase, b)
+			return "", fmt.Errorf("%w: %s was not fetched by the hub", render.ErrRemoteBase, b)
 		}
 		return c.Dir, nil
 	}

@@ -1,8 +1,9 @@
-package render
+package engines
 
 import (
 	"errors"
 	"fmt"
+	"github.com/flotilla-cd/flotilla/hub/internal/render"
 	"io/fs"
 	"path"
 	"strings"
@@ -23,7 +24,7 @@ const maxJsonnetOutput = 64 << 20
 // Evaluation cannot be interrupted, so a source with Jsonnet files renders
 // in a worker process (see hasJsonnet), which the hub kills at the render
 // time limit.
-func evalJsonnet(root *Root, p string, j *app.Jsonnet) ([]byte, error) {
+func evalJsonnet(root *render.Root, p string, j *app.Jsonnet) ([]byte, error) {
 	if j == nil {
 		j = &app.Jsonnet{}
 	}
@@ -58,7 +59,7 @@ func evalJsonnet(root *Root, p string, j *app.Jsonnet) ([]byte, error) {
 // importing file first, then in each library folder, never outside the
 // root (an import that leaves it is an error naming it).
 type rootImporter struct {
-	root  *Root
+	root  *render.Root
 	libs  []string
 	cache map[string]jsonnet.Contents
 }
@@ -66,7 +67,7 @@ type rootImporter struct {
 // Import implements jsonnet.Importer.
 func (im *rootImporter) Import(importedFrom, importedPath string) (jsonnet.Contents, string, error) {
 	if path.IsAbs(importedPath) {
-		return jsonnet.Contents{}, "", fmt.Errorf("import %q: %w (absolute path)", importedPath, ErrOutsideRoot)
+		return jsonnet.Contents{}, "", fmt.Errorf("import %q: %w (absolute path)", importedPath, render.ErrOutsideRoot)
 	}
 	candidates := []string{path.Join(path.Dir(importedFrom), importedPath)}
 	for _, l := range im.libs {
@@ -99,24 +100,4 @@ func (im *rootImporter) Import(importedFrom, importedPath string) (jsonnet.Conte
 		return jsonnet.Contents{}, "", fmt.Errorf("import %q from %s: %w", importedPath, importedFrom, firstErr)
 	}
 	return jsonnet.Contents{}, "", fmt.Errorf("import %q from %s: not found beside it or in libs %v", importedPath, importedFrom, im.libs)
-}
-
-// hasJsonnet reports whether the directory source at dir holds a Jsonnet
-// file it would evaluate (so that it renders in a worker).
-func hasJsonnet(root *Root, dir string, recurse bool) bool {
-	entries, err := root.ReadDir(dir)
-	if err != nil {
-		return false
-	}
-	for _, e := range entries {
-		switch {
-		case e.IsDir():
-			if recurse && e.Name() != ".git" && hasJsonnet(root, path.Join(dir, e.Name()), true) {
-				return true
-			}
-		case strings.EqualFold(path.Ext(e.Name()), ".jsonnet"):
-			return true
-		}
-	}
-	return false
 }

@@ -1,8 +1,9 @@
-package render
+package engines
 
 import (
 	"context"
 	"fmt"
+	"github.com/flotilla-cd/flotilla/hub/internal/render"
 	"net/url"
 	"path"
 	"path/filepath"
@@ -29,7 +30,7 @@ import (
 // namespace. Chart dependencies must be vendored in charts/.
 //
 // Every file is read through the repository root (see readChart).
-func renderHelm(ctx context.Context, root *Root, dir string, in Input) ([]Origined, error) {
+func renderHelm(ctx context.Context, root *render.Root, dir string, in render.Input) ([]render.Origined, error) {
 	h := in.Source.Helm
 	if h == nil {
 		h = &app.Helm{}
@@ -82,8 +83,8 @@ func renderHelm(ctx context.Context, root *Root, dir string, in Input) ([]Origin
 // Argo CD runs during a sync, mapped by helmHook. Each object is named by
 // its chart file, under prefix (the folder holding the chart, relative to
 // the repository root).
-func (c *chartOutput) objects(prefix string) ([]Origined, error) {
-	var out []Origined
+func (c *chartOutput) objects(prefix string) ([]render.Origined, error) {
+	var out []render.Origined
 	add := func(file, data string, hook *release.Hook) error {
 		origin := joinOrigin(prefix, filepath.ToSlash(file))
 		objs, err := manifest.Parse(origin, []byte(data))
@@ -94,7 +95,7 @@ func (c *chartOutput) objects(prefix string) ([]Origined, error) {
 			if hook != nil && !helmHook(o, hook) {
 				continue
 			}
-			out = append(out, Origined{Obj: o, Origin: origin})
+			out = append(out, render.Origined{Obj: o, Origin: origin})
 		}
 		return nil
 	}
@@ -178,7 +179,7 @@ func joinOrigin(prefix, p string) string {
 // helmValues merges the value sources of h. A value file "$ref/path" is
 // read from the repository of the source with that ref (refs: ref name →
 // checkout), relative to its root.
-func helmValues(root *Root, chartDir string, h *app.Helm, refs map[string]string) (map[string]any, error) {
+func helmValues(root *render.Root, chartDir string, h *app.Helm, refs map[string]string) (map[string]any, error) {
 	vals := map[string]any{}
 	for i, f := range h.ValueFiles {
 		field := fmt.Sprintf("helm.valueFiles[%d] %s", i, f)
@@ -241,7 +242,7 @@ func readRefFile(refs map[string]string, ref, vf string) ([]byte, error) {
 	if rel == "" {
 		return nil, fmt.Errorf("no file after $%s", ref)
 	}
-	r, err := OpenRoot(dir)
+	r, err := render.OpenRoot(dir)
 	if err != nil {
 		return nil, err
 	}

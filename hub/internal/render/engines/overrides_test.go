@@ -1,7 +1,8 @@
-package render
+package engines
 
 import (
 	"context"
+	"github.com/flotilla-cd/flotilla/hub/internal/render"
 	"strings"
 	"testing"
 
@@ -10,7 +11,7 @@ import (
 	"github.com/flotilla-cd/flotilla/hub/internal/app"
 )
 
-// TestHelmCapabilityOverrides renders helm/caps through the Renderer with
+// TestHelmCapabilityOverrides renders helm/caps through the render.Renderer with
 // the source's helm.kubeVersion and helm.apiVersions (Argo CD's
 // overrides) over each cluster's reported capabilities: the version
 // replaces the cluster's, the list replaces the cluster's list, and the
@@ -24,7 +25,7 @@ func TestHelmCapabilityOverrides(t *testing.T) {
 	}
 	tests := []struct {
 		name string
-		caps *Capabilities
+		caps *render.Capabilities
 		helm *app.Helm
 		want summary
 	}{
@@ -39,11 +40,11 @@ func TestHelmCapabilityOverrides(t *testing.T) {
 		{name: "both, no cluster known", caps: nil, helm: &app.Helm{KubeVersion: "v1.29.3", APIVersions: []string{"example.com/v1"}},
 			want: summary{"policy/v1beta1", "v1.29.3", "29", "true"}},
 	}
-	r := New(Options{})
+	r := newRenderer(render.Options{})
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			in := Input{Root: repoRootForTest(t), Source: app.Source{Path: "helm/caps", Helm: tt.helm}, Namespace: "shop", AppName: "web", Capabilities: tt.caps}
-			objs, err := r.Render(context.Background(), CacheKey("tree", in), in)
+			in := render.Input{Root: repoRootForTest(t), Source: app.Source{Path: "helm/caps", Helm: tt.helm}, Namespace: "shop", AppName: "web", Capabilities: tt.caps}
+			objs, err := r.Render(context.Background(), render.CacheKey("tree", in), in)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -82,7 +83,7 @@ func TestHelmKubeVersionOverrideChecked(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			in := Input{Root: repoRootForTest(t), Source: app.Source{Path: "helm/newkube", Helm: tt.helm}, Namespace: "shop", AppName: "web", Capabilities: clusterA}
+			in := render.Input{Root: repoRootForTest(t), Source: app.Source{Path: "helm/newkube", Helm: tt.helm}, Namespace: "shop", AppName: "web", Capabilities: clusterA}
 			_, err := renderSource(context.Background(), in)
 			switch {
 			case tt.wantErr == "" && err != nil:
@@ -96,12 +97,12 @@ func TestHelmKubeVersionOverrideChecked(t *testing.T) {
 
 // TestCacheKeyCapabilityOverrides: the overrides are part of the key.
 func TestCacheKeyCapabilityOverrides(t *testing.T) {
-	in := func(h *app.Helm) Input {
-		return Input{Root: "/x", Source: app.Source{Path: "helm/caps", Helm: h}, Namespace: "shop", AppName: "web", Capabilities: clusterA}
+	in := func(h *app.Helm) render.Input {
+		return render.Input{Root: "/x", Source: app.Source{Path: "helm/caps", Helm: h}, Namespace: "shop", AppName: "web", Capabilities: clusterA}
 	}
 	tests := []struct {
 		name string
-		a, b Input
+		a, b render.Input
 		same bool
 	}{
 		{name: "none", a: in(&app.Helm{}), b: in(&app.Helm{}), same: true},
@@ -111,7 +112,7 @@ func TestCacheKeyCapabilityOverrides(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := CacheKey("tree", tt.a) == CacheKey("tree", tt.b); got != tt.same {
+			if got := render.CacheKey("tree", tt.a) == render.CacheKey("tree", tt.b); got != tt.same {
 				t.Errorf("same key = %v, want %v", got, tt.same)
 			}
 		})

@@ -1,8 +1,9 @@
-package render
+package engines
 
 import (
 	"errors"
 	"fmt"
+	"github.com/flotilla-cd/flotilla/hub/internal/render"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -57,9 +58,9 @@ spec:
 	}
 }
 
-func renderKz(t *testing.T, root, path string, kh *KustomizeHelm, caps *Capabilities) ([]*unstructured.Unstructured, error) {
+func renderKz(t *testing.T, root, path string, kh *render.KustomizeHelm, caps *render.Capabilities) ([]*unstructured.Unstructured, error) {
 	t.Helper()
-	return renderSource(t.Context(), Input{Root: root, Source: app.Source{Path: path}, AppName: "app", Namespace: "dest", KustomizeHelm: kh, Capabilities: caps})
+	return renderSource(t.Context(), render.Input{Root: root, Source: app.Source{Path: path}, AppName: "app", Namespace: "dest", KustomizeHelm: kh, Capabilities: caps})
 }
 
 func byName(objs []*unstructured.Unstructured) map[string]*unstructured.Unstructured {
@@ -98,11 +99,11 @@ patches:
 	files["base/more-values.yaml"] = "size: xl\n"
 	files["overlay/kustomization.yaml"] = "resources: [../base]\nnamePrefix: prod-\n"
 	writeFiles(t, root, files)
-	caps, err := NewCapabilities("v1.31.2", []string{"v1", "apps/v1", "batch/v1", "example.com/v1"})
+	caps, err := render.NewCapabilities("v1.31.2", []string{"v1", "apps/v1", "batch/v1", "example.com/v1"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	kh := &KustomizeHelm{}
+	kh := &render.KustomizeHelm{}
 
 	objs, err := renderKz(t, root, "base", kh, caps)
 	if err != nil {
@@ -140,8 +141,8 @@ patches:
 		t.Errorf("overlay: no prod-shop-web in %v", keys(byName(over)))
 	}
 
-	// Capabilities from the cluster, and the entry's own overrides.
-	old, err := NewCapabilities("v1.29.0", []string{"v1", "apps/v1", "batch/v1"})
+	// render.Capabilities from the cluster, and the entry's own overrides.
+	old, err := render.NewCapabilities("v1.29.0", []string{"v1", "apps/v1", "batch/v1"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -174,7 +175,7 @@ func TestKustomizeHelmValuesMerge(t *testing.T) {
 			files["values-file.yaml"] = "greeting: file\ncolor: file\n"
 			files["kustomization.yaml"] = fmt.Sprintf("helmCharts:\n- name: web\n  releaseName: r\n  valuesFile: values-file.yaml\n  valuesInline: {greeting: inline}\n  valuesMerge: %q\n", tc.merge)
 			writeFiles(t, root, files)
-			objs, err := renderKz(t, root, ".", &KustomizeHelm{}, nil)
+			objs, err := renderKz(t, root, ".", &render.KustomizeHelm{}, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -196,8 +197,8 @@ func TestKustomizeHelmChartsFromRepository(t *testing.T) {
 	writeFiles(t, root, map[string]string{"kustomization.yaml": "helmCharts:\n- name: web\n  repo: https://charts.example.com\n  version: 1.0.0\n  releaseName: r\n"})
 	store := t.TempDir()
 	writeFiles(t, store, webChart("sha256-abc/web"))
-	kh := &KustomizeHelm{Charts: map[string]string{
-		KustomizeChart{Repo: "https://charts.example.com", Name: "web", Version: "1.0.0"}.Key(): filepath.Join(store, "sha256-abc", "web"),
+	kh := &render.KustomizeHelm{Charts: map[string]string{
+		render.KustomizeChart{Repo: "https://charts.example.com", Name: "web", Version: "1.0.0"}.Key(): filepath.Join(store, "sha256-abc", "web"),
 	}}
 	objs, err := renderKz(t, root, ".", kh, nil)
 	if err != nil {
@@ -207,10 +208,10 @@ func TestKustomizeHelmChartsFromRepository(t *testing.T) {
 		t.Errorf("no ConfigMap r-web in %v", keys(byName(objs)))
 	}
 	charts, inflates, err := KustomizeCharts(root, app.Source{Path: "."})
-	if err != nil || !inflates || len(charts) != 1 || charts[0] != (KustomizeChart{Repo: "https://charts.example.com", Name: "web", Version: "1.0.0"}) {
+	if err != nil || !inflates || len(charts) != 1 || charts[0] != (render.KustomizeChart{Repo: "https://charts.example.com", Name: "web", Version: "1.0.0"}) {
 		t.Errorf("KustomizeCharts: %v, %v, %v", charts, inflates, err)
 	}
-	if _, err := renderKz(t, root, ".", &KustomizeHelm{}, nil); err == nil || !strings.Contains(err.Error(), "was not fetched") {
+	if _, err := renderKz(t, root, ".", &render.KustomizeHelm{}, nil); err == nil || !strings.Contains(err.Error(), "was not fetched") {
 		t.Errorf("chart not fetched: %v", err)
 	}
 }
@@ -224,16 +225,16 @@ func TestKustomizeHelmRefusals(t *testing.T) {
 	chart := webChart("charts/web")
 	for _, tc := range []struct {
 		name, kustomization string
-		kh                  *KustomizeHelm
+		kh                  *render.KustomizeHelm
 		want                string
 	}{
 		{"off", "helmCharts: [{name: web}]\n", nil, "kustomization.yaml: helmCharts: Helm chart inflation in kustomize is off on this hub (start it with --kustomize-enable-helm"},
-		{"missing chart", "helmCharts: [{name: nope}]\n", &KustomizeHelm{}, "helmCharts[0] (nope): no repo to pull chart nope from, and no chart at charts/nope"},
-		{"chartHome absolute", "helmGlobals: {chartHome: /etc}\nhelmCharts: [{name: web}]\n", &KustomizeHelm{}, `helmGlobals.chartHome "/etc": must be a folder of the repository`},
-		{"values outside", "helmCharts: [{name: web, valuesFile: ../../etc/passwd}]\n", &KustomizeHelm{}, "helmCharts[0] (web): valuesFile"},
-		{"values remote", "helmCharts: [{name: web, additionalValuesFiles: [\"https://example.com/v.yaml\"]}]\n", &KustomizeHelm{}, "remote loading is disabled"},
-		{"valuesMerge", "helmCharts: [{name: web, valuesMerge: sideways}]\n", &KustomizeHelm{}, `valuesMerge "sideways": must be merge, override or replace`},
-		{"legacy", "helmChartInflationGenerator: [{chartName: web}]\n", &KustomizeHelm{}, "helmChartInflationGenerator: the legacy form is not supported"},
+		{"missing chart", "helmCharts: [{name: nope}]\n", &render.KustomizeHelm{}, "helmCharts[0] (nope): no repo to pull chart nope from, and no chart at charts/nope"},
+		{"chartHome absolute", "helmGlobals: {chartHome: /etc}\nhelmCharts: [{name: web}]\n", &render.KustomizeHelm{}, `helmGlobals.chartHome "/etc": must be a folder of the repository`},
+		{"values outside", "helmCharts: [{name: web, valuesFile: ../../etc/passwd}]\n", &render.KustomizeHelm{}, "helmCharts[0] (web): valuesFile"},
+		{"values remote", "helmCharts: [{name: web, additionalValuesFiles: [\"https://example.com/v.yaml\"]}]\n", &render.KustomizeHelm{}, "remote loading is disabled"},
+		{"valuesMerge", "helmCharts: [{name: web, valuesMerge: sideways}]\n", &render.KustomizeHelm{}, `valuesMerge "sideways": must be merge, override or replace`},
+		{"legacy", "helmChartInflationGenerator: [{chartName: web}]\n", &render.KustomizeHelm{}, "helmChartInflationGenerator: the legacy form is not supported"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			root := t.TempDir()
@@ -243,7 +244,7 @@ func TestKustomizeHelmRefusals(t *testing.T) {
 			}
 			writeFiles(t, root, files)
 			_, err := renderKz(t, root, ".", tc.kh, nil)
-			if err == nil || !strings.Contains(err.Error(), tc.want) || !errors.Is(err, ErrRender) {
+			if err == nil || !strings.Contains(err.Error(), tc.want) || !errors.Is(err, render.ErrRender) {
 				t.Errorf("error %v, want one containing %q", err, tc.want)
 			}
 		})
