@@ -58,6 +58,11 @@ type Kube struct {
 	closing  chan struct{}
 	wg       sync.WaitGroup
 	closed   sync.Once
+
+	watch *kubeCache
+
+	histMu    sync.Mutex
+	histCount map[string]int // (app, cluster) → entries it has at most, as far as this store knows
 }
 
 var _ Store = (*Kube)(nil)
@@ -91,10 +96,13 @@ func NewKube(cfg *rest.Config, opts KubeOptions, log hclog.Logger) (*Kube, error
 	if limit == 0 {
 		limit = DefaultHistoryLimit
 	}
-	return &Kube{
+	k := &Kube{
 		ns: opts.Namespace, dyn: dyn, core: core, log: log.Named("store"), historyLimit: limit,
 		pending: map[string]*statusBatch{}, writing: map[string]bool{}, closing: make(chan struct{}),
-	}, nil
+		histCount: map[string]int{},
+	}
+	k.watch = k.newCache()
+	return k, nil
 }
 
 // Namespace returns the namespace the store lives in.
@@ -104,6 +112,7 @@ func (k *Kube) Namespace() string { return k.ns }
 func (k *Kube) Close() error {
 	k.closed.Do(func() { close(k.closing) })
 	k.wg.Wait()
+	k.watch.factory.Shutdown()
 	return nil
 }
 
@@ -292,7 +301,8 @@ func (k *Kube) upsert(ctx context.Context, r resource, name string, lbl map[stri
 			if err != nil {
 				return err
 			}
-			_, err = k.res(r).Create(ctx, o, metav1.CreateOptions{})
+			o, err = k.res(r).Create(ctx, o, metav1.CreateOptions{})
+			k.noteWrite(r, o, err)
 			return err
 		}
 		if err != nil {
@@ -301,12 +311,33 @@ func (k *Kube) upsert(ctx context.Context, r resource, name string, lbl map[stri
 		if err := setSpec(cur, spec); err != nil {
 			return err
 		}
-		_, err = k.res(r).Update(ctx, cur, metav1.UpdateOptions{})
+		o, err := k.res(r).Update(ctx, cur, metav1.UpdateOptions{})
+		k.noteWrite(r, o, err)
 		return err
 	})
 }
 
+// noteWrite records a create or update of r that the API server answered
+// with o, for the cache's read-your-writes.
+func (k *Kube) noteWrite(r resource, o *unstructured.Unstructured, err error) {
+	w := k.watch.of(r)
+	if w == nil || err != nil || o == nil {
+		return
+	}
+	w.wrote(o.GetResourceVersion())
+}
+
+// noteDelete records a delete of r's object name: the cache's reads wait
+// until it is gone there too.
+func (k *Kube) noteDelete(r resource, name string) {
+	if w := k.watch.of(r); w != nil {
+		w.deleted(k.ns + "/" + name)
+	}
+}
+
 // del deletes an object; missing is ErrNotFound.
 func (k *Kube) del(ctx context.Context, r resource, name string) error {
-	return apiErr(k.res(r).Delete(ctx, name, metav1.DeleteOptions{}))
+	err := k.res(r).Delete(ctx, name, metav1.DeleteOptions{})
+	k.noteDelete(r, name)
+	return apiErr(err)
 }

@@ -24,7 +24,8 @@ func (k *Kube) CreateCluster(ctx context.Context, c Cluster) error {
 	}
 	o, err := newObject(resCluster, objectName("", c.Name), clusterLabels(c.Name), c)
 	if err == nil {
-		_, err = k.res(resCluster).Create(ctx, o, metav1.CreateOptions{})
+		o, err = k.res(resCluster).Create(ctx, o, metav1.CreateOptions{})
+		k.noteWrite(resCluster, o, err)
 	}
 	if err != nil {
 		return fmt.Errorf("create cluster %s: %w", c.Name, apiErr(err))
@@ -59,19 +60,30 @@ func (k *Kube) GetCluster(ctx context.Context, name string) (Cluster, error) {
 	return c, nil
 }
 
-// ListClusters implements Store.
+// ListClusters implements Store. It reads the store's watch cache (every
+// reconcile lists the clusters), which holds this store's own writes; see
+// kube_cache.go.
 func (k *Kube) ListClusters(ctx context.Context, p Page) ([]Cluster, string, error) {
 	if err := k.check(ctx); err != nil {
 		return nil, "", fmt.Errorf("list clusters: %w", err)
 	}
-	items, err := k.list(ctx, resCluster, "")
-	if err != nil {
-		return nil, "", fmt.Errorf("list clusters: %w", err)
+	items, ok := k.cachedClusters(ctx)
+	if !ok {
+		mark := k.watch.clusters.listing()
+		listed, err := k.list(ctx, resCluster, "")
+		if err != nil {
+			return nil, "", fmt.Errorf("list clusters: %w", err)
+		}
+		k.watch.clusters.listed(mark)
+		items = make([]*unstructured.Unstructured, len(listed))
+		for i := range listed {
+			items[i] = &listed[i]
+		}
 	}
 	all := make([]Cluster, 0, len(items))
-	for i := range items {
+	for _, o := range items {
 		var c Cluster
-		if err := getSpec(&items[i], &c); err != nil {
+		if err := getSpec(o, &c); err != nil {
 			return nil, "", fmt.Errorf("list clusters: %w", err)
 		}
 		all = append(all, c)
@@ -117,7 +129,9 @@ func (k *Kube) deleteClusterRecords(ctx context.Context, name string) error {
 		if err := getSpec(&p, &sp); err != nil || sp.Cluster != name {
 			continue
 		}
-		if err := k.res(resStatus).Delete(ctx, p.GetName(), metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+		err := k.res(resStatus).Delete(ctx, p.GetName(), metav1.DeleteOptions{})
+		k.noteDelete(resStatus, p.GetName())
+		if err != nil && !apierrors.IsNotFound(err) {
 			return err
 		}
 	}
@@ -153,7 +167,8 @@ func (k *Kube) updateCluster(ctx context.Context, name string, fn func(*Cluster)
 		if err := setSpec(o, c); err != nil {
 			return err
 		}
-		_, err = k.res(resCluster).Update(ctx, o, metav1.UpdateOptions{})
+		o, err = k.res(resCluster).Update(ctx, o, metav1.UpdateOptions{})
+		k.noteWrite(resCluster, o, err)
 		return err
 	})
 }
@@ -163,6 +178,17 @@ func (k *Kube) updateCluster(ctx context.Context, name string, fn func(*Cluster)
 // often cost few writes.
 func (k *Kube) TouchCluster(ctx context.Context, name string, seen time.Time, agentVersion string) error {
 	err := k.check(ctx)
+	fresh := func(c Cluster) bool {
+		return c.AgentVersion == agentVersion && !seen.Before(c.LastSeen) && seen.Sub(c.LastSeen) < time.Minute
+	}
+	// Most connections need no write: the watch cache tells without a
+	// request (a stale cache can only ask for a write that is not needed,
+	// which the fresh read below then skips).
+	if o, found, _ := k.cachedObject(ctx, k.cache().clusters, objectName("", name)); err == nil && found {
+		if c, cerr := ClusterOf(o); cerr == nil && fresh(c) {
+			return nil
+		}
+	}
 	if err == nil {
 		err = onConflict(func() error {
 			var c Cluster
@@ -170,14 +196,15 @@ func (k *Kube) TouchCluster(ctx context.Context, name string, seen time.Time, ag
 			if err != nil {
 				return err
 			}
-			if c.AgentVersion == agentVersion && !seen.Before(c.LastSeen) && seen.Sub(c.LastSeen) < time.Minute {
+			if fresh(c) {
 				return nil
 			}
 			c.LastSeen, c.AgentVersion = seen, agentVersion
 			if err := setSpec(o, c); err != nil {
 				return err
 			}
-			_, err = k.res(resCluster).Update(ctx, o, metav1.UpdateOptions{})
+			o, err = k.res(resCluster).Update(ctx, o, metav1.UpdateOptions{})
+			k.noteWrite(resCluster, o, err)
 			return err
 		})
 	}

@@ -117,21 +117,47 @@ func (k *Kube) ImportHistory(ctx context.Context, e HistoryEntry) error {
 	return apiErr(err)
 }
 
+// trimHistory deletes the oldest entries of (app, cluster) beyond the
+// limit. Listing the pair's entries on every append made appends cost
+// more with every entry stored, in every replica, so the store counts
+// instead: a pair is listed (by its label) and trimmed only when the
+// entries this store appended since it last looked could have taken it
+// past the limit by historySlack. Until then it may hold up to that many
+// entries more (also those other replicas appended), which reads leave
+// out (listHistory).
 func (k *Kube) trimHistory(ctx context.Context, app, cluster string) error {
 	if k.historyLimit < 0 {
 		return nil
 	}
-	es, err := k.listHistory(ctx, app, cluster)
-	if err != nil || len(es) <= k.historyLimit {
+	key := app + "\x00" + cluster
+	k.histMu.Lock()
+	n := k.histCount[key] + 1
+	k.histCount[key] = n
+	k.histMu.Unlock()
+	if n <= k.historyLimit+historySlack(k.historyLimit) {
+		return nil
+	}
+	es, err := k.listHistory(ctx, app, cluster, false)
+	if err != nil {
 		return err
 	}
-	for _, e := range es[k.historyLimit:] {
+	kept := len(es)
+	for _, e := range es[min(k.historyLimit, len(es)):] {
 		if err := k.res(resHistory).Delete(ctx, historyName(e.ID), metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
 			return err
 		}
+		kept--
 	}
+	k.histMu.Lock()
+	// Appends made meanwhile count on top of what the listing saw.
+	k.histCount[key] = kept + (k.histCount[key] - n)
+	k.histMu.Unlock()
 	return nil
 }
+
+// historySlack is how many entries above the limit a pair may hold before
+// it is trimmed.
+func historySlack(limit int) int { return max(1, limit/4) }
 
 // GetHistory implements Store.
 func (k *Kube) GetHistory(ctx context.Context, id uint64) (HistoryEntry, error) {
@@ -147,8 +173,9 @@ func (k *Kube) GetHistory(ctx context.Context, id uint64) (HistoryEntry, error) 
 }
 
 // listHistory returns the entries of app and cluster ("" = any), newest
-// first.
-func (k *Kube) listHistory(ctx context.Context, app, cluster string) ([]HistoryEntry, error) {
+// first; capped, only the newest HistoryLimit of each (app, cluster)
+// (entries beyond wait for trimHistory).
+func (k *Kube) listHistory(ctx context.Context, app, cluster string, capped bool) ([]HistoryEntry, error) {
 	sel := ""
 	switch {
 	case app != "" && cluster != "":
@@ -170,7 +197,19 @@ func (k *Kube) listHistory(ctx context.Context, app, cluster string) ([]HistoryE
 		return nil
 	})
 	sort.Slice(out, func(i, j int) bool { return out[i].ID > out[j].ID })
-	return out, err
+	if err != nil || !capped || k.historyLimit < 0 {
+		return out, err
+	}
+	per := map[[2]string]int{}
+	kept := out[:0]
+	for _, e := range out {
+		p := [2]string{e.App, e.Cluster}
+		if per[p] < k.historyLimit {
+			per[p]++
+			kept = append(kept, e)
+		}
+	}
+	return kept, nil
 }
 
 // ListHistory implements Store.
@@ -180,7 +219,7 @@ func (k *Kube) ListHistory(ctx context.Context, app, cluster string, p Page) ([]
 		if err != nil {
 			return nil, "", err
 		}
-		es, err := k.listHistory(ctx, app, cluster)
+		es, err := k.listHistory(ctx, app, cluster, true)
 		if err != nil {
 			return nil, "", err
 		}

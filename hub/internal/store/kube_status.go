@@ -126,9 +126,11 @@ func (k *Kube) statusWriter(cluster string) {
 	}
 }
 
-// writeStatus applies changes to the cluster's status pages.
+// writeStatus applies changes to the cluster's status pages. The first
+// try starts from the watch cache (no request but the write at steady
+// state); a conflict, stale cache, retries from the API server.
 func (k *Kube) writeStatus(ctx context.Context, cluster string, changes map[string]*string) error {
-	if _, err := k.GetCluster(ctx, cluster); err != nil {
+	if err := k.clusterExists(ctx, cluster); err != nil {
 		deletesOnly := true
 		for _, c := range changes {
 			deletesOnly = deletesOnly && c == nil
@@ -138,10 +140,19 @@ func (k *Kube) writeStatus(ctx context.Context, cluster string, changes map[stri
 		}
 		return err
 	}
+	tries := 0
 	return onConflict(func() error {
-		pages, err := k.statusPages(ctx, cluster)
-		if err != nil {
-			return err
+		var pages map[int]loadedPage
+		cached := false
+		if tries == 0 {
+			pages, cached = k.cachedStatusPages(ctx, cluster)
+		}
+		tries++
+		if !cached {
+			var err error
+			if pages, err = k.statusPages(ctx, cluster); err != nil {
+				return err
+			}
 		}
 		apps, n := map[string]string{}, 1
 		for _, p := range pages {
@@ -194,12 +205,47 @@ type loadedPage struct {
 	spec statusPage
 }
 
+// clusterExists is nil if the cluster is in the watch cache or, if not
+// there, in the API server.
+func (k *Kube) clusterExists(ctx context.Context, cluster string) error {
+	if _, found, _ := k.cachedObject(ctx, k.cache().clusters, objectName("", cluster)); found {
+		return nil
+	}
+	_, err := k.GetCluster(ctx, cluster)
+	return err
+}
+
+// cachedStatusPages reads the cluster's pages from the watch cache by
+// name (page 0 says how many there are); false if the cache cannot tell.
+func (k *Kube) cachedStatusPages(ctx context.Context, cluster string) (map[int]loadedPage, bool) {
+	w := k.cache().statuses
+	out := map[int]loadedPage{}
+	for i, n := 0, 1; i < n; i++ {
+		o, found, ok := k.cachedObject(ctx, w, statusPageName(cluster, i))
+		if !ok {
+			return nil, false
+		}
+		if !found {
+			continue
+		}
+		var sp statusPage
+		if err := getSpec(o, &sp); err != nil || sp.Cluster != cluster {
+			return nil, false
+		}
+		n = max(n, sp.Pages)
+		out[sp.Page] = loadedPage{o, sp}
+	}
+	return out, true
+}
+
 // statusPages reads the cluster's pages by number.
 func (k *Kube) statusPages(ctx context.Context, cluster string) (map[int]loadedPage, error) {
+	mark := k.watch.statuses.listing()
 	items, err := k.list(ctx, resStatus, labelCluster+"="+labelValue(cluster))
 	if err != nil {
 		return nil, err
 	}
+	k.watch.statuses.listed(mark)
 	out := map[int]loadedPage{}
 	for i := range items {
 		var sp statusPage
@@ -223,7 +269,8 @@ func (k *Kube) writeStatusPage(ctx context.Context, cluster string, i, n int, ap
 		if err != nil {
 			return err
 		}
-		_, err = k.res(resStatus).Create(ctx, o, metav1.CreateOptions{})
+		o, err = k.res(resStatus).Create(ctx, o, metav1.CreateOptions{})
+		k.noteWrite(resStatus, o, err)
 		return err
 	}
 	if cur.spec.Pages == n && equalApps(cur.spec.Apps, apps) {
@@ -232,7 +279,8 @@ func (k *Kube) writeStatusPage(ctx context.Context, cluster string, i, n int, ap
 	if err := setSpec(cur.obj, sp); err != nil {
 		return err
 	}
-	_, err := k.res(resStatus).Update(ctx, cur.obj, metav1.UpdateOptions{})
+	o, err := k.res(resStatus).Update(ctx, cur.obj, metav1.UpdateOptions{})
+	k.noteWrite(resStatus, o, err)
 	if apierrors.IsNotFound(err) {
 		return apierrors.NewConflict(resStatus.gvr().GroupResource(), cur.obj.GetName(), err)
 	}

@@ -87,7 +87,9 @@ func (k *Kube) Compact(ctx context.Context, now time.Time, grace time.Duration) 
 			// Deleted only if unchanged since listed: a cluster made again
 			// meanwhile keeps what it wrote.
 			rv := o.GetResourceVersion()
-			if err := k.res(r).Delete(ctx, o.GetName(), metav1.DeleteOptions{Preconditions: &metav1.Preconditions{ResourceVersion: &rv}}); err != nil {
+			err := k.res(r).Delete(ctx, o.GetName(), metav1.DeleteOptions{Preconditions: &metav1.Preconditions{ResourceVersion: &rv}})
+			k.noteDelete(r, o.GetName())
+			if err != nil {
 				errs = append(errs, err)
 				return nil
 			}
