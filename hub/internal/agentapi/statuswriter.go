@@ -38,6 +38,10 @@ type statusWriter struct {
 
 type statusKey struct{ cluster, app string }
 
+// statusWriteClusters bounds the clusters whose statuses are being written
+// at once.
+const statusWriteClusters = 16
+
 type pendingStatus struct {
 	st *apiv1alpha1.AppStatus
 }
@@ -112,8 +116,10 @@ func (w *statusWriter) run(ctx context.Context) {
 	}
 }
 
-// flush writes every queued status concurrently, so the store's batching
-// commits them together.
+// flush writes every queued status: the statuses of one cluster together
+// (the store writes them in one batch), statusWriteClusters clusters at a
+// time (a Kubernetes store's API server is shared and consensus-backed;
+// hundreds of writes at once only queue there and slow every replica).
 func (w *statusWriter) flush(ctx context.Context) {
 	w.mu.Lock()
 	batch := w.pending
@@ -122,21 +128,30 @@ func (w *statusWriter) flush(ctx context.Context) {
 	if len(batch) == 0 {
 		return
 	}
-	sem := make(chan struct{}, 256)
+	byCluster := map[string][]statusKey{}
+	for k := range batch {
+		byCluster[k.cluster] = append(byCluster[k.cluster], k)
+	}
+	sem := make(chan struct{}, statusWriteClusters)
 	var wg sync.WaitGroup
 	var failedMu sync.Mutex
 	failed := map[statusKey]pendingStatus{}
-	for k, p := range batch {
+	for _, keys := range byCluster {
 		sem <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			if w.write(ctx, k.cluster, p.st) {
-				failedMu.Lock()
-				failed[k] = p
-				failedMu.Unlock()
-			}
-		}()
+		var cw sync.WaitGroup
+		for _, k := range keys {
+			cw.Go(func() {
+				if w.write(ctx, k.cluster, batch[k].st) {
+					failedMu.Lock()
+					failed[k] = batch[k]
+					failedMu.Unlock()
+				}
+			})
+		}
+		wg.Go(func() {
+			cw.Wait()
+			<-sem
+		})
 	}
 	wg.Wait()
 	if len(failed) == 0 {

@@ -167,3 +167,75 @@ func TestStatusWriterRetriesFailedWrites(t *testing.T) {
 		t.Fatalf("stored %+v, %v; want web at d3", recs, err)
 	}
 }
+
+// gateStore holds every status write until released, and records how
+// many clusters' writes are in flight at once and which apps.
+type gateStore struct {
+	store.Store
+	mu       sync.Mutex
+	inFlight map[string]map[string]bool // cluster → apps being written
+	most     int
+	release  chan struct{}
+	released sync.Once
+}
+
+func (g *gateStore) PutStatus(ctx context.Context, cluster string, st *apiv1alpha1.AppStatus) error {
+	g.mu.Lock()
+	if g.inFlight[cluster] == nil {
+		g.inFlight[cluster] = map[string]bool{}
+	}
+	g.inFlight[cluster][st.GetApp()] = true
+	g.most = max(g.most, len(g.inFlight))
+	if len(g.inFlight) > statusWriteClusters {
+		g.released.Do(func() { close(g.release) }) // over the bound: let the test end
+	}
+	g.mu.Unlock()
+	<-g.release
+	g.mu.Lock()
+	delete(g.inFlight[cluster], st.GetApp())
+	if len(g.inFlight[cluster]) == 0 {
+		delete(g.inFlight, cluster)
+	}
+	g.mu.Unlock()
+	return nil
+}
+
+// The status writer writes at most statusWriteClusters clusters at once
+// (it used to start 256 writes: an API server shared by every replica
+// only queued them), each cluster's statuses together (the Kubernetes
+// store writes those in one batch).
+func TestStatusWriterBoundsClusters(t *testing.T) {
+	g := &gateStore{inFlight: map[string]map[string]bool{}, release: make(chan struct{})}
+	w := newStatusWriter(g, hclog.NewNullLogger())
+	const clusters, apps = 100, 3
+	for c := range clusters {
+		for a := range apps {
+			w.pending[statusKey{fmt.Sprintf("c%03d", c), fmt.Sprintf("app%d", a)}] = pendingStatus{&apiv1alpha1.AppStatus{App: fmt.Sprintf("app%d", a)}}
+		}
+	}
+	done := make(chan struct{})
+	go func() { w.flush(t.Context()); close(done) }()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		g.mu.Lock()
+		n, full, over := len(g.inFlight), 0, g.most > statusWriteClusters
+		for _, as := range g.inFlight {
+			if len(as) == apps {
+				full++
+			}
+		}
+		g.mu.Unlock()
+		if over || (n >= statusWriteClusters && full == n) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d clusters in flight (%d with all %d apps), want %d with all", n, full, apps, statusWriteClusters)
+		}
+		runtime.Gosched()
+	}
+	g.released.Do(func() { close(g.release) })
+	<-done
+	if g.most > statusWriteClusters {
+		t.Errorf("%d clusters written at once, want at most %d", g.most, statusWriteClusters)
+	}
+}

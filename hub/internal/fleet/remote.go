@@ -43,6 +43,17 @@ func (f *Fleet) ApplyRemote(cluster string, set []*apiv1alpha1.AppStatus, remove
 	return true
 }
 
+// Sessions returns the clusters whose agent is connected to this hub.
+func (f *Fleet) Sessions() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make([]string, 0, len(f.sessions))
+	for c := range f.sessions {
+		out = append(out, c)
+	}
+	return out
+}
+
 // CloseAll ends every session with cause (this hub lost its store: the
 // agents go to another).
 func (f *Fleet) CloseAll(cause error) {

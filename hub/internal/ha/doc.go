@@ -11,6 +11,7 @@
 // another replica poll (polled here too). Work that must run once runs
 // under a coordination.k8s.io Lease (client-go's leaderelection): store
 // compaction. A replica that cannot reach the API server for
-// Options.StoreTimeout stops serving: /readyz fails, its agents' streams
-// are closed and new ones refused, so the agents go to another replica.
+// Options.StoreTimeout fails /readyz and refuses new agent streams; once
+// its heartbeat Lease expired it closes the streams it holds (spread over
+// a heartbeat interval), so the agents go to another replica.
 package ha

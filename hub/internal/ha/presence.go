@@ -218,7 +218,10 @@ func (r *Replica) heartbeat(ctx context.Context) {
 			l.Spec.HolderIdentity, l.Spec.LeaseDurationSeconds, l.Spec.RenewTime = &r.opts.Identity, &secs, &now
 			_, err = ls.Update(ctx, l, metav1.UpdateOptions{})
 		}
-		if err == nil || isAnswer(err) {
+		switch {
+		case err == nil:
+			r.renewed(now.Time)
+		case isAnswer(err):
 			r.answered()
 		}
 		if err != nil && ctx.Err() == nil {
@@ -237,10 +240,17 @@ func (r *Replica) heartbeat(ctx context.Context) {
 		if changed {
 			r.d.Fleet.Changed()
 		}
+		// A failed renewal is tried again sooner: the heartbeat must be
+		// renewed within its TTL or this replica's streams are closed.
+		retry := make(<-chan time.Time)
+		if err != nil {
+			retry = time.After(r.opts.RetryPeriod)
+		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-retry:
 		}
 	}
 }

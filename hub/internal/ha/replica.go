@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -12,9 +13,11 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/spf13/pflag"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic/dynamicinformer"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/leaderelection"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
 
@@ -63,7 +66,7 @@ func (o *Options) BindFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.LeaseDuration, "ha-lease-duration", o.LeaseDuration, "how long a Lease holder's claim lasts without renewal")
 	fs.DurationVar(&o.RenewDeadline, "ha-renew-deadline", o.RenewDeadline, "how long the holder tries to renew before giving the Lease up")
 	fs.DurationVar(&o.RetryPeriod, "ha-retry-period", o.RetryPeriod, "how often replicas try to take or renew the Lease")
-	fs.DurationVar(&o.StoreTimeout, "ha-store-timeout", o.StoreTimeout, "a replica that gets no answer from the API server for this long stops serving (readiness fails, its agents' streams close)")
+	fs.DurationVar(&o.StoreTimeout, "ha-store-timeout", o.StoreTimeout, "a replica that gets no answer from the API server for this long fails readiness and refuses new agent streams (it closes those it holds once its heartbeat Lease expired)")
 	fs.DurationVar(&o.CompactInterval, "ha-compact-interval", o.CompactInterval, "how often the Lease holder removes orphaned status pages and long-expired tokens")
 	fs.DurationVar(&o.HeartbeatInterval, "ha-heartbeat-interval", o.HeartbeatInterval, "how often each replica renews its heartbeat Lease; the agent streams of a replica silent for three intervals count as disconnected on the others")
 }
@@ -110,9 +113,10 @@ type Replica struct {
 	log  hclog.Logger
 	core kubernetes.Interface
 
-	lastOK  atomic.Int64 // unix nanoseconds of the last answer from the API server
-	synced  atomic.Bool  // the informers have their first lists
-	leading atomic.Bool
+	lastOK    atomic.Int64 // unix nanoseconds of the last answer from the API server
+	lastRenew atomic.Int64 // unix nanoseconds of the last renewal of this replica's heartbeat
+	synced    atomic.Bool  // the informers have their first lists
+	leading   atomic.Bool
 
 	pubMu   sync.Mutex
 	pending map[string]bool // repositories to announce
@@ -150,11 +154,16 @@ func (r *Replica) Identity() string { return r.opts.Identity }
 // Leading reports whether this replica holds the Lease.
 func (r *Replica) Leading() bool { return r.leading.Load() }
 
-// Ready is nil while the replica serves: its watches are synced and the
-// API server answered within StoreTimeout.
+// Ready is nil while the replica serves: its watches are synced, its
+// heartbeat is fresh and the API server answered within StoreTimeout. A
+// replica that is not ready refuses new agent streams; it closes those it
+// holds only once its heartbeat expired (lost).
 func (r *Replica) Ready() error {
 	if !r.synced.Load() {
 		return errors.New("store watches not synced yet")
+	}
+	if err := r.lost(); err != nil {
+		return err
 	}
 	if since := time.Since(time.Unix(0, r.lastOK.Load())); since > r.opts.StoreTimeout {
 		return fmt.Errorf("no answer from the API server for %s: %w", since.Round(time.Second), ErrStoreLost)
@@ -162,15 +171,50 @@ func (r *Replica) Ready() error {
 	return nil
 }
 
+// heartbeatTTL is how long a heartbeat vouches for this replica's streams
+// on the other replicas.
+func (r *Replica) heartbeatTTL() time.Duration { return 3 * r.opts.HeartbeatInterval }
+
+// lost is non-nil once this replica's heartbeat was not renewed within its
+// TTL: the other replicas count its agents as disconnected, so it must not
+// go on serving them. A slow API server that still renews the heartbeat
+// is not a loss.
+func (r *Replica) lost() error {
+	if since := time.Since(time.Unix(0, r.lastRenew.Load())); since > r.heartbeatTTL() {
+		return fmt.Errorf("heartbeat not renewed for %s: %w", since.Round(time.Second), ErrStoreLost)
+	}
+	return nil
+}
+
 func (r *Replica) answered() { r.lastOK.Store(time.Now().UnixNano()) }
+
+// renewed records a renewal of the heartbeat written at (its renew time,
+// as the other replicas read it).
+func (r *Replica) renewed(at time.Time) {
+	r.lastRenew.Store(at.UnixNano())
+	r.answered()
+}
 
 // Run watches the store, takes part in the Lease election and stops
 // serving while the API server is out of reach, until ctx ends.
 func (r *Replica) Run(ctx context.Context) error {
-	r.answered()
+	r.renewed(time.Now())
+	// Clusters and statuses: the store's own watch cache (one watch each
+	// serves the store's reads and this replica).
+	var regs []cache.ResourceEventHandlerRegistration
+	for _, w := range []struct {
+		gvr   schema.GroupVersionResource
+		watch func(cache.SharedIndexInformer) (cache.ResourceEventHandlerRegistration, error)
+	}{{store.ClustersResource, r.watchClusters}, {store.StatusResource, r.watchStatuses}} {
+		inf := r.d.Store.Informer(w.gvr)
+		reg, err := w.watch(inf)
+		if err != nil {
+			return fmt.Errorf("watch %s: %w", w.gvr.Resource, err)
+		}
+		defer func() { _ = inf.RemoveEventHandler(reg) }()
+		regs = append(regs, reg)
+	}
 	factory := dynamicinformer.NewFilteredDynamicSharedInformerFactory(r.d.Store.Dynamic(), 0, r.d.Store.Namespace(), nil)
-	r.watchClusters(factory.ForResource(store.ClustersResource).Informer())
-	r.watchStatuses(factory.ForResource(store.StatusResource).Informer())
 	pins := factory.ForResource(store.PinsResource).Informer()
 	r.watchPins(pins)
 	r.watchRollouts(factory.ForResource(store.RolloutsResource).Informer())
@@ -193,6 +237,11 @@ func (r *Replica) Run(ctx context.Context) error {
 			return fmt.Errorf("watch %s: %w", gvr.Resource, ctx.Err())
 		}
 	}
+	for _, reg := range regs {
+		if !cache.WaitForCacheSync(ctx.Done(), reg.HasSynced) {
+			return fmt.Errorf("watch the store: %w", ctx.Err())
+		}
+	}
 	refresh.WaitForCacheSync(ctx.Done())
 	beats.WaitForCacheSync(ctx.Done())
 	r.claimStale()
@@ -209,8 +258,12 @@ func (r *Replica) Run(ctx context.Context) error {
 	return nil
 }
 
-// guard closes every stream held here, and keeps new ones out (through
-// Ready), while the API server does not answer.
+// guard closes the streams held here once this replica lost the API
+// server (its heartbeat expired), spread over closeSpread in random order
+// so that the agents' reconnections do not all land on the other replicas
+// at once; it stops closing if the heartbeat is renewed meanwhile. An API
+// server that is slow but renews the heartbeat (overload) closes nothing:
+// dropping streams then would only add a reconnection storm to the load.
 func (r *Replica) guard(ctx context.Context) {
 	t := time.NewTicker(r.opts.RetryPeriod / 2)
 	defer t.Stop()
@@ -221,17 +274,51 @@ func (r *Replica) guard(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		err := r.Ready()
-		switch {
-		case err != nil && serving:
-			r.log.Error("lost the store: closing every agent stream and failing readiness", "error", err)
-			r.d.Fleet.CloseAll(ErrStoreLost)
-		case err == nil && !serving:
-			r.log.Info("store reachable again: serving")
-		}
-		serving = err == nil
+		serving = r.guardOnce(ctx, serving)
 	}
 }
+
+// guardOnce is one check of guard: serving is what the last one said.
+func (r *Replica) guardOnce(ctx context.Context, serving bool) bool {
+	err := r.lost()
+	switch {
+	case err != nil && serving:
+		r.log.Error("lost the store: closing every agent stream and failing readiness", "error", err)
+		r.closeSpread(ctx, r.opts.HeartbeatInterval)
+	case err == nil && !serving:
+		r.log.Info("store reachable again: serving")
+	}
+	return err == nil
+}
+
+// closeSpread closes every stream held here with ErrStoreLost, in random
+// order, in closeSteps steps over spread.
+func (r *Replica) closeSpread(ctx context.Context, spread time.Duration) {
+	names := r.d.Fleet.Sessions()
+	rand.Shuffle(len(names), func(i, j int) { names[i], names[j] = names[j], names[i] })
+	per := max(1, (len(names)+closeSteps-1)/closeSteps)
+	for i := 0; i < len(names); i += per {
+		if i > 0 {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(spread / closeSteps):
+			}
+			if r.lost() == nil {
+				r.log.Info("heartbeat renewed again: keeping the other streams", "closed", i, "kept", len(names)-i)
+				return
+			}
+		}
+		for _, c := range names[i:min(i+per, len(names))] {
+			r.d.Fleet.Close(c, ErrStoreLost)
+		}
+	}
+	// Streams that attached meanwhile (before readiness failed) too.
+	r.d.Fleet.CloseAll(ErrStoreLost)
+}
+
+// closeSteps is how many steps closeSpread closes the streams in.
+const closeSteps = 20
 
 // elect takes part in the Lease election until ctx ends; the holder runs
 // the singleton work.

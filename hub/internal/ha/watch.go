@@ -47,8 +47,8 @@ func unstructuredOf(obj any) *unstructured.Unstructured {
 // watchClusters: a change of targeting (labels, enrolment) reconciles; a
 // re-enrolment or revocation closes a stream held here with a certificate
 // no longer accepted; a removal forgets the cluster here too.
-func (r *Replica) watchClusters(inf cache.SharedIndexInformer) {
-	_, _ = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+func (r *Replica) watchClusters(inf cache.SharedIndexInformer) (cache.ResourceEventHandlerRegistration, error) {
+	return inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc: func(obj any) {
 			if o := unstructuredOf(obj); o != nil {
 				if c, err := store.ClusterOf(o); err == nil {
@@ -92,7 +92,7 @@ func (r *Replica) watchClusters(inf cache.SharedIndexInformer) {
 
 // watchStatuses hands statuses other replicas stored to the fleet (which
 // ignores them for agents connected here).
-func (r *Replica) watchStatuses(inf cache.SharedIndexInformer) {
+func (r *Replica) watchStatuses(inf cache.SharedIndexInformer) (cache.ResourceEventHandlerRegistration, error) {
 	apps := func(obj any) (string, map[string]bool, bool) {
 		o := unstructuredOf(obj)
 		if o == nil {
@@ -138,7 +138,7 @@ func (r *Replica) watchStatuses(inf cache.SharedIndexInformer) {
 		}
 		r.d.Fleet.ApplyRemote(cluster, nil, removed)
 	}
-	_, _ = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+	return inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(obj any) { apply(nil, obj) },
 		UpdateFunc: func(oldObj, newObj any) { apply(oldObj, newObj) },
 		DeleteFunc: func(obj any) { apply(obj, nil) },
