@@ -9,6 +9,7 @@ import (
 	"io"
 	"sort"
 	"strconv"
+	"sync"
 
 	"google.golang.org/protobuf/proto"
 	corev1 "k8s.io/api/core/v1"
@@ -21,16 +22,34 @@ import (
 	apiv1alpha1 "github.com/flotilla-cd/flotilla/shared/api/v1alpha1"
 )
 
-// Store reads and writes records as Secrets in one namespace.
+// Store reads and writes records as Secrets in one namespace. It is the
+// only writer of its Secrets: it remembers each app's index as it last
+// wrote or read it, so that a save does not read it back first. Callers
+// serialise the writes of one app; writes of different apps may run
+// concurrently.
 type Store struct {
 	secrets      kube.Secrets
 	namespace    string
 	fieldManager string
+
+	mu    sync.Mutex
+	known map[string]meta // app → its index as last written or read
 }
 
 // New returns a store over the Secrets of namespace.
 func New(dyn dynamic.Interface, namespace, fieldManager string) *Store {
-	return &Store{secrets: kube.NewSecrets(dyn, namespace), namespace: namespace, fieldManager: fieldManager}
+	return &Store{secrets: kube.NewSecrets(dyn, namespace), namespace: namespace, fieldManager: fieldManager, known: map[string]meta{}}
+}
+
+// remember records m as app's index (nil: unknown, read it next time).
+func (s *Store) remember(app string, m *meta) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if m == nil {
+		delete(s.known, app)
+		return
+	}
+	s.known[app] = *m
 }
 
 type meta struct {
@@ -44,6 +63,9 @@ type meta struct {
 
 // Save writes rec: the bundle chunks when the index does not already point
 // at this digest, then the index, then deletes chunks of other digests.
+// Only the two writes are in sequence: the chunks of other digests are
+// listed meanwhile (they all predate this save, since the app's writes
+// are serialised).
 func (s *Store) Save(ctx context.Context, rec *Record) error {
 	raw, err := proto.Marshal(rec.Bundle)
 	if err != nil {
@@ -58,6 +80,15 @@ func (s *Store) Save(ctx context.Context, rec *Record) error {
 	if err != nil {
 		return err
 	}
+	type listed struct {
+		chunks []*corev1.Secret
+		err    error
+	}
+	others := make(chan listed, 1)
+	go func() {
+		l, err := s.listChunks(ctx, rec.App)
+		others <- listed{l, err}
+	}()
 	if cur == nil || cur.Digest != digest || cur.Chunks != chunks {
 		for i := 0; i < chunks; i++ {
 			end := min((i+1)*ChunkBytes, len(raw))
@@ -66,14 +97,20 @@ func (s *Store) Save(ctx context.Context, rec *Record) error {
 				map[string]string{labelRecord: recordChunk, labelAppHash: appHash(rec.App), labelDigest: digestLabel(digest)},
 				map[string][]byte{"part": part, "index": []byte(strconv.Itoa(i))})
 			if err := s.secrets.Apply(ctx, sec, s.fieldManager); err != nil {
+				<-others
 				return fmt.Errorf("save app %s: bundle chunk %d: %w", rec.App, i, err)
 			}
 		}
 	}
 	if err := s.writeIndex(ctx, rec, meta{App: rec.App, Digest: digest, Chunks: chunks, Removed: rec.Removed, HooksDone: rec.HooksDone}); err != nil {
+		<-others
 		return err
 	}
-	return s.deleteChunks(ctx, rec.App, digest)
+	l := <-others
+	if l.err != nil {
+		return l.err
+	}
+	return s.deleteListed(ctx, rec.App, digest, l.chunks)
 }
 
 // SaveInventory rewrites only the index of an app already saved.
@@ -103,8 +140,10 @@ func (s *Store) writeIndex(ctx context.Context, rec *Record, m meta) error {
 		map[string]string{labelRecord: recordIndex, labelAppHash: appHash(rec.App)},
 		map[string][]byte{"meta": mj, "inventory.json.gz": inv})
 	if err := s.secrets.Apply(ctx, sec, s.fieldManager); err != nil {
+		s.remember(rec.App, nil) // written or not: read it next time
 		return fmt.Errorf("save app %s: index: %w", rec.App, err)
 	}
+	s.remember(rec.App, &m)
 	return nil
 }
 
@@ -117,7 +156,15 @@ func (s *Store) secret(name, app string, labels map[string]string, data map[stri
 	}
 }
 
+// readMeta returns app's index as last written or read, or reads it (nil:
+// there is none).
 func (s *Store) readMeta(ctx context.Context, app string) (*meta, error) {
+	s.mu.Lock()
+	m, ok := s.known[app]
+	s.mu.Unlock()
+	if ok {
+		return &m, nil
+	}
 	sec, err := s.secrets.Get(ctx, indexName(app))
 	if apierrors.IsNotFound(err) {
 		return nil, nil
@@ -125,20 +172,33 @@ func (s *Store) readMeta(ctx context.Context, app string) (*meta, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read app %s: %w", app, err)
 	}
-	var m meta
 	if err := json.Unmarshal(sec.Data["meta"], &m); err != nil {
 		return nil, fmt.Errorf("read app %s: secret %s field meta: %w", app, sec.Name, err)
 	}
+	s.remember(app, &m)
 	return &m, nil
+}
+
+func (s *Store) listChunks(ctx context.Context, app string) ([]*corev1.Secret, error) {
+	list, err := s.secrets.List(ctx, labels.Set{labelRecord: recordChunk, labelAppHash: appHash(app)}.String())
+	if err != nil {
+		return nil, fmt.Errorf("list bundle chunks of app %s: %w", app, err)
+	}
+	return list, nil
 }
 
 // deleteChunks deletes the app's chunks of every digest but keep ("" keeps
 // none).
 func (s *Store) deleteChunks(ctx context.Context, app, keep string) error {
-	list, err := s.secrets.List(ctx, labels.Set{labelRecord: recordChunk, labelAppHash: appHash(app)}.String())
+	list, err := s.listChunks(ctx, app)
 	if err != nil {
-		return fmt.Errorf("list bundle chunks of app %s: %w", app, err)
+		return err
 	}
+	return s.deleteListed(ctx, app, keep, list)
+}
+
+// deleteListed deletes the chunks of list whose digest is not keep.
+func (s *Store) deleteListed(ctx context.Context, app, keep string, list []*corev1.Secret) error {
 	for _, sec := range list {
 		if keep != "" && sec.Labels[labelDigest] == digestLabel(keep) {
 			continue
@@ -152,6 +212,7 @@ func (s *Store) deleteChunks(ctx context.Context, app, keep string) error {
 
 // Delete removes everything stored for app.
 func (s *Store) Delete(ctx context.Context, app string) error {
+	s.remember(app, nil)
 	if err := s.secrets.Delete(ctx, indexName(app)); err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("delete app %s: %w", app, err)
 	}
@@ -199,6 +260,7 @@ func (s *Store) Load(ctx context.Context) ([]*Record, error) {
 		if rec.Bundle.GetDigest() != m.Digest {
 			return nil, fmt.Errorf("app %s: stored bundle digest %s does not match index %s", m.App, rec.Bundle.GetDigest(), m.Digest)
 		}
+		s.remember(m.App, &m)
 		out = append(out, rec)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].App < out[j].App })

@@ -7,7 +7,10 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
+	"net/http"
 	"os"
+	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -17,6 +20,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/dynamic"
 	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/rest"
 
 	"github.com/flotilla-cd/flotilla/agent/internal/testenv"
 	apiv1alpha1 "github.com/flotilla-cd/flotilla/shared/api/v1alpha1"
@@ -24,6 +28,7 @@ import (
 )
 
 var (
+	cfg  *rest.Config
 	core corev1client.CoreV1Interface // to read what the store wrote, independently of its own client
 	dyn  dynamic.Interface
 )
@@ -37,6 +42,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "inventory integration tests:", err)
 		os.Exit(1)
 	}
+	cfg = env.Config
 	core = corev1client.NewForConfigOrDie(env.Config)
 	dyn = dynamic.NewForConfigOrDie(env.Config)
 	code := m.Run()
@@ -159,3 +165,99 @@ func countSecrets(t *testing.T, ns string) int {
 	}
 	return len(l.Items)
 }
+
+// TestSaveRemembersIndex: a save does not read the app's index back (the
+// store remembers what it wrote or loaded), and still removes every chunk
+// of another digest, also one a crash left between a chunk and its index
+// write; a second store over the same Secrets (an agent restart) reads the
+// index once and goes on from it.
+func TestSaveRemembersIndex(t *testing.T) {
+	testenv.Need(t, dyn != nil)
+	ctx := context.Background()
+	const ns = "inv-remember"
+	s := newStore(t, ns)
+	first := randomBundle(t, "a", 1<<10)
+	if err := s.Save(ctx, &Record{App: "a", Bundle: first}); err != nil {
+		t.Fatal(err)
+	}
+	// A crash after writing a chunk of a bundle whose index never came.
+	lost := randomBundle(t, "a", 2<<10)
+	stray := s.secret(chunkName("a", lost.GetDigest(), 0), "a",
+		map[string]string{labelRecord: recordChunk, labelAppHash: appHash("a"), labelDigest: digestLabel(lost.GetDigest())},
+		map[string][]byte{"part": []byte("x"), "index": []byte("0")})
+	if err := s.secrets.Apply(ctx, stray, s.fieldManager); err != nil {
+		t.Fatal(err)
+	}
+	if n := countSecrets(t, ns); n != 3 {
+		t.Fatalf("%d secrets, want 3", n)
+	}
+
+	var gets atomic.Int64
+	counted := New(countingClient(t, &gets), ns, "flotilla-agent")
+	if _, err := counted.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	inv := []Entry{{Version: "v1", Kind: "ConfigMap", Namespace: "default", Name: "x"}}
+	second := randomBundle(t, "a", 3<<10)
+	if err := counted.Save(ctx, &Record{App: "a", Bundle: second, Inventory: inv}); err != nil {
+		t.Fatal(err)
+	}
+	if err := counted.SaveInventory(ctx, &Record{App: "a", Bundle: second}); err != nil {
+		t.Fatal(err)
+	}
+	if n := gets.Load(); n != 0 {
+		t.Errorf("%d GETs of single Secrets after Load, want 0", n)
+	}
+	if n := countSecrets(t, ns); n != 2 {
+		t.Errorf("%d secrets after Save, want 2 (index and one chunk)", n)
+	}
+	got, err := New(dyn, ns, "flotilla-agent").Load(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || !proto.Equal(got[0].Bundle, second) || len(got[0].Inventory) != 0 {
+		t.Errorf("Load = %v", got)
+	}
+
+	// A store that did not load reads the index once, then remembers it.
+	fresh := New(countingClient(t, &gets), ns, "flotilla-agent")
+	third := randomBundle(t, "a", 1<<10)
+	for _, b := range []*apiv1alpha1.Bundle{third, second} {
+		if err := fresh.Save(ctx, &Record{App: "a", Bundle: b}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := gets.Load(); n != 1 {
+		t.Errorf("%d GETs of single Secrets by a fresh store, want 1", n)
+	}
+	got, err = New(dyn, ns, "flotilla-agent").Load(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || !proto.Equal(got[0].Bundle, second) {
+		t.Errorf("Load = %v", got)
+	}
+	if n := countSecrets(t, ns); n != 2 {
+		t.Errorf("%d secrets, want 2", n)
+	}
+}
+
+// countingClient is a dynamic client of the test cluster that counts GET
+// requests of one object (not lists) in n.
+func countingClient(t *testing.T, n *atomic.Int64) dynamic.Interface {
+	t.Helper()
+	c := rest.CopyConfig(cfg)
+	c.Wrap(func(rt http.RoundTripper) http.RoundTripper {
+		return roundTripFunc(func(r *http.Request) (*http.Response, error) {
+			if r.Method == http.MethodGet && !strings.HasSuffix(r.URL.Path, "/secrets") {
+				n.Add(1)
+			}
+			return rt.RoundTrip(r)
+		})
+	})
+	return dynamic.NewForConfigOrDie(c)
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
