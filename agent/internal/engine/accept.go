@@ -72,24 +72,52 @@ func (e *Engine) acceptBundle(ctx context.Context, b *apiv1alpha1.Bundle) error 
 	defer a.storeMu.Unlock()
 	a.mu.Lock()
 	same := a.held == b.GetDigest() && !a.removed
+	prevPending, prevRemoved := a.pending, a.removed
+	if !same {
+		// The worker loads and dry-runs b while it is persisted; it
+		// writes nothing of b to the cluster, and reports no sync state
+		// of b, before b is persisted (persistedLoaded waits for
+		// storeMu, held here until then).
+		a.pending, a.removed, a.saving = b, false, b.GetDigest()
+		if a.opCancel != nil && a.opDigest != b.GetDigest() {
+			a.opCancel()
+		}
+	}
 	a.mu.Unlock()
 	if same {
 		return nil // already persisted and scheduled
 	}
+	a.poke()
 	rec := &inventory.Record{App: a.name, Bundle: b, Inventory: a.inventory, HooksDone: a.hooksDone}
 	if err := e.store.Save(ctx, rec); err != nil {
+		// Not accepted: the worker goes back to what it had before.
+		a.mu.Lock()
+		a.removed, a.saving = prevRemoved, ""
+		switch {
+		case a.pending == b:
+			a.pending = prevPending
+		case a.persisted != nil:
+			a.pending = a.persisted // taken by the worker: load the persisted one again
+		}
+		a.mu.Unlock()
+		a.poke()
 		return fmt.Errorf("accept bundle %s of app %s: %w", b.GetDigest(), a.name, err)
 	}
 	a.persisted = b
 	a.mu.Lock()
-	a.held = b.GetDigest()
-	a.pending, a.removed = b, false
-	if a.opCancel != nil && a.opDigest != b.GetDigest() {
-		a.opCancel()
-	}
+	a.held, a.saving = b.GetDigest(), ""
 	a.mu.Unlock()
-	a.poke()
 	return nil
+}
+
+// persistedLoaded reports whether the loaded bundle is the persisted one,
+// waiting while Accept persists a bundle (it holds storeMu meanwhile). The
+// worker calls it before it writes anything of a newly accepted bundle or
+// reports its sync state.
+func (a *app) persistedLoaded() bool {
+	a.storeMu.Lock()
+	defer a.storeMu.Unlock()
+	return a.persisted != nil && a.persisted.GetDigest() == a.bundle.GetDigest()
 }
 
 func (e *Engine) acceptRemoval(ctx context.Context, name string) error {

@@ -67,10 +67,14 @@ type app struct {
 	status      *apiv1alpha1.AppStatus
 	orphaned    *apiv1alpha1.OrphanedReport // the last look for orphaned objects (orphans.go)
 	held        string                      // digest of the persisted bundle
+	saving      string                      // digest Accept is persisting
 	snapshot    []*objState                 // desired objects and rules for DIFF, immutable once set
 	snapRules   []diff.Rule
 
-	storeMu   sync.Mutex // serialises store writes; guards persisted, inventory
+	// storeMu serialises store writes; guards persisted, inventory and
+	// hooksDone. Only the worker writes inventory and hooksDone, so the
+	// worker reads them without it.
+	storeMu   sync.Mutex
 	persisted *apiv1alpha1.Bundle
 	inventory []inventory.Entry
 	hooksDone string // digest whose hooks an operation ran to success
@@ -208,7 +212,7 @@ func (a *app) reconcile(ctx context.Context) time.Time {
 		a.publish()
 		return a.retryAt
 	}
-	if len(refresh) > 0 {
+	if len(refresh) > 0 && a.persistedLoaded() {
 		a.check(ctx, a.order, true)
 	}
 	switch {

@@ -88,17 +88,17 @@ func (a *app) load(ctx context.Context, b *apiv1alpha1.Bundle) {
 		_ = a.mapHook(ctx, s) // an error shows when the hook runs
 	}
 	a.log.Info("loaded bundle", "digest", b.GetDigest(), "revision", b.GetRevision(), "objects", len(a.order), "waves", len(waves), "automated", a.needSync)
-	if !a.policy.GetAutomated() {
+	if !a.policy.GetAutomated() && a.persistedLoaded() {
 		a.check(ctx, a.order, true) // report sync status without applying
 	}
 }
 
 // restoreFingerprints takes the persisted fingerprints of objects whose
 // desired state is unchanged, so that after a restart live objects that still
-// match need no dry-run.
+// match need no dry-run. It reads the inventory without storeMu, which
+// Accept may hold while it persists the bundle being loaded: only the worker
+// writes the inventory.
 func (a *app) restoreFingerprints() {
-	a.storeMu.Lock()
-	defer a.storeMu.Unlock()
 	for _, e := range a.inventory {
 		if st, ok := a.objs[e.Key()]; ok && st.liveFP == "" && e.FP != "" && e.Hash == st.hash {
 			st.liveFP = e.FP

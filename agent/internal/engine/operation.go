@@ -12,7 +12,10 @@ import (
 	"github.com/flotilla-cd/flotilla/shared/manifest"
 )
 
-var errSuperseded = errors.New("superseded by a newer bundle")
+var (
+	errSuperseded   = errors.New("superseded by a newer bundle")
+	errNotPersisted = errors.New("the bundle could not be persisted in the cluster; nothing was applied")
+)
 
 // runSync runs one sync operation and records it as the last operation.
 // A failure schedules a retry with the app's backoff.
@@ -35,9 +38,7 @@ func (a *app) runSync(ctx context.Context, by string, prune bool) error {
 		InitiatedBy: by, StartedAt: timestamppb.New(start),
 	}
 	a.publish()
-	a.storeMu.Lock()
-	hooks := len(a.hooks) > 0 && hooksDue(by, a.bundle.GetDigest(), a.hooksDone)
-	a.storeMu.Unlock()
+	hooks := len(a.hooks) > 0 && hooksDue(by, a.bundle.GetDigest(), a.hooksDone) // the worker's own: no storeMu
 	a.changes = newChangeSet()
 	err := a.sync(opCtx, prune, hooks)
 	if err == nil && hooks {
@@ -65,6 +66,12 @@ func (a *app) runSync(ctx context.Context, by string, prune bool) error {
 		m.syncs.WithLabelValues(resultSuperseded).Inc()
 		op.Phase, op.Message = apiv1alpha1.Operation_PHASE_FAILED, errSuperseded.Error()
 		return errSuperseded
+	case errors.Is(err, errNotPersisted):
+		// Accept failed to persist the bundle and reconnects: the
+		// operation runs again when a bundle is accepted, without backoff.
+		m.syncs.WithLabelValues(resultSuperseded).Inc()
+		op.Phase, op.Message = apiv1alpha1.Operation_PHASE_FAILED, err.Error()
+		return err
 	}
 	m.syncs.WithLabelValues(resultFailed).Inc()
 	op.Phase, op.Message = apiv1alpha1.Operation_PHASE_FAILED, err.Error()
@@ -85,7 +92,7 @@ func (a *app) runSync(ctx context.Context, by string, prune bool) error {
 // Healthy, the PostSync hooks; when it fails, the SyncFail hooks.
 func (a *app) sync(ctx context.Context, prune, hooks bool) error {
 	err := a.syncPhases(ctx, prune, hooks)
-	if err != nil && hooks && ctx.Err() == nil && hasPhase(a.hooks, manifest.SyncFail) {
+	if err != nil && hooks && ctx.Err() == nil && !errors.Is(err, errNotPersisted) && hasPhase(a.hooks, manifest.SyncFail) {
 		if ferr := a.runHookPhase(ctx, manifest.SyncFail); ferr != nil {
 			err = errors.Join(err, ferr)
 		}
@@ -108,6 +115,11 @@ func (a *app) syncPhases(ctx context.Context, prune, hooks bool) error {
 		}
 	}
 	a.log.Debug("bundle dry-run passed", "objects", len(a.order), "deferred", len(pf.deferred), "took", a.e.clock.Since(start))
+	// Accept persists a new bundle while the worker loads and dry-runs it:
+	// nothing of it is written before it is persisted.
+	if !a.persistedLoaded() {
+		return errNotPersisted
+	}
 	a.valid = a.bundle.GetDigest()
 	if ns := a.bundle.GetNamespace(); a.createsDestination() {
 		if exists, looked := pf.nsExists[ns]; !exists {

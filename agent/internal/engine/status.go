@@ -21,6 +21,7 @@ func (a *app) buildStatus() *apiv1alpha1.AppStatus {
 	}
 	a.mu.Lock()
 	st.Orphaned = a.orphaned // replaced, never changed, by setOrphaned
+	saving := a.saving != "" && a.saving == st.Digest
 	a.mu.Unlock()
 	if a.lastOp == nil {
 		st.LastOperation = nil
@@ -69,6 +70,11 @@ func (a *app) buildStatus() *apiv1alpha1.AppStatus {
 		if !so.ignoreExtraneous {
 			appSync = apiv1alpha1.SyncStatus_SYNC_STATUS_OUT_OF_SYNC
 		}
+	}
+	if saving && appSync == apiv1alpha1.SyncStatus_SYNC_STATUS_SYNCED {
+		// Not Synced before the bundle is persisted (Accept persists it
+		// while the worker loads it).
+		appSync = apiv1alpha1.SyncStatus_SYNC_STATUS_UNKNOWN
 	}
 	st.Sync, st.Health = appSync, appHealth
 	return st
