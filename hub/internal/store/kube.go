@@ -324,7 +324,7 @@ func (k *Kube) noteWrite(r resource, o *unstructured.Unstructured, err error) {
 	if w == nil || err != nil || o == nil {
 		return
 	}
-	w.wrote(o.GetResourceVersion())
+	w.wrote(k.ns+"/"+o.GetName(), o.GetResourceVersion())
 }
 
 // noteDelete records a delete of r's object name: the cache's reads wait

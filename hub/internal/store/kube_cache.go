@@ -47,6 +47,10 @@ type watched struct {
 	want atomic.Uint64
 
 	mu sync.Mutex
+	// wantObj is the resourceVersion of the store's newest write of each
+	// object (by key) that the cache had not shown yet: a read of one
+	// object waits for its own write only, not for every write since.
+	wantObj map[string]uint64
 	// moved is closed and replaced each time seen grows.
 	moved chan struct{}
 	// gone holds the names this store deleted (a delete's resourceVersion
@@ -72,7 +76,7 @@ func (k *Kube) newCache() *kubeCache {
 }
 
 func newWatched(inf cache.SharedIndexInformer) *watched {
-	w := &watched{inf: inf, moved: make(chan struct{}), gone: map[string]uint64{}}
+	w := &watched{inf: inf, moved: make(chan struct{}), gone: map[string]uint64{}, wantObj: map[string]uint64{}}
 	see := func(obj any) {
 		if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 			obj = d.Obj
@@ -105,13 +109,16 @@ func (w *watched) saw(rv string) {
 	w.moved = make(chan struct{})
 }
 
-// wrote records a create or update of the store answered with
-// resourceVersion rv.
-func (w *watched) wrote(rv string) {
+// wrote records a create or update of the object with key (namespace/
+// name) answered with resourceVersion rv.
+func (w *watched) wrote(key, rv string) {
 	n, ok := parseRV(rv)
 	if !ok {
 		return
 	}
+	w.mu.Lock()
+	w.wantObj[key] = max(w.wantObj[key], n)
+	w.mu.Unlock()
 	for {
 		cur := w.want.Load()
 		if n <= cur || w.want.CompareAndSwap(cur, n) {
@@ -149,24 +156,43 @@ func (w *watched) listed(mark uint64) {
 	w.mu.Unlock()
 }
 
-// ready waits until the cache holds the store's own writes; false means
-// read from the API server.
-func (w *watched) ready(ctx context.Context) bool {
+// ready waits until the cache holds the store's own writes (key "": all
+// of them; else the object's, and its delete); false means read from the
+// API server.
+func (w *watched) ready(ctx context.Context, key string) bool {
 	if !w.inf.HasSynced() {
 		return false
 	}
-	want := w.want.Load()
 	timer := time.NewTimer(cacheCatchUp)
 	defer timer.Stop()
 	for {
 		w.mu.Lock()
 		seen, moved := w.seen.Load(), w.moved
-		for name := range w.gone {
-			if _, there, _ := w.inf.GetIndexer().GetByKey(name); !there {
-				delete(w.gone, name)
+		want := w.want.Load()
+		pending := 0
+		if key != "" {
+			want = w.wantObj[key]
+			if want <= seen {
+				delete(w.wantObj, key)
+			}
+			if _, gone := w.gone[key]; gone {
+				if _, there, _ := w.inf.GetIndexer().GetByKey(key); there {
+					pending++
+				} else {
+					delete(w.gone, key)
+				}
+			}
+		} else {
+			for name := range w.gone {
+				if _, there, _ := w.inf.GetIndexer().GetByKey(name); !there {
+					delete(w.gone, name)
+				}
+			}
+			pending = len(w.gone)
+			if want <= seen {
+				clear(w.wantObj)
 			}
 		}
-		pending := len(w.gone)
 		w.mu.Unlock()
 		if seen >= want && pending == 0 {
 			return true
@@ -202,7 +228,7 @@ func (k *Kube) Informer(gvr schema.GroupVersionResource) cache.SharedIndexInform
 // when the API server must be asked.
 func (k *Kube) cachedClusters(ctx context.Context) ([]*unstructured.Unstructured, bool) {
 	w := k.cache().clusters
-	if !w.ready(ctx) {
+	if !w.ready(ctx, "") {
 		return nil, false
 	}
 	objs := w.inf.GetStore().List()
@@ -218,10 +244,11 @@ func (k *Kube) cachedClusters(ctx context.Context) ([]*unstructured.Unstructured
 // cachedObject returns the cached object of r named name: found, and
 // whether the cache could answer.
 func (k *Kube) cachedObject(ctx context.Context, w *watched, name string) (*unstructured.Unstructured, bool, bool) {
-	if !w.ready(ctx) {
+	key := k.ns + "/" + name
+	if !w.ready(ctx, key) {
 		return nil, false, false
 	}
-	obj, ok, err := w.inf.GetStore().GetByKey(k.ns + "/" + name)
+	obj, ok, err := w.inf.GetStore().GetByKey(key)
 	if err != nil {
 		return nil, false, false
 	}
