@@ -86,9 +86,9 @@ var stageNames = []string{
 	"fetched → publishing reconcile pass started (render jobs, earlier passes)",
 	"publishing reconcile pass (until its end or the send)",
 	"pass ended → desired state sent to the cluster",
-	"sent → agent accepted the desired state",
-	"accepted → bundle loaded by the app's engine",
-	"loaded → synced (dry-run, apply)",
+	"sent → bundle loaded by the app's engine (received, decoded, planned)",
+	"loaded → agent accepted the desired state (bundle persisted; the dry-run runs meanwhile)",
+	"accepted → synced (rest of the dry-run, apply)",
 	"agent synced → hub API shows Synced (status over the stream, hub, ≤ 10 ms API poll)",
 }
 
@@ -121,9 +121,17 @@ func splitStages(hubLog, agentLog []logEvent, app, cluster string, wins []sample
 				pass, found = e, true
 			}
 		}
+		// The agent persists the bundle while the app's engine loads and
+		// dry-runs it (an older agent persisted it first): "accepted"
+		// may come before or after "loaded bundle"; a stage that the
+		// other covers counts zero.
 		acc, ok3 := firstAfter(agentLog, sent.At, "desired state accepted", nil)
-		loaded, ok4 := firstAfter(agentLog, acc.At, "loaded bundle", func(e logEvent) bool { return e.field("app") == app })
-		synced, ok5 := firstAfter(agentLog, loaded.At, "synced", func(e logEvent) bool { return e.field("app") == app })
+		loaded, ok4 := firstAfter(agentLog, sent.At, "loaded bundle", func(e logEvent) bool { return e.field("app") == app })
+		persisted := acc.At
+		if persisted.Before(loaded.At) {
+			persisted = loaded.At
+		}
+		synced, ok5 := firstAfter(agentLog, persisted, "synced", func(e logEvent) bool { return e.field("app") == app })
 		if !found || !ok3 || !ok4 || !ok5 || synced.At.After(w.end) {
 			problems = append(problems, fmt.Sprintf("sample %d: reconcile or agent lines missing", i))
 			continue
@@ -133,7 +141,7 @@ func splitStages(hubLog, agentLog []logEvent, app, cluster string, wins []sample
 			passEnd = sent.At
 		}
 		marks := []time.Time{w.t0, recv.At, moved.At.Add(-moved.dur("duration")), moved.At, pass.At.Add(-pass.dur("duration")), passEnd,
-			sent.At, acc.At, loaded.At, synced.At, w.end}
+			sent.At, loaded.At, persisted, synced.At, w.end}
 		for s := range stageNames {
 			out[s] = append(out[s], marks[s+1].Sub(marks[s]))
 		}

@@ -72,12 +72,46 @@ func TestSplitStages(t *testing.T) {
 		ms(17), // fetched → publishing pass started (62 - 5 = 57)
 		ms(3),  // pass until the send at 60
 		ms(0),  // pass ended → sent
-		ms(10), // sent → accepted
-		ms(2),  // accepted → loaded (app one)
+		ms(12), // sent → loaded (app one; persisted before, by an older agent)
+		ms(0),  // loaded → accepted: covered
 		ms(28), // loaded → synced
 		ms(30), // synced → hub shows Synced
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("stages (-want +got):\n%s", diff)
+	}
+}
+
+// TestSplitStagesPersistOverlap: an agent that persists the bundle while
+// the app's engine loads and dry-runs it logs "accepted" after "loaded
+// bundle".
+func TestSplitStagesPersistOverlap(t *testing.T) {
+	t0 := time.Date(2026, 12, 5, 23, 0, 0, 0, time.UTC)
+	at := func(ms float64) time.Time { return t0.Add(time.Duration(ms * float64(time.Millisecond))) }
+	ev := func(ms float64, msg string, kv ...any) logEvent {
+		f := map[string]any{}
+		for i := 0; i+1 < len(kv); i += 2 {
+			f[kv[i].(string)] = kv[i+1]
+		}
+		return logEvent{At: at(ms), Msg: msg, Fields: f}
+	}
+	hub := []logEvent{
+		ev(2, "webhook"),
+		ev(40, "repo moved", "duration", float64(35*time.Millisecond)),
+		ev(60, "desired state sent", "cluster", "c01"),
+		ev(62, "reconciled", "duration", float64(5*time.Millisecond)),
+	}
+	agent := []logEvent{
+		ev(65, "loaded bundle", "app", "one"),
+		ev(80, "desired state accepted"),
+		ev(100, "synced", "app", "one"),
+	}
+	got, problems := splitStages(hub, agent, "one", "c01", []sampleWindow{{t0: at(0), end: at(130)}})
+	if len(problems) > 0 {
+		t.Fatal(problems)
+	}
+	ms := func(v float64) samples { return samples{time.Duration(v * float64(time.Millisecond))} }
+	if diff := cmp.Diff([]samples{ms(5), ms(15), ms(20), ms(30)}, got[6:]); diff != "" {
+		t.Errorf("agent stages (-want +got):\n%s", diff)
 	}
 }
