@@ -96,10 +96,9 @@ type Store interface {
 	ListRollouts(ctx context.Context) ([]store.RolloutRecord, error)
 }
 
-var (
-	_ Store = (*store.Bolt)(nil)
-	_ Store = (*store.Kube)(nil)
-)
+// The Kubernetes store (package kubestore) is checked in package server,
+// so that the controller does not link client-go.
+var _ Store = (*store.Bolt)(nil)
 
 // Controller is safe for concurrent use.
 type Controller struct {

@@ -19,6 +19,7 @@ import (
 	"github.com/flotilla-cd/flotilla/hub/internal/fleet"
 	"github.com/flotilla-cd/flotilla/hub/internal/pki"
 	"github.com/flotilla-cd/flotilla/hub/internal/store"
+	"github.com/flotilla-cd/flotilla/hub/internal/store/kubestore"
 	"github.com/flotilla-cd/flotilla/internal/testsupport/gitserver"
 	apiv1alpha1 "github.com/flotilla-cd/flotilla/shared/api/v1alpha1"
 )
@@ -131,7 +132,7 @@ spec:
 	if err := os.WriteFile(filepath.Join(appsDir, "web.yaml"), []byte(app), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	seed, err := store.NewKube(cfg, store.KubeOptions{Namespace: ns}, hclog.NewNullLogger())
+	seed, err := kubestore.New(cfg, kubestore.Options{Namespace: ns}, hclog.NewNullLogger())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -25,7 +25,7 @@ import (
 	"github.com/flotilla-cd/flotilla/hub/internal/controller"
 	"github.com/flotilla-cd/flotilla/hub/internal/fleet"
 	"github.com/flotilla-cd/flotilla/hub/internal/gitsource"
-	"github.com/flotilla-cd/flotilla/hub/internal/store"
+	"github.com/flotilla-cd/flotilla/hub/internal/store/kubestore"
 )
 
 // Options tune a Replica. Every flag is also read from FLOTILLA_*.
@@ -94,7 +94,7 @@ func (o *Options) Validate() error {
 // Deps are the hub's parts a Replica feeds.
 type Deps struct {
 	Config     *rest.Config
-	Store      *store.Kube
+	Store      *kubestore.Store
 	Fleet      *fleet.Fleet
 	Controller *controller.Controller
 	Git        *gitsource.Manager
@@ -205,7 +205,7 @@ func (r *Replica) Run(ctx context.Context) error {
 	for _, w := range []struct {
 		gvr   schema.GroupVersionResource
 		watch func(cache.SharedIndexInformer) (cache.ResourceEventHandlerRegistration, error)
-	}{{store.ClustersResource, r.watchClusters}, {store.StatusResource, r.watchStatuses}} {
+	}{{kubestore.ClustersResource, r.watchClusters}, {kubestore.StatusResource, r.watchStatuses}} {
 		inf := r.d.Store.Informer(w.gvr)
 		reg, err := w.watch(inf)
 		if err != nil {
@@ -215,9 +215,9 @@ func (r *Replica) Run(ctx context.Context) error {
 		regs = append(regs, reg)
 	}
 	factory := dynamicinformer.NewFilteredDynamicSharedInformerFactory(r.d.Store.Dynamic(), 0, r.d.Store.Namespace(), nil)
-	pins := factory.ForResource(store.PinsResource).Informer()
+	pins := factory.ForResource(kubestore.PinsResource).Informer()
 	r.watchPins(pins)
-	r.watchRollouts(factory.ForResource(store.RolloutsResource).Informer())
+	r.watchRollouts(factory.ForResource(kubestore.RolloutsResource).Informer())
 	refresh := dynamicinformer.NewFilteredDynamicSharedInformerFactory(r.d.Store.Dynamic(), 0, r.d.Store.Namespace(), func(o *metav1.ListOptions) {
 		o.FieldSelector = "metadata.name=" + RefreshConfigMap
 	})

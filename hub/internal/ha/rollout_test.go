@@ -34,6 +34,7 @@ import (
 	"github.com/flotilla-cd/flotilla/hub/internal/rollout"
 	"github.com/flotilla-cd/flotilla/hub/internal/status"
 	"github.com/flotilla-cd/flotilla/hub/internal/store"
+	"github.com/flotilla-cd/flotilla/hub/internal/store/kubestore"
 	"github.com/flotilla-cd/flotilla/internal/testsupport/cluster"
 	"github.com/flotilla-cd/flotilla/internal/testsupport/gitserver"
 	"github.com/flotilla-cd/flotilla/internal/testsupport/harness"
@@ -70,7 +71,7 @@ func apiServer(t *testing.T) (*rest.Config, string) {
 		_ = c.Stop(sctx)
 	})
 	cfg := c.RESTConfig()
-	if err := store.InstallCRDs(ctx, cfg); err != nil {
+	if err := kubestore.InstallCRDs(ctx, cfg); err != nil {
 		t.Fatal(err)
 	}
 	const ns = "flotilla"
@@ -84,7 +85,7 @@ func apiServer(t *testing.T) (*rest.Config, string) {
 // fleet, git mirrors and controller, and a Replica.
 type hub struct {
 	name   string
-	st     *store.Kube
+	st     *kubestore.Store
 	fl     *fleet.Fleet
 	git    *gitsource.Manager
 	c      *controller.Controller
@@ -100,7 +101,7 @@ type hub struct {
 func startHub(t *testing.T, cfg *rest.Config, ns, appsDir, name string, ca *pki.CA) *hub {
 	t.Helper()
 	log := hclog.NewNullLogger()
-	st, err := store.NewKube(cfg, store.KubeOptions{Namespace: ns}, log)
+	st, err := kubestore.New(cfg, kubestore.Options{Namespace: ns}, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -252,7 +253,7 @@ func TestRolloutAcrossReplicas(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := t.Context()
-	seed, err := store.NewKube(cfg, store.KubeOptions{Namespace: ns}, hclog.NewNullLogger())
+	seed, err := kubestore.New(cfg, kubestore.Options{Namespace: ns}, hclog.NewNullLogger())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -414,7 +415,7 @@ func TestRolloutAcrossReplicas(t *testing.T) {
 func TestPresenceAcrossReplicas(t *testing.T) {
 	cfg, ns := apiServer(t)
 	ctx := t.Context()
-	seed, err := store.NewKube(cfg, store.KubeOptions{Namespace: ns}, hclog.NewNullLogger())
+	seed, err := kubestore.New(cfg, kubestore.Options{Namespace: ns}, hclog.NewNullLogger())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,6 +19,8 @@ import (
 	"k8s.io/client-go/util/retry"
 
 	"github.com/flotilla-cd/flotilla/hub/internal/store"
+
+	"github.com/flotilla-cd/flotilla/hub/internal/store/kubestore"
 )
 
 // RefreshConfigMap is where replicas announce the repositories a webhook
@@ -51,7 +53,7 @@ func (r *Replica) watchClusters(inf cache.SharedIndexInformer) (cache.ResourceEv
 	return inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc: func(obj any) {
 			if o := unstructuredOf(obj); o != nil {
-				if c, err := store.ClusterOf(o); err == nil {
+				if c, err := kubestore.ClusterOf(o); err == nil {
 					r.setHolder(c.Name, c.ConnectedTo)
 				}
 			}
@@ -62,8 +64,8 @@ func (r *Replica) watchClusters(inf cache.SharedIndexInformer) (cache.ResourceEv
 			if o == nil || n == nil {
 				return
 			}
-			oc, err1 := store.ClusterOf(o)
-			nc, err2 := store.ClusterOf(n)
+			oc, err1 := kubestore.ClusterOf(o)
+			nc, err2 := kubestore.ClusterOf(n)
 			if err1 != nil || err2 != nil {
 				return
 			}
@@ -81,7 +83,7 @@ func (r *Replica) watchClusters(inf cache.SharedIndexInformer) (cache.ResourceEv
 			if o == nil {
 				return
 			}
-			if c, err := store.ClusterOf(o); err == nil {
+			if c, err := kubestore.ClusterOf(o); err == nil {
 				r.setHolder(c.Name, "")
 				r.d.Fleet.Forget(c.Name)
 			}
@@ -98,7 +100,7 @@ func (r *Replica) watchStatuses(inf cache.SharedIndexInformer) (cache.ResourceEv
 		if o == nil {
 			return "", nil, false
 		}
-		cluster, sts, err := store.StatusesOf(o)
+		cluster, sts, err := kubestore.StatusesOf(o)
 		if err != nil {
 			r.log.Warn("status page not readable", "object", o.GetName(), "error", err)
 			return "", nil, false
@@ -129,7 +131,7 @@ func (r *Replica) watchStatuses(inf cache.SharedIndexInformer) (cache.ResourceEv
 			}
 		}
 		if newObj != nil {
-			c, sts, err := store.StatusesOf(unstructuredOf(newObj))
+			c, sts, err := kubestore.StatusesOf(unstructuredOf(newObj))
 			if err != nil {
 				return
 			}
@@ -179,7 +181,7 @@ func (r *Replica) watchRollouts(inf cache.SharedIndexInformer) {
 		if o == nil {
 			return
 		}
-		rec, err := store.RolloutOf(o)
+		rec, err := kubestore.RolloutOf(o)
 		if err != nil {
 			r.log.Warn("rollout not readable", "object", o.GetName(), "error", err)
 			return
@@ -191,7 +193,7 @@ func (r *Replica) watchRollouts(inf cache.SharedIndexInformer) {
 		UpdateFunc: func(_, n any) { observe(n) },
 		DeleteFunc: func(obj any) {
 			if o := unstructuredOf(obj); o != nil {
-				if rec, err := store.RolloutOf(o); err == nil {
+				if rec, err := kubestore.RolloutOf(o); err == nil {
 					r.d.Controller.ForgetRollout(rec.App)
 				}
 			}

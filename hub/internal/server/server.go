@@ -32,6 +32,7 @@ import (
 	"github.com/flotilla-cd/flotilla/hub/internal/rollout"
 	"github.com/flotilla-cd/flotilla/hub/internal/status"
 	"github.com/flotilla-cd/flotilla/hub/internal/store"
+	"github.com/flotilla-cd/flotilla/hub/internal/store/kubestore"
 	"github.com/flotilla-cd/flotilla/hub/internal/webui"
 	apiv1alpha1 "github.com/flotilla-cd/flotilla/shared/api/v1alpha1"
 	"github.com/flotilla-cd/flotilla/shared/memtrim"
@@ -113,7 +114,7 @@ func Run(ctx context.Context, o Options, log hclog.Logger) error {
 		defer workers.Close()
 	}
 	renderer := render.New(render.Options{Workers: workers, Engines: engines.New()})
-	_, isKube := st.(*store.Kube)
+	_, isKube := st.(*kubestore.Store)
 	var ops *status.Service // rollout events before it exists are not recorded (none: the controller runs later)
 	ctrl = controller.New(controller.Options{
 		AppsDir: o.AppsDir, AppsRepo: o.AppsRepo, AppsPath: o.AppsPath, AppsRevision: o.AppsRevision, Resync: o.Resync,
@@ -173,7 +174,7 @@ func Run(ctx context.Context, o Options, log hclog.Logger) error {
 	}}, log.Named("agents"))
 	gs := agents.Endpoint(agentapi.TLSConfig(ca, serving))
 	var refreshed func(string)
-	if k, ok := st.(*store.Kube); ok {
+	if k, ok := st.(*kubestore.Store); ok {
 		replica, err = ha.New(o.HA, ha.Deps{Config: kubeCfg, Store: k, Fleet: fl, Controller: ctrl, Git: git, Agents: agents, Log: log.Named("replica")})
 		if err != nil {
 			return err
@@ -341,11 +342,11 @@ func ensureAdminToken(ctx context.Context, st store.Store, dir string, log hclog
 		return nil, fmt.Errorf("write admin token: %w", err)
 	}
 	log.Info("created the admin API token; its file is removed at its first use", "file", p)
-	if k, ok := st.(*store.Kube); ok {
+	if k, ok := st.(*kubestore.Store); ok {
 		if err := k.PutInitialAdminToken(ctx, raw); err != nil {
 			return nil, err
 		}
-		log.Info("the admin API token is also in a Secret: read it once, then delete the Secret", "secret", k.Namespace()+"/"+store.InitialAdminSecret)
+		log.Info("the admin API token is also in a Secret: read it once, then delete the Secret", "secret", k.Namespace()+"/"+kubestore.InitialAdminSecret)
 	}
 	return &bootstrapToken{path: p, raw: raw, log: log}, nil
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/flotilla-cd/flotilla/hub/internal/pki"
 	"github.com/flotilla-cd/flotilla/hub/internal/store"
+	"github.com/flotilla-cd/flotilla/hub/internal/store/kubestore"
 )
 
 // Store kinds of --store.
@@ -89,17 +90,17 @@ func (o *StoreOptions) StoreNamespace() string {
 }
 
 // OpenKube opens the Kubernetes store the options name.
-func (o *StoreOptions) OpenKube(ctx context.Context, historyLimit int, log hclog.Logger) (*store.Kube, *rest.Config, error) {
+func (o *StoreOptions) OpenKube(ctx context.Context, historyLimit int, log hclog.Logger) (*kubestore.Store, *rest.Config, error) {
 	cfg, err := o.RESTConfig()
 	if err != nil {
 		return nil, nil, err
 	}
 	if o.InstallCRDs {
-		if err := store.InstallCRDs(ctx, cfg); err != nil {
+		if err := kubestore.InstallCRDs(ctx, cfg); err != nil {
 			return nil, nil, err
 		}
 	}
-	k, err := store.NewKube(cfg, store.KubeOptions{Namespace: o.StoreNamespace(), HistoryLimit: historyLimit}, log)
+	k, err := kubestore.New(cfg, kubestore.Options{Namespace: o.StoreNamespace(), HistoryLimit: historyLimit}, log)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -109,12 +110,12 @@ func (o *StoreOptions) OpenKube(ctx context.Context, historyLimit int, log hclog
 // loadSharedCA returns the CA of the Kubernetes store, whose key lives in
 // the same Secret as its certificate: every hub signs with it. Of hubs
 // starting at once on an empty store, one makes the CA, the others load it.
-func loadSharedCA(ctx context.Context, k *store.Kube) (*pki.CA, error) {
+func loadSharedCA(ctx context.Context, k *kubestore.Store) (*pki.CA, error) {
 	for range 3 {
 		cert, key, err := k.GetCA(ctx)
 		switch {
 		case err == nil && len(key) == 0:
-			return nil, fmt.Errorf("CA Secret %s/%s holds no key (tls.key): migrate with --ca-key-file", k.Namespace(), store.CASecretName)
+			return nil, fmt.Errorf("CA Secret %s/%s holds no key (tls.key): migrate with --ca-key-file", k.Namespace(), kubestore.CASecretName)
 		case err == nil:
 			return pki.ParseCA(cert, key)
 		case !errors.Is(err, store.ErrNotFound):

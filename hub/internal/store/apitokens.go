@@ -25,7 +25,7 @@ func (s *Bolt) CreateAPIToken(ctx context.Context, name, role string, now time.T
 // IssueAPIToken implements Store.
 func (s *Bolt) IssueAPIToken(ctx context.Context, spec APIToken, now time.Time) (string, APIToken, error) {
 	name := spec.Name
-	if err := checkName("api token", name); err != nil {
+	if err := CheckName("api token", name); err != nil {
 		return "", APIToken{}, err
 	}
 	switch {
@@ -38,18 +38,18 @@ func (s *Bolt) IssueAPIToken(ctx context.Context, spec APIToken, now time.Time) 
 	case spec.Kind != KindToken && spec.Kind != KindWebSession && spec.Kind != KindCLISession:
 		return "", APIToken{}, fmt.Errorf("create api token %s: kind %q: %w", name, spec.Kind, ErrInvalid)
 	}
-	idb := make([]byte, apiIDBytes)
+	idb := make([]byte, APIIDBytes)
 	if _, err := rand.Read(idb); err != nil {
 		return "", APIToken{}, fmt.Errorf("create api token %s: read random: %w", name, err)
 	}
-	secret, err := randomString(tokenBytes)
+	secret, err := RandomString(TokenBytes)
 	if err != nil {
 		return "", APIToken{}, fmt.Errorf("create api token %s: %w", name, err)
 	}
 	id := hex.EncodeToString(idb)
-	raw := apiTokenPrefix + id + "_" + secret
+	raw := APITokenPrefix + id + "_" + secret
 	tok := spec
-	tok.ID, tok.Hash, tok.CreatedAt = id, hashToken(raw), now.UTC()
+	tok.ID, tok.Hash, tok.CreatedAt = id, HashToken(raw), now.UTC()
 	if !tok.ExpiresAt.IsZero() {
 		tok.ExpiresAt = tok.ExpiresAt.UTC()
 	}
@@ -81,11 +81,11 @@ func (s *Bolt) IssueAPIToken(ctx context.Context, spec APIToken, now time.Time) 
 
 // LookupAPIToken returns the token raw authenticates, or ErrTokenInvalid.
 func (s *Bolt) LookupAPIToken(ctx context.Context, raw string) (APIToken, error) {
-	id, _, ok := strings.Cut(strings.TrimPrefix(raw, apiTokenPrefix), "_")
-	if !strings.HasPrefix(raw, apiTokenPrefix) || !ok || len(id) != 2*apiIDBytes {
+	id, _, ok := strings.Cut(strings.TrimPrefix(raw, APITokenPrefix), "_")
+	if !strings.HasPrefix(raw, APITokenPrefix) || !ok || len(id) != 2*APIIDBytes {
 		return APIToken{}, fmt.Errorf("lookup api token: %w", ErrTokenInvalid)
 	}
-	tok := APIToken{Hash: dummyHash}
+	tok := APIToken{Hash: DummyHash}
 	err := s.view(ctx, func(tx *bolt.Tx) error {
 		v := tx.Bucket(bucketAPITokens).Get([]byte(id))
 		if v != nil {
@@ -93,7 +93,7 @@ func (s *Bolt) LookupAPIToken(ctx context.Context, raw string) (APIToken, error)
 				return fmt.Errorf("decode api token %s: %w", id, err)
 			}
 		}
-		if !hashMatches(tok.Hash, raw) || v == nil {
+		if !HashMatches(tok.Hash, raw) || v == nil {
 			return ErrTokenInvalid
 		}
 		return nil

@@ -84,7 +84,7 @@ func BenchmarkListStatus(b *testing.B) {
 			if err := putJSON(tx.Bucket(bucketClusters), []byte(name), Cluster{Name: name}); err != nil {
 				return err
 			}
-			data, err := statusMarshal.Marshal(benchStatus("guestbook", c))
+			data, err := StatusMarshal.Marshal(benchStatus("guestbook", c))
 			if err != nil {
 				return err
 			}

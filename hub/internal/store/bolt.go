@@ -184,8 +184,8 @@ func (s *Bolt) view(ctx context.Context, fn func(*bolt.Tx) error) error {
 	return s.db.View(fn)
 }
 
-// checkName rejects names the key layout cannot hold.
-func checkName(what, name string) error {
+// CheckName rejects names the key layout cannot hold.
+func CheckName(what, name string) error {
 	if name == "" {
 		return fmt.Errorf("%s name is empty: %w", what, ErrInvalid)
 	}
@@ -203,13 +203,15 @@ func putJSON(b *bolt.Bucket, key []byte, v any) error {
 	return b.Put(key, data)
 }
 
-func itob(id uint64) []byte {
+// IDKey is the key of a numbered record (big-endian, so keys sort as IDs).
+func IDKey(id uint64) []byte {
 	var k [8]byte
 	binary.BigEndian.PutUint64(k[:], id)
 	return k[:]
 }
 
-func btoi(b []byte) uint64 { return binary.BigEndian.Uint64(b) }
+// KeyID is the ID an IDKey key holds.
+func KeyID(b []byte) uint64 { return binary.BigEndian.Uint64(b) }
 
 // joinKey joins parts with NUL separators.
 func joinKey(parts ...[]byte) []byte {

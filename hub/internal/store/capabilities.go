@@ -11,7 +11,7 @@ import (
 // PutCapabilities implements Store. The cluster need not be registered
 // (an agent of a removed cluster is refused before it gets here).
 func (s *Bolt) PutCapabilities(ctx context.Context, c ClusterCapabilities) error {
-	if err := checkName("cluster", c.Cluster); err != nil {
+	if err := CheckName("cluster", c.Cluster); err != nil {
 		return err
 	}
 	v, err := json.Marshal(c)

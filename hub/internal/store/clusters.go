@@ -12,7 +12,7 @@ import (
 
 // CreateCluster stores a new cluster; ErrConflict if the name is taken.
 func (s *Bolt) CreateCluster(ctx context.Context, c Cluster) error {
-	if err := checkName("cluster", c.Name); err != nil {
+	if err := CheckName("cluster", c.Name); err != nil {
 		return err
 	}
 	err := s.update(ctx, func(tx *bolt.Tx) error {
@@ -30,7 +30,7 @@ func (s *Bolt) CreateCluster(ctx context.Context, c Cluster) error {
 
 // PutCluster creates or replaces a cluster.
 func (s *Bolt) PutCluster(ctx context.Context, c Cluster) error {
-	if err := checkName("cluster", c.Name); err != nil {
+	if err := CheckName("cluster", c.Name); err != nil {
 		return err
 	}
 	err := s.update(ctx, func(tx *bolt.Tx) error {

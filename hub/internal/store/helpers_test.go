@@ -79,3 +79,24 @@ func errIs(t *testing.T, what string, err, want error) {
 		t.Fatalf("%s: error %v, want %v", what, err, want)
 	}
 }
+
+// AddBackend adds a Store implementation the contract tests run against:
+// kubebackend_test.go (package store_test, which may import the
+// Kubernetes store) adds it outside the unit tier.
+func AddBackend(name string, open func(t testing.TB, historyLimit int) (Store, func() Store)) {
+	backends = append(backends, backend{name: name, open: func(t testing.TB, opts Options) (Store, func() Store) {
+		return open(t, opts.HistoryLimit)
+	}})
+}
+
+// backendNamed returns the contract tests' backend called name.
+func backendNamed(t *testing.T, name string) backend {
+	t.Helper()
+	for _, b := range backends {
+		if b.name == name {
+			return b
+		}
+	}
+	t.Fatalf("no %s backend in this test binary", name)
+	return backend{}
+}

@@ -13,9 +13,9 @@ import (
 // indexes (by app, by cluster, by app and cluster) whose keys end in the
 // big-endian ID, so each filter is one reverse range scan.
 
-func histAppKey(app string, id uint64) []byte { return joinKey([]byte(app), itob(id)) }
+func histAppKey(app string, id uint64) []byte { return joinKey([]byte(app), IDKey(id)) }
 
-func histClusterKey(cluster string, id uint64) []byte { return joinKey([]byte(cluster), itob(id)) }
+func histClusterKey(cluster string, id uint64) []byte { return joinKey([]byte(cluster), IDKey(id)) }
 
 func histPairPrefix(app, cluster string) []byte {
 	return append(joinKey([]byte(app), []byte(cluster)), 0)
@@ -26,10 +26,10 @@ func histPairPrefix(app, cluster string) []byte {
 // the history limit, its oldest entries are dropped. Concurrent calls share
 // one transaction.
 func (s *Bolt) AppendHistory(ctx context.Context, e HistoryEntry) (uint64, error) {
-	if err := checkName("app", e.App); err != nil {
+	if err := CheckName("app", e.App); err != nil {
 		return 0, fmt.Errorf("append history: %w", err)
 	}
-	if err := checkName("cluster", e.Cluster); err != nil {
+	if err := CheckName("cluster", e.Cluster); err != nil {
 		return 0, fmt.Errorf("append history of app %s: %w", e.App, err)
 	}
 	var id uint64
@@ -40,7 +40,7 @@ func (s *Bolt) AppendHistory(ctx context.Context, e HistoryEntry) (uint64, error
 			return err
 		}
 		e.ID = id
-		if err := putJSON(b, itob(id), e); err != nil {
+		if err := putJSON(b, IDKey(id), e); err != nil {
 			return err
 		}
 		if err := tx.Bucket(bucketHistApp).Put(histAppKey(e.App, id), nil); err != nil {
@@ -50,7 +50,7 @@ func (s *Bolt) AppendHistory(ctx context.Context, e HistoryEntry) (uint64, error
 			return err
 		}
 		pair := histPairPrefix(e.App, e.Cluster)
-		if err := tx.Bucket(bucketHistPair).Put(append(pair, itob(id)...), nil); err != nil {
+		if err := tx.Bucket(bucketHistPair).Put(append(pair, IDKey(id)...), nil); err != nil {
 			return err
 		}
 		return s.trimHistory(tx, e.App, e.Cluster, pair)
@@ -70,7 +70,7 @@ func (s *Bolt) trimHistory(tx *bolt.Tx, app, cluster string, pair []byte) error 
 	var ids []uint64
 	c := tx.Bucket(bucketHistPair).Cursor()
 	for k, _ := c.Seek(pair); k != nil && bytes.HasPrefix(k, pair); k, _ = c.Next() {
-		ids = append(ids, btoi(k[len(pair):]))
+		ids = append(ids, KeyID(k[len(pair):]))
 	}
 	if len(ids) <= s.historyLimit {
 		return nil
@@ -81,10 +81,10 @@ func (s *Bolt) trimHistory(tx *bolt.Tx, app, cluster string, pair []byte) error 
 			bucket []byte
 			key    []byte
 		}{
-			{bucketHistory, itob(id)},
+			{bucketHistory, IDKey(id)},
 			{bucketHistApp, histAppKey(app, id)},
 			{bucketHistCluster, histClusterKey(cluster, id)},
-			{bucketHistPair, append(pair, itob(id)...)},
+			{bucketHistPair, append(pair, IDKey(id)...)},
 		} {
 			if err := tx.Bucket(del.bucket).Delete(del.key); err != nil {
 				return err
@@ -110,7 +110,7 @@ func (s *Bolt) GetHistory(ctx context.Context, id uint64) (HistoryEntry, error) 
 }
 
 func getHistory(tx *bolt.Tx, id uint64) (HistoryEntry, error) {
-	v := tx.Bucket(bucketHistory).Get(itob(id))
+	v := tx.Bucket(bucketHistory).Get(IDKey(id))
 	if v == nil {
 		return HistoryEntry{}, ErrNotFound
 	}
@@ -164,7 +164,7 @@ func (s *Bolt) AppendAudit(ctx context.Context, e AuditEntry) error {
 			return err
 		}
 		e.ID = id
-		return putJSON(b, itob(id), e)
+		return putJSON(b, IDKey(id), e)
 	})
 	if err != nil {
 		return fmt.Errorf("append audit %s %s: %w", e.Action, e.Target, err)
@@ -183,7 +183,7 @@ func (s *Bolt) ListAudit(ctx context.Context, p Page) ([]AuditEntry, string, err
 		var err error
 		next, err = reversePage(b, nil, p, func(id uint64) error {
 			var e AuditEntry
-			if err := json.Unmarshal(b.Get(itob(id)), &e); err != nil {
+			if err := json.Unmarshal(b.Get(IDKey(id)), &e); err != nil {
 				return fmt.Errorf("decode audit %d: %w", id, err)
 			}
 			out = append(out, e)

@@ -102,11 +102,11 @@ func TestHistoryErrors(t *testing.T) {
 			{"get missing", func() error { _, err := s.GetHistory(t.Context(), 42); return err }, ErrNotFound},
 			{"cursor not base64", func() error { _, _, err := s.ListHistory(t.Context(), "", "", Page{After: "%%"}); return err }, ErrBadCursor},
 			{"cursor wrong length", func() error {
-				_, _, err := s.ListHistory(t.Context(), "", "", Page{After: encodeCursor([]byte("abc"))})
+				_, _, err := s.ListHistory(t.Context(), "", "", Page{After: EncodeCursor([]byte("abc"))})
 				return err
 			}, ErrBadCursor},
 			{"audit cursor wrong length", func() error {
-				_, _, err := s.ListAudit(t.Context(), Page{After: encodeCursor([]byte("abc"))})
+				_, _, err := s.ListAudit(t.Context(), Page{After: EncodeCursor([]byte("abc"))})
 				return err
 			}, ErrBadCursor},
 		}
@@ -156,7 +156,7 @@ func TestHistoryLimit(t *testing.T) {
 			t.Errorf("dropped entry: err %v, want ErrNotFound", err)
 		}
 		// A cursor pointing at a dropped entry still pages on.
-		got, _, err := s.ListHistory(t.Context(), "", "", Page{After: encodeCursor(itob(all[5].ID))})
+		got, _, err := s.ListHistory(t.Context(), "", "", Page{After: EncodeCursor(IDKey(all[5].ID))})
 		if err != nil || len(got) != 0 {
 			t.Errorf("cursor at dropped entry: %d entries, err %v; want none", len(got), err)
 		}

@@ -17,11 +17,11 @@ func (s *Bolt) CreateJoinToken(ctx context.Context, cluster string, ttl time.Dur
 	if ttl <= 0 {
 		return "", fmt.Errorf("create join token for cluster %s: ttl %s: %w", cluster, ttl, ErrInvalid)
 	}
-	raw, err := randomString(tokenBytes)
+	raw, err := RandomString(TokenBytes)
 	if err != nil {
 		return "", fmt.Errorf("create join token for cluster %s: %w", cluster, err)
 	}
-	tok := JoinToken{Cluster: cluster, Hash: hashToken(raw), ExpiresAt: now.Add(ttl).UTC()}
+	tok := JoinToken{Cluster: cluster, Hash: HashToken(raw), ExpiresAt: now.Add(ttl).UTC()}
 	err = s.update(ctx, func(tx *bolt.Tx) error {
 		if tx.Bucket(bucketClusters).Get([]byte(cluster)) == nil {
 			return ErrNotFound
@@ -76,7 +76,7 @@ func (s *Bolt) EnrollCluster(ctx context.Context, cluster, raw string, now time.
 func consumeJoinToken(tx *bolt.Tx, cluster, raw string, now time.Time) error {
 	b := tx.Bucket(bucketJoinTokens)
 	v := b.Get([]byte(cluster))
-	tok := JoinToken{Hash: dummyHash}
+	tok := JoinToken{Hash: DummyHash}
 	if v != nil {
 		if err := json.Unmarshal(v, &tok); err != nil {
 			return fmt.Errorf("decode join token: %w", err)
@@ -84,7 +84,7 @@ func consumeJoinToken(tx *bolt.Tx, cluster, raw string, now time.Time) error {
 	}
 	// Compare even when there is no token, so that a miss costs a
 	// comparison too.
-	if !hashMatches(tok.Hash, raw) || v == nil {
+	if !HashMatches(tok.Hash, raw) || v == nil {
 		return ErrTokenInvalid
 	}
 	if !tok.UsedAt.IsZero() {

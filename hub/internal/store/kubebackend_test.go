@@ -1,6 +1,6 @@
 //go:build !unit
 
-package store
+package store_test
 
 import (
 	"context"
@@ -20,16 +20,21 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
+	"github.com/flotilla-cd/flotilla/hub/internal/store"
+	"github.com/flotilla-cd/flotilla/hub/internal/store/kubestore"
 	"github.com/flotilla-cd/flotilla/internal/testsupport/cluster"
 )
 
-var kubeBackend = backend{name: "kubernetes", open: func(t testing.TB, opts Options) (Store, func() Store) {
-	ns := newTestNamespace(t)
-	open := func() Store { return openKube(t, ns, opts) }
-	return open(), open
-}}
-
-func init() { backends = append(backends, kubeBackend) }
+// The store's contract tests run against the Kubernetes store too
+// (package kubestore; this file is package store_test, so that the store's
+// own tests do not link client-go, and only outside the unit tier).
+func init() {
+	store.AddBackend("kubernetes", func(t testing.TB, historyLimit int) (store.Store, func() store.Store) {
+		ns := newTestNamespace(t)
+		open := func() store.Store { return openKube(t, ns, historyLimit) }
+		return open(), open
+	})
+}
 
 // The Kubernetes store's tests share one API server (etcd and
 // kube-apiserver as processes), started by the first test that needs it;
@@ -65,7 +70,7 @@ func testAPIServer(t testing.TB) *rest.Config {
 			return
 		}
 		apiServer.cfg = apiServer.c.RESTConfig()
-		apiServer.err = InstallCRDs(ctx, apiServer.cfg)
+		apiServer.err = kubestore.InstallCRDs(ctx, apiServer.cfg)
 	})
 	if apiServer.err != nil {
 		if errors.Is(apiServer.err, cluster.ErrMissingBinaries) && os.Getenv(cluster.EnvSkipMissingBins) == "1" {
@@ -87,9 +92,9 @@ func newTestNamespace(t testing.TB) string {
 	return ns
 }
 
-func openKube(t testing.TB, ns string, opts Options) *Kube {
+func openKube(t testing.TB, ns string, historyLimit int) *kubestore.Store {
 	t.Helper()
-	k, err := NewKube(testAPIServer(t), KubeOptions{Namespace: ns, HistoryLimit: opts.HistoryLimit}, hclog.NewNullLogger())
+	k, err := kubestore.New(testAPIServer(t), kubestore.Options{Namespace: ns, HistoryLimit: historyLimit}, hclog.NewNullLogger())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,10 +23,7 @@ type Importer interface {
 	ImportJoinToken(ctx context.Context, tok JoinToken) error
 }
 
-var (
-	_ Importer = (*Bolt)(nil)
-	_ Importer = (*Kube)(nil)
-)
+var _ Importer = (*Bolt)(nil)
 
 // MigrateCounts says how many records of each kind Migrate copied.
 type MigrateCounts struct {
@@ -174,17 +171,6 @@ func Migrate(ctx context.Context, dst Importer, src Store) (MigrateCounts, error
 }
 
 // ImportJoinToken implements Importer.
-func (k *Kube) ImportJoinToken(ctx context.Context, tok JoinToken) error {
-	if err := k.check(ctx); err != nil {
-		return err
-	}
-	if err := k.putJoinToken(ctx, tok); err != nil {
-		return fmt.Errorf("import join token of cluster %s: %w", tok.Cluster, err)
-	}
-	return nil
-}
-
-// ImportJoinToken implements Importer.
 func (s *Bolt) ImportJoinToken(ctx context.Context, tok JoinToken) error {
 	err := s.update(ctx, func(tx *bolt.Tx) error {
 		if tx.Bucket(bucketClusters).Get([]byte(tok.Cluster)) == nil {
@@ -200,7 +186,7 @@ func (s *Bolt) ImportJoinToken(ctx context.Context, tok JoinToken) error {
 
 // ImportAPIToken implements Importer.
 func (s *Bolt) ImportAPIToken(ctx context.Context, tok APIToken) error {
-	if err := checkName("api token", tok.Name); err != nil {
+	if err := CheckName("api token", tok.Name); err != nil {
 		return err
 	}
 	err := s.update(ctx, func(tx *bolt.Tx) error {
@@ -218,15 +204,15 @@ func (s *Bolt) ImportAPIToken(ctx context.Context, tok APIToken) error {
 
 // ImportHistory implements Importer. The ID sequence moves past e.ID.
 func (s *Bolt) ImportHistory(ctx context.Context, e HistoryEntry) error {
-	if err := checkName("app", e.App); err != nil {
+	if err := CheckName("app", e.App); err != nil {
 		return err
 	}
-	if err := checkName("cluster", e.Cluster); err != nil {
+	if err := CheckName("cluster", e.Cluster); err != nil {
 		return err
 	}
 	err := s.update(ctx, func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketHistory)
-		if b.Get(itob(e.ID)) != nil {
+		if b.Get(IDKey(e.ID)) != nil {
 			return ErrConflict
 		}
 		if b.Sequence() < e.ID {
@@ -234,7 +220,7 @@ func (s *Bolt) ImportHistory(ctx context.Context, e HistoryEntry) error {
 				return err
 			}
 		}
-		if err := putJSON(b, itob(e.ID), e); err != nil {
+		if err := putJSON(b, IDKey(e.ID), e); err != nil {
 			return err
 		}
 		if err := tx.Bucket(bucketHistApp).Put(histAppKey(e.App, e.ID), nil); err != nil {
@@ -244,7 +230,7 @@ func (s *Bolt) ImportHistory(ctx context.Context, e HistoryEntry) error {
 			return err
 		}
 		pair := histPairPrefix(e.App, e.Cluster)
-		if err := tx.Bucket(bucketHistPair).Put(append(pair, itob(e.ID)...), nil); err != nil {
+		if err := tx.Bucket(bucketHistPair).Put(append(pair, IDKey(e.ID)...), nil); err != nil {
 			return err
 		}
 		return s.trimHistory(tx, e.App, e.Cluster, pair)
@@ -259,7 +245,7 @@ func (s *Bolt) ImportHistory(ctx context.Context, e HistoryEntry) error {
 func (s *Bolt) ImportAudit(ctx context.Context, e AuditEntry) error {
 	err := s.update(ctx, func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketAudit)
-		if b.Get(itob(e.ID)) != nil {
+		if b.Get(IDKey(e.ID)) != nil {
 			return ErrConflict
 		}
 		if b.Sequence() < e.ID {
@@ -267,7 +253,7 @@ func (s *Bolt) ImportAudit(ctx context.Context, e AuditEntry) error {
 				return err
 			}
 		}
-		return putJSON(b, itob(e.ID), e)
+		return putJSON(b, IDKey(e.ID), e)
 	})
 	if err != nil {
 		return fmt.Errorf("import audit %d: %w", e.ID, err)

@@ -122,6 +122,7 @@ func takeSnapshot(t *testing.T, s Store) snapshot {
 // bbolt → kubernetes, keep every record of every kind as it was (IDs,
 // hashes and times), and the tokens made before go on working.
 func TestMigrateRoundTrip(t *testing.T) {
+	kubeBackend := backendNamed(t, "kubernetes")
 	tests := []struct {
 		name     string
 		from, to backend

@@ -12,7 +12,9 @@ import (
 // Cursors are the base64url form of the last key (forward lists) or last ID
 // (newest-first lists) of the previous page. Callers treat them as opaque.
 
-func (p Page) limit() int {
+// EffectiveLimit is p.Limit with its default (DefaultPageLimit) and
+// bound (MaxPageLimit) applied.
+func (p Page) EffectiveLimit() int {
 	switch {
 	case p.Limit <= 0:
 		return DefaultPageLimit
@@ -22,7 +24,8 @@ func (p Page) limit() int {
 	return p.Limit
 }
 
-func decodeCursor(after string) ([]byte, error) {
+// DecodeCursor is the key a cursor holds (ErrBadCursor if it holds none).
+func DecodeCursor(after string) ([]byte, error) {
 	if after == "" {
 		return nil, nil
 	}
@@ -33,12 +36,13 @@ func decodeCursor(after string) ([]byte, error) {
 	return k, nil
 }
 
-func encodeCursor(k []byte) string { return base64.RawURLEncoding.EncodeToString(k) }
+// EncodeCursor is the cursor of key k.
+func EncodeCursor(k []byte) string { return base64.RawURLEncoding.EncodeToString(k) }
 
 // forwardPage calls fn for up to p.Limit entries of b in key order, after the
 // cursor, and returns the cursor of the next page ("" at the end).
 func forwardPage(b *bolt.Bucket, p Page, fn func(k, v []byte) error) (string, error) {
-	after, err := decodeCursor(p.After)
+	after, err := DecodeCursor(p.After)
 	if err != nil {
 		return "", err
 	}
@@ -50,11 +54,11 @@ func forwardPage(b *bolt.Bucket, p Page, fn func(k, v []byte) error) (string, er
 			k, v = c.Next()
 		}
 	}
-	n, limit := 0, p.limit()
+	n, limit := 0, p.EffectiveLimit()
 	var last []byte
 	for ; k != nil; k, v = c.Next() {
 		if n == limit {
-			return encodeCursor(last), nil
+			return EncodeCursor(last), nil
 		}
 		if err := fn(k, v); err != nil {
 			return "", err
@@ -69,14 +73,14 @@ func forwardPage(b *bolt.Bucket, p Page, fn func(k, v []byte) error) (string, er
 // ID" of b, newest (highest ID) first, below the cursor, and returns the
 // cursor of the next page ("" at the end).
 func reversePage(b *bolt.Bucket, prefix []byte, p Page, fn func(id uint64) error) (string, error) {
-	after, err := decodeCursor(p.After)
+	after, err := DecodeCursor(p.After)
 	if err != nil {
 		return "", err
 	}
 	if after != nil && len(after) != 8 {
 		return "", fmt.Errorf("cursor %q: %w", p.After, ErrBadCursor)
 	}
-	start, inclusive := itob(math.MaxUint64), true
+	start, inclusive := IDKey(math.MaxUint64), true
 	if after != nil {
 		start, inclusive = after, false
 	}
@@ -89,14 +93,14 @@ func reversePage(b *bolt.Bucket, prefix []byte, p Page, fn func(id uint64) error
 	case !(inclusive && bytes.Equal(k, target)):
 		k, _ = c.Prev()
 	}
-	n, limit := 0, p.limit()
+	n, limit := 0, p.EffectiveLimit()
 	var last []byte
 	for ; k != nil && bytes.HasPrefix(k, prefix) && len(k) == len(prefix)+8; k, _ = c.Prev() {
 		if n == limit {
-			return encodeCursor(last), nil
+			return EncodeCursor(last), nil
 		}
 		id := k[len(prefix):]
-		if err := fn(btoi(id)); err != nil {
+		if err := fn(KeyID(id)); err != nil {
 			return "", err
 		}
 		last = id

@@ -13,7 +13,7 @@ func pinKey(app, cluster string) []byte { return joinKey([]byte(app), []byte(clu
 
 // PutPin implements Store.
 func (s *Bolt) PutPin(ctx context.Context, p Pin) error {
-	if err := checkName("app", p.App); err != nil {
+	if err := CheckName("app", p.App); err != nil {
 		return err
 	}
 	if p.Revision == "" {

@@ -10,7 +10,7 @@ import (
 
 // PutRollout implements Store.
 func (s *Bolt) PutRollout(ctx context.Context, r RolloutRecord) error {
-	if err := checkName("app", r.App); err != nil {
+	if err := CheckName("app", r.App); err != nil {
 		return fmt.Errorf("put rollout: %w", err)
 	}
 	if !json.Valid(r.State) {
@@ -27,7 +27,7 @@ func (s *Bolt) PutRollout(ctx context.Context, r RolloutRecord) error {
 
 // UpdateRollout implements Store.
 func (s *Bolt) UpdateRollout(ctx context.Context, app string, fn func(cur *RolloutRecord) (*RolloutRecord, error)) error {
-	if err := checkName("app", app); err != nil {
+	if err := CheckName("app", app); err != nil {
 		return fmt.Errorf("update rollout: %w", err)
 	}
 	return s.update(ctx, func(tx *bolt.Tx) error {

@@ -14,7 +14,9 @@ import (
 // Statuses are kept as deterministic protobuf under "cluster \0 app", so a
 // cluster's statuses are one contiguous key range.
 
-var statusMarshal = proto.MarshalOptions{Deterministic: true}
+// StatusMarshal is how both stores encode a status: deterministic
+// protobuf.
+var StatusMarshal = proto.MarshalOptions{Deterministic: true}
 
 func statusPrefix(cluster string) []byte { return append([]byte(cluster), 0) }
 
@@ -28,10 +30,10 @@ func (s *Bolt) PutStatus(ctx context.Context, cluster string, st *apiv1alpha1.Ap
 	if st == nil {
 		return fmt.Errorf("put status on cluster %s: nil status: %w", cluster, ErrInvalid)
 	}
-	if err := checkName("app", st.GetApp()); err != nil {
+	if err := CheckName("app", st.GetApp()); err != nil {
 		return fmt.Errorf("put status on cluster %s: %w", cluster, err)
 	}
-	data, err := statusMarshal.Marshal(st)
+	data, err := StatusMarshal.Marshal(st)
 	if err != nil {
 		return fmt.Errorf("put status of app %s on cluster %s: encode: %w", st.GetApp(), cluster, err)
 	}

@@ -14,16 +14,17 @@ import (
 // front ("flt_<id>_<secret>") so that a lookup finds the record by ID and
 // then compares hashes in constant time; the secret itself is never a key.
 const (
-	apiTokenPrefix = "flt_"
-	tokenBytes     = 32
-	apiIDBytes     = 8
+	APITokenPrefix = "flt_"
+	TokenBytes     = 32
+	APIIDBytes     = 8
 )
 
-// dummyHash stands in for a missing record's hash so that a miss costs a
+// DummyHash stands in for a missing record's hash so that a miss costs a
 // full comparison too.
-var dummyHash = strings.Repeat("0", 2*sha256.Size)
+var DummyHash = strings.Repeat("0", 2*sha256.Size)
 
-func randomString(n int) (string, error) {
+// RandomString is n random bytes, base64url (for tokens and IDs).
+func RandomString(n int) (string, error) {
 	b := make([]byte, n)
 	if _, err := rand.Read(b); err != nil {
 		return "", fmt.Errorf("read random: %w", err)
@@ -31,14 +32,14 @@ func randomString(n int) (string, error) {
 	return base64.RawURLEncoding.EncodeToString(b), nil
 }
 
-// hashToken is the stored form of a raw token: hex SHA-256.
-func hashToken(raw string) string {
+// HashToken is the stored form of a raw token: hex SHA-256.
+func HashToken(raw string) string {
 	sum := sha256.Sum256([]byte(raw))
 	return hex.EncodeToString(sum[:])
 }
 
-// hashMatches compares the hash of raw with a stored hash in time that does
+// HashMatches compares the hash of raw with a stored hash in time that does
 // not depend on where they differ.
-func hashMatches(stored, raw string) bool {
-	return subtle.ConstantTimeCompare([]byte(stored), []byte(hashToken(raw))) == 1
+func HashMatches(stored, raw string) bool {
+	return subtle.ConstantTimeCompare([]byte(stored), []byte(HashToken(raw))) == 1
 }

@@ -70,7 +70,7 @@ func TestJoinToken(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				want := JoinToken{Cluster: "a", Hash: hashToken(valid), ExpiresAt: t0.Add(time.Hour), UsedAt: now}
+				want := JoinToken{Cluster: "a", Hash: HashToken(valid), ExpiresAt: t0.Add(time.Hour), UsedAt: now}
 				if diff := cmp.Diff(want, got); diff != "" {
 					t.Errorf("stored token (-want +got):\n%s", diff)
 				}
@@ -147,13 +147,13 @@ func TestTokensStoredHashedOnly(t *testing.T) {
 		if err := s.Backup(ctx, &buf); err != nil {
 			t.Fatal(err)
 		}
-		secret := api[len(apiTokenPrefix)+2*apiIDBytes+1:]
+		secret := api[len(APITokenPrefix)+2*APIIDBytes+1:]
 		for _, raw := range []string{join, api, secret} {
 			if bytes.Contains(buf.Bytes(), []byte(raw)) {
 				t.Errorf("raw token %q found in the store file", raw)
 			}
 		}
-		for _, hash := range []string{hashToken(join), tok.Hash} {
+		for _, hash := range []string{HashToken(join), tok.Hash} {
 			if !bytes.Contains(buf.Bytes(), []byte(hash)) {
 				t.Errorf("hash %q not found in the store file", hash)
 			}
@@ -172,7 +172,7 @@ func TestAPITokens(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if diff := cmp.Diff(APIToken{ID: admin.ID, Name: "admin", Hash: hashToken(adminRaw), Role: RoleAdmin, CreatedAt: t0}, admin); diff != "" {
+		if diff := cmp.Diff(APIToken{ID: admin.ID, Name: "admin", Hash: HashToken(adminRaw), Role: RoleAdmin, CreatedAt: t0}, admin); diff != "" {
 			t.Errorf("created token (-want +got):\n%s", diff)
 		}
 		flip := func(s string, i int) string {

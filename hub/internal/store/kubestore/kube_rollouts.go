@@ -1,10 +1,11 @@
-package store
+package kubestore
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/flotilla-cd/flotilla/hub/internal/store"
 	"sort"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -14,12 +15,12 @@ import (
 func rolloutName(app string) string { return hashName(app) }
 
 // PutRollout implements Store.
-func (k *Kube) PutRollout(ctx context.Context, r RolloutRecord) error {
-	if err := checkName("app", r.App); err != nil {
+func (k *Store) PutRollout(ctx context.Context, r store.RolloutRecord) error {
+	if err := store.CheckName("app", r.App); err != nil {
 		return fmt.Errorf("put rollout: %w", err)
 	}
 	if !json.Valid(r.State) {
-		return fmt.Errorf("put rollout of %s: state is not JSON: %w", r.App, ErrInvalid)
+		return fmt.Errorf("put rollout of %s: state is not JSON: %w", r.App, store.ErrInvalid)
 	}
 	err := k.check(ctx)
 	if err == nil {
@@ -34,18 +35,18 @@ func (k *Kube) PutRollout(ctx context.Context, r RolloutRecord) error {
 // UpdateRollout implements Store: the update carries the
 // resourceVersion fn's record was read at; a conflict reads and runs fn
 // again.
-func (k *Kube) UpdateRollout(ctx context.Context, app string, fn func(cur *RolloutRecord) (*RolloutRecord, error)) error {
-	if err := checkName("app", app); err != nil {
+func (k *Store) UpdateRollout(ctx context.Context, app string, fn func(cur *store.RolloutRecord) (*store.RolloutRecord, error)) error {
+	if err := store.CheckName("app", app); err != nil {
 		return fmt.Errorf("update rollout: %w", err)
 	}
 	err := k.check(ctx)
 	if err == nil {
 		err = onConflict(func() error {
-			var rec RolloutRecord
+			var rec store.RolloutRecord
 			o, err := k.get(ctx, resRollout, rolloutName(app), &rec)
-			var cur *RolloutRecord
+			var cur *store.RolloutRecord
 			switch {
-			case errors.Is(err, ErrNotFound):
+			case errors.Is(err, store.ErrNotFound):
 			case err != nil:
 				return err
 			default:
@@ -56,7 +57,7 @@ func (k *Kube) UpdateRollout(ctx context.Context, app string, fn func(cur *Rollo
 				return err
 			}
 			if next.App != app || !json.Valid(next.State) {
-				return fmt.Errorf("app %q or state not JSON: %w", next.App, ErrInvalid)
+				return fmt.Errorf("app %q or state not JSON: %w", next.App, store.ErrInvalid)
 			}
 			if o == nil {
 				o, err := newObject(resRollout, rolloutName(app), labels("rollout", labelApp, app), next)
@@ -80,29 +81,29 @@ func (k *Kube) UpdateRollout(ctx context.Context, app string, fn func(cur *Rollo
 }
 
 // RolloutOf decodes a Rollout object of the store.
-func RolloutOf(o *unstructured.Unstructured) (RolloutRecord, error) {
-	var r RolloutRecord
+func RolloutOf(o *unstructured.Unstructured) (store.RolloutRecord, error) {
+	var r store.RolloutRecord
 	err := getSpec(o, &r)
 	return r, err
 }
 
 // DeleteRollout implements Store.
-func (k *Kube) DeleteRollout(ctx context.Context, app string) error {
+func (k *Store) DeleteRollout(ctx context.Context, app string) error {
 	err := k.check(ctx)
 	if err == nil {
 		err = k.del(ctx, resRollout, rolloutName(app))
 	}
-	if err != nil && !errors.Is(err, ErrNotFound) {
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return fmt.Errorf("delete rollout of %s: %w", app, err)
 	}
 	return nil
 }
 
 // ListRollouts implements Store.
-func (k *Kube) ListRollouts(ctx context.Context) ([]RolloutRecord, error) {
-	var out []RolloutRecord
+func (k *Store) ListRollouts(ctx context.Context) ([]store.RolloutRecord, error) {
+	var out []store.RolloutRecord
 	err := k.listSpecs(ctx, resRollout, "", func(o *unstructured.Unstructured) error {
-		var r RolloutRecord
+		var r store.RolloutRecord
 		if err := getSpec(o, &r); err != nil {
 			return err
 		}

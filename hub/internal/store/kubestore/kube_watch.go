@@ -1,10 +1,11 @@
-package store
+package kubestore
 
 import (
 	"context"
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"github.com/flotilla-cd/flotilla/hub/internal/store"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -26,11 +27,11 @@ var (
 
 // Dynamic returns the store's dynamic client (for informers on its
 // resources).
-func (k *Kube) Dynamic() dynamic.Interface { return k.dyn }
+func (k *Store) Dynamic() dynamic.Interface { return k.dyn }
 
 // ClusterOf decodes a Cluster object of the store.
-func ClusterOf(o *unstructured.Unstructured) (Cluster, error) {
-	var c Cluster
+func ClusterOf(o *unstructured.Unstructured) (store.Cluster, error) {
+	var c store.Cluster
 	err := getSpec(o, &c)
 	return c, err
 }
@@ -61,7 +62,7 @@ func StatusesOf(o *unstructured.Unstructured) (string, []*apiv1alpha1.AppStatus,
 // of clusters that no longer exist (a status written while its cluster
 // was being removed), and API tokens expired for longer than grace. One
 // hub runs it (the Lease holder). It returns how many objects it removed.
-func (k *Kube) Compact(ctx context.Context, now time.Time, grace time.Duration) (int, error) {
+func (k *Store) Compact(ctx context.Context, now time.Time, grace time.Duration) (int, error) {
 	if err := k.check(ctx); err != nil {
 		return 0, err
 	}
@@ -99,14 +100,14 @@ func (k *Kube) Compact(ctx context.Context, now time.Time, grace time.Duration) 
 		errs = append(errs, err)
 	}
 	err = k.listSpecs(ctx, resToken, "", func(o *unstructured.Unstructured) error {
-		var t APIToken
+		var t store.APIToken
 		if err := getSpec(o, &t); err != nil {
 			return err
 		}
 		if t.ExpiresAt.IsZero() || now.Sub(t.ExpiresAt) < grace {
 			return nil
 		}
-		if err := k.deleteAPIToken(ctx, t.ID); err != nil && !errors.Is(err, ErrNotFound) {
+		if err := k.deleteAPIToken(ctx, t.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
 			errs = append(errs, err)
 			return nil
 		}

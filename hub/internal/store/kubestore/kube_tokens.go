@@ -1,4 +1,4 @@
-package store
+package kubestore
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/flotilla-cd/flotilla/hub/internal/store"
 	"sort"
 	"strings"
 	"time"
@@ -27,7 +28,7 @@ const (
 	keyTokenHash      = "hash"
 )
 
-func (k *Kube) secrets() secretsClient { return k.core.CoreV1().Secrets(k.ns) }
+func (k *Store) secrets() secretsClient { return k.core.CoreV1().Secrets(k.ns) }
 
 type secretsClient interface {
 	Get(ctx context.Context, name string, opts metav1.GetOptions) (*corev1.Secret, error)
@@ -42,15 +43,15 @@ func newSecret(name string, lbl map[string]string, data map[string][]byte) *core
 }
 
 // CreateJoinToken implements Store.
-func (k *Kube) CreateJoinToken(ctx context.Context, cluster string, ttl time.Duration, now time.Time) (string, error) {
+func (k *Store) CreateJoinToken(ctx context.Context, cluster string, ttl time.Duration, now time.Time) (string, error) {
 	if ttl <= 0 {
-		return "", fmt.Errorf("create join token for cluster %s: ttl %s: %w", cluster, ttl, ErrInvalid)
+		return "", fmt.Errorf("create join token for cluster %s: ttl %s: %w", cluster, ttl, store.ErrInvalid)
 	}
-	raw, err := randomString(tokenBytes)
+	raw, err := store.RandomString(store.TokenBytes)
 	if err != nil {
 		return "", fmt.Errorf("create join token for cluster %s: %w", cluster, err)
 	}
-	tok := JoinToken{Cluster: cluster, Hash: hashToken(raw), ExpiresAt: now.Add(ttl).UTC()}
+	tok := store.JoinToken{Cluster: cluster, Hash: store.HashToken(raw), ExpiresAt: now.Add(ttl).UTC()}
 	err = k.check(ctx)
 	if err == nil {
 		_, err = k.GetCluster(ctx, cluster)
@@ -65,7 +66,7 @@ func (k *Kube) CreateJoinToken(ctx context.Context, cluster string, ttl time.Dur
 }
 
 // putJoinToken creates or replaces the cluster's join token Secret.
-func (k *Kube) putJoinToken(ctx context.Context, tok JoinToken) error {
+func (k *Store) putJoinToken(ctx context.Context, tok store.JoinToken) error {
 	data, err := json.Marshal(tok)
 	if err != nil {
 		return err
@@ -87,17 +88,17 @@ func (k *Kube) putJoinToken(ctx context.Context, tok JoinToken) error {
 }
 
 // getJoinToken reads the cluster's join token and the Secret holding it.
-func (k *Kube) getJoinToken(ctx context.Context, cluster string) (JoinToken, *corev1.Secret, error) {
+func (k *Store) getJoinToken(ctx context.Context, cluster string) (store.JoinToken, *corev1.Secret, error) {
 	s, err := k.secrets().Get(ctx, objectName(joinSecretPrefix, cluster), metav1.GetOptions{})
 	if err != nil {
-		return JoinToken{}, nil, apiErr(err)
+		return store.JoinToken{}, nil, apiErr(err)
 	}
-	var tok JoinToken
+	var tok store.JoinToken
 	if err := json.Unmarshal(s.Data[keyJoinToken], &tok); err != nil {
-		return JoinToken{}, nil, fmt.Errorf("decode join token: %w", err)
+		return store.JoinToken{}, nil, fmt.Errorf("decode join token: %w", err)
 	}
 	if tok.Cluster != cluster {
-		return JoinToken{}, nil, ErrNotFound
+		return store.JoinToken{}, nil, store.ErrNotFound
 	}
 	return tok, s, nil
 }
@@ -105,7 +106,7 @@ func (k *Kube) getJoinToken(ctx context.Context, cluster string) (JoinToken, *co
 // ConsumeJoinToken implements Store. Of concurrent calls with the same
 // token one wins: the Secret is updated from the resourceVersion that was
 // checked, so a second writer conflicts, reads again and finds it used.
-func (k *Kube) ConsumeJoinToken(ctx context.Context, cluster, raw string, now time.Time) error {
+func (k *Store) ConsumeJoinToken(ctx context.Context, cluster, raw string, now time.Time) error {
 	err := k.check(ctx)
 	if err == nil {
 		err = k.consumeJoinToken(ctx, cluster, raw, now)
@@ -116,24 +117,24 @@ func (k *Kube) ConsumeJoinToken(ctx context.Context, cluster, raw string, now ti
 	return nil
 }
 
-func (k *Kube) consumeJoinToken(ctx context.Context, cluster, raw string, now time.Time) error {
+func (k *Store) consumeJoinToken(ctx context.Context, cluster, raw string, now time.Time) error {
 	return onConflict(func() error {
 		tok, s, err := k.getJoinToken(ctx, cluster)
-		if err != nil && !errors.Is(err, ErrNotFound) {
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			return err
 		}
 		found := err == nil
 		if !found {
-			tok.Hash = dummyHash
+			tok.Hash = store.DummyHash
 		}
-		if !hashMatches(tok.Hash, raw) || !found {
-			return ErrTokenInvalid
+		if !store.HashMatches(tok.Hash, raw) || !found {
+			return store.ErrTokenInvalid
 		}
 		if !tok.UsedAt.IsZero() {
-			return ErrTokenUsed
+			return store.ErrTokenUsed
 		}
 		if !now.Before(tok.ExpiresAt) {
-			return ErrTokenExpired
+			return store.ErrTokenExpired
 		}
 		tok.UsedAt = now.UTC()
 		data, err := json.Marshal(tok)
@@ -150,7 +151,7 @@ func (k *Kube) consumeJoinToken(ctx context.Context, cluster, raw string, now ti
 // compare-and-swap that decides between concurrent enrolments), then the
 // cluster updated; when fn or that update fails the token is made unused
 // again. Unlike Bolt's, fn may run more than once.
-func (k *Kube) EnrollCluster(ctx context.Context, cluster, raw string, now time.Time, fn func(*Cluster) error) error {
+func (k *Store) EnrollCluster(ctx context.Context, cluster, raw string, now time.Time, fn func(*store.Cluster) error) error {
 	err := k.check(ctx)
 	if err == nil {
 		err = k.consumeJoinToken(ctx, cluster, raw, now)
@@ -169,7 +170,7 @@ func (k *Kube) EnrollCluster(ctx context.Context, cluster, raw string, now time.
 }
 
 // unconsume marks the token consumed at usedAt unused again.
-func (k *Kube) unconsume(ctx context.Context, cluster string, usedAt time.Time) error {
+func (k *Store) unconsume(ctx context.Context, cluster string, usedAt time.Time) error {
 	return onConflict(func() error {
 		tok, s, err := k.getJoinToken(ctx, cluster)
 		if err != nil || !tok.UsedAt.Equal(usedAt) {
@@ -187,20 +188,20 @@ func (k *Kube) unconsume(ctx context.Context, cluster string, usedAt time.Time) 
 }
 
 // GetJoinToken implements Store.
-func (k *Kube) GetJoinToken(ctx context.Context, cluster string) (JoinToken, error) {
+func (k *Store) GetJoinToken(ctx context.Context, cluster string) (store.JoinToken, error) {
 	err := k.check(ctx)
-	var tok JoinToken
+	var tok store.JoinToken
 	if err == nil {
 		tok, _, err = k.getJoinToken(ctx, cluster)
 	}
 	if err != nil {
-		return JoinToken{}, fmt.Errorf("get join token of cluster %s: %w", cluster, err)
+		return store.JoinToken{}, fmt.Errorf("get join token of cluster %s: %w", cluster, err)
 	}
 	return tok, nil
 }
 
 // GetCA implements Store.
-func (k *Kube) GetCA(ctx context.Context) (certPEM, keyPEM []byte, err error) {
+func (k *Store) GetCA(ctx context.Context) (certPEM, keyPEM []byte, err error) {
 	if err := k.check(ctx); err != nil {
 		return nil, nil, fmt.Errorf("get ca: %w", err)
 	}
@@ -209,7 +210,7 @@ func (k *Kube) GetCA(ctx context.Context) (certPEM, keyPEM []byte, err error) {
 		return nil, nil, fmt.Errorf("get ca: %w", apiErr(err))
 	}
 	if len(s.Data[corev1.TLSCertKey]) == 0 {
-		return nil, nil, fmt.Errorf("get ca: %w", ErrNotFound)
+		return nil, nil, fmt.Errorf("get ca: %w", store.ErrNotFound)
 	}
 	if key := s.Data[corev1.TLSPrivateKeyKey]; len(key) > 0 {
 		keyPEM = key
@@ -218,9 +219,9 @@ func (k *Kube) GetCA(ctx context.Context) (certPEM, keyPEM []byte, err error) {
 }
 
 // PutCA implements Store.
-func (k *Kube) PutCA(ctx context.Context, certPEM, keyPEM []byte) error {
+func (k *Store) PutCA(ctx context.Context, certPEM, keyPEM []byte) error {
 	if len(certPEM) == 0 {
-		return fmt.Errorf("put ca: empty certificate: %w", ErrInvalid)
+		return fmt.Errorf("put ca: empty certificate: %w", store.ErrInvalid)
 	}
 	if err := k.check(ctx); err != nil {
 		return fmt.Errorf("put ca: %w", err)
@@ -251,7 +252,7 @@ func (k *Kube) PutCA(ctx context.Context, certPEM, keyPEM []byte) error {
 // CreateCA stores the CA certificate and key unless a CA is stored
 // already (ErrConflict): of hubs starting at once, one makes the CA and the
 // others load it.
-func (k *Kube) CreateCA(ctx context.Context, certPEM, keyPEM []byte) error {
+func (k *Store) CreateCA(ctx context.Context, certPEM, keyPEM []byte) error {
 	if err := k.check(ctx); err != nil {
 		return fmt.Errorf("create ca: %w", err)
 	}
@@ -264,11 +265,11 @@ func (k *Kube) CreateCA(ctx context.Context, certPEM, keyPEM []byte) error {
 }
 
 // CreateAPIToken implements Store.
-func (k *Kube) CreateAPIToken(ctx context.Context, name, role string, now time.Time) (string, APIToken, error) {
-	if role != RoleAdmin && role != RoleReadOnly {
-		return "", APIToken{}, fmt.Errorf("create api token %s: role %q: %w", name, role, ErrInvalid)
+func (k *Store) CreateAPIToken(ctx context.Context, name, role string, now time.Time) (string, store.APIToken, error) {
+	if role != store.RoleAdmin && role != store.RoleReadOnly {
+		return "", store.APIToken{}, fmt.Errorf("create api token %s: role %q: %w", name, role, store.ErrInvalid)
 	}
-	return k.IssueAPIToken(ctx, APIToken{Name: name, Role: role}, now)
+	return k.IssueAPIToken(ctx, store.APIToken{Name: name, Role: role}, now)
 }
 
 // IssueAPIToken implements Store. The metadata is an APIToken object
@@ -276,71 +277,71 @@ func (k *Kube) CreateAPIToken(ctx context.Context, name, role string, now time.T
 // tokens are unique: after creating its token an issuer lists the tokens of
 // that name, and of two issued at once the one with the earlier (CreatedAt,
 // ID) stays, the other is removed again and reported as ErrConflict.
-func (k *Kube) IssueAPIToken(ctx context.Context, spec APIToken, now time.Time) (string, APIToken, error) {
+func (k *Store) IssueAPIToken(ctx context.Context, spec store.APIToken, now time.Time) (string, store.APIToken, error) {
 	name := spec.Name
-	if err := checkName("api token", name); err != nil {
-		return "", APIToken{}, err
+	if err := store.CheckName("api token", name); err != nil {
+		return "", store.APIToken{}, err
 	}
 	if err := validTokenSpec(spec); err != nil {
-		return "", APIToken{}, err
+		return "", store.APIToken{}, err
 	}
 	if err := k.check(ctx); err != nil {
-		return "", APIToken{}, fmt.Errorf("create api token %s: %w", name, err)
+		return "", store.APIToken{}, fmt.Errorf("create api token %s: %w", name, err)
 	}
-	idb := make([]byte, apiIDBytes)
+	idb := make([]byte, store.APIIDBytes)
 	if _, err := rand.Read(idb); err != nil {
-		return "", APIToken{}, fmt.Errorf("create api token %s: read random: %w", name, err)
+		return "", store.APIToken{}, fmt.Errorf("create api token %s: read random: %w", name, err)
 	}
-	secret, err := randomString(tokenBytes)
+	secret, err := store.RandomString(store.TokenBytes)
 	if err != nil {
-		return "", APIToken{}, fmt.Errorf("create api token %s: %w", name, err)
+		return "", store.APIToken{}, fmt.Errorf("create api token %s: %w", name, err)
 	}
 	id := hex.EncodeToString(idb)
-	raw := apiTokenPrefix + id + "_" + secret
+	raw := store.APITokenPrefix + id + "_" + secret
 	tok := spec
-	tok.ID, tok.Hash, tok.CreatedAt = id, hashToken(raw), now.UTC()
+	tok.ID, tok.Hash, tok.CreatedAt = id, store.HashToken(raw), now.UTC()
 	if !tok.ExpiresAt.IsZero() {
 		tok.ExpiresAt = tok.ExpiresAt.UTC()
 	}
-	if tok.Kind == KindToken {
+	if tok.Kind == store.KindToken {
 		if others, err := k.tokensNamed(ctx, name); err != nil {
-			return "", APIToken{}, fmt.Errorf("create api token %s: %w", name, err)
+			return "", store.APIToken{}, fmt.Errorf("create api token %s: %w", name, err)
 		} else if len(others) > 0 {
-			return "", APIToken{}, fmt.Errorf("create api token %s: %w", name, ErrConflict)
+			return "", store.APIToken{}, fmt.Errorf("create api token %s: %w", name, store.ErrConflict)
 		}
 	}
 	if err := k.ImportAPIToken(ctx, tok); err != nil {
-		return "", APIToken{}, fmt.Errorf("create api token %s: %w", name, err)
+		return "", store.APIToken{}, fmt.Errorf("create api token %s: %w", name, err)
 	}
-	if tok.Kind == KindToken {
+	if tok.Kind == store.KindToken {
 		others, err := k.tokensNamed(ctx, name)
 		if err == nil && len(others) > 0 && !tokenBefore(tok, others[0]) && others[0].ID != tok.ID {
-			err = ErrConflict
+			err = store.ErrConflict
 		}
 		if err != nil {
 			_ = k.deleteAPIToken(context.WithoutCancel(ctx), id)
-			return "", APIToken{}, fmt.Errorf("create api token %s: %w", name, err)
+			return "", store.APIToken{}, fmt.Errorf("create api token %s: %w", name, err)
 		}
 	}
 	return raw, tok, nil
 }
 
-func validTokenSpec(spec APIToken) error {
+func validTokenSpec(spec store.APIToken) error {
 	name := spec.Name
 	switch {
-	case spec.Role != RoleAdmin && spec.Role != RoleReadOnly && spec.Role != RoleDeployer:
-		return fmt.Errorf("create api token %s: role %q: %w", name, spec.Role, ErrInvalid)
-	case spec.Role == RoleDeployer && len(spec.Projects) == 0:
-		return fmt.Errorf("create api token %s: role %s needs a project: %w", name, spec.Role, ErrInvalid)
-	case spec.Role != RoleDeployer && len(spec.Projects) != 0:
-		return fmt.Errorf("create api token %s: role %s takes no project: %w", name, spec.Role, ErrInvalid)
-	case spec.Kind != KindToken && spec.Kind != KindWebSession && spec.Kind != KindCLISession:
-		return fmt.Errorf("create api token %s: kind %q: %w", name, spec.Kind, ErrInvalid)
+	case spec.Role != store.RoleAdmin && spec.Role != store.RoleReadOnly && spec.Role != store.RoleDeployer:
+		return fmt.Errorf("create api token %s: role %q: %w", name, spec.Role, store.ErrInvalid)
+	case spec.Role == store.RoleDeployer && len(spec.Projects) == 0:
+		return fmt.Errorf("create api token %s: role %s needs a project: %w", name, spec.Role, store.ErrInvalid)
+	case spec.Role != store.RoleDeployer && len(spec.Projects) != 0:
+		return fmt.Errorf("create api token %s: role %s takes no project: %w", name, spec.Role, store.ErrInvalid)
+	case spec.Kind != store.KindToken && spec.Kind != store.KindWebSession && spec.Kind != store.KindCLISession:
+		return fmt.Errorf("create api token %s: kind %q: %w", name, spec.Kind, store.ErrInvalid)
 	}
 	return nil
 }
 
-func tokenBefore(a, b APIToken) bool {
+func tokenBefore(a, b store.APIToken) bool {
 	if !a.CreatedAt.Equal(b.CreatedAt) {
 		return a.CreatedAt.Before(b.CreatedAt)
 	}
@@ -348,14 +349,14 @@ func tokenBefore(a, b APIToken) bool {
 }
 
 // tokensNamed lists the KindToken tokens named name, the oldest first.
-func (k *Kube) tokensNamed(ctx context.Context, name string) ([]APIToken, error) {
-	var out []APIToken
+func (k *Store) tokensNamed(ctx context.Context, name string) ([]store.APIToken, error) {
+	var out []store.APIToken
 	err := k.listSpecs(ctx, resToken, labelName+"="+labelValue(name), func(o *unstructured.Unstructured) error {
-		var t APIToken
+		var t store.APIToken
 		if err := getSpec(o, &t); err != nil {
 			return err
 		}
-		if t.Kind == KindToken && t.Name == name {
+		if t.Kind == store.KindToken && t.Name == name {
 			out = append(out, t)
 		}
 		return nil
@@ -366,7 +367,7 @@ func (k *Kube) tokensNamed(ctx context.Context, name string) ([]APIToken, error)
 
 // ImportAPIToken stores tok as it is (ID, hash and times kept): the hash
 // Secret first, then the metadata that makes it valid.
-func (k *Kube) ImportAPIToken(ctx context.Context, tok APIToken) error {
+func (k *Store) ImportAPIToken(ctx context.Context, tok store.APIToken) error {
 	if err := k.check(ctx); err != nil {
 		return err
 	}
@@ -385,19 +386,19 @@ func (k *Kube) ImportAPIToken(ctx context.Context, tok APIToken) error {
 }
 
 // LookupAPIToken implements Store.
-func (k *Kube) LookupAPIToken(ctx context.Context, raw string) (APIToken, error) {
-	id, _, ok := strings.Cut(strings.TrimPrefix(raw, apiTokenPrefix), "_")
-	if !strings.HasPrefix(raw, apiTokenPrefix) || !ok || len(id) != 2*apiIDBytes {
-		return APIToken{}, fmt.Errorf("lookup api token: %w", ErrTokenInvalid)
+func (k *Store) LookupAPIToken(ctx context.Context, raw string) (store.APIToken, error) {
+	id, _, ok := strings.Cut(strings.TrimPrefix(raw, store.APITokenPrefix), "_")
+	if !strings.HasPrefix(raw, store.APITokenPrefix) || !ok || len(id) != 2*store.APIIDBytes {
+		return store.APIToken{}, fmt.Errorf("lookup api token: %w", store.ErrTokenInvalid)
 	}
 	if err := k.check(ctx); err != nil {
-		return APIToken{}, fmt.Errorf("lookup api token %s: %w", id, err)
+		return store.APIToken{}, fmt.Errorf("lookup api token %s: %w", id, err)
 	}
-	tok := APIToken{Hash: dummyHash}
+	tok := store.APIToken{Hash: store.DummyHash}
 	_, err := k.get(ctx, resToken, id, &tok)
 	found := err == nil
-	if err != nil && !errors.Is(err, ErrNotFound) {
-		return APIToken{}, fmt.Errorf("lookup api token %s: %w", id, err)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return store.APIToken{}, fmt.Errorf("lookup api token %s: %w", id, err)
 	}
 	if found {
 		s, err := k.secrets().Get(ctx, tokenSecretPrefix+id, metav1.GetOptions{})
@@ -405,19 +406,19 @@ func (k *Kube) LookupAPIToken(ctx context.Context, raw string) (APIToken, error)
 		case apierrors.IsNotFound(err):
 			found = false
 		case err != nil:
-			return APIToken{}, fmt.Errorf("lookup api token %s: %w", id, err)
+			return store.APIToken{}, fmt.Errorf("lookup api token %s: %w", id, err)
 		default:
 			tok.Hash = string(s.Data[keyTokenHash])
 		}
 	}
-	if !hashMatches(tok.Hash, raw) || !found || tok.ID != id {
-		return APIToken{}, fmt.Errorf("lookup api token %s: %w", id, ErrTokenInvalid)
+	if !store.HashMatches(tok.Hash, raw) || !found || tok.ID != id {
+		return store.APIToken{}, fmt.Errorf("lookup api token %s: %w", id, store.ErrTokenInvalid)
 	}
 	return tok, nil
 }
 
 // ListAPITokens implements Store.
-func (k *Kube) ListAPITokens(ctx context.Context, p Page) ([]APIToken, string, error) {
+func (k *Store) ListAPITokens(ctx context.Context, p store.Page) ([]store.APIToken, string, error) {
 	if err := k.check(ctx); err != nil {
 		return nil, "", fmt.Errorf("list api tokens: %w", err)
 	}
@@ -429,9 +430,9 @@ func (k *Kube) ListAPITokens(ctx context.Context, p Page) ([]APIToken, string, e
 	for _, s := range sl.Items {
 		hashes[strings.TrimPrefix(s.Name, tokenSecretPrefix)] = string(s.Data[keyTokenHash])
 	}
-	var all []APIToken
+	var all []store.APIToken
 	err = k.listSpecs(ctx, resToken, "", func(o *unstructured.Unstructured) error {
-		var t APIToken
+		var t store.APIToken
 		if err := getSpec(o, &t); err != nil {
 			return err
 		}
@@ -445,7 +446,7 @@ func (k *Kube) ListAPITokens(ctx context.Context, p Page) ([]APIToken, string, e
 		return nil, "", fmt.Errorf("list api tokens: %w", err)
 	}
 	sort.Slice(all, func(i, j int) bool { return all[i].ID < all[j].ID })
-	out, next, err := pageByKey(all, p, func(t APIToken) string { return t.ID })
+	out, next, err := pageByKey(all, p, func(t store.APIToken) string { return t.ID })
 	if err != nil {
 		return nil, "", fmt.Errorf("list api tokens: %w", err)
 	}
@@ -453,7 +454,7 @@ func (k *Kube) ListAPITokens(ctx context.Context, p Page) ([]APIToken, string, e
 }
 
 // DeleteAPIToken implements Store.
-func (k *Kube) DeleteAPIToken(ctx context.Context, id string) error {
+func (k *Store) DeleteAPIToken(ctx context.Context, id string) error {
 	err := k.check(ctx)
 	if err == nil {
 		err = k.deleteAPIToken(ctx, id)
@@ -466,7 +467,7 @@ func (k *Kube) DeleteAPIToken(ctx context.Context, id string) error {
 
 // deleteAPIToken removes the metadata first (the token stops working) and
 // then the hash.
-func (k *Kube) deleteAPIToken(ctx context.Context, id string) error {
+func (k *Store) deleteAPIToken(ctx context.Context, id string) error {
 	if err := k.del(ctx, resToken, id); err != nil {
 		return err
 	}
@@ -482,10 +483,21 @@ func (k *Kube) deleteAPIToken(ctx context.Context, id string) error {
 const InitialAdminSecret = "flotilla-hub-initial-admin"
 
 // PutInitialAdminToken writes the first admin token to InitialAdminSecret.
-func (k *Kube) PutInitialAdminToken(ctx context.Context, raw string) error {
+func (k *Store) PutInitialAdminToken(ctx context.Context, raw string) error {
 	_, err := k.secrets().Create(ctx, newSecret(InitialAdminSecret, labels("initial-admin"), map[string][]byte{"token": []byte(raw)}), metav1.CreateOptions{})
 	if err != nil && !apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("write %s: %w", InitialAdminSecret, err)
+	}
+	return nil
+}
+
+// ImportJoinToken implements Importer.
+func (k *Store) ImportJoinToken(ctx context.Context, tok store.JoinToken) error {
+	if err := k.check(ctx); err != nil {
+		return err
+	}
+	if err := k.putJoinToken(ctx, tok); err != nil {
+		return fmt.Errorf("import join token of cluster %s: %w", tok.Cluster, err)
 	}
 	return nil
 }

@@ -1,4 +1,4 @@
-package store
+package kubestore
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/flotilla-cd/flotilla/hub/internal/store"
 	"io"
 	"os"
 	"path/filepath"
@@ -26,8 +27,8 @@ import (
 	"k8s.io/client-go/util/retry"
 )
 
-// KubeOptions tune NewKube. The zero value means the defaults.
-type KubeOptions struct {
+// Options tune New. The zero value means the defaults.
+type Options struct {
 	// Namespace holds every object of the store. Required.
 	Namespace string
 	// HistoryLimit is as Options.HistoryLimit.
@@ -37,13 +38,13 @@ type KubeOptions struct {
 	Burst int
 }
 
-// Kube is the Store on the Kubernetes API of the cluster the hub runs in:
+// Store is the store.Store on the Kubernetes API of the cluster the hub runs in:
 // custom resources of the group hub.flotilla.dev for clusters, API token
 // metadata, statuses, history, audit, pins and capabilities, Secrets for
 // the CA and the token hashes. Several hubs may share one namespace: every
 // read-modify-write carries the resourceVersion it read, and a conflict is
 // retried from a fresh read, never overwritten. See docs/decisions.md.
-type Kube struct {
+type Store struct {
 	ns           string
 	dyn          dynamic.Interface
 	core         kubernetes.Interface
@@ -65,16 +66,16 @@ type Kube struct {
 	histCount map[string]int // (app, cluster) → entries it has at most, as far as this store knows
 }
 
-var _ Store = (*Kube)(nil)
+var _ store.Store = (*Store)(nil)
 
-// NewKube returns a store in opts.Namespace of the API server cfg points
+// New returns a store in opts.Namespace of the API server cfg points
 // at. The CRDs must be installed (InstallCRDs or deploy/).
-func NewKube(cfg *rest.Config, opts KubeOptions, log hclog.Logger) (*Kube, error) {
+func New(cfg *rest.Config, opts Options, log hclog.Logger) (*Store, error) {
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
 	if opts.Namespace == "" {
-		return nil, fmt.Errorf("kubernetes store: no namespace: %w", ErrInvalid)
+		return nil, fmt.Errorf("kubernetes store: no namespace: %w", store.ErrInvalid)
 	}
 	cfg = rest.CopyConfig(cfg)
 	cfg.QPS, cfg.Burst = opts.QPS, opts.Burst
@@ -94,9 +95,9 @@ func NewKube(cfg *rest.Config, opts KubeOptions, log hclog.Logger) (*Kube, error
 	}
 	limit := opts.HistoryLimit
 	if limit == 0 {
-		limit = DefaultHistoryLimit
+		limit = store.DefaultHistoryLimit
 	}
-	k := &Kube{
+	k := &Store{
 		ns: opts.Namespace, dyn: dyn, core: core, log: log.Named("store"), historyLimit: limit,
 		pending: map[string]*statusBatch{}, writing: map[string]bool{}, closing: make(chan struct{}),
 		histCount: map[string]int{},
@@ -106,10 +107,10 @@ func NewKube(cfg *rest.Config, opts KubeOptions, log hclog.Logger) (*Kube, error
 }
 
 // Namespace returns the namespace the store lives in.
-func (k *Kube) Namespace() string { return k.ns }
+func (k *Store) Namespace() string { return k.ns }
 
 // Close waits for status writes in flight. Calls after Close fail.
-func (k *Kube) Close() error {
+func (k *Store) Close() error {
 	k.closed.Do(func() { close(k.closing) })
 	k.wg.Wait()
 	k.watch.factory.Shutdown()
@@ -119,7 +120,7 @@ func (k *Kube) Close() error {
 // Backup writes a bbolt snapshot of everything the store holds (the same
 // file format as Bolt's backups): restore it with `flotilla-hub migrate
 // --from bbolt --to kubernetes`, or run a single hub on it.
-func (k *Kube) Backup(ctx context.Context, w io.Writer) error {
+func (k *Store) Backup(ctx context.Context, w io.Writer) error {
 	if err := k.check(ctx); err != nil {
 		return fmt.Errorf("backup: %w", err)
 	}
@@ -128,19 +129,19 @@ func (k *Kube) Backup(ctx context.Context, w io.Writer) error {
 		return fmt.Errorf("backup: %w", err)
 	}
 	defer os.RemoveAll(dir)
-	b, err := OpenWithOptions(filepath.Join(dir, "hub.db"), k.log, Options{HistoryLimit: -1})
+	b, err := store.OpenWithOptions(filepath.Join(dir, "hub.db"), k.log, store.Options{HistoryLimit: -1})
 	if err != nil {
 		return fmt.Errorf("backup: %w", err)
 	}
 	defer b.Close()
-	if _, err := Migrate(ctx, b, k); err != nil {
+	if _, err := store.Migrate(ctx, b, k); err != nil {
 		return fmt.Errorf("backup: %w", err)
 	}
 	return b.Backup(ctx, w)
 }
 
 // check refuses work on a closed store or with a finished context.
-func (k *Kube) check(ctx context.Context) error {
+func (k *Store) check(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -219,9 +220,9 @@ func apiErr(err error) error {
 	case err == nil:
 		return nil
 	case apierrors.IsNotFound(err):
-		return fmt.Errorf("%w (%v)", ErrNotFound, err)
+		return fmt.Errorf("%w (%v)", store.ErrNotFound, err)
 	case apierrors.IsAlreadyExists(err):
-		return fmt.Errorf("%w (%v)", ErrConflict, err)
+		return fmt.Errorf("%w (%v)", store.ErrConflict, err)
 	}
 	return err
 }
@@ -261,12 +262,12 @@ func getSpec(o *unstructured.Unstructured, into any) error {
 	return nil
 }
 
-func (k *Kube) res(r resource) dynamic.ResourceInterface {
+func (k *Store) res(r resource) dynamic.ResourceInterface {
 	return k.dyn.Resource(r.gvr()).Namespace(k.ns)
 }
 
 // get reads a custom resource and decodes its spec; ErrNotFound if none.
-func (k *Kube) get(ctx context.Context, r resource, name string, into any) (*unstructured.Unstructured, error) {
+func (k *Store) get(ctx context.Context, r resource, name string, into any) (*unstructured.Unstructured, error) {
 	o, err := k.res(r).Get(ctx, name, metav1.GetOptions{})
 	if err != nil {
 		return nil, apiErr(err)
@@ -275,7 +276,7 @@ func (k *Kube) get(ctx context.Context, r resource, name string, into any) (*uns
 }
 
 // list reads every object of r matching selector, in pages.
-func (k *Kube) list(ctx context.Context, r resource, selector string) ([]unstructured.Unstructured, error) {
+func (k *Store) list(ctx context.Context, r resource, selector string) ([]unstructured.Unstructured, error) {
 	var out []unstructured.Unstructured
 	opts := metav1.ListOptions{LabelSelector: selector, Limit: 500}
 	for {
@@ -293,7 +294,7 @@ func (k *Kube) list(ctx context.Context, r resource, selector string) ([]unstruc
 
 // upsert creates the object or replaces its spec, from the
 // resourceVersion it read; conflicts are retried.
-func (k *Kube) upsert(ctx context.Context, r resource, name string, lbl map[string]string, spec any) error {
+func (k *Store) upsert(ctx context.Context, r resource, name string, lbl map[string]string, spec any) error {
 	return onConflict(func() error {
 		cur, err := k.res(r).Get(ctx, name, metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
@@ -319,7 +320,7 @@ func (k *Kube) upsert(ctx context.Context, r resource, name string, lbl map[stri
 
 // noteWrite records a create or update of r that the API server answered
 // with o, for the cache's read-your-writes.
-func (k *Kube) noteWrite(r resource, o *unstructured.Unstructured, err error) {
+func (k *Store) noteWrite(r resource, o *unstructured.Unstructured, err error) {
 	w := k.watch.of(r)
 	if w == nil || err != nil || o == nil {
 		return
@@ -329,14 +330,14 @@ func (k *Kube) noteWrite(r resource, o *unstructured.Unstructured, err error) {
 
 // noteDelete records a delete of r's object name: the cache's reads wait
 // until it is gone there too.
-func (k *Kube) noteDelete(r resource, name string) {
+func (k *Store) noteDelete(r resource, name string) {
 	if w := k.watch.of(r); w != nil {
 		w.deleted(k.ns + "/" + name)
 	}
 }
 
 // del deletes an object; missing is ErrNotFound.
-func (k *Kube) del(ctx context.Context, r resource, name string) error {
+func (k *Store) del(ctx context.Context, r resource, name string) error {
 	err := k.res(r).Delete(ctx, name, metav1.DeleteOptions{})
 	k.noteDelete(r, name)
 	return apiErr(err)

@@ -1,4 +1,4 @@
-package store
+package kubestore
 
 import (
 	"context"
@@ -67,7 +67,7 @@ type kubeCache struct {
 	statuses *watched
 }
 
-func (k *Kube) newCache() *kubeCache {
+func (k *Store) newCache() *kubeCache {
 	f := dynamicinformer.NewFilteredDynamicSharedInformerFactory(k.dyn, 0, k.ns, nil)
 	c := &kubeCache{factory: f}
 	c.clusters = newWatched(f.ForResource(resCluster.gvr()).Informer())
@@ -209,7 +209,7 @@ func (w *watched) ready(ctx context.Context, key string) bool {
 
 // cache returns the store's watch cache, started on first use (it stops
 // when the store closes).
-func (k *Kube) cache() *kubeCache {
+func (k *Store) cache() *kubeCache {
 	k.watch.once.Do(func() { k.watch.factory.Start(k.closing) })
 	return k.watch
 }
@@ -218,7 +218,7 @@ func (k *Kube) cache() *kubeCache {
 // StatusResource; others get an informer of their own that the caller
 // starts), for replicas that follow the store's changes: one watch per
 // resource serves both. Handlers added to it run until removed.
-func (k *Kube) Informer(gvr schema.GroupVersionResource) cache.SharedIndexInformer {
+func (k *Store) Informer(gvr schema.GroupVersionResource) cache.SharedIndexInformer {
 	inf := k.watch.factory.ForResource(gvr).Informer()
 	k.cache()
 	return inf
@@ -226,7 +226,7 @@ func (k *Kube) Informer(gvr schema.GroupVersionResource) cache.SharedIndexInform
 
 // cachedClusters returns every Cluster object from the cache, or false
 // when the API server must be asked.
-func (k *Kube) cachedClusters(ctx context.Context) ([]*unstructured.Unstructured, bool) {
+func (k *Store) cachedClusters(ctx context.Context) ([]*unstructured.Unstructured, bool) {
 	w := k.cache().clusters
 	if !w.ready(ctx, "") {
 		return nil, false
@@ -243,7 +243,7 @@ func (k *Kube) cachedClusters(ctx context.Context) ([]*unstructured.Unstructured
 
 // cachedObject returns the cached object of r named name: found, and
 // whether the cache could answer.
-func (k *Kube) cachedObject(ctx context.Context, w *watched, name string) (*unstructured.Unstructured, bool, bool) {
+func (k *Store) cachedObject(ctx context.Context, w *watched, name string) (*unstructured.Unstructured, bool, bool) {
 	key := k.ns + "/" + name
 	if !w.ready(ctx, key) {
 		return nil, false, false

@@ -1,9 +1,10 @@
-package store
+package kubestore
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/flotilla-cd/flotilla/hub/internal/store"
 	"sort"
 	"time"
 
@@ -15,8 +16,8 @@ import (
 func clusterLabels(name string) map[string]string { return labels("cluster", labelCluster, name) }
 
 // CreateCluster implements Store.
-func (k *Kube) CreateCluster(ctx context.Context, c Cluster) error {
-	if err := checkName("cluster", c.Name); err != nil {
+func (k *Store) CreateCluster(ctx context.Context, c store.Cluster) error {
+	if err := store.CheckName("cluster", c.Name); err != nil {
 		return err
 	}
 	if err := k.check(ctx); err != nil {
@@ -34,8 +35,8 @@ func (k *Kube) CreateCluster(ctx context.Context, c Cluster) error {
 }
 
 // PutCluster implements Store.
-func (k *Kube) PutCluster(ctx context.Context, c Cluster) error {
-	if err := checkName("cluster", c.Name); err != nil {
+func (k *Store) PutCluster(ctx context.Context, c store.Cluster) error {
+	if err := store.CheckName("cluster", c.Name); err != nil {
 		return err
 	}
 	if err := k.check(ctx); err != nil {
@@ -48,14 +49,14 @@ func (k *Kube) PutCluster(ctx context.Context, c Cluster) error {
 }
 
 // GetCluster implements Store.
-func (k *Kube) GetCluster(ctx context.Context, name string) (Cluster, error) {
-	var c Cluster
+func (k *Store) GetCluster(ctx context.Context, name string) (store.Cluster, error) {
+	var c store.Cluster
 	err := k.check(ctx)
 	if err == nil {
 		_, err = k.get(ctx, resCluster, objectName("", name), &c)
 	}
 	if err != nil {
-		return Cluster{}, fmt.Errorf("get cluster %s: %w", name, err)
+		return store.Cluster{}, fmt.Errorf("get cluster %s: %w", name, err)
 	}
 	return c, nil
 }
@@ -63,7 +64,7 @@ func (k *Kube) GetCluster(ctx context.Context, name string) (Cluster, error) {
 // ListClusters implements Store. It reads the store's watch cache (every
 // reconcile lists the clusters), which holds this store's own writes; see
 // kube_cache.go.
-func (k *Kube) ListClusters(ctx context.Context, p Page) ([]Cluster, string, error) {
+func (k *Store) ListClusters(ctx context.Context, p store.Page) ([]store.Cluster, string, error) {
 	if err := k.check(ctx); err != nil {
 		return nil, "", fmt.Errorf("list clusters: %w", err)
 	}
@@ -80,16 +81,16 @@ func (k *Kube) ListClusters(ctx context.Context, p Page) ([]Cluster, string, err
 			items[i] = &listed[i]
 		}
 	}
-	all := make([]Cluster, 0, len(items))
+	all := make([]store.Cluster, 0, len(items))
 	for _, o := range items {
-		var c Cluster
+		var c store.Cluster
 		if err := getSpec(o, &c); err != nil {
 			return nil, "", fmt.Errorf("list clusters: %w", err)
 		}
 		all = append(all, c)
 	}
 	sort.Slice(all, func(i, j int) bool { return all[i].Name < all[j].Name })
-	out, next, err := pageByKey(all, p, func(c Cluster) string { return c.Name })
+	out, next, err := pageByKey(all, p, func(c store.Cluster) string { return c.Name })
 	if err != nil {
 		return nil, "", fmt.Errorf("list clusters: %w", err)
 	}
@@ -98,7 +99,7 @@ func (k *Kube) ListClusters(ctx context.Context, p Page) ([]Cluster, string, err
 
 // DeleteCluster implements Store: the cluster, then its join token,
 // capabilities and status pages.
-func (k *Kube) DeleteCluster(ctx context.Context, name string) error {
+func (k *Store) DeleteCluster(ctx context.Context, name string) error {
 	err := k.check(ctx)
 	if err == nil {
 		err = k.del(ctx, resCluster, objectName("", name))
@@ -113,11 +114,11 @@ func (k *Kube) DeleteCluster(ctx context.Context, name string) error {
 }
 
 // deleteClusterRecords removes what belongs to a deleted cluster.
-func (k *Kube) deleteClusterRecords(ctx context.Context, name string) error {
+func (k *Store) deleteClusterRecords(ctx context.Context, name string) error {
 	if err := k.core.CoreV1().Secrets(k.ns).Delete(ctx, objectName(joinSecretPrefix, name), metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
 		return err
 	}
-	if err := k.del(ctx, resCaps, objectName("", name)); err != nil && !errors.Is(err, ErrNotFound) {
+	if err := k.del(ctx, resCaps, objectName("", name)); err != nil && !errors.Is(err, store.ErrNotFound) {
 		return err
 	}
 	pages, err := k.list(ctx, resStatus, labelCluster+"="+labelValue(name))
@@ -140,7 +141,7 @@ func (k *Kube) deleteClusterRecords(ctx context.Context, name string) error {
 
 // UpdateCluster implements Store. fn may run more than once: when another
 // writer changed the cluster meanwhile, it runs again on the new version.
-func (k *Kube) UpdateCluster(ctx context.Context, name string, fn func(*Cluster) error) error {
+func (k *Store) UpdateCluster(ctx context.Context, name string, fn func(*store.Cluster) error) error {
 	err := k.check(ctx)
 	if err == nil {
 		err = k.updateCluster(ctx, name, fn)
@@ -151,9 +152,9 @@ func (k *Kube) UpdateCluster(ctx context.Context, name string, fn func(*Cluster)
 	return nil
 }
 
-func (k *Kube) updateCluster(ctx context.Context, name string, fn func(*Cluster) error) error {
+func (k *Store) updateCluster(ctx context.Context, name string, fn func(*store.Cluster) error) error {
 	return onConflict(func() error {
-		var c Cluster
+		var c store.Cluster
 		o, err := k.get(ctx, resCluster, objectName("", name), &c)
 		if err != nil {
 			return err
@@ -162,7 +163,7 @@ func (k *Kube) updateCluster(ctx context.Context, name string, fn func(*Cluster)
 			return err
 		}
 		if c.Name != name {
-			return fmt.Errorf("rename to %q: %w", c.Name, ErrConflict)
+			return fmt.Errorf("rename to %q: %w", c.Name, store.ErrConflict)
 		}
 		if err := setSpec(o, c); err != nil {
 			return err
@@ -176,9 +177,9 @@ func (k *Kube) updateCluster(ctx context.Context, name string, fn func(*Cluster)
 // TouchCluster implements Store; it writes only when the agent's version
 // changed or LastSeen moved by a minute or more, so agents that reconnect
 // often cost few writes.
-func (k *Kube) TouchCluster(ctx context.Context, name string, seen time.Time, agentVersion string) error {
+func (k *Store) TouchCluster(ctx context.Context, name string, seen time.Time, agentVersion string) error {
 	err := k.check(ctx)
-	fresh := func(c Cluster) bool {
+	fresh := func(c store.Cluster) bool {
 		return c.AgentVersion == agentVersion && !seen.Before(c.LastSeen) && seen.Sub(c.LastSeen) < time.Minute
 	}
 	// Most connections need no write: the watch cache tells without a
@@ -191,7 +192,7 @@ func (k *Kube) TouchCluster(ctx context.Context, name string, seen time.Time, ag
 	}
 	if err == nil {
 		err = onConflict(func() error {
-			var c Cluster
+			var c store.Cluster
 			o, err := k.get(ctx, resCluster, objectName("", name), &c)
 			if err != nil {
 				return err
@@ -215,8 +216,8 @@ func (k *Kube) TouchCluster(ctx context.Context, name string, seen time.Time, ag
 }
 
 // PutCapabilities implements Store.
-func (k *Kube) PutCapabilities(ctx context.Context, c ClusterCapabilities) error {
-	if err := checkName("cluster", c.Cluster); err != nil {
+func (k *Store) PutCapabilities(ctx context.Context, c store.ClusterCapabilities) error {
+	if err := store.CheckName("cluster", c.Cluster); err != nil {
 		return err
 	}
 	err := k.check(ctx)
@@ -230,10 +231,10 @@ func (k *Kube) PutCapabilities(ctx context.Context, c ClusterCapabilities) error
 }
 
 // ListCapabilities implements Store.
-func (k *Kube) ListCapabilities(ctx context.Context) ([]ClusterCapabilities, error) {
-	var out []ClusterCapabilities
+func (k *Store) ListCapabilities(ctx context.Context) ([]store.ClusterCapabilities, error) {
+	var out []store.ClusterCapabilities
 	err := k.listSpecs(ctx, resCaps, "", func(o *unstructured.Unstructured) error {
-		var c ClusterCapabilities
+		var c store.ClusterCapabilities
 		if err := getSpec(o, &c); err != nil {
 			return err
 		}
@@ -250,12 +251,12 @@ func (k *Kube) ListCapabilities(ctx context.Context) ([]ClusterCapabilities, err
 func pinName(app, cluster string) string { return hashName(app + "\x00" + cluster) }
 
 // PutPin implements Store.
-func (k *Kube) PutPin(ctx context.Context, p Pin) error {
-	if err := checkName("app", p.App); err != nil {
+func (k *Store) PutPin(ctx context.Context, p store.Pin) error {
+	if err := store.CheckName("app", p.App); err != nil {
 		return err
 	}
 	if p.Revision == "" {
-		return fmt.Errorf("pin of %s: empty revision: %w", p.App, ErrInvalid)
+		return fmt.Errorf("pin of %s: empty revision: %w", p.App, store.ErrInvalid)
 	}
 	err := k.check(ctx)
 	if err == nil {
@@ -268,18 +269,18 @@ func (k *Kube) PutPin(ctx context.Context, p Pin) error {
 }
 
 // DeletePins implements Store.
-func (k *Kube) DeletePins(ctx context.Context, app, cluster string) error {
+func (k *Store) DeletePins(ctx context.Context, app, cluster string) error {
 	if err := k.check(ctx); err != nil {
 		return fmt.Errorf("unpin %s: %w", app, err)
 	}
 	if cluster != "" {
-		if err := k.del(ctx, resPin, pinName(app, cluster)); err != nil && !errors.Is(err, ErrNotFound) {
+		if err := k.del(ctx, resPin, pinName(app, cluster)); err != nil && !errors.Is(err, store.ErrNotFound) {
 			return fmt.Errorf("unpin %s on %s: %w", app, cluster, err)
 		}
 		return nil
 	}
 	err := k.listSpecs(ctx, resPin, labelApp+"="+labelValue(app), func(o *unstructured.Unstructured) error {
-		var p Pin
+		var p store.Pin
 		if err := getSpec(o, &p); err != nil || p.App != app {
 			return err
 		}
@@ -295,10 +296,10 @@ func (k *Kube) DeletePins(ctx context.Context, app, cluster string) error {
 }
 
 // ListPins implements Store.
-func (k *Kube) ListPins(ctx context.Context) ([]Pin, error) {
-	var out []Pin
+func (k *Store) ListPins(ctx context.Context) ([]store.Pin, error) {
+	var out []store.Pin
 	err := k.listSpecs(ctx, resPin, "", func(o *unstructured.Unstructured) error {
-		var p Pin
+		var p store.Pin
 		if err := getSpec(o, &p); err != nil {
 			return err
 		}
@@ -318,7 +319,7 @@ func (k *Kube) ListPins(ctx context.Context) ([]Pin, error) {
 }
 
 // listSpecs calls fn for every object of r matching selector.
-func (k *Kube) listSpecs(ctx context.Context, r resource, selector string, fn func(*unstructured.Unstructured) error) error {
+func (k *Store) listSpecs(ctx context.Context, r resource, selector string, fn func(*unstructured.Unstructured) error) error {
 	if err := k.check(ctx); err != nil {
 		return err
 	}
@@ -336,8 +337,8 @@ func (k *Kube) listSpecs(ctx context.Context, r resource, selector string, fn fu
 
 // pageByKey returns the page of sorted items after p's cursor (the base64
 // of the last key of the previous page, as Bolt's forward lists).
-func pageByKey[T any](sorted []T, p Page, key func(T) string) ([]T, string, error) {
-	after, err := decodeCursor(p.After)
+func pageByKey[T any](sorted []T, p store.Page, key func(T) string) ([]T, string, error) {
+	after, err := store.DecodeCursor(p.After)
 	if err != nil {
 		return nil, "", err
 	}
@@ -345,13 +346,13 @@ func pageByKey[T any](sorted []T, p Page, key func(T) string) ([]T, string, erro
 	if after != nil {
 		start = sort.Search(len(sorted), func(i int) bool { return key(sorted[i]) > string(after) })
 	}
-	end := min(start+p.limit(), len(sorted))
+	end := min(start+p.EffectiveLimit(), len(sorted))
 	out := sorted[start:end]
 	if len(out) == 0 {
 		return nil, "", nil
 	}
 	if end < len(sorted) {
-		return out, encodeCursor([]byte(key(out[len(out)-1]))), nil
+		return out, store.EncodeCursor([]byte(key(out[len(out)-1]))), nil
 	}
 	return out, "", nil
 }

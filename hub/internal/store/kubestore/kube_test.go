@@ -1,12 +1,13 @@
 //go:build !unit
 
-package store
+package kubestore
 
 import (
 	"bytes"
 	"encoding/json"
 	"flag"
 	"fmt"
+	"github.com/flotilla-cd/flotilla/hub/internal/store"
 	"os"
 	"path/filepath"
 	"strings"
@@ -25,7 +26,7 @@ var update = flag.Bool("update", false, "rewrite the CRD copies in deploy/")
 
 // crdFiles are the copies of the store's CRDs that deploy/ ships: for
 // kustomize and in the Helm chart.
-var crdFiles = []string{"../../../deploy/crds/hub-store.yaml", "../../../deploy/helm/flotilla/files/hub-store-crds.yaml"}
+var crdFiles = []string{"../../../../deploy/crds/hub-store.yaml", "../../../../deploy/helm/flotilla/files/hub-store-crds.yaml"}
 
 // TestCRDManifest: deploy/ ships the CRDs the store installs.
 func TestCRDManifest(t *testing.T) {
@@ -53,9 +54,9 @@ func TestCRDManifest(t *testing.T) {
 // none is overwritten (resourceVersion conflicts are retried).
 func TestKubeReplicasNeverOverwrite(t *testing.T) {
 	ns := newTestNamespace(t)
-	replicas := []*Kube{openKube(t, ns, Options{}), openKube(t, ns, Options{}), openKube(t, ns, Options{})}
+	replicas := []*Store{openKube(t, ns, 0), openKube(t, ns, 0), openKube(t, ns, 0)}
 	ctx := t.Context()
-	if err := replicas[0].CreateCluster(ctx, Cluster{Name: "shared"}); err != nil {
+	if err := replicas[0].CreateCluster(ctx, store.Cluster{Name: "shared"}); err != nil {
 		t.Fatal(err)
 	}
 	const perReplica = 15
@@ -64,7 +65,7 @@ func TestKubeReplicasNeverOverwrite(t *testing.T) {
 	for r, s := range replicas {
 		for i := range perReplica {
 			wg.Go(func() {
-				errs <- s.UpdateCluster(ctx, "shared", func(c *Cluster) error {
+				errs <- s.UpdateCluster(ctx, "shared", func(c *store.Cluster) error {
 					if c.Labels == nil {
 						c.Labels = map[string]string{}
 					}
@@ -105,9 +106,9 @@ func TestKubeReplicasNeverOverwrite(t *testing.T) {
 // far below etcd's limit, and read back whole.
 func TestKubeStatusWrites(t *testing.T) {
 	ns := newTestNamespace(t)
-	s := openKube(t, ns, Options{})
+	s := openKube(t, ns, 0)
 	ctx := t.Context()
-	if err := s.CreateCluster(ctx, Cluster{Name: "big"}); err != nil {
+	if err := s.CreateCluster(ctx, store.Cluster{Name: "big"}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.PutStatus(ctx, "big", testStatus("web", "r1")); err != nil {
@@ -133,13 +134,13 @@ func TestKubeStatusWrites(t *testing.T) {
 	}
 
 	// 1,500 apps of ~1 KiB each: more than one page holds.
-	var want []StatusRecord
+	var want []store.StatusRecord
 	var wg sync.WaitGroup
 	errs := make(chan error, 1500)
 	for i := range 1500 {
 		st := testStatus(fmt.Sprintf("app-%04d", i), "r1")
 		st.Message = strings.Repeat("m", 600)
-		want = append(want, StatusRecord{"big", st})
+		want = append(want, store.StatusRecord{Cluster: "big", Status: st})
 		wg.Go(func() { errs <- s.PutStatus(ctx, "big", st) })
 	}
 	wg.Wait()
@@ -177,7 +178,7 @@ func TestKubeStatusWrites(t *testing.T) {
 // TestKubeEntriesCapped: a history message or audit detail too big for an
 // object is stored truncated, not refused.
 func TestKubeEntriesCapped(t *testing.T) {
-	s := openKube(t, newTestNamespace(t), Options{})
+	s := openKube(t, newTestNamespace(t), 0)
 	ctx := t.Context()
 	e := histEntry("web", "a", 1)
 	e.Message = strings.Repeat("é", 2<<20)
@@ -192,7 +193,7 @@ func TestKubeEntriesCapped(t *testing.T) {
 	if len(got.Message) > maxTextBytes+64 || !strings.HasPrefix(got.Message, "éé") || !strings.HasSuffix(got.Message, "(truncated)") {
 		t.Errorf("stored message of %d bytes, want it cut to about %d and marked", len(got.Message), maxTextBytes)
 	}
-	if err := s.AppendAudit(ctx, AuditEntry{Time: t0, Actor: "a", Action: "x", Detail: strings.Repeat("d", 3<<20)}); err != nil {
+	if err := s.AppendAudit(ctx, store.AuditEntry{Time: t0, Actor: "a", Action: "x", Detail: strings.Repeat("d", 3<<20)}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -201,16 +202,16 @@ func TestKubeEntriesCapped(t *testing.T) {
 // nowhere, and the custom resources carry neither.
 func TestKubeSecretsHoldSecrets(t *testing.T) {
 	ns := newTestNamespace(t)
-	s := openKube(t, ns, Options{})
+	s := openKube(t, ns, 0)
 	ctx := t.Context()
-	if err := s.CreateCluster(ctx, Cluster{Name: "a"}); err != nil {
+	if err := s.CreateCluster(ctx, store.Cluster{Name: "a"}); err != nil {
 		t.Fatal(err)
 	}
 	join, err := s.CreateJoinToken(ctx, "a", time.Hour, t0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	api, tok, err := s.CreateAPIToken(ctx, "ci", RoleReadOnly, t0)
+	api, tok, err := s.CreateAPIToken(ctx, "ci", store.RoleReadOnly, t0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -239,7 +240,7 @@ func TestKubeSecretsHoldSecrets(t *testing.T) {
 			t.Errorf("raw token %q stored", raw)
 		}
 	}
-	for _, hash := range []string{hashToken(join), tok.Hash} {
+	for _, hash := range []string{store.HashToken(join), tok.Hash} {
 		if bytes.Contains(crs.Bytes(), []byte(hash)) {
 			t.Errorf("hash %q in a custom resource, want Secrets only", hash)
 		}
@@ -254,10 +255,10 @@ func TestKubeSecretsHoldSecrets(t *testing.T) {
 // what belongs to live clusters and valid tokens stays.
 func TestKubeCompact(t *testing.T) {
 	ns := newTestNamespace(t)
-	s := openKube(t, ns, Options{})
+	s := openKube(t, ns, 0)
 	ctx := t.Context()
 	for _, c := range []string{"kept", "gone"} {
-		if err := s.CreateCluster(ctx, Cluster{Name: c}); err != nil {
+		if err := s.CreateCluster(ctx, store.Cluster{Name: c}); err != nil {
 			t.Fatal(err)
 		}
 		if err := s.PutStatus(ctx, c, testStatus("web", "r1")); err != nil {
@@ -276,11 +277,11 @@ func TestKubeCompact(t *testing.T) {
 	if _, err := s.res(resStatus).Create(ctx, o, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	oldRaw, _, err := s.IssueAPIToken(ctx, APIToken{Name: "old", Role: RoleReadOnly, ExpiresAt: t0.Add(-48 * time.Hour)}, t0.Add(-72*time.Hour))
+	oldRaw, _, err := s.IssueAPIToken(ctx, store.APIToken{Name: "old", Role: store.RoleReadOnly, ExpiresAt: t0.Add(-48 * time.Hour)}, t0.Add(-72*time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
-	validRaw, _, err := s.IssueAPIToken(ctx, APIToken{Name: "valid", Role: RoleReadOnly, ExpiresAt: t0.Add(time.Hour)}, t0)
+	validRaw, _, err := s.IssueAPIToken(ctx, store.APIToken{Name: "valid", Role: store.RoleReadOnly, ExpiresAt: t0.Add(time.Hour)}, t0)
 	if err != nil {
 		t.Fatal(err)
 	}

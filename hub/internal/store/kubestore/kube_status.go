@@ -1,9 +1,10 @@
-package store
+package kubestore
 
 import (
 	"context"
 	"encoding/base64"
 	"fmt"
+	"github.com/flotilla-cd/flotilla/hub/internal/store"
 	"hash/fnv"
 	"sort"
 	"strconv"
@@ -55,14 +56,14 @@ func statusPageOf(app string, pages int) int {
 }
 
 // PutStatus implements Store: it waits for the batch its change went into.
-func (k *Kube) PutStatus(ctx context.Context, cluster string, st *apiv1alpha1.AppStatus) error {
+func (k *Store) PutStatus(ctx context.Context, cluster string, st *apiv1alpha1.AppStatus) error {
 	if st == nil {
-		return fmt.Errorf("put status on cluster %s: nil status: %w", cluster, ErrInvalid)
+		return fmt.Errorf("put status on cluster %s: nil status: %w", cluster, store.ErrInvalid)
 	}
-	if err := checkName("app", st.GetApp()); err != nil {
+	if err := store.CheckName("app", st.GetApp()); err != nil {
 		return fmt.Errorf("put status on cluster %s: %w", cluster, err)
 	}
-	data, err := statusMarshal.Marshal(st)
+	data, err := store.StatusMarshal.Marshal(st)
 	if err != nil {
 		return fmt.Errorf("put status of app %s on cluster %s: encode: %w", st.GetApp(), cluster, err)
 	}
@@ -74,14 +75,14 @@ func (k *Kube) PutStatus(ctx context.Context, cluster string, st *apiv1alpha1.Ap
 }
 
 // DeleteStatus implements Store.
-func (k *Kube) DeleteStatus(ctx context.Context, cluster, app string) error {
+func (k *Store) DeleteStatus(ctx context.Context, cluster, app string) error {
 	if err := k.queueStatus(ctx, cluster, app, nil); err != nil {
 		return fmt.Errorf("delete status of app %s on cluster %s: %w", app, cluster, err)
 	}
 	return nil
 }
 
-func (k *Kube) queueStatus(ctx context.Context, cluster, app string, enc *string) error {
+func (k *Store) queueStatus(ctx context.Context, cluster, app string, enc *string) error {
 	if err := k.check(ctx); err != nil {
 		return err
 	}
@@ -108,7 +109,7 @@ func (k *Kube) queueStatus(ctx context.Context, cluster, app string, enc *string
 
 // statusWriter writes the cluster's batches one after the other until
 // none is waiting.
-func (k *Kube) statusWriter(cluster string) {
+func (k *Store) statusWriter(cluster string) {
 	defer k.wg.Done()
 	for {
 		k.statusMu.Lock()
@@ -129,7 +130,7 @@ func (k *Kube) statusWriter(cluster string) {
 // writeStatus applies changes to the cluster's status pages. The first
 // try starts from the watch cache (no request but the write at steady
 // state); a conflict, stale cache, retries from the API server.
-func (k *Kube) writeStatus(ctx context.Context, cluster string, changes map[string]*string) error {
+func (k *Store) writeStatus(ctx context.Context, cluster string, changes map[string]*string) error {
 	if err := k.clusterExists(ctx, cluster); err != nil {
 		deletesOnly := true
 		for _, c := range changes {
@@ -207,7 +208,7 @@ type loadedPage struct {
 
 // clusterExists is nil if the cluster is in the watch cache or, if not
 // there, in the API server.
-func (k *Kube) clusterExists(ctx context.Context, cluster string) error {
+func (k *Store) clusterExists(ctx context.Context, cluster string) error {
 	if _, found, _ := k.cachedObject(ctx, k.cache().clusters, objectName("", cluster)); found {
 		return nil
 	}
@@ -217,7 +218,7 @@ func (k *Kube) clusterExists(ctx context.Context, cluster string) error {
 
 // cachedStatusPages reads the cluster's pages from the watch cache by
 // name (page 0 says how many there are); false if the cache cannot tell.
-func (k *Kube) cachedStatusPages(ctx context.Context, cluster string) (map[int]loadedPage, bool) {
+func (k *Store) cachedStatusPages(ctx context.Context, cluster string) (map[int]loadedPage, bool) {
 	w := k.cache().statuses
 	out := map[int]loadedPage{}
 	for i, n := 0, 1; i < n; i++ {
@@ -239,7 +240,7 @@ func (k *Kube) cachedStatusPages(ctx context.Context, cluster string) (map[int]l
 }
 
 // statusPages reads the cluster's pages by number.
-func (k *Kube) statusPages(ctx context.Context, cluster string) (map[int]loadedPage, error) {
+func (k *Store) statusPages(ctx context.Context, cluster string) (map[int]loadedPage, error) {
 	mark := k.watch.statuses.listing()
 	items, err := k.list(ctx, resStatus, labelCluster+"="+labelValue(cluster))
 	if err != nil {
@@ -259,7 +260,7 @@ func (k *Kube) statusPages(ctx context.Context, cluster string) (map[int]loadedP
 	return out, nil
 }
 
-func (k *Kube) writeStatusPage(ctx context.Context, cluster string, i, n int, apps map[string]string, cur loadedPage) error {
+func (k *Store) writeStatusPage(ctx context.Context, cluster string, i, n int, apps map[string]string, cur loadedPage) error {
 	sp := statusPage{Cluster: cluster, Page: i, Pages: n, Apps: apps}
 	if cur.obj == nil {
 		if len(apps) == 0 && i > 0 {
@@ -300,7 +301,7 @@ func equalApps(a, b map[string]string) bool {
 }
 
 // ListStatus implements Store.
-func (k *Kube) ListStatus(ctx context.Context, cluster string) ([]StatusRecord, error) {
+func (k *Store) ListStatus(ctx context.Context, cluster string) ([]store.StatusRecord, error) {
 	out, err := k.listStatus(ctx, cluster)
 	if err != nil {
 		if cluster == "" {
@@ -311,12 +312,12 @@ func (k *Kube) ListStatus(ctx context.Context, cluster string) ([]StatusRecord, 
 	return out, nil
 }
 
-func (k *Kube) listStatus(ctx context.Context, cluster string) ([]StatusRecord, error) {
+func (k *Store) listStatus(ctx context.Context, cluster string) ([]store.StatusRecord, error) {
 	sel := ""
 	if cluster != "" {
 		sel = labelCluster + "=" + labelValue(cluster)
 	}
-	var out []StatusRecord
+	var out []store.StatusRecord
 	err := k.listSpecs(ctx, resStatus, sel, func(o *unstructured.Unstructured) error {
 		var sp statusPage
 		if err := getSpec(o, &sp); err != nil {
@@ -334,7 +335,7 @@ func (k *Kube) listStatus(ctx context.Context, cluster string) ([]StatusRecord, 
 			if err := proto.Unmarshal(data, st); err != nil {
 				return fmt.Errorf("decode status of app %s on cluster %s: %w", app, sp.Cluster, err)
 			}
-			out = append(out, StatusRecord{Cluster: sp.Cluster, Status: st})
+			out = append(out, store.StatusRecord{Cluster: sp.Cluster, Status: st})
 		}
 		return nil
 	})

@@ -1,9 +1,10 @@
 //go:build !unit
 
-package store
+package kubestore
 
 import (
 	"fmt"
+	"github.com/flotilla-cd/flotilla/hub/internal/store"
 	"net/http"
 	"strings"
 	"sync"
@@ -72,12 +73,12 @@ func (c *requestCounter) reset() {
 }
 
 // openCountingKube opens a store whose requests c counts.
-func openCountingKube(t *testing.T, ns string, opts Options) (*Kube, *requestCounter) {
+func openCountingKube(t *testing.T, ns string, opts store.Options) (*Store, *requestCounter) {
 	t.Helper()
 	c := &requestCounter{n: map[string]int{}}
 	cfg := testAPIServer(t)
 	cfg.Wrap(transport.WrapperFunc(c.RoundTrip))
-	k, err := NewKube(cfg, KubeOptions{Namespace: ns, HistoryLimit: opts.HistoryLimit}, hclog.NewNullLogger())
+	k, err := New(cfg, Options{Namespace: ns, HistoryLimit: opts.HistoryLimit}, hclog.NewNullLogger())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +87,7 @@ func openCountingKube(t *testing.T, ns string, opts Options) (*Kube, *requestCou
 }
 
 // waitCacheSynced starts k's watch cache and waits for its first lists.
-func waitCacheSynced(t *testing.T, k *Kube) {
+func waitCacheSynced(t *testing.T, k *Store) {
 	t.Helper()
 	w := k.cache()
 	if !cache.WaitForCacheSync(t.Context().Done(), w.clusters.inf.HasSynced, w.statuses.inf.HasSynced) {
@@ -94,9 +95,9 @@ func waitCacheSynced(t *testing.T, k *Kube) {
 	}
 }
 
-func clusterNames(t *testing.T, s Store) []string {
+func clusterNames(t *testing.T, s store.Store) []string {
 	t.Helper()
-	cs, _, err := s.ListClusters(t.Context(), Page{Limit: MaxPageLimit})
+	cs, _, err := s.ListClusters(t.Context(), store.Page{Limit: store.MaxPageLimit})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,10 +114,10 @@ func clusterNames(t *testing.T, s Store) []string {
 // create), and another store's writes once its watch brings them.
 func TestKubeListClustersFromCache(t *testing.T) {
 	ns := newTestNamespace(t)
-	k, c := openCountingKube(t, ns, Options{})
+	k, c := openCountingKube(t, ns, store.Options{})
 	ctx := t.Context()
 	for i := range 20 {
-		if err := k.CreateCluster(ctx, Cluster{Name: fmt.Sprintf("c%02d", i)}); err != nil {
+		if err := k.CreateCluster(ctx, store.Cluster{Name: fmt.Sprintf("c%02d", i)}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -132,7 +133,7 @@ func TestKubeListClustersFromCache(t *testing.T) {
 	}
 	for i := range 5 {
 		name := fmt.Sprintf("c%02d", i)
-		if err := k.UpdateCluster(ctx, name, func(cl *Cluster) error {
+		if err := k.UpdateCluster(ctx, name, func(cl *store.Cluster) error {
 			cl.Labels = map[string]string{"round": fmt.Sprint(i)}
 			return nil
 		}); err != nil {
@@ -149,7 +150,7 @@ func TestKubeListClustersFromCache(t *testing.T) {
 	if got := clusterNames(t, k); len(got) != 19 || contains(got, "c19map[]") {
 		t.Fatalf("after delete: %v, want c19 gone", got)
 	}
-	if err := k.CreateCluster(ctx, Cluster{Name: "new"}); err != nil {
+	if err := k.CreateCluster(ctx, store.Cluster{Name: "new"}); err != nil {
 		t.Fatal(err)
 	}
 	if got := clusterNames(t, k); !contains(got, "newmap[]") {
@@ -157,8 +158,8 @@ func TestKubeListClustersFromCache(t *testing.T) {
 	}
 	// Another replica's write reaches this store's cache through the
 	// watch; a read from the API server sees it at once.
-	other := openKube(t, ns, Options{})
-	if err := other.CreateCluster(ctx, Cluster{Name: "elsewhere"}); err != nil {
+	other := openKube(t, ns, 0)
+	if err := other.CreateCluster(ctx, store.Cluster{Name: "elsewhere"}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := k.GetCluster(ctx, "elsewhere"); err != nil {
@@ -183,17 +184,17 @@ func contains(list []string, s string) bool {
 func TestKubeHistoryTrimBounded(t *testing.T) {
 	ns := newTestNamespace(t)
 	const limit, appends = 8, 60
-	k, c := openCountingKube(t, ns, Options{HistoryLimit: limit})
+	k, c := openCountingKube(t, ns, store.Options{HistoryLimit: limit})
 	ctx := t.Context()
 	for i := range appends {
-		if _, err := k.AppendHistory(ctx, HistoryEntry{App: "web", Cluster: "a", Revision: fmt.Sprint(i)}); err != nil {
+		if _, err := k.AppendHistory(ctx, store.HistoryEntry{App: "web", Cluster: "a", Revision: fmt.Sprint(i)}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	if n, most := c.get("list historyentries"), appends/historySlack(limit)+1; n > most {
 		t.Errorf("%d appends sent %d list requests, want at most %d", appends, n, most)
 	}
-	es, _, err := k.ListHistory(ctx, "web", "a", Page{})
+	es, _, err := k.ListHistory(ctx, "web", "a", store.Page{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -214,9 +215,9 @@ func TestKubeHistoryTrimBounded(t *testing.T) {
 // existence and its pages come from the watch cache.
 func TestKubeStatusWriteFromCache(t *testing.T) {
 	ns := newTestNamespace(t)
-	k, c := openCountingKube(t, ns, Options{})
+	k, c := openCountingKube(t, ns, store.Options{})
 	ctx := t.Context()
-	if err := k.CreateCluster(ctx, Cluster{Name: "a"}); err != nil {
+	if err := k.CreateCluster(ctx, store.Cluster{Name: "a"}); err != nil {
 		t.Fatal(err)
 	}
 	if err := k.PutStatus(ctx, "a", testStatus("web", "r0")); err != nil {

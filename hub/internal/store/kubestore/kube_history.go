@@ -1,9 +1,10 @@
-package store
+package kubestore
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/flotilla-cd/flotilla/hub/internal/store"
 	"math"
 	"sort"
 	"strconv"
@@ -53,7 +54,7 @@ func capText(s string) string {
 	return s[:cut] + "… (truncated)"
 }
 
-func capHistory(e HistoryEntry) HistoryEntry {
+func capHistory(e store.HistoryEntry) store.HistoryEntry {
 	e.Message = capText(e.Message)
 	if len(e.Hooks) > maxHooks {
 		e.Hooks = e.Hooks[:maxHooks]
@@ -67,17 +68,17 @@ func capHistory(e HistoryEntry) HistoryEntry {
 func historyName(id uint64) string { return "h-" + strconv.FormatUint(id, 10) }
 func auditName(id uint64) string   { return "a-" + strconv.FormatUint(id, 10) }
 
-func historyLabels(e HistoryEntry) map[string]string {
+func historyLabels(e store.HistoryEntry) map[string]string {
 	return labels("history", labelApp, e.App, labelCluster, e.Cluster, labelPair, e.App+"\x00"+e.Cluster)
 }
 
 // AppendHistory implements Store. Beyond the history limit the oldest
 // entries of the (app, cluster) are deleted.
-func (k *Kube) AppendHistory(ctx context.Context, e HistoryEntry) (uint64, error) {
-	if err := checkName("app", e.App); err != nil {
+func (k *Store) AppendHistory(ctx context.Context, e store.HistoryEntry) (uint64, error) {
+	if err := store.CheckName("app", e.App); err != nil {
 		return 0, fmt.Errorf("append history: %w", err)
 	}
-	if err := checkName("cluster", e.Cluster); err != nil {
+	if err := store.CheckName("cluster", e.Cluster); err != nil {
 		return 0, fmt.Errorf("append history of app %s: %w", e.App, err)
 	}
 	err := k.check(ctx)
@@ -94,13 +95,13 @@ func (k *Kube) AppendHistory(ctx context.Context, e HistoryEntry) (uint64, error
 }
 
 // createNumbered creates e under the next free ID.
-func (k *Kube) createNumbered(ctx context.Context, e HistoryEntry) (HistoryEntry, error) {
+func (k *Store) createNumbered(ctx context.Context, e store.HistoryEntry) (store.HistoryEntry, error) {
 	e = capHistory(e)
 	var taken uint64
 	for {
 		e.ID = k.ids.next(taken)
 		err := k.ImportHistory(ctx, e)
-		if errors.Is(err, ErrConflict) {
+		if errors.Is(err, store.ErrConflict) {
 			taken = e.ID
 			continue
 		}
@@ -109,7 +110,7 @@ func (k *Kube) createNumbered(ctx context.Context, e HistoryEntry) (HistoryEntry
 }
 
 // ImportHistory stores e under its own ID; ErrConflict if it is taken.
-func (k *Kube) ImportHistory(ctx context.Context, e HistoryEntry) error {
+func (k *Store) ImportHistory(ctx context.Context, e store.HistoryEntry) error {
 	o, err := newObject(resHistory, historyName(e.ID), historyLabels(e), e)
 	if err == nil {
 		_, err = k.res(resHistory).Create(ctx, o, metav1.CreateOptions{})
@@ -125,7 +126,7 @@ func (k *Kube) ImportHistory(ctx context.Context, e HistoryEntry) error {
 // past the limit by historySlack. Until then it may hold up to that many
 // entries more (also those other replicas appended), which reads leave
 // out (listHistory).
-func (k *Kube) trimHistory(ctx context.Context, app, cluster string) error {
+func (k *Store) trimHistory(ctx context.Context, app, cluster string) error {
 	if k.historyLimit < 0 {
 		return nil
 	}
@@ -160,14 +161,14 @@ func (k *Kube) trimHistory(ctx context.Context, app, cluster string) error {
 func historySlack(limit int) int { return max(1, limit/4) }
 
 // GetHistory implements Store.
-func (k *Kube) GetHistory(ctx context.Context, id uint64) (HistoryEntry, error) {
-	var e HistoryEntry
+func (k *Store) GetHistory(ctx context.Context, id uint64) (store.HistoryEntry, error) {
+	var e store.HistoryEntry
 	err := k.check(ctx)
 	if err == nil {
 		_, err = k.get(ctx, resHistory, historyName(id), &e)
 	}
 	if err != nil {
-		return HistoryEntry{}, fmt.Errorf("get history %d: %w", id, err)
+		return store.HistoryEntry{}, fmt.Errorf("get history %d: %w", id, err)
 	}
 	return e, nil
 }
@@ -175,7 +176,7 @@ func (k *Kube) GetHistory(ctx context.Context, id uint64) (HistoryEntry, error) 
 // listHistory returns the entries of app and cluster ("" = any), newest
 // first; capped, only the newest HistoryLimit of each (app, cluster)
 // (entries beyond wait for trimHistory).
-func (k *Kube) listHistory(ctx context.Context, app, cluster string, capped bool) ([]HistoryEntry, error) {
+func (k *Store) listHistory(ctx context.Context, app, cluster string, capped bool) ([]store.HistoryEntry, error) {
 	sel := ""
 	switch {
 	case app != "" && cluster != "":
@@ -185,9 +186,9 @@ func (k *Kube) listHistory(ctx context.Context, app, cluster string, capped bool
 	case cluster != "":
 		sel = labelCluster + "=" + labelValue(cluster)
 	}
-	var out []HistoryEntry
+	var out []store.HistoryEntry
 	err := k.listSpecs(ctx, resHistory, sel, func(o *unstructured.Unstructured) error {
-		var e HistoryEntry
+		var e store.HistoryEntry
 		if err := getSpec(o, &e); err != nil {
 			return err
 		}
@@ -213,8 +214,8 @@ func (k *Kube) listHistory(ctx context.Context, app, cluster string, capped bool
 }
 
 // ListHistory implements Store.
-func (k *Kube) ListHistory(ctx context.Context, app, cluster string, p Page) ([]HistoryEntry, string, error) {
-	out, next, err := func() ([]HistoryEntry, string, error) {
+func (k *Store) ListHistory(ctx context.Context, app, cluster string, p store.Page) ([]store.HistoryEntry, string, error) {
+	out, next, err := func() ([]store.HistoryEntry, string, error) {
 		before, err := decodeIDCursor(p.After)
 		if err != nil {
 			return nil, "", err
@@ -223,7 +224,7 @@ func (k *Kube) ListHistory(ctx context.Context, app, cluster string, p Page) ([]
 		if err != nil {
 			return nil, "", err
 		}
-		return pageByID(es, before, p.limit(), func(e HistoryEntry) uint64 { return e.ID })
+		return pageByID(es, before, p.EffectiveLimit(), func(e store.HistoryEntry) uint64 { return e.ID })
 	}()
 	if err != nil {
 		return nil, "", fmt.Errorf("list history of app %q cluster %q: %w", app, cluster, err)
@@ -232,14 +233,14 @@ func (k *Kube) ListHistory(ctx context.Context, app, cluster string, p Page) ([]
 }
 
 // AppendAudit implements Store. Its Detail is capped.
-func (k *Kube) AppendAudit(ctx context.Context, e AuditEntry) error {
+func (k *Store) AppendAudit(ctx context.Context, e store.AuditEntry) error {
 	e.Detail = capText(e.Detail)
 	err := k.check(ctx)
 	var taken uint64
 	for err == nil {
 		e.ID = k.ids.next(taken)
 		err = k.ImportAudit(ctx, e)
-		if errors.Is(err, ErrConflict) {
+		if errors.Is(err, store.ErrConflict) {
 			taken, err = e.ID, nil
 			continue
 		}
@@ -252,7 +253,7 @@ func (k *Kube) AppendAudit(ctx context.Context, e AuditEntry) error {
 }
 
 // ImportAudit stores e under its own ID; ErrConflict if it is taken.
-func (k *Kube) ImportAudit(ctx context.Context, e AuditEntry) error {
+func (k *Store) ImportAudit(ctx context.Context, e store.AuditEntry) error {
 	o, err := newObject(resAudit, auditName(e.ID), labels("audit"), e)
 	if err == nil {
 		_, err = k.res(resAudit).Create(ctx, o, metav1.CreateOptions{})
@@ -261,15 +262,15 @@ func (k *Kube) ImportAudit(ctx context.Context, e AuditEntry) error {
 }
 
 // ListAudit implements Store.
-func (k *Kube) ListAudit(ctx context.Context, p Page) ([]AuditEntry, string, error) {
-	out, next, err := func() ([]AuditEntry, string, error) {
+func (k *Store) ListAudit(ctx context.Context, p store.Page) ([]store.AuditEntry, string, error) {
+	out, next, err := func() ([]store.AuditEntry, string, error) {
 		before, err := decodeIDCursor(p.After)
 		if err != nil {
 			return nil, "", err
 		}
-		var all []AuditEntry
+		var all []store.AuditEntry
 		err = k.listSpecs(ctx, resAudit, "", func(o *unstructured.Unstructured) error {
-			var e AuditEntry
+			var e store.AuditEntry
 			if err := getSpec(o, &e); err != nil {
 				return err
 			}
@@ -280,7 +281,7 @@ func (k *Kube) ListAudit(ctx context.Context, p Page) ([]AuditEntry, string, err
 			return nil, "", err
 		}
 		sort.Slice(all, func(i, j int) bool { return all[i].ID > all[j].ID })
-		return pageByID(all, before, p.limit(), func(e AuditEntry) uint64 { return e.ID })
+		return pageByID(all, before, p.EffectiveLimit(), func(e store.AuditEntry) uint64 { return e.ID })
 	}()
 	if err != nil {
 		return nil, "", fmt.Errorf("list audit: %w", err)
@@ -291,7 +292,7 @@ func (k *Kube) ListAudit(ctx context.Context, p Page) ([]AuditEntry, string, err
 // decodeIDCursor reads a newest-first cursor: the last ID of the previous
 // page, as Bolt's; none is MaxUint64 (from the newest).
 func decodeIDCursor(after string) (uint64, error) {
-	b, err := decodeCursor(after)
+	b, err := store.DecodeCursor(after)
 	if err != nil {
 		return 0, err
 	}
@@ -299,9 +300,9 @@ func decodeIDCursor(after string) (uint64, error) {
 		return math.MaxUint64, nil
 	}
 	if len(b) != 8 {
-		return 0, fmt.Errorf("cursor %q: %w", after, ErrBadCursor)
+		return 0, fmt.Errorf("cursor %q: %w", after, store.ErrBadCursor)
 	}
-	return btoi(b), nil
+	return store.KeyID(b), nil
 }
 
 // pageByID returns up to limit items of the newest-first list with IDs
@@ -317,7 +318,7 @@ func pageByID[T any](newestFirst []T, before uint64, limit int, id func(T) uint6
 		return nil, "", nil
 	}
 	if end < len(newestFirst) {
-		return out, encodeCursor(itob(id(out[len(out)-1]))), nil
+		return out, store.EncodeCursor(store.IDKey(id(out[len(out)-1]))), nil
 	}
 	return out, "", nil
 }
