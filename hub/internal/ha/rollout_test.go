@@ -10,7 +10,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"sync"
 	"testing"
@@ -41,14 +40,6 @@ import (
 	apiv1alpha1 "github.com/flotilla-cd/flotilla/shared/api/v1alpha1"
 )
 
-func controlPlaneBins() string {
-	if d := os.Getenv("FLOTILLA_CONTROL_PLANE_BIN_DIR"); d != "" {
-		return d
-	}
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Join(filepath.Dir(file), "..", "..", "..", "bin")
-}
-
 // apiServer starts a kube-apiserver (and etcd) as processes, with the
 // store's CRDs, and returns its admin config and a new namespace.
 func apiServer(t *testing.T) (*rest.Config, string) {
@@ -57,7 +48,7 @@ func apiServer(t *testing.T) (*rest.Config, string) {
 		t.Skip("starts a kube-apiserver; run without -short")
 	}
 	ctx := t.Context()
-	p := &cluster.ProcessProvider{BinDir: controlPlaneBins(), Logger: hclog.NewNullLogger(), WorkDir: t.TempDir()}
+	p := &cluster.ProcessProvider{BinDir: cluster.ControlPlaneBinDir(), Logger: hclog.NewNullLogger(), WorkDir: t.TempDir()}
 	c, err := p.Create(ctx, "ha")
 	if err != nil {
 		if errors.Is(err, cluster.ErrMissingBinaries) && os.Getenv(cluster.EnvSkipMissingBins) == "1" {

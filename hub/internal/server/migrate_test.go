@@ -14,13 +14,6 @@ import (
 	"github.com/flotilla-cd/flotilla/internal/testsupport/cluster"
 )
 
-func controlPlaneBins() string {
-	if d := os.Getenv("FLOTILLA_CONTROL_PLANE_BIN_DIR"); d != "" {
-		return d
-	}
-	return filepath.Join("..", "..", "..", "bin")
-}
-
 // TestMigrateCommand: a bbolt hub's state moved to the Kubernetes store
 // (`flotilla-hub migrate --from bbolt --to kubernetes`) is opened by a
 // kubernetes hub with the same CA, tokens and clusters; moved back into a
@@ -29,7 +22,7 @@ func controlPlaneBins() string {
 func TestMigrateCommand(t *testing.T) {
 	ctx := t.Context()
 	log := hclog.NewNullLogger()
-	c := cluster.Start(t, &cluster.ProcessProvider{BinDir: controlPlaneBins(), WorkDir: t.TempDir()}, "migrate")
+	c := cluster.Start(t, &cluster.ProcessProvider{BinDir: cluster.ControlPlaneBinDir(), WorkDir: t.TempDir()}, "migrate")
 	kopts := StoreOptions{Kind: StoreKubernetes, Namespace: "default", Kubeconfig: c.Kubeconfig(), InstallCRDs: true}
 
 	// A bbolt hub's state: its CA (key in ca.key), a cluster, an API token.

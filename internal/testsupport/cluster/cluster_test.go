@@ -26,16 +26,13 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 )
 
-// testBinDir is FLOTILLA_E2E_BIN_DIR or the repository's bin/.
+// testBinDir is FLOTILLA_E2E_BIN_DIR or ControlPlaneBinDir (the
+// repository's bin/; before, a path two folders up, which is internal/bin).
 func testBinDir(t *testing.T) string {
 	if d := os.Getenv("FLOTILLA_E2E_BIN_DIR"); d != "" {
 		return d
 	}
-	d, err := filepath.Abs(filepath.Join("..", "..", "bin"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return d
+	return ControlPlaneBinDir()
 }
 
 // skipUnlessProcess skips tests of ProcessProvider internals when another
