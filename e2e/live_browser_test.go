@@ -3,6 +3,7 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"time"
@@ -33,7 +34,12 @@ func (e *env) liveBrowser(pc *cluster.ProcessCluster, pod string) {
 		chromedp.WaitVisible(css(`table.matrix`)),
 		chromedp.Navigate(e.hub.HTTPURL+"/#/apps/live"),
 		chromedp.WaitVisible(css(`a[data-tree-link="alpha"]`)),
-		chromedp.Click(css(`a[data-tree-link="alpha"]`)),
+		// Clicked from the page's own script: the page may re-render the
+		// link between a lookup and a CDP click (a stale node id).
+		chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+			_, err := chromedp.Evaluate[bool](`(document.querySelector('a[data-tree-link="alpha"]').click(), true)`)(ctx, t)
+			return err
+		}),
 		chromedp.WaitVisible(css(`li[data-node="Pod/`+pod+`"]`)))
 	if err != nil {
 		e.t.Fatalf("browser: open the app's cluster page: %v", err)

@@ -91,7 +91,14 @@ func browserLogin(ctx context.Context, cfg *oauth2.Config, stderr io.Writer) (st
 		finish(result{idToken: idToken})
 	})}
 	go func() { _ = srv.Serve(lis) }()
-	defer srv.Close()
+	// Shutdown, not Close: the callback's handler hands over the result
+	// before its page is flushed; Close would cut the page off (the
+	// browser showed a reset connection instead of "Signed in").
+	defer func() {
+		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer scancel()
+		_ = srv.Shutdown(sctx)
+	}()
 
 	if err := openBrowser(authURL); err != nil {
 		return "", err
