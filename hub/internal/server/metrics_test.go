@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -12,17 +11,18 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flotilla-cd/flotilla/internal/testsupport/ports"
+
 	"github.com/hashicorp/go-hclog"
 )
 
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	a, err := ports.Addr()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().String()
+	return a
 }
 
 // TestHubMetricsScrape runs the hub, registers a cluster through the API

@@ -23,6 +23,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flotilla-cd/flotilla/internal/testsupport/ports"
+
 	"golang.org/x/crypto/bcrypt"
 	"helm.sh/helm/v3/pkg/registry"
 )
@@ -120,7 +122,7 @@ func RunRegistry(binDir, dir, user, pass string) (*Registry, func(), error) {
 	if err := os.WriteFile(filepath.Join(dir, "htpasswd"), []byte(user+":"+string(hash)+"\n"), 0o600); err != nil {
 		return nil, nil, err
 	}
-	if r.Host, err = freeAddr(); err != nil {
+	if r.Host, err = ports.Addr(); err != nil {
 		return nil, nil, err
 	}
 	stop, err := r.start(bin)
@@ -232,15 +234,6 @@ func nameVersion(path string) (string, string) {
 		}
 	}
 	return base, ""
-}
-
-func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
 }
 
 // writeCert writes a self-signed certificate for 127.0.0.1 and localhost

@@ -3,9 +3,9 @@ package cluster
 import (
 	"context"
 	"fmt"
-	"net"
-	"sync"
 	"time"
+
+	"github.com/flotilla-cd/flotilla/internal/testsupport/ports"
 )
 
 // pollInterval is the period of readiness checks.
@@ -54,42 +54,20 @@ func waitFor(ctx context.Context, what string, dead <-chan struct{}, cond func(c
 	}
 }
 
-// reserved holds the ports handed out by freePorts in this process, so that
-// clusters created concurrently never get the same port.
-var reserved = struct {
-	sync.Mutex
-	ports map[int]bool
-}{ports: map[int]bool{}}
-
 // pickPorts is freePorts; tests replace it to hand out a taken port.
 var pickPorts = freePorts
 
-// freePorts returns n distinct free TCP ports on 127.0.0.1. They are free
-// when returned; a process outside this test binary could still take one
-// before the component binds it, which then fails cluster creation with the
-// component's "address already in use" in the error.
+// freePorts returns n distinct free TCP ports on 127.0.0.1, reserved for
+// this process (package ports): no other test process and no outgoing
+// connection takes one before the component binds it.
 func freePorts(n int) ([]int, error) {
-	reserved.Lock()
-	defer reserved.Unlock()
-	var ports []int
-	var listeners []net.Listener
-	defer func() {
-		for _, l := range listeners {
-			_ = l.Close()
-		}
-	}()
-	for len(ports) < n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+	out := make([]int, 0, n)
+	for range n {
+		p, err := ports.Reserve()
 		if err != nil {
 			return nil, fmt.Errorf("find free port on 127.0.0.1: %w", err)
 		}
-		listeners = append(listeners, l)
-		p := l.Addr().(*net.TCPAddr).Port
-		if reserved.ports[p] {
-			continue
-		}
-		reserved.ports[p] = true
-		ports = append(ports, p)
+		out = append(out, p)
 	}
-	return ports, nil
+	return out, nil
 }

@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +12,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/flotilla-cd/flotilla/internal/testsupport/ports"
 )
 
 // Proc is a child process whose output is kept in a log file.
@@ -113,15 +114,10 @@ func (p *Proc) Grep(s string) bool {
 	return bytes.Contains(b, []byte(s))
 }
 
-// FreeAddr returns a free loopback host:port.
-func FreeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
-}
+// FreeAddr returns a free loopback host:port, reserved for this test process
+// (see package ports: no other test process or outgoing connection takes it
+// before the process it is meant for binds it).
+func FreeAddr() (string, error) { return ports.Addr() }
 
 // Eventually calls cond every interval until it returns nil or the timeout
 // passes, and returns the last error.
