@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+	"time"
 
 	"google.golang.org/protobuf/proto"
 	corev1 "k8s.io/api/core/v1"
@@ -34,11 +35,18 @@ type Store struct {
 
 	mu    sync.Mutex
 	known map[string]meta // app → its index as last written or read
+	// cleaning holds, per app, the removal of the bundle chunks a Save
+	// left behind (closed when done): it runs after Save returns, off the
+	// sync's path, and the app's next Save or Delete waits for it.
+	cleaning map[string]chan struct{}
 }
+
+// cleanTimeout bounds the removal of old chunks after a Save.
+const cleanTimeout = time.Minute
 
 // New returns a store over the Secrets of namespace.
 func New(dyn dynamic.Interface, namespace, fieldManager string) *Store {
-	return &Store{secrets: kube.NewSecrets(dyn, namespace), namespace: namespace, fieldManager: fieldManager, known: map[string]meta{}}
+	return &Store{secrets: kube.NewSecrets(dyn, namespace), namespace: namespace, fieldManager: fieldManager, known: map[string]meta{}, cleaning: map[string]chan struct{}{}}
 }
 
 // remember records m as app's index (nil: unknown, read it next time).
@@ -62,11 +70,15 @@ type meta struct {
 }
 
 // Save writes rec: the bundle chunks when the index does not already point
-// at this digest, then the index, then deletes chunks of other digests.
-// Only the two writes are in sequence: the chunks of other digests are
-// listed meanwhile (they all predate this save, since the app's writes
-// are serialised).
+// at this digest, then the index. It returns once both are written: the
+// chunks of other digests, listed meanwhile (they all predate this save,
+// since the app's writes are serialised), are deleted after it returns,
+// and the app's next Save or Delete first waits for that. A chunk that
+// could not be deleted is listed and deleted by the next Save.
 func (s *Store) Save(ctx context.Context, rec *Record) error {
+	if err := s.settle(ctx, rec.App); err != nil {
+		return err
+	}
 	raw, err := proto.Marshal(rec.Bundle)
 	if err != nil {
 		return fmt.Errorf("save app %s: encode bundle: %w", rec.App, err)
@@ -106,11 +118,69 @@ func (s *Store) Save(ctx context.Context, rec *Record) error {
 		<-others
 		return err
 	}
-	l := <-others
-	if l.err != nil {
-		return l.err
+	done := make(chan struct{})
+	s.mu.Lock()
+	s.cleaning[rec.App] = done
+	s.mu.Unlock()
+	go func() {
+		defer close(done)
+		l := <-others
+		if l.err != nil || !hasOthers(l.chunks, digest) {
+			return
+		}
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanTimeout)
+		defer cancel()
+		_ = s.deleteListed(cctx, rec.App, digest, l.chunks) // left ones: the next Save's
+	}()
+	return nil
+}
+
+// hasOthers reports whether list holds a chunk of a digest other than keep.
+func hasOthers(list []*corev1.Secret, keep string) bool {
+	for _, sec := range list {
+		if sec.Labels[labelDigest] != digestLabel(keep) {
+			return true
+		}
 	}
-	return s.deleteListed(ctx, rec.App, digest, l.chunks)
+	return false
+}
+
+// settle waits until the removal of old chunks that app's last Save started
+// is over.
+func (s *Store) settle(ctx context.Context, app string) error {
+	s.mu.Lock()
+	ch := s.cleaning[app]
+	s.mu.Unlock()
+	if ch == nil {
+		return nil
+	}
+	select {
+	case <-ch:
+	case <-ctx.Done():
+		return fmt.Errorf("app %s: wait for the removal of old bundle chunks: %w", app, ctx.Err())
+	}
+	s.mu.Lock()
+	if s.cleaning[app] == ch {
+		delete(s.cleaning, app)
+	}
+	s.mu.Unlock()
+	return nil
+}
+
+// Settle waits until every removal of old chunks started by Save is over.
+func (s *Store) Settle(ctx context.Context) error {
+	s.mu.Lock()
+	apps := make([]string, 0, len(s.cleaning))
+	for app := range s.cleaning {
+		apps = append(apps, app)
+	}
+	s.mu.Unlock()
+	for _, app := range apps {
+		if err := s.settle(ctx, app); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // SaveInventory rewrites only the index of an app already saved.
@@ -212,6 +282,9 @@ func (s *Store) deleteListed(ctx context.Context, app, keep string, list []*core
 
 // Delete removes everything stored for app.
 func (s *Store) Delete(ctx context.Context, app string) error {
+	if err := s.settle(ctx, app); err != nil {
+		return err
+	}
 	s.remember(app, nil)
 	if err := s.secrets.Delete(ctx, indexName(app)); err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("delete app %s: %w", app, err)

@@ -116,6 +116,9 @@ func TestSaveLoadLargeBundle(t *testing.T) {
 	if err := s.Save(ctx, &Record{App: "big", Bundle: next, Inventory: inv[:1]}); err != nil {
 		t.Fatal(err)
 	}
+	if err := s.Settle(ctx); err != nil {
+		t.Fatal(err)
+	}
 	if n := countSecrets(t, "inv-large"); n != 4 {
 		t.Errorf("%d secrets after replacing, want 4", n)
 	}
@@ -208,6 +211,9 @@ func TestSaveRemembersIndex(t *testing.T) {
 	if n := gets.Load(); n != 0 {
 		t.Errorf("%d GETs of single Secrets after Load, want 0", n)
 	}
+	if err := counted.Settle(ctx); err != nil {
+		t.Fatal(err)
+	}
 	if n := countSecrets(t, ns); n != 2 {
 		t.Errorf("%d secrets after Save, want 2 (index and one chunk)", n)
 	}
@@ -237,8 +243,52 @@ func TestSaveRemembersIndex(t *testing.T) {
 	if len(got) != 1 || !proto.Equal(got[0].Bundle, second) {
 		t.Errorf("Load = %v", got)
 	}
+	if err := fresh.Settle(ctx); err != nil {
+		t.Fatal(err)
+	}
 	if n := countSecrets(t, ns); n != 2 {
 		t.Errorf("%d secrets, want 2", n)
+	}
+}
+
+// TestSaveBackToEarlierDigest: Save returns before the chunks of the
+// digest it replaced are deleted; a save straight back to that digest (a
+// rollback) must not lose the chunks it writes again to that deletion.
+func TestSaveBackToEarlierDigest(t *testing.T) {
+	testenv.Need(t, dyn != nil)
+	ctx := context.Background()
+	const ns = "inv-back"
+	s := newStore(t, ns)
+	one, two := randomBundle(t, "a", 1<<20), randomBundle(t, "a", 1<<20) // 2 chunks each
+	for range 3 {
+		for _, b := range []*apiv1alpha1.Bundle{one, two, one} {
+			if err := s.Save(ctx, &Record{App: "a", Bundle: b}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := s.Settle(ctx); err != nil {
+			t.Fatal(err)
+		}
+		got, err := New(dyn, ns, "flotilla-agent").Load(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 1 || !proto.Equal(got[0].Bundle, one) {
+			t.Fatalf("Load = %v", got)
+		}
+		if n := countSecrets(t, ns); n != 3 {
+			t.Fatalf("%d secrets, want 3 (index and two chunks)", n)
+		}
+	}
+	// Delete waits for the last removal too and leaves nothing.
+	if err := s.Save(ctx, &Record{App: "a", Bundle: two}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Delete(ctx, "a"); err != nil {
+		t.Fatal(err)
+	}
+	if n := countSecrets(t, ns); n != 0 {
+		t.Fatalf("%d secrets after Delete, want 0", n)
 	}
 }
 
