@@ -30,7 +30,7 @@ APT_PACKAGES := git protobuf-compiler chromium
 export FLOTILLA_E2E_BIN_DIR := $(BIN)
 export FLOTILLA_CONTROL_PLANE_BIN_DIR := $(BIN)
 
-.PHONY: all build test unit e2e e2e-kind e2e-containers docker-deps bins deps check-deps proto proto-check protoc-version lint quickstart bench images images-push deploy-test clean
+.PHONY: all build test test-packages containers-tier unit e2e e2e-kind e2e-containers docker-deps bins deps check-deps proto proto-check protoc-version lint quickstart bench images images-push deploy-test clean
 
 all: build
 
@@ -57,10 +57,14 @@ check-deps:
 bins:
 	./e2e/tools/build.sh $(BIN)
 
-## test: lint, generated-code check, then every test (unit, integration, e2e)
-test: deps bins build lint proto-check
+## test: lint, generated-code check, then every test (unit, integration, e2e):
+## the packages' tests and the container tier side by side (both mostly wait on
+## the processes they start); each one's output is printed when it ends
+test: deps docker-deps bins build lint proto-check
+	$(MAKE) --no-print-directory -j2 --output-sync=target test-packages containers-tier
+
+test-packages:
 	$(GO_TEST) -count=1 -timeout $(TEST_TIMEOUT) ./...
-	$(MAKE) --no-print-directory e2e-containers
 
 ## unit: tests that need no control plane, git server, browser or Docker.
 ## Test files that need one carry `//go:build !unit` (e2e/archtest
@@ -162,6 +166,9 @@ images-push: images
 ## e2e-containers: the container tier: hub and agents from images built with the
 ## binaries of make build (PREBUILT), control planes on their own networks
 e2e-containers: docker-deps bins build
+	$(MAKE) --no-print-directory containers-tier
+
+containers-tier:
 	@mkdir -p $(BIN)/image && cp $(BIN)/flotilla-hub $(BIN)/flotilla $(BIN)/flotilla-agent $(BIN)/image/
 	./deploy/images/with-dockerd.sh bash -c 'set -e; \
 	  $(DOCKER) network prune -f --filter label=flotilla-e2e --filter until=2h >/dev/null; \

@@ -262,3 +262,13 @@ spec:
     targetPort: 80
 `, name)
 }
+
+// parallel runs t beside the package's other top-level tests: each starts
+// its own clusters, hub and agents, and most of their time is spent waiting
+// on those processes. Not under the kind provider, whose clusters are named
+// after the test's cluster names, which repeat across tests.
+func parallel(t *testing.T) {
+	if os.Getenv(cluster.EnvProvider) != "kind" {
+		t.Parallel()
+	}
+}

@@ -17,6 +17,7 @@ import (
 // enrolled agents (separate processes, mTLS), and a second commit is
 // followed until the Deployment is Available.
 func TestCommitReachesClusters(t *testing.T) {
+	parallel(t)
 	e := newEnv(t, "east", "west")
 	rev1 := e.commit("web v1", map[string]string{
 		"apps/web/deployment.yaml": deployment("web", 2, "nginx:1.27"),
@@ -53,6 +54,7 @@ func hubDefaults() harness.HubOptions { return harness.HubOptions{PollInterval: 
 // notices a push within the poll interval (plus jitter) and the cluster
 // follows.
 func TestPollingPicksUpPush(t *testing.T) {
+	parallel(t)
 	e := newEnv(t, "solo")
 	e.commit("cfg v1", map[string]string{"apps/cfg/cm.yaml": configMap("settings", "v1")})
 	e.writeApp("cfg", webApp("cfg", e.repo.URL, "apps/cfg", "cfg", []string{"solo"}, true))

@@ -68,6 +68,7 @@ func clusterError(a api.AppView, cluster string) string {
 // window is open the app's automated sync is held with the window named,
 // until a person syncs (manualSync).
 func TestProjectsOnTheHub(t *testing.T) {
+	parallel(t)
 	e := newEnv(t, "proj")
 	rev := e.commit("team apps", map[string]string{
 		"team/ok/cm.yaml":       configMap("ok", "v1"),
@@ -172,6 +173,7 @@ spec:
 // whole bundle with a status naming the object and the rule, and nothing
 // of it is created. Relaxing the ConfigMap takes effect without a restart.
 func TestAgentPolicyHoldsWithoutTheHub(t *testing.T) {
+	parallel(t)
 	e := newEnv(t, "guarded")
 	ctx := t.Context()
 	cs := e.clients["guarded"]
@@ -233,6 +235,7 @@ func TestAgentPolicyHoldsWithoutTheHub(t *testing.T) {
 // pinned and the cluster keeps what it had. Once the window allows manual
 // syncs (manualSync), the same rollback goes through.
 func TestSyncWindowHoldsManualSyncAndRollback(t *testing.T) {
+	parallel(t)
 	e := newEnv(t, "win")
 	rev1 := e.commit("v1", map[string]string{"team/frozen/cm.yaml": configMap("frozen", "v1")})
 	project := func(windows string) string {

@@ -39,6 +39,7 @@ import (
 //     streams; its agents move and the fleet stays Synced.
 //   - Afterwards no cluster, token, history, audit entry or pin is lost.
 func TestHighAvailability(t *testing.T) {
+	parallel(t)
 	ctx := t.Context()
 	dir := t.TempDir()
 	prov := &cluster.ProcessProvider{BinDir: controlPlaneBins, WorkDir: filepath.Join(dir, "clusters")}

@@ -59,6 +59,7 @@ spec:
 // refused by the agent on an object the app does not own, refused by the
 // hub for a read-only token, and audited.
 func TestLiveView(t *testing.T) {
+	parallel(t)
 	e := newEnv(t, "alpha")
 	e.startHub(hubDefaults())
 	e.enroll("alpha", "env=live")

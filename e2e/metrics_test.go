@@ -18,6 +18,7 @@ import (
 // hub's /metrics shows the connected agent, the bundle pushed and the
 // app's status on the cluster.
 func TestMetrics(t *testing.T) {
+	parallel(t)
 	const cl = "solo"
 	e := newEnv(t, cl)
 	e.startHub(hubDefaults())

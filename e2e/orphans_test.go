@@ -25,6 +25,7 @@ import (
 // it goes away at the next refresh. The agent's own interval is an hour:
 // the looks come from the sync and the refreshes.
 func TestOrphanedResourceWarning(t *testing.T) {
+	parallel(t)
 	e := newEnv(t, "orph")
 	rev := e.commit("shop", map[string]string{"shop/cm.yaml": configMap("shop-config", "v1")})
 	e.writeApp("project", `apiVersion: argoproj.io/v1alpha1

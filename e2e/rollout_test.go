@@ -126,6 +126,7 @@ func (e *env) releaseOn(cl string) string {
 // Deployment never becomes Healthy halts after the canary, which goes back
 // to the previous revision, and wave1 and wave2 never get it.
 func TestRollout(t *testing.T) {
+	parallel(t)
 	names := []string{"canary", "w1a", "w1b", "w2a", "w2b"}
 	e := newEnv(t, names...)
 	e.startHub(hubDefaults())

@@ -13,6 +13,7 @@ import (
 // namespaces, so they share the clusters; the ones that break something
 // (the hub, an agent, a cluster) run last and leave the world healed.
 func TestFleet(t *testing.T) {
+	parallel(t)
 	e := newEnv(t, "alpha", "beta", "gamma")
 	e.startHub(hubDefaults())
 	e.enroll("alpha", "env=prod", "region=eu")
