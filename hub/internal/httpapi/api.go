@@ -106,6 +106,9 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "no-referrer")
+	if wantsPretty(r) {
+		w = &prettyWriter{w}
+	}
 	a.mux.ServeHTTP(w, r)
 }
 
@@ -206,13 +209,49 @@ func writeError(w http.ResponseWriter, code int, msg string) {
 	writeJSON(w, code, api.Error{Error: msg})
 }
 
+// writeJSON answers v as compact JSON (one line, then a newline), or
+// indented by two spaces when the request asked for ?pretty (see
+// wantsPretty). Compact is what tools read: a list of 1,000 apps indented
+// cost the hub more CPU (and garbage) to lay out than to build.
 func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
 	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
+	if _, ok := w.(*prettyWriter); ok {
+		enc.SetIndent("", "  ")
+	}
 	_ = enc.Encode(v)
 }
+
+// wantsPretty reports whether the request asks for indented JSON:
+// ?pretty, ?pretty=true or ?pretty=1 (?pretty=false and ?pretty=0 do not).
+func wantsPretty(r *http.Request) bool {
+	if r.URL.RawQuery == "" {
+		return false
+	}
+	q := r.URL.Query()
+	if !q.Has("pretty") {
+		return false
+	}
+	switch strings.ToLower(q.Get("pretty")) {
+	case "", "1", "true", "yes":
+		return true
+	}
+	return false
+}
+
+// prettyWriter marks a response whose JSON writeJSON indents. It keeps
+// the writer's other abilities: Flush for event streams and logs, and
+// Unwrap for http.ResponseController.
+type prettyWriter struct{ http.ResponseWriter }
+
+func (p *prettyWriter) Flush() {
+	if f, ok := p.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (p *prettyWriter) Unwrap() http.ResponseWriter { return p.ResponseWriter }
 
 func storeError(w http.ResponseWriter, err error, what string) {
 	switch {

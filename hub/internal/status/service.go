@@ -56,12 +56,7 @@ func (s *Service) Views(withObjects bool) []api.AppView {
 // View is one app's view with its spec and objects; ok is false when no
 // app has that name.
 func (s *Service) View(name string) (api.AppView, bool) {
-	for _, v := range s.Views(true) {
-		if v.Name == name {
-			return v, true
-		}
-	}
-	return api.AppView{}, false
+	return View(s.d.Controller.Snapshot(), s.d.Fleet, name, true)
 }
 
 // Known reports whether an app of that name is defined now.

@@ -22,40 +22,57 @@ func Views(snap *controller.Snapshot, fl *fleet.Fleet, withObjects bool) []api.A
 	reported := fl.Status()
 	out := make([]api.AppView, 0, len(snap.Apps))
 	for _, as := range snap.Apps {
-		redact := redactSources(as.Spec)
-		v := api.AppView{Name: as.Name, Project: as.Spec.ProjectName(), File: as.File, Revision: as.Revision, Revisions: as.Revisions, Error: redact(as.Error), Warnings: as.Warnings, Parent: as.Parent, Hub: as.Hub, Clusters: []api.AppClusterView{}}
-		if withObjects {
-			spec := as.Spec
-			spec.Source.RepoURL = gitsource.Redact(spec.Source.RepoURL)
-			spec.Sources = slices.Clone(spec.Sources)
-			for i := range spec.Sources {
-				spec.Sources[i].RepoURL = gitsource.Redact(spec.Sources[i].RepoURL)
-			}
-			v.Spec = spec
-		}
-		states := make([]ClusterState, 0, len(as.Targets))
-		for _, t := range as.Targets {
-			st := reported[t.Cluster][as.Name]
-			cv := api.AppClusterView{Cluster: t.Cluster, Digest: t.Digest, Revision: t.Revision, Revisions: t.Revisions, Error: redact(t.Error), Pinned: t.Pinned, SyncWindow: t.SyncWindow, Rollout: t.Rollout}
-			cv.Sync, cv.Health = ClusterSync(t, st)
-			cv.Connected, _ = fl.Connected(t.Cluster)
-			if st != nil {
-				cv.ObservedDigest, cv.ObservedRev, cv.Message = st.GetDigest(), st.GetRevision(), st.GetMessage()
-				cv.LastOperation = operationView(st.GetLastOperation())
-				cv.Orphaned, cv.Conditions = orphanedView(st.GetOrphaned(), withObjects)
-				if withObjects {
-					cv.Objects = objectViews(st.GetObjects())
-				}
-			}
-			states = append(states, ClusterState{Sync: cv.Sync, Health: cv.Health})
-			v.Clusters = append(v.Clusters, cv)
-		}
-		v.Sync, v.Health = AppSync(as, states)
-		sort.Slice(v.Clusters, func(i, j int) bool { return v.Clusters[i].Cluster < v.Clusters[j].Cluster })
-		out = append(out, v)
+		out = append(out, appView(as, func(cluster string) *apiv1alpha1.AppStatus { return reported[cluster][as.Name] }, fl, withObjects))
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
+}
+
+// View is the view of the app called name, as Views shows it, without
+// building the others'; ok is false when no app has that name.
+func View(snap *controller.Snapshot, fl *fleet.Fleet, name string, withObjects bool) (api.AppView, bool) {
+	for _, as := range snap.Apps {
+		if as.Name == name {
+			return appView(as, func(cluster string) *apiv1alpha1.AppStatus { return fl.StatusOf(cluster, name) }, fl, withObjects), true
+		}
+	}
+	return api.AppView{}, false
+}
+
+// appView is one app's view; reported returns what the app's agent on a
+// cluster reported (nil: nothing).
+func appView(as controller.AppState, reported func(cluster string) *apiv1alpha1.AppStatus, fl *fleet.Fleet, withObjects bool) api.AppView {
+	redact := redactSources(as.Spec)
+	v := api.AppView{Name: as.Name, Project: as.Spec.ProjectName(), File: as.File, Revision: as.Revision, Revisions: as.Revisions, Error: redact(as.Error), Warnings: as.Warnings, Parent: as.Parent, Hub: as.Hub, Clusters: make([]api.AppClusterView, 0, len(as.Targets))}
+	if withObjects {
+		spec := as.Spec
+		spec.Source.RepoURL = gitsource.Redact(spec.Source.RepoURL)
+		spec.Sources = slices.Clone(spec.Sources)
+		for i := range spec.Sources {
+			spec.Sources[i].RepoURL = gitsource.Redact(spec.Sources[i].RepoURL)
+		}
+		v.Spec = spec
+	}
+	states := make([]ClusterState, 0, len(as.Targets))
+	for _, t := range as.Targets {
+		st := reported(t.Cluster)
+		cv := api.AppClusterView{Cluster: t.Cluster, Digest: t.Digest, Revision: t.Revision, Revisions: t.Revisions, Error: redact(t.Error), Pinned: t.Pinned, SyncWindow: t.SyncWindow, Rollout: t.Rollout}
+		cv.Sync, cv.Health = ClusterSync(t, st)
+		cv.Connected, _ = fl.Connected(t.Cluster)
+		if st != nil {
+			cv.ObservedDigest, cv.ObservedRev, cv.Message = st.GetDigest(), st.GetRevision(), st.GetMessage()
+			cv.LastOperation = operationView(st.GetLastOperation())
+			cv.Orphaned, cv.Conditions = orphanedView(st.GetOrphaned(), withObjects)
+			if withObjects {
+				cv.Objects = objectViews(st.GetObjects())
+			}
+		}
+		states = append(states, ClusterState{Sync: cv.Sync, Health: cv.Health})
+		v.Clusters = append(v.Clusters, cv)
+	}
+	v.Sync, v.Health = AppSync(as, states)
+	sort.Slice(v.Clusters, func(i, j int) bool { return v.Clusters[i].Cluster < v.Clusters[j].Cluster })
+	return v
 }
 
 func objectViews(objs []*apiv1alpha1.ObjectStatus) []api.ObjectView {
