@@ -65,6 +65,7 @@ type app struct {
 	opCancel    context.CancelFunc
 	opDigest    string
 	status      *apiv1alpha1.AppStatus
+	statusSeq   uint64                      // the number of status (Engine.statusSeq)
 	orphaned    *apiv1alpha1.OrphanedReport // the last look for orphaned objects (orphans.go)
 	held        string                      // digest of the persisted bundle
 	saving      string                      // digest Accept is persisting

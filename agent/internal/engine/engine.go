@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -127,10 +128,13 @@ type Engine struct {
 
 	mu         sync.Mutex
 	apps       map[string]*app
-	tombstones map[string]*apiv1alpha1.AppStatus // apps removed since start
-	runCtx     context.Context                   // set by Run
-	stopping   bool                              // Run is returning
-	wg         sync.WaitGroup
+	tombstones map[string]tombstone // apps removed since start
+	// statusSeq numbers published statuses and tombstones (see
+	// ChangedStatuses); it only grows.
+	statusSeq atomic.Uint64
+	runCtx    context.Context // set by Run
+	stopping  bool            // Run is returning
+	wg        sync.WaitGroup
 }
 
 // New builds an engine for the cluster cfg points at. It raises the client
@@ -174,7 +178,7 @@ func New(cfg *rest.Config, opts Options, log hclog.Logger) (*Engine, error) {
 		metrics:    newMetrics(),
 		orphans:    &orphanScanner{disco: disco, meta: meta, kick: make(chan struct{}, 1)},
 		apps:       map[string]*app{},
-		tombstones: map[string]*apiv1alpha1.AppStatus{},
+		tombstones: map[string]tombstone{},
 	}
 	e.cache = live.New(dyn, apply.ManagedSelector, opts.Namespaces, e.onEvent, log.Named("live"))
 	if opts.Policy != nil {
@@ -288,7 +292,48 @@ func (e *Engine) Statuses() []*apiv1alpha1.AppStatus {
 		out = append(out, a.currentStatus())
 	}
 	for _, t := range e.tombstones {
-		out = append(out, cloneStatus(t))
+		out = append(out, cloneStatus(t.status))
+	}
+	e.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].GetApp() < out[j].GetApp() })
+	return out
+}
+
+// tombstone is the final status of a removed app and its number (see
+// ChangedStatuses).
+type tombstone struct {
+	status *apiv1alpha1.AppStatus
+	seq    uint64
+}
+
+// ChangedStatuses is Statuses without what the caller has already seen:
+// seen maps a key per status (the app's name; name + "\x00removed" for a
+// removed app's final status) to the number of the status the caller got
+// last, and ChangedStatuses records in it those it returns. Each status
+// an app publishes gets a new number, so a caller that keeps seen between
+// calls (the hub client, per session) copies and compares only the apps
+// that changed since, not all of them on every update. An app that has
+// not published yet is always returned (its minimal status has no number).
+func (e *Engine) ChangedStatuses(seen map[string]uint64) []*apiv1alpha1.AppStatus {
+	var out []*apiv1alpha1.AppStatus
+	e.mu.Lock()
+	for name, a := range e.apps {
+		st, seq := a.statusAfter(seen[name])
+		if st == nil {
+			continue
+		}
+		out = append(out, st)
+		if seq != 0 {
+			seen[name] = seq
+		}
+	}
+	for name, t := range e.tombstones {
+		k := name + "\x00removed"
+		if seen[k] == t.seq {
+			continue
+		}
+		out = append(out, cloneStatus(t.status))
+		seen[k] = t.seq
 	}
 	e.mu.Unlock()
 	sort.Slice(out, func(i, j int) bool { return out[i].GetApp() < out[j].GetApp() })
@@ -332,7 +377,7 @@ func (e *Engine) forget(a *app, final *apiv1alpha1.AppStatus) {
 	if e.apps[a.name] == a {
 		delete(e.apps, a.name)
 	}
-	e.tombstones[a.name] = final
+	e.tombstones[a.name] = tombstone{status: final, seq: e.statusSeq.Add(1)}
 	e.mu.Unlock()
 	e.notify.signal()
 }

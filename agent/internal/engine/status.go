@@ -102,13 +102,7 @@ func (a *app) objectHealth(o *objState) health.Result {
 func (a *app) publish() {
 	st := a.buildStatus()
 	a.mu.Lock()
-	prev := a.status
-	changed := prev == nil || !proto.Equal(withoutTime(prev), st)
-	urgent := changed && (prev == nil || prev.GetSync() != st.GetSync() || !proto.Equal(prev.GetLastOperation(), st.GetLastOperation()))
-	if changed {
-		st.ObservedAt = timestamppb.Now()
-		a.status = st
-	}
+	changed, urgent := a.setStatusLocked(st)
 	a.mu.Unlock()
 	switch {
 	case urgent:
@@ -116,6 +110,23 @@ func (a *app) publish() {
 	case changed:
 		a.e.notify.signal()
 	}
+}
+
+// setStatusLocked makes st (a new message, which is not changed after)
+// the app's status, with observed_at now and a new number, unless it is
+// the same as the current one but for observed_at. urgent: the sync state
+// or the last operation changed. a.mu must be held.
+func (a *app) setStatusLocked(st *apiv1alpha1.AppStatus) (changed, urgent bool) {
+	prev := a.status
+	changed = prev == nil || !proto.Equal(withoutTime(prev), st)
+	if !changed {
+		return false, false
+	}
+	urgent = prev == nil || prev.GetSync() != st.GetSync() || !proto.Equal(prev.GetLastOperation(), st.GetLastOperation())
+	st.ObservedAt = timestamppb.Now()
+	a.status = st
+	a.statusSeq = a.e.statusSeq.Add(1)
+	return true, urgent
 }
 
 func withoutTime(s *apiv1alpha1.AppStatus) *apiv1alpha1.AppStatus {
@@ -133,6 +144,21 @@ func (a *app) currentStatus() *apiv1alpha1.AppStatus {
 		return cloneStatus(a.status)
 	}
 	return &apiv1alpha1.AppStatus{App: a.name, Digest: a.held}
+}
+
+// statusAfter returns a copy of the last published status and its number
+// when that number is not seq, else nil; before the worker has published,
+// the minimal status and 0.
+func (a *app) statusAfter(seq uint64) (*apiv1alpha1.AppStatus, uint64) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	switch {
+	case a.status == nil:
+		return &apiv1alpha1.AppStatus{App: a.name, Digest: a.held}, 0
+	case a.statusSeq == seq:
+		return nil, seq
+	}
+	return cloneStatus(a.status), a.statusSeq
 }
 
 func cloneStatus(s *apiv1alpha1.AppStatus) *apiv1alpha1.AppStatus {

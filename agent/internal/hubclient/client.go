@@ -27,7 +27,11 @@ type Engine interface {
 	Held() map[string]string
 	Accept(ctx context.Context, bundles []*apiv1alpha1.Bundle, removed []string) error
 	Updates() <-chan struct{}
-	Statuses() []*apiv1alpha1.AppStatus
+	// ChangedStatuses returns the apps' statuses (sorted by app) except
+	// those seen says the caller already got, and records the returned
+	// ones in seen (see engine.Engine.ChangedStatuses). An engine may
+	// return statuses that did not change; the client skips them.
+	ChangedStatuses(seen map[string]uint64) []*apiv1alpha1.AppStatus
 	Do(ctx context.Context, cmd *apiv1alpha1.Command) *apiv1alpha1.CommandResult
 }
 

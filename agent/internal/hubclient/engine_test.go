@@ -81,6 +81,9 @@ func (e *memEngine) acceptedAt(digest string) (time.Time, bool) {
 
 func (e *memEngine) Updates() <-chan struct{} { return e.updates }
 
+// ChangedStatuses returns every status: the client skips the unchanged.
+func (e *memEngine) ChangedStatuses(map[string]uint64) []*apiv1alpha1.AppStatus { return e.Statuses() }
+
 func (e *memEngine) Statuses() []*apiv1alpha1.AppStatus {
 	e.mu.Lock()
 	defer e.mu.Unlock()

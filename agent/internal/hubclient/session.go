@@ -70,12 +70,15 @@ func (c *Client) session(ctx context.Context) sessionResult {
 	recvErr := make(chan error, 1)
 	go func() { recvErr <- c.receive(ctx, stream, out, liveOut, renewed) }()
 
-	sent := map[string]*apiv1alpha1.AppStatus{} // the hub may have lost what was sent before
+	// The hub may have lost what was sent before: each session starts
+	// from nothing seen and sends every status once.
+	sent := map[string]*apiv1alpha1.AppStatus{}
+	seen := map[string]uint64{}
 	renewAt := c.renewTime(id)
 	renewTimer := time.NewTimer(time.Until(renewAt))
 	defer renewTimer.Stop()
 	flush := func() error {
-		for _, st := range c.engine.Statuses() {
+		for _, st := range c.engine.ChangedStatuses(seen) {
 			if prev, ok := sent[st.GetApp()]; ok && sameStatus(prev, st) {
 				continue
 			}
@@ -260,9 +263,13 @@ func (c *Client) finishRenew(ctx context.Context, r *apiv1alpha1.RenewResponse) 
 	return id, nil
 }
 
+// sameStatus compares a and b but for observed_at, which changes on
+// every observation and is not a change. Both are the client's own copies:
+// it sets their observed_at aside for the comparison and puts it back.
 func sameStatus(a, b *apiv1alpha1.AppStatus) bool {
-	// observed_at changes on every observation and is not a change.
-	ac, bc := proto.Clone(a).(*apiv1alpha1.AppStatus), proto.Clone(b).(*apiv1alpha1.AppStatus)
-	ac.ObservedAt, bc.ObservedAt = nil, nil
-	return proto.Equal(ac, bc)
+	at, bt := a.ObservedAt, b.ObservedAt
+	a.ObservedAt, b.ObservedAt = nil, nil
+	same := proto.Equal(a, b)
+	a.ObservedAt, b.ObservedAt = at, bt
+	return same
 }
