@@ -75,8 +75,7 @@ func (b *Bench) bulk(ctx context.Context) error {
 	}
 	synced := allSyncedOn(cl.Name(), rev, names)
 	var syncedAt, healthyAt time.Time
-	interval := max(50*time.Millisecond, time.Duration(n)*100*time.Microsecond)
-	_, err = waitApps(ctx, hub, 10*time.Minute, interval, func(apps map[string]api.AppView) error {
+	_, err = followApps(ctx, hub, 10*time.Minute, func(apps map[string]api.AppView) error {
 		now := time.Now()
 		if syncedAt.IsZero() && synced(apps) == nil {
 			syncedAt = now
@@ -111,11 +110,13 @@ func (b *Bench) bulk(ctx context.Context) error {
 	b.detail("1,000 new apps on one cluster", fmt.Sprintf(`A full cluster (etcd, kube-apiserver, controller-manager, scheduler, one kwok node, so that
 Deployments become available), one agent, one hub following an app-of-apps repo. One commit adds %d
 Application definitions and their sources (a Deployment with 1 replica, a Service and a ConfigMap each: %d
-objects), followed by a webhook. The hub's app list is polled every %s: all Synced %s after the webhook.
+objects), followed by a webhook. The bench waits as a user's tool does: it follows the hub's event stream
+(GET /api/v1/events) and re-reads the app list on each change event (at most one per 100 ms): all Synced
+%s after the webhook.
 The cluster's own readiness is read from the API server by an informer on Deployments (available replicas =
 spec.replicas at the current generation): the last of the %d became available %s after the webhook; the hub
-showed every app Healthy %s after the webhook, %s later (upper bound within one poll of the hub's list).
-`, n, 3*n, secs(interval), secs(took), n, secs(readyAt.Sub(t0)), secs(healthyAt.Sub(t0)), secs(lag)))
+showed every app Healthy %s after the webhook, %s later (upper bound within one event and list read).
+`, n, 3*n, secs(took), n, secs(readyAt.Sub(t0)), secs(healthyAt.Sub(t0)), secs(lag)))
 	return nil
 }
 

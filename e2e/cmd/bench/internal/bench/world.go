@@ -1,8 +1,10 @@
 package bench
 
 import (
+	"bufio"
 	"context"
 	"fmt"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -188,6 +190,71 @@ func waitApps(ctx context.Context, h *harness.Hub, timeout, interval time.Durati
 		return nil
 	})
 	return at, err
+}
+
+// followApps waits as a user's tool does (flotilla app wait, the web UI):
+// it follows the hub's event stream (GET /api/v1/events: one "change"
+// event at once, then at most one per 100 ms while things change) and
+// re-reads the app list on each event until cond holds, and returns the
+// time the satisfying answer arrived. The list is also re-read every
+// 5 s without an event, in case the stream broke.
+func followApps(ctx context.Context, h *harness.Hub, timeout time.Duration, cond func(map[string]api.AppView) error) (time.Time, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, "GET", h.HTTPURL+"/api/v1/events", nil)
+	if err != nil {
+		return time.Time{}, err
+	}
+	req.Header.Set("Authorization", "Bearer "+h.Token)
+	var tr http.RoundTripper
+	if h.Client != nil {
+		tr = h.Client.Transport
+	}
+	resp, err := (&http.Client{Transport: tr}).Do(req)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("event stream: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return time.Time{}, fmt.Errorf("event stream: HTTP %d", resp.StatusCode)
+	}
+	events := make(chan struct{}, 1)
+	go func() {
+		defer close(events)
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			if strings.HasPrefix(sc.Text(), "event: change") {
+				select {
+				case events <- struct{}{}:
+				default: // one pending is enough: each read is the whole list
+				}
+			}
+		}
+	}()
+	fallback := time.NewTicker(5 * time.Second)
+	defer fallback.Stop()
+	last := fmt.Errorf("no event from the hub")
+	for {
+		select {
+		case <-ctx.Done():
+			return time.Time{}, fmt.Errorf("after %s: %w (last: %v)", timeout, ctx.Err(), last)
+		case _, ok := <-events:
+			if !ok {
+				return time.Time{}, fmt.Errorf("the hub closed its event stream (last: %v)", last)
+			}
+		case <-fallback.C:
+		}
+		apps, err := listApps(ctx, h)
+		if err != nil {
+			if ctx.Err() != nil {
+				continue
+			}
+			return time.Time{}, err
+		}
+		if last = cond(apps); last == nil {
+			return time.Now(), nil
+		}
+	}
 }
 
 // digests returns cluster → desired digest of app.
