@@ -64,6 +64,15 @@ type Options struct {
 	// the apps whose sync policy asks for it (default 3 min); it also looks
 	// shortly after each sync operation and refresh.
 	OrphansEvery time.Duration
+	// MaxWritesInFlight bounds the writes to the API server (applies and
+	// their dry-runs, deletes, inventory Secrets) under way at once across
+	// all apps (default DefaultMaxWritesInFlight); the others wait their
+	// turn. A thousand apps syncing at once otherwise send a thousand
+	// writes together: an API server that lets them all in (the agent's
+	// user exempt from priority and fairness, as system:masters is) then
+	// answers none within its request timeout (Services, which allocate
+	// an IP, first), and every such app's sync fails and backs off.
+	MaxWritesInFlight int
 	// Registerer receives the engine's Prometheus metrics
 	// (flotilla_agent_*); nil registers them nowhere.
 	Registerer prometheus.Registerer
@@ -88,6 +97,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.StatusEvery <= 0 {
 		o.StatusEvery = DefaultStatusEvery
+	}
+	if o.MaxWritesInFlight <= 0 {
+		o.MaxWritesInFlight = DefaultMaxWritesInFlight
 	}
 	if o.OrphansEvery <= 0 {
 		o.OrphansEvery = DefaultOrphansEvery
@@ -138,7 +150,8 @@ type Engine struct {
 }
 
 // New builds an engine for the cluster cfg points at. It raises the client
-// rate limits (QPS 500, burst 1000) unless cfg sets higher ones.
+// rate limits (QPS 500, burst 1000) unless cfg sets higher ones, and bounds
+// its writes in flight (Options.MaxWritesInFlight).
 func New(cfg *rest.Config, opts Options, log hclog.Logger) (*Engine, error) {
 	opts.setDefaults()
 	cfg = rest.CopyConfig(cfg)
@@ -148,6 +161,7 @@ func New(cfg *rest.Config, opts Options, log hclog.Logger) (*Engine, error) {
 	if cfg.Burst < 1000 {
 		cfg.Burst = 1000
 	}
+	cfg.Wrap(limitWrites(opts.MaxWritesInFlight))
 	dyn, err := dynamic.NewForConfig(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("dynamic client: %w", err)
