@@ -346,7 +346,9 @@ func gzipJSON(v any) ([]byte, error) {
 		return nil, err
 	}
 	var buf bytes.Buffer
-	zw, _ := gzip.NewWriterLevel(&buf, gzip.BestSpeed)
+	zw := gzipWriters.Get().(*gzip.Writer)
+	defer gzipWriters.Put(zw)
+	zw.Reset(&buf)
 	if _, err := zw.Write(b); err != nil {
 		return nil, err
 	}
@@ -355,6 +357,15 @@ func gzipJSON(v any) ([]byte, error) {
 	}
 	return buf.Bytes(), nil
 }
+
+// gzipWriters keeps gzip writers (BestSpeed) for reuse: a new one
+// allocates its compressor's ~1 MiB of tables and windows, which was 14 %
+// of the agent's CPU (allocation and the collector after it) when 1,000
+// new apps each saved their bundle and inventory.
+var gzipWriters = sync.Pool{New: func() any {
+	zw, _ := gzip.NewWriterLevel(io.Discard, gzip.BestSpeed)
+	return zw
+}}
 
 func gunzipJSON(b []byte, v any) error {
 	if len(b) == 0 {
