@@ -57,11 +57,12 @@ check-deps:
 bins:
 	./e2e/tools/build.sh $(BIN)
 
-## test: lint, generated-code check, then every test (unit, integration, e2e):
-## the packages' tests and the container tier side by side (both mostly wait on
-## the processes they start); each one's output is printed when it ends
-test: deps docker-deps bins build lint proto-check
-	$(MAKE) --no-print-directory -j2 --output-sync=target test-packages containers-tier
+## test: generated-code check, then lint, the packages' tests (unit,
+## integration, e2e) and the container tier side by side (the tests mostly wait
+## on the processes they start; lint fills the idle core); each one's output
+## is printed when it ends, and any failure fails make test
+test: deps docker-deps bins build proto-check
+	$(MAKE) --no-print-directory -j3 --output-sync=target lint test-packages containers-tier
 
 test-packages:
 	$(GO_TEST) -count=1 -timeout $(TEST_TIMEOUT) ./...

@@ -35,6 +35,7 @@ import (
 // outside restore mode, and in restore mode one valid for longer than the
 // hub issues is refused still.
 func TestStolenCAKeyCannotSupersedeAnAgent(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	apps := filepath.Join(dir, "apps")
 	if err := os.MkdirAll(apps, 0o755); err != nil {

@@ -26,6 +26,7 @@ import (
 // (10 s), idle HTTP/2 connections without a certificate at the idle
 // timeout (30 s), and the HTTP API answers throughout.
 func TestAgentPortBoundsUnauthenticatedConnections(t *testing.T) {
+	t.Parallel()
 	h := startHub(t, "")
 
 	// The HTTP API is watched for the whole test.

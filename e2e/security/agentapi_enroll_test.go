@@ -27,6 +27,7 @@ import (
 // such buffers); the hub must refuse them without reading them in, and
 // its peak memory stays bounded.
 func TestEnrollWithHugeRequestsDoesNotExhaustTheHub(t *testing.T) {
+	t.Parallel()
 	h := startHub(t, "")
 	const calls, csrBytes = 12, 63 << 20
 	var (
@@ -121,6 +122,7 @@ func (filler) Read(p []byte) (int, error) {
 // cannot be signed must not use up a good token, and an address that keeps
 // trying is slowed down.
 func TestEnrollChecksTheTokenFirst(t *testing.T) {
+	t.Parallel()
 	h := startHub(t, "")
 	j, err := h.AddCluster(t.Context(), "target")
 	if err != nil {

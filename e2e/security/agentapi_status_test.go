@@ -26,6 +26,7 @@ import (
 // app it does not run. The agent here enrols for real with a join token and
 // speaks the protocol by hand over its own certificate.
 func TestAgentCannotReportAppsItWasNotGiven(t *testing.T) {
+	t.Parallel()
 	_, repo := gitRepo(t, "config")
 	if err := repo.Write(map[string][]byte{"cm/cm.yaml": []byte("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cm}\ndata: {a: b}\n")}); err != nil {
 		t.Fatal(err)

@@ -180,6 +180,7 @@ func (f *hungFleet) commitReachesB(t *testing.T, v string) {
 }
 
 func TestControllerSilentRepoDoesNotStallOtherApps(t *testing.T) {
+	t.Parallel()
 	f := newFleet(t)
 	f.addSilentApp(t)
 	for i := 2; i <= 4; i++ {
@@ -190,6 +191,7 @@ func TestControllerSilentRepoDoesNotStallOtherApps(t *testing.T) {
 }
 
 func TestControllerReadyAfterRestartWhileRepoHangs(t *testing.T) {
+	t.Parallel()
 	f := newFleet(t)
 	f.addSilentApp(t)
 	f.h.Stop()
@@ -239,6 +241,7 @@ func (f *hungFleet) addSpinningApp(t *testing.T) {
 }
 
 func TestControllerEndlessRenderDoesNotStallOtherApps(t *testing.T) {
+	t.Parallel()
 	f := newFleet(t)
 	f.addSpinningApp(t)
 	for i := 2; i <= 3; i++ {
@@ -247,6 +250,7 @@ func TestControllerEndlessRenderDoesNotStallOtherApps(t *testing.T) {
 }
 
 func TestControllerSIGTERMWhileRenderHangs(t *testing.T) {
+	t.Parallel()
 	f := newFleet(t)
 	f.addSpinningApp(t)
 	if err := syscall.Kill(f.h.PID(), syscall.SIGTERM); err != nil {

@@ -55,6 +55,7 @@ func silentServer(t *testing.T) string {
 // up at its deadline with an error on that app, and an app on a healthy repo of the same hub still
 // gets its new commits.
 func TestGitSilentServer(t *testing.T) {
+	t.Parallel()
 	_, repo := gitRepo(t, "healthy")
 	c1, err := repo.CommitAndPush("one")
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 // shown to read-only tokens. They appear neither in the hub's log nor in
 // any API answer, whether the repo is reached or not.
 func TestGitRepoURLCredentialsRedacted(t *testing.T) {
+	t.Parallel()
 	const user, pass, token = "leakuser", "leakpass-7c1e", "ghp-leaktoken-9d2f"
 	srv, repo := gitRepo(t, "private")
 	head, err := repo.CommitAndPush("init")

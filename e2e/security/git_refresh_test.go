@@ -53,6 +53,7 @@ func (p *countingProxy) count() int {
 // --git-refresh-interval, 1s by default), and webhooks naming a repo the hub
 // does not follow cost none.
 func TestGitWebhookFloodCoalesced(t *testing.T) {
+	t.Parallel()
 	_, repo := gitRepo(t, "config")
 	c1, err := repo.CommitAndPush("one")
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 // mirrors included. Both are refused with an error on the app naming the
 // URL; the app next to them is unaffected.
 func TestGitLocalRepoURLsRefused(t *testing.T) {
+	t.Parallel()
 	_, repo := gitRepo(t, "config")
 	head, err := repo.CommitAndPush("init")
 	if err != nil {

@@ -41,6 +41,7 @@ func vmHWM(t *testing.T, pid int) int64 {
 // pack that inflates to 96 MiB) are both refused with an error naming the
 // repo and the limit, and the hub's peak memory stays far below the blobs.
 func TestGitFetchSizeLimit(t *testing.T) {
+	t.Parallel()
 	_, random := gitRepo(t, "random")
 	blob := make([]byte, 32<<20)
 	if _, err := rand.Read(blob); err != nil {

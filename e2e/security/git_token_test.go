@@ -20,6 +20,7 @@ import (
 // token's own host); the token must reach only the https prefix it is
 // configured for.
 func TestGitTokenOnlyToItsPrefix(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	if err := os.MkdirAll(filepath.Join(dir, "git"), 0o755); err != nil {
 		t.Fatal(err)

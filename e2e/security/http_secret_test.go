@@ -24,6 +24,7 @@ import (
 // not own. Values are masked on the agent, before the diff leaves the
 // cluster; an object not owned by the app is named, not shown.
 func TestHTTPDiffMasksSecrets(t *testing.T) {
+	t.Parallel()
 	const (
 		gitValue     = "git-s3cret-value"
 		editedValue  = "edited-s3cret-value"

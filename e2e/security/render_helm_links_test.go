@@ -62,6 +62,7 @@ binaryData:
 // private key in hub.db) may reach the cluster or the hub's API, and the
 // other chart of the same repository keeps deploying.
 func TestRenderHelmChainedLinks(t *testing.T) {
+	t.Parallel()
 	_, repo := gitRepo(t, "charts")
 	files, links := helmLootChart("loot")
 	if err := repo.Write(files); err != nil {

@@ -18,6 +18,7 @@ import (
 // an error naming its kustomization file, the entry and the reason, and
 // the attacker's server receives no request at all.
 func TestRenderKustomizeRemoteBasesHostile(t *testing.T) {
+	t.Parallel()
 	lure, requests := countingServer(t)
 	host := strings.TrimPrefix(lure.URL, "http://")
 

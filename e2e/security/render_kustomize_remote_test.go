@@ -24,6 +24,7 @@ import (
 // disabled. A file:// reference to a local repository (which kustomize
 // would clone with git) is refused the same way.
 func TestRenderKustomizeRemoteRefused(t *testing.T) {
+	t.Parallel()
 	lure, requests := countingServer(t)
 
 	cases := map[string]struct{ kustomization, field string }{

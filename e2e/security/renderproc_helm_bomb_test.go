@@ -120,6 +120,7 @@ func waitIdle(t *testing.T, pid int) {
 // shows an error naming the chart and the limit, the hub goes back to
 // idle, keeps answering its API and still renders other apps.
 func TestRenderHelmCPUBombStopped(t *testing.T) {
+	t.Parallel()
 	url := bombRepo(t)
 	_, good := gitRepo(t, "good")
 	if err := good.Write(map[string][]byte{"web/cm.yaml": []byte("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web\n")}); err != nil {
@@ -159,6 +160,7 @@ func TestRenderHelmCPUBombStopped(t *testing.T) {
 // renders (its time limit far away) ends promptly, and its render worker
 // with it.
 func TestRenderHelmCPUBombSIGTERM(t *testing.T) {
+	t.Parallel()
 	url := bombRepo(t)
 	h := startHub(t, "", append(plainHTTPFlags(), "--render-timeout", "1h", "--render-cpu-limit", "1h")...)
 	apps := filepath.Join(filepath.Dir(h.StateDir), "apps")
@@ -243,6 +245,7 @@ func waitAppErrors(t *testing.T, h *harness.Hub, name string, parts ...string) s
 // commit turning its chart into the bomb, shows the limit error while its
 // cluster keeps the last good objects (real agent, real API server).
 func TestRenderHelmCPUBombKeepsLastGood(t *testing.T) {
+	t.Parallel()
 	_, repo := gitRepo(t, "charts")
 	good := "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web\ndata:\n  version: good\n"
 	if err := repo.Write(map[string][]byte{

@@ -23,6 +23,7 @@ import (
 // that stays in its namespace deploys. The same objects deploy once the
 // app opts in (an Argo CD Application, through Flotilla's annotations).
 func TestTenancyDefault(t *testing.T) {
+	t.Parallel()
 	_, repo := gitRepo(t, "tenancy")
 	if err := repo.Write(map[string][]byte{
 		"grab/crb.yaml": []byte(`apiVersion: rbac.authorization.k8s.io/v1
