@@ -127,8 +127,30 @@ func (s *Server) authenticate(ctx context.Context) (string, certInfo, error) {
 	return cluster, ci, nil
 }
 
+// cachedClusters is a store with a watch cache of the clusters (the
+// Kubernetes store of hub replicas): it holds this hub's own writes and
+// trails the other replicas' by a watch event, after which the replica
+// revalidates the streams it holds (Revalidate, or a removal's Forget).
+type cachedClusters interface {
+	CachedCluster(ctx context.Context, name string) (store.Cluster, error)
+}
+
 // check admits ci for cluster against the store, recording a promotion.
+// Every connection checks twice (before the Welcome, and after attaching,
+// see Connect); with a watch cache the current certificate is admitted
+// from it without a request. What the cache does not admit as current
+// (new enrolment or renewal through another replica not there yet,
+// revocation) is decided on the API server's copy; a revocation the cache
+// does not show yet closes the stream when it arrives, since the stream is
+// attached before the second check.
 func (s *Server) check(ctx context.Context, cluster string, ci certInfo) error {
+	if cs, ok := s.store.(cachedClusters); ok {
+		if c, err := cs.CachedCluster(ctx, cluster); err == nil {
+			if v, err := admit(c, ci, s.adoption()); err == nil && v == admitCurrent {
+				return nil
+			}
+		}
+	}
 	c, err := s.store.GetCluster(ctx, cluster)
 	if err != nil {
 		return storeErr(cluster, err)

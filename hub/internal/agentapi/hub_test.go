@@ -80,6 +80,13 @@ func startHub(t *testing.T, path, addr string, clk *clock) *hub {
 // startHubWith is startHub with options (CertTTL and Now are set here).
 func startHubWith(t *testing.T, path, addr string, clk *clock, opts agentapi.Options) *hub {
 	t.Helper()
+	return startHubWrapped(t, path, addr, clk, opts, nil)
+}
+
+// startHubWrapped is startHubWith whose agent server uses wrap's store
+// around the bbolt one (nil: the bbolt store itself).
+func startHubWrapped(t *testing.T, path, addr string, clk *clock, opts agentapi.Options, wrap func(*store.Bolt) store.Store) *hub {
+	t.Helper()
 	ctx := t.Context()
 	log := hclog.NewNullLogger()
 	if testing.Verbose() {
@@ -99,7 +106,11 @@ func startHubWith(t *testing.T, path, addr string, clk *clock, opts agentapi.Opt
 	}
 	fl := fleet.New()
 	opts.CertTTL, opts.Now = time.Hour, clk.Now
-	srv := agentapi.New(ca, st, fl, opts, log.Named("agents"))
+	var served store.Store = st
+	if wrap != nil {
+		served = wrap(st)
+	}
+	srv := agentapi.New(ca, served, fl, opts, log.Named("agents"))
 	gs := srv.Endpoint(agentapi.TLSConfig(ca, serving))
 	lis, err := net.Listen("tcp", addr)
 	if err != nil {

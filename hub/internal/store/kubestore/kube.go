@@ -19,6 +19,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/dynamic"
@@ -64,6 +65,8 @@ type Store struct {
 
 	histMu    sync.Mutex
 	histCount map[string]int // (app, cluster) → entries it has at most, as far as this store knows
+	// histSlots bounds the history appends in flight (historyWriters).
+	histSlots chan struct{}
 }
 
 var _ store.Store = (*Store)(nil)
@@ -100,7 +103,7 @@ func New(cfg *rest.Config, opts Options, log hclog.Logger) (*Store, error) {
 	k := &Store{
 		ns: opts.Namespace, dyn: dyn, core: core, log: log.Named("store"), historyLimit: limit,
 		pending: map[string]*statusBatch{}, writing: map[string]bool{}, closing: make(chan struct{}),
-		histCount: map[string]int{},
+		histCount: map[string]int{}, histSlots: make(chan struct{}, historyWriters),
 	}
 	k.watch = k.newCache()
 	return k, nil
@@ -314,6 +317,30 @@ func (k *Store) upsert(ctx context.Context, r resource, name string, lbl map[str
 		}
 		o, err := k.res(r).Update(ctx, cur, metav1.UpdateOptions{})
 		k.noteWrite(r, o, err)
+		return err
+	})
+}
+
+// replace creates the object or replaces its whole spec with one request
+// (a JSON patch; no read first), for objects whose last write wins
+// whatever they held (a cluster's capabilities: each hub a cluster's agent
+// attaches to writes what the agent reported). It costs one request where
+// upsert costs two.
+func (k *Store) replace(ctx context.Context, r resource, name string, lbl map[string]string, spec any) error {
+	o, err := newObject(r, name, lbl, spec)
+	if err != nil {
+		return err
+	}
+	patch, err := json.Marshal([]map[string]any{{"op": "replace", "path": "/spec", "value": o.Object["spec"]}})
+	if err != nil {
+		return err
+	}
+	return onConflict(func() error {
+		u, err := k.res(r).Patch(ctx, name, types.JSONPatchType, patch, metav1.PatchOptions{})
+		if apierrors.IsNotFound(err) {
+			u, err = k.res(r).Create(ctx, o.DeepCopy(), metav1.CreateOptions{})
+		}
+		k.noteWrite(r, u, err)
 		return err
 	})
 }

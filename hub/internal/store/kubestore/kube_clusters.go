@@ -61,6 +61,23 @@ func (k *Store) GetCluster(ctx context.Context, name string) (store.Cluster, err
 	return c, nil
 }
 
+// CachedCluster is GetCluster from the store's watch cache: it holds this
+// store's own writes but may trail other hubs' by a watch event. A cluster
+// the cache does not hold (or cannot tell of) is read from the API server.
+// For reads done on every agent connection whose callers act again when
+// the watch brings a change (see agentapi's Revalidate).
+func (k *Store) CachedCluster(ctx context.Context, name string) (store.Cluster, error) {
+	if err := k.check(ctx); err != nil {
+		return store.Cluster{}, fmt.Errorf("get cluster %s: %w", name, err)
+	}
+	if o, found, ok := k.cachedObject(ctx, k.cache().clusters, objectName("", name)); ok && found {
+		if c, err := ClusterOf(o); err == nil && c.Name == name {
+			return c, nil
+		}
+	}
+	return k.GetCluster(ctx, name)
+}
+
 // ListClusters implements Store. It reads the store's watch cache (every
 // reconcile lists the clusters), which holds this store's own writes; see
 // kube_cache.go.
@@ -153,25 +170,73 @@ func (k *Store) UpdateCluster(ctx context.Context, name string, fn func(*store.C
 }
 
 func (k *Store) updateCluster(ctx context.Context, name string, fn func(*store.Cluster) error) error {
+	return k.modifyCluster(ctx, name, func(c *store.Cluster) (bool, error) {
+		if err := fn(c); err != nil {
+			return false, err
+		}
+		return true, nil
+	})
+}
+
+// errStale marks a decision taken on the watch cache's copy that must be
+// taken again on the API server's.
+var errStale = errors.New("cached copy refused")
+
+// modifyCluster reads the cluster, lets fn change it (false: nothing to
+// write) and writes it at the resourceVersion read. The first read is the
+// watch cache's (this store's own writes included): an update costs one
+// request instead of GET + UPDATE. A change fn makes to the cached copy is
+// written at the cached resourceVersion, so it stands only if the object
+// is still the one fn saw (else a conflict: fn runs again on a fresh read,
+// never an overwrite); an error of fn on the cached copy is decided again on
+// a fresh read too. Only "nothing to write" is taken from the cache as it
+// is: use it for writes that may be skipped on a stale copy (TouchCluster);
+// updateCluster always writes what fn returns without error.
+func (k *Store) modifyCluster(ctx context.Context, name string, fn func(*store.Cluster) (bool, error)) error {
+	oname := objectName("", name)
+	if o, found, ok := k.cachedObject(ctx, k.cache().clusters, oname); ok && found {
+		var c store.Cluster
+		if err := getSpec(o, &c); err == nil {
+			switch write, err := fn(&c); {
+			case err == nil && !write:
+				return nil
+			case err == nil:
+				err = k.writeCluster(ctx, name, o, c)
+				if !apierrors.IsConflict(err) {
+					return err
+				}
+			}
+		}
+	}
 	return onConflict(func() error {
 		var c store.Cluster
-		o, err := k.get(ctx, resCluster, objectName("", name), &c)
+		o, err := k.get(ctx, resCluster, oname, &c)
 		if err != nil {
 			return err
 		}
-		if err := fn(&c); err != nil {
+		write, err := fn(&c)
+		if err != nil || !write {
 			return err
 		}
-		if c.Name != name {
-			return fmt.Errorf("rename to %q: %w", c.Name, store.ErrConflict)
-		}
-		if err := setSpec(o, c); err != nil {
-			return err
-		}
-		o, err = k.res(resCluster).Update(ctx, o, metav1.UpdateOptions{})
-		k.noteWrite(resCluster, o, err)
-		return err
+		return k.writeCluster(ctx, name, o, c)
 	})
+}
+
+// writeCluster updates o, read at its resourceVersion, to c. An object
+// gone meanwhile is a conflict (read again: it is not found then).
+func (k *Store) writeCluster(ctx context.Context, name string, o *unstructured.Unstructured, c store.Cluster) error {
+	if c.Name != name {
+		return fmt.Errorf("rename to %q: %w", c.Name, store.ErrConflict)
+	}
+	if err := setSpec(o, c); err != nil {
+		return err
+	}
+	u, err := k.res(resCluster).Update(ctx, o, metav1.UpdateOptions{})
+	k.noteWrite(resCluster, u, err)
+	if apierrors.IsNotFound(err) {
+		return apierrors.NewConflict(resCluster.gvr().GroupResource(), o.GetName(), err)
+	}
+	return err
 }
 
 // TouchCluster implements Store; it writes only when the agent's version
@@ -179,38 +244,19 @@ func (k *Store) updateCluster(ctx context.Context, name string, fn func(*store.C
 // often cost few writes.
 func (k *Store) TouchCluster(ctx context.Context, name string, seen time.Time, agentVersion string) error {
 	err := k.check(ctx)
-	fresh := func(c store.Cluster) bool {
-		return c.AgentVersion == agentVersion && !seen.Before(c.LastSeen) && seen.Sub(c.LastSeen) < time.Minute
-	}
-	// Most connections need no write: the watch cache tells without a
-	// request (a stale cache can only ask for a write that is not needed,
-	// which the fresh read below then skips).
-	if o, found, _ := k.cachedObject(ctx, k.cache().clusters, objectName("", name)); err == nil && found {
-		if c, cerr := ClusterOf(o); cerr == nil && fresh(c) {
-			return nil
-		}
-	}
 	if err == nil {
-		err = onConflict(func() error {
-			var c store.Cluster
-			o, err := k.get(ctx, resCluster, objectName("", name), &c)
-			if err != nil {
-				return err
-			}
-			if fresh(c) {
-				return nil
+		// Most connections need no write: the watch cache tells without a
+		// request (a stale cache only costs a fresh read, see modifyCluster).
+		err = k.modifyCluster(ctx, name, func(c *store.Cluster) (bool, error) {
+			if c.AgentVersion == agentVersion && !seen.Before(c.LastSeen) && seen.Sub(c.LastSeen) < time.Minute {
+				return false, nil
 			}
 			c.LastSeen, c.AgentVersion = seen, agentVersion
-			if err := setSpec(o, c); err != nil {
-				return err
-			}
-			o, err = k.res(resCluster).Update(ctx, o, metav1.UpdateOptions{})
-			k.noteWrite(resCluster, o, err)
-			return err
+			return true, nil
 		})
 	}
 	if err != nil {
-		return fmt.Errorf("touch cluster %s: %w", name, err)
+		return fmt.Errorf("touch cluster %s: %w", name, apiErr(err))
 	}
 	return nil
 }
@@ -222,7 +268,7 @@ func (k *Store) PutCapabilities(ctx context.Context, c store.ClusterCapabilities
 	}
 	err := k.check(ctx)
 	if err == nil {
-		err = k.upsert(ctx, resCaps, objectName("", c.Cluster), labels("capabilities", labelCluster, c.Cluster), c)
+		err = k.replace(ctx, resCaps, objectName("", c.Cluster), labels("capabilities", labelCluster, c.Cluster), c)
 	}
 	if err != nil {
 		return fmt.Errorf("capabilities of cluster %s: %w", c.Cluster, err)

@@ -72,14 +72,30 @@ func historyLabels(e store.HistoryEntry) map[string]string {
 	return labels("history", labelApp, e.App, labelCluster, e.Cluster, labelPair, e.App+"\x00"+e.Cluster)
 }
 
+// historyWriters bounds the history appends of one store in flight. A
+// commit finishes an operation on every cluster at once, and the hub
+// appends each one's history entry as its agent reports it: with one
+// request each, unbounded, a thousand agents' appends filled the API
+// server's queue and the client's rate limit ahead of the status writes
+// that the other replicas (and every replica's API) wait for. History is
+// read by people, a few seconds late costs nothing.
+const historyWriters = 8
+
 // AppendHistory implements Store. Beyond the history limit the oldest
-// entries of the (app, cluster) are deleted.
+// entries of the (app, cluster) are deleted. At most historyWriters
+// appends are sent at once; the others wait.
 func (k *Store) AppendHistory(ctx context.Context, e store.HistoryEntry) (uint64, error) {
 	if err := store.CheckName("app", e.App); err != nil {
 		return 0, fmt.Errorf("append history: %w", err)
 	}
 	if err := store.CheckName("cluster", e.Cluster); err != nil {
 		return 0, fmt.Errorf("append history of app %s: %w", e.App, err)
+	}
+	select {
+	case k.histSlots <- struct{}{}:
+		defer func() { <-k.histSlots }()
+	case <-ctx.Done():
+		return 0, fmt.Errorf("append history of app %s on cluster %s: %w", e.App, e.Cluster, ctx.Err())
 	}
 	err := k.check(ctx)
 	if err == nil {
