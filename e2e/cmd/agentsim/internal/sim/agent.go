@@ -24,6 +24,7 @@ type held struct {
 	digest   string
 	revision string
 	received time.Time // when the bundle arrived
+	finished time.Time // when its operation finished (the first report)
 	reported time.Time // when its Synced status was sent; zero until then
 }
 
@@ -183,13 +184,30 @@ func (a *agent) report(stream apiv1alpha1.AgentService_ConnectClient, apps []str
 			continue
 		}
 		now := timestamppb.Now()
+		// An operation finishes once: reports on later streams carry the
+		// same finish time, as the real agent's do (the hub records one
+		// history entry per finished operation).
+		if h.finished.IsZero() {
+			a.mu.Lock()
+			if cur, ok := a.apps[app]; ok && cur.digest == h.digest && cur.finished.IsZero() {
+				cur.finished = now.AsTime()
+				a.apps[app] = cur
+			}
+			if cur, ok := a.apps[app]; ok && cur.digest == h.digest {
+				h = cur
+			}
+			a.mu.Unlock()
+		}
+		if h.finished.IsZero() {
+			h.finished = now.AsTime()
+		}
 		st := &apiv1alpha1.AppStatus{
 			App: app, Digest: h.digest, Revision: h.revision,
 			Sync: apiv1alpha1.SyncStatus_SYNC_STATUS_SYNCED, Health: apiv1alpha1.HealthStatus_HEALTH_STATUS_HEALTHY,
 			ObservedAt: now,
 			LastOperation: &apiv1alpha1.Operation{
 				Phase: apiv1alpha1.Operation_PHASE_SUCCEEDED, Revision: h.revision, Digest: h.digest,
-				InitiatedBy: "automated", StartedAt: timestamppb.New(h.received), FinishedAt: now,
+				InitiatedBy: "automated", StartedAt: timestamppb.New(h.received), FinishedAt: timestamppb.New(h.finished),
 			},
 		}
 		if err := stream.Send(&apiv1alpha1.AgentMessage{Msg: &apiv1alpha1.AgentMessage_Status{Status: st}}); err != nil {

@@ -5,6 +5,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"sort"
+	"strings"
 
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -19,6 +21,11 @@ var writeVerbs = map[string]bool{"POST": true, "PUT": true, "PATCH": true, "APPL
 // or "VERB resource/subresource", over every response code (a refused
 // write, such as a conflict, was still sent).
 func writeCounts(r io.Reader) (map[string]float64, error) {
+	return requestCounts(r, func(verb string) bool { return writeVerbs[verb] })
+}
+
+// requestCounts is writeCounts for the verbs keep accepts.
+func requestCounts(r io.Reader, keep func(verb string) bool) (map[string]float64, error) {
 	p := expfmt.NewTextParser(model.UTF8Validation)
 	fams, err := p.TextToMetricFamilies(r)
 	if err != nil {
@@ -37,7 +44,7 @@ func writeCounts(r io.Reader) (map[string]float64, error) {
 				sub = l.GetValue()
 			}
 		}
-		if !writeVerbs[verb] {
+		if !keep(verb) {
 			continue
 		}
 		if sub != "" {
@@ -56,4 +63,33 @@ func apiWrites(ctx context.Context, cs kubernetes.Interface) (map[string]float64
 		return nil, fmt.Errorf("API server metrics: %w", err)
 	}
 	return writeCounts(bytes.NewReader(raw))
+}
+
+// apiRequests is apiWrites for every verb (reads too: GET, LIST, WATCH).
+func apiRequests(ctx context.Context, cs kubernetes.Interface) (map[string]float64, error) {
+	raw, err := cs.Discovery().RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("API server metrics: %w", err)
+	}
+	return requestCounts(bytes.NewReader(raw), func(string) bool { return true })
+}
+
+// requestDiff renders the growth of the counts, largest first.
+func requestDiff(before, after map[string]float64) string {
+	type kv struct {
+		k string
+		v float64
+	}
+	var d []kv
+	for k, v := range after {
+		if n := v - before[k]; n > 0 {
+			d = append(d, kv{k, n})
+		}
+	}
+	sort.Slice(d, func(i, j int) bool { return d[i].v > d[j].v })
+	var parts []string
+	for _, e := range d {
+		parts = append(parts, fmt.Sprintf("%s: %.0f", e.k, e.v))
+	}
+	return strings.Join(parts, ", ")
 }

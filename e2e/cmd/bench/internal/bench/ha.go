@@ -132,7 +132,11 @@ func (b *Bench) ha(ctx context.Context) error {
 	b.logf("ha: %d agents joined and Synced in %s; streams per replica %v", n, time.Since(t0).Round(time.Second), spread)
 
 	stop := b.cpuProfile(ctx, hubs[0].Proc, fmt.Sprintf("ha%d-commits-hub1", n), rowHACommit)
+	req0, _ := apiRequests(ctx, cs)
 	haT, haAgents, rev, err := b.simCommits(ctx, hubs, repo, procs, n, b.cfg.HACommits, "ha")
+	if req1, rerr := apiRequests(ctx, cs); rerr == nil && req0 != nil {
+		b.logf("ha commits: API server requests: %s", requestDiff(req0, req1))
+	}
 	stop()
 	b.row(rowHACommit).Figure = fmt.Sprintf("commit (webhook) → every agent Synced through 3 HA replicas (Kubernetes store) vs one hub (bbolt), %d simulated agents", n)
 	measured := fmt.Sprintf("HA: p50 %s, p99 %s; one hub: p50 %s, p99 %s (hub's view; agents: HA p50 %s, p99 %s, one hub p50 %s, p99 %s; n=%d and %d)",
@@ -147,7 +151,7 @@ func (b *Bench) ha(ctx context.Context) error {
 	}
 	b.set(rowHACommit, measured, err == nil && haT.pct(99) < 2*time.Second)
 
-	fo, err := b.failovers(ctx, hubs, repo, procs, n, rev)
+	fo, err := b.failovers(ctx, cs, hubs, repo, procs, n, rev)
 	rev = fo.rev
 	b.row(rowHAFailover).Figure = fmt.Sprintf("HA failover: kill -9 of the replica holding the most agents (3 replicas, %d simulated agents) → every agent re-attached and Synced", n)
 	measured = fmt.Sprintf("hub: p50 %s, p99 %s; agents: p50 %s, p99 %s (n=%d kills, %s agents moved per kill)",
@@ -407,7 +411,7 @@ func (f failoverResult) report() string {
 // failovers kills the busiest replica b.cfg.HAKills times, restarting it
 // after each, and times every agent back and Synced at a commit announced
 // right after the kill.
-func (b *Bench) failovers(ctx context.Context, hubs []*harness.Hub, repo *gitserver.Repo, procs []*simProc, n int, rev string) (failoverResult, error) {
+func (b *Bench) failovers(ctx context.Context, cs kubernetes.Interface, hubs []*harness.Hub, repo *gitserver.Repo, procs []*simProc, n int, rev string) (failoverResult, error) {
 	res := failoverResult{rev: rev}
 	stopProf := func() {} // the first kill's profile of a survivor
 	defer func() { stopProf() }()
@@ -457,6 +461,7 @@ func (b *Bench) failovers(ctx context.Context, hubs []*harness.Hub, repo *gitser
 		if k == 0 {
 			stopProf = b.cpuProfile(ctx, survivors[0].Proc, fmt.Sprintf("ha%d-failover-survivor", n), rowHAFailover)
 		}
+		req0, _ := apiRequests(ctx, cs)
 		tKill := time.Now()
 		victim.Kill()
 		if _, err := b.webhook(ctx, survivors[k%len(survivors)], repo.URL, r); err != nil {
@@ -472,6 +477,9 @@ func (b *Bench) failovers(ctx context.Context, hubs []*harness.Hub, repo *gitser
 			return res, fmt.Errorf("kill %d: hub: %w", k, err)
 		}
 		hubT := at.Sub(tKill)
+		if req1, rerr := apiRequests(ctx, cs); rerr == nil && req0 != nil {
+			b.logf("ha kill %d: API server requests until Synced: %s", k+1, requestDiff(req0, req1))
+		}
 		stopProf()
 		stopProf = func() {}
 		var after []int
