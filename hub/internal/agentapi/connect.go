@@ -178,7 +178,7 @@ func (s *Server) receive(ctx context.Context, cluster, serial string, stream api
 				withholdSecretDiffs(st)
 			}
 			prev := s.fleet.Report(cluster, st)
-			s.statuses.put(ctx, cluster, st)
+			s.statuses.put(ctx, cluster, st, sess.Done())
 			if s.opts.Hooks.Status != nil {
 				s.opts.Hooks.Status(cluster, prev, st)
 			}

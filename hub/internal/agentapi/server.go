@@ -44,6 +44,14 @@ type Options struct {
 	// refuses it (Unavailable), so that the agent goes to another hub (one
 	// that lost its store, say).
 	Ready func() error
+	// SharedStore says other hubs write the same store (replicas on the
+	// Kubernetes store): an agent's status is then written only while
+	// the stream that brought it is still open here. Once it ended the
+	// agent may be on another replica, which writes what it sends there
+	// (agents send every status again on a new stream); a late write from
+	// here, retried after this hub lost and regained its API server,
+	// would put back an older status over that one.
+	SharedStore bool
 	// Hooks observe the protocol (metrics, history); any may be nil.
 	Hooks Hooks
 	// Live, when set, gets every stream (Attach) to send live-view
@@ -98,7 +106,7 @@ func New(ca *pki.CA, st store.Store, fl *fleet.Fleet, opts Options, log hclog.Lo
 		opts.Now = time.Now
 	}
 	opts.Limits = opts.Limits.withDefaults()
-	return &Server{opts: opts, ca: ca, store: st, fleet: fl, log: log, now: opts.Now, statuses: newStatusWriter(st, log), serials: map[string]string{},
+	return &Server{opts: opts, ca: ca, store: st, fleet: fl, log: log, now: opts.Now, statuses: newStatusWriter(st, opts.SharedStore, log), serials: map[string]string{},
 		dropLog: rate.NewLimiter(rate.Every(10*time.Second), 1)}
 }
 

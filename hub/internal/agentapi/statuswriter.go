@@ -23,8 +23,16 @@ import (
 // write would leave them showing an old state while this replica shows the
 // new one. A status lost in a crash is repaired when the agent reconnects,
 // since agents send every status on each new stream.
+//
+// With a store other hubs write too (fenced), a status is written only
+// while the stream that brought it is open: once it ended, the agent may
+// hold a stream on another replica, which records what the agent sends
+// it. A write retried from here after that (this replica was cut off from
+// the API server, closed its streams, and came back) would replace the
+// newer status with an older one.
 type statusWriter struct {
 	store   store.Store
+	fenced  bool
 	log     hclog.Logger
 	running atomic.Bool
 	// retry paces the retries of failed writes; used by flush only (one at
@@ -47,23 +55,36 @@ const statusWriteClusters = 32
 
 type pendingStatus struct {
 	st *apiv1alpha1.AppStatus
+	// ended is closed when the stream that brought st ends (nil: never).
+	ended <-chan struct{}
 }
 
-func newStatusWriter(st store.Store, log hclog.Logger) *statusWriter {
+// streamEnded reports whether the stream that brought the status ended.
+func (p pendingStatus) streamEnded() bool {
+	select {
+	case <-p.ended:
+		return true
+	default:
+		return false
+	}
+}
+
+func newStatusWriter(st store.Store, fenced bool, log hclog.Logger) *statusWriter {
 	b := backoff.NewExponentialBackOff()
 	b.InitialInterval, b.MaxInterval, b.MaxElapsedTime = 200*time.Millisecond, 30*time.Second, 0
-	return &statusWriter{store: st, log: log, retry: b, pending: map[statusKey]pendingStatus{}, wake: make(chan struct{}, 1)}
+	return &statusWriter{store: st, fenced: fenced, log: log, retry: b, pending: map[statusKey]pendingStatus{}, wake: make(chan struct{}, 1)}
 }
 
-// put records st for cluster: queued when run is active, written at once
-// otherwise.
-func (w *statusWriter) put(ctx context.Context, cluster string, st *apiv1alpha1.AppStatus) {
+// put records st for cluster, brought by a stream that ends when ended is
+// closed: queued when run is active, written at once otherwise.
+func (w *statusWriter) put(ctx context.Context, cluster string, st *apiv1alpha1.AppStatus, ended <-chan struct{}) {
+	p := pendingStatus{st, ended}
 	if !w.running.Load() {
-		w.write(ctx, cluster, st)
+		w.write(ctx, cluster, p)
 		return
 	}
 	w.mu.Lock()
-	w.pending[statusKey{cluster, st.GetApp()}] = pendingStatus{st}
+	w.pending[statusKey{cluster, st.GetApp()}] = p
 	w.mu.Unlock()
 	w.poke()
 }
@@ -75,9 +96,15 @@ func (w *statusWriter) poke() {
 	}
 }
 
-// write stores st and reports whether a failure is worth retrying (a
-// status that is invalid, or whose cluster is gone, is not).
-func (w *statusWriter) write(ctx context.Context, cluster string, st *apiv1alpha1.AppStatus) (retry bool) {
+// write stores p's status and reports whether a failure is worth
+// retrying (a status that is invalid, or whose cluster is gone, is not).
+// With a fenced store, a status whose stream ended is not written.
+func (w *statusWriter) write(ctx context.Context, cluster string, p pendingStatus) (retry bool) {
+	st := p.st
+	if w.fenced && p.streamEnded() {
+		w.log.Info("store status: not written, its stream ended (the agent sends it again on its next stream, to whichever replica)", "cluster", cluster, "app", st.GetApp())
+		return false
+	}
 	var err error
 	if st.GetRemoved() {
 		err = w.store.DeleteStatus(ctx, cluster, st.GetApp())
@@ -144,7 +171,7 @@ func (w *statusWriter) flush(ctx context.Context) {
 		var cw sync.WaitGroup
 		for _, k := range keys {
 			cw.Go(func() {
-				if w.write(ctx, k.cluster, batch[k].st) {
+				if w.write(ctx, k.cluster, batch[k]) {
 					failedMu.Lock()
 					failed[k] = batch[k]
 					failedMu.Unlock()

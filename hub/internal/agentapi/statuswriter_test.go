@@ -31,9 +31,9 @@ func TestStatusWriter(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	w := newStatusWriter(st, hclog.NewNullLogger())
+	w := newStatusWriter(st, false, hclog.NewNullLogger())
 	// Not running: written at once.
-	w.put(ctx, "a", &apiv1alpha1.AppStatus{App: "gone", Digest: "d0"})
+	w.put(ctx, "a", &apiv1alpha1.AppStatus{App: "gone", Digest: "d0"}, nil)
 	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() { w.run(runCtx); close(done) }()
@@ -46,10 +46,10 @@ func TestStatusWriter(t *testing.T) {
 	}
 	for i := range 200 {
 		for _, c := range []string{"a", "b"} {
-			w.put(ctx, c, &apiv1alpha1.AppStatus{App: fmt.Sprintf("app%03d", i%100), Digest: fmt.Sprintf("d%d", i)})
+			w.put(ctx, c, &apiv1alpha1.AppStatus{App: fmt.Sprintf("app%03d", i%100), Digest: fmt.Sprintf("d%d", i)}, nil)
 		}
 	}
-	w.put(ctx, "a", &apiv1alpha1.AppStatus{App: "gone", Removed: true})
+	w.put(ctx, "a", &apiv1alpha1.AppStatus{App: "gone", Removed: true}, nil)
 	cancel()
 	<-done
 	recs, err := st.ListStatus(ctx, "")
@@ -110,7 +110,7 @@ func TestStatusWriterRetriesFailedWrites(t *testing.T) {
 	}
 	flaky := &flakyStore{Store: st, app: "web", fails: 3, writes: make(chan string, 100)}
 	start := func(retry time.Duration) *statusWriter {
-		w := newStatusWriter(flaky, hclog.NewNullLogger())
+		w := newStatusWriter(flaky, false, hclog.NewNullLogger())
 		w.retry = &backoff.ConstantBackOff{Interval: retry}
 		runCtx, cancel := context.WithCancel(ctx)
 		t.Cleanup(cancel)
@@ -130,7 +130,7 @@ func TestStatusWriterRetriesFailedWrites(t *testing.T) {
 			return ""
 		}
 	}
-	w.put(ctx, "a", &apiv1alpha1.AppStatus{App: "web", Digest: "d1"})
+	w.put(ctx, "a", &apiv1alpha1.AppStatus{App: "web", Digest: "d1"}, nil)
 	var seen []string
 	for s := ""; s != "ok d1"; {
 		s = next()
@@ -149,11 +149,11 @@ func TestStatusWriterRetriesFailedWrites(t *testing.T) {
 	flaky.fails = 1
 	flaky.mu.Unlock()
 	w = start(time.Hour) // its retry timer never fires in this test
-	w.put(ctx, "a", &apiv1alpha1.AppStatus{App: "web", Digest: "d2"})
+	w.put(ctx, "a", &apiv1alpha1.AppStatus{App: "web", Digest: "d2"}, nil)
 	if s := next(); s != "failed d2" {
 		t.Fatalf("write %q, want the failed d2", s)
 	}
-	w.put(ctx, "a", &apiv1alpha1.AppStatus{App: "web", Digest: "d3"})
+	w.put(ctx, "a", &apiv1alpha1.AppStatus{App: "web", Digest: "d3"}, nil)
 	if s := next(); s != "ok d3" {
 		t.Fatalf("write %q, want d3 (newer than the failed d2)", s)
 	}
@@ -206,11 +206,11 @@ func (g *gateStore) PutStatus(ctx context.Context, cluster string, st *apiv1alph
 // store writes those in one batch).
 func TestStatusWriterBoundsClusters(t *testing.T) {
 	g := &gateStore{inFlight: map[string]map[string]bool{}, release: make(chan struct{})}
-	w := newStatusWriter(g, hclog.NewNullLogger())
+	w := newStatusWriter(g, false, hclog.NewNullLogger())
 	const clusters, apps = 100, 3
 	for c := range clusters {
 		for a := range apps {
-			w.pending[statusKey{fmt.Sprintf("c%03d", c), fmt.Sprintf("app%d", a)}] = pendingStatus{&apiv1alpha1.AppStatus{App: fmt.Sprintf("app%d", a)}}
+			w.pending[statusKey{fmt.Sprintf("c%03d", c), fmt.Sprintf("app%d", a)}] = pendingStatus{st: &apiv1alpha1.AppStatus{App: fmt.Sprintf("app%d", a)}}
 		}
 	}
 	done := make(chan struct{})
@@ -237,5 +237,69 @@ func TestStatusWriterBoundsClusters(t *testing.T) {
 	<-done
 	if g.most > statusWriteClusters {
 		t.Errorf("%d clusters written at once, want at most %d", g.most, statusWriteClusters)
+	}
+}
+
+// With a store other replicas write (fenced), a failed status write is
+// retried only while the stream that brought the status is open: once it
+// ended (this replica lost its API server and closed its streams) the
+// agent went to another replica, which wrote what the agent sent it, and
+// the retry after this replica came back would overwrite that newer
+// status with the older one. Without fencing (one hub) it is retried.
+func TestStatusWriterFencedDropsEndedStreams(t *testing.T) {
+	for _, fenced := range []bool{true, false} {
+		t.Run(fmt.Sprintf("fenced=%v", fenced), func(t *testing.T) {
+			st, err := store.Open(filepath.Join(t.TempDir(), "hub.db"), hclog.NewNullLogger())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			ctx := t.Context()
+			if err := st.CreateCluster(ctx, store.Cluster{Name: "a"}); err != nil {
+				t.Fatal(err)
+			}
+			flaky := &flakyStore{Store: st, app: "web", fails: 1, writes: make(chan string, 100)}
+			w := newStatusWriter(flaky, fenced, hclog.NewNullLogger())
+			w.retry = &backoff.ConstantBackOff{Interval: time.Hour} // the test pokes instead
+			runCtx, cancel := context.WithCancel(ctx)
+			defer cancel()
+			done := make(chan struct{})
+			go func() { w.run(runCtx); close(done) }()
+			for !w.running.Load() {
+				runtime.Gosched()
+			}
+			stream := make(chan struct{})
+			w.put(ctx, "a", &apiv1alpha1.AppStatus{App: "web", Digest: "old"}, stream)
+			select {
+			case s := <-flaky.writes:
+				if s != "failed old" {
+					t.Fatalf("write %q, want the failed old", s)
+				}
+			case <-time.After(time.Minute):
+				t.Fatal("no status write within a minute")
+			}
+			// The stream ends; meanwhile another replica stores the
+			// agent's newer status.
+			close(stream)
+			if err := st.PutStatus(ctx, "a", &apiv1alpha1.AppStatus{App: "web", Digest: "new"}); err != nil {
+				t.Fatal(err)
+			}
+			// The API server is back and the retry comes: a flush of
+			// what is queued (the writer stops and writes what is left).
+			w.poke()
+			cancel()
+			<-done
+			recs, err := st.ListStatus(ctx, "a")
+			if err != nil || len(recs) != 1 {
+				t.Fatalf("stored %+v, %v", recs, err)
+			}
+			want := "new"
+			if !fenced {
+				want = "old" // one hub: nobody else writes; its retry lands
+			}
+			if got := recs[0].Status.GetDigest(); got != want {
+				t.Errorf("stored web at %s, want %s", got, want)
+			}
+		})
 	}
 }

@@ -157,7 +157,7 @@ func Run(ctx context.Context, o Options, log hclog.Logger) error {
 		}
 		return replica.Ready()
 	}
-	agents := agentapi.New(ca, st, fl, agentapi.Options{CertTTL: o.CertTTL, Limits: limits, RestoreMode: o.RestoreMode, Live: live, Ready: replicaReady, Hooks: agentapi.Hooks{
+	agents := agentapi.New(ca, st, fl, agentapi.Options{CertTTL: o.CertTTL, Limits: limits, RestoreMode: o.RestoreMode, Live: live, Ready: replicaReady, SharedStore: isKube, Hooks: agentapi.Hooks{
 		CommandResult: ops.Deliver,
 		Capabilities: func(ctx context.Context, cluster string, c *apiv1alpha1.ClusterCapabilities) {
 			if err := ctrl.SetCapabilities(ctx, cluster, c.GetKubeVersion(), c.GetApiVersions()); err != nil {

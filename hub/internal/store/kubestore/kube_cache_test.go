@@ -9,10 +9,14 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"google.golang.org/protobuf/types/known/timestamppb"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/transport"
+
+	apiv1alpha1 "github.com/flotilla-cd/flotilla/shared/api/v1alpha1"
 )
 
 // requestCounter counts the requests a store sends, by verb ("list",
@@ -242,5 +246,72 @@ func TestKubeStatusWriteFromCache(t *testing.T) {
 	recs, err := k.ListStatus(ctx, "a")
 	if err != nil || len(recs) != 1 || recs[0].Status.GetRevision() != "r11" {
 		t.Fatalf("ListStatus: %v, %v; want web at r11", recs, err)
+	}
+}
+
+// Two replicas write one app's status at once (the agent moved from one
+// to the other; the first retries a write from before): the write that
+// conflicts is retried from a fresh read, and it does not replace a status
+// the agent reported later; a later report of its own is written.
+func TestKubeStatusConflictKeepsLaterReport(t *testing.T) {
+	ns := newTestNamespace(t)
+	ctx := t.Context()
+	a := openKube(t, ns, 0)
+	at := func(rev string, sec int) *apiv1alpha1.AppStatus {
+		st := testStatus("web", rev)
+		st.ObservedAt = timestamppb.New(t0.Add(time.Duration(sec) * time.Second))
+		return st
+	}
+	// b's first status update is preceded by a's write of a later
+	// report, so b's update carries a stale resourceVersion.
+	var once sync.Once
+	var raced error
+	updates := 0
+	cfg := testAPIServer(t)
+	cfg.Wrap(transport.WrapperFunc(func(rt http.RoundTripper) http.RoundTripper {
+		return roundTripFunc(func(r *http.Request) (*http.Response, error) {
+			if requestKind(r) == "update clusterstatuses" {
+				updates++
+				once.Do(func() { raced = a.PutStatus(ctx, "c", at("r2", 2)) })
+			}
+			return rt.RoundTrip(r)
+		})
+	}))
+	b, err := New(cfg, Options{Namespace: ns}, hclog.NewNullLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	if err := a.CreateCluster(ctx, store.Cluster{Name: "c"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.PutStatus(ctx, "c", at("r0", 0)); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.PutStatus(ctx, "c", at("r1", 1)); err != nil {
+		t.Fatal(err)
+	}
+	if raced != nil {
+		t.Fatal(raced)
+	}
+	if updates < 1 {
+		t.Fatalf("b sent %d status updates; the test wants its first to conflict", updates)
+	}
+	read := func() string {
+		t.Helper()
+		recs, err := b.ListStatus(ctx, "c")
+		if err != nil || len(recs) != 1 {
+			t.Fatalf("ListStatus: %v, %v", recs, err)
+		}
+		return recs[0].Status.GetRevision()
+	}
+	if got := read(); got != "r2" {
+		t.Errorf("stored web at %s after b's conflicting write of an earlier report; want a's later r2 kept", got)
+	}
+	if err := b.PutStatus(ctx, "c", at("r3", 3)); err != nil {
+		t.Fatal(err)
+	}
+	if got := read(); got != "r3" {
+		t.Errorf("stored web at %s; want b's later report r3", got)
 	}
 }

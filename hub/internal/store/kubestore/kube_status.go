@@ -8,6 +8,7 @@ import (
 	"hash/fnv"
 	"sort"
 	"strconv"
+	"time"
 
 	"google.golang.org/protobuf/proto"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -148,6 +149,7 @@ func (k *Store) writeStatus(ctx context.Context, cluster string, changes map[str
 		if tries == 0 {
 			pages, cached = k.cachedStatusPages(ctx, cluster)
 		}
+		conflicted := tries > 0
 		tries++
 		if !cached {
 			var err error
@@ -169,6 +171,9 @@ func (k *Store) writeStatus(ctx context.Context, cluster string, changes map[str
 			case s == nil && had:
 				delete(apps, a)
 				changed = true
+			case s != nil && had && old != *s && conflicted && observedLater(old, *s):
+				// Another replica wrote this app's status since this
+				// write began, from a later report of the agent: keep it.
 			case s != nil && (!had || old != *s):
 				apps[a] = *s
 				changed = true
@@ -199,6 +204,29 @@ func (k *Store) writeStatus(ctx context.Context, cluster string, changes map[str
 		}
 		return nil
 	})
+}
+
+// observedLater reports whether the encoded status stored was observed by
+// the agent after the encoded status cur (both decodable, both with an
+// observation time). An agent's reports of one app are in time order, so
+// of two replicas writing the same app's status, the one with the later
+// report is the agent's word; the other's write, which conflicted, is
+// retried without replacing it.
+func observedLater(stored, cur string) bool {
+	at := func(enc string) (time.Time, bool) {
+		data, err := base64.StdEncoding.DecodeString(enc)
+		if err != nil {
+			return time.Time{}, false
+		}
+		st := new(apiv1alpha1.AppStatus)
+		if err := proto.Unmarshal(data, st); err != nil || st.GetObservedAt() == nil {
+			return time.Time{}, false
+		}
+		return st.GetObservedAt().AsTime(), true
+	}
+	s, ok1 := at(stored)
+	n, ok2 := at(cur)
+	return ok1 && ok2 && s.After(n)
 }
 
 type loadedPage struct {
