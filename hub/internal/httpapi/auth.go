@@ -95,6 +95,14 @@ func (a *API) authenticate(w http.ResponseWriter, r *http.Request) (auth.Princip
 		}
 	}
 	tok, err := a.d.Store.LookupAPIToken(r.Context(), raw)
+	if err != nil && !errors.Is(err, store.ErrTokenInvalid) {
+		// The store did not answer (a replica cut off from its API
+		// server): the token may well be good; say so, and keep the
+		// session cookie.
+		a.d.Log.Warn("check a token: the store did not answer", "error", err)
+		writeError(w, http.StatusServiceUnavailable, "this hub cannot check tokens now: its store does not answer; try again or use another replica")
+		return auth.Principal{}, false
+	}
 	if err != nil {
 		if cookie {
 			auth.ClearSession(w, a.secureCookies())

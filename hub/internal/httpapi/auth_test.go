@@ -176,3 +176,23 @@ func TestSessionCookieCSRF(t *testing.T) {
 		t.Errorf("audit: %+v", audit.Items)
 	}
 }
+
+// A token the hub cannot check because its store does not answer (a
+// replica cut off from its API server; here the store is closed) is
+// answered 503, not 401: the token may be good and the caller should try
+// again or another replica, not sign in anew.
+func TestTokenStoreDown(t *testing.T) {
+	h := apitest.New(t, apitest.Options{})
+	if code := call(t, h, h.AdminToken, "GET", "/api/v1/clusters", nil, nil); code != http.StatusOK {
+		t.Fatalf("list clusters: %d", code)
+	}
+	if err := h.Store.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if code := call(t, h, h.AdminToken, "GET", "/api/v1/clusters", nil, nil); code != http.StatusServiceUnavailable {
+		t.Errorf("list clusters with the store down: %d, want 503", code)
+	}
+	if code := call(t, h, "nonsense", "GET", "/api/v1/clusters", nil, nil); code != http.StatusUnauthorized {
+		t.Errorf("a malformed token with the store down: %d, want 401", code)
+	}
+}
