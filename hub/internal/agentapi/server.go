@@ -118,6 +118,10 @@ func (s *Server) Run(ctx context.Context) error {
 	return nil
 }
 
+// PendingStatusWrites returns how many agents' statuses were received and
+// are not stored yet: queued, being written, or waiting for a retry.
+func (s *Server) PendingStatusWrites() int { return s.statuses.waiting() }
+
 // MaxMessageBytes bounds one gRPC message either way. Bundles carry
 // gzip-compressed objects, so this is far more than MaxBundleBytes needs.
 const MaxMessageBytes = 512 << 20

@@ -42,6 +42,16 @@ type statusWriter struct {
 	mu      sync.Mutex
 	pending map[statusKey]pendingStatus
 	wake    chan struct{}
+	// writing counts the statuses of the flush in progress not yet done.
+	writing atomic.Int64
+}
+
+// waiting returns how many statuses are queued, being written or waiting
+// for a retry.
+func (w *statusWriter) waiting() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.pending) + int(w.writing.Load())
 }
 
 type statusKey struct{ cluster, app string }
@@ -154,6 +164,7 @@ func (w *statusWriter) flush(ctx context.Context) {
 	w.mu.Lock()
 	batch := w.pending
 	w.pending = map[statusKey]pendingStatus{}
+	w.writing.Add(int64(len(batch)))
 	w.mu.Unlock()
 	if len(batch) == 0 {
 		return
@@ -175,7 +186,9 @@ func (w *statusWriter) flush(ctx context.Context) {
 					failedMu.Lock()
 					failed[k] = batch[k]
 					failedMu.Unlock()
+					return // still waiting: counted until requeued
 				}
+				w.writing.Add(-1)
 			})
 		}
 		wg.Go(func() {
@@ -194,6 +207,7 @@ func (w *statusWriter) flush(ctx context.Context) {
 			w.pending[k] = p
 		}
 	}
+	w.writing.Add(-int64(len(failed)))
 	w.mu.Unlock()
 	d := w.retry.NextBackOff()
 	w.log.Warn("store status: writes failed; retrying", "statuses", len(failed), "in", d)

@@ -286,9 +286,15 @@ func TestStatusWriterFencedDropsEndedStreams(t *testing.T) {
 			}
 			// The API server is back and the retry comes: a flush of
 			// what is queued (the writer stops and writes what is left).
+			if n := w.waiting(); n != 1 {
+				t.Errorf("%d statuses waiting after the failed write, want 1", n)
+			}
 			w.poke()
 			cancel()
 			<-done
+			if n := w.waiting(); n != 0 {
+				t.Errorf("%d statuses waiting after the last flush, want 0", n)
+			}
 			recs, err := st.ListStatus(ctx, "a")
 			if err != nil || len(recs) != 1 {
 				t.Fatalf("stored %+v, %v", recs, err)

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
 
@@ -172,6 +173,10 @@ func Run(ctx context.Context, o Options, log hclog.Logger) error {
 			ops.Observe(ctx, cluster, prev, cur) // records the history of finished operations
 		},
 	}}, log.Named("agents"))
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "flotilla_hub_status_writes_pending",
+		Help: "Agents' statuses received and not stored yet: queued, being written, or waiting for a retry (the store does not answer).",
+	}, func() float64 { return float64(agents.PendingStatusWrites()) }))
 	gs := agents.Endpoint(agentapi.TLSConfig(ca, serving))
 	var refreshed func(string)
 	if k, ok := st.(*kubestore.Store); ok {
