@@ -40,6 +40,7 @@ func run(ctx context.Context, args []string) error {
 	fs.StringSliceVar(&labels, "label", nil, "cluster label k=v (repeatable)")
 	fs.IntVar(&o.Parallel, "parallel", 16, "concurrent registrations and enrolments")
 	fs.StringVar(&o.ControlListen, "control-listen", "127.0.0.1:0", "loopback address of the stats endpoint")
+	fs.StringSliceVar(&o.Balance, "balance", nil, "hub replicas' agent addresses: dial a round-robin balancer over them in this process instead of the join's address (repeatable or comma-separated)")
 	logLevel := fs.String("log-level", "info", "log level")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {

@@ -57,6 +57,7 @@ func run(ctx context.Context, args []string) error {
 	fs.IntVar(&c.HAKills, "ha-kills", 5, "kill -9 of the busiest hub replica, each followed by its restart")
 	fs.IntVar(&c.HACommits, "ha-commits", 10, "commits through the HA replicas and through one hub")
 	fs.IntVar(&c.HAIdleAgents, "ha-idle-agents", 10000, "simulated agents over the HA replicas while API server writes are counted")
+	fs.BoolVar(&c.HAWritesOnly, "ha-writes-only", false, "ha phase: measure only the API server writes row (no one-hub comparison, commits or kills)")
 	fs.DurationVar(&c.HAIdleWindow, "ha-idle-window", time.Minute, "window of the API server write count at steady state")
 	fs.IntVar(&c.PerSimProc, "agents-per-process", 2500, "simulated agents per agentsim process")
 	fs.StringVar(&c.Kubectl, "kubectl", "", "kubectl binary for the apply comparison (default: the one make bins builds into --bin-dir)")

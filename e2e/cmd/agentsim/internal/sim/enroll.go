@@ -19,7 +19,9 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/status"
 
 	"github.com/flotilla-cd/flotilla/hub/api"
 	apiv1alpha1 "github.com/flotilla-cd/flotilla/shared/api/v1alpha1"
@@ -62,9 +64,10 @@ type identity struct {
 }
 
 // enroll makes a P-256 key, sends a CSR with the join token over TLS
-// pinned to the join's CA hash, and returns the signed identity, as the
-// real agent's enrolment does.
-func enroll(ctx context.Context, j api.JoinResponse) (*identity, error) {
+// pinned to the join's CA hash to dial (the join's hub address, or a
+// balancer in front of the same hubs), and returns the signed identity, as
+// the real agent's enrolment does.
+func enroll(ctx context.Context, j api.JoinResponse, dial string) (*identity, error) {
 	host, _, err := net.SplitHostPort(j.HubAddr)
 	if err != nil {
 		return nil, fmt.Errorf("hub address %q: %w", j.HubAddr, err)
@@ -77,7 +80,7 @@ func enroll(ctx context.Context, j api.JoinResponse) (*identity, error) {
 			return verifyPinned(raw, j.CAHash, host)
 		},
 	}
-	conn, err := grpc.NewClient(j.HubAddr, grpc.WithTransportCredentials(credentials.NewTLS(cfg)))
+	conn, err := grpc.NewClient(dial, grpc.WithTransportCredentials(credentials.NewTLS(cfg)))
 	if err != nil {
 		return nil, fmt.Errorf("enrol %s: dial: %w", j.Cluster, err)
 	}
@@ -117,6 +120,18 @@ func enroll(ctx context.Context, j api.JoinResponse) (*identity, error) {
 		return nil, fmt.Errorf("enrol %s: certificate: %w", j.Cluster, err)
 	}
 	return &identity{cert: cert, ca: pool}, nil
+}
+
+// transient reports whether a failed enrolment is worth trying again: the
+// hub was out of reach, overloaded or cut the connection (codes
+// Unavailable, DeadlineExceeded, ResourceExhausted), as the real agent
+// retries anything but a refusal.
+func transient(err error) bool {
+	switch status.Code(err) {
+	case codes.Unavailable, codes.DeadlineExceeded, codes.ResourceExhausted:
+		return true
+	}
+	return false
 }
 
 func verifyPinned(raw [][]byte, pin, serverName string) error {

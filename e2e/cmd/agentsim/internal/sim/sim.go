@@ -20,7 +20,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cenkalti/backoff/v4"
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/flotilla-cd/flotilla/internal/testsupport/harness"
 )
 
 // Options configure a simulation.
@@ -35,6 +38,15 @@ type Options struct {
 	Parallel int
 	// ControlListen is the loopback address of the stats endpoint.
 	ControlListen string
+	// Balance, when set, lists hub agent addresses (replicas): the agents
+	// of this process dial a round-robin TCP balancer over them, run in
+	// this process, instead of the join's hub address (which must then be
+	// another balancer over the same replicas: the TLS server name is
+	// still its host). A balancer holds two descriptors per connection:
+	// one per simulating process keeps every process within its own
+	// open-file limit, where a single shared one could not hold 10,000
+	// agents under a 20,000 limit.
+	Balance []string
 }
 
 // Sim is a set of simulated agents.
@@ -44,6 +56,8 @@ type Sim struct {
 	agents   []*agent
 	enrolled atomic.Int64
 	failed   atomic.Int64
+	retries  atomic.Int64 // enrolment attempts retried
+	dialAddr string       // the in-process balancer's address, if any
 	mu       sync.Mutex
 	firstErr error
 }
@@ -55,6 +69,17 @@ func Run(ctx context.Context, o Options, log hclog.Logger) error {
 		o.Parallel = 16
 	}
 	s := &Sim{o: o, log: log}
+	if len(o.Balance) > 0 {
+		lb, err := harness.StartBalancer()
+		if err != nil {
+			return fmt.Errorf("balancer: %w", err)
+		}
+		defer lb.Close()
+		for _, b := range o.Balance {
+			lb.Add(b)
+		}
+		s.dialAddr = lb.Addr
+	}
 	lis, err := net.Listen("tcp", o.ControlListen)
 	if err != nil {
 		return fmt.Errorf("control listener %s: %w", o.ControlListen, err)
@@ -101,7 +126,7 @@ feed:
 		}
 	}
 	close(work)
-	log.Info("agents joined", "enrolled", s.enrolled.Load(), "failed", s.failed.Load(), "took", time.Since(start).Round(time.Millisecond))
+	log.Info("agents joined", "enrolled", s.enrolled.Load(), "failed", s.failed.Load(), "enrol_retries", s.retries.Load(), "took", time.Since(start).Round(time.Millisecond))
 	<-ctx.Done()
 	wg.Wait()
 	return nil
@@ -112,9 +137,30 @@ func (s *Sim) join(ctx context.Context, hc *http.Client, a *agent) error {
 	if err != nil {
 		return err
 	}
-	id, err := enroll(ctx, j)
+	dial := j.HubAddr
+	if s.dialAddr != "" {
+		dial = s.dialAddr
+	}
+	// Like the real agent: jittered exponential backoff from 500 ms to
+	// 30 s while the hub cannot be reached or is overloaded (a refused
+	// connection or handshake); a refusal of the join itself ends it.
+	bo := backoff.NewExponentialBackOff()
+	bo.InitialInterval, bo.MaxInterval, bo.MaxElapsedTime = 500*time.Millisecond, 30*time.Second, 5*time.Minute
+	id, err := backoff.RetryNotifyWithData(func() (*identity, error) {
+		id, err := enroll(ctx, j, dial)
+		if err != nil && !transient(err) {
+			return nil, backoff.Permanent(err)
+		}
+		return id, err
+	}, backoff.WithContext(bo, ctx), func(err error, wait time.Duration) {
+		s.retries.Add(1)
+		s.log.Debug("enrolment failed; retrying", "cluster", a.name, "error", err, "retry_in", wait)
+	})
 	if err != nil {
 		return err
+	}
+	if s.dialAddr != "" {
+		j.HubAddr = s.dialAddr
 	}
 	a.mu.Lock()
 	a.id, a.addr = id, j.HubAddr
@@ -124,12 +170,15 @@ func (s *Sim) join(ctx context.Context, hc *http.Client, a *agent) error {
 
 // Stats is the answer of the control endpoint.
 type Stats struct {
-	Agents    int    `json:"agents"`
-	Enrolled  int64  `json:"enrolled"`
-	Failed    int64  `json:"failed"`
-	Connected int    `json:"connected"`
-	Sessions  int    `json:"sessions"`
-	FirstErr  string `json:"firstError,omitempty"`
+	Agents   int   `json:"agents"`
+	Enrolled int64 `json:"enrolled"`
+	Failed   int64 `json:"failed"`
+	// EnrolRetries counts enrolment attempts that failed and were tried
+	// again (a hub out of reach or overloaded).
+	EnrolRetries int64  `json:"enrolRetries"`
+	Connected    int    `json:"connected"`
+	Sessions     int    `json:"sessions"`
+	FirstErr     string `json:"firstError,omitempty"`
 	// For ?app=&revision=: agents holding that app at that revision, and
 	// of those, how many reported it Synced; first/last receipt and last
 	// report in Unix nanoseconds. For ?prefix=&revision= the same over
@@ -158,7 +207,7 @@ func (st *Stats) add(h held) {
 
 func (s *Sim) stats(w http.ResponseWriter, r *http.Request) {
 	app, rev, prefix := r.URL.Query().Get("app"), r.URL.Query().Get("revision"), r.URL.Query().Get("prefix")
-	st := Stats{Agents: len(s.agents), Enrolled: s.enrolled.Load(), Failed: s.failed.Load()}
+	st := Stats{Agents: len(s.agents), Enrolled: s.enrolled.Load(), Failed: s.failed.Load(), EnrolRetries: s.retries.Load()}
 	s.mu.Lock()
 	if s.firstErr != nil {
 		st.FirstErr = s.firstErr.Error()

@@ -61,6 +61,9 @@ type Config struct {
 	// HAIdleWindow.
 	HAAgents, HAKills, HACommits, HAIdleAgents int
 	HAIdleWindow                               time.Duration
+	// HAWritesOnly skips the ha phase's one-hub comparison, commits and
+	// kills: only the API server writes row is measured.
+	HAWritesOnly bool
 	// BreakdownCommits are the samples of the stage-by-stage split of
 	// commit → Synced.
 	BreakdownCommits int

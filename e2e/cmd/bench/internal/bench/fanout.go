@@ -26,17 +26,19 @@ type simProc struct {
 
 // simStats mirrors agentsim's stats answer.
 type simStats struct {
-	Agents    int    `json:"agents"`
-	Enrolled  int64  `json:"enrolled"`
-	Failed    int64  `json:"failed"`
-	Connected int    `json:"connected"`
-	Sessions  int    `json:"sessions"`
-	FirstErr  string `json:"firstError"`
-	Holding   int    `json:"holding"`
-	Reported  int    `json:"reported"`
-	FirstRecv int64  `json:"firstRecv"`
-	LastRecv  int64  `json:"lastRecv"`
-	LastSent  int64  `json:"lastSent"`
+	Agents   int   `json:"agents"`
+	Enrolled int64 `json:"enrolled"`
+	Failed   int64 `json:"failed"`
+	// EnrolRetries counts enrolment attempts tried again.
+	EnrolRetries int64  `json:"enrolRetries"`
+	Connected    int    `json:"connected"`
+	Sessions     int    `json:"sessions"`
+	FirstErr     string `json:"firstError"`
+	Holding      int    `json:"holding"`
+	Reported     int    `json:"reported"`
+	FirstRecv    int64  `json:"firstRecv"`
+	LastRecv     int64  `json:"lastRecv"`
+	LastSent     int64  `json:"lastSent"`
 }
 
 var simClient = &http.Client{Timeout: 30 * time.Second}
@@ -71,6 +73,7 @@ func fleetQuery(ctx context.Context, procs []*simProc, q url.Values) (simStats, 
 		sum.Agents += s.Agents
 		sum.Enrolled += s.Enrolled
 		sum.Failed += s.Failed
+		sum.EnrolRetries += s.EnrolRetries
 		sum.Connected += s.Connected
 		sum.Sessions += s.Sessions
 		sum.Holding += s.Holding

@@ -55,12 +55,16 @@ func (b *Bench) ha(ctx context.Context) error {
 	// one still runs: a fleet that falls behind in one row is a figure of
 	// the others too.
 	var errs []error
-	single, singleAgents, err := b.haSingle(ctx, n)
-	if err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
+	var single, singleAgents samples
+	if !b.cfg.HAWritesOnly {
+		var err error
+		single, singleAgents, err = b.haSingle(ctx, n)
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			errs = append(errs, fmt.Errorf("one hub: %w", err))
 		}
-		errs = append(errs, fmt.Errorf("one hub: %w", err))
 	}
 	w, err := b.newWorld("ha")
 	if err != nil {
@@ -130,40 +134,16 @@ func (b *Bench) ha(ctx context.Context) error {
 		return err
 	}
 	b.logf("ha: %d agents joined and Synced in %s; streams per replica %v", n, time.Since(t0).Round(time.Second), spread)
-
-	stop := b.cpuProfile(ctx, hubs[0].Proc, fmt.Sprintf("ha%d-commits-hub1", n), rowHACommit)
-	req0, _ := apiRequests(ctx, cs)
-	haT, haAgents, rev, err := b.simCommits(ctx, hubs, repo, procs, n, b.cfg.HACommits, "ha")
-	if req1, rerr := apiRequests(ctx, cs); rerr == nil && req0 != nil {
-		b.logf("ha commits: API server requests: %s", requestDiff(req0, req1))
-	}
-	stop()
-	b.row(rowHACommit).Figure = fmt.Sprintf("commit (webhook) → every agent Synced through 3 HA replicas (Kubernetes store) vs one hub (bbolt), %d simulated agents", n)
-	measured := fmt.Sprintf("HA: p50 %s, p99 %s; one hub: p50 %s, p99 %s (hub's view; agents: HA p50 %s, p99 %s, one hub p50 %s, p99 %s; n=%d and %d)",
-		secs(haT.pct(50)), secs(haT.pct(99)), secs(single.pct(50)), secs(single.pct(99)),
-		secs(haAgents.pct(50)), secs(haAgents.pct(99)), secs(singleAgents.pct(50)), secs(singleAgents.pct(99)), len(haT), len(single))
-	if err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
+	var haT, haAgents samples
+	var fo failoverResult
+	if !b.cfg.HAWritesOnly {
+		if rev, err = b.haCommitsAndKills(ctx, cs, hubs, repo, procs, n, rev, single, singleAgents, &haT, &haAgents, &fo); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			errs = append(errs, err)
 		}
-		errs = append(errs, err)
-		measured = fmt.Sprintf("failed after %d of %d commits: %v; before: %s", len(haT), b.cfg.HACommits, err, measured)
 	}
-	b.set(rowHACommit, measured, err == nil && haT.pct(99) < 2*time.Second)
-
-	fo, err := b.failovers(ctx, cs, hubs, repo, procs, n, rev)
-	rev = fo.rev
-	b.row(rowHAFailover).Figure = fmt.Sprintf("HA failover: kill -9 of the replica holding the most agents (3 replicas, %d simulated agents) → every agent re-attached and Synced", n)
-	measured = fmt.Sprintf("hub: p50 %s, p99 %s; agents: p50 %s, p99 %s (n=%d kills, %s agents moved per kill)",
-		secs(fo.hub.pct(50)), secs(fo.hub.pct(99)), secs(fo.agents.pct(50)), secs(fo.agents.pct(99)), len(fo.hub), fo.movedRange())
-	if err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		errs = append(errs, err)
-		measured = fmt.Sprintf("failed after %d of %d kills: %v; before: %s", len(fo.hub), b.cfg.HAKills, err, measured)
-	}
-	b.set(rowHAFailover, measured, err == nil && len(fo.hub) > 0 && fo.hub.pct(99) < 10*time.Second)
 
 	// Writes at steady state: first with the agents of the rows above,
 	// then with the fleet grown to --ha-idle-agents (which fills the row
@@ -189,7 +169,8 @@ func (b *Bench) ha(ctx context.Context) error {
 			b.notes = append(b.notes, note)
 			idle += "\n\n" + note
 		} else {
-			b.logf("ha: %d more agents joined in %s", total-n, time.Since(t0).Round(time.Second))
+			st, _ := fleetStats(ctx, more, "", "") // only for the log line
+			b.logf("ha: %d more agents joined in %s (%d enrolment attempts retried)", total-n, time.Since(t0).Round(time.Second), st.EnrolRetries)
 			joined := time.Since(t0)
 			more, err := b.haWritesWindow(ctx, cs, hubs, append(slices.Clip(procs), more...), total, rev)
 			if err != nil {
@@ -208,13 +189,59 @@ func (b *Bench) ha(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
+// haCommitsAndKills fills the commit and failover rows of the ha phase
+// and returns the last commit.
+func (b *Bench) haCommitsAndKills(ctx context.Context, cs kubernetes.Interface, hubs []*harness.Hub, repo *gitserver.Repo, procs []*simProc, n int, rev string,
+	single, singleAgents samples, haT, haAgents *samples, fo *failoverResult) (string, error) {
+	var errs []error
+	stop := b.cpuProfile(ctx, hubs[0].Proc, fmt.Sprintf("ha%d-commits-hub1", n), rowHACommit)
+	req0, _ := apiRequests(ctx, cs)
+	var err error
+	*haT, *haAgents, rev, err = b.simCommits(ctx, hubs, repo, procs, n, b.cfg.HACommits, "ha")
+	if req1, rerr := apiRequests(ctx, cs); rerr == nil && req0 != nil {
+		b.logf("ha commits: API server requests: %s", requestDiff(req0, req1))
+	}
+	stop()
+	b.row(rowHACommit).Figure = fmt.Sprintf("commit (webhook) → every agent Synced through 3 HA replicas (Kubernetes store) vs one hub (bbolt), %d simulated agents", n)
+	measured := fmt.Sprintf("HA: p50 %s, p99 %s; one hub: p50 %s, p99 %s (hub's view; agents: HA p50 %s, p99 %s, one hub p50 %s, p99 %s; n=%d and %d)",
+		secs((*haT).pct(50)), secs((*haT).pct(99)), secs(single.pct(50)), secs(single.pct(99)),
+		secs((*haAgents).pct(50)), secs((*haAgents).pct(99)), secs(singleAgents.pct(50)), secs(singleAgents.pct(99)), len(*haT), len(single))
+	if err != nil {
+		if ctx.Err() != nil {
+			return rev, ctx.Err()
+		}
+		errs = append(errs, err)
+		measured = fmt.Sprintf("failed after %d of %d commits: %v; before: %s", len(*haT), b.cfg.HACommits, err, measured)
+	}
+	b.set(rowHACommit, measured, err == nil && (*haT).pct(99) < 2*time.Second)
+
+	*fo, err = b.failovers(ctx, cs, hubs, repo, procs, n, rev)
+	rev = fo.rev
+	b.row(rowHAFailover).Figure = fmt.Sprintf("HA failover: kill -9 of the replica holding the most agents (3 replicas, %d simulated agents) → every agent re-attached and Synced", n)
+	measured = fmt.Sprintf("hub: p50 %s, p99 %s; agents: p50 %s, p99 %s (n=%d kills, %s agents moved per kill)",
+		secs(fo.hub.pct(50)), secs(fo.hub.pct(99)), secs(fo.agents.pct(50)), secs(fo.agents.pct(99)), len(fo.hub), fo.movedRange())
+	if err != nil {
+		if ctx.Err() != nil {
+			return rev, ctx.Err()
+		}
+		errs = append(errs, err)
+		measured = fmt.Sprintf("failed after %d of %d kills: %v; before: %s", len(fo.hub), b.cfg.HAKills, err, measured)
+	}
+	b.set(rowHAFailover, measured, err == nil && len(fo.hub) > 0 && fo.hub.pct(99) < 10*time.Second)
+
+	return rev, errors.Join(errs...)
+}
+
 const haMethod = `Three flotilla-hub processes with ` + "`--store=kubernetes`" + ` on one real management API server (etcd +
 kube-apiserver, namespace flotilla, default Lease timings: 15 s duration, 2 s retry), each with its own
-git mirror, behind one agent address: a round-robin TCP balancer in the benchmark process that skips a
-backend refusing the connection, as a Service's endpoints drop a dead pod (the replicas advertise it with
+git mirror, behind one agent address: a round-robin TCP balancer that skips a backend refusing the
+connection, as a Service's endpoints drop a dead pod (the replicas advertise it with
 ` + "`--advertise-addr`" + `). Simulated agents (agentsim, as in the fan-out rows) register through the three
-replicas in turn and connect through the balancer. One app (a Deployment, a Service and a ConfigMap)
-selects every agent.
+replicas in turn; each agentsim process runs its own copy of the balancer over the three replicas and its
+agents enrol and connect through it (a balancer holds two descriptors per connection: one in the
+benchmark process could not hold 10,000 agents within its 20,000 open-file limit). Like the real agent, a
+simulated agent retries a failed enrolment with jittered backoff (500 ms to 30 s) while the hub is out of
+reach or overloaded. One app (a Deployment, a Service and a ConfigMap) selects every agent.
 
 **Commit → every agent Synced, HA against one hub.** The same %[1]d agents, app and commits against one
 hub with the default embedded store (bbolt), started and stopped before the replicas in the same run.
@@ -308,10 +335,22 @@ func (b *Bench) startSimsAcross(ctx context.Context, w *world, hubs []*harness.H
 			return nil, err
 		}
 		h := hubs[(i/b.cfg.PerSimProc)%len(hubs)]
-		p, err := harness.StartProc(fmt.Sprintf("agentsim-ha-%d", i), w.dir, bin, []string{
+		args := []string{
 			"--hub-api", h.HTTPURL, "--admin-token", h.Token, "--prefix", "ha", "--first", strconv.Itoa(i),
 			"--count", strconv.Itoa(min(b.cfg.PerSimProc, first+n-i)), "--label", "sim=true", "--parallel", "16", "--control-listen", ctl,
-		}, nil)
+		}
+		if len(hubs) > 1 {
+			// Each agentsim process balances its own agents over the
+			// replicas (the advertised balancer's copy): one balancer in
+			// this process would hold two descriptors per agent, more
+			// than its open-file limit allows at 10,000 agents.
+			var addrs []string
+			for _, h := range hubs {
+				addrs = append(addrs, h.AgentAddr)
+			}
+			args = append(args, "--balance", strings.Join(addrs, ","))
+		}
+		p, err := harness.StartProc(fmt.Sprintf("agentsim-ha-%d", i), w.dir, bin, args, nil)
 		if err != nil {
 			return nil, err
 		}
