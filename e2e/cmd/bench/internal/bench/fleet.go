@@ -228,9 +228,12 @@ func everySynced(names []string, rev string, old map[string]string) func(map[str
 }
 
 // waitJoined waits until procs' simulated agents, n in all, are connected,
-// failing at once when one could not join.
+// failing at once when one could not join. It allows 200 ms per agent:
+// through three Kubernetes-store replicas on this 2-core host agents join
+// at 6-10 per second (registration, enrolment and connection each write
+// the API server), so 60 ms cut a healthy join of 2,000 off after 1,464.
 func waitJoined(ctx context.Context, procs []*simProc, n int) error {
-	return harness.Eventually(ctx, 2*time.Minute+time.Duration(n)*60*time.Millisecond, 250*time.Millisecond, func() error {
+	return harness.Eventually(ctx, 2*time.Minute+time.Duration(n)*200*time.Millisecond, 250*time.Millisecond, func() error {
 		s, err := fleetStats(ctx, procs, "", "")
 		if err != nil {
 			return err
