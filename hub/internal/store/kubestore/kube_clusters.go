@@ -178,10 +178,6 @@ func (k *Store) updateCluster(ctx context.Context, name string, fn func(*store.C
 	})
 }
 
-// errStale marks a decision taken on the watch cache's copy that must be
-// taken again on the API server's.
-var errStale = errors.New("cached copy refused")
-
 // modifyCluster reads the cluster, lets fn change it (false: nothing to
 // write) and writes it at the resourceVersion read. The first read is the
 // watch cache's (this store's own writes included): an update costs one

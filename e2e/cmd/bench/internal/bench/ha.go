@@ -137,7 +137,7 @@ func (b *Bench) ha(ctx context.Context) error {
 	var haT, haAgents samples
 	var fo failoverResult
 	if !b.cfg.HAWritesOnly {
-		if rev, err = b.haCommitsAndKills(ctx, cs, hubs, repo, procs, n, rev, single, singleAgents, &haT, &haAgents, &fo); err != nil {
+		if rev, err = b.haCommitsAndKills(ctx, cs, hubs, repo, procs, n, single, singleAgents, &haT, &haAgents, &fo); err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
@@ -191,11 +191,12 @@ func (b *Bench) ha(ctx context.Context) error {
 
 // haCommitsAndKills fills the commit and failover rows of the ha phase
 // and returns the last commit.
-func (b *Bench) haCommitsAndKills(ctx context.Context, cs kubernetes.Interface, hubs []*harness.Hub, repo *gitserver.Repo, procs []*simProc, n int, rev string,
+func (b *Bench) haCommitsAndKills(ctx context.Context, cs kubernetes.Interface, hubs []*harness.Hub, repo *gitserver.Repo, procs []*simProc, n int,
 	single, singleAgents samples, haT, haAgents *samples, fo *failoverResult) (string, error) {
 	var errs []error
 	stop := b.cpuProfile(ctx, hubs[0].Proc, fmt.Sprintf("ha%d-commits-hub1", n), rowHACommit)
 	req0, _ := apiRequests(ctx, cs)
+	var rev string
 	var err error
 	*haT, *haAgents, rev, err = b.simCommits(ctx, hubs, repo, procs, n, b.cfg.HACommits, "ha")
 	if req1, rerr := apiRequests(ctx, cs); rerr == nil && req0 != nil {
