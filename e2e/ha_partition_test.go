@@ -48,6 +48,7 @@ import (
 //     commit.
 //   - Healed, the replica is ready again and answers like the others.
 func TestHAPartition(t *testing.T) {
+	parallel(t)
 	ctx := t.Context()
 	dir := t.TempDir()
 	prov := &cluster.ProcessProvider{BinDir: controlPlaneBins, WorkDir: filepath.Join(dir, "clusters")}

@@ -4,6 +4,7 @@ package security
 
 import (
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -83,7 +84,12 @@ func TestHTTPDiffMasksSecrets(t *testing.T) {
 			}
 			defer resp.Body.Close()
 			b, _ := io.ReadAll(resp.Body)
-			if resp.StatusCode != http.StatusOK || !strings.Contains(string(b), `"ok": true`) {
+			var got struct {
+				Clusters []struct {
+					OK bool `json:"ok"`
+				} `json:"clusters"`
+			}
+			if resp.StatusCode != http.StatusOK || json.Unmarshal(b, &got) != nil || len(got.Clusters) == 0 || !got.Clusters[0].OK {
 				return fmt.Errorf("HTTP %d: %s", resp.StatusCode, b)
 			}
 			body = string(b)
