@@ -23,6 +23,7 @@ import (
 	"github.com/cenkalti/backoff/v4"
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/flotilla-cd/flotilla/e2e/cmd/agentsim/simstats"
 	"github.com/flotilla-cd/flotilla/internal/testsupport/harness"
 )
 
@@ -168,31 +169,8 @@ func (s *Sim) join(ctx context.Context, hc *http.Client, a *agent) error {
 	return nil
 }
 
-// Stats is the answer of the control endpoint.
-type Stats struct {
-	Agents   int   `json:"agents"`
-	Enrolled int64 `json:"enrolled"`
-	Failed   int64 `json:"failed"`
-	// EnrolRetries counts enrolment attempts that failed and were tried
-	// again (a hub out of reach or overloaded).
-	EnrolRetries int64  `json:"enrolRetries"`
-	Connected    int    `json:"connected"`
-	Sessions     int    `json:"sessions"`
-	FirstErr     string `json:"firstError,omitempty"`
-	// For ?app=&revision=: agents holding that app at that revision, and
-	// of those, how many reported it Synced; first/last receipt and last
-	// report in Unix nanoseconds. For ?prefix=&revision= the same over
-	// every (agent, app) pair whose app name starts with prefix, for
-	// fleets with many apps per agent.
-	Holding   int   `json:"holding"`
-	Reported  int   `json:"reported"`
-	FirstRecv int64 `json:"firstRecv"`
-	LastRecv  int64 `json:"lastRecv"`
-	LastSent  int64 `json:"lastSent"`
-}
-
-// add counts one held app.
-func (st *Stats) add(h held) {
+// addHeld counts one held app into st.
+func addHeld(st *simstats.Stats, h held) {
 	st.Holding++
 	recv := h.received.UnixNano()
 	if st.FirstRecv == 0 || recv < st.FirstRecv {
@@ -207,7 +185,7 @@ func (st *Stats) add(h held) {
 
 func (s *Sim) stats(w http.ResponseWriter, r *http.Request) {
 	app, rev, prefix := r.URL.Query().Get("app"), r.URL.Query().Get("revision"), r.URL.Query().Get("prefix")
-	st := Stats{Agents: len(s.agents), Enrolled: s.enrolled.Load(), Failed: s.failed.Load(), EnrolRetries: s.retries.Load()}
+	st := simstats.Stats{Agents: len(s.agents), Enrolled: s.enrolled.Load(), Failed: s.failed.Load(), EnrolRetries: s.retries.Load()}
 	s.mu.Lock()
 	if s.firstErr != nil {
 		st.FirstErr = s.firstErr.Error()
@@ -226,11 +204,11 @@ func (s *Sim) stats(w http.ResponseWriter, r *http.Request) {
 		if prefix != "" {
 			for name, h := range a.apps {
 				if strings.HasPrefix(name, prefix) && h.revision == rev {
-					st.add(h)
+					addHeld(&st, h)
 				}
 			}
 		} else if h, ok := a.apps[app]; ok && app != "" && h.revision == rev {
-			st.add(h)
+			addHeld(&st, h)
 		}
 		a.mu.Unlock()
 	}

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/flotilla-cd/flotilla/e2e/cmd/agentsim/simstats"
 	"github.com/flotilla-cd/flotilla/hub/api"
 	"github.com/flotilla-cd/flotilla/internal/testsupport/harness"
 )
@@ -24,34 +25,17 @@ type simProc struct {
 	control string
 }
 
-// simStats mirrors agentsim's stats answer.
-type simStats struct {
-	Agents   int   `json:"agents"`
-	Enrolled int64 `json:"enrolled"`
-	Failed   int64 `json:"failed"`
-	// EnrolRetries counts enrolment attempts tried again.
-	EnrolRetries int64  `json:"enrolRetries"`
-	Connected    int    `json:"connected"`
-	Sessions     int    `json:"sessions"`
-	FirstErr     string `json:"firstError"`
-	Holding      int    `json:"holding"`
-	Reported     int    `json:"reported"`
-	FirstRecv    int64  `json:"firstRecv"`
-	LastRecv     int64  `json:"lastRecv"`
-	LastSent     int64  `json:"lastSent"`
-}
-
 var simClient = &http.Client{Timeout: 30 * time.Second}
 
 // fleetStats sums the stats of every agentsim process for app at rev.
-func fleetStats(ctx context.Context, procs []*simProc, app, rev string) (simStats, error) {
+func fleetStats(ctx context.Context, procs []*simProc, app, rev string) (simstats.Stats, error) {
 	return fleetQuery(ctx, procs, url.Values{"app": {app}, "revision": {rev}})
 }
 
 // fleetQuery sums the stats of every agentsim process for query q (app or
 // prefix, and revision).
-func fleetQuery(ctx context.Context, procs []*simProc, q url.Values) (simStats, error) {
-	var sum simStats
+func fleetQuery(ctx context.Context, procs []*simProc, q url.Values) (simstats.Stats, error) {
+	var sum simstats.Stats
 	for _, p := range procs {
 		if done, err := p.Exited(); done {
 			return sum, fmt.Errorf("agentsim %s exited: %v\n%s", p.Name, err, p.Tail(2000))
@@ -64,7 +48,7 @@ func fleetQuery(ctx context.Context, procs []*simProc, q url.Values) (simStats, 
 		if err != nil {
 			return sum, err
 		}
-		var s simStats
+		var s simstats.Stats
 		err = json.NewDecoder(resp.Body).Decode(&s)
 		resp.Body.Close()
 		if err != nil {
@@ -177,7 +161,7 @@ with none, %s) / N.
 		}
 		total = n
 		b.logf("%d simulated agents registering, enrolling and connecting", n)
-		var last simStats
+		var last simstats.Stats
 		err = harness.Eventually(ctx, 2*time.Minute+time.Duration(n)*60*time.Millisecond, 250*time.Millisecond, func() error {
 			s, err := fleetStats(ctx, procs, app, "")
 			if err != nil {
@@ -246,7 +230,7 @@ with none, %s) / N.
 			if err != nil {
 				return err
 			}
-			var s simStats
+			var s simstats.Stats
 			err = harness.Eventually(ctx, 2*time.Minute, 25*time.Millisecond, func() error {
 				s, err = fleetStats(ctx, procs, app, r)
 				if err != nil {

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/flotilla-cd/flotilla/e2e/cmd/agentsim/simstats"
 	"github.com/flotilla-cd/flotilla/hub/api"
 	"github.com/flotilla-cd/flotilla/internal/testsupport/harness"
 )
@@ -155,7 +156,7 @@ the new digest (polled; at this size one poll of the whole app list takes a noti
 		if err != nil {
 			return err
 		}
-		var s simStats
+		var s simstats.Stats
 		err = harness.Eventually(ctx, timeout, interval, func() error {
 			s, err = fleetQuery(ctx, procs, url.Values{"prefix": {"fl-"}, "revision": {rev}})
 			if err != nil {

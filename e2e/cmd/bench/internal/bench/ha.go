@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/flotilla-cd/flotilla/e2e/cmd/agentsim/simstats"
 	"github.com/flotilla-cd/flotilla/hub/api"
 	"github.com/flotilla-cd/flotilla/internal/testsupport/gitserver"
 	"github.com/flotilla-cd/flotilla/internal/testsupport/harness"
@@ -401,8 +402,8 @@ func (b *Bench) simCommits(ctx context.Context, hubs []*harness.Hub, repo *gitse
 
 // allReported waits until every one of n agents is connected and sent
 // Synced for haApp at rev.
-func allReported(ctx context.Context, procs []*simProc, rev string, n int) (simStats, error) {
-	var s simStats
+func allReported(ctx context.Context, procs []*simProc, rev string, n int) (simstats.Stats, error) {
+	var s simstats.Stats
 	err := harness.Eventually(ctx, 2*time.Minute, 25*time.Millisecond, func() error {
 		var err error
 		if s, err = fleetStats(ctx, procs, haApp, rev); err != nil {
