@@ -66,65 +66,10 @@ func TestHAPartition(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	apiHost := strings.TrimPrefix(mgmt.RESTConfig().Host, "https://")
-	apiProxy, err := harness.StartProxy(apiHost)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(apiProxy.Close)
-	proxied := filepath.Join(dir, "mgmt-proxied.kubeconfig")
-	kc, err := os.ReadFile(mgmt.Kubeconfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(proxied, []byte(strings.ReplaceAll(string(kc), apiHost, apiProxy.Addr)), 0o600); err != nil {
-		t.Fatal(err)
-	}
-
-	lb, err := harness.StartBalancer()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(lb.Close)
-	hubs := make([]*harness.Hub, 3)
-	var token string
-	for i := range hubs {
-		hdir := filepath.Join(dir, fmt.Sprintf("hub%d", i+1))
-		if err := os.MkdirAll(hdir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if token != "" { // the first replica made the admin token
-			if err := os.WriteFile(filepath.Join(hdir, "harness-admin-token"), []byte(token), 0o600); err != nil {
-				t.Fatal(err)
-			}
-		}
-		kubeconfig := mgmt.Kubeconfig()
-		if i == 2 {
-			kubeconfig = proxied
-		}
-		// Heartbeat every 10 s (TTL 30 s): the cut replica keeps its
-		// streams at least that long, time for its agents to report the
-		// commit of the cut to it.
-		h, err := harness.StartHub(ctx, binDir, hdir, harness.HubOptions{AppsDir: appsDir, Extra: []string{
-			"--store=kubernetes", "--kubeconfig", kubeconfig, "--store-namespace", ns, "--store-install-crds",
-			"--advertise-addr", lb.Addr, "--ha-identity", fmt.Sprintf("hub%d", i+1),
-			"--ha-lease-duration", "4s", "--ha-renew-deadline", "3s", "--ha-retry-period", "1s", "--ha-store-timeout", "3s",
-			"--ha-heartbeat-interval", "10s",
-		}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(h.Stop)
-		hubs[i] = h
-		token = h.Token
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			for i, h := range hubs {
-				t.Logf("=== hub%d log (tail) ===\n%s", i+1, h.Tail(15000))
-			}
-		}
-	})
+	// Heartbeat every 10 s (TTL 30 s): the cut replica keeps its streams
+	// at least that long, time for its agents to report the commit of the
+	// cut to it.
+	hubs, lb, apiProxy := startHAReplicas(t, mgmt, dir, appsDir, ns, "--ha-heartbeat-interval", "10s")
 	cut := hubs[2]
 
 	clusters := []string{"w1", "w2"}

@@ -61,62 +61,11 @@ func TestHighAvailability(t *testing.T) {
 	}
 
 	// Replica 3 reaches the API server through a proxy the test can cut.
-	apiProxy, err := harness.StartProxy(strings.TrimPrefix(mgmt.RESTConfig().Host, "https://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { apiProxy.Close() })
-	proxiedKubeconfig := filepath.Join(dir, "mgmt-proxied.kubeconfig")
-	kc, err := os.ReadFile(mgmt.Kubeconfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(proxiedKubeconfig, []byte(strings.ReplaceAll(string(kc), strings.TrimPrefix(mgmt.RESTConfig().Host, "https://"), apiProxy.Addr)), 0o600); err != nil {
-		t.Fatal(err)
-	}
-
-	lb, err := harness.StartBalancer()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(lb.Close)
-	var agents []*harness.Agent
-	hubs := make([]*harness.Hub, 3)
-	var token string
-	for i := range hubs {
-		hdir := filepath.Join(dir, fmt.Sprintf("hub%d", i+1))
-		if err := os.MkdirAll(hdir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if token != "" { // the first replica made the admin token
-			if err := os.WriteFile(filepath.Join(hdir, "harness-admin-token"), []byte(token), 0o600); err != nil {
-				t.Fatal(err)
-			}
-		}
-		kubeconfig := mgmt.Kubeconfig()
-		if i == 2 {
-			kubeconfig = proxiedKubeconfig
-		}
-		h, err := harness.StartHub(ctx, binDir, hdir, harness.HubOptions{AppsDir: appsDir, Extra: []string{
-			"--store=kubernetes", "--kubeconfig", kubeconfig, "--store-namespace", ns, "--store-install-crds",
-			"--advertise-addr", lb.Addr, "--ha-identity", fmt.Sprintf("hub%d", i+1),
-			"--ha-lease-duration", "4s", "--ha-renew-deadline", "3s", "--ha-retry-period", "1s", "--ha-store-timeout", "3s",
-		}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(h.Stop)
-		hubs[i] = h
-		token = h.Token
+	hubs, lb, apiProxy := startHAReplicas(t, mgmt, dir, appsDir, ns)
+	for _, h := range hubs {
 		lb.Add(h.AgentAddr)
 	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			for i, h := range hubs {
-				t.Logf("=== hub%d log (tail) ===\n%s", i+1, h.Tail(15000))
-			}
-		}
-	})
+	var agents []*harness.Agent
 
 	clusters := []string{"w1", "w2", "w3"}
 	waves := map[string]string{"w1": "canary", "w2": "wave1", "w3": "wave2"}
@@ -453,4 +402,71 @@ func jsonField(t *testing.T, out, field string) string {
 		t.Fatalf("no %q in %s", field, out)
 	}
 	return v
+}
+
+// startHAReplicas starts three hub replicas sharing mgmt's API server as
+// their store (namespace ns) and advertising one agent address, a
+// balancer the caller fills (none of the replicas is added to it). The
+// third replica reaches the API server through the returned proxy, which
+// the test can cut. extra flags are given to every replica. The replicas
+// share the first one's admin token, and their logs are printed when the
+// test fails.
+func startHAReplicas(t *testing.T, mgmt cluster.Cluster, dir, appsDir, ns string, extra ...string) ([]*harness.Hub, *harness.Balancer, *harness.Proxy) {
+	t.Helper()
+	apiHost := strings.TrimPrefix(mgmt.RESTConfig().Host, "https://")
+	apiProxy, err := harness.StartProxy(apiHost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(apiProxy.Close)
+	proxied := filepath.Join(dir, "mgmt-proxied.kubeconfig")
+	kc, err := os.ReadFile(mgmt.Kubeconfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(proxied, []byte(strings.ReplaceAll(string(kc), apiHost, apiProxy.Addr)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	lb, err := harness.StartBalancer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(lb.Close)
+	hubs := make([]*harness.Hub, 3)
+	var token string
+	for i := range hubs {
+		hdir := filepath.Join(dir, fmt.Sprintf("hub%d", i+1))
+		if err := os.MkdirAll(hdir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if token != "" { // the first replica made the admin token
+			if err := os.WriteFile(filepath.Join(hdir, "harness-admin-token"), []byte(token), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		kubeconfig := mgmt.Kubeconfig()
+		if i == 2 {
+			kubeconfig = proxied
+		}
+		args := append([]string{
+			"--store=kubernetes", "--kubeconfig", kubeconfig, "--store-namespace", ns, "--store-install-crds",
+			"--advertise-addr", lb.Addr, "--ha-identity", fmt.Sprintf("hub%d", i+1),
+			"--ha-lease-duration", "4s", "--ha-renew-deadline", "3s", "--ha-retry-period", "1s", "--ha-store-timeout", "3s",
+		}, extra...)
+		h, err := harness.StartHub(t.Context(), binDir, hdir, harness.HubOptions{AppsDir: appsDir, Extra: args})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(h.Stop)
+		hubs[i] = h
+		token = h.Token
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			for i, h := range hubs {
+				t.Logf("=== hub%d log (tail) ===\n%s", i+1, h.Tail(15000))
+			}
+		}
+	})
+	return hubs, lb, apiProxy
 }
