@@ -15,6 +15,15 @@ import (
 // ChunkBytes is the largest bundle part stored in one Secret.
 const ChunkBytes = 768 << 10
 
+// InlineBytes is the largest encoded bundle stored in the index Secret
+// itself, with the inventory, rather than in chunk Secrets: every inventory
+// write carries it again, so only small bundles (most apps: a few objects)
+// go there.
+const InlineBytes = 32 << 10
+
+// fieldBundle is the index Secret's field holding an inline bundle.
+const fieldBundle = "bundle"
+
 // Labels on the Secrets the store writes.
 const (
 	labelRecord  = "flotilla.dev/record"

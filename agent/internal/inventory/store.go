@@ -32,6 +32,9 @@ type Store struct {
 	secrets      kube.Secrets
 	namespace    string
 	fieldManager string
+	// inlineMax is the largest encoded bundle kept in the index Secret
+	// itself (InlineBytes; tests lower it to write chunks).
+	inlineMax int
 
 	mu    sync.Mutex
 	known map[string]meta // app → its index as last written or read
@@ -46,7 +49,7 @@ const cleanTimeout = time.Minute
 
 // New returns a store over the Secrets of namespace.
 func New(dyn dynamic.Interface, namespace, fieldManager string) *Store {
-	return &Store{secrets: kube.NewSecrets(dyn, namespace), namespace: namespace, fieldManager: fieldManager, known: map[string]meta{}, cleaning: map[string]chan struct{}{}}
+	return &Store{secrets: kube.NewSecrets(dyn, namespace), namespace: namespace, fieldManager: fieldManager, inlineMax: InlineBytes, known: map[string]meta{}, cleaning: map[string]chan struct{}{}}
 }
 
 // remember records m as app's index (nil: unknown, read it next time).
@@ -61,16 +64,20 @@ func (s *Store) remember(app string, m *meta) {
 }
 
 type meta struct {
-	App     string `json:"app"`
-	Digest  string `json:"digest"`
-	Chunks  int    `json:"chunks"`
-	Removed bool   `json:"removed,omitempty"`
+	App    string `json:"app"`
+	Digest string `json:"digest"`
+	// Chunks is the number of chunk Secrets holding the bundle; 0: the
+	// bundle is in the index Secret itself (field bundle).
+	Chunks  int  `json:"chunks"`
+	Removed bool `json:"removed,omitempty"`
 	// HooksDone is Record.HooksDone.
 	HooksDone string `json:"hooksDone,omitempty"`
 }
 
-// Save writes rec: the bundle chunks when the index does not already point
-// at this digest, then the index. It returns once both are written: the
+// Save writes rec: a bundle of at most InlineBytes (encoded) goes in the
+// index Secret itself, so a new app's bundle and inventory cost one write;
+// a larger one in chunk Secrets, written when the index does not already
+// point at this digest, before the index. It returns once all are written: the
 // chunks of other digests, listed meanwhile (they all predate this save,
 // since the app's writes are serialised), are deleted after it returns,
 // and the app's next Save or Delete first waits for that. A chunk that
@@ -84,10 +91,7 @@ func (s *Store) Save(ctx context.Context, rec *Record) error {
 		return fmt.Errorf("save app %s: encode bundle: %w", rec.App, err)
 	}
 	digest := rec.Bundle.GetDigest()
-	chunks := (len(raw) + ChunkBytes - 1) / ChunkBytes
-	if chunks == 0 {
-		chunks = 1
-	}
+	chunks := s.chunksFor(len(raw))
 	cur, err := s.readMeta(ctx, rec.App)
 	if err != nil {
 		return err
@@ -101,7 +105,7 @@ func (s *Store) Save(ctx context.Context, rec *Record) error {
 		l, err := s.listChunks(ctx, rec.App)
 		others <- listed{l, err}
 	}()
-	if cur == nil || cur.Digest != digest || cur.Chunks != chunks {
+	if chunks > 0 && (cur == nil || cur.Digest != digest || cur.Chunks != chunks) {
 		for i := 0; i < chunks; i++ {
 			end := min((i+1)*ChunkBytes, len(raw))
 			part := raw[i*ChunkBytes : end]
@@ -114,7 +118,11 @@ func (s *Store) Save(ctx context.Context, rec *Record) error {
 			}
 		}
 	}
-	if err := s.writeIndex(ctx, rec, meta{App: rec.App, Digest: digest, Chunks: chunks, Removed: rec.Removed, HooksDone: rec.HooksDone}); err != nil {
+	var inline []byte
+	if chunks == 0 {
+		inline = raw
+	}
+	if err := s.writeIndex(ctx, rec, meta{App: rec.App, Digest: digest, Chunks: chunks, Removed: rec.Removed, HooksDone: rec.HooksDone}, inline); err != nil {
 		<-others
 		return err
 	}
@@ -133,6 +141,15 @@ func (s *Store) Save(ctx context.Context, rec *Record) error {
 		_ = s.deleteListed(cctx, rec.App, digest, l.chunks) // left ones: the next Save's
 	}()
 	return nil
+}
+
+// chunksFor is the number of chunk Secrets a bundle of size bytes
+// (encoded) takes: 0 when it fits in the index.
+func (s *Store) chunksFor(size int) int {
+	if size <= s.inlineMax {
+		return 0
+	}
+	return max((size+ChunkBytes-1)/ChunkBytes, 1)
 }
 
 // hasOthers reports whether list holds a chunk of a digest other than keep.
@@ -194,10 +211,19 @@ func (s *Store) SaveInventory(ctx context.Context, rec *Record) error {
 		return s.Save(ctx, rec)
 	}
 	m.Chunks = cur.Chunks
-	return s.writeIndex(ctx, rec, m)
+	var inline []byte
+	if m.Chunks == 0 {
+		// The index holds the bundle: an apply without it would drop it.
+		if inline, err = proto.Marshal(rec.Bundle); err != nil {
+			return fmt.Errorf("save app %s: encode bundle: %w", rec.App, err)
+		}
+	}
+	return s.writeIndex(ctx, rec, m, inline)
 }
 
-func (s *Store) writeIndex(ctx context.Context, rec *Record, m meta) error {
+// writeIndex applies app's index Secret: m, the inventory and, when m has no
+// chunks, the encoded bundle (inline).
+func (s *Store) writeIndex(ctx context.Context, rec *Record, m meta, inline []byte) error {
 	mj, err := json.Marshal(m)
 	if err != nil {
 		return fmt.Errorf("save app %s: %w", rec.App, err)
@@ -206,9 +232,12 @@ func (s *Store) writeIndex(ctx context.Context, rec *Record, m meta) error {
 	if err != nil {
 		return fmt.Errorf("save app %s: inventory: %w", rec.App, err)
 	}
+	data := map[string][]byte{"meta": mj, "inventory.json.gz": inv}
+	if m.Chunks == 0 {
+		data[fieldBundle] = inline
+	}
 	sec := s.secret(indexName(rec.App), rec.App,
-		map[string]string{labelRecord: recordIndex, labelAppHash: appHash(rec.App)},
-		map[string][]byte{"meta": mj, "inventory.json.gz": inv})
+		map[string]string{labelRecord: recordIndex, labelAppHash: appHash(rec.App)}, data)
 	if err := s.secrets.Apply(ctx, sec, s.fieldManager); err != nil {
 		s.remember(rec.App, nil) // written or not: read it next time
 		return fmt.Errorf("save app %s: index: %w", rec.App, err)
@@ -318,7 +347,7 @@ func (s *Store) Load(ctx context.Context) ([]*Record, error) {
 		if err := gunzipJSON(sec.Data["inventory.json.gz"], &rec.Inventory); err != nil {
 			return nil, fmt.Errorf("app %s: secret %s field inventory.json.gz: %w", m.App, sec.Name, err)
 		}
-		var raw []byte
+		raw := sec.Data[fieldBundle] // inline (no chunks)
 		for i := 0; i < m.Chunks; i++ {
 			c, ok := byName[chunkName(m.App, m.Digest, i)]
 			if !ok {

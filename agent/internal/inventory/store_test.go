@@ -107,8 +107,8 @@ func TestSaveLoadLargeBundle(t *testing.T) {
 	if err := manifest.VerifyDigest(got[0].Bundle); err != nil {
 		t.Fatal(err)
 	}
-	if n := countSecrets(t, "inv-large"); n != 1+4+1+1 {
-		t.Errorf("%d secrets, want 7 (2 indexes, 4+1 chunks)", n)
+	if n := countSecrets(t, "inv-large"); n != 1+4+1 {
+		t.Errorf("%d secrets, want 6 (2 indexes, 4 chunks; the small bundle inline)", n)
 	}
 
 	// Replacing the big bundle with a small one leaves no old chunks.
@@ -119,8 +119,8 @@ func TestSaveLoadLargeBundle(t *testing.T) {
 	if err := s.Settle(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if n := countSecrets(t, "inv-large"); n != 4 {
-		t.Errorf("%d secrets after replacing, want 4", n)
+	if n := countSecrets(t, "inv-large"); n != 2 {
+		t.Errorf("%d secrets after replacing, want 2 (the indexes, both bundles inline)", n)
 	}
 	// Inventory-only updates keep the bundle.
 	if err := s.SaveInventory(ctx, &Record{App: "big", Bundle: next, Inventory: nil}); err != nil {
@@ -191,8 +191,8 @@ func TestSaveRemembersIndex(t *testing.T) {
 	if err := s.secrets.Apply(ctx, stray, s.fieldManager); err != nil {
 		t.Fatal(err)
 	}
-	if n := countSecrets(t, ns); n != 3 {
-		t.Fatalf("%d secrets, want 3", n)
+	if n := countSecrets(t, ns); n != 2 {
+		t.Fatalf("%d secrets, want 2 (the index, its bundle inline, and the stray chunk)", n)
 	}
 
 	var gets atomic.Int64
@@ -214,8 +214,8 @@ func TestSaveRemembersIndex(t *testing.T) {
 	if err := counted.Settle(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if n := countSecrets(t, ns); n != 2 {
-		t.Errorf("%d secrets after Save, want 2 (index and one chunk)", n)
+	if n := countSecrets(t, ns); n != 1 {
+		t.Errorf("%d secrets after Save, want 1 (the index, its bundle inline)", n)
 	}
 	got, err := New(dyn, ns, "flotilla-agent").Load(ctx)
 	if err != nil {
@@ -246,9 +246,123 @@ func TestSaveRemembersIndex(t *testing.T) {
 	if err := fresh.Settle(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if n := countSecrets(t, ns); n != 2 {
-		t.Errorf("%d secrets, want 2", n)
+	if n := countSecrets(t, ns); n != 1 {
+		t.Errorf("%d secrets, want 1", n)
 	}
+}
+
+// TestInlineBundle: a small bundle and its inventory are one Secret write
+// (and a SaveInventory one more, keeping the bundle); a record written in
+// chunks (as before bundles went inline, or a large bundle) still loads, and
+// moving between the two forms leaves no Secret of the other behind.
+func TestInlineBundle(t *testing.T) {
+	testenv.Need(t, dyn != nil)
+	ctx := context.Background()
+	const ns = "inv-inline"
+	newStore(t, ns) // the namespace
+	var writes atomic.Int64
+	counted := New(writeCountingClient(t, &writes), ns, "flotilla-agent")
+	inv := []Entry{{Version: "v1", Kind: "ConfigMap", Namespace: "default", Name: "x"}}
+	small := randomBundle(t, "a", 2<<10)
+	if err := counted.Save(ctx, &Record{App: "a", Bundle: small}); err != nil {
+		t.Fatal(err)
+	}
+	if err := counted.SaveInventory(ctx, &Record{App: "a", Bundle: small, Inventory: inv}); err != nil {
+		t.Fatal(err)
+	}
+	if err := counted.Settle(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := writes.Load(); n != 2 {
+		t.Errorf("%d Secret writes for a small bundle saved and its inventory saved, want 2", n)
+	}
+	if n := countSecrets(t, ns); n != 1 {
+		t.Errorf("%d secrets, want 1 (the index)", n)
+	}
+	load := func() *Record {
+		t.Helper()
+		got, err := New(dyn, ns, "flotilla-agent").Load(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 1 {
+			t.Fatalf("Load = %v", got)
+		}
+		return got[0]
+	}
+	if got := load(); !proto.Equal(got.Bundle, small) || !cmp.Equal(got.Inventory, inv) {
+		t.Errorf("Load after SaveInventory = %v", got)
+	}
+
+	// Written in chunks, as an agent before inline bundles did.
+	old := New(dyn, ns, "flotilla-agent")
+	old.inlineMax = -1
+	chunked := randomBundle(t, "a", 3<<10)
+	if err := old.Save(ctx, &Record{App: "a", Bundle: chunked, Inventory: inv}); err != nil {
+		t.Fatal(err)
+	}
+	if err := old.Settle(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := countSecrets(t, ns); n != 2 {
+		t.Errorf("%d secrets, want 2 (the index and one chunk)", n)
+	}
+	idx, err := core.Secrets(ns).Get(ctx, indexName("a"), metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := idx.Data[fieldBundle]; ok {
+		t.Error("the index of a chunked bundle still holds an inline bundle")
+	}
+	if got := load(); !proto.Equal(got.Bundle, chunked) {
+		t.Errorf("Load of a chunked record = %v", got)
+	}
+
+	// Back to inline: the chunk goes.
+	fresh := New(dyn, ns, "flotilla-agent")
+	if _, err := fresh.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := fresh.SaveInventory(ctx, &Record{App: "a", Bundle: chunked}); err != nil {
+		t.Fatal(err)
+	}
+	if got := load(); !proto.Equal(got.Bundle, chunked) || len(got.Inventory) != 0 {
+		t.Errorf("Load after SaveInventory of a chunked record = %v", got)
+	}
+	if err := fresh.Save(ctx, &Record{App: "a", Bundle: small}); err != nil {
+		t.Fatal(err)
+	}
+	if err := fresh.Settle(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := countSecrets(t, ns); n != 1 {
+		t.Errorf("%d secrets after going inline again, want 1", n)
+	}
+	if got := load(); !proto.Equal(got.Bundle, small) {
+		t.Errorf("Load after going inline again = %v", got)
+	}
+	if err := fresh.Delete(ctx, "a"); err != nil {
+		t.Fatal(err)
+	}
+	if n := countSecrets(t, ns); n != 0 {
+		t.Errorf("%d secrets after Delete, want 0", n)
+	}
+}
+
+// writeCountingClient is a dynamic client of the test cluster that counts
+// writing requests (every method but GET) in n.
+func writeCountingClient(t *testing.T, n *atomic.Int64) dynamic.Interface {
+	t.Helper()
+	c := rest.CopyConfig(cfg)
+	c.Wrap(func(rt http.RoundTripper) http.RoundTripper {
+		return roundTripFunc(func(r *http.Request) (*http.Response, error) {
+			if r.Method != http.MethodGet {
+				n.Add(1)
+			}
+			return rt.RoundTrip(r)
+		})
+	})
+	return dynamic.NewForConfigOrDie(c)
 }
 
 // TestSaveBackToEarlierDigest: Save returns before the chunks of the
