@@ -28,10 +28,11 @@ func (a *app) applyWave(ctx context.Context, pf *preflight, w *apply.Wave) error
 		return nil
 	}
 	for _, step := range w.Steps {
-		if err := a.validateStep(ctx, pf, step); err != nil {
+		probe, err := a.validateStep(ctx, pf, step)
+		if err != nil {
 			return fmt.Errorf("wave %d, %s: %w", w.Wave, step.Phase, err)
 		}
-		if err := a.applyStep(ctx, step); err != nil {
+		if err := a.applyStep(ctx, step, probe); err != nil {
 			return fmt.Errorf("wave %d, %s: %w", w.Wave, step.Phase, err)
 		}
 		if step.Phase == apply.PhaseCRDs {
@@ -73,11 +74,22 @@ func (a *app) ensureNamespace(ctx context.Context, name string, looked bool) err
 }
 
 // applyStep applies the objects of one step in parallel and records what
-// it did to each in the operation's change set.
-func (a *app) applyStep(ctx context.Context, step apply.Step) error {
-	states := make([]*objState, len(step.Objects))
-	for i, o := range step.Objects {
-		states[i] = a.objs[manifest.KeyOf(o)]
+// it did to each in the operation's change set. The step's probe (see
+// validateStep; nil: none) is written first and alone: when the API server
+// refuses it, nothing else of the step is written.
+func (a *app) applyStep(ctx context.Context, step apply.Step, probe *objState) error {
+	states := make([]*objState, 0, len(step.Objects))
+	for _, o := range step.Objects {
+		if st := a.objs[manifest.KeyOf(o)]; st != probe {
+			states = append(states, st)
+		}
+	}
+	if probe != nil {
+		act, err := a.applyObject(ctx, probe)
+		if err != nil {
+			return fmt.Errorf("nothing of this step was applied: %w", err)
+		}
+		a.changes.Add(probe.key, act)
 	}
 	return parallel(ctx, a.e.opts.Parallelism, states, func(ctx context.Context, st *objState) error {
 		act, err := a.applyObject(ctx, st)

@@ -42,11 +42,14 @@
 //     naming each refused object. Custom resources of a CRD in the same
 //     bundle and objects in a namespace the sync creates cannot be dry-run
 //     before then; they are dry-run with the rest of their step, before the
-//     step writes. The dry-run is the one an update needs anyway (its
+//     step writes, except one that does not exist yet (the step's probe):
+//     it is applied first and alone once the others passed, so its apply is
+//     its own dry-run and nothing else of the step is written when it is
+//     refused. The dry-run is the one an update needs anyway (its
 //     result is compared with the live object), so an unchanged bundle
 //     costs at most one dry-run per object and no write, a new object one
-//     dry-run and one apply. Until a bundle has passed its dry-run, drift
-//     is reported but not healed object by object.
+//     dry-run and one apply (the probe: the apply only). Until a bundle has
+//     passed its dry-run, drift is reported but not healed object by object.
 //   - Drift is decided against the result of a server-side dry-run apply, so
 //     server defaults never count. ignoreDifferences (JSON pointers and
 //     field managers) is also respected when applying to an existing object

@@ -134,12 +134,13 @@ func TestNewAppRequests(t *testing.T) {
 	// Per new app: the index Secret (bundle inline) written by Accept,
 	// before the sync writes anything and after it (the inventory with
 	// the objects' fingerprints); the namespace; a dry-run of every
-	// object in its step (the namespace did not exist before) and its
-	// apply. Reads: the index (not known yet), the chunks of other
-	// digests (none), the namespace.
+	// object in its step (the namespace did not exist before) but the
+	// probe (the ConfigMap, first in the step), and the applies. Reads:
+	// the index (not known yet), the chunks of other digests (none), the
+	// namespace.
 	want := map[string]int{
 		"PATCH secrets": 3, "PATCH namespaces": 1,
-		"DRYRUN configmaps": 1, "DRYRUN deployments": 1, "DRYRUN services": 1,
+		"DRYRUN deployments": 1, "DRYRUN services": 1,
 		"PATCH configmaps": 1, "PATCH deployments": 1, "PATCH services": 1,
 		"GET secrets": 1, "LIST secrets": 1, "GET namespaces": 1,
 	}

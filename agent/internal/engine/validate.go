@@ -2,7 +2,9 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -105,7 +107,15 @@ func (a *app) validate(ctx context.Context) (*preflight, error) {
 // validateStep dry-runs the deferred objects of one step, now that the
 // earlier steps have created their CRDs and namespaces. Nothing of the step
 // is written when one fails.
-func (a *app) validateStep(ctx context.Context, pf *preflight, step apply.Step) error {
+//
+// One deferred object that does not exist yet (the probe, returned) is not
+// dry-run: applyStep writes it first and alone, once every other object of
+// the step passed, so its apply is its own dry-run: refused, it fails the
+// step with nothing of it written, as its dry-run would have. A new object
+// in a new namespace (a new app's) costs an apply only, and a step with
+// one object no dry-run at all. When another object is refused, the probe
+// is dry-run too, so that the error names every refused object.
+func (a *app) validateStep(ctx context.Context, pf *preflight, step apply.Step) (*objState, error) {
 	var todo []*objState
 	for _, o := range step.Objects {
 		if k := manifest.KeyOf(o); pf.deferred[k] {
@@ -113,17 +123,43 @@ func (a *app) validateStep(ctx context.Context, pf *preflight, step apply.Step) 
 		}
 	}
 	if len(todo) == 0 {
-		return nil
+		return nil, nil
 	}
-	err := parallel(ctx, a.e.opts.Parallelism, todo, func(ctx context.Context, st *objState) error {
+	check := func(ctx context.Context, st *objState) error {
 		if err := a.mapObject(ctx, st); err != nil {
 			st.sync, st.message = apiv1alpha1.SyncStatus_SYNC_STATUS_OUT_OF_SYNC, err.Error()
 			return err
 		}
 		return a.dryRun(ctx, st)
-	})
+	}
+	probe := a.probeOf(ctx, todo)
+	if probe != nil {
+		todo = slices.DeleteFunc(slices.Clone(todo), func(st *objState) bool { return st == probe })
+	}
+	err := parallel(ctx, a.e.opts.Parallelism, todo, check)
+	if err != nil && probe != nil {
+		if perr := check(ctx, probe); perr != nil {
+			err = errors.Join(err, perr)
+		}
+	}
 	if err != nil {
-		return fmt.Errorf("dry-run failed; nothing of this step was applied: %w", err)
+		return nil, fmt.Errorf("dry-run failed; nothing of this step was applied: %w", err)
+	}
+	return probe, nil
+}
+
+// probeOf picks the probe of a step's deferred objects (see validateStep):
+// the first that maps and is not in the watch cache. Should the cache lag
+// behind an object that exists, the probe's apply writes over it as its
+// step would have; its dry-run would only have spared an unchanged write.
+func (a *app) probeOf(ctx context.Context, todo []*objState) *objState {
+	for _, st := range todo {
+		if a.mapObject(ctx, st) != nil {
+			continue // its error shows in the step
+		}
+		if _, found := a.e.cache.Get(st.gvr, st.key.Namespace, st.key.Name); !found {
+			return st
+		}
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ package engine
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync"
@@ -121,19 +122,33 @@ func TestDeferredDryRun(t *testing.T) {
 	}
 
 	// A refused object in a namespace created by the same bundle: the
-	// Namespace step has run, the namespaced step writes nothing.
-	later := "later-" + agentNS
-	laterNS := testenv.Obj(map[string]any{"apiVersion": "v1", "kind": "Namespace", "metadata": map[string]any{"name": later}})
-	bad := bundle(t, "later", later, auto(true, true), nil, laterNS, configMap("ok", nil), oversized("huge"))
-	accept(t, e, bad)
-	st := waitStatus(t, e, "later", 30*time.Second, failedOn(bad.GetDigest()))
-	for _, want := range []string{"namespaced", "nothing of this step was applied", "ConfigMap " + later + "/huge", "Too long"} {
-		if !strings.Contains(st.GetMessage(), want) {
-			t.Errorf("message does not mention %q: %s", want, st.GetMessage())
+	// Namespace step has run, the namespaced step writes nothing, whether
+	// the refused object is the step's probe (first: applied without a
+	// dry-run, alone, before the others) or not.
+	for i, refusedFirst := range []bool{false, true} {
+		later := fmt.Sprintf("later%d-%s", i, agentNS)
+		laterNS := testenv.Obj(map[string]any{"apiVersion": "v1", "kind": "Namespace", "metadata": map[string]any{"name": later}})
+		objs := []*unstructured.Unstructured{laterNS, configMap("aaa", nil), oversized("zzz")}
+		ok, huge := "aaa", "zzz"
+		if refusedFirst {
+			objs = []*unstructured.Unstructured{laterNS, oversized("aaa"), configMap("zzz", nil)}
+			ok, huge = "zzz", "aaa"
 		}
-	}
-	if _, ok := get(t, gvrConfigMap, later, "ok"); ok {
-		t.Error("ConfigMap ok written though its step's dry-run failed")
+		app := fmt.Sprintf("later%d", i)
+		bad := bundle(t, app, later, auto(true, true), nil, objs...)
+		accept(t, e, bad)
+		st := waitStatus(t, e, app, 30*time.Second, failedOn(bad.GetDigest()))
+		for _, want := range []string{"namespaced", "nothing of this step was applied", "ConfigMap " + later + "/" + huge, "Too long"} {
+			if !strings.Contains(st.GetMessage(), want) {
+				t.Errorf("refused first %v: message does not mention %q: %s", refusedFirst, want, st.GetMessage())
+			}
+		}
+		if strings.Contains(st.GetMessage(), "ConfigMap "+later+"/"+ok) {
+			t.Errorf("refused first %v: message names the good ConfigMap: %s", refusedFirst, st.GetMessage())
+		}
+		if _, found := get(t, gvrConfigMap, later, ok); found {
+			t.Errorf("refused first %v: ConfigMap %s written though its step failed", refusedFirst, ok)
+		}
 	}
 }
 
