@@ -62,9 +62,36 @@ func StatusesOf(o *unstructured.Unstructured) (string, []*apiv1alpha1.AppStatus,
 // of clusters that no longer exist (a status written while its cluster
 // was being removed), and API tokens expired for longer than grace. One
 // hub runs it (the Lease holder). It returns how many objects it removed.
+//
+// The pages and capabilities are listed before the clusters: each list is
+// a snapshot, and a page can only be written for a cluster that exists, so
+// a page whose cluster is missing from the later list lost its cluster.
+// Listed the other way round, a cluster enrolled between the two lists
+// whose agent reported meanwhile would look orphaned and lose its status.
 func (k *Store) Compact(ctx context.Context, now time.Time, grace time.Duration) (int, error) {
 	if err := k.check(ctx); err != nil {
 		return 0, err
+	}
+	type owned struct {
+		r        resource
+		name, rv string
+		cluster  string
+	}
+	var candidates []owned
+	for _, r := range []resource{resStatus, resCaps} {
+		err := k.listSpecs(ctx, r, "", func(o *unstructured.Unstructured) error {
+			var owner struct {
+				Cluster string `json:"cluster"`
+			}
+			if err := getSpec(o, &owner); err != nil {
+				return err
+			}
+			candidates = append(candidates, owned{r, o.GetName(), o.GetResourceVersion(), owner.Cluster})
+			return nil
+		})
+		if err != nil {
+			return 0, fmt.Errorf("compact: %w", err)
+		}
 	}
 	clusters := map[string]bool{}
 	err := k.listSpecs(ctx, resCluster, "", func(o *unstructured.Unstructured) error {
@@ -77,27 +104,19 @@ func (k *Store) Compact(ctx context.Context, now time.Time, grace time.Duration)
 	}
 	removed := 0
 	var errs []error
-	for _, r := range []resource{resStatus, resCaps} {
-		err := k.listSpecs(ctx, r, "", func(o *unstructured.Unstructured) error {
-			var owner struct {
-				Cluster string `json:"cluster"`
-			}
-			if err := getSpec(o, &owner); err != nil || clusters[owner.Cluster] {
-				return err
-			}
-			// Deleted only if unchanged since listed: a cluster made again
-			// meanwhile keeps what it wrote.
-			rv := o.GetResourceVersion()
-			err := k.res(r).Delete(ctx, o.GetName(), metav1.DeleteOptions{Preconditions: &metav1.Preconditions{ResourceVersion: &rv}})
-			k.noteDelete(r, o.GetName())
-			if err != nil {
-				errs = append(errs, err)
-				return nil
-			}
-			removed++
-			return nil
-		})
-		errs = append(errs, err)
+	for _, c := range candidates {
+		if clusters[c.cluster] {
+			continue
+		}
+		// Deleted only if unchanged since listed: a cluster made again
+		// meanwhile keeps what it wrote.
+		err := k.res(c.r).Delete(ctx, c.name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{ResourceVersion: &c.rv}})
+		k.noteDelete(c.r, c.name)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		removed++
 	}
 	err = k.listSpecs(ctx, resToken, "", func(o *unstructured.Unstructured) error {
 		var t store.APIToken
