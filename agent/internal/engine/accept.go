@@ -88,7 +88,17 @@ func (e *Engine) acceptBundle(ctx context.Context, b *apiv1alpha1.Bundle) error 
 		return nil // already persisted and scheduled
 	}
 	a.poke()
-	rec := &inventory.Record{App: a.name, Bundle: b, Inventory: a.inventory, HooksDone: a.hooksDone}
+	inv := a.inventory
+	if a.persisted == nil && len(b.GetObjectsGzip()) <= inventory.InlineBytes {
+		// A new, small app: its objects go in the inventory now, in the
+		// same write as its bundle, so that the sync's own record of
+		// them before it writes any (crash safety) finds them there and
+		// writes nothing. Should they differ, the sync writes the
+		// record as before; entries of objects never created cost one
+		// read when the next sync looks for left-overs.
+		inv = unionEntries(inv, a.plannedEntries(b))
+	}
+	rec := &inventory.Record{App: a.name, Bundle: b, Inventory: inv, HooksDone: a.hooksDone}
 	if err := e.store.Save(ctx, rec); err != nil {
 		// Not accepted: the worker goes back to what it had before.
 		a.mu.Lock()
@@ -106,6 +116,7 @@ func (e *Engine) acceptBundle(ctx context.Context, b *apiv1alpha1.Bundle) error 
 	a.persisted = b
 	a.mu.Lock()
 	a.held, a.saving = b.GetDigest(), ""
+	a.inventory = inv // see setInventory
 	a.mu.Unlock()
 	return nil
 }

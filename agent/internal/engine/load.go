@@ -18,6 +18,7 @@ import (
 
 	"github.com/flotilla-cd/flotilla/agent/internal/apply"
 	"github.com/flotilla-cd/flotilla/agent/internal/diff"
+	"github.com/flotilla-cd/flotilla/agent/internal/inventory"
 	"github.com/flotilla-cd/flotilla/agent/internal/policy"
 )
 
@@ -96,14 +97,43 @@ func (a *app) load(ctx context.Context, b *apiv1alpha1.Bundle) {
 // restoreFingerprints takes the persisted fingerprints of objects whose
 // desired state is unchanged, so that after a restart live objects that still
 // match need no dry-run. It reads the inventory without storeMu, which
-// Accept may hold while it persists the bundle being loaded: only the worker
-// writes the inventory.
+// Accept may hold while it persists the bundle being loaded, under a.mu
+// (see setInventory).
 func (a *app) restoreFingerprints() {
-	for _, e := range a.inventory {
+	a.mu.Lock()
+	inv := a.inventory
+	a.mu.Unlock()
+	for _, e := range inv {
 		if st, ok := a.objs[e.Key()]; ok && st.liveFP == "" && e.FP != "" && e.Hash == st.hash {
 			st.liveFP = e.FP
 		}
 	}
+}
+
+// plannedEntries returns the inventory entries of the objects b keeps in
+// sync (hooks left out), as a sync of b records them before it writes; nil
+// when b does not plan (its load reports why).
+func (a *app) plannedEntries(b *apiv1alpha1.Bundle) []inventory.Entry {
+	all, err := manifest.DecodeObjects(b)
+	if err != nil {
+		return nil
+	}
+	skipMissing := apply.ParseSyncOptions(b.GetSyncPolicy().GetSyncOptions()).SkipDryRunOnMissingResource
+	scope := apply.MissingAsNamespaced(all, apply.BundleScope(all, a.e.applier.Mapper().Namespaced), skipMissing)
+	objs, _ := splitHooks(all)
+	waves, err := apply.Plan(objs, b.GetNamespace(), scope)
+	if err != nil {
+		return nil
+	}
+	var out []inventory.Entry
+	for _, w := range waves {
+		for _, step := range w.Steps {
+			for _, o := range step.Objects {
+				out = append(out, entryOf(manifest.KeyOf(o), o.GroupVersionKind()))
+			}
+		}
+	}
+	return out
 }
 
 // plan decodes, plans and prepares the objects of b: the objects kept in

@@ -13,6 +13,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"k8s.io/client-go/rest"
+
+	"github.com/flotilla-cd/flotilla/agent/internal/inventory"
 )
 
 // apiCounter counts the engine's requests by verb and resource: a write is
@@ -131,15 +133,15 @@ func TestNewAppRequests(t *testing.T) {
 	got := counter.take()
 	t.Logf("requests for %d new apps:\n%s", apps, formatCounts(got))
 	t.Logf("writes per new app: %.1f", float64(counter.writes(got))/apps)
-	// Per new app: the index Secret (bundle inline) written by Accept,
-	// before the sync writes anything and after it (the inventory with
+	// Per new app: the index Secret (bundle inline and the objects'
+	// entries) written by Accept, and after the sync (the inventory with
 	// the objects' fingerprints); the namespace; a dry-run of every
 	// object in its step (the namespace did not exist before) but the
 	// probe (the ConfigMap, first in the step), and the applies. Reads:
 	// the index (not known yet), the chunks of other digests (none), the
 	// namespace.
 	want := map[string]int{
-		"PATCH secrets": 3, "PATCH namespaces": 1,
+		"PATCH secrets": 2, "PATCH namespaces": 1,
 		"DRYRUN deployments": 1, "DRYRUN services": 1,
 		"PATCH configmaps": 1, "PATCH deployments": 1, "PATCH services": 1,
 		"GET secrets": 1, "LIST secrets": 1, "GET namespaces": 1,
@@ -149,5 +151,65 @@ func TestNewAppRequests(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("requests for %d new apps (-want +got):\n%s", apps, diff)
+	}
+}
+
+// TestObjectsRecordedBeforeWritten: crash safety of a new app's inventory,
+// now that Accept records the objects with the bundle. At each write of an
+// object, the persisted record (read as a restarted agent reads it) already
+// lists the object, so an agent that crashes right after the write prunes
+// or deletes it later; and the sync writes the record only once more, after
+// the objects (with their fingerprints).
+func TestObjectsRecordedBeforeWritten(t *testing.T) {
+	_, agentNS := testNamespaces(t)
+	dest := agentNS + "-dest"
+	var (
+		mu       sync.Mutex
+		problems []string
+		written  []string
+	)
+	check := func(r *http.Request) {
+		parts := strings.Split(r.URL.Path, "/")
+		name := parts[len(parts)-1]
+		recs, err := inventory.New(dyn, agentNS, "reader").Load(r.Context())
+		mu.Lock()
+		defer mu.Unlock()
+		written = append(written, name)
+		if err != nil || len(recs) != 1 {
+			problems = append(problems, fmt.Sprintf("write of %s: persisted records %v, %v", r.URL.Path, recs, err))
+			return
+		}
+		for _, e := range recs[0].Inventory {
+			if e.Name == name && e.Namespace == dest {
+				return
+			}
+		}
+		problems = append(problems, fmt.Sprintf("write of %s: not in the persisted inventory %v", r.URL.Path, recs[0].Inventory))
+	}
+	counter := &apiCounter{n: map[string]int{}}
+	cfg := rest.CopyConfig(restCfg)
+	cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper {
+		return roundTripFunc(func(r *http.Request) (*http.Response, error) {
+			if r.Method != http.MethodGet && r.URL.Query().Get("dryRun") == "" && strings.Contains(r.URL.Path, "/namespaces/"+dest+"/") {
+				check(r)
+			}
+			return rt.RoundTrip(r)
+		})
+	})
+	cfg.Wrap(counter.wrap)
+	e, _ := runEngineWith(t, cfg, Options{Namespace: agentNS})
+	accept(t, e, bundle(t, "web", dest, auto(true, true, "CreateNamespace=true"), nil,
+		deployment("web", 1, nil), service("web"), configMap("conf", map[string]any{"k": "v"})))
+	waitStatus(t, e, "web", 30*time.Second, synced)
+	mu.Lock()
+	defer mu.Unlock()
+	if len(written) != 3 {
+		t.Errorf("objects written: %v, want 3", written)
+	}
+	for _, p := range problems {
+		t.Error(p)
+	}
+	if n := counter.take()["PATCH secrets"]; n != 2 {
+		t.Errorf("%d writes of the app's record, want 2 (bundle and objects; fingerprints after the sync)", n)
 	}
 }

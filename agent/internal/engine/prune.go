@@ -63,14 +63,46 @@ func (a *app) saveInventory(ctx context.Context, entries []inventory.Entry, unio
 func (a *app) saveRecord(ctx context.Context, entries []inventory.Entry, union bool, hooksDone string) error {
 	a.storeMu.Lock()
 	defer a.storeMu.Unlock()
-	byKey := map[manifest.Key]inventory.Entry{}
+	var inv []inventory.Entry
 	if union {
-		for _, e := range a.inventory {
-			byKey[e.Key()] = e
-		}
+		inv = unionEntries(a.inventory, entries)
+	} else {
+		inv = unionEntries(nil, entries)
 	}
-	for _, e := range entries {
-		if _, ok := byKey[e.Key()]; !ok || !union {
+	done := a.hooksDone
+	if hooksDone != "" {
+		done = hooksDone
+	}
+	if (slices.Equal(inv, a.inventory) && done == a.hooksDone) || a.persisted == nil {
+		return nil
+	}
+	rec := &inventory.Record{App: a.name, Bundle: a.persisted, Inventory: inv, HooksDone: done}
+	if err := a.e.store.SaveInventory(ctx, rec); err != nil {
+		return err
+	}
+	a.setInventory(inv)
+	a.hooksDone = done
+	return nil
+}
+
+// setInventory records inv as the persisted inventory; storeMu must be
+// held. a.mu guards it too, for restoreFingerprints, which reads it while
+// Accept may hold storeMu.
+func (a *app) setInventory(inv []inventory.Entry) {
+	a.mu.Lock()
+	a.inventory = inv
+	a.mu.Unlock()
+}
+
+// unionEntries returns cur with the entries of add whose objects it does
+// not list yet (an entry of cur is kept as it is), sorted by key.
+func unionEntries(cur, add []inventory.Entry) []inventory.Entry {
+	byKey := make(map[manifest.Key]inventory.Entry, len(cur)+len(add))
+	for _, e := range cur {
+		byKey[e.Key()] = e
+	}
+	for _, e := range add {
+		if _, ok := byKey[e.Key()]; !ok {
 			byKey[e.Key()] = e
 		}
 	}
@@ -87,19 +119,7 @@ func (a *app) saveRecord(ctx context.Context, entries []inventory.Entry, union b
 		}
 		return 0
 	})
-	done := a.hooksDone
-	if hooksDone != "" {
-		done = hooksDone
-	}
-	if (slices.Equal(inv, a.inventory) && done == a.hooksDone) || a.persisted == nil {
-		return nil
-	}
-	rec := &inventory.Record{App: a.name, Bundle: a.persisted, Inventory: inv, HooksDone: done}
-	if err := a.e.store.SaveInventory(ctx, rec); err != nil {
-		return err
-	}
-	a.inventory, a.hooksDone = inv, done
-	return nil
+	return inv
 }
 
 // saveHooksDone records that an operation ran the hooks of digest to
