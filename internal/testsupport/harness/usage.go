@@ -85,3 +85,85 @@ func ReadUsage(pid int) (Usage, error) {
 
 // Usage reads the process's current usage.
 func (p *Proc) Usage() (Usage, error) { return ReadUsage(p.PID()) }
+
+// TreeUsage is the usage of a process and of its descendants alive at the
+// moment it is read (render workers, git commands...).
+type TreeUsage struct {
+	// Usage sums the process's and its descendants' RSS (and its split)
+	// and CPU; ChildCPU is the process's own (exited children).
+	Usage
+	// Own is the process alone.
+	Own Usage
+	// Descendants counts the descendant processes alive; DescendantRSS
+	// is their share of RSS.
+	Descendants   int
+	DescendantRSS int64
+}
+
+// ReadTreeUsage reads the usage of process pid and of every descendant
+// process alive now (found through the parent of each process in /proc).
+// A descendant that exits while it is read is left out.
+func ReadTreeUsage(pid int) (TreeUsage, error) {
+	own, err := ReadUsage(pid)
+	if err != nil {
+		return TreeUsage{}, err
+	}
+	t := TreeUsage{Usage: own, Own: own}
+	for _, d := range descendants(pid) {
+		u, err := ReadUsage(d)
+		if err != nil {
+			continue // exited meanwhile
+		}
+		t.Descendants++
+		t.DescendantRSS += u.RSS
+		t.RSS += u.RSS
+		t.RSSAnon += u.RSSAnon
+		t.RSSFile += u.RSSFile
+		t.CPU += u.CPU
+	}
+	return t, nil
+}
+
+// descendants lists the processes below pid, read from /proc/*/stat.
+func descendants(pid int) []int {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	children := map[int][]int{}
+	for _, e := range ents {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p))
+		if err != nil {
+			continue
+		}
+		i := bytes.LastIndexByte(stat, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(string(stat[i+1:]))
+		if len(f) < 2 {
+			continue
+		}
+		if ppid, err := strconv.Atoi(f[1]); err == nil {
+			children[ppid] = append(children[ppid], p)
+		}
+	}
+	var out []int
+	queue := []int{pid}
+	for len(queue) > 0 {
+		p := queue[0]
+		queue = queue[1:]
+		for _, c := range children[p] {
+			out = append(out, c)
+			queue = append(queue, c)
+		}
+	}
+	return out
+}
+
+// TreeUsage reads the usage of the process and its live descendants.
+func (p *Proc) TreeUsage() (TreeUsage, error) { return ReadTreeUsage(p.PID()) }

@@ -62,8 +62,8 @@ func (b *Bench) apps(ctx context.Context) error {
 	settled := m.lastA + m.lastB
 	b.heapProfile(ctx, hub.Proc, "apps-hub", rowMem100)
 	b.heapProfile(ctx, agent.Proc, "apps-agent", rowMem100)
-	b.set(rowMem100, fmt.Sprintf("%s = %.0f MB, 10 s after Synced: hub %s (anonymous %s, file-backed %s) + agent %s (anonymous %s, file-backed %s); peak %s",
-		mib(settled), float64(settled)/1e6, mib(m.lastA), mib(m.lastAnonA), mib(m.lastFileA), mib(m.lastB), mib(m.lastAnonB), mib(m.lastFileB), mib(m.peakSum)), settled < 100_000_000)
+	b.set(rowMem100, fmt.Sprintf("%s = %.0f MB, 10 s after Synced: hub %s (anonymous %s, file-backed %s; %s) + agent %s (anonymous %s, file-backed %s); peak %s",
+		mib(settled), float64(settled)/1e6, mib(m.lastA), mib(m.lastAnonA), mib(m.lastFileA), m.kids(), mib(m.lastB), mib(m.lastAnonB), mib(m.lastFileB), mib(m.peakSum)), settled < 100_000_000)
 
 	// Disaster recovery: the first cluster is gone; a fresh one with the
 	// same label is registered and its agent started.
@@ -92,14 +92,17 @@ func (b *Bench) apps(ctx context.Context) error {
 a ConfigMap each: %d objects), followed by a webhook; the sample ends when all %d apps are Synced on the
 cluster: %s.
 
-Memory: VmRSS of the hub and agent processes sampled every 250 ms for 10 s after that; at the end
-(settled) hub %s + agent %s = %s; the peak of the sum was %s (hub peak %s, agent peak %s).
+Memory: VmRSS of the hub and agent processes, each with its child processes alive at the sample (the
+hub's render workers, which run Helm, Kustomize and Jsonnet and exit after --render-worker-idle, 10 s;
+git commands), sampled every 250 ms for 10 s after that; at the end (settled) hub %s + agent %s = %s
+(%s; at most %d child processes at one sample); the peak of the sum was %s (hub peak %s, agent peak %s).
+The apps of this row are plain YAML, which the hub renders in its own process.
 
 Disaster recovery: the first agent is stopped, a second, empty cluster is registered with the same label
 (`+"`flotilla cluster add`"+`) and its agent started with the join data; the time runs from the agent's start
 (enrolment, first Hello, the apps' namespaces and objects created) until the hub shows all %d apps Synced
 on it: %s.
-`, n, 3*n, n, secs(took), mib(m.lastA), mib(m.lastB), mib(settled), mib(m.peakSum), mib(m.peakA), mib(m.peakB), n, secs(dr)))
+`, n, 3*n, n, secs(took), mib(m.lastA), mib(m.lastB), mib(settled), m.kids(), m.maxKids, mib(m.peakSum), mib(m.peakA), mib(m.peakB), n, secs(dr)))
 	return nil
 }
 
@@ -154,23 +157,40 @@ type rssSamples struct {
 	lastA, lastB          int64
 	// last samples split into anonymous and file-backed memory
 	lastAnonA, lastFileA, lastAnonB, lastFileB int64
+	// child processes (render workers, git...) alive at the last sample
+	// and their RSS, counted in the figures above; the most seen at once
+	lastKidsA, lastKidsB       int
+	lastKidsRSSA, lastKidsRSSB int64
+	maxKids                    int
 }
 
-// sampleRSS samples the processes every 250 ms for d.
+// kids says which child processes the last sample counted.
+func (s rssSamples) kids() string {
+	if s.lastKidsA+s.lastKidsB == 0 {
+		return "no child process alive"
+	}
+	return fmt.Sprintf("with %d child processes of the hub (%s) and %d of the agent (%s)", s.lastKidsA, mib(s.lastKidsRSSA), s.lastKidsB, mib(s.lastKidsRSSB))
+}
+
+// sampleRSS samples the processes every 250 ms for d. Each figure is a
+// process plus its descendants alive at the sample (the hub's render
+// workers, git commands).
 func sampleRSS(ctx context.Context, d time.Duration, a, b *harness.Proc) (rssSamples, error) {
 	var s rssSamples
 	t := time.NewTicker(250 * time.Millisecond)
 	defer t.Stop()
 	end := time.Now().Add(d)
 	for {
-		ua, err := a.Usage()
+		ua, err := a.TreeUsage()
 		if err != nil {
 			return s, err
 		}
-		ub, err := b.Usage()
+		ub, err := b.TreeUsage()
 		if err != nil {
 			return s, err
 		}
+		s.lastKidsA, s.lastKidsB, s.lastKidsRSSA, s.lastKidsRSSB = ua.Descendants, ub.Descendants, ua.DescendantRSS, ub.DescendantRSS
+		s.maxKids = max(s.maxKids, ua.Descendants+ub.Descendants)
 		s.lastA, s.lastB = ua.RSS, ub.RSS
 		s.lastAnonA, s.lastFileA, s.lastAnonB, s.lastFileB = ua.RSSAnon, ua.RSSFile, ub.RSSAnon, ub.RSSFile
 		s.peakA, s.peakB, s.peakSum = max(s.peakA, ua.RSS), max(s.peakB, ub.RSS), max(s.peakSum, ua.RSS+ub.RSS)
