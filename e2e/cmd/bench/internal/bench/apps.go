@@ -167,7 +167,7 @@ type rssSamples struct {
 // kids says which child processes the last sample counted.
 func (s rssSamples) kids() string {
 	if s.lastKidsA+s.lastKidsB == 0 {
-		return "no child process alive"
+		return "no child process alive: render workers exit after 10 s idle"
 	}
 	return fmt.Sprintf("with %d child processes of the hub (%s) and %d of the agent (%s)", s.lastKidsA, mib(s.lastKidsRSSA), s.lastKidsB, mib(s.lastKidsRSSB))
 }
