@@ -162,7 +162,7 @@ with none, %s) / N.
 		total = n
 		b.logf("%d simulated agents registering, enrolling and connecting", n)
 		var last simstats.Stats
-		err = harness.Eventually(ctx, 2*time.Minute+time.Duration(n)*60*time.Millisecond, 250*time.Millisecond, func() error {
+		err = harness.Eventually(ctx, 2*time.Minute+time.Duration(n)*200*time.Millisecond, 250*time.Millisecond, func() error {
 			s, err := fleetStats(ctx, procs, app, "")
 			if err != nil {
 				return err
