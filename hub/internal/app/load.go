@@ -1,6 +1,8 @@
 package app
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io/fs"
 	"os"
@@ -16,27 +18,10 @@ import (
 // cluster declarations) with the same name, are listed in Broken; the
 // others are returned. The error is about reading the folder only.
 func LoadDir(dir string) (Definitions, error) {
-	var files []string
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.IsDir() {
-			if p != dir && strings.HasPrefix(d.Name(), ".") {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		switch strings.ToLower(filepath.Ext(p)) {
-		case ".yaml", ".yml", ".json":
-			files = append(files, p)
-		}
-		return nil
-	})
+	files, err := definitionFiles(dir)
 	if err != nil {
-		return Definitions{}, fmt.Errorf("load definitions from %s: %w", dir, err)
+		return Definitions{}, err
 	}
-	slices.Sort(files)
 	var all Definitions
 	for _, p := range files {
 		data, err := os.ReadFile(p)
@@ -135,4 +120,51 @@ func (d *Definitions) ResolveSets(clusters []Cluster) ([]*Application, []Broken)
 	}
 	slices.SortFunc(out, func(a, b *Application) int { return strings.Compare(a.Name, b.Name) })
 	return out, broken
+}
+
+// definitionFiles lists the files LoadDir reads, in lexical path order.
+func definitionFiles(dir string) ([]string, error) {
+	var files []string
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			if p != dir && strings.HasPrefix(d.Name(), ".") {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		switch strings.ToLower(filepath.Ext(p)) {
+		case ".yaml", ".yml", ".json":
+			files = append(files, p)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("load definitions from %s: %w", dir, err)
+	}
+	slices.Sort(files)
+	return files, nil
+}
+
+// DigestDir returns a digest of what LoadDir would read from dir (each
+// file's path and content): equal digests, equal definitions. It reads the
+// files but decodes nothing.
+func DigestDir(dir string) (string, error) {
+	files, err := definitionFiles(dir)
+	if err != nil {
+		return "", err
+	}
+	h := sha256.New()
+	for _, p := range files {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return "", fmt.Errorf("load definitions: %w", err)
+		}
+		rel, _ := filepath.Rel(dir, p)
+		fmt.Fprintf(h, "%d:%s%d:", len(rel), rel, len(data))
+		h.Write(data)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }

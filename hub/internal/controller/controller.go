@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"fmt"
+	"hash/maphash"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -29,7 +30,9 @@ type Options struct {
 	// definitions (app of apps).
 	AppsRepo, AppsPath, AppsRevision string
 	// Resync re-evaluates everything at this interval even without a git
-	// change (picks up edits in AppsDir); default 30s.
+	// change (picks up edits in AppsDir, clusters changed in the store
+	// without an event here); default 30s. A resync pass whose inputs are
+	// what the last pass read is skipped (see resyncSkippable).
 	Resync time.Duration
 	// OnReconcile, when set, observes each reconcile (metrics).
 	OnReconcile func(d time.Duration, renders int, err error)
@@ -147,6 +150,13 @@ type Controller struct {
 	rollouts     map[string]*rolloutEntry
 	rolloutTimer *time.Timer
 	follow       atomic.Bool // another hub decides rollouts (Options.FollowRollouts)
+
+	// gen moves on every Trigger: an input changed in this process.
+	gen atomic.Uint64
+	// resyncKey is what the last clean pass read (see resyncSkippable);
+	// seed keys its cluster digest.
+	resyncKey resyncKey
+	seed      maphash.Seed
 }
 
 type pinKey struct{ app, cluster string }
@@ -173,6 +183,7 @@ func New(opts Options, git *gitsource.Manager, r Renderer, fl *fleet.Fleet, st S
 		capSets:  map[string]*renderspec.Capabilities{},
 		rollouts: map[string]*rolloutEntry{},
 		snap:     &Snapshot{},
+		seed:     maphash.MakeSeed(),
 
 		remoteLists: map[string][]renderspec.RemoteBase{},
 		remoteRepos: map[string][]string{},
@@ -203,6 +214,7 @@ func (c *Controller) workDone() {
 
 // Trigger asks for a reconcile soon (a cluster changed, a refresh was asked).
 func (c *Controller) Trigger() {
+	c.gen.Add(1)
 	select {
 	case c.kick <- struct{}{}:
 	default:
@@ -336,6 +348,10 @@ func (c *Controller) Run(ctx context.Context) error {
 			pass = c.rolloutsActive()
 		case <-t.C:
 			c.repos.kickAll()
+			if c.resyncSkippable(ctx) {
+				c.log.Debug("resync: no input changed since the last pass; skipped")
+				pass = false
+			}
 		}
 	}
 }

@@ -70,6 +70,19 @@ func (j *jobs) get(key, what string, fn func(ctx context.Context) (any, error)) 
 	return nil, nil, false
 }
 
+// retriable reports whether a failed result is kept that get runs again
+// once it is older than the retry interval.
+func (j *jobs) retriable() bool {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	for _, r := range j.results {
+		if r.err != nil && !r.final {
+			return true
+		}
+	}
+	return false
+}
+
 // keepOnly drops the results whose key is not in keep.
 func (j *jobs) keepOnly(keep map[string]bool) {
 	j.mu.Lock()

@@ -27,8 +27,14 @@ func (c *Controller) reconcile(ctx context.Context) int {
 	c.passMu.Lock()
 	defer c.passMu.Unlock()
 	start := time.Now()
-	snap, desired, pending, err := c.compute(ctx)
+	gen := c.gen.Load() // before any input is read
+	var in passInputs
+	snap, desired, pending, err := c.compute(ctx, &in)
 	c.mu.Lock()
+	c.resyncKey = resyncKey{}
+	if err == nil && pending == 0 {
+		c.resyncKey = resyncKey{valid: true, gen: gen, dir: in.dir, clusters: in.clusters, windows: in.windows, at: c.opts.Now()}
+	}
 	renders := c.renders
 	c.renders = 0
 	if err != nil {
@@ -66,8 +72,13 @@ func (c *Controller) reconcile(ctx context.Context) int {
 // sources. An error here means nothing is known for sure: the caller keeps
 // its previous state. pending is true while the apps repo's definitions
 // are still being fetched or loaded (the last ones loaded are used).
-func (c *Controller) definitions() (all app.Definitions, pending bool, err error) {
+func (c *Controller) definitions(in *passInputs) (all app.Definitions, pending bool, err error) {
 	if c.opts.AppsDir != "" {
+		// The digest is taken first: an edit while the folder is loaded
+		// shows as a change at the next resync.
+		if in.dir, err = app.DigestDir(c.opts.AppsDir); err != nil {
+			return all, false, err
+		}
 		d, err := app.LoadDir(c.opts.AppsDir)
 		if err != nil {
 			return all, false, err
@@ -135,8 +146,9 @@ func (c *Controller) appsRepoDefinitions() (app.Definitions, bool, error) {
 
 // clusterList merges registered clusters with labels declared in git; git
 // labels win for the keys they name.
-func (c *Controller) clusterList(ctx context.Context, decls []app.ClusterDecl) ([]target.Cluster, error) {
+func (c *Controller) clusterList(ctx context.Context, decls []app.ClusterDecl, in *passInputs) ([]target.Cluster, error) {
 	var out []target.Cluster
+	digest := newClusterDigest(c.seed)
 	byName := map[string]int{}
 	page := store.Page{Limit: store.MaxPageLimit}
 	for {
@@ -145,6 +157,7 @@ func (c *Controller) clusterList(ctx context.Context, decls []app.ClusterDecl) (
 			return nil, fmt.Errorf("list clusters: %w", err)
 		}
 		for _, cl := range cs {
+			digest.add(cl)
 			byName[cl.Name] = len(out)
 			out = append(out, target.Cluster{Name: cl.Name, Labels: maps.Clone(cl.Labels)})
 		}
@@ -153,6 +166,7 @@ func (c *Controller) clusterList(ctx context.Context, decls []app.ClusterDecl) (
 		}
 		page.After = next
 	}
+	in.clusters = digest.sum()
 	for _, d := range decls {
 		i, ok := byName[d.Name]
 		if !ok {
@@ -166,8 +180,8 @@ func (c *Controller) clusterList(ctx context.Context, decls []app.ClusterDecl) (
 	return out, nil
 }
 
-func (c *Controller) compute(ctx context.Context) (*Snapshot, map[string]fleet.Desired, int, error) {
-	defs, defsPending, err := c.definitions()
+func (c *Controller) compute(ctx context.Context, in *passInputs) (*Snapshot, map[string]fleet.Desired, int, error) {
+	defs, defsPending, err := c.definitions(in)
 	if err != nil {
 		return nil, nil, boolInt(defsPending), err
 	}
@@ -182,7 +196,7 @@ func (c *Controller) compute(ctx context.Context) (*Snapshot, map[string]fleet.D
 		taken[a.Name] = a.File
 	}
 	defs.Merge(childDefinitions(rendered, taken))
-	clusters, err := c.clusterList(ctx, defs.Clusters)
+	clusters, err := c.clusterList(ctx, defs.Clusters, in)
 	if err != nil {
 		return nil, nil, 0, err
 	}
@@ -375,6 +389,7 @@ func (c *Controller) compute(ctx context.Context) (*Snapshot, map[string]fleet.D
 		}
 	}
 	c.scheduleWindows(windowsChange)
+	in.windows = windowsChange
 	c.holdBroken(snap, desired, apps, broken, prev)
 	c.finishRollouts(ctx, snap, usedRollouts)
 	if !sameChildren(rendered, nextChildren) {
