@@ -15,10 +15,10 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/status"
 
 	"github.com/flotilla-cd/flotilla/agent/internal/identity"
+	"github.com/flotilla-cd/flotilla/shared/agentkeepalive"
 	apiv1alpha1 "github.com/flotilla-cd/flotilla/shared/api/v1alpha1"
 )
 
@@ -205,7 +205,7 @@ func (c *Client) dial(id *identity.Identity) (*grpc.ClientConn, error) {
 	}
 	return grpc.NewClient(c.opts.HubAddr,
 		grpc.WithTransportCredentials(credentials.NewTLS(cfg)),
-		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 30 * time.Second, Timeout: 10 * time.Second, PermitWithoutStream: true}),
+		grpc.WithKeepaliveParams(agentkeepalive.Client()),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(512<<20), grpc.MaxCallSendMsgSize(64<<20)),
 	)
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/flotilla-cd/flotilla/hub/internal/liveview"
 	"github.com/flotilla-cd/flotilla/hub/internal/pki"
 	"github.com/flotilla-cd/flotilla/hub/internal/store"
+	"github.com/flotilla-cd/flotilla/shared/agentkeepalive"
 	apiv1alpha1 "github.com/flotilla-cd/flotilla/shared/api/v1alpha1"
 )
 
@@ -165,8 +166,10 @@ func (s *Server) Endpoint(tlsCfg *tls.Config) *Endpoint {
 		grpc.MaxSendMsgSize(MaxMessageBytes),
 		grpc.MaxConcurrentStreams(lim.MaxStreamsPerConn),
 		grpc.MaxHeaderListSize(maxHeaderListBytes),
-		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second, MaxConnectionIdle: lim.AuthenticatedIdle}),
-		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+		// Only agents ping an idle connection; the hub pings an agent
+		// quiet for longer than its interval (see agentkeepalive).
+		grpc.KeepaliveParams(agentkeepalive.Server(lim.AuthenticatedIdle)),
+		grpc.KeepaliveEnforcementPolicy(agentkeepalive.Enforcement()),
 		// Agents are mostly idle: gRPC shares write buffers between
 		// connections (its default now), taken only while writing, which
 		// keeps the memory per connected agent down. No read

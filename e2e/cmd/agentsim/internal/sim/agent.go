@@ -12,9 +12,9 @@ import (
 	"github.com/cenkalti/backoff/v4"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/keepalive"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/flotilla-cd/flotilla/shared/agentkeepalive"
 	apiv1alpha1 "github.com/flotilla-cd/flotilla/shared/api/v1alpha1"
 	"github.com/flotilla-cd/flotilla/shared/version"
 )
@@ -83,7 +83,7 @@ func (a *agent) dial(hubAddr string) (*grpc.ClientConn, error) {
 	cfg := &tls.Config{MinVersion: tls.VersionTLS13, RootCAs: a.id.ca, ServerName: host, Certificates: []tls.Certificate{a.id.cert}}
 	return grpc.NewClient(hubAddr,
 		grpc.WithTransportCredentials(credentials.NewTLS(cfg)),
-		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 30 * time.Second, Timeout: 10 * time.Second, PermitWithoutStream: true}),
+		grpc.WithKeepaliveParams(agentkeepalive.Client()),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(512<<20)),
 	)
 }
