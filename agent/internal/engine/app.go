@@ -97,7 +97,11 @@ type app struct {
 	waves     []apply.Wave
 	hooks     []*hookSpec               // the bundle's hooks, one per phase, in run order
 	stale     map[manifest.Key]staleObj // left-over objects kept, with the reason
-	needSync  bool
+	// laterInv is the inventory a sync ended with when it differs from
+	// the stored one in fingerprints only: written once the status is
+	// published (flushInventory), off the path of the report.
+	laterInv []inventory.Entry
+	needSync bool
 	// valid is the digest of the loaded bundle once the dry-run of a sync
 	// accepted all of it. Until then drift is reported but not healed
 	// object by object, so that a bundle the API server refuses in part is
@@ -249,7 +253,22 @@ func (a *app) reconcile(ctx context.Context) time.Time {
 		close(r)
 	}
 	a.publish()
+	a.flushInventory(ctx)
 	return a.nextWake()
+}
+
+// flushInventory writes the inventory a sync left for after the status
+// report (laterInv). A failure is logged only: what it loses is the
+// fingerprints, which the next sync writes again.
+func (a *app) flushInventory(ctx context.Context) {
+	inv := a.laterInv
+	if inv == nil {
+		return
+	}
+	a.laterInv = nil
+	if err := a.saveInventory(ctx, inv, false); err != nil {
+		a.log.Warn("inventory fingerprints not stored", "error", err)
+	}
 }
 
 func (a *app) failRequestsList(syncReqs []*syncRequest, refresh []chan struct{}, err error) {

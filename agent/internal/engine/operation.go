@@ -191,7 +191,16 @@ func (a *app) syncPhases(ctx context.Context, prune, hooks bool) error {
 	if hooks && !postSync {
 		done = a.bundle.GetDigest()
 	}
-	if err := a.saveRecord(ctx, entries, false, done); err != nil {
+	a.mu.Lock()
+	stored := a.inventory // Accept may set it (under a.mu)
+	a.mu.Unlock()
+	if done == "" && sameObjects(entries, stored) {
+		// Only the fingerprints changed: they spare a restarted agent
+		// dry-runs, and nothing depends on them being stored before the
+		// status is reported. reconcile writes them after it published
+		// the status (a crash before that costs a restart one dry-run).
+		a.laterInv = entries
+	} else if err := a.saveRecord(ctx, entries, false, done); err != nil {
 		return err
 	}
 	if postSync {

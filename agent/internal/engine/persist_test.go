@@ -14,6 +14,7 @@ import (
 
 	"k8s.io/client-go/rest"
 
+	"github.com/flotilla-cd/flotilla/agent/internal/inventory"
 	"github.com/flotilla-cd/flotilla/agent/internal/testenv"
 	apiv1alpha1 "github.com/flotilla-cd/flotilla/shared/api/v1alpha1"
 )
@@ -24,12 +25,16 @@ import (
 type storeGate struct {
 	agentNS, destNS string
 
-	mu      sync.Mutex
-	hold    chan struct{} // non-nil: Secret writes wait until it is closed
-	fail    bool          // Secret writes fail
-	held    int           // Secret writes waiting
-	dryRuns int           // dry-run requests in destNS
-	writes  []string      // other writes in destNS
+	mu   sync.Mutex
+	hold chan struct{} // non-nil: Secret writes wait until it is closed
+	// holdApplied, when non-nil, holds the Secret writes that come after
+	// a write to destNS (not a dry-run), until it is closed.
+	holdApplied chan struct{}
+	applied     bool     // a write to destNS was seen
+	fail        bool     // Secret writes fail
+	held        int      // Secret writes waiting
+	dryRuns     int      // dry-run requests in destNS
+	writes      []string // other writes in destNS
 }
 
 func (g *storeGate) wrap(rt http.RoundTripper) http.RoundTripper {
@@ -39,6 +44,9 @@ func (g *storeGate) wrap(rt http.RoundTripper) http.RoundTripper {
 		case write && strings.Contains(r.URL.Path, "/namespaces/"+g.agentNS+"/secrets"):
 			g.mu.Lock()
 			hold, fail := g.hold, g.fail
+			if hold == nil && g.holdApplied != nil && g.applied {
+				hold = g.holdApplied
+			}
 			if hold != nil {
 				g.held++
 			}
@@ -55,6 +63,7 @@ func (g *storeGate) wrap(rt http.RoundTripper) http.RoundTripper {
 				g.dryRuns++
 			} else {
 				g.writes = append(g.writes, r.Method+" "+r.URL.Path)
+				g.applied = true
 			}
 			g.mu.Unlock()
 		}
@@ -140,4 +149,60 @@ func TestAcceptPersistsBeforeWriting(t *testing.T) {
 	// Accepted again (as after the reconnect), it is applied.
 	accept(t, e, third)
 	waitStatus(t, e, "web", 20*time.Second, func(s *apiv1alpha1.AppStatus) bool { return synced(s) && s.GetDigest() == third.GetDigest() })
+}
+
+// TestFingerprintsStoredAfterReport: when a sync changes only the
+// fingerprints of the inventory (the same objects), the app is reported
+// Synced without waiting for the index write, which follows.
+func TestFingerprintsStoredAfterReport(t *testing.T) {
+	t.Parallel() // its own namespaces only, namespaced kinds only
+	ns, agentNS := testNamespaces(t)
+	g := &storeGate{agentNS: agentNS, destNS: ns}
+	cfg := rest.CopyConfig(restCfg)
+	cfg.Wrap(g.wrap)
+	e, _ := runEngineWith(t, cfg, Options{Namespace: agentNS})
+	cm := func(v string) *apiv1alpha1.Bundle {
+		return bundle(t, "web", ns, auto(true, true), nil, configMap("conf", map[string]any{"k": v}))
+	}
+	first, second := cm("1"), cm("2")
+	store := inventory.New(dyn, agentNS, "test")
+	storedFP := func() string {
+		recs, err := store.Load(context.Background())
+		if err != nil || len(recs) != 1 || len(recs[0].Inventory) != 1 {
+			return fmt.Sprintf("no record (%v)", err)
+		}
+		return recs[0].Inventory[0].FP
+	}
+	accept(t, e, first)
+	waitStatus(t, e, "web", 20*time.Second, func(s *apiv1alpha1.AppStatus) bool { return synced(s) && s.GetDigest() == first.GetDigest() })
+	var fp1 string
+	testenv.Eventually(t, 20*time.Second, func(context.Context) (bool, string) {
+		fp1 = storedFP()
+		return fp1 != "" && !strings.HasPrefix(fp1, "no record"), "stored fingerprint " + fp1
+	})
+
+	// The second bundle is persisted as usual; the Secret writes after
+	// its ConfigMap was applied are held.
+	release := make(chan struct{})
+	var once sync.Once
+	free := func() { once.Do(func() { close(release) }) }
+	t.Cleanup(free) // before the engine stops, should the test fail
+	g.mu.Lock()
+	g.holdApplied, g.applied = release, false
+	g.mu.Unlock()
+	accept(t, e, second)
+	waitStatus(t, e, "web", 20*time.Second, func(s *apiv1alpha1.AppStatus) bool { return synced(s) && s.GetDigest() == second.GetDigest() })
+	testenv.Eventually(t, 20*time.Second, func(context.Context) (bool, string) {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		return g.held > 0, "no held Secret write"
+	})
+	if got := storedFP(); got != fp1 {
+		t.Fatalf("stored fingerprint %q while the write was held, want the first one %q", got, fp1)
+	}
+	free()
+	testenv.Eventually(t, 20*time.Second, func(context.Context) (bool, string) {
+		got := storedFP()
+		return got != fp1 && got != "" && !strings.HasPrefix(got, "no record"), "stored fingerprint " + got
+	})
 }

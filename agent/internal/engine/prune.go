@@ -50,6 +50,27 @@ func (a *app) desiredEntries() []inventory.Entry {
 	return out
 }
 
+// sameObjects reports whether two inventories name the same objects (with
+// the same versions), whatever their fingerprints.
+func sameObjects(x, y []inventory.Entry) bool {
+	if len(x) != len(y) {
+		return false
+	}
+	set := make(map[inventory.Entry]int, len(x))
+	for _, e := range x {
+		e.Hash, e.FP = "", ""
+		set[e]++
+	}
+	for _, e := range y {
+		e.Hash, e.FP = "", ""
+		if set[e] == 0 {
+			return false
+		}
+		set[e]--
+	}
+	return true
+}
+
 // saveInventory persists the inventory: entries added to the current one
 // (union: existing entries are kept as they are) or replacing it. Nothing is
 // written when it does not change.
