@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"github.com/flotilla-cd/flotilla/hub/internal/store"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -25,7 +26,6 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/util/retry"
 )
 
 // Options tune New. The zero value means the defaults.
@@ -205,16 +205,44 @@ func labels(record string, kv ...string) map[string]string {
 	return l
 }
 
-// conflictBackoff retries optimistic-concurrency conflicts: many hubs may
-// write one object at once, so it goes on longer than client-go's default.
-var conflictBackoff = wait.Backoff{Steps: 30, Duration: 5 * time.Millisecond, Factor: 1.5, Jitter: 0.5, Cap: time.Second}
+// conflictBackoff paces the retries of optimistic-concurrency conflicts:
+// many hubs may write one object at once (after a commit, a failover).
+// Its Steps are not a limit: see onConflict.
+var conflictBackoff = wait.Backoff{Duration: 5 * time.Millisecond, Factor: 1.5, Jitter: 0.5, Cap: time.Second}
+
+// conflictPatience bounds the conflict retries of a caller whose ctx has no
+// deadline.
+const conflictPatience = 2 * time.Minute
 
 // onConflict runs fn again while it fails with a conflict (a stale
-// resourceVersion) or AlreadyExists (a create that lost a race).
-func onConflict(fn func() error) error {
-	return retry.OnError(conflictBackoff, func(err error) bool {
-		return apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err)
-	}, fn)
+// resourceVersion) or AlreadyExists (a create that lost a race), until ctx
+// ends (or conflictPatience passed, for a ctx without deadline); it then
+// returns the last conflict. fn re-reads what it changes on each try, so
+// a retry never overwrites another writer's update. Each conflict means
+// another writer's update landed, so under contention the writers get
+// through one by one; a fixed count of tries ran out with 45 updates of
+// one object at once on a loaded machine.
+func onConflict(ctx context.Context, fn func() error) error {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, conflictPatience)
+		defer cancel()
+	}
+	b := conflictBackoff
+	b.Steps = math.MaxInt32
+	for {
+		err := fn()
+		if err == nil || !(apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err)) {
+			return err
+		}
+		t := time.NewTimer(b.Step())
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+	}
 }
 
 // apiErr maps API errors to the store's sentinels.
@@ -298,7 +326,7 @@ func (k *Store) list(ctx context.Context, r resource, selector string) ([]unstru
 // upsert creates the object or replaces its spec, from the
 // resourceVersion it read; conflicts are retried.
 func (k *Store) upsert(ctx context.Context, r resource, name string, lbl map[string]string, spec any) error {
-	return onConflict(func() error {
+	return onConflict(ctx, func() error {
 		cur, err := k.res(r).Get(ctx, name, metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
 			o, err := newObject(r, name, lbl, spec)
@@ -335,7 +363,7 @@ func (k *Store) replace(ctx context.Context, r resource, name string, lbl map[st
 	if err != nil {
 		return err
 	}
-	return onConflict(func() error {
+	return onConflict(ctx, func() error {
 		u, err := k.res(r).Patch(ctx, name, types.JSONPatchType, patch, metav1.PatchOptions{})
 		if apierrors.IsNotFound(err) {
 			u, err = k.res(r).Create(ctx, o.DeepCopy(), metav1.CreateOptions{})

@@ -204,7 +204,7 @@ func (k *Store) modifyCluster(ctx context.Context, name string, fn func(*store.C
 			}
 		}
 	}
-	return onConflict(func() error {
+	return onConflict(ctx, func() error {
 		var c store.Cluster
 		o, err := k.get(ctx, resCluster, oname, &c)
 		if err != nil {

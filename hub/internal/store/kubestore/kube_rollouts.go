@@ -41,7 +41,7 @@ func (k *Store) UpdateRollout(ctx context.Context, app string, fn func(cur *stor
 	}
 	err := k.check(ctx)
 	if err == nil {
-		err = onConflict(func() error {
+		err = onConflict(ctx, func() error {
 			var rec store.RolloutRecord
 			o, err := k.get(ctx, resRollout, rolloutName(app), &rec)
 			var cur *store.RolloutRecord

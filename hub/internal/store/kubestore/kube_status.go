@@ -143,7 +143,7 @@ func (k *Store) writeStatus(ctx context.Context, cluster string, changes map[str
 		return err
 	}
 	tries := 0
-	return onConflict(func() error {
+	return onConflict(ctx, func() error {
 		var pages map[int]loadedPage
 		cached := false
 		if tries == 0 {

@@ -72,7 +72,7 @@ func (k *Store) putJoinToken(ctx context.Context, tok store.JoinToken) error {
 		return err
 	}
 	name := objectName(joinSecretPrefix, tok.Cluster)
-	return onConflict(func() error {
+	return onConflict(ctx, func() error {
 		cur, err := k.secrets().Get(ctx, name, metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
 			_, err = k.secrets().Create(ctx, newSecret(name, labels("join-token", labelCluster, tok.Cluster), map[string][]byte{keyJoinToken: data}), metav1.CreateOptions{})
@@ -118,7 +118,7 @@ func (k *Store) ConsumeJoinToken(ctx context.Context, cluster, raw string, now t
 }
 
 func (k *Store) consumeJoinToken(ctx context.Context, cluster, raw string, now time.Time) error {
-	return onConflict(func() error {
+	return onConflict(ctx, func() error {
 		tok, s, err := k.getJoinToken(ctx, cluster)
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			return err
@@ -171,7 +171,7 @@ func (k *Store) EnrollCluster(ctx context.Context, cluster, raw string, now time
 
 // unconsume marks the token consumed at usedAt unused again.
 func (k *Store) unconsume(ctx context.Context, cluster string, usedAt time.Time) error {
-	return onConflict(func() error {
+	return onConflict(ctx, func() error {
 		tok, s, err := k.getJoinToken(ctx, cluster)
 		if err != nil || !tok.UsedAt.Equal(usedAt) {
 			return err
@@ -230,7 +230,7 @@ func (k *Store) PutCA(ctx context.Context, certPEM, keyPEM []byte) error {
 	if len(keyPEM) > 0 {
 		data[corev1.TLSPrivateKeyKey] = keyPEM
 	}
-	err := onConflict(func() error {
+	err := onConflict(ctx, func() error {
 		cur, err := k.secrets().Get(ctx, CASecretName, metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
 			_, err = k.secrets().Create(ctx, newSecret(CASecretName, labels("ca"), data), metav1.CreateOptions{})
