@@ -196,7 +196,7 @@ func TestSaveRemembersIndex(t *testing.T) {
 	}
 
 	var gets atomic.Int64
-	counted := New(countingClient(t, &gets), ns, "flotilla-agent")
+	counted := New(countingClient(t, &gets, objectGet), ns, "flotilla-agent")
 	if _, err := counted.Load(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -226,7 +226,7 @@ func TestSaveRemembersIndex(t *testing.T) {
 	}
 
 	// A store that did not load reads the index once, then remembers it.
-	fresh := New(countingClient(t, &gets), ns, "flotilla-agent")
+	fresh := New(countingClient(t, &gets, objectGet), ns, "flotilla-agent")
 	third := randomBundle(t, "a", 1<<10)
 	for _, b := range []*apiv1alpha1.Bundle{third, second} {
 		if err := fresh.Save(ctx, &Record{App: "a", Bundle: b}); err != nil {
@@ -261,7 +261,7 @@ func TestInlineBundle(t *testing.T) {
 	const ns = "inv-inline"
 	newStore(t, ns) // the namespace
 	var writes atomic.Int64
-	counted := New(writeCountingClient(t, &writes), ns, "flotilla-agent")
+	counted := New(countingClient(t, &writes, write), ns, "flotilla-agent")
 	inv := []Entry{{Version: "v1", Kind: "ConfigMap", Namespace: "default", Name: "x"}}
 	small := randomBundle(t, "a", 2<<10)
 	if err := counted.Save(ctx, &Record{App: "a", Bundle: small}); err != nil {
@@ -349,22 +349,6 @@ func TestInlineBundle(t *testing.T) {
 	}
 }
 
-// writeCountingClient is a dynamic client of the test cluster that counts
-// writing requests (every method but GET) in n.
-func writeCountingClient(t *testing.T, n *atomic.Int64) dynamic.Interface {
-	t.Helper()
-	c := rest.CopyConfig(cfg)
-	c.Wrap(func(rt http.RoundTripper) http.RoundTripper {
-		return roundTripFunc(func(r *http.Request) (*http.Response, error) {
-			if r.Method != http.MethodGet {
-				n.Add(1)
-			}
-			return rt.RoundTrip(r)
-		})
-	})
-	return dynamic.NewForConfigOrDie(c)
-}
-
 // TestSaveBackToEarlierDigest: Save returns before the chunks of the
 // digest it replaced are deleted; a save straight back to that digest (a
 // rollback) must not lose the chunks it writes again to that deletion.
@@ -406,14 +390,14 @@ func TestSaveBackToEarlierDigest(t *testing.T) {
 	}
 }
 
-// countingClient is a dynamic client of the test cluster that counts GET
-// requests of one object (not lists) in n.
-func countingClient(t *testing.T, n *atomic.Int64) dynamic.Interface {
+// countingClient is a dynamic client of the test cluster that counts in n
+// the requests for which counts is true.
+func countingClient(t *testing.T, n *atomic.Int64, counts func(*http.Request) bool) dynamic.Interface {
 	t.Helper()
 	c := rest.CopyConfig(cfg)
 	c.Wrap(func(rt http.RoundTripper) http.RoundTripper {
 		return roundTripFunc(func(r *http.Request) (*http.Response, error) {
-			if r.Method == http.MethodGet && !strings.HasSuffix(r.URL.Path, "/secrets") {
+			if counts(r) {
 				n.Add(1)
 			}
 			return rt.RoundTrip(r)
@@ -421,6 +405,14 @@ func countingClient(t *testing.T, n *atomic.Int64) dynamic.Interface {
 	})
 	return dynamic.NewForConfigOrDie(c)
 }
+
+// objectGet: a GET of one object (not a list).
+func objectGet(r *http.Request) bool {
+	return r.Method == http.MethodGet && !strings.HasSuffix(r.URL.Path, "/secrets")
+}
+
+// write: every method but GET.
+func write(r *http.Request) bool { return r.Method != http.MethodGet }
 
 type roundTripFunc func(*http.Request) (*http.Response, error)
 
