@@ -3,7 +3,6 @@ package httpapi
 import (
 	"fmt"
 	"net/http"
-	"sort"
 
 	"github.com/flotilla-cd/flotilla/hub/api"
 	"github.com/flotilla-cd/flotilla/hub/internal/gitsource"
@@ -16,20 +15,12 @@ func (a *API) listApps(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	views := a.d.Status.Views(false)
-	start := 0
-	if p.After != "" {
-		start = sort.Search(len(views), func(i int) bool { return views[i].Name > p.After })
-	}
 	limit := p.Limit
 	if limit <= 0 {
 		limit = 100
 	}
-	end := min(start+limit, len(views))
-	resp := api.ListResponse[api.AppView]{Items: views[start:end]}
-	if end < len(views) {
-		resp.Next = views[end-1].Name
-	}
+	views, next := a.d.Status.ViewsPage(p.After, limit, false)
+	resp := api.ListResponse[api.AppView]{Items: views, Next: next}
 	writeJSON(w, http.StatusOK, resp)
 }
 

@@ -53,6 +53,11 @@ func (s *Service) Views(withObjects bool) []api.AppView {
 	return Views(s.d.Controller.Snapshot(), s.d.Fleet, withObjects)
 }
 
+// ViewsPage is one page of Views (see the function ViewsPage).
+func (s *Service) ViewsPage(after string, limit int, withObjects bool) ([]api.AppView, string) {
+	return ViewsPage(s.d.Controller.Snapshot(), s.d.Fleet, after, limit, withObjects)
+}
+
 // View is one app's view with its spec and objects; ok is false when no
 // app has that name.
 func (s *Service) View(name string) (api.AppView, bool) {

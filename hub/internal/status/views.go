@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
 
 	"github.com/flotilla-cd/flotilla/hub/api"
 	"github.com/flotilla-cd/flotilla/hub/internal/app"
@@ -26,6 +27,31 @@ func Views(snap *controller.Snapshot, fl *fleet.Fleet, withObjects bool) []api.A
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
+}
+
+// ViewsPage is the page of Views that follows the app named after ("":
+// from the first), at most limit views long, and the name to pass as after
+// for the next page ("" when no app is left). It builds only the page's
+// views, so reading every page of n apps costs n views, not n per page.
+func ViewsPage(snap *controller.Snapshot, fl *fleet.Fleet, after string, limit int, withObjects bool) ([]api.AppView, string) {
+	idx := make([]int, 0, len(snap.Apps))
+	for i := range snap.Apps {
+		if snap.Apps[i].Name > after {
+			idx = append(idx, i)
+		}
+	}
+	slices.SortFunc(idx, func(a, b int) int { return strings.Compare(snap.Apps[a].Name, snap.Apps[b].Name) })
+	next := ""
+	if limit > 0 && len(idx) > limit {
+		idx = idx[:limit]
+		next = snap.Apps[idx[limit-1]].Name
+	}
+	out := make([]api.AppView, 0, len(idx))
+	for _, i := range idx {
+		name := snap.Apps[i].Name
+		out = append(out, appView(snap.Apps[i], func(cluster string) *apiv1alpha1.AppStatus { return fl.StatusOf(cluster, name) }, fl, withObjects))
+	}
+	return out, next
 }
 
 // View is the view of the app called name, as Views shows it, without
