@@ -19,7 +19,8 @@ var writeVerbs = map[string]bool{"POST": true, "PUT": true, "PATCH": true, "APPL
 // writeCounts reads an API server's /metrics text and returns the write
 // requests counted in apiserver_request_total so far, per "VERB resource"
 // or "VERB resource/subresource", over every response code (a refused
-// write, such as a conflict, was still sent).
+// write, such as a conflict, was still sent); a dry-run is counted apart,
+// as "VERB resource (dry-run)".
 func writeCounts(r io.Reader) (map[string]float64, error) {
 	return requestCounts(r, func(verb string) bool { return writeVerbs[verb] })
 }
@@ -33,7 +34,7 @@ func requestCounts(r io.Reader, keep func(verb string) bool) (map[string]float64
 	}
 	out := map[string]float64{}
 	for _, m := range fams["apiserver_request_total"].GetMetric() {
-		var verb, res, sub string
+		var verb, res, sub, dry string
 		for _, l := range m.GetLabel() {
 			switch l.GetName() {
 			case "verb":
@@ -42,6 +43,8 @@ func requestCounts(r io.Reader, keep func(verb string) bool) (map[string]float64
 				res = l.GetValue()
 			case "subresource":
 				sub = l.GetValue()
+			case "dry_run":
+				dry = l.GetValue()
 			}
 		}
 		if !keep(verb) {
@@ -49,6 +52,9 @@ func requestCounts(r io.Reader, keep func(verb string) bool) (map[string]float64
 		}
 		if sub != "" {
 			res += "/" + sub
+		}
+		if dry != "" {
+			res += " (dry-run)"
 		}
 		out[verb+" "+res] += m.GetCounter().GetValue()
 	}

@@ -79,3 +79,20 @@ func TestWriteCountsRejectsGarbage(t *testing.T) {
 		t.Error("malformed metrics text parsed without error")
 	}
 }
+
+// TestWriteCountsDryRunApart: a dry-run is counted under its own key, not
+// as a write of the resource.
+func TestWriteCountsDryRunApart(t *testing.T) {
+	text := `# TYPE apiserver_request_total counter
+apiserver_request_total{code="200",dry_run="All",resource="configmaps",subresource="",verb="APPLY"} 7
+apiserver_request_total{code="201",dry_run="",resource="configmaps",subresource="",verb="APPLY"} 5
+apiserver_request_total{code="200",dry_run="",resource="configmaps",subresource="",verb="GET"} 9
+`
+	w, err := writeCounts(strings.NewReader(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := cmp.Diff(map[string]float64{"APPLY configmaps": 5, "APPLY configmaps (dry-run)": 7}, w); d != "" {
+		t.Errorf("write counts (-want +got):\n%s", d)
+	}
+}

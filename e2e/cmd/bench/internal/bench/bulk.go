@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"fmt"
+	"os"
 	"sync"
 	"time"
 
@@ -68,17 +69,34 @@ func (b *Bench) bulk(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	procs := map[string]int{"flotilla-hub": hub.Proc.PID(), "flotilla-agent": agent.Proc.PID(), "bench (this process)": os.Getpid()}
+	for _, pid := range cl.PIDs() {
+		procs[componentName(pid)] = pid
+	}
+	writes0, err := apiRequests(ctx, cs)
+	if err != nil {
+		return err
+	}
 	stopHub, stopAgent := b.cpuProfile(ctx, hub.Proc, "bulk-hub", rowBulk), b.cpuProfile(ctx, agent.Proc, "bulk-agent", rowBulk)
+	stopAPI := b.apiServerCPUProfile(ctx, cs, 20*time.Second, "bulk-apiserver", rowBulk)
+	share := newCPUShare(procs)
 	t0 := time.Now()
 	if err := hub.PushWebhookAt(ctx, repo.URL, rev); err != nil {
 		return err
 	}
 	synced := allSyncedOn(cl.Name(), rev, names)
 	var syncedAt, healthyAt time.Time
+	var cpuAtSynced, requestsAtSynced string
 	_, err = followApps(ctx, hub, 10*time.Minute, func(apps map[string]api.AppView) error {
 		now := time.Now()
 		if syncedAt.IsZero() && synced(apps) == nil {
 			syncedAt = now
+			cpuAtSynced = share.since(now.Sub(t0))
+			if w, err := apiRequests(ctx, cs); err == nil {
+				requestsAtSynced = requestDiff(writes0, w)
+			} else {
+				requestsAtSynced = err.Error()
+			}
 		}
 		if healthyAt.IsZero() {
 			if err := allHealthyOn(cl.Name(), names)(apps); err != nil {
@@ -96,6 +114,7 @@ func (b *Bench) bulk(ctx context.Context) error {
 	})
 	stopHub()
 	stopAgent()
+	stopAPI()
 	if err != nil {
 		return fmt.Errorf("bulk %d new apps: %w", n, err)
 	}
@@ -116,7 +135,14 @@ objects), followed by a webhook. The bench waits as a user's tool does: it follo
 The cluster's own readiness is read from the API server by an informer on Deployments (available replicas =
 spec.replicas at the current generation): the last of the %d became available %s after the webhook; the hub
 showed every app Healthy %s after the webhook, %s later (upper bound within one event and list read).
-`, n, 3*n, secs(took), n, secs(readyAt.Sub(t0)), secs(healthyAt.Sub(t0)), secs(lag)))
+
+Where the machine's CPU went from the webhook to all Synced (/proc of each process): %s.
+
+Requests the cluster's API server answered in the same window (apiserver_request_total by verb and
+resource; the agent writes namespaces, Deployments, Services, ConfigMaps and its Secrets in
+flotilla-system, the cluster's own controllers the rest; the bench's Deployment informer is among the
+readers): %s.
+`, n, 3*n, secs(took), n, secs(readyAt.Sub(t0)), secs(healthyAt.Sub(t0)), secs(lag), cpuAtSynced, requestsAtSynced))
 	return nil
 }
 

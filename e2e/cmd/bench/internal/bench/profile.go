@@ -11,8 +11,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
+
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/flotilla-cd/flotilla/internal/testsupport/harness"
 )
@@ -206,4 +209,36 @@ func trimTop(s string) string {
 		keep = append(keep, l)
 	}
 	return strings.Join(keep, "\n")
+}
+
+// apiServerCPUProfile takes a CPU profile of a test cluster's API server
+// (its /debug/pprof, on by default) over the next window, for the rows
+// named, and returns the function that waits for it. Without profiling it
+// does nothing.
+func (b *Bench) apiServerCPUProfile(ctx context.Context, cs kubernetes.Interface, window time.Duration, name string, rows ...string) func() {
+	if b.profDir == "" {
+		return func() {}
+	}
+	done := make(chan struct{})
+	taken := false
+	go func() {
+		defer close(done)
+		raw, err := cs.Discovery().RESTClient().Get().AbsPath("/debug/pprof/profile").
+			Param("seconds", strconv.Itoa(int(window.Seconds()))).Timeout(window + time.Minute).DoRaw(ctx)
+		if err != nil {
+			b.logf("API server CPU profile %s not taken: %v", name, err)
+			return
+		}
+		if err := os.WriteFile(filepath.Join(b.profDir, name+".cpu.pb.gz"), raw, 0o644); err != nil {
+			b.logf("API server CPU profile %s: %v", name, err)
+			return
+		}
+		taken = true
+	}()
+	return func() {
+		<-done
+		if taken {
+			b.attach(profile{name: name + ".cpu.pb.gz"}, rows...)
+		}
+	}
 }
