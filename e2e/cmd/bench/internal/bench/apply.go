@@ -49,12 +49,18 @@ func (b *Bench) apply(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	procs := map[string][]int{"flotilla-hub": {hub.Proc.PID()}, "flotilla-agent": {agent.Proc.PID()}, "bench (this process)": {os.Getpid()}}
+	for _, pid := range cl.PIDs() {
+		procs[componentName(pid)] = append(procs[componentName(pid)], pid)
+	}
 	stopHub, stopAgent := b.cpuProfile(ctx, hub.Proc, "apply-hub", rowApply), b.cpuProfile(ctx, agent.Proc, "apply-agent", rowApply)
+	share := newCPUShare(procs)
 	t0 := time.Now()
 	if err := hub.PushWebhookAt(ctx, repo.URL, rev); err != nil {
 		return err
 	}
 	at, err := waitApps(ctx, hub, 5*time.Minute, 20*time.Millisecond, syncedAt(app, rev, 1, nil))
+	firstCPU := share.since(time.Since(t0))
 	stopHub()
 	stopAgent()
 	if err != nil {
@@ -169,6 +175,8 @@ showing the app Synced (so it includes fetch, render, transfer and status). Thre
 server and in fresh namespaces, `+"`kubectl apply -f <folder>`"+`: %s, and `+"`kubectl apply --server-side -f <folder>`"+`:
 %s (kubectl: %s).
 
+Where the machine's CPU went during the first sample (webhook to Synced, /proc of each process): %s.
+
 Re-apply: a `+"`flotilla app sync`"+` command makes the agent apply the unchanged bundle again (%s). The API
 server's write requests (apiserver_request_total, every verb but GET, LIST and WATCH) grew by %d (%s), and %d of
 the %d objects' resourceVersions changed. Not counted: writes to leases (%s), which are the API server's own
@@ -176,7 +184,7 @@ identity-lease heartbeats every 10 s (the agent uses no leases).
 
 Agent memory with the %d objects under management (its watches included): VmRSS sampled every 250 ms for
 10 s after the re-apply; at the end %s, peak %s.
-`, n, totals.list(), secs(agentTook), ops.list(), secs(opTook), secs(csa), secs(ssa), kv, secs(reSync), writes, byRes, changed, len(rvBefore), others, n, mib(rss), mib(m.peakB)))
+`, n, totals.list(), secs(agentTook), ops.list(), secs(opTook), secs(csa), secs(ssa), kv, firstCPU, secs(reSync), writes, byRes, changed, len(rvBefore), others, n, mib(rss), mib(m.peakB)))
 	return nil
 }
 

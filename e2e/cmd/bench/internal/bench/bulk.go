@@ -69,9 +69,9 @@ func (b *Bench) bulk(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	procs := map[string]int{"flotilla-hub": hub.Proc.PID(), "flotilla-agent": agent.Proc.PID(), "bench (this process)": os.Getpid()}
+	procs := map[string][]int{"flotilla-hub": {hub.Proc.PID()}, "flotilla-agent": {agent.Proc.PID()}, "bench (this process)": {os.Getpid()}}
 	for _, pid := range cl.PIDs() {
-		procs[componentName(pid)] = pid
+		procs[componentName(pid)] = append(procs[componentName(pid)], pid)
 	}
 	writes0, err := apiRequests(ctx, cs)
 	if err != nil {

@@ -3,6 +3,8 @@ package bench
 import (
 	"context"
 	"fmt"
+	"os"
+	"runtime"
 	"strings"
 	"time"
 
@@ -77,6 +79,16 @@ func (b *Bench) latency(ctx context.Context) error {
 	}
 	b.set(rowWebhook1, fmt.Sprintf("p50 %s, p99 %s (n=%d)", secs(one.pct(50)), secs(one.pct(99)), len(one)), one.pct(50) < 100*time.Millisecond)
 	b.curve = append(b.curve, CurvePoint{Clusters: 1, P50: one.pct(50), P99: one.pct(99), N: len(one)})
+	procs := map[string][]int{"flotilla-hub": {hub.Proc.PID()}, "bench (this process, with the git server's http-backend and the commits' git)": {os.Getpid()}}
+	for _, a := range agents {
+		procs["flotilla-agents"] = append(procs["flotilla-agents"], a.Proc.PID())
+	}
+	for _, c := range cls {
+		for _, pid := range c.PIDs() {
+			procs[componentName(pid)+"s"] = append(procs[componentName(pid)+"s"], pid)
+		}
+	}
+	share := newCPUShare(procs)
 	stopHub, stopAgent = b.cpuProfile(ctx, hub.Proc, "webhookN-hub", rowWebhook10), b.cpuProfile(ctx, agents[0].Proc, "webhookN-agent", rowWebhook10)
 	many, err := b.webhookSamples(ctx, hub, repo, "many", len(names), b.cfg.Commits)
 	stopHub()
@@ -84,6 +96,7 @@ func (b *Bench) latency(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	cpuPerCommit := share.per(len(many))
 	b.row(rowWebhook10).Figure = fmt.Sprintf("commit (webhook) → every cluster Synced, %d real clusters", len(names))
 	b.set(rowWebhook10, fmt.Sprintf("p50 %s, p99 %s (n=%d, %d clusters)", secs(many.pct(50)), secs(many.pct(99)), len(many), len(names)),
 		many.pct(50) < 200*time.Millisecond && many.pct(99) < 400*time.Millisecond)
@@ -96,7 +109,10 @@ target.
 
 - 1 cluster (n=%d): %s
 - %d clusters (n=%d): %s
-`, len(names), len(names), len(one), one.list(), len(names), len(many), many.list()))
+
+CPU per commit of the %d-cluster series (/proc of each process over the series, divided by its commits;
+the test's commit and push included, %d cores): %s.
+`, len(names), len(names), len(one), one.list(), len(names), len(many), many.list(), len(names), runtime.NumCPU(), cpuPerCommit))
 
 	if err := b.polling(ctx, hub, repo, "many", len(names)); err != nil {
 		return err
