@@ -25,7 +25,9 @@ import (
 
 // Store reads and writes records as Secrets in one namespace. It is the
 // only writer of its Secrets: it remembers each app's index as it last
-// wrote or read it, so that a save does not read it back first. Callers
+// wrote or read it, so that a save does not read it back first, and after
+// a Load it knows which apps have an index and chunks at all, so that a new
+// app's save reads nothing (a failed write makes it read that app again). Callers
 // serialise the writes of one app; writes of different apps may run
 // concurrently.
 type Store struct {
@@ -38,6 +40,16 @@ type Store struct {
 
 	mu    sync.Mutex
 	known map[string]meta // app → its index as last written or read
+	// loaded is set by a Load that read every index and chunk: from then
+	// on an app the store does not know has no index, and chunks holds
+	// every chunk there is, except for the apps in unsure.
+	loaded bool
+	// chunks maps an app's hash to the digest labels of its chunk Secrets.
+	chunks map[string]map[string]bool
+	// unsure holds the apps (by hash) whose Secrets may differ from what
+	// the store knows (a write or delete failed part way); they are read
+	// from the API server again, as before a Load.
+	unsure map[string]bool
 	// cleaning holds, per app, the removal of the bundle chunks a Save
 	// left behind (closed when done): it runs after Save returns, off the
 	// sync's path, and the app's next Save or Delete waits for it.
@@ -49,7 +61,7 @@ const cleanTimeout = time.Minute
 
 // New returns a store over the Secrets of namespace.
 func New(dyn dynamic.Interface, namespace, fieldManager string) *Store {
-	return &Store{secrets: kube.NewSecrets(dyn, namespace), namespace: namespace, fieldManager: fieldManager, inlineMax: InlineBytes, known: map[string]meta{}, cleaning: map[string]chan struct{}{}}
+	return &Store{secrets: kube.NewSecrets(dyn, namespace), namespace: namespace, fieldManager: fieldManager, inlineMax: InlineBytes, known: map[string]meta{}, cleaning: map[string]chan struct{}{}, chunks: map[string]map[string]bool{}, unsure: map[string]bool{}}
 }
 
 // remember records m as app's index (nil: unknown, read it next time).
@@ -61,6 +73,55 @@ func (s *Store) remember(app string, m *meta) {
 		return
 	}
 	s.known[app] = *m
+}
+
+// sure reports whether the store knows app's Secrets without reading them:
+// after a Load, unless a write or delete of the app failed since.
+func (s *Store) sure(app string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.loaded && !s.unsure[appHash(app)]
+}
+
+// doubt marks app's Secrets as unknown (read them again).
+func (s *Store) doubt(app string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.unsure[appHash(app)] = true
+}
+
+// chunksOther reports whether app may have chunk Secrets of a digest other
+// than keep ("": any): true unless the store is sure it has none.
+func (s *Store) chunksOther(app, keep string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	h := appHash(app)
+	if !s.loaded || s.unsure[h] {
+		return true
+	}
+	for d := range s.chunks[h] {
+		if keep == "" || d != digestLabel(keep) {
+			return true
+		}
+	}
+	return false
+}
+
+// setChunks records that app's chunk Secrets are those of the digests
+// given (by label), once the store has written or deleted them.
+func (s *Store) setChunks(app string, digestLabels ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	h := appHash(app)
+	if len(digestLabels) == 0 {
+		delete(s.chunks, h)
+		return
+	}
+	m := map[string]bool{}
+	for _, d := range digestLabels {
+		m[d] = true
+	}
+	s.chunks[h] = m
 }
 
 type meta struct {
@@ -101,10 +162,14 @@ func (s *Store) Save(ctx context.Context, rec *Record) error {
 		err    error
 	}
 	others := make(chan listed, 1)
-	go func() {
-		l, err := s.listChunks(ctx, rec.App)
-		others <- listed{l, err}
-	}()
+	if s.chunksOther(rec.App, digest) {
+		go func() {
+			l, err := s.listChunks(ctx, rec.App)
+			others <- listed{l, err}
+		}()
+	} else {
+		others <- listed{} // none: nothing to list or delete
+	}
 	if chunks > 0 && (cur == nil || cur.Digest != digest || cur.Chunks != chunks) {
 		for i := 0; i < chunks; i++ {
 			end := min((i+1)*ChunkBytes, len(raw))
@@ -113,6 +178,7 @@ func (s *Store) Save(ctx context.Context, rec *Record) error {
 				map[string]string{labelRecord: recordChunk, labelAppHash: appHash(rec.App), labelDigest: digestLabel(digest)},
 				map[string][]byte{"part": part, "index": []byte(strconv.Itoa(i))})
 			if err := s.secrets.Apply(ctx, sec, s.fieldManager); err != nil {
+				s.doubt(rec.App)
 				<-others
 				return fmt.Errorf("save app %s: bundle chunk %d: %w", rec.App, i, err)
 			}
@@ -126,6 +192,10 @@ func (s *Store) Save(ctx context.Context, rec *Record) error {
 		<-others
 		return err
 	}
+	var kept []string // the chunks of this digest, once the others are gone
+	if chunks > 0 {
+		kept = []string{digestLabel(digest)}
+	}
 	done := make(chan struct{})
 	s.mu.Lock()
 	s.cleaning[rec.App] = done
@@ -133,12 +203,19 @@ func (s *Store) Save(ctx context.Context, rec *Record) error {
 	go func() {
 		defer close(done)
 		l := <-others
-		if l.err != nil || !hasOthers(l.chunks, digest) {
+		if l.err != nil {
+			s.doubt(rec.App)
 			return
 		}
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanTimeout)
-		defer cancel()
-		_ = s.deleteListed(cctx, rec.App, digest, l.chunks) // left ones: the next Save's
+		if hasOthers(l.chunks, digest) {
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanTimeout)
+			defer cancel()
+			if err := s.deleteListed(cctx, rec.App, digest, l.chunks); err != nil {
+				s.doubt(rec.App) // left ones: the next Save's
+				return
+			}
+		}
+		s.setChunks(rec.App, kept...)
 	}()
 	return nil
 }
@@ -240,6 +317,7 @@ func (s *Store) writeIndex(ctx context.Context, rec *Record, m meta, inline []by
 		map[string]string{labelRecord: recordIndex, labelAppHash: appHash(rec.App)}, data)
 	if err := s.secrets.Apply(ctx, sec, s.fieldManager); err != nil {
 		s.remember(rec.App, nil) // written or not: read it next time
+		s.doubt(rec.App)
 		return fmt.Errorf("save app %s: index: %w", rec.App, err)
 	}
 	s.remember(rec.App, &m)
@@ -263,6 +341,9 @@ func (s *Store) readMeta(ctx context.Context, app string) (*meta, error) {
 	s.mu.Unlock()
 	if ok {
 		return &m, nil
+	}
+	if s.sure(app) {
+		return nil, nil // loaded, not written since: there is none
 	}
 	sec, err := s.secrets.Get(ctx, indexName(app))
 	if apierrors.IsNotFound(err) {
@@ -316,9 +397,18 @@ func (s *Store) Delete(ctx context.Context, app string) error {
 	}
 	s.remember(app, nil)
 	if err := s.secrets.Delete(ctx, indexName(app)); err != nil && !apierrors.IsNotFound(err) {
+		s.doubt(app)
 		return fmt.Errorf("delete app %s: %w", app, err)
 	}
-	return s.deleteChunks(ctx, app, "")
+	if !s.chunksOther(app, "") {
+		return nil
+	}
+	if err := s.deleteChunks(ctx, app, ""); err != nil {
+		s.doubt(app)
+		return err
+	}
+	s.setChunks(app)
+	return nil
 }
 
 // Load reads every stored record. A record whose chunks are incomplete or
@@ -334,8 +424,14 @@ func (s *Store) Load(ctx context.Context) ([]*Record, error) {
 		return nil, fmt.Errorf("list bundle chunks in namespace %s: %w", s.namespace, err)
 	}
 	byName := map[string]*corev1.Secret{}
+	byApp := map[string]map[string]bool{}
 	for _, c := range chunks {
 		byName[c.Name] = c
+		h := c.Labels[labelAppHash]
+		if byApp[h] == nil {
+			byApp[h] = map[string]bool{}
+		}
+		byApp[h][c.Labels[labelDigest]] = true
 	}
 	var out []*Record
 	for _, sec := range idx {
@@ -366,6 +462,9 @@ func (s *Store) Load(ctx context.Context) ([]*Record, error) {
 		out = append(out, rec)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].App < out[j].App })
+	s.mu.Lock()
+	s.loaded, s.chunks, s.unsure = true, byApp, map[string]bool{}
+	s.mu.Unlock()
 	return out, nil
 }
 

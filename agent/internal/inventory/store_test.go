@@ -417,3 +417,88 @@ func write(r *http.Request) bool { return r.Method != http.MethodGet }
 type roundTripFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// TestLoadedStoreReadsNothing: after a Load, saving new apps (inline or in
+// chunks) and changing them reads no Secret, neither a GET of the index nor
+// a list of chunks, unless the app has chunks of another digest to remove,
+// which are removed; after a write that failed, the store reads that app's
+// Secrets again; and what it wrote loads back whole.
+func TestLoadedStoreReadsNothing(t *testing.T) {
+	testenv.Need(t, dyn != nil)
+	ctx := context.Background()
+	const ns = "inv-loaded"
+	newStore(t, ns)
+	var reads atomic.Int64
+	var failWrites atomic.Bool
+	c := rest.CopyConfig(cfg)
+	c.Wrap(func(rt http.RoundTripper) http.RoundTripper {
+		return roundTripFunc(func(r *http.Request) (*http.Response, error) {
+			if r.Method == http.MethodGet {
+				reads.Add(1)
+			} else if failWrites.Load() {
+				return nil, fmt.Errorf("injected: %s %s refused", r.Method, r.URL.Path)
+			}
+			return rt.RoundTrip(r)
+		})
+	})
+	s := New(dynamic.NewForConfigOrDie(c), ns, "flotilla-agent")
+	s.inlineMax = 4 << 10
+	if _, err := s.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	reads.Store(0)
+	last := map[string]*apiv1alpha1.Bundle{}
+	save := func(app string, size int) error {
+		t.Helper()
+		b := randomBundle(t, app, size)
+		if err := s.Save(ctx, &Record{App: app, Bundle: b}); err != nil {
+			return err
+		}
+		last[app] = b
+		return s.Settle(ctx)
+	}
+	step := func(what string, app string, size int, wantReads int64, wantSecrets int) {
+		t.Helper()
+		reads.Store(0)
+		if err := save(app, size); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		if n := reads.Load(); n != wantReads {
+			t.Errorf("%s: %d reads, want %d", what, n, wantReads)
+		}
+		if n := countSecrets(t, ns); n != wantSecrets {
+			t.Errorf("%s: %d Secrets, want %d", what, n, wantSecrets)
+		}
+	}
+	step("new app, inline", "small", 1<<10, 0, 1)
+	step("new app, in chunks", "large", 8<<10, 0, 3)
+	step("changed, in chunks again: the old chunk listed and removed", "large", 8<<10, 1, 3)
+	step("changed, inline: the old chunk listed and removed", "large", 1<<10, 1, 2)
+	step("changed, inline again", "large", 1<<10, 0, 2)
+
+	failWrites.Store(true)
+	if err := save("small", 1<<10); err == nil {
+		t.Fatal("save with every write refused: no error")
+	}
+	failWrites.Store(false)
+	reads.Store(0)
+	if err := save("small", 1<<10); err != nil {
+		t.Fatal(err)
+	}
+	if n := reads.Load(); n != 2 {
+		t.Errorf("save after a failed write: %d reads, want 2 (the index and the chunks read again)", n)
+	}
+
+	got, err := New(dyn, ns, "reader").Load(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 {
+		t.Fatalf("loaded %d records, want 2", len(got))
+	}
+	for _, r := range got {
+		if !proto.Equal(r.Bundle, last[r.App]) {
+			t.Errorf("app %s: loaded bundle %s, want the last saved %s", r.App, r.Bundle.GetDigest(), last[r.App].GetDigest())
+		}
+	}
+}
