@@ -12,7 +12,7 @@ GO           ?= go
 BIN          := $(CURDIR)/bin
 VERSION      ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo v0.1.0-dev)
 GO_LDFLAGS   := -s -w -X github.com/flotilla-cd/flotilla/shared/version.Version=$(VERSION)
-BINARIES     := ./hub/cmd/flotilla-hub ./hub/cmd/flotilla ./agent/cmd/flotilla-agent
+BINARIES     := ./hub/cmd/flotilla-hub ./hub/cmd/flotilla-render ./hub/cmd/flotilla ./agent/cmd/flotilla-agent
 PROTOC_GEN_GO_VERSION      := v1.36.12
 GOLANGCI_LINT_VERSION      := v2.15.0
 PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
@@ -34,7 +34,7 @@ export FLOTILLA_CONTROL_PLANE_BIN_DIR := $(BIN)
 
 all: build
 
-## build: the hub, CLI and agent binaries into bin/
+## build: the hub (flotilla-hub and its worker binary flotilla-render), CLI and agent binaries into bin/
 build:
 	@mkdir -p $(BIN)
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(GO_LDFLAGS)" -o $(BIN)/ $(BINARIES)
@@ -170,7 +170,7 @@ e2e-containers: docker-deps bins build
 	$(MAKE) --no-print-directory containers-tier
 
 containers-tier:
-	@mkdir -p $(BIN)/image && cp $(BIN)/flotilla-hub $(BIN)/flotilla $(BIN)/flotilla-agent $(BIN)/image/
+	@mkdir -p $(BIN)/image && cp $(BIN)/flotilla-hub $(BIN)/flotilla-render $(BIN)/flotilla $(BIN)/flotilla-agent $(BIN)/image/
 	./deploy/images/with-dockerd.sh bash -c 'set -e; \
 	  $(DOCKER) network prune -f --filter label=flotilla-e2e --filter until=2h >/dev/null; \
 	  trap "$(DOCKER) rmi $(IMAGE_REPO)/flotilla-hub:$(E2E_IMAGE_TAG) $(IMAGE_REPO)/flotilla-agent:$(E2E_IMAGE_TAG) >/dev/null 2>&1 || true" EXIT; \
@@ -184,4 +184,4 @@ deploy-test: check-deps bins build
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) -v ./deploy/...
 
 clean:
-	rm -f $(BIN)/flotilla-hub $(BIN)/flotilla $(BIN)/flotilla-agent
+	rm -f $(BIN)/flotilla-hub $(BIN)/flotilla-render $(BIN)/flotilla $(BIN)/flotilla-agent

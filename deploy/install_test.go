@@ -291,7 +291,7 @@ func (w *walk) startAgent() *harness.Proc {
 	return startProc(t, w.dir, "agent", w.bins["flotilla-agent"], args, env)
 }
 
-// flotillaBinaries returns the hub, CLI and agent binaries: those of `make
+// flotillaBinaries returns the hub (with flotilla-render), CLI and agent binaries: those of `make
 // build` in FLOTILLA_E2E_BIN_DIR when it is set (make test builds them
 // first), otherwise built into out with make build's linker flags (without
 // make build's CGO_ENABLED=0 -trimpath, which would recompile every
@@ -299,7 +299,8 @@ func (w *walk) startAgent() *harness.Proc {
 // same).
 func flotillaBinaries(t *testing.T, out string) map[string]string {
 	t.Helper()
-	pkgs := []string{"./hub/cmd/flotilla-hub", "./hub/cmd/flotilla", "./agent/cmd/flotilla-agent"}
+	// flotilla-render goes next to flotilla-hub, which starts it.
+	pkgs := []string{"./hub/cmd/flotilla-hub", "./hub/cmd/flotilla-render", "./hub/cmd/flotilla", "./agent/cmd/flotilla-agent"}
 	bins := map[string]string{}
 	if d := os.Getenv("FLOTILLA_E2E_BIN_DIR"); d != "" {
 		for _, p := range pkgs {

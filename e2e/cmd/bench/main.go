@@ -32,7 +32,7 @@ func main() {
 func run(ctx context.Context, args []string) error {
 	c := bench.Config{}
 	fs := pflag.NewFlagSet("bench", pflag.ContinueOnError)
-	fs.StringVar(&c.BinDir, "bin-dir", "bin", "folder with flotilla-hub, flotilla, flotilla-agent and the control-plane binaries")
+	fs.StringVar(&c.BinDir, "bin-dir", "bin", "folder with flotilla-hub, flotilla-render, flotilla, flotilla-agent and the control-plane binaries")
 	fs.StringVar(&c.Out, "out", "", "markdown file to write (empty: print only)")
 	fs.StringSliceVar(&c.Only, "only", nil, fmt.Sprintf("phases to run (default all): %v", bench.Phases))
 	fs.StringVar(&c.WorkDir, "work-dir", "", "folder for every process's files (default: a temp folder)")

@@ -1,5 +1,7 @@
 // Command flotilla-hub is the Flotilla hub: it follows config repos, renders
-// each cluster's desired state and serves it to agents.
+// each cluster's desired state and serves it to agents. Helm charts,
+// kustomizations and Jsonnet render, and charts are fetched, in worker
+// processes of the flotilla-render binary installed next to it.
 package main
 
 import (
@@ -13,9 +15,6 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/spf13/pflag"
 
-	"github.com/flotilla-cd/flotilla/hub/internal/render"
-	"github.com/flotilla-cd/flotilla/hub/internal/render/engines"
-	"github.com/flotilla-cd/flotilla/hub/internal/renderproc"
 	"github.com/flotilla-cd/flotilla/hub/internal/server"
 	"github.com/flotilla-cd/flotilla/shared/envflag"
 	"github.com/flotilla-cd/flotilla/shared/logbridge"
@@ -33,9 +32,6 @@ func main() {
 }
 
 func run(ctx context.Context, args []string) error {
-	if len(args) > 0 && args[0] == renderproc.WorkerArg {
-		return render.ServeWorker(ctx, engines.New()) // a render worker started by a hub
-	}
 	if len(args) > 0 && args[0] == "migrate" {
 		return migrate(ctx, args[1:])
 	}

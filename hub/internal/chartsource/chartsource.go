@@ -4,7 +4,8 @@
 // downloads the chart once, checks its digest, and keeps it on disk by
 // digest, shared by every app and cluster that uses it. Every request has a
 // deadline and a size limit. It uses Helm's own libraries (pkg/repo,
-// pkg/getter, pkg/registry, pkg/chartutil).
+// pkg/getter, pkg/registry, pkg/chartutil); the hub runs it in chart
+// worker processes (Serve, package chartproc).
 package chartsource
 
 import (
@@ -22,6 +23,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/flotilla-cd/flotilla/hub/internal/chartsource/chartproc"
 	"github.com/flotilla-cd/flotilla/hub/internal/chartsource/chartref"
 )
 
@@ -33,7 +35,7 @@ const (
 
 // Auth returns the basic-auth credentials for a repository URL (ok false:
 // anonymous).
-type Auth func(url string) (user, pass string, ok bool, err error)
+type Auth = chartproc.Auth
 
 // Options configure a Manager.
 type Options struct {
@@ -65,7 +67,7 @@ func ParseRef(s string) (Ref, error) { return chartref.Parse(s) }
 func IsOCI(repoURL string) bool { return strings.HasPrefix(repoURL, "oci://") }
 
 // ErrNoVersion is wrapped when no chart version matches.
-var ErrNoVersion = errors.New("no chart version matches")
+var ErrNoVersion = chartproc.ErrNoVersion
 
 // Manager resolves and fetches charts.
 type Manager struct {
@@ -206,16 +208,7 @@ func Digest(data []byte) string {
 func digestHex(d string) string { return strings.TrimPrefix(d, "sha256:") }
 
 // redact drops user information from a URL for messages.
-func redact(u string) string {
-	scheme, rest, ok := strings.Cut(u, "://")
-	if !ok {
-		return u
-	}
-	if at := strings.Index(rest, "@"); at >= 0 && at < strings.IndexAny(rest+"/", "/") {
-		rest = rest[at+1:]
-	}
-	return scheme + "://" + rest
-}
+func redact(u string) string { return chartproc.Redact(u) }
 
 // cappedConn fails reads past its budget.
 type cappedConn struct {

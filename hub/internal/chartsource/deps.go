@@ -2,6 +2,7 @@ package chartsource
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -39,13 +40,17 @@ func (m *Manager) buildDependencies(ctx context.Context, dir string) error {
 	defer os.RemoveAll(work)
 	rf := repo.NewFile()
 	ociRepo := ""
+	// Every credential is looked up before the first error returns: a
+	// chart worker learns at once which ones to ask the hub for.
+	var authErrs []error
 	for i, d := range reqs {
 		switch {
 		case strings.HasPrefix(d.Repository, "https://"), strings.HasPrefix(d.Repository, "http://") && m.opts.AllowInsecureHTTP:
 			e := &repo.Entry{Name: fmt.Sprintf("dep%d", i), URL: d.Repository}
 			user, pass, ok, err := m.auth(d.Repository)
 			if err != nil {
-				return fmt.Errorf("dependency %s: %w", d.Name, err)
+				authErrs = append(authErrs, fmt.Errorf("dependency %s: %w", d.Name, err))
+				continue
 			}
 			if ok {
 				e.Username, e.Password = user, pass
@@ -55,12 +60,12 @@ func (m *Manager) buildDependencies(ctx context.Context, dir string) error {
 			ociRepo = d.Repository
 		}
 	}
-	repoFile := filepath.Join(work, "repositories.yaml")
-	if err := rf.WriteFile(repoFile, 0o600); err != nil {
+	rc, err := m.registryClient(ociRepo)
+	if err := errors.Join(append(authErrs, err)...); err != nil {
 		return err
 	}
-	rc, err := m.registryClient(ociRepo)
-	if err != nil {
+	repoFile := filepath.Join(work, "repositories.yaml")
+	if err := rf.WriteFile(repoFile, 0o600); err != nil {
 		return err
 	}
 	providers := getter.Providers{

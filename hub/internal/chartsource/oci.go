@@ -19,6 +19,9 @@ func ociRef(repoURL, chart string) string {
 // credentials, the Manager's transport (deadline, CA, size limit).
 func (m *Manager) registryClient(repoURL string) (*registry.Client, error) {
 	opts := []registry.ClientOption{registry.ClientOptHTTPClient(m.client), registry.ClientOptEnableCache(false)}
+	if repoURL == "" { // a chart's dependencies, none from a registry
+		return registry.NewClient(opts...)
+	}
 	user, pass, ok, err := m.auth("https://" + strings.TrimPrefix(repoURL, "oci://"))
 	if err != nil {
 		return nil, err

@@ -3,8 +3,9 @@
 // to its end once started, however long that takes, so the hub hands it to
 // a worker process and kills the worker when it overruns.
 //
-// A Pool starts workers by running the hub's own binary again with the
-// hidden first argument WorkerArg (Serve is that mode's main loop). Each
+// A Pool starts workers by running Options.Command: for the hub, the
+// flotilla-render binary with the hidden first argument WorkerArg or
+// ChartWorkerArg (Serve is that mode's main loop). Each
 // worker serves one request at a time over its stdin and stdout, in frames
 // of a 4-byte big-endian length and a payload; what a payload means is the
 // caller's business (package render sends an input and gets objects back).

@@ -31,9 +31,6 @@ type Limits struct {
 // FLOTILLA_<FLAG>.
 type Options struct {
 	Limits
-	// Disabled runs nothing in workers: callers render in-process (for
-	// debugging only; an endless template then stalls the hub).
-	Disabled bool
 	// Workers bounds the worker processes alive at once (default 2).
 	Workers int
 	// IdleTimeout is how long an idle worker is kept (default 10s).
@@ -43,7 +40,8 @@ type Options struct {
 	// refused. Empty: no Landlock file rules.
 	ReadDirs []string
 	// Command starts a worker (default: this executable with WorkerArg).
-	// Tests set it to re-run the test binary.
+	// The hub sets it to the flotilla-render binary; tests re-run the
+	// test binary.
 	Command []string
 	// Env is added to a worker's otherwise empty environment (tests).
 	Env []string
@@ -84,15 +82,11 @@ func (o *Options) BindFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&o.Files, "render-max-files", o.Files, "open file descriptors of one render worker process")
 	fs.IntVar(&o.Workers, "render-workers", o.Workers, "render worker processes alive at once")
 	fs.DurationVar(&o.IdleTimeout, "render-worker-idle", o.IdleTimeout, "how long an idle render worker process is kept")
-	fs.BoolVar(&o.Disabled, "render-in-process", o.Disabled, "render Helm and Kustomize inside the hub process, without limits (debugging only: an endless template stalls the hub)")
 }
 
 // Validate checks the options.
 func (o *Options) Validate() error {
 	var errs []error
-	if o.Disabled {
-		return nil
-	}
 	if o.Timeout < 100*time.Millisecond {
 		errs = append(errs, fmt.Errorf("--%s %s: must be at least 100ms", FlagTimeout, o.Timeout))
 	}

@@ -13,9 +13,14 @@ import (
 	"time"
 )
 
-// WorkerArg is the hidden first argument that makes the hub binary a
-// worker (see Serve).
+// WorkerArg is the hidden first argument that makes the flotilla-render
+// binary a render worker (see Serve).
 const WorkerArg = "__flotilla-render-worker"
+
+// ChartWorkerArg is the hidden first argument that makes the
+// flotilla-render binary a chart worker: it fetches charts from Helm
+// repositories for the hub (network, writes to the chart cache).
+const ChartWorkerArg = "__flotilla-chart-worker"
 
 // configEnv carries a worker's workerConfig, as JSON.
 const configEnv = "FLOTILLA_RENDER_WORKER_CONFIG"

@@ -6,16 +6,15 @@ import (
 	"os"
 	"testing"
 
-	"github.com/flotilla-cd/flotilla/hub/internal/render"
-	"github.com/flotilla-cd/flotilla/hub/internal/render/engines"
-	"github.com/flotilla-cd/flotilla/hub/internal/renderproc"
+	"github.com/flotilla-cd/flotilla/hub/internal/renderworker"
 )
 
-// TestMain lets the test binary serve as the hub's render worker, as the
-// hub binary does (Run starts workers from os.Executable).
+// TestMain lets the test binary serve as the hub's render and chart
+// workers, as flotilla-render does (tests set --render-worker-binary to
+// os.Args[0]).
 func TestMain(m *testing.M) {
-	if len(os.Args) > 1 && os.Args[1] == renderproc.WorkerArg {
-		if err := render.ServeWorker(context.Background(), engines.New()); err != nil {
+	if renderworker.IsWorker(os.Args[1:]) {
+		if err := renderworker.Run(context.Background(), os.Args[1:]); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}

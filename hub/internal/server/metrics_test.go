@@ -45,6 +45,7 @@ func TestHubMetricsScrape(t *testing.T) {
 	o.StateDir, o.AppsDir = filepath.Join(dir, "state"), apps
 	o.AgentListen, o.HTTPListen = freeAddr(t), freeAddr(t)
 	o.PollInterval = time.Hour
+	o.RenderWorkerBinary = os.Args[0] // TestMain serves as flotilla-render
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- Run(ctx, o, hclog.NewNullLogger()) }()

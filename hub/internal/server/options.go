@@ -109,8 +109,12 @@ type Options struct {
 	HA ha.Options
 
 	// Render limits and confines Helm and Kustomize renders (worker
-	// processes); its ReadDirs are set by Run.
+	// processes); its ReadDirs and Command are set by Run.
 	Render renderproc.Options
+	// RenderWorkerBinary is the flotilla-render binary the render and
+	// chart workers run (default: flotilla-render next to the hub's
+	// executable).
+	RenderWorkerBinary string
 
 	// Auth configures single sign-on and the mapping of the provider's
 	// groups to roles.
@@ -187,6 +191,7 @@ func (o *Options) BindFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.DebugListen, "debug-listen", o.DebugListen, "address of Go's pprof handlers (for example 127.0.0.1:6060; empty disables)")
 	fs.IntVar(&o.GCPercent, "gc-percent", o.GCPercent, "Go garbage collection target, as GOGC (0: Go's default); the GOGC environment variable wins")
 	o.Render.BindFlags(fs)
+	fs.StringVar(&o.RenderWorkerBinary, "render-worker-binary", o.RenderWorkerBinary, "the flotilla-render binary that renders Helm, Kustomize and Jsonnet and fetches charts in worker processes (default: flotilla-render next to the hub's executable)")
 	o.Store.BindFlags(fs)
 	o.HA.BindFlags(fs)
 	o.Auth.BindFlags(fs)

@@ -21,7 +21,7 @@ import (
 
 	"github.com/flotilla-cd/flotilla/hub/internal/agentapi"
 	"github.com/flotilla-cd/flotilla/hub/internal/auth"
-	"github.com/flotilla-cd/flotilla/hub/internal/chartsource"
+	"github.com/flotilla-cd/flotilla/hub/internal/chartsource/chartproc"
 	"github.com/flotilla-cd/flotilla/hub/internal/controller"
 	"github.com/flotilla-cd/flotilla/hub/internal/fleet"
 	"github.com/flotilla-cd/flotilla/hub/internal/gitsource"
@@ -29,7 +29,6 @@ import (
 	"github.com/flotilla-cd/flotilla/hub/internal/httpapi"
 	"github.com/flotilla-cd/flotilla/hub/internal/liveview"
 	"github.com/flotilla-cd/flotilla/hub/internal/render"
-	"github.com/flotilla-cd/flotilla/hub/internal/render/engines"
 	"github.com/flotilla-cd/flotilla/hub/internal/rollout"
 	"github.com/flotilla-cd/flotilla/hub/internal/status"
 	"github.com/flotilla-cd/flotilla/hub/internal/store"
@@ -98,23 +97,24 @@ func Run(ctx context.Context, o Options, log hclog.Logger) error {
 		m.gitPoll.WithLabelValues(res).Observe(d.Seconds())
 	}
 	git := gitsource.New(gitOpts, log.Named("git"))
-	// Charts from Helm repositories use the git credentials file (https
-	// prefixes), CA file and http policy.
-	charts, err := chartsource.New(chartsource.Options{
+	bin, err := renderBinary(o)
+	if err != nil {
+		return err
+	}
+	workers, err := startRenderWorkers(ctx, o, bin, log.Named("render"))
+	if err != nil {
+		return err
+	}
+	defer workers.Close()
+	// Charts from Helm repositories are fetched by chart workers, with
+	// the git credentials file (https prefixes), CA file and http policy.
+	chartPool := chartWorkers(o, bin, gitOpts.FetchTimeout, log.Named("charts"))
+	defer chartPool.Close()
+	charts := chartproc.NewClient(chartPool, chartproc.Config{
 		Dir: chartsDir(o), Timeout: gitOpts.FetchTimeout,
-		Auth: git.BasicAuth, CABundle: git.CABundle(), AllowInsecureHTTP: gitOpts.AllowInsecureHTTP,
-	})
-	if err != nil {
-		return err
-	}
-	workers, err := startRenderWorkers(ctx, o, log.Named("render"))
-	if err != nil {
-		return err
-	}
-	if workers != nil {
-		defer workers.Close()
-	}
-	renderer := render.New(render.Options{Workers: workers, Engines: engines.New()})
+		CABundle: git.CABundle(), AllowInsecureHTTP: gitOpts.AllowInsecureHTTP,
+	}, git.BasicAuth, "git-fetch-timeout")
+	renderer := render.New(render.Options{Workers: workers, Engines: render.WorkerEngines(workers)})
 	_, isKube := st.(*kubestore.Store)
 	var ops *status.Service // rollout events before it exists are not recorded (none: the controller runs later)
 	ctrl = controller.New(controller.Options{

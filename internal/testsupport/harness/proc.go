@@ -139,10 +139,10 @@ func Eventually(ctx context.Context, timeout, interval time.Duration, cond func(
 	}
 }
 
-// BuildBinaries builds the hub, CLI and agent into dir from the module at
+// BuildBinaries builds the hub (and flotilla-render), CLI and agent into dir from the module at
 // root, with the race detector off. It is what `make build` does.
 func BuildBinaries(ctx context.Context, root, dir string) error {
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", dir+"/", "./hub/cmd/flotilla-hub", "./hub/cmd/flotilla", "./agent/cmd/flotilla-agent")
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", dir+"/", "./hub/cmd/flotilla-hub", "./hub/cmd/flotilla-render", "./hub/cmd/flotilla", "./agent/cmd/flotilla-agent")
 	cmd.Dir = root
 	out, err := cmd.CombinedOutput()
 	if err != nil {

@@ -35,8 +35,9 @@ type profile struct {
 }
 
 // buildProfiled builds flotilla-hub and flotilla-agent with the profiling
-// overlay into a folder that links every other binary of BinDir, and
-// switches the run to it.
+// overlay, and flotilla-render (the hub's workers, started from next to
+// flotilla-hub) from the same source, into a folder that links every
+// other binary of BinDir, and switches the run to it.
 func (b *Bench) buildProfiled(ctx context.Context) error {
 	root, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
 	if err != nil {
@@ -65,8 +66,8 @@ func (b *Bench) buildProfiled(ctx context.Context) error {
 	if err := os.WriteFile(ovPath, ov, 0o644); err != nil {
 		return err
 	}
-	b.logf("building flotilla-hub and flotilla-agent with the profiling overlay")
-	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-overlay", ovPath, "-o", dir+"/", "./hub/cmd/flotilla-hub", "./agent/cmd/flotilla-agent")
+	b.logf("building flotilla-hub and flotilla-agent with the profiling overlay, and flotilla-render")
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-overlay", ovPath, "-o", dir+"/", "./hub/cmd/flotilla-hub", "./hub/cmd/flotilla-render", "./agent/cmd/flotilla-agent")
 	cmd.Dir = mod
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
@@ -77,7 +78,7 @@ func (b *Bench) buildProfiled(ctx context.Context) error {
 		return err
 	}
 	for _, e := range entries {
-		if e.IsDir() || e.Name() == "flotilla-hub" || e.Name() == "flotilla-agent" {
+		if e.IsDir() || e.Name() == "flotilla-hub" || e.Name() == "flotilla-render" || e.Name() == "flotilla-agent" {
 			continue
 		}
 		if err := os.Symlink(filepath.Join(b.cfg.BinDir, e.Name()), filepath.Join(dir, e.Name())); err != nil {
