@@ -31,7 +31,7 @@ import (
 const ClusterName = "conformance"
 
 var (
-	// binDir holds flotilla-hub, flotilla and flotilla-agent:
+	// binDir holds flotilla-hub, flotilla-render, flotilla and flotilla-agent:
 	// $FLOTILLA_E2E_BIN_DIR (the Makefile passes bin/), else built into a
 	// temporary folder once.
 	binDir string

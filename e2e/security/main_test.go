@@ -15,7 +15,7 @@ import (
 	"github.com/flotilla-cd/flotilla/internal/testsupport/harness"
 )
 
-// binDir holds flotilla-hub, flotilla and flotilla-agent:
+// binDir holds flotilla-hub, flotilla-render, flotilla and flotilla-agent:
 // $FLOTILLA_E2E_BIN_DIR (the Makefile passes bin/), else built into a
 // temporary folder once.
 var binDir string

@@ -45,7 +45,7 @@ func main() {
 
 func run(ctx context.Context, args []string) error {
 	fl := pflag.NewFlagSet("quickstart", pflag.ContinueOnError)
-	binDir := fl.String("bin-dir", "bin", "folder with flotilla-hub, flotilla, flotilla-agent and the control-plane binaries")
+	binDir := fl.String("bin-dir", "bin", "folder with flotilla-hub, flotilla-render, flotilla, flotilla-agent and the control-plane binaries")
 	keep := fl.Bool("keep", term.IsTerminal(int(os.Stdin.Fd())), "keep running until Ctrl-C")
 	if err := fl.Parse(args); err != nil {
 		return err
