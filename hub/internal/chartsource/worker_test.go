@@ -119,7 +119,9 @@ func TestWorkerErrors(t *testing.T) {
 		t.Errorf("resolve with a wrong password: %v, want an error naming chart web", err)
 	}
 	bad2 := chartproc.NewClient(chartWorkers(t), chartproc.Config{Dir: t.TempDir(), CABundle: r.CA},
-		func(string) (string, string, bool, error) { return "", "", false, errors.New("credentials file unreadable") }, "git-fetch-timeout")
+		func(string) (string, string, bool, error) {
+			return "", "", false, errors.New("credentials file unreadable")
+		}, "git-fetch-timeout")
 	_, err = bad2.Resolve(t.Context(), r.URL, "web", "")
 	if err == nil || !strings.Contains(err.Error(), "credentials file unreadable") {
 		t.Errorf("resolve when the credentials lookup fails: %v, want its error", err)
