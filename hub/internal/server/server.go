@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -97,6 +98,11 @@ func Run(ctx context.Context, o Options, log hclog.Logger) error {
 		m.gitPoll.WithLabelValues(res).Observe(d.Seconds())
 	}
 	git := gitsource.New(gitOpts, log.Named("git"))
+	// The chart workers read the CA bundle per request; a bad one stops
+	// the hub here, as chartsource.New did when it ran in the hub.
+	if ca := git.CABundle(); len(ca) > 0 && !x509.NewCertPool().AppendCertsFromPEM(ca) {
+		return errors.New("chart repositories: the CA bundle holds no certificate")
+	}
 	bin, err := renderBinary(o)
 	if err != nil {
 		return err
