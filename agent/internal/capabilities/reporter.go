@@ -102,30 +102,33 @@ func (r *Reporter) Run(ctx context.Context) {
 	timer := time.NewTimer(r.debounce)
 	timer.Stop()
 	defer timer.Stop()
-	// confirm: the next timer is a second read after a burst. The API
-	// server may serve a new kind a moment after its CRD's last status
-	// change (the last event): one more read then catches it.
-	confirm := false
+	// confirms counts the reads after a burst's read. The API server
+	// serves a new kind, and stops serving a removed one, some time after
+	// the CRD's last event: a moment on a quiet server, seconds on a busy
+	// one. Reads at 2, 4, 8... debounce periods after the burst's read
+	// catch it without another event.
+	confirms := maxConfirms
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-kick:
-			confirm = false
+			confirms = 0
 			timer.Reset(r.debounce)
 		case <-timer.C:
 			r.read(ctx)
-			if !confirm {
-				confirm = true
-				timer.Reset(confirmAfter * r.debounce)
+			if confirms < maxConfirms {
+				confirms++
+				timer.Reset(r.debounce << confirms)
 			}
 		}
 	}
 }
 
-// confirmAfter is how many debounce periods after a burst's read the
-// confirming read runs.
-const confirmAfter = 2
+// maxConfirms is how many reads follow a burst's read, each twice as late
+// as the one before: with the default debounce the last is about two
+// minutes after the burst.
+const maxConfirms = 6
 
 // informer watches gvr, keeping only the names of its objects in memory
 // (CRDs are large; only their changes matter here). It is built on the
