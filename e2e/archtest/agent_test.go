@@ -1,9 +1,6 @@
 package archtest
 
-import (
-	"strings"
-	"testing"
-)
+import "testing"
 
 // agentForbidden are packages the agent must not link: client-go's typed
 // clientset, typed informers and their scheme register every API group
@@ -22,15 +19,6 @@ var agentForbidden = []string{
 // TestAgentDependencies: go list -deps of the agent names none of
 // agentForbidden.
 func TestAgentDependencies(t *testing.T) {
-	deps := listDeps(t, "./agent/cmd/flotilla-agent")
-	if _, ok := deps[module+"agent/internal/run"]; !ok {
-		t.Fatalf("go list -deps ./agent/cmd/flotilla-agent lacks agent/internal/run (%d packages): the test no longer looks at the agent", len(deps))
-	}
-	for pkg := range deps {
-		for _, p := range agentForbidden {
-			if strings.HasPrefix(pkg, p) {
-				t.Errorf("the agent links %s (matches %q); it uses the dynamic client and links nothing of the hub", pkg, p)
-			}
-		}
-	}
+	checkDeps(t, "./agent/cmd/flotilla-agent", module+"agent/internal/run", agentForbidden, nil,
+		"the agent", "it uses the dynamic client and links nothing of the hub")
 }

@@ -36,17 +36,29 @@ var cliAllowed = []string{module + "hub/internal/cli"}
 // the hub beyond the CLI itself; the CLI reaches the hub only through the
 // wire types of hub/api.
 func TestCLIDependencies(t *testing.T) {
-	deps := listDeps(t, "./hub/cmd/flotilla")
-	if _, ok := deps[module+"hub/internal/cli"]; !ok {
-		t.Fatalf("go list -deps ./hub/cmd/flotilla lacks hub/internal/cli (%d packages): the test no longer looks at the CLI", len(deps))
+	checkDeps(t, "./hub/cmd/flotilla", module+"hub/internal/cli", cliForbidden, cliAllowed,
+		"the flotilla CLI", "the CLI may link only hub/api, light shared/ packages, pflag and a YAML library")
+}
+
+// checkDeps fails t for every package `go list -deps pattern` names that
+// starts with a prefix of forbidden and is not in allowed (what names the
+// binary in the message, why says where those packages belong). It first
+// checks that the list holds mustLink, so that a moved package cannot make
+// the rule look at nothing. It returns the list.
+func checkDeps(t *testing.T, pattern, mustLink string, forbidden, allowed []string, what, why string) map[string]bool {
+	t.Helper()
+	deps := listDeps(t, pattern)
+	if _, ok := deps[mustLink]; !ok {
+		t.Fatalf("go list -deps %s lacks %s (%d packages): the test no longer looks at %s", pattern, mustLink, len(deps), what)
 	}
 	for pkg := range deps {
-		for _, p := range cliForbidden {
-			if strings.HasPrefix(pkg, p) && !slices.Contains(cliAllowed, pkg) {
-				t.Errorf("the flotilla CLI links %s (matches %q); the CLI may link only hub/api, light shared/ packages, pflag and a YAML library", pkg, p)
+		for _, p := range forbidden {
+			if strings.HasPrefix(pkg, p) && !slices.Contains(allowed, pkg) {
+				t.Errorf("%s links %s (matches %q); %s", what, pkg, p, why)
 			}
 		}
 	}
+	return deps
 }
 
 // TestWireTypesStdlibOnly: hub/api, the HTTP API's wire types, imports
