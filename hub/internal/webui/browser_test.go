@@ -37,11 +37,18 @@ const cellSel = `td.cell[data-app="billing"][data-cluster="prod-eu-1"]`
 // text runs a text query.
 func text(t *testing.T, ctx context.Context, sel string) string {
 	t.Helper()
-	s, err := chromedp.Run(ctx, chromedp.Text(css(sel)))
-	if err != nil {
-		t.Fatalf("text of %s: %v", sel, err)
+	deadline := time.Now().Add(30 * time.Second) // a loaded machine
+	for {
+		s, err := chromedp.Run(ctx, chromedp.Text(css(sel)))
+		if err == nil {
+			return s
+		}
+		// The query found the element, then the page re-rendered it
+		// before its text was read: query again.
+		if !strings.Contains(err.Error(), "No node with given id found") || time.Now().After(deadline) {
+			t.Fatalf("text of %s: %v", sel, err)
+		}
 	}
-	return s
 }
 
 // waitText reads the text of sel until it contains want or 30 s pass (the
